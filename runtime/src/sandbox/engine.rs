@@ -1,0 +1,173 @@
+//! The engine: one wasmtime `Engine`, the linkers every plugin is checked
+//! against, the epoch ticker, and the plugin cache (memory, then disk, then compile).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+use wasmtime::component::{HasSelf, Linker};
+
+use super::artifact::{ArtifactCache, Compiled, compatibility_hash, deserialize};
+use super::compile::compile;
+use super::host::bindings::Job;
+use super::plugin::{Inner, Plugin};
+use super::settings::EngineSettings;
+use super::state::{ComponentState, CoreState};
+use super::ticker::Ticker;
+use super::validate::{self, error_chain};
+use crate::domain::{Digest, Limits, LimitsError};
+
+/// Why a module could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes are not a module wasmq can run; the reason names what is wrong
+    /// (`unsupported import "env"."system"`, a parse error with its offset, ...).
+    /// Caused by the uploader: answer 400, never retry.
+    #[error("invalid module: {0}")]
+    InvalidModule(String),
+    /// Larger than `max_module_bytes`. Answer 413.
+    #[error("module is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// The module's size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Compilation did not finish within `compile_timeout` (the child was killed).
+    #[error("compilation did not finish within {0:?}")]
+    CompileTimeout(Duration),
+    /// The compiler child hit its CPU or memory limit or crashed.
+    #[error("compilation failed: {0}")]
+    CompileFailed(String),
+    /// A fault of this host (cannot spawn, disk error). Answer 500.
+    #[error("internal error while loading a module: {0}")]
+    Internal(String),
+}
+
+/// The sandbox engine: shared, cheap to clone (an `Arc`).
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+pub(crate) struct EngineInner {
+    pub(crate) wasmtime: wasmtime::Engine,
+    pub(crate) settings: EngineSettings,
+    component_linker: Linker<ComponentState>,
+    core_linker: wasmtime::Linker<CoreState>,
+    artifacts: Option<ArtifactCache>,
+    /// One cell per digest: concurrent loads of one module compile it once.
+    plugins: Mutex<HashMap<Digest, Arc<OnceCell<Plugin>>>>,
+    pub(crate) ticker: Ticker,
+}
+
+impl Engine {
+    /// Builds the engine: wasmtime config, linkers (all of WASI p2 and p1 plus
+    /// the host interface), the epoch ticker and the artifact cache directory.
+    pub fn new(settings: EngineSettings) -> Result<Self, LoadError> {
+        let internal =
+            |what: &str, e: wasmtime::Error| LoadError::Internal(format!("{what}: {}", error_chain(&e)));
+        let config = settings.wasmtime_config(settings.pooling);
+        let wasmtime = wasmtime::Engine::new(&config).map_err(|e| internal("engine", e))?;
+
+        let mut component_linker = Linker::new(&wasmtime);
+        wasmtime_wasi::p2::add_to_linker_async(&mut component_linker).map_err(|e| internal("linker", e))?;
+        Job::add_to_linker::<ComponentState, HasSelf<ComponentState>>(&mut component_linker, |s| s)
+            .map_err(|e| internal("linker", e))?;
+        let mut core_linker = wasmtime::Linker::new(&wasmtime);
+        wasmtime_wasi::p1::add_to_linker_async(&mut core_linker, |s: &mut CoreState| &mut s.wasi)
+            .map_err(|e| internal("linker", e))?;
+
+        let artifacts = match &settings.cache_dir {
+            Some(dir) => Some(
+                ArtifactCache::open(dir, compatibility_hash(&wasmtime))
+                    .map_err(|e| LoadError::Internal(format!("cache dir {}: {e}", dir.display())))?,
+            ),
+            None => None,
+        };
+        let ticker = Ticker::start(wasmtime.weak(), settings.epoch_tick)
+            .map_err(|e| LoadError::Internal(format!("epoch thread: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(EngineInner {
+                wasmtime,
+                settings,
+                component_linker,
+                core_linker,
+                artifacts,
+                plugins: Mutex::new(HashMap::new()),
+                ticker,
+            }),
+        })
+    }
+
+    /// The settings the engine was built with.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.inner.settings
+    }
+
+    /// Runs in flight right now (0 when idle: no run is stuck).
+    pub fn active_runs(&self) -> usize {
+        self.inner.ticker.active()
+    }
+
+    /// Checks per-run limits against what this engine can enforce.
+    pub fn validate_limits(&self, limits: &Limits) -> Result<(), LimitsError> {
+        limits.validate(self.inner.settings.max_memory_bytes)
+    }
+
+    /// Validates and compiles a module, or returns the cached plugin for its
+    /// digest. Concurrent loads of the same bytes share one compilation.
+    pub async fn load(&self, bytes: impl Into<Arc<[u8]>>) -> Result<Plugin, LoadError> {
+        let bytes: Arc<[u8]> = bytes.into();
+        let limit = self.inner.settings.max_module_bytes;
+        if bytes.len() as u64 > limit {
+            return Err(LoadError::TooLarge { size: bytes.len() as u64, limit });
+        }
+        let digest = Digest::of(&bytes);
+        let cell = self.inner.plugins.lock().expect("plugin cache lock").entry(digest).or_default().clone();
+        let result = cell.get_or_try_init(|| self.load_uncached(digest, bytes)).await.cloned();
+        if result.is_err() {
+            // Do not remember failures: the entry would only pin memory.
+            let mut map = self.inner.plugins.lock().expect("plugin cache lock");
+            if map.get(&digest).is_some_and(|c| c.get().is_none()) {
+                map.remove(&digest);
+            }
+        }
+        result
+    }
+
+    /// The plugin for `digest` if it was loaded before (no I/O).
+    pub fn cached(&self, digest: &Digest) -> Option<Plugin> {
+        self.inner.plugins.lock().expect("plugin cache lock").get(digest).and_then(|c| c.get().cloned())
+    }
+
+    /// Drops a plugin from the in-memory cache (e.g. when its module is deleted).
+    pub fn evict(&self, digest: &Digest) {
+        self.inner.plugins.lock().expect("plugin cache lock").remove(digest);
+    }
+
+    async fn load_uncached(&self, digest: Digest, bytes: Arc<[u8]>) -> Result<Plugin, LoadError> {
+        let inner = &self.inner;
+        let binary = validate::sniff(&bytes).map_err(LoadError::InvalidModule)?;
+        let cached = inner.artifacts.as_ref().and_then(|c| c.load(&inner.wasmtime, &digest, &binary));
+        let compiled = match cached {
+            Some(c) => c,
+            None => {
+                let artifact = compile(&inner.settings, &inner.wasmtime, bytes.clone(), binary).await?;
+                if let Some(cache) = &inner.artifacts
+                    && let Err(e) = cache.store(&digest, &binary, &artifact)
+                {
+                    tracing::warn!(%digest, error = %e, "could not cache compiled artifact");
+                }
+                deserialize(&inner.wasmtime, &binary, &artifact)
+                    .map_err(|e| LoadError::Internal(format!("loading compiled code: {}", error_chain(&e))))?
+            }
+        };
+        let pre = match compiled {
+            Compiled::Component(c) => validate::component(&inner.wasmtime, &inner.component_linker, &c),
+            Compiled::Module(m) => validate::core_module(&inner.core_linker, &m),
+        }
+        .map_err(LoadError::InvalidModule)?;
+        Ok(Plugin { inner: Arc::new(Inner { digest, size: bytes.len() as u64, pre }) })
+    }
+}

@@ -1,0 +1,37 @@
+//! Execution layer: runs one plugin on one JSON payload in a fresh wasmtime
+//! sandbox under hard limits.
+//!
+//! [`Engine`] (one per process, cheap to clone) -> [`Engine::load`] -> [`Plugin`]
+//! (validated, compiled, cached by digest in memory and on disk) ->
+//! [`Engine::run`] -> [`crate::domain::Outcome`].
+//!
+//! - `settings`: [`EngineSettings`] and the one function that turns them into a
+//!   `wasmtime::Config` (shared by the compiler child process, so artifacts match).
+//! - `engine`: the engine, its linkers and the in-memory plugin cache.
+//! - `ticker`: the epoch thread behind timeouts, cancellation and async yields.
+//! - `compile`: compilation off the async threads, in a child process with a deadline.
+//! - `artifact`: the on-disk cache of compiled code.
+//! - `validate`: what a module may import and must export, and why it is refused.
+//! - `plugin`: a loaded plugin: its kind and pre-instantiated form.
+//! - `state`: per-run store data, the resource limiter and `configure_store`.
+//! - `host`: the `wasmq:plugin/host` interface.
+//! - `output`: bounded capture of stdout and stderr.
+//! - `run`: one run, and the classification of how it ended.
+
+mod artifact;
+mod compile;
+mod engine;
+mod host;
+mod output;
+mod plugin;
+mod run;
+mod settings;
+mod state;
+mod ticker;
+mod validate;
+
+pub use compile::compile_child_main;
+pub use engine::{Engine, LoadError};
+pub use plugin::Plugin;
+pub use run::{CancelToken, HostHooks, RunContext};
+pub use settings::{CompileMode, EngineSettings};

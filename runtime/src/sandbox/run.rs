@@ -1,0 +1,342 @@
+//! One run of a plugin: a fresh store, instantiate, call, and the classification
+//! of how it ended into a typed [`Outcome`].
+
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
+
+use super::engine::Engine;
+use super::output::{Capture, Keep, OutputOverflow};
+use super::plugin::{Plugin, Pre};
+use super::state::{
+    ComponentState, CoreState, HasRun, Interrupt, Limiter, RunState, UNLIMITED_FUEL, configure_store,
+    remaining,
+};
+use super::validate::error_chain;
+use crate::domain::{JobInfo, Limits, LogLevel, Outcome, RunError};
+
+/// Cancels a run from outside. Cheap to clone; cancelling is idempotent.
+///
+/// A guest spinning in pure wasm is stopped at its next epoch tick (about a
+/// millisecond); one blocked in a host call is dropped at once.
+pub type CancelToken = CancellationToken;
+
+/// Callbacks for what a plugin reports while it runs (progress and log lines),
+/// e.g. to stream them to a job's watchers. Called on the run's task: keep them
+/// cheap and non-blocking.
+pub trait HostHooks: Send + Sync + 'static {
+    /// The plugin reported progress.
+    fn progress(&self, percent: u8, message: &str) {
+        let _ = (percent, message);
+    }
+
+    /// The plugin logged a line through the host.
+    fn log(&self, level: LogLevel, message: &str) {
+        let _ = (level, message);
+    }
+}
+
+/// Everything about a run besides the plugin, payload and limits.
+#[derive(Clone, Default)]
+pub struct RunContext {
+    /// What `host.job-info` answers.
+    pub job: JobInfo,
+    /// Live progress and log callbacks.
+    pub hooks: Option<Arc<dyn HostHooks>>,
+    /// Cancels the run.
+    pub cancel: CancelToken,
+}
+
+/// Grace on top of the limit for the outer timeout, which only matters while
+/// the guest waits in a host call (the epoch callback handles running code).
+const OUTER_GRACE: Duration = Duration::from_millis(50);
+/// Program name a command plugin sees as `argv[0]`.
+const PROGRAM_NAME: &str = "plugin";
+/// Largest `wasi:random` request served in one call.
+const MAX_RANDOM_BYTES: u64 = 1 << 20;
+/// EX_TEMPFAIL from sysexits.h: a command plugin exiting with it asks for a retry.
+const EXIT_TEMPFAIL: i32 = 75;
+
+/// How a call ended, before classification.
+enum Ended {
+    /// A job plugin returned (its JSON text), or a command exited 0.
+    Returned(String),
+    /// A job plugin returned its own error.
+    PluginError { message: String, retryable: bool },
+    /// A command exited with a non-zero status.
+    Exited(i32),
+    /// The call failed (trap, interrupt, host error).
+    Failed(wasmtime::Error),
+    /// The outer timeout fired while the guest waited in a host call.
+    OuterTimeout,
+    /// Cancelled while the guest waited in a host call.
+    OuterCancel,
+}
+
+impl Engine {
+    /// Runs `plugin` on `payload` (JSON text) under `limits`, in a fresh store.
+    ///
+    /// Never panics and never returns an error: every way a run can end is an
+    /// [`Outcome`]. `limits` should have passed [`Engine::validate_limits`]; values
+    /// beyond the engine's ceilings are clamped to them.
+    pub async fn run(&self, plugin: &Plugin, payload: &str, limits: &Limits, ctx: RunContext) -> Outcome {
+        if let Err(e) = serde_json::from_str::<IgnoredAny>(payload) {
+            return Outcome::rejected(RunError::InvalidPayload { message: e.to_string() });
+        }
+        let mut limits = limits.clone();
+        limits.memory_bytes = limits.memory_bytes.min(self.inner.settings.max_memory_bytes);
+        let _active = self.inner.ticker.activate();
+        let started = Instant::now();
+        let deadline = started + limits.timeout;
+        let command = !matches!(plugin.inner.pre, Pre::Job(_));
+
+        // A command's stdout is its result: nothing may be dropped, so the window
+        // is the whole result limit and writing past it fails the run.
+        let stdout = if command {
+            Capture::new(limits.max_result_bytes, limits.max_result_bytes, Keep::Head)
+        } else {
+            Capture::new(limits.max_log_bytes, output_ceiling(&limits), Keep::Head)
+        };
+        let stderr = Capture::new(limits.max_log_bytes, output_ceiling(&limits), Keep::Tail);
+        let run_state = RunState {
+            limiter: Limiter::new(&limits),
+            job: ctx.job,
+            hooks: ctx.hooks,
+            started,
+            progress: Default::default(),
+            logs: Vec::new(),
+            log_bytes: 0,
+            max_log_bytes: limits.max_log_bytes,
+            logs_truncated: false,
+            interrupted: None,
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+        };
+        let mut wasi = WasiCtxBuilder::new();
+        // Deny by default: no environment, no preopened directories, no sockets,
+        // no name lookups (the builder's defaults, stated here so they stay so).
+        wasi.args(&[PROGRAM_NAME])
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_ip_name_lookup(false)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .max_random_size(MAX_RANDOM_BYTES);
+        if command {
+            wasi.stdin(MemoryInputPipe::new(payload.as_bytes().to_vec()));
+        }
+
+        let engine = &self.inner;
+        let fuel = engine.settings.fuel_metering;
+        let epoch = engine.settings.epoch_interruption;
+        let cancel = ctx.cancel;
+        let (ended, fuel_left, state) = match &plugin.inner.pre {
+            Pre::Job(pre) => {
+                let state =
+                    ComponentState { wasi: wasi.build(), table: ResourceTable::new(), run: run_state };
+                let mut store = Store::new(&engine.wasmtime, state);
+                let ended = match configure_store(&mut store, &limits, fuel, epoch, cancel.clone(), deadline)
+                {
+                    Err(e) => Ended::Failed(e),
+                    Ok(()) => {
+                        let call = async {
+                            let instance = pre.instantiate_async(&mut store).await?;
+                            instance.call_run(&mut store, payload).await
+                        };
+                        match guard(call, &cancel, deadline).await {
+                            Ok(Ok(Ok(json))) => Ended::Returned(json),
+                            Ok(Ok(Err(e))) => {
+                                Ended::PluginError { message: e.message, retryable: e.retryable }
+                            }
+                            Ok(Err(e)) => Ended::Failed(e),
+                            Err(outer) => outer,
+                        }
+                    }
+                };
+                finish_store(store, ended)
+            }
+            Pre::Command(pre) => {
+                let state =
+                    ComponentState { wasi: wasi.build(), table: ResourceTable::new(), run: run_state };
+                let mut store = Store::new(&engine.wasmtime, state);
+                let ended = match configure_store(&mut store, &limits, fuel, epoch, cancel.clone(), deadline)
+                {
+                    Err(e) => Ended::Failed(e),
+                    Ok(()) => {
+                        let call = async {
+                            let command = pre.instantiate_async(&mut store).await?;
+                            command.wasi_cli_run().call_run(&mut store).await
+                        };
+                        match guard(call, &cancel, deadline).await {
+                            Ok(Ok(Ok(()))) => Ended::Returned(String::new()),
+                            Ok(Ok(Err(()))) => Ended::Exited(1),
+                            Ok(Err(e)) => exit_status(e),
+                            Err(outer) => outer,
+                        }
+                    }
+                };
+                finish_store(store, ended)
+            }
+            Pre::CoreCommand(pre) => {
+                let state = CoreState { wasi: wasi.build_p1(), run: run_state };
+                let mut store = Store::new(&engine.wasmtime, state);
+                let ended = match configure_store(&mut store, &limits, fuel, epoch, cancel.clone(), deadline)
+                {
+                    Err(e) => Ended::Failed(e),
+                    Ok(()) => {
+                        let call = async {
+                            let instance = pre.instantiate_async(&mut store).await?;
+                            let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                            start.call_async(&mut store, ()).await
+                        };
+                        match guard(call, &cancel, deadline).await {
+                            Ok(Ok(())) => Ended::Returned(String::new()),
+                            Ok(Err(e)) => exit_status(e),
+                            Err(outer) => outer,
+                        }
+                    }
+                };
+                finish_store(store, ended)
+            }
+        };
+        let fuel_used =
+            if fuel { limits.fuel.unwrap_or(UNLIMITED_FUEL).saturating_sub(fuel_left) } else { 0 };
+        let result = classify(ended, &state, &limits, fuel_used, command);
+        let stdout_capture = if command { Default::default() } else { state.stdout.finish() };
+        Outcome {
+            status: if result.is_ok() { "succeeded" } else { "failed" },
+            error: result.as_ref().err().cloned(),
+            result: result.ok(),
+            fuel_used,
+            duration: started.elapsed(),
+            peak_memory_bytes: state.limiter.peak_memory,
+            progress: state.progress.into(),
+            logs: state.logs,
+            logs_truncated: state.logs_truncated,
+            stdout: stdout_capture,
+            stderr: state.stderr.finish(),
+        }
+    }
+}
+
+/// Bytes a job plugin may write to stdout or stderr before the run fails: the
+/// kept window is `max_log_bytes`, the rest is counted and dropped, and a plugin
+/// printing without end is stopped here rather than at its fuel or time limit.
+fn output_ceiling(limits: &Limits) -> u64 {
+    limits.max_log_bytes.saturating_mul(16).max(limits.max_result_bytes)
+}
+
+/// Races the call against cancellation and the outer timeout. Both only win
+/// while the guest waits in a host call: running wasm is stopped by the epoch
+/// callback, which sees the same token and deadline.
+async fn guard<F: Future>(call: F, cancel: &CancelToken, deadline: Instant) -> Result<F::Output, Ended> {
+    tokio::select! {
+        out = call => Ok(out),
+        () = cancel.cancelled() => Err(Ended::OuterCancel),
+        () = tokio::time::sleep(remaining(deadline) + OUTER_GRACE) => Err(Ended::OuterTimeout),
+    }
+}
+
+/// A command's `exit(n)` surfaces as an `I32Exit` error.
+fn exit_status(e: wasmtime::Error) -> Ended {
+    match e.downcast_ref::<I32Exit>() {
+        Some(I32Exit(0)) => Ended::Returned(String::new()),
+        Some(I32Exit(code)) => Ended::Exited(*code),
+        None => Ended::Failed(e),
+    }
+}
+
+/// Reads what is left of the store and drops it (and with it the instance).
+fn finish_store<T: HasRun>(store: Store<T>, ended: Ended) -> (Ended, u64, RunState) {
+    let fuel_left = store.get_fuel().unwrap_or(0);
+    (ended, fuel_left, store.into_data().into_run())
+}
+
+/// Turns how the call ended into the result or a typed error. Causes recorded by
+/// the host (interrupts, memory denial, output overflow) are checked before the
+/// trap itself, because the guest usually reacts to a denial by aborting.
+fn classify(
+    ended: Ended,
+    state: &RunState,
+    limits: &Limits,
+    fuel_used: u64,
+    command: bool,
+) -> Result<Box<RawValue>, RunError> {
+    let timeout_ms = limits.timeout.as_millis() as u64;
+    if let Some(limit) = state.stdout.overflowed().or(state.stderr.overflowed()) {
+        return Err(RunError::OutputTooLarge { limit });
+    }
+    let error = match ended {
+        Ended::Returned(json) => {
+            let json =
+                if command { String::from_utf8_lossy(&state.stdout.bytes()).into_owned() } else { json };
+            if json.len() as u64 > limits.max_result_bytes {
+                return Err(RunError::OutputTooLarge { limit: limits.max_result_bytes });
+            }
+            return RawValue::from_string(json.trim().to_string()).map_err(|e| RunError::PluginError {
+                message: format!("plugin returned a result that is not JSON: {e}"),
+                retryable: false,
+            });
+        }
+        Ended::PluginError { message, retryable } => {
+            return Err(RunError::PluginError { message, retryable });
+        }
+        Ended::Exited(code) => {
+            let tail = state.stderr.finish().text;
+            let tail = tail.trim();
+            return Err(RunError::PluginError {
+                message: if tail.is_empty() {
+                    format!("exit code {code}")
+                } else {
+                    format!("exit code {code}: {tail}")
+                },
+                retryable: code == EXIT_TEMPFAIL,
+            });
+        }
+        Ended::OuterTimeout => return Err(RunError::Timeout { after_ms: timeout_ms }),
+        Ended::OuterCancel => return Err(RunError::Cancelled),
+        Ended::Failed(e) => e,
+    };
+    match state.interrupted {
+        Some(Interrupt::Cancelled) => return Err(RunError::Cancelled),
+        Some(Interrupt::Timeout) => return Err(RunError::Timeout { after_ms: timeout_ms }),
+        None => {}
+    }
+    if state.limiter.memory_denied {
+        return Err(RunError::MemoryLimit { limit: limits.memory_bytes });
+    }
+    if let Some(overflow) = error.downcast_ref::<OutputOverflow>() {
+        return Err(RunError::OutputTooLarge { limit: overflow.limit });
+    }
+    if let Some(trap) = error.downcast_ref::<Trap>() {
+        if *trap == Trap::OutOfFuel {
+            return Err(RunError::FuelExhausted { used: fuel_used });
+        }
+        let backtrace = error.downcast_ref::<wasmtime::WasmBacktrace>().map(|bt| bt.to_string());
+        let stderr = state.stderr.finish().text;
+        let trap = trap.to_string();
+        let trap = trap.strip_prefix("wasm trap: ").unwrap_or(&trap);
+        let message = match panic_message(&stderr) {
+            Some(panic) => format!("{trap}: {panic}"),
+            None => trap.to_string(),
+        };
+        return Err(RunError::Trap { message, backtrace });
+    }
+    Err(RunError::Trap { message: error_chain(&error), backtrace: None })
+}
+
+/// The message of a Rust guest's panic, from its stderr (`panicked at ...:\nmsg`).
+fn panic_message(stderr: &str) -> Option<String> {
+    let at = stderr.rfind("panicked at ")?;
+    let rest = &stderr[at..];
+    let mut lines = rest.lines();
+    let location = lines.next()?.trim_end_matches(':');
+    let message = lines.next().unwrap_or("").trim();
+    Some(if message.is_empty() { location.to_string() } else { format!("{location}: {message}") })
+}

@@ -1,0 +1,110 @@
+//! Engine-wide settings and the `wasmtime::Config` they produce.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Where modules are compiled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompileMode {
+    /// On a blocking thread of this process. Cranelift cannot be interrupted, so
+    /// the deadline only stops the wait, not the work: fine for the CLI, not for
+    /// a server that accepts modules from others.
+    InProcess,
+    /// In a child process (`<program> __compile`) with CPU and memory limits,
+    /// killed at the deadline. The server uses this.
+    Subprocess {
+        /// The `wasmq` executable.
+        program: PathBuf,
+    },
+}
+
+/// Settings fixed for the lifetime of an [`super::Engine`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineSettings {
+    /// Meter fuel (needed for fuel limits and `fuel_used`). Off only for benchmarks.
+    pub fuel_metering: bool,
+    /// Epoch interruption (needed for timeouts, cancellation and yielding).
+    /// Off only for benchmarks: without it a spinning guest cannot be stopped.
+    pub epoch_interruption: bool,
+    /// Use the pooling instance allocator (fast instantiation, fixed slots).
+    pub pooling: bool,
+    /// Pool slots: how many instances may be alive at once.
+    pub max_instances: u32,
+    /// Ceiling for any run's memory limit, in bytes (the pool's slot size).
+    pub max_memory_bytes: u64,
+    /// Largest module accepted, in bytes.
+    pub max_module_bytes: u64,
+    /// Compilation deadline.
+    pub compile_timeout: Duration,
+    /// Memory cap for the compiler child process, in bytes.
+    pub compile_memory_bytes: u64,
+    /// Where compiled artifacts are cached; `None` disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Where compilation happens.
+    pub compile_mode: CompileMode,
+    /// Epoch tick: the granularity of timeouts and cancellation.
+    pub epoch_tick: Duration,
+    /// Wasm stack per run, in bytes (deep recursion traps past this).
+    pub max_wasm_stack: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            fuel_metering: true,
+            epoch_interruption: true,
+            pooling: true,
+            max_instances: 128,
+            max_memory_bytes: 1 << 30,
+            max_module_bytes: 32 << 20,
+            compile_timeout: Duration::from_secs(60),
+            compile_memory_bytes: 4 << 30,
+            cache_dir: None,
+            compile_mode: CompileMode::InProcess,
+            epoch_tick: Duration::from_millis(1),
+            max_wasm_stack: 512 << 10,
+        }
+    }
+}
+
+/// Native stack of each async fiber. Host code (WASI) runs on the same stack as
+/// the guest, so it must stay well above `max_wasm_stack`, or a deep guest plus
+/// a host call could overflow it and abort the whole process.
+const ASYNC_STACK_EXTRA: usize = 2 << 20;
+
+impl EngineSettings {
+    /// The wasmtime configuration. The compiler child builds its engine with
+    /// `pooling = false` through this same function: the allocation strategy
+    /// does not change compiled code (the child checks the compatibility hash).
+    pub(crate) fn wasmtime_config(&self, pooling: bool) -> Config {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.consume_fuel(self.fuel_metering);
+        config.epoch_interruption(self.epoch_interruption);
+        config.max_wasm_stack(self.max_wasm_stack);
+        config.async_stack_size(self.max_wasm_stack + ASYNC_STACK_EXTRA);
+        config.parallel_compilation(true);
+        config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
+        if pooling {
+            let slots = self.max_instances;
+            let mut pool = PoolingAllocationConfig::new();
+            pool.total_component_instances(slots)
+                // A Rust component is a few core instances (main module plus shims).
+                .total_core_instances(slots * 8)
+                .total_memories(slots * 2)
+                .total_tables(slots * 4)
+                .total_stacks(slots)
+                .max_memories_per_component(4)
+                .max_tables_per_component(8)
+                .max_memory_size(self.max_memory_bytes as usize)
+                // Keep the first pages of a reused slot resident: most guests touch
+                // about a megabyte, and re-faulting it costs more than zeroing.
+                .linear_memory_keep_resident(1 << 20)
+                .table_keep_resident(64 << 10);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        config
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds the guest SDK and every plugin in plugins/ and collects the .wasm files.
+#
+#   scripts/build-plugins.sh            # -> $CARGO_TARGET_DIR/wasm-plugins/out (or target/...)
+#   WASMQ_PLUGINS_DIR=/some/dir scripts/build-plugins.sh
+#
+# Output names follow the crate names: echo.wasm, thumbnail.wasm, ..., plus
+# hello-command.p1.wasm (the same program as a WASI preview 1 core module).
+# Prints the output directory on its last line. The integration tests call this.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+base=${WASMQ_PLUGINS_DIR:-${CARGO_TARGET_DIR:-$root/target}/wasm-plugins}
+out=$base/out
+mkdir -p "$out"
+export CARGO_TARGET_DIR=$base/target
+manifest=$root/plugins/Cargo.toml
+
+cargo build --quiet --release --locked --manifest-path "$manifest" --target wasm32-wasip2 >&2
+cargo build --quiet --release --locked --manifest-path "$manifest" --target wasm32-wasip1 -p hello-command >&2
+
+for dir in "$root"/plugins/examples/* "$root"/plugins/testing/*; do
+  name=$(basename "$dir")
+  artifact=$CARGO_TARGET_DIR/wasm32-wasip2/release/${name//-/_}.wasm
+  [ -f "$artifact" ] || artifact=$CARGO_TARGET_DIR/wasm32-wasip2/release/$name.wasm
+  cp -f "$artifact" "$out/$name.wasm"
+done
+cp -f "$CARGO_TARGET_DIR/wasm32-wasip1/release/hello-command.wasm" "$out/hello-command.p1.wasm"
+echo "$out"

@@ -1,0 +1,11 @@
+//! The one integration-test binary (one link step for the whole suite).
+//!
+//! Tests run real plugins built from `plugins/` by `scripts/build-plugins.sh`,
+//! once per test run (see `support::plugin`).
+
+mod cli;
+mod invalid_modules;
+mod misbehaving;
+mod plugins;
+mod sandbox;
+mod support;

@@ -1,0 +1,79 @@
+//! Shared helpers: the plugin build, engines, and common assertions.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use wasmq::domain::{Limits, Outcome, RunError};
+use wasmq::sandbox::{Engine, EngineSettings, Plugin, RunContext};
+
+/// Builds every plugin once per test run and returns the output directory.
+pub fn plugins_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().to_path_buf();
+        let output = Command::new("bash")
+            .arg(root.join("scripts/build-plugins.sh"))
+            .env("WASMQ_PLUGINS_DIR", target.join("wasm-plugins"))
+            .output()
+            .expect("run scripts/build-plugins.sh");
+        assert!(
+            output.status.success(),
+            "building the plugins failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        PathBuf::from(stdout.lines().last().expect("build script prints its output dir").trim())
+    })
+}
+
+/// The path of a built plugin, e.g. `plugin_path("echo")`.
+pub fn plugin_path(name: &str) -> PathBuf {
+    let path = plugins_dir().join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// The bytes of a built plugin.
+pub fn plugin_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(plugin_path(name)).unwrap()
+}
+
+/// An engine with default settings: in-process compilation, no disk cache.
+pub fn engine() -> Engine {
+    Engine::new(EngineSettings::default()).expect("engine")
+}
+
+/// Loads a built plugin into `engine`.
+pub async fn load(engine: &Engine, name: &str) -> Plugin {
+    engine.load(plugin_bytes(name)).await.unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+/// Runs with default context.
+pub async fn run(engine: &Engine, plugin: &Plugin, payload: &str, limits: &Limits) -> Outcome {
+    engine.run(plugin, payload, limits, RunContext::default()).await
+}
+
+/// The result as a JSON value, or a panic with the error.
+pub fn ok_json(outcome: &Outcome) -> serde_json::Value {
+    match outcome.as_result() {
+        Ok(raw) => serde_json::from_str(raw.get()).unwrap(),
+        Err(e) => panic!("expected success, got {e:?} (stderr: {})", outcome.stderr.text),
+    }
+}
+
+/// The error, or a panic with the result.
+pub fn err(outcome: &Outcome) -> &RunError {
+    match outcome.as_result() {
+        Ok(raw) => panic!("expected an error, got {}", raw.get()),
+        Err(e) => e,
+    }
+}
+
+/// Resident set size of this process, in bytes (Linux).
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
