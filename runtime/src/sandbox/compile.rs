@@ -98,16 +98,8 @@ pub(crate) async fn compile(
     }
 }
 
-fn clip(mut s: String) -> String {
-    if s.len() > MAX_REASON {
-        let mut end = MAX_REASON;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push('…');
-    }
-    s
+fn clip(s: String) -> String {
+    super::state::clip(s, MAX_REASON)
 }
 
 /// Entry point of `wasmq __compile`: module bytes on stdin, artifact on stdout.

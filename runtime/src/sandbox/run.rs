@@ -132,77 +132,58 @@ impl Engine {
             wasi.stdin(MemoryInputPipe::new(payload.as_bytes().to_vec()));
         }
 
-        let engine = &self.inner;
-        let fuel = engine.settings.fuel_metering;
-        let epoch = engine.settings.epoch_interruption;
+        let fuel = self.inner.settings.fuel_metering;
         let cancel = ctx.cancel;
+        let component_state = |wasi: &mut WasiCtxBuilder, run| ComponentState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            run,
+        };
         let (ended, fuel_left, state) = match &plugin.inner.pre {
             Pre::Job(pre) => {
-                let state =
-                    ComponentState { wasi: wasi.build(), table: ResourceTable::new(), run: run_state };
-                let mut store = Store::new(&engine.wasmtime, state);
-                let ended = match configure_store(&mut store, &limits, fuel, epoch, cancel.clone(), deadline)
-                {
-                    Err(e) => Ended::Failed(e),
-                    Ok(()) => {
-                        let call = async {
-                            let instance = pre.instantiate_async(&mut store).await?;
-                            instance.call_run(&mut store, payload).await
-                        };
-                        match guard(call, &cancel, deadline).await {
-                            Ok(Ok(Ok(json))) => Ended::Returned(json),
-                            Ok(Ok(Err(e))) => {
-                                Ended::PluginError { message: e.message, retryable: e.retryable }
-                            }
-                            Ok(Err(e)) => Ended::Failed(e),
-                            Err(outer) => outer,
-                        }
+                let state = component_state(&mut wasi, run_state);
+                self.drive(state, &limits, &cancel, deadline, async |store| {
+                    let call = async {
+                        let instance = pre.instantiate_async(&mut *store).await?;
+                        instance.call_run(&mut *store, payload).await
+                    };
+                    match call.await {
+                        Ok(Ok(json)) => Ended::Returned(json),
+                        Ok(Err(e)) => Ended::PluginError { message: e.message, retryable: e.retryable },
+                        Err(e) => Ended::Failed(e),
                     }
-                };
-                finish_store(store, ended)
+                })
+                .await
             }
             Pre::Command(pre) => {
-                let state =
-                    ComponentState { wasi: wasi.build(), table: ResourceTable::new(), run: run_state };
-                let mut store = Store::new(&engine.wasmtime, state);
-                let ended = match configure_store(&mut store, &limits, fuel, epoch, cancel.clone(), deadline)
-                {
-                    Err(e) => Ended::Failed(e),
-                    Ok(()) => {
-                        let call = async {
-                            let command = pre.instantiate_async(&mut store).await?;
-                            command.wasi_cli_run().call_run(&mut store).await
-                        };
-                        match guard(call, &cancel, deadline).await {
-                            Ok(Ok(Ok(()))) => Ended::Returned(String::new()),
-                            Ok(Ok(Err(()))) => Ended::Exited(1),
-                            Ok(Err(e)) => exit_status(e),
-                            Err(outer) => outer,
-                        }
+                let state = component_state(&mut wasi, run_state);
+                self.drive(state, &limits, &cancel, deadline, async |store| {
+                    let call = async {
+                        let command = pre.instantiate_async(&mut *store).await?;
+                        command.wasi_cli_run().call_run(&mut *store).await
+                    };
+                    match call.await {
+                        Ok(Ok(())) => Ended::Returned(String::new()),
+                        Ok(Err(())) => Ended::Exited(1),
+                        Err(e) => exit_status(e),
                     }
-                };
-                finish_store(store, ended)
+                })
+                .await
             }
             Pre::CoreCommand(pre) => {
                 let state = CoreState { wasi: wasi.build_p1(), run: run_state };
-                let mut store = Store::new(&engine.wasmtime, state);
-                let ended = match configure_store(&mut store, &limits, fuel, epoch, cancel.clone(), deadline)
-                {
-                    Err(e) => Ended::Failed(e),
-                    Ok(()) => {
-                        let call = async {
-                            let instance = pre.instantiate_async(&mut store).await?;
-                            let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-                            start.call_async(&mut store, ()).await
-                        };
-                        match guard(call, &cancel, deadline).await {
-                            Ok(Ok(())) => Ended::Returned(String::new()),
-                            Ok(Err(e)) => exit_status(e),
-                            Err(outer) => outer,
-                        }
+                self.drive(state, &limits, &cancel, deadline, async |store| {
+                    let call = async {
+                        let instance = pre.instantiate_async(&mut *store).await?;
+                        let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+                        start.call_async(&mut *store, ()).await
+                    };
+                    match call.await {
+                        Ok(()) => Ended::Returned(String::new()),
+                        Err(e) => exit_status(e),
                     }
-                };
-                finish_store(store, ended)
+                })
+                .await
             }
         };
         let fuel_used =
@@ -222,6 +203,36 @@ impl Engine {
             stdout: stdout_capture,
             stderr: state.stderr.finish(),
         }
+    }
+}
+
+impl Engine {
+    /// Creates the store, applies the limits, runs `call` under the cancellation
+    /// and outer-timeout guard, and takes the run state back out of the store.
+    async fn drive<T: HasRun>(
+        &self,
+        state: T,
+        limits: &Limits,
+        cancel: &CancelToken,
+        deadline: Instant,
+        call: impl AsyncFnOnce(&mut Store<T>) -> Ended,
+    ) -> (Ended, u64, RunState) {
+        let settings = &self.inner.settings;
+        let mut store = Store::new(&self.inner.wasmtime, state);
+        let configured = configure_store(
+            &mut store,
+            limits,
+            settings.fuel_metering,
+            settings.epoch_interruption,
+            cancel.clone(),
+            deadline,
+        );
+        let ended = match configured {
+            Err(e) => Ended::Failed(e),
+            Ok(()) => guard(call(&mut store), cancel, deadline).await.unwrap_or_else(|outer| outer),
+        };
+        let fuel_left = store.get_fuel().unwrap_or(0);
+        (ended, fuel_left, store.into_data().into_run())
     }
 }
 
@@ -250,12 +261,6 @@ fn exit_status(e: wasmtime::Error) -> Ended {
         Some(I32Exit(code)) => Ended::Exited(*code),
         None => Ended::Failed(e),
     }
-}
-
-/// Reads what is left of the store and drops it (and with it the instance).
-fn finish_store<T: HasRun>(store: Store<T>, ended: Ended) -> (Ended, u64, RunState) {
-    let fuel_left = store.get_fuel().unwrap_or(0);
-    (ended, fuel_left, store.into_data().into_run())
 }
 
 /// Turns how the call ended into the result or a typed error. Causes recorded by
