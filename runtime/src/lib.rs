@@ -12,14 +12,31 @@
 //!   into [`sandbox::Plugin`]s (validated, compiled off the async threads, cached
 //!   by digest in memory and on disk) and runs one plugin on one payload:
 //!   `engine.run(&plugin, payload, &limits, ctx) -> Outcome`.
-//! - [`cli`]: the `wasmq` command line (`wasmq run`, and the hidden
-//!   `wasmq __compile` child the engine uses to compile untrusted modules).
+//! - [`store`]: persistence behind the [`store::Store`] trait (SQLite now,
+//!   PostgreSQL next); migrations in `runtime/migrations/<backend>/`.
+//! - [`queue`]: orchestration: the producer claims runnable jobs in batches into
+//!   free worker slots, the executor runs them in the engine, the completer writes
+//!   outcomes in batches, maintenance renews leases and rescues expired ones.
+//! - [`callbacks`]: signed webhook delivery with retries, off the workers.
+//! - [`api`]: transport: the `/v1` HTTP API (axum), its error shape, auth and
+//!   the generated OpenAPI document.
+//! - [`config`] and [`app`]: settings (flags > env > TOML > defaults) and the
+//!   wiring `App::build(settings).await?.run_until_stopped(shutdown)`.
+//! - [`cli`]: the `wasmq` command line (`run`, `serve`, and the hidden
+//!   `__compile` child the engine uses to compile untrusted modules).
 //!
-//! A job flows: bytes -> `Engine::load` (sniff, size check, compile in a child
-//! process or load the cached artifact, check imports and exports against the
-//! linker) -> `Plugin` -> `Engine::run` (fresh `Store`, limits applied in
-//! `configure_store`, instantiate, call, classify) -> `Outcome`.
+//! A job flows: `POST /v1/jobs` (api) -> alias resolved, module pinned,
+//! `Store::job_insert` -> producer woken in-process -> `Store::job_claim` (lease)
+//! -> executor: `Engine::run` (fresh `Store`, limits applied in `configure_store`,
+//! instantiate, call, classify) -> `Outcome` -> completer: `Store::job_complete`
+//! (succeeded / failed with backoff / dead) -> waiters woken, callback sent.
 
+pub mod api;
+pub mod app;
+pub mod callbacks;
 pub mod cli;
+pub mod config;
 pub mod domain;
+pub mod queue;
 pub mod sandbox;
+pub mod store;

@@ -8,4 +8,6 @@ mod invalid_modules;
 mod misbehaving;
 mod plugins;
 mod sandbox;
+mod server;
+mod store;
 mod support;

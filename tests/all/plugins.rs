@@ -59,7 +59,7 @@ async fn primes_counts_primes_and_obeys_its_fuel() {
 }
 
 /// A 64x32 RGB gradient: red grows left to right, green top to bottom.
-fn gradient_png() -> Vec<u8> {
+pub fn gradient_png() -> Vec<u8> {
     let (w, h) = (64u32, 32u32);
     let mut pixels = Vec::new();
     for y in 0..h {

@@ -1,6 +1,7 @@
 //! The `wasmq` command line. Each subcommand lives in its own module.
 
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ pub struct Cli {
 enum Command {
     /// Run one plugin on one JSON payload, locally, in the sandbox.
     Run(RunArgs),
+    /// Start the job server (HTTP API, workers, callbacks) on SQLite.
+    Serve(Box<crate::config::ServeArgs>),
     /// Internal: compile a module read from stdin (the engine's compiler child).
     #[command(name = "__compile", hide = true)]
     Compile {
@@ -45,6 +48,7 @@ enum Command {
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Serve(args) => serve::main(*args),
         Command::Compile { settings, expect_hash, component, module: _ } => {
             crate::sandbox::compile_child_main(&settings, &expect_hash, component)
         }

@@ -1,10 +1,16 @@
 //! Pure domain types shared by every layer: what a plugin is, the limits a run
-//! gets, and what a run produces. Nothing here imports wasmtime, tokio, axum or sqlx.
+//! gets, what a run produces, jobs and their names. Nothing here imports
+//! wasmtime, tokio, axum or sqlx.
 
 mod digest;
+mod job;
 mod limits;
+mod names;
 mod outcome;
+pub mod time;
 
 pub use digest::{Digest, DigestParseError};
+pub use job::{Callback, CallbackState, JobStatus, retry_backoff};
 pub use limits::{Limits, LimitsError};
+pub use names::{AliasName, IdempotencyKey, NameError, QueueName, TenantId};
 pub use outcome::{Captured, JobInfo, LogEntry, LogLevel, Outcome, PluginKind, Progress, RunError};

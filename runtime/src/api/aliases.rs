@@ -1,0 +1,101 @@
+//! `/v1/aliases`: names pointing at modules, with version history and rollback.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::extract::ApiJson;
+use super::{AliasView, ApiError, ApiResult, AppState};
+use crate::domain::{AliasName, Digest, time::now_ms};
+use crate::store::{AliasConfig, AliasSet};
+
+/// `PUT /v1/aliases/{name}` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AliasRequest {
+    /// `blake3:<hex>` of an uploaded module.
+    pub module: String,
+    /// Defaults for the alias's jobs.
+    #[serde(flatten)]
+    pub config: AliasConfig,
+}
+
+pub(super) fn parse_alias(name: &str) -> ApiResult<AliasName> {
+    AliasName::parse(name).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+/// Checks an alias config's ranges (shared with job options).
+pub(super) fn check_config(state: &AppState, c: &AliasConfig) -> ApiResult<()> {
+    if let Some(p) = c.priority
+        && p > 1000
+    {
+        return Err(ApiError::invalid(format!("priority must be between 0 and 1000, got {p}")));
+    }
+    if let Some(a) = c.max_attempts
+        && !(1..=100).contains(&a)
+    {
+        return Err(ApiError::invalid(format!("max_attempts must be between 1 and 100, got {a}")));
+    }
+    let limits = super::jobs::limits(state, c, &Default::default());
+    state.engine.validate_limits(&limits).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+/// Points an alias at a module; the version counts up.
+#[utoipa::path(put, path = "/v1/aliases/{name}", request_body = AliasRequest,
+    responses((status = 200, body = AliasView), (status = 400, body = super::error::ErrorBody),
+              (status = 404, body = super::error::ErrorBody)))]
+pub(super) async fn set(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<AliasRequest>,
+) -> ApiResult<Json<AliasView>> {
+    let name = parse_alias(&name)?;
+    let module: Digest = req
+        .module
+        .parse()
+        .map_err(|e: crate::domain::DigestParseError| ApiError::invalid(format!("module: {e}")))?;
+    check_config(&state, &req.config)?;
+    let set = AliasSet { tenant: state.tenant.clone(), name, module, config: req.config, now: now_ms() };
+    Ok(Json(AliasView::new(state.store.alias_set(set).await?, None)))
+}
+
+/// Every alias, by name.
+#[utoipa::path(get, path = "/v1/aliases", responses((status = 200, body = Vec<AliasView>)))]
+pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<AliasView>>> {
+    let aliases = state.store.alias_list(&state.tenant).await?;
+    Ok(Json(aliases.into_iter().map(|a| AliasView::new(a, None)).collect()))
+}
+
+/// One alias with its history.
+#[utoipa::path(get, path = "/v1/aliases/{name}", responses((status = 200, body = AliasView), (status = 404, body = super::error::ErrorBody)))]
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<AliasView>> {
+    let name = parse_alias(&name)?;
+    let alias = state.store.alias_get(&state.tenant, &name).await?;
+    let history = state.store.alias_history(&state.tenant, &name).await?;
+    Ok(Json(AliasView::new(alias, Some(history))))
+}
+
+/// Re-applies the previous version as a new version (queued jobs keep the
+/// module they were dispatched with).
+#[utoipa::path(post, path = "/v1/aliases/{name}/rollback",
+    responses((status = 200, body = AliasView), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+pub(super) async fn rollback(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<AliasView>> {
+    let name = parse_alias(&name)?;
+    Ok(Json(AliasView::new(state.store.alias_rollback(&state.tenant, &name, now_ms()).await?, None)))
+}
+
+/// Deletes an alias and its history.
+#[utoipa::path(delete, path = "/v1/aliases/{name}", responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+pub(super) async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    let name = parse_alias(&name)?;
+    state.store.alias_delete(&state.tenant, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,78 @@
+//! Transport layer: the HTTP API under `/v1`, JSON in and out, bearer-token auth,
+//! and the OpenAPI document generated from the handlers' own types.
+
+mod aliases;
+mod auth;
+mod batches;
+mod error;
+mod extract;
+mod jobs;
+mod modules;
+mod openapi;
+mod status;
+mod views;
+
+pub use error::{ApiError, ApiResult};
+pub use views::*;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use std::sync::Arc;
+use tower_http::trace::TraceLayer;
+
+use crate::domain::{Limits, TenantId};
+use crate::queue::Queue;
+use crate::sandbox::Engine;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    /// Sandbox (validates uploads).
+    pub engine: Engine,
+    /// Worker pool (wakes on dispatch, cancels running jobs).
+    pub queue: Queue,
+    /// Defaults for jobs that set no limit of their own.
+    pub default_limits: Limits,
+    /// Attempts for jobs and aliases that set none.
+    pub default_max_attempts: u32,
+    /// blake3 of the bearer token; `None` means no auth (loopback only).
+    pub token_hash: Option<blake3::Hash>,
+    /// Largest JSON body (jobs, batches).
+    pub max_body_bytes: usize,
+    /// The tenant of every request until multi-tenancy lands.
+    pub tenant: TenantId,
+}
+
+/// The API router.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.max_body_bytes;
+    let max_module = state.engine.settings().max_module_bytes as usize;
+    let v1 = Router::new()
+        .route("/modules", post(modules::upload).get(modules::list).layer(DefaultBodyLimit::max(max_module)))
+        .route("/modules/{digest}", get(modules::show).delete(modules::delete))
+        .route("/aliases", get(aliases::list))
+        .route("/aliases/{name}", put(aliases::set).get(aliases::show).delete(aliases::delete))
+        .route("/aliases/{name}/rollback", post(aliases::rollback))
+        .route("/jobs", post(jobs::create).get(jobs::list))
+        .route("/jobs/{id}", get(jobs::show))
+        .route("/jobs/{id}/wait", get(jobs::wait))
+        .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/jobs/{id}/retry", post(jobs::retry))
+        .route("/dispatch/{alias}", post(jobs::dispatch))
+        .route("/batches", post(batches::create))
+        .route("/batches/{id}", get(batches::show))
+        .route("/status", get(status::status))
+        .layer(DefaultBodyLimit::max(max_body))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(status::healthz))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,80 @@
+//! `/v1/modules`: upload, list, show, delete.
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+
+use super::extract::body_bytes;
+use super::{ApiError, ApiResult, AppState, ModuleView};
+use crate::domain::{Digest, time::now_ms};
+use crate::store::ModulePut;
+
+fn parse_digest(s: &str) -> ApiResult<Digest> {
+    s.parse().map_err(|e: crate::domain::DigestParseError| ApiError::invalid(e.to_string()))
+}
+
+/// Uploads a module (the body is the wasm bytes). It is validated and compiled
+/// before it is accepted: 201 when new, 200 with the same digest when known.
+#[utoipa::path(post, path = "/v1/modules", request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses((status = 201, body = ModuleView), (status = 200, body = ModuleView),
+              (status = 400, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody)))]
+pub(super) async fn upload(
+    State(state): State<AppState>,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<ModuleView>)> {
+    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.is_empty()
+        && content_type != "application/wasm"
+        && content_type != "application/octet-stream"
+    {
+        return Err(ApiError::unsupported_media(format!(
+            "expected Content-Type application/wasm or application/octet-stream, got {content_type}"
+        )));
+    }
+    let bytes = body_bytes(req, &state).await?;
+    if bytes.is_empty() {
+        return Err(ApiError::invalid("the request body must be the module's bytes"));
+    }
+    let digest = Digest::of(&bytes);
+    let kind = match state.store.module_get(&state.tenant, &digest).await {
+        Ok(existing) => existing.kind,
+        Err(crate::store::StoreError::NotFound(_)) => state.engine.load(bytes.to_vec()).await?.kind(),
+        Err(e) => return Err(e.into()),
+    };
+    let put = ModulePut { tenant: state.tenant.clone(), digest, kind, bytes: bytes.to_vec(), now: now_ms() };
+    let (record, created) = state.store.module_put(put).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(record.into())))
+}
+
+/// Every module, newest first.
+#[utoipa::path(get, path = "/v1/modules", responses((status = 200, body = Vec<ModuleView>)))]
+pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ModuleView>>> {
+    let modules = state.store.module_list(&state.tenant).await?;
+    Ok(Json(modules.into_iter().map(Into::into).collect()))
+}
+
+/// One module.
+#[utoipa::path(get, path = "/v1/modules/{digest}", params(("digest" = String, Path, description = "blake3:<hex>")),
+    responses((status = 200, body = ModuleView), (status = 404, body = super::error::ErrorBody)))]
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Path(digest): Path<String>,
+) -> ApiResult<Json<ModuleView>> {
+    let digest = parse_digest(&digest)?;
+    Ok(Json(state.store.module_get(&state.tenant, &digest).await?.into()))
+}
+
+/// Deletes a module; 409 while an alias points to it or unfinished jobs use it.
+#[utoipa::path(delete, path = "/v1/modules/{digest}", params(("digest" = String, Path, description = "blake3:<hex>")),
+    responses((status = 204), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    Path(digest): Path<String>,
+) -> ApiResult<StatusCode> {
+    let digest = parse_digest(&digest)?;
+    state.store.module_delete(&state.tenant, &digest).await?;
+    state.engine.evict(&digest);
+    Ok(StatusCode::NO_CONTENT)
+}

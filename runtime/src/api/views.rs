@@ -1,0 +1,253 @@
+//! Response bodies: the API's view of stored records.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+use crate::domain::{CallbackState, JobStatus, PluginKind, time::rfc3339};
+use crate::store::{AliasConfig, AliasRecord, AliasVersion, BatchRecord, JobRecord, ModuleRecord};
+
+/// A stored module.
+#[derive(Serialize, ToSchema)]
+pub struct ModuleView {
+    /// `blake3:<hex>`.
+    pub digest: String,
+    /// Bytes.
+    pub size: u64,
+    /// `job` or `command`.
+    #[schema(value_type = String, example = "job")]
+    pub kind: PluginKind,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<ModuleRecord> for ModuleView {
+    fn from(m: ModuleRecord) -> Self {
+        Self { digest: m.digest.to_string(), size: m.size, kind: m.kind, created_at: rfc3339(m.created_at) }
+    }
+}
+
+/// An alias.
+#[derive(Serialize, ToSchema)]
+pub struct AliasView {
+    /// Name.
+    pub name: String,
+    /// Counts up with every change.
+    pub version: i64,
+    /// `blake3:<hex>` of the module it points to.
+    pub module: String,
+    /// Defaults for its jobs.
+    #[serde(flatten)]
+    pub config: AliasConfig,
+    /// RFC 3339 of the last change.
+    pub updated_at: String,
+    /// Every version, newest first (on `GET /v1/aliases/{name}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<AliasVersionView>>,
+}
+
+/// One version of an alias.
+#[derive(Serialize, ToSchema)]
+pub struct AliasVersionView {
+    /// Version.
+    pub version: i64,
+    /// Module of that version.
+    pub module: String,
+    /// Config of that version.
+    #[serde(flatten)]
+    pub config: AliasConfig,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl AliasView {
+    pub(crate) fn new(a: AliasRecord, history: Option<Vec<AliasVersion>>) -> Self {
+        Self {
+            name: a.name.to_string(),
+            version: a.version,
+            module: a.module.to_string(),
+            config: a.config,
+            updated_at: rfc3339(a.updated_at),
+            history: history.map(|h| {
+                h.into_iter()
+                    .map(|v| AliasVersionView {
+                        version: v.version,
+                        module: v.module.to_string(),
+                        config: v.config,
+                        created_at: rfc3339(v.created_at),
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// Error of a job's latest failure.
+#[derive(Serialize, ToSchema)]
+pub struct JobErrorView {
+    /// `plugin_error`, `trap`, `fuel_exhausted`, `timeout`, `memory_limit`,
+    /// `output_too_large`, `cancelled`, `invalid_payload`, `invalid_module`.
+    pub kind: String,
+    /// Human-readable reason.
+    pub message: String,
+}
+
+/// Latest progress of a job.
+#[derive(Serialize, ToSchema)]
+pub struct ProgressView {
+    /// 0..=100.
+    pub percent: u8,
+    /// The plugin's message.
+    pub message: String,
+}
+
+/// Delivery state of a callback.
+#[derive(Serialize, ToSchema)]
+pub struct CallbackView {
+    /// Target URL.
+    pub url: String,
+    /// `pending`, `sending`, `delivered` or `failed`.
+    pub state: Option<CallbackState>,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// Error of the last failed attempt.
+    pub last_error: Option<String>,
+}
+
+/// A job.
+#[derive(Serialize, ToSchema)]
+pub struct JobView {
+    /// UUIDv7.
+    pub id: String,
+    /// Alias it was dispatched to.
+    pub alias: String,
+    /// Module digest pinned at dispatch.
+    pub module: String,
+    /// Status.
+    pub status: JobStatus,
+    /// 0..=1000, higher first.
+    pub priority: i32,
+    /// Queue.
+    pub queue: String,
+    /// Free tag.
+    pub context: Option<String>,
+    /// Attempts started.
+    pub attempt: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// The JSON payload.
+    #[schema(value_type = Object)]
+    pub payload: Box<RawValue>,
+    /// The JSON result (on success).
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Box<RawValue>>,
+    /// Latest error.
+    pub error: Option<JobErrorView>,
+    /// Latest progress.
+    pub progress: Option<ProgressView>,
+    /// Logs of the latest attempt: `{log, log_truncated, stdout, stderr}`.
+    #[schema(value_type = Option<Object>)]
+    pub logs: Option<Box<RawValue>>,
+    /// Fuel of the latest attempt.
+    pub fuel_used: Option<u64>,
+    /// Duration of the latest attempt.
+    pub duration_ms: Option<u64>,
+    /// Idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Batch.
+    pub batch_id: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// When it is (or was) due.
+    pub run_at: String,
+    /// Start of the latest attempt.
+    pub started_at: Option<String>,
+    /// End.
+    pub finished_at: Option<String>,
+    /// Callback and its delivery.
+    pub callback: Option<CallbackView>,
+}
+
+fn raw(s: String) -> Box<RawValue> {
+    RawValue::from_string(s).unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"))
+}
+
+impl From<JobRecord> for JobView {
+    fn from(j: JobRecord) -> Self {
+        Self {
+            callback: j.callback.map(|c| CallbackView {
+                url: c.url,
+                state: j.callback_state,
+                attempts: j.callback_attempts,
+                last_error: j.callback_last_error,
+            }),
+            module: j.module.to_string(),
+            payload: raw(j.payload),
+            result: j.result.map(raw),
+            error: j.error.map(|(kind, message)| JobErrorView { kind, message }),
+            progress: j.progress.map(|(percent, message)| ProgressView { percent, message }),
+            logs: j.logs.map(raw),
+            created_at: rfc3339(j.created_at),
+            run_at: rfc3339(j.run_at),
+            started_at: j.started_at.map(rfc3339),
+            finished_at: j.finished_at.map(rfc3339),
+            id: j.id,
+            alias: j.alias,
+            status: j.status,
+            priority: j.priority,
+            queue: j.queue,
+            context: j.context,
+            attempt: j.attempt,
+            max_attempts: j.max_attempts,
+            fuel_used: j.fuel_used,
+            duration_ms: j.duration_ms,
+            idempotency_key: j.idempotency_key,
+            batch_id: j.batch_id,
+        }
+    }
+}
+
+/// A page of jobs.
+#[derive(Serialize, ToSchema)]
+pub struct JobPage {
+    /// The jobs.
+    pub jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A batch.
+#[derive(Serialize, ToSchema)]
+pub struct BatchView {
+    /// UUIDv7.
+    pub id: String,
+    /// Jobs in it.
+    pub total: u64,
+    /// Jobs per status.
+    pub counts: BTreeMap<String, u64>,
+    /// Every job is terminal.
+    pub done: bool,
+    /// Callback and its delivery.
+    pub callback: Option<CallbackView>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<BatchRecord> for BatchView {
+    fn from(b: BatchRecord) -> Self {
+        Self {
+            callback: b.callback.map(|c| CallbackView {
+                url: c.url,
+                state: b.callback_state,
+                attempts: 0,
+                last_error: None,
+            }),
+            id: b.id,
+            total: b.total,
+            counts: b.counts,
+            done: b.done,
+            created_at: rfc3339(b.created_at),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Wiring: builds the store, engine, worker pool, callback sender and HTTP
+//! server from [`Settings`], and runs them until a shutdown signal.
+
+use anyhow::{Context, bail};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::domain::TenantId;
+use crate::queue::{Queue, QueueTasks};
+use crate::sandbox::Engine;
+use crate::store::{SqliteStore, Store};
+
+/// A built server, listening but not yet serving.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    tasks: QueueTasks,
+    callbacks: tokio::task::JoinHandle<()>,
+}
+
+impl App {
+    /// Binds the listener, opens the database (migrating it), and starts the
+    /// workers and the callback sender. Refuses to listen beyond loopback
+    /// without a token.
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        if !settings.listen.ip().is_loopback() && settings.token.is_none() {
+            bail!(
+                "refusing to listen on {} without a token: set WASMQ_TOKEN or `token` in the config file \
+                 (only loopback addresses may run without auth)",
+                settings.listen
+            );
+        }
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::connect(&settings.database_url)
+                .await
+                .with_context(|| format!("opening database {}", settings.database_url))?,
+        );
+        let engine = Engine::new(settings.engine.clone()).context("starting the sandbox engine")?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let callbacks_wake = Arc::new(Notify::new());
+        let (queue, tasks) =
+            Queue::start(store.clone(), engine.clone(), settings.queue.clone(), callbacks_wake.clone());
+        let callbacks = tokio::spawn(crate::callbacks::run_sender(
+            store.clone(),
+            settings.callbacks.clone(),
+            callbacks_wake,
+            settings.queue.poll_interval,
+        ));
+        let state = AppState {
+            store,
+            engine,
+            queue: queue.clone(),
+            default_limits: settings.default_limits.clone(),
+            default_max_attempts: settings.default_max_attempts,
+            token_hash: settings.token.as_ref().map(|t| blake3::hash(t.expose().as_bytes())),
+            max_body_bytes: settings.max_body_bytes,
+            tenant: TenantId::default_tenant(),
+        };
+        Ok(App { listener, state, tasks, callbacks })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting requests, lets
+    /// running jobs finish within the grace period and returns the rest to the queue.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = api::router(self.state);
+        tracing::info!(addr = %self.listener.local_addr()?, "wasmq listening");
+        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
+        self.tasks.stop().await;
+        self.callbacks.abort();
+        Ok(())
+    }
+}

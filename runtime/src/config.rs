@@ -1,0 +1,286 @@
+//! Server settings: typed, resolved once from (highest first) flags, `WASMQ_*`
+//! environment variables, an optional TOML file, and defaults. Unknown file keys
+//! are rejected; the token is read only from `WASMQ_TOKEN` or the file (a flag
+//! would show in `ps`) and never printed.
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::callbacks::CallbackSettings;
+use crate::domain::Limits;
+use crate::queue::QueueSettings;
+use crate::sandbox::{CompileMode, EngineSettings};
+
+/// A secret that never prints.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself (hash it; do not log it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// `wasmq serve` options. Every option can also come from its `WASMQ_*`
+/// variable or the `--config` TOML file (same names, with `_` for `-`).
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (and `token`).
+    #[arg(long, env = "WASMQ_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7700]. Beyond loopback, a token is required.
+    #[arg(long, env = "WASMQ_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Database URL [default: sqlite://wasmq.db].
+    #[arg(long, env = "WASMQ_DATABASE_URL")]
+    pub database: Option<String>,
+    /// Jobs run at once [default: number of cores].
+    #[arg(long, env = "WASMQ_WORKERS")]
+    pub workers: Option<usize>,
+    /// Per-queue concurrency limits, e.g. `gpu=1,mail=4` [default: none].
+    #[arg(long, env = "WASMQ_QUEUE_LIMITS", value_parser = parse_queue_limits)]
+    pub queue_limits: Option<QueueLimits>,
+    /// Largest module upload [default: 32MiB].
+    #[arg(long, env = "WASMQ_MAX_MODULE_SIZE", value_parser = parse_bytes)]
+    pub max_module_size: Option<u64>,
+    /// Largest JSON request body (jobs, batches) [default: 16MiB].
+    #[arg(long, env = "WASMQ_MAX_BODY_SIZE", value_parser = parse_bytes)]
+    pub max_body_size: Option<u64>,
+    /// Fuel per attempt for jobs that set none [default: 1000000000].
+    #[arg(long, env = "WASMQ_DEFAULT_FUEL")]
+    pub default_fuel: Option<u64>,
+    /// Wall-clock limit per attempt [default: 30s].
+    #[arg(long, env = "WASMQ_DEFAULT_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub default_timeout: Option<Duration>,
+    /// Memory per job [default: 64MiB].
+    #[arg(long, env = "WASMQ_DEFAULT_MEMORY", value_parser = parse_bytes)]
+    pub default_memory: Option<u64>,
+    /// Attempts per job [default: 3].
+    #[arg(long, env = "WASMQ_DEFAULT_MAX_ATTEMPTS")]
+    pub default_max_attempts: Option<u32>,
+    /// Compiled-code cache [default: $XDG_CACHE_HOME/wasmq or ~/.cache/wasmq].
+    #[arg(long, env = "WASMQ_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Lease of a running job; a job whose worker stops renewing it runs again [default: 30s].
+    #[arg(long, env = "WASMQ_LEASE", value_parser = humantime::parse_duration)]
+    pub lease: Option<Duration>,
+    /// First retry delay of failed jobs; doubles per attempt, with jitter [default: 1s].
+    #[arg(long, env = "WASMQ_RETRY_BASE", value_parser = humantime::parse_duration)]
+    pub retry_base: Option<Duration>,
+    /// Longest retry delay [default: 5m].
+    #[arg(long, env = "WASMQ_RETRY_MAX", value_parser = humantime::parse_duration)]
+    pub retry_max: Option<Duration>,
+    /// Time running jobs get to finish on SIGTERM/SIGINT [default: 10s].
+    #[arg(long, env = "WASMQ_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Option<Duration>,
+    /// Callback delivery attempts [default: 10].
+    #[arg(long, env = "WASMQ_CALLBACK_ATTEMPTS")]
+    pub callback_attempts: Option<u32>,
+    /// First callback retry delay [default: 1s].
+    #[arg(long, env = "WASMQ_CALLBACK_RETRY_BASE", value_parser = humantime::parse_duration)]
+    pub callback_retry_base: Option<Duration>,
+}
+
+/// Per-queue limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct QueueLimits(pub HashMap<String, usize>);
+
+fn parse_queue_limits(s: &str) -> Result<QueueLimits, String> {
+    let mut map = HashMap::new();
+    for part in s.split(',').filter(|p| !p.trim().is_empty()) {
+        let (name, n) = part.split_once('=').ok_or_else(|| format!("expected queue=N, got {part:?}"))?;
+        let n: usize =
+            n.trim().parse().map_err(|_| format!("limit of queue {name} must be a number, got {n:?}"))?;
+        map.insert(name.trim().to_string(), n);
+    }
+    Ok(QueueLimits(map))
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    s.parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("expected a size like 64MiB: {e}"))
+}
+
+/// The `--config` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    token: Option<Secret>,
+    listen: Option<SocketAddr>,
+    database: Option<String>,
+    workers: Option<usize>,
+    queue_limits: Option<QueueLimits>,
+    max_module_size: Option<bytesize::ByteSize>,
+    max_body_size: Option<bytesize::ByteSize>,
+    default_fuel: Option<u64>,
+    #[serde(default, with = "humantime_serde_opt")]
+    default_timeout: Option<Duration>,
+    default_memory: Option<bytesize::ByteSize>,
+    default_max_attempts: Option<u32>,
+    cache_dir: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde_opt")]
+    lease: Option<Duration>,
+    #[serde(default, with = "humantime_serde_opt")]
+    retry_base: Option<Duration>,
+    #[serde(default, with = "humantime_serde_opt")]
+    retry_max: Option<Duration>,
+    #[serde(default, with = "humantime_serde_opt")]
+    shutdown_grace: Option<Duration>,
+    callback_attempts: Option<u32>,
+    #[serde(default, with = "humantime_serde_opt")]
+    callback_retry_base: Option<Duration>,
+}
+
+mod humantime_serde_opt {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+/// Everything `App::build` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Database URL.
+    pub database_url: String,
+    /// Bearer token; `None` allows loopback only.
+    pub token: Option<Secret>,
+    /// Sandbox engine.
+    pub engine: EngineSettings,
+    /// Worker pool.
+    pub queue: QueueSettings,
+    /// Callback delivery.
+    pub callbacks: CallbackSettings,
+    /// Limits of jobs that set none.
+    pub default_limits: Limits,
+    /// Attempts of jobs that set none.
+    pub default_max_attempts: u32,
+    /// Largest JSON body.
+    pub max_body_bytes: usize,
+}
+
+impl Settings {
+    /// Defaults for a server on `listen` with `database_url`; the compiler is
+    /// this executable (`wasmq __compile`).
+    pub fn new(listen: SocketAddr, database_url: impl Into<String>, compiler: PathBuf) -> Self {
+        Self {
+            listen,
+            database_url: database_url.into(),
+            token: None,
+            engine: EngineSettings {
+                compile_mode: CompileMode::Subprocess { program: compiler },
+                cache_dir: default_cache_dir(),
+                ..EngineSettings::default()
+            },
+            queue: QueueSettings::default(),
+            callbacks: CallbackSettings::default(),
+            default_limits: Limits { timeout: Duration::from_secs(30), ..Limits::default() },
+            default_max_attempts: 3,
+            max_body_bytes: 16 << 20,
+        }
+    }
+
+    /// Resolves flags and environment (already merged by clap), the config file,
+    /// `WASMQ_TOKEN`, and defaults.
+    pub fn resolve(args: ServeArgs, token_env: Option<String>) -> anyhow::Result<Self> {
+        let file: FileConfig = match &args.config {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let exe = std::env::current_exe().context("locating the wasmq executable (the compiler)")?;
+        let listen = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:7700".parse().expect("valid"));
+        let database = args.database.or(file.database).unwrap_or_else(|| "sqlite://wasmq.db".into());
+        let mut s = Settings::new(listen, database, exe);
+        s.token = token_env.filter(|t| !t.is_empty()).map(Secret::new).or(file.token);
+        if let Some(w) = args.workers.or(file.workers) {
+            if w == 0 {
+                bail!("workers must be at least 1");
+            }
+            s.queue.workers = w;
+        }
+        if let Some(q) = args.queue_limits.or(file.queue_limits) {
+            s.queue.queue_limits = q.0;
+        }
+        if let Some(m) = args.max_module_size.or(file.max_module_size.map(|b| b.as_u64())) {
+            s.engine.max_module_bytes = m;
+        }
+        if let Some(b) = args.max_body_size.or(file.max_body_size.map(|b| b.as_u64())) {
+            s.max_body_bytes = b as usize;
+        }
+        if let Some(f) = args.default_fuel.or(file.default_fuel) {
+            s.default_limits.fuel = Some(f);
+        }
+        if let Some(t) = args.default_timeout.or(file.default_timeout) {
+            s.default_limits.timeout = t;
+        }
+        if let Some(m) = args.default_memory.or(file.default_memory.map(|b| b.as_u64())) {
+            s.default_limits.memory_bytes = m;
+        }
+        if let Some(a) = args.default_max_attempts.or(file.default_max_attempts) {
+            s.default_max_attempts = a;
+        }
+        if let Some(dir) = args.cache_dir.or(file.cache_dir) {
+            s.engine.cache_dir = Some(dir);
+        }
+        if let Some(l) = args.lease.or(file.lease) {
+            s.queue.lease = l;
+        }
+        if let Some(r) = args.retry_base.or(file.retry_base) {
+            s.queue.retry_base = r;
+        }
+        if let Some(r) = args.retry_max.or(file.retry_max) {
+            s.queue.retry_max = r;
+        }
+        if let Some(g) = args.shutdown_grace.or(file.shutdown_grace) {
+            s.queue.shutdown_grace = g;
+        }
+        if let Some(a) = args.callback_attempts.or(file.callback_attempts) {
+            s.callbacks.max_attempts = a;
+        }
+        if let Some(r) = args.callback_retry_base.or(file.callback_retry_base) {
+            s.callbacks.retry_base = r;
+        }
+        s.default_limits
+            .validate(s.engine.max_memory_bytes)
+            .map_err(|e| anyhow::anyhow!("default job limits: {e}"))?;
+        Ok(s)
+    }
+}
+
+/// `$XDG_CACHE_HOME/wasmq`, else `~/.cache/wasmq`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("wasmq"))
+}

@@ -1,0 +1,66 @@
+//! Writes attempt outcomes in batches: whatever has arrived while the previous
+//! transaction committed goes into the next one, so under load one commit (and
+//! one fsync) serves many jobs, and when idle a completion is written at once.
+
+use std::sync::Arc;
+use tokio::sync::{Notify, mpsc};
+
+use super::{CompleterMsg, JobEvents};
+use crate::store::Store;
+
+/// Most completions in one transaction.
+const MAX_BATCH: usize = 512;
+
+pub(crate) async fn run(
+    store: Arc<dyn Store>,
+    events: JobEvents,
+    callbacks_wake: Arc<Notify>,
+    mut rx: mpsc::UnboundedReceiver<CompleterMsg>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut flushes = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                CompleterMsg::Complete(c) => batch.push(*c),
+                CompleterMsg::Flush(ack) => flushes.push(ack),
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            let ids: Vec<String> = batch.iter().map(|c| c.id.clone()).collect();
+            let terminal: Vec<bool> = batch.iter().map(|c| c.status.is_terminal()).collect();
+            let mut attempt = 0;
+            loop {
+                match store.job_complete(batch.clone()).await {
+                    Ok(applied) => {
+                        for (id, done) in ids.iter().zip(terminal) {
+                            if done && applied.contains(id) {
+                                events.finished(id);
+                            }
+                        }
+                        callbacks_wake.notify_one();
+                        break;
+                    }
+                    Err(e) => {
+                        // The leases keep these jobs ours until they expire; if the
+                        // store stays down they are rescued and run again.
+                        attempt += 1;
+                        tracing::error!(error = %e, jobs = ids.len(), attempt, "could not store job outcomes");
+                        if attempt >= 5 {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                    }
+                }
+            }
+            batch.clear();
+        }
+        for ack in flushes.drain(..) {
+            let _ = ack.send(());
+        }
+    }
+}

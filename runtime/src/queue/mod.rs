@@ -1,0 +1,216 @@
+//! Orchestration: turns stored jobs into sandbox runs and their outcomes back
+//! into stored results.
+//!
+//! - `producer`: claims runnable jobs in batches (never more than free worker
+//!   slots), woken in-process by dispatches and completions instead of polling;
+//!   sleeps until the next delayed job is due.
+//! - `executor`: runs one claimed job in the engine and decides what its outcome
+//!   means (succeeded, failed and retried with backoff, dead).
+//! - `completer`: writes outcomes in batches (one transaction for many jobs).
+//! - `maintenance`: renews the leases of running jobs and rescues jobs whose
+//!   lease expired (their worker died).
+//! - `events`: wakes `wait` requests when a job ends.
+
+mod completer;
+mod events;
+mod executor;
+mod maintenance;
+mod producer;
+
+pub use events::JobEvents;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use crate::sandbox::{CancelToken, Engine};
+use crate::store::{JobCompletion, Store};
+
+/// How the worker pool behaves.
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    /// Jobs run at once on this node.
+    pub workers: usize,
+    /// Most jobs of one queue running at once on this node (queues not listed:
+    /// only `workers` bounds them).
+    pub queue_limits: HashMap<String, usize>,
+    /// How long a claim holds a job without renewal before it is rescued.
+    pub lease: Duration,
+    /// First retry delay; doubles per attempt, with jitter.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// How long running jobs may finish after shutdown starts.
+    pub shutdown_grace: Duration,
+    /// Fallback poll for work from other nodes (in-process dispatches wake at once).
+    pub poll_interval: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            queue_limits: HashMap::new(),
+            lease: Duration::from_secs(30),
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A job running on this node.
+pub(crate) struct Running {
+    pub(crate) queue: String,
+    pub(crate) cancel: CancelToken,
+}
+
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) engine: Engine,
+    pub(crate) settings: QueueSettings,
+    /// Lease owner name of this node.
+    pub(crate) node: String,
+    /// Wakes the producer: a job was dispatched, a slot freed, or shutdown began.
+    pub(crate) wake: Notify,
+    pub(crate) running: Mutex<HashMap<String, Running>>,
+    pub(crate) events: JobEvents,
+    /// Set when shutdown starts: claim nothing more.
+    pub(crate) stopping: CancelToken,
+    /// Set when the grace period is over: interrupted jobs are released, not failed.
+    pub(crate) abandoning: CancelToken,
+    pub(crate) completions: mpsc::UnboundedSender<CompleterMsg>,
+    /// Wakes the callback sender after completions.
+    pub(crate) callbacks_wake: Arc<Notify>,
+}
+
+/// What the completer receives.
+pub(crate) enum CompleterMsg {
+    /// An attempt ended.
+    Complete(Box<JobCompletion>),
+    /// Answer once everything sent before is committed.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The worker pool of one node. Cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    shared: Arc<Shared>,
+}
+
+/// Background tasks of a started queue; `stop` shuts them down gracefully.
+pub struct QueueTasks {
+    shared: Arc<Shared>,
+    tasks: JoinSet<()>,
+    completer: tokio::task::JoinHandle<()>,
+}
+
+impl Queue {
+    /// Starts the producer, completer and maintenance tasks.
+    pub fn start(
+        store: Arc<dyn Store>,
+        engine: Engine,
+        settings: QueueSettings,
+        callbacks_wake: Arc<Notify>,
+    ) -> (Queue, QueueTasks) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            store,
+            engine,
+            settings,
+            node: format!("node-{}", uuid::Uuid::now_v7()),
+            wake: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+            events: JobEvents::default(),
+            stopping: CancelToken::new(),
+            abandoning: CancelToken::new(),
+            completions: tx,
+            callbacks_wake,
+        });
+        let completer = tokio::spawn(completer::run(
+            shared.store.clone(),
+            shared.events.clone(),
+            shared.callbacks_wake.clone(),
+            rx,
+        ));
+        let mut tasks = JoinSet::new();
+        tasks.spawn(producer::run(shared.clone()));
+        tasks.spawn(maintenance::heartbeat(shared.clone()));
+        tasks.spawn(maintenance::rescuer(shared.clone()));
+        (Queue { shared: shared.clone() }, QueueTasks { shared, tasks, completer })
+    }
+
+    /// Tells the producer that new work may be runnable.
+    pub fn notify_dispatch(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// Interrupts a job running on this node (after the store marked it cancelled).
+    pub fn cancel_running(&self, id: &str) -> bool {
+        let running = self.shared.running.lock().expect("running lock");
+        match running.get(id) {
+            Some(r) => {
+                r.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Jobs running on this node now.
+    pub fn busy(&self) -> usize {
+        self.shared.running.lock().expect("running lock").len()
+    }
+
+    /// Worker slots of this node.
+    pub fn workers(&self) -> usize {
+        self.shared.settings.workers
+    }
+
+    /// Wait hooks for job ends.
+    pub fn events(&self) -> &JobEvents {
+        &self.shared.events
+    }
+}
+
+impl QueueTasks {
+    /// Graceful shutdown: stop claiming, let running jobs finish within the grace
+    /// period, then interrupt the rest and return them to the queue.
+    pub async fn stop(mut self) {
+        let shared = self.shared.clone();
+        shared.stopping.cancel();
+        shared.wake.notify_waiters();
+        let deadline = tokio::time::Instant::now() + shared.settings.shutdown_grace;
+        while !shared.running.lock().expect("running lock").is_empty() {
+            if tokio::time::Instant::now() >= deadline {
+                shared.abandoning.cancel();
+                for r in shared.running.lock().expect("running lock").values() {
+                    r.cancel.cancel();
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        while !shared.running.lock().expect("running lock").is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        // Commit the completions of finished jobs, then hand back what is left.
+        let (flushed, done) = oneshot::channel();
+        if shared.completions.send(CompleterMsg::Flush(flushed)).is_ok() {
+            let _ = done.await;
+        }
+        self.completer.abort();
+        match shared.store.job_release(&shared.node).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "released interrupted jobs to the queue"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not release interrupted jobs; their leases will expire")
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The claim loop: fills free worker slots with runnable jobs.
+//!
+//! It never claims more jobs than it has free slots (a claimed job holds a lease
+//! that other nodes respect), claims many at once when it can, and sleeps on an
+//! in-process notification until a dispatch, a completion, the next due time of
+//! a delayed job, or the fallback poll for other nodes' work.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Shared;
+use super::executor::{execute, register};
+use crate::domain::time::now_ms;
+use crate::store::JobClaim;
+
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut failures = 0u32;
+    loop {
+        if shared.stopping.is_cancelled() {
+            return;
+        }
+        let (free, exclude) = capacity(&shared);
+        let mut sleep_for = shared.settings.poll_interval;
+        if free > 0 {
+            let now = now_ms();
+            let claim = JobClaim {
+                owner: shared.node.clone(),
+                now,
+                lease_expires_at: now + shared.settings.lease.as_millis() as i64,
+                limit: free as u32,
+                exclude_queues: exclude,
+            };
+            match shared.store.job_claim(claim).await {
+                Ok(jobs) => {
+                    failures = 0;
+                    let full = jobs.len() == free;
+                    for job in jobs {
+                        let cancel = register(&shared, &job);
+                        tokio::spawn(execute(shared.clone(), job, cancel));
+                    }
+                    if full {
+                        continue; // more may be waiting; claim again once slots free up
+                    }
+                    if let Ok(Some(due)) = shared.store.job_next_due().await {
+                        let wait = Duration::from_millis((due - now_ms()).max(0) as u64);
+                        sleep_for = sleep_for.min(wait);
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::error!(error = %e, "claiming jobs failed");
+                    sleep_for = Duration::from_millis(50 << failures.min(6));
+                }
+            }
+        }
+        tokio::select! {
+            () = shared.wake.notified() => {}
+            () = tokio::time::sleep(sleep_for) => {}
+            () = shared.stopping.cancelled() => return,
+        }
+    }
+}
+
+/// Free slots, and the queues that reached their own limit.
+fn capacity(shared: &Shared) -> (usize, Vec<String>) {
+    let running = shared.running.lock().expect("running lock");
+    let free = shared.settings.workers.saturating_sub(running.len());
+    let mut per_queue: HashMap<&str, usize> = HashMap::new();
+    for r in running.values() {
+        *per_queue.entry(r.queue.as_str()).or_default() += 1;
+    }
+    let exclude = shared
+        .settings
+        .queue_limits
+        .iter()
+        .filter(|(q, limit)| per_queue.get(q.as_str()).copied().unwrap_or(0) >= **limit)
+        .map(|(q, _)| q.clone())
+        .collect();
+    (free, exclude)
+}

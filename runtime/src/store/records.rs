@@ -1,0 +1,368 @@
+//! What the store keeps and the parameters its methods take.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::domain::{
+    AliasName, Callback, CallbackState, Digest, IdempotencyKey, JobStatus, Limits, PluginKind, QueueName,
+    TenantId,
+};
+
+/// A stored module (its bytes are fetched separately).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleRecord {
+    /// Content address.
+    pub digest: Digest,
+    /// Bytes.
+    pub size: u64,
+    /// Contract.
+    pub kind: PluginKind,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// `module_put` parameters.
+pub struct ModulePut {
+    /// Owner.
+    pub tenant: TenantId,
+    /// Content address of `bytes`.
+    pub digest: Digest,
+    /// Contract (validated by the engine before storing).
+    pub kind: PluginKind,
+    /// The module.
+    pub bytes: Vec<u8>,
+    /// Unix ms.
+    pub now: i64,
+}
+
+/// Per-alias defaults applied to jobs dispatched to it (a job may override).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AliasConfig {
+    /// Fuel budget per attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    /// Wall-clock limit per attempt, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Memory limit, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    /// Attempts before a job is dead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Queue of its jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub queue: Option<QueueName>,
+    /// Priority of its jobs (0..=1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u16>,
+}
+
+/// An alias: a name pointing at a module, with defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasRecord {
+    /// Name.
+    pub name: AliasName,
+    /// Counts up from 1 with every change (rollbacks included).
+    pub version: i64,
+    /// The module it points to.
+    pub module: Digest,
+    /// Defaults for its jobs.
+    pub config: AliasConfig,
+    /// Unix ms of the last change.
+    pub updated_at: i64,
+}
+
+/// One version in an alias's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasVersion {
+    /// Version number.
+    pub version: i64,
+    /// Module of that version.
+    pub module: Digest,
+    /// Config of that version.
+    pub config: AliasConfig,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// `alias_set` parameters.
+pub struct AliasSet {
+    /// Owner.
+    pub tenant: TenantId,
+    /// Name.
+    pub name: AliasName,
+    /// Module (must exist for the tenant).
+    pub module: Digest,
+    /// Defaults.
+    pub config: AliasConfig,
+    /// Unix ms.
+    pub now: i64,
+}
+
+/// A job to insert.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// UUIDv7.
+    pub id: String,
+    /// Owner.
+    pub tenant: TenantId,
+    /// Alias it was dispatched to.
+    pub alias: AliasName,
+    /// Module digest resolved at dispatch and pinned.
+    pub module: Digest,
+    /// `Queued`, or `Scheduled` when delayed.
+    pub status: JobStatus,
+    /// 0..=1000, higher first.
+    pub priority: i32,
+    /// Queue.
+    pub queue: QueueName,
+    /// Free tag for filtering.
+    pub context: Option<String>,
+    /// JSON text.
+    pub payload: String,
+    /// Attempts before dead.
+    pub max_attempts: u32,
+    /// Per-attempt limits.
+    pub limits: Limits,
+    /// When it becomes runnable (unix ms).
+    pub run_at: i64,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Deduplication key.
+    pub idempotency_key: Option<IdempotencyKey>,
+    /// Batch it belongs to.
+    pub batch_id: Option<String>,
+    /// Where to report its end.
+    pub callback: Option<Callback>,
+}
+
+/// A batch to insert with its jobs.
+#[derive(Debug, Clone)]
+pub struct NewBatch {
+    /// UUIDv7.
+    pub id: String,
+    /// Owner.
+    pub tenant: TenantId,
+    /// Fires once when every job is terminal.
+    pub callback: Option<Callback>,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// An inserted (or deduplicated) job.
+#[derive(Debug, Clone)]
+pub struct Inserted {
+    /// The stored job.
+    pub job: JobRecord,
+    /// False when an earlier job had the same idempotency key.
+    pub created: bool,
+}
+
+/// A stored job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    /// UUIDv7.
+    pub id: String,
+    /// Owner.
+    pub tenant: TenantId,
+    /// Alias it was dispatched to.
+    pub alias: String,
+    /// Pinned module.
+    pub module: Digest,
+    /// Status.
+    pub status: JobStatus,
+    /// Priority.
+    pub priority: i32,
+    /// Queue.
+    pub queue: String,
+    /// Free tag.
+    pub context: Option<String>,
+    /// JSON text.
+    pub payload: String,
+    /// Attempts started so far.
+    pub attempt: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Per-attempt limits.
+    pub limits: Limits,
+    /// Due time (unix ms).
+    pub run_at: i64,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Start of the latest attempt.
+    pub started_at: Option<i64>,
+    /// End of the job.
+    pub finished_at: Option<i64>,
+    /// Holder of the lease while running.
+    pub lease_owner: Option<String>,
+    /// JSON text of the result.
+    pub result: Option<String>,
+    /// Error kind and message of the latest failure.
+    pub error: Option<(String, String)>,
+    /// Latest progress.
+    pub progress: Option<(u8, String)>,
+    /// JSON array of log entries of the latest attempt.
+    pub logs: Option<String>,
+    /// Fuel of the latest attempt.
+    pub fuel_used: Option<u64>,
+    /// Duration of the latest attempt.
+    pub duration_ms: Option<u64>,
+    /// Deduplication key.
+    pub idempotency_key: Option<String>,
+    /// Batch.
+    pub batch_id: Option<String>,
+    /// Callback target.
+    pub callback: Option<Callback>,
+    /// Callback delivery state.
+    pub callback_state: Option<CallbackState>,
+    /// Delivery attempts so far.
+    pub callback_attempts: u32,
+    /// Last delivery error.
+    pub callback_last_error: Option<String>,
+}
+
+/// Sort order of `job_list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobOrder {
+    /// Newest first.
+    #[default]
+    Created,
+    /// Highest priority first, then oldest.
+    Priority,
+}
+
+/// `job_list` parameters.
+#[derive(Debug, Clone)]
+pub struct JobList {
+    /// Owner.
+    pub tenant: TenantId,
+    /// Only this status.
+    pub status: Option<JobStatus>,
+    /// Only this alias.
+    pub alias: Option<String>,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this context.
+    pub context: Option<String>,
+    /// Order.
+    pub order: JobOrder,
+    /// Page size.
+    pub limit: u32,
+    /// Id of the last job of the previous page.
+    pub after: Option<String>,
+}
+
+/// `job_claim` parameters.
+#[derive(Debug, Clone)]
+pub struct JobClaim {
+    /// Worker identity (node id); holds the leases.
+    pub owner: String,
+    /// Unix ms.
+    pub now: i64,
+    /// Lease end for the claimed jobs.
+    pub lease_expires_at: i64,
+    /// Most jobs to claim.
+    pub limit: u32,
+    /// Queues whose concurrency limit is reached: claim none from them.
+    pub exclude_queues: Vec<String>,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone)]
+pub struct JobCompletion {
+    /// Job id.
+    pub id: String,
+    /// Lease holder that ran it.
+    pub owner: String,
+    /// `Succeeded`, `Failed` (retry at `run_at`) or `Dead`.
+    pub status: JobStatus,
+    /// JSON result.
+    pub result: Option<String>,
+    /// Error kind and message.
+    pub error: Option<(String, String)>,
+    /// Fuel used.
+    pub fuel_used: u64,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// JSON array of log entries.
+    pub logs: String,
+    /// Latest progress.
+    pub progress: Option<(u8, String)>,
+    /// End time (unix ms).
+    pub finished_at: i64,
+    /// Next attempt (for `Failed`).
+    pub run_at: i64,
+}
+
+/// Which record a callback belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackOwner {
+    /// A job's own callback.
+    Job,
+    /// A batch callback.
+    Batch,
+}
+
+/// A callback due for delivery, with the body to send.
+#[derive(Debug, Clone)]
+pub struct CallbackDue {
+    /// Job or batch.
+    pub owner: CallbackOwner,
+    /// Its id.
+    pub id: String,
+    /// Target.
+    pub callback: Callback,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The job (for job callbacks).
+    pub job: Option<JobRecord>,
+    /// The batch (for batch callbacks).
+    pub batch: Option<BatchRecord>,
+}
+
+/// Outcome of one delivery attempt.
+#[derive(Debug, Clone)]
+pub struct CallbackRecord {
+    /// Job or batch.
+    pub owner: CallbackOwner,
+    /// Its id.
+    pub id: String,
+    /// New state.
+    pub state: CallbackState,
+    /// Error of this attempt.
+    pub error: Option<String>,
+    /// Next attempt (for `Sending`).
+    pub next_at: Option<i64>,
+}
+
+/// A batch and its progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRecord {
+    /// UUIDv7.
+    pub id: String,
+    /// Jobs in it.
+    pub total: u64,
+    /// Jobs per status.
+    pub counts: BTreeMap<String, u64>,
+    /// True when every job is terminal.
+    pub done: bool,
+    /// Callback target.
+    pub callback: Option<Callback>,
+    /// Callback delivery state.
+    pub callback_state: Option<CallbackState>,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// Job counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    /// Per status (every status present, zero included).
+    pub by_status: BTreeMap<String, u64>,
+    /// Per queue, per status (non-zero only).
+    pub by_queue: BTreeMap<String, BTreeMap<String, u64>>,
+}

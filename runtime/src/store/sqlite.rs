@@ -1,0 +1,908 @@
+//! SQLite backend (the embedded default): WAL, `synchronous = NORMAL` (a commit
+//! survives a process crash or `kill -9`; power loss may lose the last commits),
+//! one writer connection and a small pool of readers.
+//!
+//! All writes go through the single writer connection, so write transactions
+//! never race each other for SQLite's lock (a deferred transaction upgrading to a
+//! writer fails at once with SQLITE_BUSY instead of waiting).
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, Sqlite, SqlitePool, Transaction};
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::records::*;
+use super::{Store, StoreError, StoreResult};
+use crate::domain::{AliasName, Callback, CallbackState, Digest, JobStatus, Limits, PluginKind, TenantId};
+
+/// Columns of `jobs` in the order `JobRow` reads them.
+const JOB_COLUMNS: &str = "id, tenant, alias, module, status, priority, queue, context, payload, attempt, \
+    max_attempts, limits, run_at, created_at, started_at, finished_at, lease_owner, result, error_kind, \
+    error_message, progress_percent, progress_message, logs, fuel_used, duration_ms, idempotency_key, \
+    batch_id, callback, callback_state, callback_attempts, callback_last_error";
+
+/// The statuses a claim picks from.
+const RUNNABLE: &str = "('queued', 'scheduled', 'failed')";
+/// The statuses that end a job.
+const TERMINAL: &str = "('succeeded', 'dead', 'cancelled')";
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://wasmq.db`)
+    /// and applies pending migrations.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-32000");
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Database(sqlx::Error::Migrate(Box::new(e))))?;
+        let reader =
+            SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
+        Ok(Self { writer, reader })
+    }
+
+    async fn tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin().await?)
+    }
+}
+
+#[derive(FromRow)]
+struct JobRow {
+    id: String,
+    tenant: String,
+    alias: String,
+    module: String,
+    status: String,
+    priority: i64,
+    queue: String,
+    context: Option<String>,
+    payload: String,
+    attempt: i64,
+    max_attempts: i64,
+    limits: String,
+    run_at: i64,
+    created_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    lease_owner: Option<String>,
+    result: Option<String>,
+    error_kind: Option<String>,
+    error_message: Option<String>,
+    progress_percent: Option<i64>,
+    progress_message: Option<String>,
+    logs: Option<String>,
+    fuel_used: Option<i64>,
+    duration_ms: Option<i64>,
+    idempotency_key: Option<String>,
+    batch_id: Option<String>,
+    callback: Option<String>,
+    callback_state: Option<String>,
+    callback_attempts: i64,
+    callback_last_error: Option<String>,
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn digest(s: &str) -> StoreResult<Digest> {
+    s.parse().map_err(corrupt)
+}
+
+fn callback_json(c: &Option<Callback>) -> Option<String> {
+    // The secret is stored (it signs deliveries) even though the API never shows it.
+    c.as_ref()
+        .map(|c| serde_json::json!({ "url": c.url, "headers": c.headers, "secret": c.secret }).to_string())
+}
+
+fn parse_callback(s: Option<String>) -> StoreResult<Option<Callback>> {
+    s.map(|s| serde_json::from_str(&s).map_err(corrupt)).transpose()
+}
+
+impl TryFrom<JobRow> for JobRecord {
+    type Error = StoreError;
+
+    fn try_from(r: JobRow) -> StoreResult<Self> {
+        Ok(JobRecord {
+            tenant: TenantId::parse(r.tenant).map_err(corrupt)?,
+            module: digest(&r.module)?,
+            status: JobStatus::parse(&r.status).ok_or_else(|| corrupt(format!("status {}", r.status)))?,
+            limits: serde_json::from_str::<Limits>(&r.limits).map_err(corrupt)?,
+            error: r.error_kind.map(|k| (k, r.error_message.unwrap_or_default())),
+            progress: r
+                .progress_percent
+                .map(|p| (p.clamp(0, 100) as u8, r.progress_message.unwrap_or_default())),
+            callback: parse_callback(r.callback)?,
+            callback_state: r.callback_state.as_deref().and_then(CallbackState::parse),
+            id: r.id,
+            alias: r.alias,
+            priority: r.priority as i32,
+            queue: r.queue,
+            context: r.context,
+            payload: r.payload,
+            attempt: r.attempt as u32,
+            max_attempts: r.max_attempts as u32,
+            run_at: r.run_at,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            lease_owner: r.lease_owner,
+            result: r.result,
+            logs: r.logs,
+            fuel_used: r.fuel_used.map(|f| f as u64),
+            duration_ms: r.duration_ms.map(|d| d as u64),
+            idempotency_key: r.idempotency_key,
+            batch_id: r.batch_id,
+            callback_attempts: r.callback_attempts as u32,
+            callback_last_error: r.callback_last_error,
+        })
+    }
+}
+
+fn jobs(rows: Vec<JobRow>) -> StoreResult<Vec<JobRecord>> {
+    rows.into_iter().map(JobRecord::try_from).collect()
+}
+
+#[derive(FromRow)]
+struct ModuleRow {
+    digest: String,
+    size: i64,
+    kind: String,
+    created_at: i64,
+}
+
+impl TryFrom<ModuleRow> for ModuleRecord {
+    type Error = StoreError;
+
+    fn try_from(r: ModuleRow) -> StoreResult<Self> {
+        Ok(ModuleRecord {
+            digest: digest(&r.digest)?,
+            size: r.size as u64,
+            kind: serde_json::from_value(serde_json::Value::String(r.kind)).map_err(corrupt)?,
+            created_at: r.created_at,
+        })
+    }
+}
+
+fn kind_str(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::Job => "job",
+        PluginKind::Command => "command",
+    }
+}
+
+#[derive(FromRow)]
+struct AliasRow {
+    name: String,
+    version: i64,
+    module: String,
+    config: String,
+    updated_at: i64,
+}
+
+impl TryFrom<AliasRow> for AliasRecord {
+    type Error = StoreError;
+
+    fn try_from(r: AliasRow) -> StoreResult<Self> {
+        Ok(AliasRecord {
+            name: AliasName::parse(r.name).map_err(corrupt)?,
+            version: r.version,
+            module: digest(&r.module)?,
+            config: serde_json::from_str(&r.config).map_err(corrupt)?,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// After jobs reached a terminal status: batches whose jobs are now all
+/// terminal get their callback scheduled (once: only from `pending`).
+async fn schedule_done_batches(
+    tx: &mut Transaction<'_, Sqlite>,
+    batch_ids: &[String],
+    now: i64,
+) -> StoreResult<()> {
+    for id in batch_ids {
+        sqlx::query(&format!(
+            "UPDATE batches SET callback_state = 'sending', callback_next_at = ?1
+             WHERE id = ?2 AND callback_state = 'pending'
+               AND NOT EXISTS (SELECT 1 FROM jobs WHERE batch_id = ?2 AND status NOT IN {TERMINAL})"
+        ))
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The SQL that moves a job's callback to `sending` when it ends.
+const CALLBACK_ON_END: &str =
+    "callback_state = CASE WHEN callback IS NOT NULL THEN 'sending' ELSE NULL END, callback_next_at = ";
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn module_put(&self, p: ModulePut) -> StoreResult<(ModuleRecord, bool)> {
+        let inserted = sqlx::query(
+            "INSERT INTO modules (tenant, digest, size, kind, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (tenant, digest) DO NOTHING",
+        )
+        .bind(p.tenant.as_str())
+        .bind(p.digest.to_string())
+        .bind(p.bytes.len() as i64)
+        .bind(kind_str(p.kind))
+        .bind(&p.bytes)
+        .bind(p.now)
+        .execute(&self.writer)
+        .await?
+        .rows_affected()
+            == 1;
+        let record = self.module_get(&p.tenant, &p.digest).await?;
+        Ok((record, inserted))
+    }
+
+    async fn module_get(&self, tenant: &TenantId, digest: &Digest) -> StoreResult<ModuleRecord> {
+        sqlx::query_as::<_, ModuleRow>(
+            "SELECT digest, size, kind, created_at FROM modules WHERE tenant = ? AND digest = ?",
+        )
+        .bind(tenant.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&self.writer)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("module {digest}")))?
+        .try_into()
+    }
+
+    async fn module_bytes(&self, tenant: &TenantId, digest: &Digest) -> StoreResult<Vec<u8>> {
+        sqlx::query_scalar::<_, Vec<u8>>("SELECT bytes FROM modules WHERE tenant = ? AND digest = ?")
+            .bind(tenant.as_str())
+            .bind(digest.to_string())
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("module {digest}")))
+    }
+
+    async fn module_list(&self, tenant: &TenantId) -> StoreResult<Vec<ModuleRecord>> {
+        sqlx::query_as::<_, ModuleRow>(
+            "SELECT digest, size, kind, created_at FROM modules WHERE tenant = ? ORDER BY created_at DESC, digest",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.reader)
+        .await?
+        .into_iter()
+        .map(ModuleRecord::try_from)
+        .collect()
+    }
+
+    async fn module_delete(&self, tenant: &TenantId, digest: &Digest) -> StoreResult<()> {
+        let mut tx = self.tx().await?;
+        let d = digest.to_string();
+        let users: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM aliases WHERE tenant = ? AND module = ? ORDER BY name")
+                .bind(tenant.as_str())
+                .bind(&d)
+                .fetch_all(&mut *tx)
+                .await?;
+        if !users.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "module {digest} is used by alias {}; point the alias elsewhere or delete it first",
+                users.join(", ")
+            )));
+        }
+        let pending: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND module = ? AND status NOT IN {TERMINAL}"
+        ))
+        .bind(tenant.as_str())
+        .bind(&d)
+        .fetch_one(&mut *tx)
+        .await?;
+        if pending > 0 {
+            return Err(StoreError::Conflict(format!("module {digest} has {pending} unfinished jobs")));
+        }
+        let deleted = sqlx::query("DELETE FROM modules WHERE tenant = ? AND digest = ?")
+            .bind(tenant.as_str())
+            .bind(&d)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound(format!("module {digest}")));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn alias_set(&self, p: AliasSet) -> StoreResult<AliasRecord> {
+        let mut tx = self.tx().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM modules WHERE tenant = ? AND digest = ?")
+            .bind(p.tenant.as_str())
+            .bind(p.module.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!("module {}", p.module)));
+        }
+        let record = put_alias_version(&mut tx, &p.tenant, &p.name, &p.module, &p.config, p.now).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn alias_get(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<AliasRecord> {
+        sqlx::query_as::<_, AliasRow>(
+            "SELECT name, version, module, config, updated_at FROM aliases WHERE tenant = ? AND name = ?",
+        )
+        .bind(tenant.as_str())
+        .bind(name.as_str())
+        .fetch_optional(&self.writer)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("alias {name}")))?
+        .try_into()
+    }
+
+    async fn alias_history(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<Vec<AliasVersion>> {
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT version, module, config, created_at FROM alias_versions
+             WHERE tenant = ? AND name = ? ORDER BY version DESC",
+        )
+        .bind(tenant.as_str())
+        .bind(name.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|(version, module, config, created_at)| {
+                Ok(AliasVersion {
+                    version,
+                    module: digest(&module)?,
+                    config: serde_json::from_str(&config).map_err(corrupt)?,
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn alias_list(&self, tenant: &TenantId) -> StoreResult<Vec<AliasRecord>> {
+        sqlx::query_as::<_, AliasRow>(
+            "SELECT name, version, module, config, updated_at FROM aliases WHERE tenant = ? ORDER BY name",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.reader)
+        .await?
+        .into_iter()
+        .map(AliasRecord::try_from)
+        .collect()
+    }
+
+    async fn alias_rollback(
+        &self,
+        tenant: &TenantId,
+        name: &AliasName,
+        now: i64,
+    ) -> StoreResult<AliasRecord> {
+        let mut tx = self.tx().await?;
+        let current: i64 = sqlx::query_scalar("SELECT version FROM aliases WHERE tenant = ? AND name = ?")
+            .bind(tenant.as_str())
+            .bind(name.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("alias {name}")))?;
+        let previous: Option<(String, String)> = sqlx::query_as(
+            "SELECT module, config FROM alias_versions WHERE tenant = ? AND name = ? AND version = ?",
+        )
+        .bind(tenant.as_str())
+        .bind(name.as_str())
+        .bind(current - 1)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((module, config)) = previous else {
+            return Err(StoreError::Conflict(format!("alias {name} has no version before {current}")));
+        };
+        let module = digest(&module)?;
+        let present: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM modules WHERE tenant = ? AND digest = ?")
+                .bind(tenant.as_str())
+                .bind(module.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if present.is_none() {
+            return Err(StoreError::Conflict(format!(
+                "alias {name} version {} points to module {module}, which was deleted",
+                current - 1
+            )));
+        }
+        let config: AliasConfig = serde_json::from_str(&config).map_err(corrupt)?;
+        let record = put_alias_version(&mut tx, tenant, name, &module, &config, now).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn alias_delete(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<()> {
+        let mut tx = self.tx().await?;
+        let deleted = sqlx::query("DELETE FROM aliases WHERE tenant = ? AND name = ?")
+            .bind(tenant.as_str())
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound(format!("alias {name}")));
+        }
+        sqlx::query("DELETE FROM alias_versions WHERE tenant = ? AND name = ?")
+            .bind(tenant.as_str())
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn job_insert(&self, new: Vec<NewJob>, batch: Option<NewBatch>) -> StoreResult<Vec<Inserted>> {
+        let mut tx = self.tx().await?;
+        if let Some(b) = &batch {
+            sqlx::query(
+                "INSERT INTO batches (id, tenant, total, callback, callback_state, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&b.id)
+            .bind(b.tenant.as_str())
+            .bind(new.len() as i64)
+            .bind(callback_json(&b.callback))
+            .bind(b.callback.as_ref().map(|_| "pending"))
+            .bind(b.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut out = Vec::with_capacity(new.len());
+        for job in new {
+            if let Some(key) = &job.idempotency_key {
+                let existing = sqlx::query_as::<_, JobRow>(&format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?"
+                ))
+                .bind(job.tenant.as_str())
+                .bind(key.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = existing {
+                    out.push(Inserted { job: row.try_into()?, created: false });
+                    continue;
+                }
+            }
+            let row = sqlx::query_as::<_, JobRow>(&format!(
+                "INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload,
+                    max_attempts, limits, run_at, created_at, idempotency_key, batch_id, callback, callback_state)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 RETURNING {JOB_COLUMNS}"
+            ))
+            .bind(&job.id)
+            .bind(job.tenant.as_str())
+            .bind(job.alias.as_str())
+            .bind(job.module.to_string())
+            .bind(job.status.as_str())
+            .bind(job.priority)
+            .bind(job.queue.as_str())
+            .bind(&job.context)
+            .bind(&job.payload)
+            .bind(job.max_attempts)
+            .bind(serde_json::to_string(&job.limits).expect("limits serialize"))
+            .bind(job.run_at)
+            .bind(job.created_at)
+            .bind(job.idempotency_key.as_ref().map(|k| k.as_str()))
+            .bind(&job.batch_id)
+            .bind(callback_json(&job.callback))
+            .bind(job.callback.as_ref().map(|_| "pending"))
+            .fetch_one(&mut *tx)
+            .await?;
+            out.push(Inserted { job: row.try_into()?, created: true });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn job_get(&self, tenant: &TenantId, id: &str) -> StoreResult<JobRecord> {
+        sqlx::query_as::<_, JobRow>(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ? AND id = ?"))
+            .bind(tenant.as_str())
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("job {id}")))?
+            .try_into()
+    }
+
+    async fn job_list(&self, p: JobList) -> StoreResult<Vec<JobRecord>> {
+        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ?1");
+        if p.status.is_some() {
+            sql.push_str(" AND status = ?2");
+        }
+        if p.alias.is_some() {
+            sql.push_str(" AND alias = ?3");
+        }
+        if p.queue.is_some() {
+            sql.push_str(" AND queue = ?4");
+        }
+        if p.context.is_some() {
+            sql.push_str(" AND context = ?5");
+        }
+        match (p.order, p.after.is_some()) {
+            (JobOrder::Created, true) => sql.push_str(" AND id < ?6"),
+            (JobOrder::Priority, true) => {
+                sql.push_str(" AND (-priority, id) > (SELECT -priority, id FROM jobs WHERE id = ?6)")
+            }
+            _ => {}
+        }
+        match p.order {
+            JobOrder::Created => sql.push_str(" ORDER BY id DESC"),
+            JobOrder::Priority => sql.push_str(" ORDER BY priority DESC, id ASC"),
+        }
+        sql.push_str(" LIMIT ?7");
+        let rows = sqlx::query_as::<_, JobRow>(&sql)
+            .bind(p.tenant.as_str())
+            .bind(p.status.map(JobStatus::as_str))
+            .bind(&p.alias)
+            .bind(&p.queue)
+            .bind(&p.context)
+            .bind(&p.after)
+            .bind(p.limit)
+            .fetch_all(&self.reader)
+            .await?;
+        jobs(rows)
+    }
+
+    async fn job_claim(&self, p: JobClaim) -> StoreResult<Vec<JobRecord>> {
+        let excluded = serde_json::to_string(&p.exclude_queues).expect("strings serialize");
+        let rows = sqlx::query_as::<_, JobRow>(&format!(
+            "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = ?1, lease_owner = ?2,
+                lease_expires_at = ?3, progress_percent = NULL, progress_message = NULL
+             WHERE id IN (
+                SELECT id FROM jobs
+                WHERE status IN {RUNNABLE} AND run_at <= ?1
+                  AND queue NOT IN (SELECT value FROM json_each(?5))
+                ORDER BY priority DESC, run_at, id LIMIT ?4)
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(p.now)
+        .bind(&p.owner)
+        .bind(p.lease_expires_at)
+        .bind(p.limit)
+        .bind(excluded)
+        .fetch_all(&self.writer)
+        .await?;
+        let mut claimed = jobs(rows)?;
+        // RETURNING gives no order: restore the claim order.
+        claimed
+            .sort_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)).then(a.id.cmp(&b.id)));
+        Ok(claimed)
+    }
+
+    async fn job_heartbeat(&self, owner: &str, ids: &[String], lease_expires_at: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE jobs SET lease_expires_at = ?1
+             WHERE lease_owner = ?2 AND status = 'running' AND id IN (SELECT value FROM json_each(?3))",
+        )
+        .bind(lease_expires_at)
+        .bind(owner)
+        .bind(serde_json::to_string(ids).expect("strings serialize"))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Vec<String>> {
+        let mut tx = self.tx().await?;
+        let mut applied = Vec::with_capacity(completions.len());
+        let mut batches = Vec::new();
+        let now = completions.iter().map(|c| c.finished_at).max().unwrap_or_default();
+        for c in completions {
+            let terminal = c.status.is_terminal();
+            let batch: Option<Option<String>> = sqlx::query_scalar(
+                "UPDATE jobs SET status = ?1, result = ?2, error_kind = ?3, error_message = ?4,
+                    fuel_used = ?5, duration_ms = ?6, logs = ?7,
+                    progress_percent = COALESCE(?8, progress_percent),
+                    progress_message = COALESCE(?9, progress_message),
+                    finished_at = CASE WHEN ?10 THEN ?11 ELSE NULL END, run_at = ?12,
+                    lease_owner = NULL, lease_expires_at = NULL,
+                    callback_state = CASE WHEN ?10 AND callback IS NOT NULL THEN 'sending' ELSE callback_state END,
+                    callback_next_at = CASE WHEN ?10 AND callback IS NOT NULL THEN ?11 ELSE callback_next_at END
+                 WHERE id = ?13 AND status = 'running' AND lease_owner = ?14
+                 RETURNING batch_id",
+            )
+            .bind(c.status.as_str())
+            .bind(&c.result)
+            .bind(c.error.as_ref().map(|e| &e.0))
+            .bind(c.error.as_ref().map(|e| &e.1))
+            .bind(c.fuel_used as i64)
+            .bind(c.duration_ms as i64)
+            .bind(&c.logs)
+            .bind(c.progress.as_ref().map(|p| p.0 as i64))
+            .bind(c.progress.as_ref().map(|p| &p.1))
+            .bind(terminal)
+            .bind(c.finished_at)
+            .bind(c.run_at)
+            .bind(&c.id)
+            .bind(&c.owner)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(batch) = batch {
+                applied.push(c.id);
+                if let (true, Some(b)) = (terminal, batch) {
+                    batches.push(b);
+                }
+            }
+        }
+        batches.sort();
+        batches.dedup();
+        schedule_done_batches(&mut tx, &batches, now).await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    async fn job_progress(&self, id: &str, percent: u8, message: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE jobs SET progress_percent = ?, progress_message = ? WHERE id = ? AND status = 'running'",
+        )
+        .bind(percent as i64)
+        .bind(message)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn job_cancel(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
+        let mut tx = self.tx().await?;
+        let row = sqlx::query_as::<_, JobRow>(&format!(
+            "UPDATE jobs SET status = 'cancelled', finished_at = ?1, lease_owner = NULL, lease_expires_at = NULL,
+                error_kind = 'cancelled', error_message = 'cancelled by request',
+                {CALLBACK_ON_END} CASE WHEN callback IS NOT NULL THEN ?1 ELSE NULL END
+             WHERE tenant = ?2 AND id = ?3 AND status NOT IN {TERMINAL}
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            drop(tx);
+            let job = self.job_get(tenant, id).await?;
+            return Err(StoreError::Conflict(format!("job {id} is already {}", job.status.as_str())));
+        };
+        let job: JobRecord = row.try_into()?;
+        if let Some(b) = &job.batch_id {
+            schedule_done_batches(&mut tx, std::slice::from_ref(b), now).await?;
+        }
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    async fn job_retry(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
+        let row = sqlx::query_as::<_, JobRow>(&format!(
+            "UPDATE jobs SET status = 'queued', attempt = 0, run_at = ?1, finished_at = NULL, started_at = NULL,
+                result = NULL, error_kind = NULL, error_message = NULL, progress_percent = NULL,
+                progress_message = NULL,
+                callback_state = CASE WHEN callback IS NOT NULL THEN 'pending' ELSE NULL END,
+                callback_attempts = 0, callback_last_error = NULL, callback_next_at = NULL
+             WHERE tenant = ?2 AND id = ?3 AND status IN ('failed', 'dead', 'cancelled')
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?;
+        match row {
+            Some(row) => row.try_into(),
+            None => {
+                let job = self.job_get(tenant, id).await?;
+                Err(StoreError::Conflict(format!(
+                    "job {id} is {}; only failed, dead or cancelled jobs can be retried",
+                    job.status.as_str()
+                )))
+            }
+        }
+    }
+
+    async fn job_rescue_expired(&self, now: i64) -> StoreResult<u64> {
+        Ok(sqlx::query(
+            "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL
+             WHERE status = 'running' AND lease_expires_at < ?",
+        )
+        .bind(now)
+        .execute(&self.writer)
+        .await?
+        .rows_affected())
+    }
+
+    async fn job_release(&self, owner: &str) -> StoreResult<u64> {
+        // The interrupted attempt does not count: the job did nothing wrong.
+        Ok(sqlx::query(
+            "UPDATE jobs SET status = 'queued', attempt = MAX(attempt - 1, 0), lease_owner = NULL,
+                lease_expires_at = NULL
+             WHERE status = 'running' AND lease_owner = ?",
+        )
+        .bind(owner)
+        .execute(&self.writer)
+        .await?
+        .rows_affected())
+    }
+
+    async fn job_next_due(&self) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT run_at FROM jobs WHERE status IN ('scheduled', 'failed') ORDER BY run_at LIMIT 1",
+        )
+        .fetch_optional(&self.writer)
+        .await?)
+    }
+
+    async fn callback_due(&self, now: i64, limit: u32) -> StoreResult<Vec<CallbackDue>> {
+        let rows = sqlx::query_as::<_, JobRow>(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE callback_state = 'sending' AND callback_next_at <= ?
+             ORDER BY callback_next_at LIMIT ?"
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.writer)
+        .await?;
+        let mut due = Vec::new();
+        for job in jobs(rows)? {
+            let callback = job.callback.clone().ok_or_else(|| corrupt("sending callback without target"))?;
+            due.push(CallbackDue {
+                owner: CallbackOwner::Job,
+                id: job.id.clone(),
+                callback,
+                attempts: job.callback_attempts,
+                job: Some(job),
+                batch: None,
+            });
+        }
+        let batches: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT id, tenant, callback_attempts FROM batches
+             WHERE callback_state = 'sending' AND callback_next_at <= ? ORDER BY callback_next_at LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.writer)
+        .await?;
+        for (id, tenant, attempts) in batches {
+            let tenant = TenantId::parse(tenant).map_err(corrupt)?;
+            let batch = self.batch_get(&tenant, &id).await?;
+            let callback =
+                batch.callback.clone().ok_or_else(|| corrupt("sending callback without target"))?;
+            due.push(CallbackDue {
+                owner: CallbackOwner::Batch,
+                id,
+                callback,
+                attempts: attempts as u32,
+                job: None,
+                batch: Some(batch),
+            });
+        }
+        Ok(due)
+    }
+
+    async fn callback_record(&self, p: CallbackRecord) -> StoreResult<()> {
+        let table = match p.owner {
+            CallbackOwner::Job => "jobs",
+            CallbackOwner::Batch => "batches",
+        };
+        sqlx::query(&format!(
+            "UPDATE {table} SET callback_state = ?, callback_attempts = callback_attempts + 1,
+                callback_last_error = ?, callback_next_at = ? WHERE id = ?"
+        ))
+        .bind(p.state.as_str())
+        .bind(&p.error)
+        .bind(p.next_at)
+        .bind(&p.id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn batch_get(&self, tenant: &TenantId, id: &str) -> StoreResult<BatchRecord> {
+        let row: Option<(i64, Option<String>, Option<String>, i64)> = sqlx::query_as(
+            "SELECT total, callback, callback_state, created_at FROM batches WHERE tenant = ? AND id = ?",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?;
+        let (total, callback, callback_state, created_at) =
+            row.ok_or_else(|| StoreError::NotFound(format!("batch {id}")))?;
+        let counted: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM jobs WHERE batch_id = ? GROUP BY status")
+                .bind(id)
+                .fetch_all(&self.writer)
+                .await?;
+        let mut counts: BTreeMap<String, u64> =
+            JobStatus::ALL.iter().map(|s| (s.as_str().into(), 0)).collect();
+        let mut terminal = 0;
+        for (status, n) in counted {
+            if JobStatus::parse(&status).is_some_and(JobStatus::is_terminal) {
+                terminal += n as u64;
+            }
+            counts.insert(status, n as u64);
+        }
+        Ok(BatchRecord {
+            id: id.to_string(),
+            total: total as u64,
+            done: terminal == total as u64,
+            counts,
+            callback: parse_callback(callback)?,
+            callback_state: callback_state.as_deref().and_then(CallbackState::parse),
+            created_at,
+        })
+    }
+
+    async fn status_counts(&self, tenant: &TenantId) -> StoreResult<StatusCounts> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT queue, status, COUNT(*) FROM jobs WHERE tenant = ? GROUP BY queue, status",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        let mut counts = StatusCounts {
+            by_status: JobStatus::ALL.iter().map(|s| (s.as_str().into(), 0)).collect(),
+            by_queue: BTreeMap::new(),
+        };
+        for (queue, status, n) in rows {
+            *counts.by_status.entry(status.clone()).or_default() += n as u64;
+            counts.by_queue.entry(queue).or_default().insert(status, n as u64);
+        }
+        Ok(counts)
+    }
+}
+
+/// Writes a new current version of an alias and its history row.
+async fn put_alias_version(
+    tx: &mut Transaction<'_, Sqlite>,
+    tenant: &TenantId,
+    name: &AliasName,
+    module: &Digest,
+    config: &AliasConfig,
+    now: i64,
+) -> StoreResult<AliasRecord> {
+    let version: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM alias_versions WHERE tenant = ? AND name = ?",
+    )
+    .bind(tenant.as_str())
+    .bind(name.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    let config_json = serde_json::to_string(config).expect("config serializes");
+    sqlx::query(
+        "INSERT INTO aliases (tenant, name, version, module, config, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (tenant, name) DO UPDATE SET version = ?3, module = ?4, config = ?5, updated_at = ?6",
+    )
+    .bind(tenant.as_str())
+    .bind(name.as_str())
+    .bind(version)
+    .bind(module.to_string())
+    .bind(&config_json)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO alias_versions (tenant, name, version, module, config, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(tenant.as_str())
+    .bind(name.as_str())
+    .bind(version)
+    .bind(module.to_string())
+    .bind(&config_json)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(AliasRecord { name: name.clone(), version, module: *module, config: config.clone(), updated_at: now })
+}

@@ -1,0 +1,252 @@
+//! The job server driven over HTTP: a real server on an ephemeral port with a
+//! temp SQLite database, real plugins, and a real callback receiver.
+
+mod api;
+mod callbacks;
+mod durability;
+mod queue;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use wasmq::app::App;
+use wasmq::config::{Secret, Settings};
+
+use crate::support::plugin_bytes;
+
+/// Knobs a test may turn; everything else is the server's default.
+#[derive(Clone)]
+pub struct Options {
+    pub workers: usize,
+    pub token: Option<String>,
+    pub queue_limits: Vec<(&'static str, usize)>,
+    pub lease: Duration,
+    pub retry_base: Duration,
+    pub callback_retry_base: Duration,
+    /// Reuse this database directory (a restart).
+    pub dir: Option<Arc<tempfile::TempDir>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            token: None,
+            queue_limits: Vec::new(),
+            lease: Duration::from_secs(30),
+            retry_base: Duration::from_millis(20),
+            callback_retry_base: Duration::from_millis(20),
+            dir: None,
+        }
+    }
+}
+
+/// Compiled artifacts are shared by every test server (and survive between runs).
+fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("server-artifacts")
+}
+
+pub fn settings(opts: &Options, dir: &tempfile::TempDir) -> Settings {
+    let db = format!("sqlite://{}", dir.path().join("wasmq.db").display());
+    let mut s = Settings::new("127.0.0.1:0".parse().unwrap(), db, env!("CARGO_BIN_EXE_wasmq").into());
+    s.engine.cache_dir = Some(cache_dir());
+    s.token = opts.token.clone().map(Secret::new);
+    s.queue.workers = opts.workers;
+    s.queue.queue_limits = opts.queue_limits.iter().map(|(q, n)| (q.to_string(), *n)).collect();
+    s.queue.lease = opts.lease;
+    s.queue.retry_base = opts.retry_base;
+    s.queue.poll_interval = Duration::from_millis(200);
+    s.queue.shutdown_grace = Duration::from_secs(5);
+    s.callbacks.retry_base = opts.callback_retry_base;
+    s
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub dir: Arc<tempfile::TempDir>,
+    token: Option<String>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app(opts: Options) -> TestApp {
+    let dir = opts.dir.clone().unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
+    let app = App::build(settings(&opts, &dir)).await.expect("server builds");
+    let url = format!("http://{}", app.local_addr());
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        url,
+        client: reqwest::Client::new(),
+        dir,
+        token: opts.token,
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.client.request(method, format!("{}{path}", self.url));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    pub async fn send(&self, r: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let resp = r.send().await.expect("request sent");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(self.request(reqwest::Method::POST, path).json(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(self.request(reqwest::Method::PUT, path).json(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.send(self.request(reqwest::Method::DELETE, path)).await
+    }
+
+    pub fn raw(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.request(method, path)
+    }
+
+    /// Uploads a built plugin; returns its digest.
+    pub async fn upload(&self, plugin: &str) -> String {
+        let r = self
+            .request(reqwest::Method::POST, "/v1/modules")
+            .header("content-type", "application/wasm")
+            .body(plugin_bytes(plugin));
+        let (status, body) = self.send(r).await;
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::OK,
+            "upload {plugin}: {status} {body}"
+        );
+        body["digest"].as_str().unwrap().to_string()
+    }
+
+    /// Uploads `plugin` and points alias `name` at it.
+    pub async fn register(&self, name: &str, plugin: &str) -> Value {
+        let digest = self.upload(plugin).await;
+        let (status, body) = self.put(&format!("/v1/aliases/{name}"), &json!({ "module": digest })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Dispatches a job (`extra` merges into the request); returns the job.
+    pub async fn dispatch(&self, alias: &str, payload: Value, extra: Value) -> Value {
+        let mut req = json!({ "alias": alias, "payload": payload });
+        if let Value::Object(extra) = extra {
+            req.as_object_mut().unwrap().extend(extra);
+        }
+        let (status, body) = self.post("/v1/jobs", &req).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Waits (long-poll) until the job is terminal.
+    pub async fn wait(&self, id: &str) -> Value {
+        for _ in 0..20 {
+            let (status, job) = self.get(&format!("/v1/jobs/{id}/wait?timeout_ms=30000")).await;
+            assert_eq!(status, StatusCode::OK, "{job}");
+            if ["succeeded", "dead", "cancelled"].contains(&job["status"].as_str().unwrap()) {
+                return job;
+            }
+        }
+        panic!("job {id} did not end");
+    }
+
+    /// Polls until the job has the status (for states that have no wait hook).
+    pub async fn until_status(&self, id: &str, status: &str) -> Value {
+        for _ in 0..1000 {
+            let (_, job) = self.get(&format!("/v1/jobs/{id}")).await;
+            if job["status"] == status {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("job {id} never became {status}");
+    }
+
+    /// Graceful shutdown; returns the database directory for a restart.
+    pub async fn stop(mut self) -> Arc<tempfile::TempDir> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+        self.dir.clone()
+    }
+}
+
+/// A callback receiver: records every request and answers 500 to the first
+/// `fail_first` of them.
+pub struct Receiver {
+    pub url: String,
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<(axum::http::HeaderMap, Vec<u8>)>>,
+    pub count: Arc<Mutex<usize>>,
+}
+
+impl Receiver {
+    pub async fn start(fail_first: usize) -> Receiver {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let count = Arc::new(Mutex::new(0usize));
+        let c = count.clone();
+        let app =
+            axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (tx, c) = (tx.clone(), c.clone());
+                async move {
+                    let n = {
+                        let mut n = c.lock().unwrap();
+                        *n += 1;
+                        *n
+                    };
+                    let _ = tx.send((headers, body.to_vec()));
+                    if n <= fail_first { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
+                }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { url, rx: tokio::sync::Mutex::new(rx), count }
+    }
+
+    /// The next request received (headers, body).
+    pub async fn next(&self) -> (axum::http::HeaderMap, Value) {
+        let got = tokio::time::timeout(Duration::from_secs(30), self.rx.lock().await.recv())
+            .await
+            .expect("a callback arrives")
+            .expect("receiver open");
+        (got.0, serde_json::from_slice(&got.1).unwrap())
+    }
+
+    /// Raw next request.
+    pub async fn next_raw(&self) -> (axum::http::HeaderMap, Vec<u8>) {
+        tokio::time::timeout(Duration::from_secs(30), self.rx.lock().await.recv())
+            .await
+            .expect("a callback arrives")
+            .expect("receiver open")
+    }
+}

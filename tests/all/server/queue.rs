@@ -1,0 +1,165 @@
+//! Queue semantics over HTTP: priority, delay, retries, cancellation, volume.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+use super::{Options, TestApp, spawn_app};
+
+fn id(job: &Value) -> &str {
+    job["id"].as_str().unwrap()
+}
+
+async fn all_jobs(app: &TestApp, query: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/v1/jobs?limit=1000{query}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (status, page) = app.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        out.extend(page["jobs"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test]
+async fn higher_priority_runs_first_then_oldest() {
+    // One worker, held by a blocker while the others queue up in one batch.
+    let app = spawn_app(Options { workers: 1, ..Options::default() }).await;
+    app.register("spin", "busy-spin").await;
+    app.register("primes", "primes").await;
+    let blocker = app
+        .dispatch(
+            "spin",
+            json!({}),
+            json!({"fuel": 100_000_000_000u64, "timeout_ms": 300, "max_attempts": 1}),
+        )
+        .await;
+    app.until_status(id(&blocker), "running").await;
+    let priorities = [100, 900, 500, 900, 0, 500];
+    let jobs: Vec<Value> = priorities
+        .iter()
+        // Each takes a few milliseconds, so start times are distinct.
+        .map(|p| json!({"alias": "primes", "payload": {"limit": 1_000_000}, "priority": p}))
+        .collect();
+    let (status, batch) = app.post("/v1/batches", &json!({"jobs": jobs})).await;
+    assert_eq!(status, StatusCode::CREATED, "{batch}");
+    let ids: Vec<String> =
+        batch["job_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().into()).collect();
+    let mut started = Vec::new();
+    for (i, job_id) in ids.iter().enumerate() {
+        let job = app.wait(job_id).await;
+        assert_eq!(job["status"], "succeeded");
+        started.push((job["started_at"].as_str().unwrap().to_string(), i));
+    }
+    started.sort();
+    let order: Vec<usize> = started.iter().map(|(_, i)| *i).collect();
+    // 900s first (older first), then 500s, then 100, then 0.
+    assert_eq!(order, vec![1, 3, 2, 5, 0, 4]);
+    let blocked = app.wait(id(&blocker)).await;
+    assert_eq!(blocked["error"]["kind"], "timeout");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_delayed_job_waits_for_its_time() {
+    let app = spawn_app(Options::default()).await;
+    app.register("echo", "echo").await;
+    let job = app.dispatch("echo", json!("later"), json!({"delay_ms": 400})).await;
+    assert_eq!(job["status"], "scheduled");
+    let done = app.wait(id(&job)).await;
+    assert_eq!(done["status"], "succeeded");
+    let run_at = done["run_at"].as_str().unwrap();
+    let started = done["started_at"].as_str().unwrap();
+    assert!(started >= run_at, "started {started} before its time {run_at}");
+    assert!(run_at > job["created_at"].as_str().unwrap());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn retryable_failures_retry_with_backoff_then_die() {
+    let app = spawn_app(Options::default()).await;
+    app.register("fail", "fail").await;
+    let job = app.dispatch("fail", json!({"mode": "retryable"}), json!({"max_attempts": 3})).await;
+    let done = app.wait(id(&job)).await;
+    assert_eq!(done["status"], "dead");
+    assert_eq!(done["attempt"], 3);
+    assert_eq!(done["error"], json!({"kind": "plugin_error", "message": "try again later"}));
+
+    // Not retryable: dead after one attempt. Fuel exhaustion is not retried either.
+    let job = app.dispatch("fail", json!({"mode": "error"}), json!({"max_attempts": 5})).await;
+    let done = app.wait(id(&job)).await;
+    assert_eq!((done["status"].as_str(), done["attempt"].as_u64()), (Some("dead"), Some(1)));
+    app.register("loop", "infinite-loop").await;
+    let job = app.dispatch("loop", json!({}), json!({"max_attempts": 5, "fuel": 100000})).await;
+    let done = app.wait(id(&job)).await;
+    assert_eq!((done["status"].as_str(), done["attempt"].as_u64()), (Some("dead"), Some(1)));
+    assert_eq!(done["error"]["kind"], "fuel_exhausted");
+
+    // A dead job can be retried by hand, with a fresh budget.
+    let (status, again) = app.post(&format!("/v1/jobs/{}/retry", id(&job)), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!((again["status"].as_str(), again["attempt"].as_u64()), (Some("queued"), Some(0)));
+    let done = app.wait(id(&job)).await;
+    assert_eq!(done["attempt"], 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cancelling_a_running_infinite_loop_interrupts_it() {
+    let app = spawn_app(Options::default()).await;
+    app.register("loop", "infinite-loop").await;
+    let job =
+        app.dispatch("loop", json!({}), json!({"fuel": 1_000_000_000_000u64, "timeout_ms": 600000})).await;
+    app.until_status(id(&job), "running").await;
+    let (status, cancelled) = app.post(&format!("/v1/jobs/{}/cancel", id(&job)), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    let done = app.wait(id(&job)).await;
+    assert_eq!(done["status"], "cancelled");
+    // The worker slot is free again: another job runs.
+    app.register("echo", "echo").await;
+    let next = app.dispatch("echo", json!(1), json!({})).await;
+    assert_eq!(app.wait(id(&next)).await["status"], "succeeded");
+    let (_, status) = app.get("/v1/status").await;
+    assert_eq!(status["workers"]["busy"], 0, "{status}");
+    assert_eq!(status["jobs"]["cancelled"], 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_thousand_jobs_through_two_workers_all_correct() {
+    let app = spawn_app(Options { workers: 2, ..Options::default() }).await;
+    app.register("echo", "echo").await;
+    let jobs: Vec<Value> = (0..1000)
+        .map(|i| json!({"alias": "echo", "payload": {"n": i, "s": format!("job-{i}")}, "context": "bulk"}))
+        .collect();
+    let (status, batch) = app.post("/v1/batches", &json!({"jobs": jobs})).await;
+    assert_eq!(status, StatusCode::CREATED, "{batch}");
+    assert_eq!(batch["total"], 1000);
+    let ids = batch["job_ids"].as_array().unwrap();
+    app.wait(ids.last().unwrap().as_str().unwrap()).await;
+    for job_id in ids {
+        app.wait(job_id.as_str().unwrap()).await;
+    }
+    let (_, b) = app.get(&format!("/v1/batches/{}", batch["id"].as_str().unwrap())).await;
+    assert_eq!(b["done"], true, "{b}");
+    assert_eq!(b["counts"]["succeeded"], 1000);
+    let all = all_jobs(&app, "&context=bulk").await;
+    assert_eq!(all.len(), 1000);
+    let mut seen = HashMap::new();
+    for job in &all {
+        assert_eq!(job["status"], "succeeded");
+        assert_eq!(job["result"], job["payload"], "{job}");
+        assert_eq!(job["attempt"], 1);
+        seen.insert(job["payload"]["n"].as_u64().unwrap(), ());
+    }
+    assert_eq!(seen.len(), 1000);
+    app.stop().await;
+}
