@@ -62,6 +62,7 @@ impl App {
             token_hash: settings.token.as_ref().map(|t| blake3::hash(t.expose().as_bytes())),
             max_body_bytes: settings.max_body_bytes,
             tenant: TenantId::default_tenant(),
+            backpressure: Arc::new(api::Backpressure::new(settings.max_queued_jobs)),
         };
         Ok(App { listener, state, tasks, callbacks })
     }

@@ -92,6 +92,9 @@ pub struct ServeArgs {
     /// Time running jobs get to finish on SIGTERM/SIGINT [default: 10s].
     #[arg(long, env = "WASMQ_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
+    /// Jobs that may wait to run before dispatches are refused with 429 [default: 1000000].
+    #[arg(long, env = "WASMQ_MAX_QUEUED_JOBS")]
+    pub max_queued_jobs: Option<u64>,
     /// Callback delivery attempts [default: 10].
     #[arg(long, env = "WASMQ_CALLBACK_ATTEMPTS")]
     pub callback_attempts: Option<u32>,
@@ -150,6 +153,7 @@ struct FileConfig {
     callback_attempts: Option<u32>,
     #[serde(default, with = "humantime_serde_opt")]
     callback_retry_base: Option<Duration>,
+    max_queued_jobs: Option<u64>,
 }
 
 mod humantime_serde_opt {
@@ -183,6 +187,8 @@ pub struct Settings {
     pub default_max_attempts: u32,
     /// Largest JSON body.
     pub max_body_bytes: usize,
+    /// Waiting jobs before dispatches get 429.
+    pub max_queued_jobs: u64,
 }
 
 impl Settings {
@@ -203,6 +209,7 @@ impl Settings {
             default_limits: Limits { timeout: Duration::from_secs(30), ..Limits::default() },
             default_max_attempts: 3,
             max_body_bytes: 16 << 20,
+            max_queued_jobs: 1_000_000,
         }
     }
 
@@ -263,6 +270,9 @@ impl Settings {
         }
         if let Some(g) = args.shutdown_grace.or(file.shutdown_grace) {
             s.queue.shutdown_grace = g;
+        }
+        if let Some(m) = args.max_queued_jobs.or(file.max_queued_jobs) {
+            s.max_queued_jobs = m;
         }
         if let Some(a) = args.callback_attempts.or(file.callback_attempts) {
             s.callbacks.max_attempts = a;

@@ -72,6 +72,7 @@ pub(super) async fn create(
         jobs.push(job);
     }
     let total = jobs.len();
+    state.backpressure.admit(state.store.as_ref(), total as u64).await?;
     let id = batch.id.clone();
     let inserted = state.store.job_insert(jobs, Some(batch)).await?;
     state.queue.notify_dispatch();

@@ -237,6 +237,7 @@ pub(super) async fn create(
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let (alias, payload, opts) = req.split();
     let job = prepare(&state, &alias, payload, opts, None, now_ms()).await?;
+    state.backpressure.admit(state.store.as_ref(), 1).await?;
     let inserted = state.store.job_insert(vec![job], None).await?.pop().expect("one job inserted");
     if inserted.created {
         state.queue.notify_dispatch();
@@ -276,6 +277,7 @@ pub(super) async fn dispatch(
         callback,
     };
     let job = prepare(&state, &alias, payload, opts, None, now_ms()).await?;
+    state.backpressure.admit(state.store.as_ref(), 1).await?;
     let inserted = state.store.job_insert(vec![job], None).await?.pop().expect("one job inserted");
     if inserted.created {
         state.queue.notify_dispatch();

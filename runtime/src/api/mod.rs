@@ -3,6 +3,7 @@
 
 mod aliases;
 mod auth;
+mod backpressure;
 mod batches;
 mod error;
 mod extract;
@@ -12,6 +13,7 @@ mod openapi;
 mod status;
 mod views;
 
+pub use backpressure::Backpressure;
 pub use error::{ApiError, ApiResult};
 pub use views::*;
 
@@ -45,6 +47,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The tenant of every request until multi-tenancy lands.
     pub tenant: TenantId,
+    /// Refuses dispatches while too many jobs wait.
+    pub backpressure: Arc<Backpressure>,
 }
 
 /// The API router.

@@ -93,6 +93,9 @@ pub trait Store: Send + Sync + 'static {
     async fn job_rescue_expired(&self, now: i64) -> StoreResult<u64>;
     /// Returns every job `owner` holds to `queued` (graceful shutdown).
     async fn job_release(&self, owner: &str) -> StoreResult<u64>;
+    /// Jobs waiting to run (queued, scheduled or failed-and-retrying): the
+    /// figure behind backpressure (429 when the queue is full).
+    async fn job_waiting(&self) -> StoreResult<u64>;
     /// When the next scheduled or retrying job becomes due, if any.
     async fn job_next_due(&self) -> StoreResult<Option<i64>>;
 

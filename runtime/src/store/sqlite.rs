@@ -738,6 +738,13 @@ impl Store for SqliteStore {
         .rows_affected())
     }
 
+    async fn job_waiting(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM jobs WHERE status IN {RUNNABLE}"))
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(n as u64)
+    }
+
     async fn job_next_due(&self) -> StoreResult<Option<i64>> {
         Ok(sqlx::query_scalar(
             "SELECT run_at FROM jobs WHERE status IN ('scheduled', 'failed') ORDER BY run_at LIMIT 1",

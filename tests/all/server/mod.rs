@@ -28,6 +28,8 @@ pub struct Options {
     pub callback_retry_base: Duration,
     /// Reuse this database directory (a restart).
     pub dir: Option<Arc<tempfile::TempDir>>,
+    /// Waiting jobs before 429.
+    pub max_queued: u64,
 }
 
 impl Default for Options {
@@ -40,6 +42,7 @@ impl Default for Options {
             retry_base: Duration::from_millis(20),
             callback_retry_base: Duration::from_millis(20),
             dir: None,
+            max_queued: 1_000_000,
         }
     }
 }
@@ -61,6 +64,7 @@ pub fn settings(opts: &Options, dir: &tempfile::TempDir) -> Settings {
     s.queue.poll_interval = Duration::from_millis(200);
     s.queue.shutdown_grace = Duration::from_secs(5);
     s.callbacks.retry_base = opts.callback_retry_base;
+    s.max_queued_jobs = opts.max_queued;
     s
 }
 

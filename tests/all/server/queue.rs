@@ -163,3 +163,20 @@ async fn a_thousand_jobs_through_two_workers_all_correct() {
     assert_eq!(seen.len(), 1000);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_full_queue_answers_429_until_it_drains() {
+    let held = Options { queue_limits: vec![("held", 0)], max_queued: 3, ..Options::default() };
+    let app = spawn_app(held).await;
+    app.register("echo", "echo").await;
+    for i in 0..3 {
+        app.dispatch("echo", json!(i), json!({"queue": "held"})).await;
+    }
+    let (status, body) = app.post("/v1/jobs", &json!({"alias": "echo", "payload": 4})).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "queue_full");
+    assert!(body["error"]["message"].as_str().unwrap().contains("the limit is 3"), "{body}");
+    let (status, _) = app.post("/v1/batches", &json!({"jobs": [{"alias": "echo", "payload": 1}]})).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await;
+}

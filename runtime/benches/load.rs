@@ -1,0 +1,227 @@
+//! End-to-end load harness: a real `wasmq` server (in-process, temp SQLite
+//! database, the echo plugin) driven over HTTP by concurrent clients on the same
+//! machine. Prints its figures; record them in docs/benchmarks.md.
+//!
+//! `cargo bench --bench load` (env: `LOAD_JOBS` jobs per phase, default 20000;
+//! `LOAD_CLIENTS` concurrent clients, default 64; `LOAD_WORKERS` server workers,
+//! default 2).
+//!
+//! Phases:
+//! 1. single dispatches: `LOAD_CLIENTS` clients POST /v1/jobs until `LOAD_JOBS`
+//!    are accepted; throughput = jobs / (first dispatch -> last job completed).
+//! 2. batches: the same number of jobs in batches of 1,000 (POST /v1/batches).
+//! 3. start latency on an idle server: one job at a time, dispatch -> the job
+//!    has started, p50/p99 (client-side: POST, then long-poll `wait` for the
+//!    result, minus the plugin's own duration; and server-side started_at -
+//!    created_at, at millisecond resolution).
+
+#![allow(missing_docs)]
+
+#[allow(dead_code)]
+#[path = "../../tests/all/support.rs"]
+mod support;
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use wasmq::app::App;
+use wasmq::config::Settings;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+struct Server {
+    url: String,
+    client: reqwest::Client,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(workers: usize) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("load.db").display());
+    let mut settings = Settings::new("127.0.0.1:0".parse().unwrap(), db, env!("CARGO_BIN_EXE_wasmq").into());
+    settings.engine.cache_dir = Some(dir.path().join("cache"));
+    settings.queue.workers = workers;
+    let app = App::build(settings).await.unwrap();
+    let url = format!("http://{}", app.local_addr());
+    let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
+    let module = client
+        .post(format!("{url}/v1/modules"))
+        .header("content-type", "application/wasm")
+        .body(support::plugin_bytes("echo"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    client
+        .put(format!("{url}/v1/aliases/echo"))
+        .json(&json!({"module": module["digest"]}))
+        .send()
+        .await
+        .unwrap();
+    Server { url, client, shutdown, handle, _dir: dir }
+}
+
+impl Server {
+    async fn succeeded(&self) -> u64 {
+        let status: Value =
+            self.client.get(format!("{}/v1/status", self.url)).send().await.unwrap().json().await.unwrap();
+        status["jobs"]["succeeded"].as_u64().unwrap()
+    }
+
+    /// Waits until `n` jobs have succeeded; returns when that was observed.
+    async fn until_succeeded(&self, n: u64) -> Instant {
+        loop {
+            if self.succeeded().await >= n {
+                return Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        self.handle.await.unwrap().unwrap();
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let jobs = env_usize("LOAD_JOBS", 20_000);
+    let clients = env_usize("LOAD_CLIENTS", 64);
+    let workers = env_usize("LOAD_WORKERS", 2);
+    support::plugins_dir(); // build plugins before timing anything
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        println!("wasmq load harness: {jobs} jobs per phase, {clients} clients, {workers} workers, echo plugin");
+
+        // Phase 1: single dispatches.
+        let server = Arc::new(start(workers).await);
+        let sent = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let (server, sent) = (server.clone(), sent.clone());
+            tasks.push(tokio::spawn(async move {
+                let url = format!("{}/v1/jobs", server.url);
+                while sent.fetch_add(1, Ordering::Relaxed) < jobs {
+                    let resp = server
+                        .client
+                        .post(&url)
+                        .json(&json!({"alias": "echo", "payload": {"client": c, "n": 1}}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(resp.status(), 201);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let accepted = started.elapsed();
+        let done = server.until_succeeded(jobs as u64).await - started;
+        println!(
+            "single dispatches: accepted {jobs} in {:.2} s ({:.0}/s); dispatch -> all completed {:.2} s: {:.0} jobs/s",
+            accepted.as_secs_f64(),
+            jobs as f64 / accepted.as_secs_f64(),
+            done.as_secs_f64(),
+            jobs as f64 / done.as_secs_f64()
+        );
+        Arc::into_inner(server).expect("no other owners").stop().await;
+
+        // Phase 2: batches of 1,000.
+        let server = Arc::new(start(workers).await);
+        let batches = jobs.div_ceil(1000);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for b in 0..batches {
+            let server = server.clone();
+            tasks.push(tokio::spawn(async move {
+                let batch: Vec<Value> =
+                    (0..1000).map(|i| json!({"alias": "echo", "payload": {"b": b, "i": i}})).collect();
+                let resp = server
+                    .client
+                    .post(format!("{}/v1/batches", server.url))
+                    .json(&json!({"jobs": batch}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 201);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let accepted = started.elapsed();
+        let total = batches * 1000;
+        let done = server.until_succeeded(total as u64).await - started;
+        println!(
+            "batches of 1000: accepted {total} in {:.2} s ({:.0}/s); dispatch -> all completed {:.2} s: {:.0} jobs/s",
+            accepted.as_secs_f64(),
+            total as f64 / accepted.as_secs_f64(),
+            done.as_secs_f64(),
+            total as f64 / done.as_secs_f64()
+        );
+        Arc::into_inner(server).expect("no other owners").stop().await;
+
+        // Phase 3: start latency on an idle server.
+        let server = start(workers).await;
+        let mut client_side = Vec::new();
+        let mut server_side = Vec::new();
+        for i in 0..1000 {
+            let t0 = Instant::now();
+            let job: Value = server
+                .client
+                .post(format!("{}/v1/jobs", server.url))
+                .json(&json!({"alias": "echo", "payload": {"i": i}}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let id = job["id"].as_str().unwrap();
+            let done: Value = server
+                .client
+                .get(format!("{}/v1/jobs/{id}/wait?timeout_ms=10000", server.url))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let round_trip = t0.elapsed();
+            assert_eq!(done["status"], "succeeded");
+            client_side.push(round_trip);
+            let parse = |k: &str| humantime::parse_rfc3339(done[k].as_str().unwrap()).unwrap();
+            server_side.push(parse("started_at").duration_since(parse("created_at")).unwrap_or_default());
+        }
+        client_side.sort();
+        server_side.sort();
+        println!(
+            "idle server, one job at a time: dispatch -> result (client-side, POST + wait) p50 {:.2} ms, p99 {:.2} ms",
+            percentile(&client_side, 0.5).as_secs_f64() * 1000.0,
+            percentile(&client_side, 0.99).as_secs_f64() * 1000.0
+        );
+        println!(
+            "idle server: created_at -> started_at (server clock, ms resolution) p50 {} ms, p99 {} ms",
+            percentile(&server_side, 0.5).as_millis(),
+            percentile(&server_side, 0.99).as_millis()
+        );
+        server.stop().await;
+    });
+}
