@@ -1,18 +1,41 @@
 #!/usr/bin/env bash
-# wasmq's main job, end to end on this machine: build the example plugins and
-# wasmq, then run plugins through `wasmq run` and show their results.
+# wasmq's main job, end to end on this machine: build wasmq and the example
+# plugins, start the server on a fresh SQLite database, register the examples
+# under aliases, dispatch jobs and show their results, then stop the server.
+#
+#   scripts/demo.sh            # leaves the database in a temp dir, printed at the end
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/setup.sh
 plugins=$(scripts/build-plugins.sh | tail -n 1)
-cargo build --quiet --locked --bin wasmq
-wasmq="${CARGO_TARGET_DIR:-$root/target}/debug/wasmq"
+cargo build --quiet --locked --bin wasmq --example thumbnails
+target=${CARGO_TARGET_DIR:-$root/target}
+wasmq="$target/debug/wasmq"
 
-show() { echo; echo "\$ wasmq run $*"; "$wasmq" run "$@"; }
-show "$plugins/echo.wasm" '{"hello": "sandbox"}'
-show "$plugins/wordcount.wasm" "{\"text\": \"$(head -n 3 README.md | tr -d '"`\\' | tr '\n' ' ')\", \"top\": 3}"
-show "$plugins/primes.wasm" '{"limit": 2000000}'
-show "$plugins/hello-command.wasm" '{"name": "command plugin"}'
-echo; echo "# a plugin that never stops is stopped by its fuel budget (exit code 12):"
-show "$plugins/infinite-loop.wasm" '{}' --fuel 50000000 || echo "(exit code $?)"
+work=$(mktemp -d)
+"$wasmq" serve --listen 127.0.0.1:0 --database "sqlite://$work/wasmq.db" --cache-dir "$work/cache" \
+  2> "$work/server.log" &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 200); do
+  url=$(sed -n 's/^wasmq listening on \(http:[^ ]*\)$/\1/p' "$work/server.log")
+  [ -n "$url" ] && break
+  sleep 0.05
+done
+[ -n "${url:-}" ] || { cat "$work/server.log"; echo "the server did not start" >&2; exit 1; }
+export WASMQ_URL=$url
+unset WASMQ_TOKEN
+echo "# wasmq serve on $url (database $work/wasmq.db)"
+
+run() { echo; echo "\$ wasmq $*"; "$wasmq" "$@"; }
+for plugin in echo wordcount thumbnail primes hello-command; do
+  run push "$plugins/$plugin.wasm" --alias "$plugin"
+done
+run dispatch echo '{"hello": "wasmq"}' --wait
+run dispatch wordcount '{"text": "One job, one sandbox. One bad job cannot take the host down.", "top": 3}' --wait
+run dispatch primes '{"limit": 50000000}' --fuel 10000000000 --wait
+run dispatch hello-command '{"name": "command plugin"}' --wait
+echo; echo "\$ cargo run --example thumbnails -- examples/images $work/thumbs --size 64"
+"$target/debug/examples/thumbnails" examples/images "$work/thumbs" --size 64
+run status

@@ -4,6 +4,7 @@
 //! once per test run (see `support::plugin`).
 
 mod cli;
+mod client_cli;
 mod examples;
 mod invalid_modules;
 mod misbehaving;

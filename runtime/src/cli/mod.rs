@@ -1,5 +1,8 @@
-//! The `wasmq` command line. Each subcommand lives in its own module.
+//! The `wasmq` command line. Each subcommand lives in its own module; the
+//! client commands (`push`, `alias`, `dispatch`, `jobs`, `batch`, `status`)
+//! live in [`client`] and talk to a running `wasmq serve` over HTTP.
 
+pub mod client;
 mod run;
 mod serve;
 
@@ -26,6 +29,8 @@ enum Command {
     Run(RunArgs),
     /// Start the job server (HTTP API, workers, callbacks) on SQLite.
     Serve(Box<crate::config::ServeArgs>),
+    #[command(flatten)]
+    Client(client::ClientCommand),
     /// Internal: compile a module read from stdin (the engine's compiler child).
     #[command(name = "__compile", hide = true)]
     Compile {
@@ -49,6 +54,7 @@ pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(args) => run::main(args),
         Command::Serve(args) => serve::main(*args),
+        Command::Client(command) => client::main(command),
         Command::Compile { settings, expect_hash, component, module: _ } => {
             crate::sandbox::compile_child_main(&settings, &expect_hash, component)
         }

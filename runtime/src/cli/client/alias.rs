@@ -1,0 +1,146 @@
+//! `wasmq alias`: set, list, show (with history) and roll back aliases.
+
+use clap::{Args, Subcommand};
+
+use super::ClientOpts;
+use super::http::{Client, Outcome, segment};
+use super::model::{Alias, AliasConfig};
+use super::output::{Fields, Table, short_digest};
+
+/// Arguments of `wasmq alias`.
+#[derive(Debug, Args)]
+pub struct AliasArgs {
+    /// Server, token and output options.
+    #[command(flatten)]
+    pub client: ClientOpts,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AliasCommand,
+}
+
+/// The `wasmq alias` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Point an alias at an uploaded module (a new version), with defaults for its jobs.
+    Set {
+        /// The alias name.
+        name: String,
+        /// `blake3:<hex>` of an uploaded module (`wasmq push` prints it).
+        digest: String,
+        /// Fuel per attempt (about one unit per wasm instruction).
+        #[arg(long)]
+        fuel: Option<u64>,
+        /// Wall-clock limit per attempt, in milliseconds.
+        #[arg(long, value_name = "MS")]
+        timeout_ms: Option<u64>,
+        /// Memory limit, in MiB.
+        #[arg(long, value_name = "MIB")]
+        memory_mb: Option<u64>,
+        /// Attempts before a job is dead (1..=100).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+        max_attempts: Option<u32>,
+        /// Queue of the alias's jobs.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Priority of the alias's jobs (0..=1000, higher runs first).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1000))]
+        priority: Option<u16>,
+    },
+    /// Every alias, by name.
+    List,
+    /// One alias with its version history.
+    Show {
+        /// The alias name.
+        name: String,
+    },
+    /// Re-apply the previous version as a new version (queued jobs keep their module).
+    Rollback {
+        /// The alias name.
+        name: String,
+    },
+}
+
+pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
+    match args.command {
+        AliasCommand::Set { name, digest, fuel, timeout_ms, memory_mb, max_attempts, queue, priority } => {
+            #[derive(serde::Serialize)]
+            struct Body {
+                module: String,
+                #[serde(flatten)]
+                config: AliasConfig,
+            }
+            let config = AliasConfig { fuel, timeout_ms, memory_mb, max_attempts, queue, priority };
+            let reply = client.put(&path(&name), &Body { module: digest, config }).await?;
+            if client.json {
+                reply.print_raw();
+            } else {
+                alias_fields(&reply.parse()?).print();
+            }
+        }
+        AliasCommand::List => {
+            let reply = client.get("/v1/aliases").await?;
+            if client.json {
+                reply.print_raw();
+                return Ok(());
+            }
+            let aliases: Vec<Alias> = reply.parse()?;
+            if aliases.is_empty() {
+                eprintln!("no aliases yet: `wasmq push <file.wasm> --alias <name>` creates one");
+                return Ok(());
+            }
+            let mut table =
+                Table::new(&["NAME", "VERSION", "MODULE", "SETTINGS", "UPDATED"]).right_align(&[1]);
+            for a in aliases {
+                table.row([
+                    a.name,
+                    a.version.to_string(),
+                    short_digest(&a.module),
+                    a.config.summary(),
+                    a.updated_at,
+                ]);
+            }
+            table.print();
+        }
+        AliasCommand::Show { name } => {
+            let reply = client.get(&path(&name)).await?;
+            if client.json {
+                reply.print_raw();
+                return Ok(());
+            }
+            let alias: Alias = reply.parse()?;
+            alias_fields(&alias).print();
+            let history = alias.history.unwrap_or_default();
+            if !history.is_empty() {
+                println!();
+                let mut table = Table::new(&["VERSION", "MODULE", "SETTINGS", "CREATED"]).right_align(&[0]);
+                for v in history {
+                    table.row([v.version.to_string(), v.module, v.config.summary(), v.created_at]);
+                }
+                table.print();
+            }
+        }
+        AliasCommand::Rollback { name } => {
+            let reply = client.post::<()>(&format!("{}/rollback", path(&name)), None).await?;
+            if client.json {
+                reply.print_raw();
+            } else {
+                alias_fields(&reply.parse()?).print();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn path(name: &str) -> String {
+    format!("/v1/aliases/{}", segment(name))
+}
+
+fn alias_fields(a: &Alias) -> Fields {
+    Fields::new()
+        .add("name", &a.name)
+        .add("version", a.version)
+        .add("module", &a.module)
+        .add("settings", a.config.summary())
+        .add("updated", &a.updated_at)
+}

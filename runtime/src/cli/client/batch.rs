@@ -1,0 +1,157 @@
+//! `wasmq batch`: many jobs in one request, read from a JSON Lines file.
+
+use clap::Args;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::io::Read;
+use std::path::PathBuf;
+
+use super::ClientOpts;
+use super::http::{Client, Failure, Outcome};
+use super::model::BatchCreated;
+use super::output::Fields;
+
+/// Arguments of `wasmq batch`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Each non-empty line of the file is one job, as `POST /v1/jobs` takes it:
+  {\"alias\": \"thumbnail\", \"payload\": {\"url\": \"...\"}, \"priority\": 800}
+The batch is all or nothing: one bad job rejects it, and the error names its line.
+With --json, prints the server's answer, including every job id.")]
+pub struct BatchArgs {
+    /// Server, token and output options.
+    #[command(flatten)]
+    pub client: ClientOpts,
+
+    /// The JSON Lines file of jobs, or `-` to read it from stdin.
+    pub file: PathBuf,
+
+    /// POST the batch's outcome here once every job has ended.
+    #[arg(long, value_name = "URL")]
+    pub callback_url: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Callback<'a> {
+    url: &'a str,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    jobs: &'a [Box<RawValue>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback: Option<Callback<'a>>,
+}
+
+pub(super) async fn run(client: &Client, args: BatchArgs) -> Outcome {
+    let name = args.file.display().to_string();
+    let text = read(&args)?;
+    let (jobs, lines) = parse_lines(&name, &text)?;
+    let body = Body { jobs: &jobs, callback: args.callback_url.as_deref().map(|url| Callback { url }) };
+    let reply = match client.post("/v1/batches", Some(&body)).await {
+        Ok(r) => r,
+        Err(Failure::Api { status, message }) => {
+            return Err(Failure::Api { status, message: name_line(message, &name, &lines) });
+        }
+        Err(e) => return Err(e),
+    };
+    if client.json {
+        reply.print_raw();
+        return Ok(());
+    }
+    let batch: BatchCreated = reply.parse()?;
+    Fields::new().add("id", &batch.id).add("total", batch.total).print();
+    Ok(())
+}
+
+fn read(args: &BatchArgs) -> Outcome<String> {
+    if args.file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Failure::other(format!("cannot read the jobs from stdin: {e}")))?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(&args.file)
+        .map_err(|e| Failure::other(format!("cannot read {}: {e}", args.file.display())))
+}
+
+/// The jobs of a JSON Lines text, and the line number of each.
+fn parse_lines(name: &str, text: &str) -> Outcome<(Vec<Box<RawValue>>, Vec<usize>)> {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        #[allow(dead_code)]
+        alias: String,
+        #[allow(dead_code)]
+        payload: serde::de::IgnoredAny,
+    }
+    let (mut jobs, mut lines) = (Vec::new(), Vec::new());
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let n = i + 1;
+        let job: Box<RawValue> = serde_json::from_str(line).map_err(|e| {
+            Failure::other(format!("{name}: line {n}: not valid JSON: {}", without_position(&e)))
+        })?;
+        if !line.starts_with('{') {
+            return Err(Failure::other(format!("{name}: line {n}: expected a JSON object (a job request)")));
+        }
+        serde_json::from_str::<Shape>(line)
+            .map_err(|e| Failure::other(format!("{name}: line {n}: {}", without_position(&e))))?;
+        jobs.push(job);
+        lines.push(n);
+    }
+    if jobs.is_empty() {
+        return Err(Failure::other(format!("{name}: no jobs (every line is empty)")));
+    }
+    Ok((jobs, lines))
+}
+
+/// A serde_json message without its ` at line 1 column N` (always line 1 here);
+/// syntax errors keep the column.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rsplit_once(" at line ") {
+        Some((message, _)) if e.is_syntax() => format!("{message} (column {})", e.column()),
+        Some((message, _)) => message.to_string(),
+        None => text,
+    }
+}
+
+/// The server names a bad job `jobs[i]`; add the line it came from.
+fn name_line(message: String, name: &str, lines: &[usize]) -> String {
+    let index = message
+        .strip_prefix("jobs[")
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(i, _)| i.parse::<usize>().ok());
+    match index.and_then(|i| lines.get(i)) {
+        Some(n) => format!("{message} ({name}: line {n})"),
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_numbered_in_the_file() {
+        let (jobs, lines) =
+            parse_lines("f", "\n{\"alias\":\"a\",\"payload\":1}\n\n{\"alias\":\"b\",\"payload\":{}}\n")
+                .unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(lines, [2, 4]);
+        assert_eq!(
+            name_line("jobs[1]: alias x not found".into(), "f", &lines),
+            "jobs[1]: alias x not found (f: line 4)"
+        );
+        let Err(Failure::Other(m)) = parse_lines("f", "{\"alias\":\"a\",\"payload\":1}\n{oops") else {
+            panic!("line 2 is not JSON");
+        };
+        assert!(m.starts_with("f: line 2: not valid JSON: key must be a string (column 2)"), "{m}");
+        let Err(Failure::Other(m)) = parse_lines("f", "{\"payload\":1}") else { panic!("no alias") };
+        assert_eq!(m, "f: line 1: missing field `alias`");
+    }
+}

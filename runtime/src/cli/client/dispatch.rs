@@ -1,0 +1,206 @@
+//! `wasmq dispatch`: one job to an alias; with `--wait`, its result (or error).
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use reqwest::StatusCode;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::io::{IsTerminal, Read};
+use std::time::{Duration, Instant};
+
+use super::http::{Client, Failure, Outcome, Reply, segment};
+use super::model::Job;
+use super::output::Fields;
+use super::{ClientOpts, WAIT_EXIT_CODES_HELP};
+use crate::domain::JobStatus;
+
+/// Per-job options of `dispatch` (each defaults to the alias's, then the server's).
+#[derive(Debug, Default, Args, Serialize)]
+pub struct JobFlags {
+    /// 0..=1000, higher runs first.
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..=1000))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    /// Queue to run in.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Free tag to find the job by (`wasmq jobs list --context`).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Run no earlier than this many milliseconds from now.
+    #[arg(long, value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// A repeated key returns the first job instead of creating another.
+    #[arg(long, value_name = "KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Attempts before the job is dead (1..=100).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Wall-clock limit per attempt, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Fuel per attempt (about one unit per wasm instruction).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    /// Memory limit, in MiB.
+    #[arg(long, value_name = "MIB")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+}
+
+/// Arguments of `wasmq dispatch`.
+#[derive(Debug, Args)]
+#[command(after_help = WAIT_EXIT_CODES_HELP)]
+pub struct DispatchArgs {
+    /// Server, token and output options.
+    #[command(flatten)]
+    pub client: ClientOpts,
+
+    /// The alias to run.
+    pub alias: String,
+
+    /// The JSON payload, or `-` to read it from stdin.
+    pub payload: String,
+
+    /// Wait until the job ends: print its result on stdout (progress on stderr).
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Per-job options.
+    #[command(flatten)]
+    pub flags: JobFlags,
+}
+
+pub(super) async fn run(client: &Client, args: DispatchArgs) -> Outcome {
+    let payload = read_payload(&args.payload)?;
+    #[derive(Serialize)]
+    struct Body<'a> {
+        alias: &'a str,
+        payload: &'a RawValue,
+        #[serde(flatten)]
+        flags: &'a JobFlags,
+    }
+    let body = Body { alias: &args.alias, payload: &payload, flags: &args.flags };
+    let reply = client.post("/v1/jobs", Some(&body)).await?;
+    let job: Job = reply.parse()?;
+    if args.wait {
+        let (reply, job) = wait(client, &job.id, None).await?;
+        return report_end(client, &reply, &job);
+    }
+    if client.json {
+        reply.print_raw();
+        return Ok(());
+    }
+    let mut fields = Fields::new().add("id", &job.id).add("status", job.status.as_str());
+    if reply.status == StatusCode::OK {
+        fields = fields.add("note", "an earlier job with this idempotency key (not dispatched again)");
+    }
+    fields.print();
+    Ok(())
+}
+
+/// The payload argument (`-` is stdin), checked to be JSON before it is sent.
+fn read_payload(arg: &str) -> Outcome<Box<RawValue>> {
+    let (text, source) = if arg == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Failure::other(format!("cannot read the payload from stdin: {e}")))?;
+        (s, "the payload read from stdin")
+    } else {
+        (arg.to_string(), "the payload")
+    };
+    serde_json::from_str(text.trim())
+        .map_err(|e| Failure::other(format!("{source} is not valid JSON: {e}; nothing was dispatched")))
+}
+
+/// Long-polls until the job is terminal (or `limit` passes), drawing its
+/// progress on stderr when stderr is a terminal. Returns the final answer.
+pub(super) async fn wait(client: &Client, id: &str, limit: Option<Duration>) -> Outcome<(Reply, Job)> {
+    let deadline = limit.map(|l| Instant::now() + l);
+    let bar = progress_bar();
+    let path = format!("/v1/jobs/{}/wait", segment(id));
+    let result = loop {
+        let poll_ms = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).as_millis().min(1000) as u64,
+            None => 1000,
+        };
+        let reply = match client
+            .send(client.request(reqwest::Method::GET, &path).query(&[("timeout_ms", poll_ms)]))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => break Err(e),
+        };
+        let job: Job = match reply.parse() {
+            Ok(j) => j,
+            Err(e) => break Err(e),
+        };
+        show_progress(&bar, &job);
+        if job.status.is_terminal() {
+            break Ok((reply, job));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let ms = limit.unwrap_or_default().as_millis();
+            break Err(Failure::other(format!("job {id} is still {} after {ms} ms", job.status.as_str())));
+        }
+    };
+    bar.finish_and_clear();
+    result
+}
+
+fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(100), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{spinner} [{bar:30}] {pos:>3}% {wide_msg}")
+        .expect("the template is valid")
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn show_progress(bar: &ProgressBar, job: &Job) {
+    if let Some(p) = &job.progress {
+        bar.set_position(u64::from(p.percent.min(100)));
+    }
+    let attempt = format!("attempt {}/{}", job.attempt, job.max_attempts);
+    let message = match (job.status, &job.progress) {
+        (JobStatus::Running, Some(p)) if !p.message.is_empty() => p.message.clone(),
+        (JobStatus::Running, _) => format!("running ({attempt})"),
+        (JobStatus::Failed, _) => format!("{attempt} failed, retrying"),
+        (status, _) => status.as_str().to_string(),
+    };
+    bar.set_message(message);
+}
+
+/// Prints a terminal job: its result on stdout, or its error on stderr
+/// ([`Failure::JobFailed`], exit 3). With `--json`, the whole job on stdout.
+pub(super) fn report_end(client: &Client, reply: &Reply, job: &Job) -> Outcome {
+    if client.json {
+        reply.print_raw();
+    }
+    if job.status == JobStatus::Succeeded {
+        if !client.json {
+            println!("{}", job.result.as_ref().map_or("null", |r| r.get()));
+        }
+        return Ok(());
+    }
+    match (&job.error, job.status) {
+        (Some(e), JobStatus::Cancelled) if e.kind != "cancelled" => {
+            eprintln!("error (cancelled): the job was cancelled (last attempt: {}: {})", e.kind, e.message)
+        }
+        (Some(e), _) => eprintln!("error ({}): {}", e.kind, e.message),
+        (None, status) => eprintln!("error ({0}): the job is {0}", status.as_str()),
+    }
+    Err(Failure::JobFailed)
+}

@@ -1,0 +1,183 @@
+//! The HTTP client wrapper: base URL, bearer token, and the API's error shape.
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+use super::ClientOpts;
+
+/// Why a client command failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The API answered with an error (`{"error": {"code", "message"}}`).
+    Api {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The server's message.
+        message: String,
+    },
+    /// Anything else: unreachable server, unreadable file, invalid local input.
+    Other(String),
+    /// The waited-for job ended dead or cancelled; the error is already printed.
+    JobFailed,
+}
+
+impl Failure {
+    /// A local failure with this message.
+    pub(crate) fn other(message: impl Into<String>) -> Self {
+        Failure::Other(message.into())
+    }
+}
+
+/// A client command's result.
+pub(crate) type Outcome<T = ()> = Result<T, Failure>;
+
+/// A successful answer: its status and its body as received.
+pub(crate) struct Reply {
+    /// 200, 201, ...
+    pub(crate) status: StatusCode,
+    /// The JSON body, as the server sent it.
+    pub(crate) body: String,
+}
+
+impl Reply {
+    /// The body as a typed value.
+    pub(crate) fn parse<T: DeserializeOwned>(&self) -> Outcome<T> {
+        serde_json::from_str(&self.body)
+            .map_err(|e| Failure::other(format!("unexpected answer from the server ({e}): {}", self.body)))
+    }
+
+    /// Prints the body as received (for `--json`).
+    pub(crate) fn print_raw(&self) {
+        println!("{}", self.body.trim_end());
+    }
+}
+
+/// Talks to one wasmq server.
+pub(crate) struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    /// Print JSON instead of the human view.
+    pub(crate) json: bool,
+}
+
+impl Client {
+    /// A client for the server and token of `opts`.
+    pub(crate) fn new(opts: &ClientOpts) -> Outcome<Self> {
+        let base = opts.server.trim_end_matches('/').to_string();
+        match reqwest::Url::parse(&base) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            _ => return Err(Failure::other(format!("--server must be an http or https URL, got {base:?}"))),
+        }
+        let token = match &opts.token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Failure::other(format!("cannot read the token file {}: {e}", path.display()))
+                })?;
+                Some(text.trim().to_string())
+            }
+            None => std::env::var("WASMQ_TOKEN").ok().map(|t| t.trim().to_string()),
+        }
+        .filter(|t| !t.is_empty());
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .user_agent(concat!("wasmq-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Failure::other(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { http, base, token, json: opts.json })
+    }
+
+    /// A token is configured.
+    pub(crate) fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// A request to `path` (under the server URL), with the token.
+    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    /// `GET path`.
+    pub(crate) async fn get(&self, path: &str) -> Outcome<Reply> {
+        self.send(self.request(Method::GET, path)).await
+    }
+
+    /// `POST path` with a JSON body (or none).
+    pub(crate) async fn post<B: Serialize + ?Sized>(&self, path: &str, body: Option<&B>) -> Outcome<Reply> {
+        let r = self.request(Method::POST, path);
+        self.send(match body {
+            Some(b) => r.json(b),
+            None => r,
+        })
+        .await
+    }
+
+    /// `PUT path` with a JSON body.
+    pub(crate) async fn put<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Outcome<Reply> {
+        self.send(self.request(Method::PUT, path).json(body)).await
+    }
+
+    /// Sends a request; a non-2xx answer becomes [`Failure::Api`].
+    pub(crate) async fn send(&self, request: RequestBuilder) -> Outcome<Reply> {
+        let response = request.send().await.map_err(|e| self.transport(&e))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| self.transport(&e))?;
+        if status.is_success() {
+            return Ok(Reply { status, body });
+        }
+        Err(Failure::Api { status, message: api_message(&body) })
+    }
+
+    /// A transport error, naming the server it tried.
+    fn transport(&self, e: &reqwest::Error) -> Failure {
+        let mut cause: &dyn std::error::Error = e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        let base = &self.base;
+        if e.is_connect() {
+            Failure::other(format!("cannot connect to the wasmq server at {base}: {cause}"))
+        } else if e.is_timeout() {
+            Failure::other(format!("the wasmq server at {base} did not answer in time"))
+        } else {
+            Failure::other(format!("request to the wasmq server at {base} failed: {cause}"))
+        }
+    }
+}
+
+/// The message of an API error body, or the body itself when it is not one.
+fn api_message(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        error: Detail,
+    }
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        message: String,
+    }
+    match serde_json::from_str::<Body>(body) {
+        Ok(b) => b.error.message,
+        Err(_) if body.trim().is_empty() => "the server answered with an empty body".into(),
+        Err(_) => body.trim().chars().take(500).collect(),
+    }
+}
+
+/// Percent-encodes one path segment (alias names, job ids).
+pub(crate) fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

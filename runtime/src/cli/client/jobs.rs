@@ -1,0 +1,210 @@
+//! `wasmq jobs`: list, show, wait for, cancel and retry jobs.
+
+use clap::{Args, Subcommand, ValueEnum};
+use std::time::Duration;
+
+use super::http::{Client, Outcome, Reply, segment};
+use super::model::{Job, JobPage};
+use super::output::{Fields, Table, or_dash};
+use super::{ClientOpts, WAIT_EXIT_CODES_HELP, dispatch};
+use crate::domain::JobStatus;
+
+/// Arguments of `wasmq jobs`.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Server, token and output options.
+    #[command(flatten)]
+    pub client: ClientOpts,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: JobsCommand,
+}
+
+/// Sort order of `wasmq jobs list`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OrderArg {
+    /// Newest first.
+    Created,
+    /// Highest priority first, then oldest.
+    Priority,
+}
+
+/// The `wasmq jobs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// A page of jobs, newest first (filters combine).
+    List {
+        /// Only jobs with this status.
+        #[arg(long, value_parser = JobStatus::ALL.map(JobStatus::as_str))]
+        status: Option<String>,
+        /// Only jobs of this alias.
+        #[arg(long)]
+        alias: Option<String>,
+        /// Only jobs in this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only jobs with this context tag.
+        #[arg(long)]
+        context: Option<String>,
+        /// Sort order.
+        #[arg(long, value_enum, default_value_t = OrderArg::Created)]
+        order: OrderArg,
+        /// Page size (1..=1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Continue after this cursor (printed under a full page).
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// One job: status, attempts, progress, result or error.
+    Show {
+        /// The job's id.
+        id: String,
+    },
+    /// Wait until a job ends and print its result (like `dispatch --wait`).
+    #[command(after_help = WAIT_EXIT_CODES_HELP)]
+    Wait {
+        /// The job's id.
+        id: String,
+        /// Give up (exit 1) after this many milliseconds. Default: wait as long as it takes.
+        #[arg(long, value_name = "MS")]
+        timeout_ms: Option<u64>,
+    },
+    /// Cancel a job that has not ended (a running one is interrupted).
+    Cancel {
+        /// The job's id.
+        id: String,
+    },
+    /// Queue a failed, dead or cancelled job again with a fresh attempt budget.
+    Retry {
+        /// The job's id.
+        id: String,
+    },
+}
+
+pub(super) async fn run(client: &Client, args: JobsArgs) -> Outcome {
+    match args.command {
+        JobsCommand::List { status, alias, queue, context, order, limit, cursor } => {
+            let order = match order {
+                OrderArg::Created => "created",
+                OrderArg::Priority => "priority",
+            };
+            let mut query: Vec<(&str, String)> = vec![("order", order.into()), ("limit", limit.to_string())];
+            for (key, value) in [
+                ("status", status),
+                ("alias", alias),
+                ("queue", queue),
+                ("context", context),
+                ("cursor", cursor),
+            ] {
+                if let Some(v) = value {
+                    query.push((key, v));
+                }
+            }
+            let reply = client.send(client.request(reqwest::Method::GET, "/v1/jobs").query(&query)).await?;
+            if client.json {
+                reply.print_raw();
+                return Ok(());
+            }
+            list(&reply.parse()?);
+        }
+        JobsCommand::Show { id } => {
+            let reply = client.get(&path(&id, "")).await?;
+            show(client, &reply)?;
+        }
+        JobsCommand::Wait { id, timeout_ms } => {
+            let (reply, job) = dispatch::wait(client, &id, timeout_ms.map(Duration::from_millis)).await?;
+            return dispatch::report_end(client, &reply, &job);
+        }
+        JobsCommand::Cancel { id } => {
+            let reply = client.post::<()>(&path(&id, "/cancel"), None).await?;
+            brief(client, &reply)?;
+        }
+        JobsCommand::Retry { id } => {
+            let reply = client.post::<()>(&path(&id, "/retry"), None).await?;
+            brief(client, &reply)?;
+        }
+    }
+    Ok(())
+}
+
+fn path(id: &str, tail: &str) -> String {
+    format!("/v1/jobs/{}{tail}", segment(id))
+}
+
+fn list(page: &JobPage) {
+    if page.jobs.is_empty() {
+        eprintln!("no jobs match");
+        return;
+    }
+    let mut table =
+        Table::new(&["ID", "STATUS", "ALIAS", "QUEUE", "PRIORITY", "ATTEMPT", "CONTEXT", "CREATED"])
+            .right_align(&[4]);
+    for j in &page.jobs {
+        table.row([
+            j.id.clone(),
+            j.status.as_str().to_string(),
+            j.alias.clone(),
+            j.queue.clone(),
+            j.priority.to_string(),
+            format!("{}/{}", j.attempt, j.max_attempts),
+            or_dash(j.context.as_ref()),
+            j.created_at.clone(),
+        ]);
+    }
+    table.print();
+    if let Some(cursor) = &page.next_cursor {
+        println!("\nmore: --cursor {cursor}");
+    }
+}
+
+/// `id` and `status` of a job that was just changed.
+fn brief(client: &Client, reply: &Reply) -> Outcome {
+    if client.json {
+        reply.print_raw();
+        return Ok(());
+    }
+    let job: Job = reply.parse()?;
+    Fields::new().add("id", &job.id).add("status", job.status.as_str()).print();
+    Ok(())
+}
+
+fn show(client: &Client, reply: &Reply) -> Outcome {
+    if client.json {
+        reply.print_raw();
+        return Ok(());
+    }
+    let j: Job = reply.parse()?;
+    Fields::new()
+        .add("id", &j.id)
+        .add("status", j.status.as_str())
+        .add("alias", &j.alias)
+        .add("module", &j.module)
+        .add("queue", &j.queue)
+        .add("priority", j.priority)
+        .opt("context", j.context.as_ref())
+        .add("attempt", format!("{}/{}", j.attempt, j.max_attempts))
+        .opt("batch", j.batch_id.as_ref())
+        .opt("idempotency key", j.idempotency_key.as_ref())
+        .add("created", &j.created_at)
+        .add("run at", &j.run_at)
+        .opt("started", j.started_at.as_ref())
+        .opt("finished", j.finished_at.as_ref())
+        .opt("duration", j.duration_ms.map(|d| format!("{d} ms")))
+        .opt("fuel used", j.fuel_used)
+        .opt("progress", j.progress.as_ref().map(|p| format!("{}% {}", p.percent, p.message)))
+        .add("payload", j.payload.get())
+        .opt("result", j.result.as_ref().map(|r| r.get()))
+        .opt("error", j.error.as_ref().map(|e| format!("({}) {}", e.kind, e.message)))
+        .opt(
+            "callback",
+            j.callback.as_ref().map(|c| {
+                let state = c.state.as_deref().unwrap_or("-");
+                let last = c.last_error.as_ref().map(|e| format!(", last error: {e}")).unwrap_or_default();
+                format!("{} ({state}, {} attempts{last})", c.url, c.attempts)
+            }),
+        )
+        .print();
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! The client commands (`push`, `alias`, `dispatch`, `jobs`, `batch`, `status`):
+//! a thin layer over the HTTP API of a running `wasmq serve`.
+//!
+//! Every command prints a human view by default and the server's JSON with
+//! `--json`; API errors show the server's own message and the HTTP status.
+
+mod alias;
+mod batch;
+mod dispatch;
+mod http;
+mod jobs;
+mod model;
+mod output;
+mod push;
+mod status;
+
+pub use alias::{AliasArgs, AliasCommand};
+pub use batch::BatchArgs;
+pub use dispatch::{DispatchArgs, JobFlags};
+pub use jobs::{JobsArgs, JobsCommand, OrderArg};
+pub use push::PushArgs;
+pub use status::StatusArgs;
+
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use http::{Client, Failure};
+
+/// Exit codes of the client commands.
+pub mod exit {
+    /// The command succeeded.
+    pub const SUCCESS: u8 = 0;
+    /// The API answered with an error, the server could not be reached, or a
+    /// local check failed (unreadable file, invalid JSON).
+    pub const ERROR: u8 = 1;
+    /// The command line was malformed (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// The waited-for job ended dead or cancelled.
+    pub const JOB_FAILED: u8 = 3;
+}
+
+/// Exit codes shown in the help of the commands that wait for a job.
+pub(crate) const WAIT_EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  the job succeeded: its result is on stdout
+  1  API error, unreachable server, or invalid input (the reason is on stderr)
+  2  usage error
+  3  the job ended dead or cancelled: `error (<kind>): <message>` is on stderr";
+
+/// Where the server is and how to authenticate; shared by every client command.
+#[derive(Debug, Clone, Args)]
+pub struct ClientOpts {
+    /// URL of the wasmq server.
+    #[arg(long, global = true, env = "WASMQ_URL", default_value = "http://127.0.0.1:7700")]
+    pub server: String,
+
+    /// Read the bearer token from this file (the token itself is otherwise
+    /// taken from `WASMQ_TOKEN`; there is no flag for it, so it never shows in `ps`).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+
+    /// Print the server's JSON responses instead of tables (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The client subcommands, flattened into the top-level command line.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Upload a module to the server (and point an alias at it).
+    Push(PushArgs),
+    /// Point names at modules; list, show and roll them back.
+    Alias(AliasArgs),
+    /// Dispatch a job to an alias (and wait for its result).
+    Dispatch(DispatchArgs),
+    /// List, show, wait for, cancel and retry jobs.
+    Jobs(JobsArgs),
+    /// Dispatch many jobs at once from a JSON Lines file.
+    Batch(BatchArgs),
+    /// Job counts per status and per queue, and the server's workers.
+    Status(StatusArgs),
+}
+
+impl ClientCommand {
+    fn opts(&self) -> &ClientOpts {
+        match self {
+            ClientCommand::Push(a) => &a.client,
+            ClientCommand::Alias(a) => &a.client,
+            ClientCommand::Dispatch(a) => &a.client,
+            ClientCommand::Jobs(a) => &a.client,
+            ClientCommand::Batch(a) => &a.client,
+            ClientCommand::Status(a) => &a.client,
+        }
+    }
+}
+
+/// Runs a client command and returns the process exit code.
+pub fn main(command: ClientCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return report(Failure::Other(format!("cannot start the async runtime: {e}")), false),
+    };
+    let client = match Client::new(command.opts()) {
+        Ok(c) => c,
+        Err(f) => return report(f, false),
+    };
+    let has_token = client.has_token();
+    let result = runtime.block_on(async {
+        match command {
+            ClientCommand::Push(a) => push::run(&client, a).await,
+            ClientCommand::Alias(a) => alias::run(&client, a).await,
+            ClientCommand::Dispatch(a) => dispatch::run(&client, a).await,
+            ClientCommand::Jobs(a) => jobs::run(&client, a).await,
+            ClientCommand::Batch(a) => batch::run(&client, a).await,
+            ClientCommand::Status(_) => status::run(&client).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(f) => report(f, has_token),
+    }
+}
+
+/// Prints a failure on stderr and picks its exit code.
+fn report(failure: Failure, has_token: bool) -> ExitCode {
+    match failure {
+        Failure::Api { status, message, .. } => {
+            eprintln!("error: {message} (HTTP {status})");
+            if status == reqwest::StatusCode::UNAUTHORIZED && !has_token {
+                eprintln!("hint: set WASMQ_TOKEN or pass --token-file with the server's token");
+            }
+            ExitCode::from(exit::ERROR)
+        }
+        Failure::Other(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(exit::ERROR)
+        }
+        Failure::JobFailed => ExitCode::from(exit::JOB_FAILED),
+    }
+}

@@ -1,0 +1,157 @@
+//! The API's response bodies, as the client reads them (unknown fields ignored,
+//! so a newer server still works).
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+
+use crate::domain::JobStatus;
+
+/// A stored module.
+#[derive(Deserialize)]
+pub(crate) struct Module {
+    pub(crate) digest: String,
+    pub(crate) size: u64,
+    pub(crate) kind: String,
+}
+
+/// Defaults an alias gives its jobs (also the body of `PUT /v1/aliases/{name}`).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub(crate) struct AliasConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) fuel: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) memory_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) priority: Option<u16>,
+}
+
+impl AliasConfig {
+    /// `fuel=… timeout_ms=…`, or `-` when nothing is set.
+    pub(crate) fn summary(&self) -> String {
+        let parts: Vec<String> = [
+            self.fuel.map(|v| format!("fuel={v}")),
+            self.timeout_ms.map(|v| format!("timeout_ms={v}")),
+            self.memory_mb.map(|v| format!("memory_mb={v}")),
+            self.max_attempts.map(|v| format!("max_attempts={v}")),
+            self.queue.as_ref().map(|v| format!("queue={v}")),
+            self.priority.map(|v| format!("priority={v}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if parts.is_empty() { "-".into() } else { parts.join(" ") }
+    }
+}
+
+/// An alias.
+#[derive(Deserialize)]
+pub(crate) struct Alias {
+    pub(crate) name: String,
+    pub(crate) version: i64,
+    pub(crate) module: String,
+    #[serde(flatten)]
+    pub(crate) config: AliasConfig,
+    pub(crate) updated_at: String,
+    #[serde(default)]
+    pub(crate) history: Option<Vec<AliasVersion>>,
+}
+
+/// One version of an alias.
+#[derive(Deserialize)]
+pub(crate) struct AliasVersion {
+    pub(crate) version: i64,
+    pub(crate) module: String,
+    #[serde(flatten)]
+    pub(crate) config: AliasConfig,
+    pub(crate) created_at: String,
+}
+
+/// A job's latest error.
+#[derive(Deserialize)]
+pub(crate) struct JobError {
+    pub(crate) kind: String,
+    pub(crate) message: String,
+}
+
+/// A job's latest progress.
+#[derive(Deserialize)]
+pub(crate) struct Progress {
+    pub(crate) percent: u8,
+    pub(crate) message: String,
+}
+
+/// A job's callback and its delivery.
+#[derive(Deserialize)]
+pub(crate) struct CallbackInfo {
+    pub(crate) url: String,
+    #[serde(default)]
+    pub(crate) state: Option<String>,
+    #[serde(default)]
+    pub(crate) attempts: u32,
+    #[serde(default)]
+    pub(crate) last_error: Option<String>,
+}
+
+/// A job.
+#[derive(Deserialize)]
+pub(crate) struct Job {
+    pub(crate) id: String,
+    pub(crate) alias: String,
+    pub(crate) module: String,
+    pub(crate) status: JobStatus,
+    pub(crate) priority: i32,
+    pub(crate) queue: String,
+    pub(crate) context: Option<String>,
+    pub(crate) attempt: u32,
+    pub(crate) max_attempts: u32,
+    pub(crate) payload: Box<RawValue>,
+    pub(crate) result: Option<Box<RawValue>>,
+    pub(crate) error: Option<JobError>,
+    pub(crate) progress: Option<Progress>,
+    pub(crate) fuel_used: Option<u64>,
+    pub(crate) duration_ms: Option<u64>,
+    pub(crate) idempotency_key: Option<String>,
+    pub(crate) batch_id: Option<String>,
+    pub(crate) created_at: String,
+    pub(crate) run_at: String,
+    pub(crate) started_at: Option<String>,
+    pub(crate) finished_at: Option<String>,
+    pub(crate) callback: Option<CallbackInfo>,
+}
+
+/// A page of jobs.
+#[derive(Deserialize)]
+pub(crate) struct JobPage {
+    pub(crate) jobs: Vec<Job>,
+    pub(crate) next_cursor: Option<String>,
+}
+
+/// The answer of `POST /v1/batches`.
+#[derive(Deserialize)]
+pub(crate) struct BatchCreated {
+    pub(crate) id: String,
+    pub(crate) total: u64,
+}
+
+/// Worker slots of the server.
+#[derive(Deserialize)]
+pub(crate) struct Workers {
+    pub(crate) max: u64,
+    pub(crate) busy: u64,
+    pub(crate) free: u64,
+}
+
+/// `GET /v1/status`.
+#[derive(Deserialize)]
+pub(crate) struct Status {
+    pub(crate) jobs: BTreeMap<String, u64>,
+    pub(crate) queues: BTreeMap<String, BTreeMap<String, u64>>,
+    pub(crate) workers: Workers,
+}
