@@ -54,7 +54,7 @@ impl App {
             settings.queue.poll_interval,
         ));
         let state = AppState {
-            store,
+            store: store.clone(),
             engine,
             queue: queue.clone(),
             default_limits: settings.default_limits.clone(),
@@ -63,6 +63,8 @@ impl App {
             max_body_bytes: settings.max_body_bytes,
             tenant: TenantId::default_tenant(),
             backpressure: Arc::new(api::Backpressure::new(settings.max_queued_jobs)),
+            inserter: crate::queue::Inserter::start(store.clone()),
+            aliases: Arc::new(api::AliasCache::default()),
         };
         Ok(App { listener, state, tasks, callbacks })
     }

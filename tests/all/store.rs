@@ -48,6 +48,7 @@ fn done(id: &str, owner: &str, status: JobStatus, at: i64) -> JobCompletion {
         duration_ms: 1,
         logs: "{}".into(),
         progress: Some((100, "done".into())),
+        started_at: at - 50,
         finished_at: at,
         run_at: at + 500,
     }

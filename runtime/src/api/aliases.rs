@@ -57,8 +57,16 @@ pub(super) async fn set(
         .parse()
         .map_err(|e: crate::domain::DigestParseError| ApiError::invalid(format!("module: {e}")))?;
     check_config(&state, &req.config)?;
-    let set = AliasSet { tenant: state.tenant.clone(), name, module, config: req.config, now: now_ms() };
-    Ok(Json(AliasView::new(state.store.alias_set(set).await?, None)))
+    let set = AliasSet {
+        tenant: state.tenant.clone(),
+        name: name.clone(),
+        module,
+        config: req.config,
+        now: now_ms(),
+    };
+    let record = state.store.alias_set(set).await?;
+    state.aliases.forget(&state.tenant, &name);
+    Ok(Json(AliasView::new(record, None)))
 }
 
 /// Every alias, by name.
@@ -89,7 +97,9 @@ pub(super) async fn rollback(
     Path(name): Path<String>,
 ) -> ApiResult<Json<AliasView>> {
     let name = parse_alias(&name)?;
-    Ok(Json(AliasView::new(state.store.alias_rollback(&state.tenant, &name, now_ms()).await?, None)))
+    let record = state.store.alias_rollback(&state.tenant, &name, now_ms()).await?;
+    state.aliases.forget(&state.tenant, &name);
+    Ok(Json(AliasView::new(record, None)))
 }
 
 /// Deletes an alias and its history.
@@ -97,5 +107,6 @@ pub(super) async fn rollback(
 pub(super) async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
     let name = parse_alias(&name)?;
     state.store.alias_delete(&state.tenant, &name).await?;
+    state.aliases.forget(&state.tenant, &name);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -74,7 +74,7 @@ pub(super) async fn create(
     let total = jobs.len();
     state.backpressure.admit(state.store.as_ref(), total as u64).await?;
     let id = batch.id.clone();
-    let inserted = state.store.job_insert(jobs, Some(batch)).await?;
+    let inserted = state.inserter.insert(jobs, Some(batch)).await?;
     state.queue.notify_dispatch();
     Ok((
         StatusCode::CREATED,

@@ -165,7 +165,7 @@ pub(super) async fn prepare(
     now: i64,
 ) -> ApiResult<NewJob> {
     let alias = super::aliases::parse_alias(alias)?;
-    let record = state.store.alias_get(&state.tenant, &alias).await?;
+    let record = state.aliases.get(state.store.as_ref(), &state.tenant, &alias).await?;
     let cfg = &record.config;
     let priority = opts.priority.or(cfg.priority.map(i64::from)).unwrap_or(DEFAULT_PRIORITY);
     if !(0..=1000).contains(&priority) {
@@ -238,7 +238,7 @@ pub(super) async fn create(
     let (alias, payload, opts) = req.split();
     let job = prepare(&state, &alias, payload, opts, None, now_ms()).await?;
     state.backpressure.admit(state.store.as_ref(), 1).await?;
-    let inserted = state.store.job_insert(vec![job], None).await?.pop().expect("one job inserted");
+    let inserted = state.inserter.insert(vec![job], None).await?.pop().expect("one job inserted");
     if inserted.created {
         state.queue.notify_dispatch();
     }
@@ -278,7 +278,7 @@ pub(super) async fn dispatch(
     };
     let job = prepare(&state, &alias, payload, opts, None, now_ms()).await?;
     state.backpressure.admit(state.store.as_ref(), 1).await?;
-    let inserted = state.store.job_insert(vec![job], None).await?.pop().expect("one job inserted");
+    let inserted = state.inserter.insert(vec![job], None).await?.pop().expect("one job inserted");
     if inserted.created {
         state.queue.notify_dispatch();
     }

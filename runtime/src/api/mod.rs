@@ -1,6 +1,7 @@
 //! Transport layer: the HTTP API under `/v1`, JSON in and out, bearer-token auth,
 //! and the OpenAPI document generated from the handlers' own types.
 
+mod alias_cache;
 mod aliases;
 mod auth;
 mod backpressure;
@@ -13,6 +14,7 @@ mod openapi;
 mod status;
 mod views;
 
+pub use alias_cache::AliasCache;
 pub use backpressure::Backpressure;
 pub use error::{ApiError, ApiResult};
 pub use views::*;
@@ -24,7 +26,7 @@ use std::sync::Arc;
 use tower_http::trace::TraceLayer;
 
 use crate::domain::{Limits, TenantId};
-use crate::queue::Queue;
+use crate::queue::{Inserter, Queue};
 use crate::sandbox::Engine;
 use crate::store::Store;
 
@@ -49,6 +51,10 @@ pub struct AppState {
     pub tenant: TenantId,
     /// Refuses dispatches while too many jobs wait.
     pub backpressure: Arc<Backpressure>,
+    /// Group-commits dispatches.
+    pub inserter: Inserter,
+    /// Recently resolved aliases.
+    pub aliases: Arc<AliasCache>,
 }
 
 /// The API router.

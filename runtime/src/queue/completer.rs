@@ -19,11 +19,15 @@ pub(crate) async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut flushes = Vec::new();
+    let mut callbacks_due = false;
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
-                CompleterMsg::Complete(c) => batch.push(*c),
+                CompleterMsg::Complete(c, callback) => {
+                    callbacks_due |= callback;
+                    batch.push(*c);
+                }
                 CompleterMsg::Flush(ack) => flushes.push(ack),
             }
             if batch.len() < MAX_BATCH {
@@ -42,7 +46,9 @@ pub(crate) async fn run(
                                 events.finished(id);
                             }
                         }
-                        callbacks_wake.notify_one();
+                        if std::mem::take(&mut callbacks_due) {
+                            callbacks_wake.notify_one();
+                        }
                         break;
                     }
                     Err(e) => {

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{CompleterMsg, Running, Shared};
+use super::{CompleterMsg, Shared};
 use crate::domain::{JobInfo, JobStatus, LogLevel, Outcome, RunError, retry_backoff, time::now_ms};
 use crate::sandbox::{CancelToken, HostHooks, Plugin, RunContext};
 use crate::store::{JobCompletion, JobRecord};
@@ -39,9 +39,11 @@ impl HostHooks for ProgressHooks {
     }
 }
 
-/// Runs `job` (already claimed and registered in `running`) and sends its completion.
+/// Runs `job` (claimed, registered in `running`, taken from the buffer by a
+/// runner) and sends its completion.
 pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, cancel: CancelToken) {
     let id = job.id.clone();
+    let started_at = now_ms();
     let outcome = match plugin(&shared, &job).await {
         Ok(plugin) => {
             let ctx = RunContext {
@@ -68,18 +70,15 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, cancel: CancelT
         // Interrupted by shutdown: not the job's failure; `job_release` requeues it.
         return;
     }
-    let completion = completion(&shared, &job, outcome);
-    let _ = shared.completions.send(CompleterMsg::Complete(Box::new(completion)));
+    let completion = completion(&shared, &job, outcome, started_at);
+    let callback = job.callback.is_some() || job.batch_id.is_some();
+    let _ = shared.completions.send(CompleterMsg::Complete(Box::new(completion), callback));
 }
 
-/// Registers a claimed job as running and returns its cancel token.
+/// Registers a claimed job as held by this node and returns its cancel token.
 pub(crate) fn register(shared: &Shared, job: &JobRecord) -> CancelToken {
     let cancel = CancelToken::new();
-    shared
-        .running
-        .lock()
-        .expect("running lock")
-        .insert(job.id.clone(), Running { queue: job.queue.clone(), cancel: cancel.clone() });
+    shared.running.lock().expect("running lock").insert(job.id.clone(), cancel.clone());
     cancel
 }
 
@@ -94,7 +93,7 @@ async fn plugin(shared: &Shared, job: &JobRecord) -> Result<Plugin, RunError> {
 }
 
 /// What an outcome means for the job: the error decides the retry.
-fn completion(shared: &Shared, job: &JobRecord, outcome: Outcome) -> JobCompletion {
+fn completion(shared: &Shared, job: &JobRecord, outcome: Outcome, started_at: i64) -> JobCompletion {
     let now = now_ms();
     let (status, run_at) = match &outcome.error {
         None => (JobStatus::Succeeded, job.run_at),
@@ -121,6 +120,7 @@ fn completion(shared: &Shared, job: &JobRecord, outcome: Outcome) -> JobCompleti
         duration_ms: outcome.duration.as_millis() as u64,
         logs: logs.to_string(),
         progress: outcome.progress.last().map(|p| (p.percent, p.message.clone())),
+        started_at,
         finished_at: now,
         run_at,
     }

@@ -9,15 +9,19 @@
 //! - `completer`: writes outcomes in batches (one transaction for many jobs).
 //! - `maintenance`: renews the leases of running jobs and rescues jobs whose
 //!   lease expired (their worker died).
+//! - `inserter`: group commit for dispatches.
 //! - `events`: wakes `wait` requests when a job ends.
 
+mod buffer;
 mod completer;
 mod events;
 mod executor;
+mod inserter;
 mod maintenance;
 mod producer;
 
 pub use events::JobEvents;
+pub use inserter::Inserter;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +37,9 @@ use crate::store::{JobCompletion, Store};
 pub struct QueueSettings {
     /// Jobs run at once on this node.
     pub workers: usize,
+    /// Jobs claimed ahead of free workers (held under lease, run as soon as a
+    /// worker frees up): one claim transaction then serves many short jobs.
+    pub prefetch: usize,
     /// Most jobs of one queue running at once on this node (queues not listed:
     /// only `workers` bounds them).
     pub queue_limits: HashMap<String, usize>,
@@ -52,6 +59,7 @@ impl Default for QueueSettings {
     fn default() -> Self {
         Self {
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            prefetch: 64,
             queue_limits: HashMap::new(),
             lease: Duration::from_secs(30),
             retry_base: Duration::from_secs(1),
@@ -62,12 +70,6 @@ impl Default for QueueSettings {
     }
 }
 
-/// A job running on this node.
-pub(crate) struct Running {
-    pub(crate) queue: String,
-    pub(crate) cancel: CancelToken,
-}
-
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) engine: Engine,
@@ -76,7 +78,14 @@ pub(crate) struct Shared {
     pub(crate) node: String,
     /// Wakes the producer: a job was dispatched, a slot freed, or shutdown began.
     pub(crate) wake: Notify,
-    pub(crate) running: Mutex<HashMap<String, Running>>,
+    /// Jobs this node holds a lease on: running, or claimed and waiting for a worker.
+    pub(crate) running: Mutex<HashMap<String, CancelToken>>,
+    /// Claimed jobs waiting for a worker.
+    pub(crate) buffer: Mutex<buffer::Buffer>,
+    /// Wakes runners: jobs were added to the buffer or a queue slot freed.
+    pub(crate) ready: Notify,
+    /// Jobs running in a sandbox now.
+    pub(crate) busy: std::sync::atomic::AtomicUsize,
     pub(crate) events: JobEvents,
     /// Set when shutdown starts: claim nothing more.
     pub(crate) stopping: CancelToken,
@@ -89,8 +98,8 @@ pub(crate) struct Shared {
 
 /// What the completer receives.
 pub(crate) enum CompleterMsg {
-    /// An attempt ended.
-    Complete(Box<JobCompletion>),
+    /// An attempt ended; the flag says whether a callback may now be due.
+    Complete(Box<JobCompletion>, bool),
     /// Answer once everything sent before is committed.
     Flush(oneshot::Sender<()>),
 }
@@ -120,6 +129,9 @@ impl Queue {
         let shared = Arc::new(Shared {
             store,
             engine,
+            buffer: Mutex::new(buffer::Buffer::default()),
+            ready: Notify::new(),
+            busy: std::sync::atomic::AtomicUsize::new(0),
             settings,
             node: format!("node-{}", uuid::Uuid::now_v7()),
             wake: Notify::new(),
@@ -138,6 +150,9 @@ impl Queue {
         ));
         let mut tasks = JoinSet::new();
         tasks.spawn(producer::run(shared.clone()));
+        for _ in 0..shared.settings.workers {
+            tasks.spawn(buffer::runner(shared.clone()));
+        }
         tasks.spawn(maintenance::heartbeat(shared.clone()));
         tasks.spawn(maintenance::rescuer(shared.clone()));
         (Queue { shared: shared.clone() }, QueueTasks { shared, tasks, completer })
@@ -152,17 +167,17 @@ impl Queue {
     pub fn cancel_running(&self, id: &str) -> bool {
         let running = self.shared.running.lock().expect("running lock");
         match running.get(id) {
-            Some(r) => {
-                r.cancel.cancel();
+            Some(cancel) => {
+                cancel.cancel();
                 true
             }
             None => false,
         }
     }
 
-    /// Jobs running on this node now.
+    /// Jobs running in a sandbox on this node now.
     pub fn busy(&self) -> usize {
-        self.shared.running.lock().expect("running lock").len()
+        self.shared.busy.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Worker slots of this node.
@@ -183,12 +198,20 @@ impl QueueTasks {
         let shared = self.shared.clone();
         shared.stopping.cancel();
         shared.wake.notify_waiters();
+        // Held jobs that never started go back to the queue (`job_release`).
+        let held = shared.buffer.lock().expect("buffer lock").drain_ids();
+        {
+            let mut running = shared.running.lock().expect("running lock");
+            for id in held {
+                running.remove(&id);
+            }
+        }
         let deadline = tokio::time::Instant::now() + shared.settings.shutdown_grace;
         while !shared.running.lock().expect("running lock").is_empty() {
             if tokio::time::Instant::now() >= deadline {
                 shared.abandoning.cancel();
-                for r in shared.running.lock().expect("running lock").values() {
-                    r.cancel.cancel();
+                for cancel in shared.running.lock().expect("running lock").values() {
+                    cancel.cancel();
                 }
                 break;
             }

@@ -1,16 +1,16 @@
 //! The claim loop: fills free worker slots with runnable jobs.
 //!
-//! It never claims more jobs than it has free slots (a claimed job holds a lease
-//! that other nodes respect), claims many at once when it can, and sleeps on an
+//! It holds at most `workers + prefetch` jobs (a claimed job holds a lease that
+//! other nodes respect), claims many at once when it can, and sleeps on an
 //! in-process notification until a dispatch, a completion, the next due time of
 //! a delayed job, or the fallback poll for other nodes' work.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Shared;
-use super::executor::{execute, register};
+use super::buffer::Held;
+use super::executor::register;
 use crate::domain::time::now_ms;
 use crate::store::JobClaim;
 
@@ -35,9 +35,14 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 Ok(jobs) => {
                     failures = 0;
                     let full = jobs.len() == free;
-                    for job in jobs {
-                        let cancel = register(&shared, &job);
-                        tokio::spawn(execute(shared.clone(), job, cancel));
+                    if !jobs.is_empty() {
+                        let mut buffer = shared.buffer.lock().expect("buffer lock");
+                        for job in jobs {
+                            let cancel = register(&shared, &job);
+                            buffer.push(Held { job, cancel });
+                        }
+                        drop(buffer);
+                        shared.ready.notify_waiters();
                     }
                     if full {
                         continue; // more may be waiting; claim again once slots free up
@@ -62,19 +67,27 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Free slots, and the queues that reached their own limit.
+/// Free claim slots (workers plus prefetch, minus jobs held), and the queues
+/// that reached their own limit.
 fn capacity(shared: &Shared) -> (usize, Vec<String>) {
     let running = shared.running.lock().expect("running lock");
-    let free = shared.settings.workers.saturating_sub(running.len());
-    let mut per_queue: HashMap<&str, usize> = HashMap::new();
-    for r in running.values() {
-        *per_queue.entry(r.queue.as_str()).or_default() += 1;
-    }
+    let held = running.len();
+    let limit = shared.settings.workers + shared.settings.prefetch;
+    // Claim when workers would otherwise idle or a quarter of the window is
+    // free, so claims come in batches rather than one job per completion.
+    let free = if held <= shared.settings.workers || limit - held.min(limit) >= limit / 4 {
+        limit.saturating_sub(held)
+    } else {
+        0
+    };
+    drop(running);
+    let buffer = shared.buffer.lock().expect("buffer lock");
+    // Do not hold more of a limited queue than its limit allows to run.
     let exclude = shared
         .settings
         .queue_limits
         .iter()
-        .filter(|(q, limit)| per_queue.get(q.as_str()).copied().unwrap_or(0) >= **limit)
+        .filter(|(q, limit)| buffer.count(q) >= **limit)
         .map(|(q, _)| q.clone())
         .collect();
     (free, exclude)

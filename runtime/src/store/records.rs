@@ -292,6 +292,9 @@ pub struct JobCompletion {
     pub logs: String,
     /// Latest progress.
     pub progress: Option<(u8, String)>,
+    /// When the attempt actually started in a sandbox (unix ms; a claimed job may
+    /// wait in its node's buffer for a worker after the claim).
+    pub started_at: i64,
     /// End time (unix ms).
     pub finished_at: i64,
     /// Next attempt (for `Failed`).

@@ -611,7 +611,7 @@ impl Store for SqliteStore {
                     fuel_used = ?5, duration_ms = ?6, logs = ?7,
                     progress_percent = COALESCE(?8, progress_percent),
                     progress_message = COALESCE(?9, progress_message),
-                    finished_at = CASE WHEN ?10 THEN ?11 ELSE NULL END, run_at = ?12,
+                    finished_at = CASE WHEN ?10 THEN ?11 ELSE NULL END, run_at = ?12, started_at = ?15,
                     lease_owner = NULL, lease_expires_at = NULL,
                     callback_state = CASE WHEN ?10 AND callback IS NOT NULL THEN 'sending' ELSE callback_state END,
                     callback_next_at = CASE WHEN ?10 AND callback IS NOT NULL THEN ?11 ELSE callback_next_at END
@@ -632,6 +632,7 @@ impl Store for SqliteStore {
             .bind(c.run_at)
             .bind(&c.id)
             .bind(&c.owner)
+            .bind(c.started_at)
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(batch) = batch {

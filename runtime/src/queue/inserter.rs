@@ -1,0 +1,105 @@
+//! Group commit for dispatches: concurrent `POST /v1/jobs` requests are written
+//! in one transaction (whatever arrived while the previous one committed), so
+//! under load one commit serves many dispatches, and an idle server still
+//! writes a lone dispatch at once. Every request is answered only after its
+//! transaction committed: a 201/202 always means durable.
+
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{Inserted, NewBatch, NewJob, Store, StoreResult};
+
+/// Most jobs combined into one transaction.
+const MAX_GROUP: usize = 1024;
+
+struct Request {
+    jobs: Vec<NewJob>,
+    batch: Option<NewBatch>,
+    reply: oneshot::Sender<StoreResult<Vec<Inserted>>>,
+}
+
+/// The handle dispatch handlers insert through. Cheap to clone.
+#[derive(Clone)]
+pub struct Inserter {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Inserter {
+    /// Starts the group-commit task.
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(run(store, rx));
+        Self { tx }
+    }
+
+    /// Inserts `jobs` (with their batch, if any); returns when committed.
+    pub async fn insert(&self, jobs: Vec<NewJob>, batch: Option<NewBatch>) -> StoreResult<Vec<Inserted>> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Request { jobs, batch, reply }).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+}
+
+fn closed() -> crate::store::StoreError {
+    crate::store::StoreError::Conflict("the server is shutting down".into())
+}
+
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Request>) {
+    let mut carry: Option<Request> = None;
+    loop {
+        let first = match carry.take() {
+            Some(r) => r,
+            None => match rx.recv().await {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        if first.batch.is_some() {
+            // A batch is already one transaction of many jobs.
+            let result = store.job_insert(first.jobs, first.batch).await;
+            let _ = first.reply.send(result);
+            continue;
+        }
+        let mut group = vec![first];
+        let mut size = group[0].jobs.len();
+        while size < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(r) if r.batch.is_some() => {
+                    carry = Some(r);
+                    break;
+                }
+                Ok(r) => {
+                    size += r.jobs.len();
+                    group.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        commit(store.as_ref(), group).await;
+    }
+}
+
+async fn commit(store: &dyn Store, group: Vec<Request>) {
+    if group.len() == 1 {
+        let r = group.into_iter().next().expect("one request");
+        let _ = r.reply.send(store.job_insert(r.jobs, None).await);
+        return;
+    }
+    let sizes: Vec<usize> = group.iter().map(|r| r.jobs.len()).collect();
+    let all: Vec<NewJob> = group.iter().flat_map(|r| r.jobs.iter().cloned()).collect();
+    match store.job_insert(all, None).await {
+        Ok(inserted) => {
+            let mut rest = inserted.into_iter();
+            for (r, n) in group.into_iter().zip(sizes) {
+                let _ = r.reply.send(Ok(rest.by_ref().take(n).collect()));
+            }
+        }
+        Err(e) => {
+            // Isolate the failure: each request alone gets its own answer.
+            tracing::warn!(error = %e, requests = group.len(), "group insert failed; retrying one by one");
+            for r in group {
+                let _ = r.reply.send(store.job_insert(r.jobs, None).await);
+            }
+        }
+    }
+}
