@@ -465,48 +465,38 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        let mut out = Vec::with_capacity(new.len());
-        for job in new {
-            if let Some(key) = &job.idempotency_key {
-                let existing = sqlx::query_as::<_, JobRow>(&format!(
-                    "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?"
-                ))
-                .bind(job.tenant.as_str())
-                .bind(key.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(row) = existing {
-                    out.push(Inserted { job: row.try_into()?, created: false });
-                    continue;
+        // Jobs without an idempotency key go in with one statement (the rows are
+        // passed as one JSON array); keyed jobs need their duplicate check first.
+        let mut out: Vec<Option<Inserted>> = Vec::with_capacity(new.len());
+        let mut bulk = Vec::new();
+        for job in &new {
+            match &job.idempotency_key {
+                None => {
+                    bulk.push(insert_row(job));
+                    out.push(Some(Inserted { job: record_of(job), created: true }));
+                }
+                Some(key) => {
+                    let existing = sqlx::query_as::<_, JobRow>(&format!(
+                        "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?"
+                    ))
+                    .bind(job.tenant.as_str())
+                    .bind(key.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match existing {
+                        Some(row) => out.push(Some(Inserted { job: row.try_into()?, created: false })),
+                        None => {
+                            let mut row = insert_row(job);
+                            row["idempotency_key"] = key.as_str().into();
+                            insert_rows(&mut tx, &[row]).await?;
+                            out.push(Some(Inserted { job: record_of(job), created: true }));
+                        }
+                    }
                 }
             }
-            let row = sqlx::query_as::<_, JobRow>(&format!(
-                "INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload,
-                    max_attempts, limits, run_at, created_at, idempotency_key, batch_id, callback, callback_state)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 RETURNING {JOB_COLUMNS}"
-            ))
-            .bind(&job.id)
-            .bind(job.tenant.as_str())
-            .bind(job.alias.as_str())
-            .bind(job.module.to_string())
-            .bind(job.status.as_str())
-            .bind(job.priority)
-            .bind(job.queue.as_str())
-            .bind(&job.context)
-            .bind(&job.payload)
-            .bind(job.max_attempts)
-            .bind(serde_json::to_string(&job.limits).expect("limits serialize"))
-            .bind(job.run_at)
-            .bind(job.created_at)
-            .bind(job.idempotency_key.as_ref().map(|k| k.as_str()))
-            .bind(&job.batch_id)
-            .bind(callback_json(&job.callback))
-            .bind(job.callback.as_ref().map(|_| "pending"))
-            .fetch_one(&mut *tx)
-            .await?;
-            out.push(Inserted { job: row.try_into()?, created: true });
         }
+        insert_rows(&mut tx, &bulk).await?;
+        let out: Vec<Inserted> = out.into_iter().flatten().collect();
         tx.commit().await?;
         Ok(out)
     }
@@ -600,53 +590,65 @@ impl Store for SqliteStore {
     }
 
     async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Vec<String>> {
-        let mut tx = self.tx().await?;
-        let mut applied = Vec::with_capacity(completions.len());
-        let mut batches = Vec::new();
-        let now = completions.iter().map(|c| c.finished_at).max().unwrap_or_default();
-        for c in completions {
-            let terminal = c.status.is_terminal();
-            let batch: Option<Option<String>> = sqlx::query_scalar(
-                "UPDATE jobs SET status = ?1, result = ?2, error_kind = ?3, error_message = ?4,
-                    fuel_used = ?5, duration_ms = ?6, logs = ?7,
-                    progress_percent = COALESCE(?8, progress_percent),
-                    progress_message = COALESCE(?9, progress_message),
-                    finished_at = CASE WHEN ?10 THEN ?11 ELSE NULL END, run_at = ?12, started_at = ?15,
-                    lease_owner = NULL, lease_expires_at = NULL,
-                    callback_state = CASE WHEN ?10 AND callback IS NOT NULL THEN 'sending' ELSE callback_state END,
-                    callback_next_at = CASE WHEN ?10 AND callback IS NOT NULL THEN ?11 ELSE callback_next_at END
-                 WHERE id = ?13 AND status = 'running' AND lease_owner = ?14
-                 RETURNING batch_id",
-            )
-            .bind(c.status.as_str())
-            .bind(&c.result)
-            .bind(c.error.as_ref().map(|e| &e.0))
-            .bind(c.error.as_ref().map(|e| &e.1))
-            .bind(c.fuel_used as i64)
-            .bind(c.duration_ms as i64)
-            .bind(&c.logs)
-            .bind(c.progress.as_ref().map(|p| p.0 as i64))
-            .bind(c.progress.as_ref().map(|p| &p.1))
-            .bind(terminal)
-            .bind(c.finished_at)
-            .bind(c.run_at)
-            .bind(&c.id)
-            .bind(&c.owner)
-            .bind(c.started_at)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(batch) = batch {
-                applied.push(c.id);
-                if let (true, Some(b)) = (terminal, batch) {
-                    batches.push(b);
-                }
-            }
+        if completions.is_empty() {
+            return Ok(Vec::new());
         }
+        let now = completions.iter().map(|c| c.finished_at).max().unwrap_or_default();
+        let rows: Vec<serde_json::Value> = completions
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.id, "owner": c.owner, "status": c.status.as_str(), "terminal": c.status.is_terminal(),
+                    "result": c.result, "error_kind": c.error.as_ref().map(|e| &e.0),
+                    "error_message": c.error.as_ref().map(|e| &e.1), "fuel_used": c.fuel_used,
+                    "duration_ms": c.duration_ms, "logs": c.logs,
+                    "progress_percent": c.progress.as_ref().map(|p| p.0),
+                    "progress_message": c.progress.as_ref().map(|p| &p.1),
+                    "started_at": c.started_at, "finished_at": c.finished_at, "run_at": c.run_at,
+                })
+            })
+            .collect();
+        let mut tx = self.tx().await?;
+        // One statement for the whole batch: the completions travel as a JSON
+        // array; only rows still running under the completing owner's lease change.
+        let applied: Vec<(String, Option<String>, String)> = sqlx::query_as(
+            "UPDATE jobs SET status = c.status, result = c.result, error_kind = c.error_kind,
+                error_message = c.error_message, fuel_used = c.fuel_used, duration_ms = c.duration_ms,
+                logs = c.logs, progress_percent = COALESCE(c.progress_percent, jobs.progress_percent),
+                progress_message = COALESCE(c.progress_message, jobs.progress_message),
+                finished_at = CASE WHEN c.terminal THEN c.finished_at ELSE NULL END,
+                run_at = c.run_at, started_at = c.started_at, lease_owner = NULL, lease_expires_at = NULL,
+                callback_state = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN 'sending'
+                                      ELSE jobs.callback_state END,
+                callback_next_at = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN c.finished_at
+                                        ELSE jobs.callback_next_at END
+             FROM (SELECT value ->> 'id' AS id, value ->> 'owner' AS owner, value ->> 'status' AS status,
+                          value ->> 'terminal' AS terminal, value ->> 'result' AS result,
+                          value ->> 'error_kind' AS error_kind, value ->> 'error_message' AS error_message,
+                          value ->> 'fuel_used' AS fuel_used, value ->> 'duration_ms' AS duration_ms,
+                          value ->> 'logs' AS logs, value ->> 'progress_percent' AS progress_percent,
+                          value ->> 'progress_message' AS progress_message,
+                          value ->> 'started_at' AS started_at, value ->> 'finished_at' AS finished_at,
+                          value ->> 'run_at' AS run_at
+                   FROM json_each(?1)) AS c
+             WHERE jobs.id = c.id AND jobs.status = 'running' AND jobs.lease_owner = c.owner
+             RETURNING jobs.id, jobs.batch_id, jobs.status",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut batches: Vec<String> = applied
+            .iter()
+            .filter(|(_, _, status)| JobStatus::parse(status).is_some_and(JobStatus::is_terminal))
+            .filter_map(|(_, batch, _)| batch.clone())
+            .collect();
         batches.sort();
         batches.dedup();
         schedule_done_batches(&mut tx, &batches, now).await?;
         tx.commit().await?;
-        Ok(applied)
+        // Report in the order given.
+        let applied: std::collections::HashSet<String> = applied.into_iter().map(|(id, _, _)| id).collect();
+        Ok(completions.into_iter().map(|c| c.id).filter(|id| applied.contains(id)).collect())
     }
 
     async fn job_progress(&self, id: &str, percent: u8, message: &str) -> StoreResult<()> {
@@ -869,6 +871,75 @@ impl Store for SqliteStore {
             counts.by_queue.entry(queue).or_default().insert(status, n as u64);
         }
         Ok(counts)
+    }
+}
+
+/// The row of a new job, as the JSON object `insert_rows` reads.
+fn insert_row(job: &NewJob) -> serde_json::Value {
+    serde_json::json!({
+        "id": job.id, "tenant": job.tenant.as_str(), "alias": job.alias.as_str(),
+        "module": job.module.to_string(), "status": job.status.as_str(), "priority": job.priority,
+        "queue": job.queue.as_str(), "context": job.context, "payload": job.payload,
+        "max_attempts": job.max_attempts,
+        "limits": serde_json::to_string(&job.limits).expect("limits serialize"),
+        "run_at": job.run_at, "created_at": job.created_at, "idempotency_key": null,
+        "batch_id": job.batch_id, "callback": callback_json(&job.callback),
+        "callback_state": job.callback.as_ref().map(|_| "pending"),
+    })
+}
+
+/// Inserts many jobs with one statement.
+async fn insert_rows(tx: &mut Transaction<'_, Sqlite>, rows: &[serde_json::Value]) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
+            limits, run_at, created_at, idempotency_key, batch_id, callback, callback_state)
+         SELECT value ->> 'id', value ->> 'tenant', value ->> 'alias', value ->> 'module', value ->> 'status',
+            value ->> 'priority', value ->> 'queue', value ->> 'context', value ->> 'payload',
+            value ->> 'max_attempts', value ->> 'limits', value ->> 'run_at', value ->> 'created_at',
+            value ->> 'idempotency_key', value ->> 'batch_id', value ->> 'callback', value ->> 'callback_state'
+         FROM json_each(?1)",
+    )
+    .bind(serde_json::Value::Array(rows.to_vec()).to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The stored form of a job just inserted (what `RETURNING *` would give).
+fn record_of(job: &NewJob) -> JobRecord {
+    JobRecord {
+        id: job.id.clone(),
+        tenant: job.tenant.clone(),
+        alias: job.alias.to_string(),
+        module: job.module,
+        status: job.status,
+        priority: job.priority,
+        queue: job.queue.to_string(),
+        context: job.context.clone(),
+        payload: job.payload.clone(),
+        attempt: 0,
+        max_attempts: job.max_attempts,
+        limits: job.limits.clone(),
+        run_at: job.run_at,
+        created_at: job.created_at,
+        started_at: None,
+        finished_at: None,
+        lease_owner: None,
+        result: None,
+        error: None,
+        progress: None,
+        logs: None,
+        fuel_used: None,
+        duration_ms: None,
+        idempotency_key: job.idempotency_key.as_ref().map(|k| k.as_str().to_string()),
+        batch_id: job.batch_id.clone(),
+        callback: job.callback.clone(),
+        callback_state: job.callback.as_ref().map(|_| CallbackState::Pending),
+        callback_attempts: 0,
+        callback_last_error: None,
     }
 }
 
