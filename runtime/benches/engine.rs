@@ -39,6 +39,33 @@ fn run_echo(c: &mut Criterion) {
     });
 }
 
+/// The pool's memory reset strategy on the echo hot path.
+fn pool_reset(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("run/echo/pool");
+    let payload = r#"{"id":42,"name":"thumbnail-1","size":[128,128]}"#;
+    for (keep, batch) in [(0, 1), (0, 32), (256 << 10, 32), (1 << 20, 1), (1 << 20, 32), (4 << 20, 32)] {
+        let engine = Engine::new(EngineSettings {
+            pool_keep_resident: keep,
+            pool_decommit_batch: batch,
+            ..EngineSettings::default()
+        })
+        .unwrap();
+        let echo = rt.block_on(support::load(&engine, "echo"));
+        let limits = Limits::default();
+        group.bench_function(
+            BenchmarkId::from_parameter(format!("keep={}KiB,batch={batch}", keep >> 10)),
+            |b| {
+                b.iter(|| {
+                    let outcome = rt.block_on(engine.run(&echo, payload, &limits, RunContext::default()));
+                    assert!(outcome.error.is_none());
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
 fn load_cached_artifact(c: &mut Criterion) {
     let rt = runtime();
     let cache = tempfile::tempdir().unwrap();
@@ -120,5 +147,5 @@ fn process_per_job(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, run_echo, load_cached_artifact, metering, compile, process_per_job);
+criterion_group!(benches, run_echo, pool_reset, load_cached_artifact, metering, compile, process_per_job);
 criterion_main!(benches);
