@@ -44,7 +44,9 @@ fn pool_reset(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("run/echo/pool");
     let payload = r#"{"id":42,"name":"thumbnail-1","size":[128,128]}"#;
-    for (keep, batch) in [(0, 1), (0, 32), (256 << 10, 32), (1 << 20, 1), (1 << 20, 32), (4 << 20, 32)] {
+    for (keep, batch) in
+        [(0, 1), (0, 32), (256 << 10, 32), (1 << 20, 1), (1 << 20, 32), (4 << 20, 1), (4 << 20, 32)]
+    {
         let engine = Engine::new(EngineSettings {
             pool_keep_resident: keep,
             pool_decommit_batch: batch,

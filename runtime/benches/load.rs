@@ -4,7 +4,9 @@
 //!
 //! `cargo bench --bench load` (env: `LOAD_JOBS` jobs per phase, default 20000;
 //! `LOAD_CLIENTS` concurrent clients, default 64; `LOAD_WORKERS` server workers,
-//! default 2; `LOAD_PHASES` a comma list of `single,batch,latency`, default all).
+//! default 2; `LOAD_PHASES` a comma list of `single,batch,latency`, default all;
+//! `LOAD_KEEP_RESIDENT` overrides the pool's kept-resident bytes per slot;
+//! `LOAD_PREFETCH` the jobs claimed ahead of free workers).
 //!
 //! Phases:
 //! 1. single dispatches: `LOAD_CLIENTS` clients POST /v1/jobs until `LOAD_JOBS`
@@ -34,6 +36,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 struct Server {
     url: String,
+    db: String,
     client: reqwest::Client,
     shutdown: tokio::sync::oneshot::Sender<()>,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -46,6 +49,12 @@ async fn start(workers: usize) -> Server {
     let mut settings = Settings::new("127.0.0.1:0".parse().unwrap(), db, env!("CARGO_BIN_EXE_wasmq").into());
     settings.engine.cache_dir = Some(dir.path().join("cache"));
     settings.queue.workers = workers;
+    if let Ok(prefetch) = std::env::var("LOAD_PREFETCH") {
+        settings.queue.prefetch = prefetch.parse().expect("LOAD_PREFETCH is a number");
+    }
+    if let Ok(keep) = std::env::var("LOAD_KEEP_RESIDENT") {
+        settings.engine.pool_keep_resident = keep.parse().expect("LOAD_KEEP_RESIDENT is a byte count");
+    }
     let app = App::build(settings).await.unwrap();
     let url = format!("http://{}", app.local_addr());
     let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
@@ -69,7 +78,8 @@ async fn start(workers: usize) -> Server {
         .send()
         .await
         .unwrap();
-    Server { url, client, shutdown, handle, _dir: dir }
+    let db = dir.path().join("load.db").display().to_string();
+    Server { url, db, client, shutdown, handle, _dir: dir }
 }
 
 impl Server {
@@ -79,16 +89,23 @@ impl Server {
         status["jobs"]["succeeded"].as_u64().unwrap()
     }
 
-    /// Waits until `n` jobs have succeeded; returns when that was observed.
-    async fn until_succeeded(&self, n: u64) -> Instant {
+    /// Waits until `n` jobs have succeeded; returns when the last one finished
+    /// (its `finished_at`, read from the database, on the same clock as `since`).
+    async fn until_succeeded(&self, n: u64, since: std::time::SystemTime) -> Duration {
         loop {
             if self.succeeded().await >= n {
-                return Instant::now();
+                break;
             }
             // Counting is a scan of the jobs table: poll gently so the harness
-            // does not become the load it measures.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // does not become the load it measures; the exact end comes below.
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", self.db)).await.unwrap();
+        let last: i64 =
+            sqlx::query_scalar("SELECT MAX(finished_at) FROM jobs").fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        let since_ms = since.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        Duration::from_millis((last - since_ms).max(1) as u64)
     }
 
     async fn stop(self) {
@@ -117,6 +134,7 @@ fn main() {
         let server = Arc::new(start(workers).await);
         let sent = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
+        let started_wall = std::time::SystemTime::now();
         let mut tasks = Vec::new();
         for c in 0..clients {
             let (server, sent) = (server.clone(), sent.clone());
@@ -138,7 +156,7 @@ fn main() {
             t.await.unwrap();
         }
         let accepted = started.elapsed();
-        let done = server.until_succeeded(jobs as u64).await - started;
+        let done = server.until_succeeded(jobs as u64, started_wall).await;
         println!(
             "single dispatches: accepted {jobs} in {:.2} s ({:.0}/s); dispatch -> all completed {:.2} s: {:.0} jobs/s",
             accepted.as_secs_f64(),
@@ -154,6 +172,7 @@ fn main() {
         let server = Arc::new(start(workers).await);
         let batches = jobs.div_ceil(1000);
         let started = Instant::now();
+        let started_wall = std::time::SystemTime::now();
         let mut tasks = Vec::new();
         for b in 0..batches {
             let server = server.clone();
@@ -175,7 +194,7 @@ fn main() {
         }
         let accepted = started.elapsed();
         let total = batches * 1000;
-        let done = server.until_succeeded(total as u64).await - started;
+        let done = server.until_succeeded(total as u64, started_wall).await;
         println!(
             "batches of 1000: accepted {total} in {:.2} s ({:.0}/s); dispatch -> all completed {:.2} s: {:.0} jobs/s",
             accepted.as_secs_f64(),

@@ -46,7 +46,7 @@ fn done(id: &str, owner: &str, status: JobStatus, at: i64) -> JobCompletion {
         error: (status != JobStatus::Succeeded).then(|| ("trap".into(), "boom".into())),
         fuel_used: 10,
         duration_ms: 1,
-        logs: "{}".into(),
+        logs: Some("{}".into()),
         progress: Some((100, "done".into())),
         started_at: at - 50,
         finished_at: at,

@@ -104,11 +104,16 @@ fn completion(shared: &Shared, job: &JobRecord, outcome: Outcome, started_at: i6
         }
         Some(_) => (JobStatus::Dead, job.run_at),
     };
-    let logs = serde_json::json!({
-        "log": outcome.logs,
-        "log_truncated": outcome.logs_truncated,
-        "stdout": outcome.stdout,
-        "stderr": outcome.stderr,
+    // Most jobs log nothing: store nothing then (rows stay small on the hot path).
+    let quiet = outcome.logs.is_empty() && outcome.stdout.text.is_empty() && outcome.stderr.text.is_empty();
+    let logs = (!quiet).then(|| {
+        serde_json::json!({
+            "log": outcome.logs,
+            "log_truncated": outcome.logs_truncated,
+            "stdout": outcome.stdout,
+            "stderr": outcome.stderr,
+        })
+        .to_string()
     });
     JobCompletion {
         id: job.id.clone(),
@@ -118,7 +123,7 @@ fn completion(shared: &Shared, job: &JobRecord, outcome: Outcome, started_at: i6
         error: outcome.error.as_ref().map(|e| (e.kind().to_string(), e.to_string())),
         fuel_used: outcome.fuel_used,
         duration_ms: outcome.duration.as_millis() as u64,
-        logs: logs.to_string(),
+        logs,
         progress: outcome.progress.last().map(|p| (p.percent, p.message.clone())),
         started_at,
         finished_at: now,

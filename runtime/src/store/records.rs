@@ -288,8 +288,8 @@ pub struct JobCompletion {
     pub fuel_used: u64,
     /// Wall time.
     pub duration_ms: u64,
-    /// JSON array of log entries.
-    pub logs: String,
+    /// JSON object of the attempt's logs (`None` when it logged nothing).
+    pub logs: Option<String>,
     /// Latest progress.
     pub progress: Option<(u8, String)>,
     /// When the attempt actually started in a sandbox (unix ms; a claimed job may
