@@ -303,3 +303,62 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("wasmq"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn args(argv: &[&str]) -> ServeArgs {
+        Cli::try_parse_from(std::iter::once("serve").chain(argv.iter().copied())).unwrap().serve
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn flags_beat_the_file_which_beats_defaults() {
+        let f =
+            file("workers = 7\nlisten = \"127.0.0.1:9999\"\nlease = \"5s\"\ndefault_memory = \"32MiB\"\n");
+        let path = f.path().to_str().unwrap();
+        let s = Settings::resolve(args(&["--config", path, "--workers", "3"]), None).unwrap();
+        assert_eq!(s.queue.workers, 3, "flag wins over file");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9999", "file wins over default");
+        assert_eq!(s.queue.lease, Duration::from_secs(5));
+        assert_eq!(s.default_limits.memory_bytes, 32 << 20);
+        assert_eq!(s.database_url, "sqlite://wasmq.db", "default");
+        assert!(s.token.is_none());
+    }
+
+    #[test]
+    fn the_token_comes_from_the_environment_before_the_file_and_never_prints() {
+        let f = file("token = \"from-file\"\n");
+        let path = f.path().to_str().unwrap();
+        let s = Settings::resolve(args(&["--config", path]), Some("from-env".into())).unwrap();
+        assert_eq!(s.token.as_ref().unwrap().expose(), "from-env");
+        assert!(!format!("{s:?}").contains("from-env"), "the token leaked into Debug output");
+        let s = Settings::resolve(args(&["--config", path]), None).unwrap();
+        assert_eq!(s.token.unwrap().expose(), "from-file");
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_errors_naming_them() {
+        let f = file("wrokers = 2\n");
+        let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
+        assert!(format!("{err:#}").contains("wrokers"), "{err:#}");
+        let err = Settings::resolve(args(&["--workers", "0"]), None).unwrap_err();
+        assert!(err.to_string().contains("workers must be at least 1"), "{err}");
+        assert!(Cli::try_parse_from(["serve", "--queue-limits", "gpu=x"]).is_err());
+        let s = Settings::resolve(args(&["--queue-limits", "gpu=1, mail=4"]), None).unwrap();
+        assert_eq!(s.queue.queue_limits.get("mail"), Some(&4));
+    }
+}
