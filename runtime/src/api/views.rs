@@ -240,8 +240,8 @@ impl From<BatchRecord> for BatchView {
             callback: b.callback.map(|c| CallbackView {
                 url: c.url,
                 state: b.callback_state,
-                attempts: 0,
-                last_error: None,
+                attempts: b.callback_attempts,
+                last_error: b.callback_last_error,
             }),
             id: b.id,
             total: b.total,

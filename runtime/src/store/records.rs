@@ -357,6 +357,10 @@ pub struct BatchRecord {
     pub callback: Option<Callback>,
     /// Callback delivery state.
     pub callback_state: Option<CallbackState>,
+    /// Callback delivery attempts so far.
+    pub callback_attempts: u32,
+    /// Last callback delivery error.
+    pub callback_last_error: Option<String>,
     /// Unix ms.
     pub created_at: i64,
 }

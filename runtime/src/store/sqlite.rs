@@ -823,14 +823,16 @@ impl Store for SqliteStore {
     }
 
     async fn batch_get(&self, tenant: &TenantId, id: &str) -> StoreResult<BatchRecord> {
-        let row: Option<(i64, Option<String>, Option<String>, i64)> = sqlx::query_as(
-            "SELECT total, callback, callback_state, created_at FROM batches WHERE tenant = ? AND id = ?",
+        type BatchRow = (i64, Option<String>, Option<String>, i64, Option<String>, i64);
+        let row: Option<BatchRow> = sqlx::query_as(
+            "SELECT total, callback, callback_state, callback_attempts, callback_last_error, created_at
+             FROM batches WHERE tenant = ? AND id = ?",
         )
         .bind(tenant.as_str())
         .bind(id)
         .fetch_optional(&self.writer)
         .await?;
-        let (total, callback, callback_state, created_at) =
+        let (total, callback, callback_state, callback_attempts, callback_last_error, created_at) =
             row.ok_or_else(|| StoreError::NotFound(format!("batch {id}")))?;
         let counted: Vec<(String, i64)> =
             sqlx::query_as("SELECT status, COUNT(*) FROM jobs WHERE batch_id = ? GROUP BY status")
@@ -853,6 +855,8 @@ impl Store for SqliteStore {
             counts,
             callback: parse_callback(callback)?,
             callback_state: callback_state.as_deref().and_then(CallbackState::parse),
+            callback_attempts: callback_attempts as u32,
+            callback_last_error,
             created_at,
         })
     }

@@ -70,8 +70,17 @@ async fn a_batch_callback_fires_once_when_every_job_ended() {
     assert_eq!(body["total"], 3);
     assert_eq!(body["counts"]["succeeded"], 2);
     assert_eq!(body["counts"]["dead"], 1);
-    let (_, shown) = app.get(&format!("/v1/batches/{}", batch["id"].as_str().unwrap())).await;
+    let mut shown = serde_json::Value::Null;
+    for _ in 0..200 {
+        shown = app.get(&format!("/v1/batches/{}", batch["id"].as_str().unwrap())).await.1;
+        if shown["callback"]["state"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert_eq!(shown["done"], true);
+    assert_eq!(shown["callback"]["state"], "delivered", "{shown}");
+    assert_eq!(shown["callback"]["attempts"], 1, "{shown}");
     // Exactly once: no second delivery arrives even after more work completes.
     let more = app.dispatch("echo", json!(3), json!({})).await;
     app.wait(more["id"].as_str().unwrap()).await;
