@@ -133,3 +133,63 @@ async fn a_job_running_at_kill_9_completes_after_restart() {
     assert_eq!(done["result"]["count"], 16_252_325, "{done}");
     assert_eq!(done["attempt"], 2, "the killed attempt counts: {done}");
 }
+
+#[tokio::test]
+async fn sigterm_lets_the_running_job_finish_before_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wasmq.db");
+    let port = free_port();
+    let mut server = Server::start(&db, port);
+    server.ready().await;
+    let client = reqwest::Client::new();
+    let digest = client
+        .post(format!("{}/v1/modules", server.url))
+        .header("content-type", "application/wasm")
+        .body(crate::support::plugin_bytes("primes"))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    client
+        .put(format!("{}/v1/aliases/primes", server.url))
+        .json(&json!({"module": digest}))
+        .send()
+        .await
+        .unwrap();
+    let job: serde_json::Value = client
+        .post(format!("{}/v1/jobs", server.url))
+        .json(&json!({"alias": "primes", "payload": {"limit": 100_000_000}, "fuel": 1_000_000_000_000u64}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = job["id"].as_str().unwrap().to_string();
+    loop {
+        let j: serde_json::Value =
+            client.get(format!("{}/v1/jobs/{id}", server.url)).send().await.unwrap().json().await.unwrap();
+        if j["status"] == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || server.child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "wasmq serve exited with {status}");
+
+    // The job finished before the process exited: its outcome is stored.
+    let store = wasmq::store::SqliteStore::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    use wasmq::store::Store;
+    let job = store.job_get(&wasmq::domain::TenantId::default_tenant(), &id).await.unwrap();
+    assert_eq!(job.status, wasmq::domain::JobStatus::Succeeded, "{job:?}");
+    assert_eq!(job.attempt, 1);
+    assert!(job.result.unwrap().contains("5761455"), "pi(10^8) = 5761455");
+}
