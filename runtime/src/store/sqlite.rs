@@ -553,29 +553,7 @@ impl Store for SqliteStore {
     }
 
     async fn job_claim(&self, p: JobClaim) -> StoreResult<Vec<JobRecord>> {
-        let excluded = serde_json::to_string(&p.exclude_queues).expect("strings serialize");
-        let rows = sqlx::query_as::<_, JobRow>(&format!(
-            "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = ?1, lease_owner = ?2,
-                lease_expires_at = ?3, progress_percent = NULL, progress_message = NULL
-             WHERE id IN (
-                SELECT id FROM jobs
-                WHERE status IN {RUNNABLE} AND run_at <= ?1
-                  AND queue NOT IN (SELECT value FROM json_each(?5))
-                ORDER BY priority DESC, run_at, id LIMIT ?4)
-             RETURNING {JOB_COLUMNS}"
-        ))
-        .bind(p.now)
-        .bind(&p.owner)
-        .bind(p.lease_expires_at)
-        .bind(p.limit)
-        .bind(excluded)
-        .fetch_all(&self.writer)
-        .await?;
-        let mut claimed = jobs(rows)?;
-        // RETURNING gives no order: restore the claim order.
-        claimed
-            .sort_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)).then(a.id.cmp(&b.id)));
-        Ok(claimed)
+        claim_in(&self.writer, &p).await
     }
 
     async fn job_heartbeat(&self, owner: &str, ids: &[String], lease_expires_at: i64) -> StoreResult<()> {
@@ -595,62 +573,10 @@ impl Store for SqliteStore {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
-        let now = completions.iter().map(|c| c.finished_at).max().unwrap_or_default();
-        let rows: Vec<serde_json::Value> = completions
-            .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "id": c.id, "owner": c.owner, "status": c.status.as_str(), "terminal": c.status.is_terminal(),
-                    "result": c.result, "error_kind": c.error.as_ref().map(|e| &e.0),
-                    "error_message": c.error.as_ref().map(|e| &e.1), "fuel_used": c.fuel_used,
-                    "duration_ms": c.duration_ms, "logs": c.logs,
-                    "progress_percent": c.progress.as_ref().map(|p| p.0),
-                    "progress_message": c.progress.as_ref().map(|p| &p.1),
-                    "started_at": c.started_at, "finished_at": c.finished_at, "run_at": c.run_at,
-                })
-            })
-            .collect();
         let mut tx = self.tx().await?;
-        // One statement for the whole batch: the completions travel as a JSON
-        // array; only rows still running under the completing owner's lease change.
-        let applied: Vec<(String, Option<String>, String)> = sqlx::query_as(
-            "UPDATE jobs SET status = c.status, result = c.result, error_kind = c.error_kind,
-                error_message = c.error_message, fuel_used = c.fuel_used, duration_ms = c.duration_ms,
-                logs = c.logs, progress_percent = COALESCE(c.progress_percent, jobs.progress_percent),
-                progress_message = COALESCE(c.progress_message, jobs.progress_message),
-                finished_at = CASE WHEN c.terminal THEN c.finished_at ELSE NULL END,
-                run_at = c.run_at, started_at = c.started_at, lease_owner = NULL, lease_expires_at = NULL,
-                callback_state = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN 'sending'
-                                      ELSE jobs.callback_state END,
-                callback_next_at = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN c.finished_at
-                                        ELSE jobs.callback_next_at END
-             FROM (SELECT value ->> 'id' AS id, value ->> 'owner' AS owner, value ->> 'status' AS status,
-                          value ->> 'terminal' AS terminal, value ->> 'result' AS result,
-                          value ->> 'error_kind' AS error_kind, value ->> 'error_message' AS error_message,
-                          value ->> 'fuel_used' AS fuel_used, value ->> 'duration_ms' AS duration_ms,
-                          value ->> 'logs' AS logs, value ->> 'progress_percent' AS progress_percent,
-                          value ->> 'progress_message' AS progress_message,
-                          value ->> 'started_at' AS started_at, value ->> 'finished_at' AS finished_at,
-                          value ->> 'run_at' AS run_at
-                   FROM json_each(?1)) AS c
-             WHERE jobs.id = c.id AND jobs.status = 'running' AND jobs.lease_owner = c.owner
-             RETURNING jobs.id, jobs.batch_id, jobs.status",
-        )
-        .bind(serde_json::Value::Array(rows).to_string())
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut batches: Vec<String> = applied
-            .iter()
-            .filter(|(_, _, status)| JobStatus::parse(status).is_some_and(JobStatus::is_terminal))
-            .filter_map(|(_, batch, _)| batch.clone())
-            .collect();
-        batches.sort();
-        batches.dedup();
-        schedule_done_batches(&mut tx, &batches, now).await?;
+        let applied = complete_in(&mut tx, &completions).await?;
         tx.commit().await?;
-        // Report in the order given.
-        let applied: std::collections::HashSet<String> = applied.into_iter().map(|(id, _, _)| id).collect();
-        Ok(completions.into_iter().map(|c| c.id).filter(|id| applied.contains(id)).collect())
+        Ok(applied)
     }
 
     async fn job_progress(&self, id: &str, percent: u8, message: &str) -> StoreResult<()> {
@@ -880,6 +806,23 @@ impl Store for SqliteStore {
     }
 }
 
+/// A job's limits as stored: only the fields that differ from
+/// `Limits::default()` (which fills the rest back in when read), so the rows
+/// that every claim and completion rewrites stay small.
+fn compact_limits(limits: &Limits) -> String {
+    let full = serde_json::to_value(limits).expect("limits serialize");
+    let default = serde_json::to_value(Limits::default()).expect("limits serialize");
+    let mut diff = serde_json::Map::new();
+    if let (serde_json::Value::Object(full), serde_json::Value::Object(default)) = (full, default) {
+        for (k, v) in full {
+            if default.get(&k) != Some(&v) {
+                diff.insert(k, v);
+            }
+        }
+    }
+    serde_json::Value::Object(diff).to_string()
+}
+
 /// The row of a new job, as the JSON object `insert_rows` reads.
 fn insert_row(job: &NewJob) -> serde_json::Value {
     serde_json::json!({
@@ -887,7 +830,7 @@ fn insert_row(job: &NewJob) -> serde_json::Value {
         "module": job.module.to_string(), "status": job.status.as_str(), "priority": job.priority,
         "queue": job.queue.as_str(), "context": job.context, "payload": job.payload,
         "max_attempts": job.max_attempts,
-        "limits": serde_json::to_string(&job.limits).expect("limits serialize"),
+        "limits": compact_limits(&job.limits),
         "run_at": job.run_at, "created_at": job.created_at, "idempotency_key": null,
         "batch_id": job.batch_id, "callback": callback_json(&job.callback),
         "callback_state": job.callback.as_ref().map(|_| "pending"),
@@ -949,6 +892,99 @@ fn record_of(job: &NewJob) -> JobRecord {
     }
 }
 
+/// Claims runnable jobs (see `Store::job_claim`) on `conn`.
+async fn claim_in<'c, E: sqlx::Executor<'c, Database = Sqlite>>(
+    conn: E,
+    p: &JobClaim,
+) -> StoreResult<Vec<JobRecord>> {
+    let excluded = serde_json::to_string(&p.exclude_queues).expect("strings serialize");
+    let rows = sqlx::query_as::<_, JobRow>(&format!(
+        "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = ?1, lease_owner = ?2,
+            lease_expires_at = ?3, progress_percent = NULL, progress_message = NULL
+         WHERE id IN (
+            SELECT id FROM jobs
+            WHERE status IN {RUNNABLE} AND run_at <= ?1
+              AND queue NOT IN (SELECT value FROM json_each(?5))
+            ORDER BY priority DESC, run_at, id LIMIT ?4)
+         RETURNING {JOB_COLUMNS}"
+    ))
+    .bind(p.now)
+    .bind(&p.owner)
+    .bind(p.lease_expires_at)
+    .bind(p.limit)
+    .bind(excluded)
+    .fetch_all(conn)
+    .await?;
+    let mut claimed = jobs(rows)?;
+    // RETURNING gives no order: restore the claim order.
+    claimed.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)).then(a.id.cmp(&b.id)));
+    Ok(claimed)
+}
+
+/// Records outcomes (see `Store::job_complete`) inside `tx`.
+async fn complete_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    completions: &[JobCompletion],
+) -> StoreResult<Vec<String>> {
+    if completions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = completions.iter().map(|c| c.finished_at).max().unwrap_or_default();
+    let rows: Vec<serde_json::Value> = completions
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "id": c.id, "owner": c.owner, "status": c.status.as_str(), "terminal": c.status.is_terminal(),
+                "result": c.result, "error_kind": c.error.as_ref().map(|e| &e.0),
+                "error_message": c.error.as_ref().map(|e| &e.1), "fuel_used": c.fuel_used,
+                "duration_ms": c.duration_ms, "logs": c.logs,
+                "progress_percent": c.progress.as_ref().map(|p| p.0),
+                "progress_message": c.progress.as_ref().map(|p| &p.1),
+                "started_at": c.started_at, "finished_at": c.finished_at, "run_at": c.run_at,
+            })
+        })
+        .collect();
+    // One statement for the whole batch: the completions travel as a JSON
+    // array; only rows still running under the completing owner's lease change.
+    let applied: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        "UPDATE jobs SET status = c.status, result = c.result, error_kind = c.error_kind,
+            error_message = c.error_message, fuel_used = c.fuel_used, duration_ms = c.duration_ms,
+            logs = c.logs, progress_percent = COALESCE(c.progress_percent, jobs.progress_percent),
+            progress_message = COALESCE(c.progress_message, jobs.progress_message),
+            finished_at = CASE WHEN c.terminal THEN c.finished_at ELSE NULL END,
+            run_at = c.run_at, started_at = c.started_at, lease_owner = NULL, lease_expires_at = NULL,
+            callback_state = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN 'sending'
+                                  ELSE jobs.callback_state END,
+            callback_next_at = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN c.finished_at
+                                    ELSE jobs.callback_next_at END
+         FROM (SELECT value ->> 'id' AS id, value ->> 'owner' AS owner, value ->> 'status' AS status,
+                      value ->> 'terminal' AS terminal, value ->> 'result' AS result,
+                      value ->> 'error_kind' AS error_kind, value ->> 'error_message' AS error_message,
+                      value ->> 'fuel_used' AS fuel_used, value ->> 'duration_ms' AS duration_ms,
+                      value ->> 'logs' AS logs, value ->> 'progress_percent' AS progress_percent,
+                      value ->> 'progress_message' AS progress_message,
+                      value ->> 'started_at' AS started_at, value ->> 'finished_at' AS finished_at,
+                      value ->> 'run_at' AS run_at
+               FROM json_each(?1)) AS c
+         WHERE jobs.id = c.id AND jobs.status = 'running' AND jobs.lease_owner = c.owner
+         RETURNING jobs.id, jobs.batch_id, jobs.status",
+    )
+    .bind(serde_json::Value::Array(rows).to_string())
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut batches: Vec<String> = applied
+        .iter()
+        .filter(|(_, _, status)| JobStatus::parse(status).is_some_and(JobStatus::is_terminal))
+        .filter_map(|(_, batch, _)| batch.clone())
+        .collect();
+    batches.sort();
+    batches.dedup();
+    schedule_done_batches(tx, &batches, now).await?;
+    // Report in the order given.
+    let applied: std::collections::HashSet<String> = applied.into_iter().map(|(id, _, _)| id).collect();
+    Ok(completions.iter().map(|c| c.id.clone()).filter(|id| applied.contains(id)).collect())
+}
+
 /// Writes a new current version of an alias and its history row.
 async fn put_alias_version(
     tx: &mut Transaction<'_, Sqlite>,
@@ -990,4 +1026,18 @@ async fn put_alias_version(
     .execute(&mut **tx)
     .await?;
     Ok(AliasRecord { name: name.clone(), version, module: *module, config: config.clone(), updated_at: now })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_stored_compactly_and_read_back_whole() {
+        assert_eq!(compact_limits(&Limits::default()), "{}");
+        let custom = Limits { fuel: None, timeout: Duration::from_secs(30), ..Limits::default() };
+        let stored = compact_limits(&custom);
+        assert_eq!(stored, r#"{"fuel":null,"timeout_ms":30000}"#);
+        assert_eq!(serde_json::from_str::<Limits>(&stored).unwrap(), custom);
+    }
 }
