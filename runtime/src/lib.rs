@@ -15,8 +15,10 @@
 //! - [`store`]: persistence behind the [`store::Store`] trait (SQLite now,
 //!   PostgreSQL next); migrations in `runtime/migrations/<backend>/`.
 //! - [`queue`]: orchestration: the producer claims runnable jobs in batches into
-//!   free worker slots, the executor runs them in the engine, the completer writes
-//!   outcomes in batches, maintenance renews leases and rescues expired ones.
+//!   a node-local priority buffer, `workers` runner tasks drain it through the
+//!   executor (which runs a job in the engine and decides retry or death), the
+//!   completer writes outcomes in batches, the inserter group-commits dispatches,
+//!   maintenance renews leases and rescues expired ones.
 //! - [`callbacks`]: signed webhook delivery with retries, off the workers.
 //! - [`api`]: transport: the `/v1` HTTP API (axum), its error shape, auth and
 //!   the generated OpenAPI document.
@@ -25,9 +27,10 @@
 //! - [`cli`]: the `wasmq` command line (`run`, `serve`, and the hidden
 //!   `__compile` child the engine uses to compile untrusted modules).
 //!
-//! A job flows: `POST /v1/jobs` (api) -> alias resolved, module pinned,
-//! `Store::job_insert` -> producer woken in-process -> `Store::job_claim` (lease)
-//! -> executor: `Engine::run` (fresh `Store`, limits applied in `configure_store`,
+//! A job flows: `POST /v1/jobs` (api) -> alias resolved, module pinned ->
+//! inserter: `Store::job_insert` (group commit; 201 after the commit) -> producer
+//! woken in-process -> `Store::job_claim` (lease) -> buffer -> runner ->
+//! executor: `Engine::run` (fresh `Store`, limits applied in `configure_store`,
 //! instantiate, call, classify) -> `Outcome` -> completer: `Store::job_complete`
 //! (succeeded / failed with backoff / dead) -> waiters woken, callback sent.
 

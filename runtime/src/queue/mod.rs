@@ -1,9 +1,11 @@
 //! Orchestration: turns stored jobs into sandbox runs and their outcomes back
 //! into stored results.
 //!
-//! - `producer`: claims runnable jobs in batches (never more than free worker
-//!   slots), woken in-process by dispatches and completions instead of polling;
+//! - `producer`: claims runnable jobs in batches (at most `workers + prefetch`
+//!   held), woken in-process by dispatches and completions instead of polling;
 //!   sleeps until the next delayed job is due.
+//! - `buffer`: the node-local priority buffer of claimed jobs and the `workers`
+//!   runner tasks that drain it (per-queue limits enforced there).
 //! - `executor`: runs one claimed job in the engine and decides what its outcome
 //!   means (succeeded, failed and retried with backoff, dead).
 //! - `completer`: writes outcomes in batches (one transaction for many jobs).
