@@ -4,7 +4,7 @@
 //!
 //! `cargo bench --bench load` (env: `LOAD_JOBS` jobs per phase, default 20000;
 //! `LOAD_CLIENTS` concurrent clients, default 64; `LOAD_WORKERS` server workers,
-//! default 2; `LOAD_PHASES` a comma list of `single,batch,latency`, default all;
+//! default 2; `LOAD_PHASES` a comma list of `single,batch,drain,latency`, default all;
 //! `LOAD_KEEP_RESIDENT` overrides the pool's kept-resident bytes per slot;
 //! `LOAD_PREFETCH` the jobs claimed ahead of free workers).
 //!
@@ -12,6 +12,8 @@
 //! 1. single dispatches: `LOAD_CLIENTS` clients POST /v1/jobs until `LOAD_JOBS`
 //!    are accepted; throughput = jobs / (first dispatch -> last job completed).
 //! 2. batches: the same number of jobs in batches of 1,000 (POST /v1/batches).
+//!    2b. drain: the same, all due at one instant after inserting is over: the
+//!    processing rate of a full queue, without inserts competing for the writer.
 //! 3. start latency on an idle server: one job at a time, dispatch -> the job
 //!    has started, p50/p99 (client-side: POST, then long-poll `wait` for the
 //!    result, minus the plugin's own duration; and server-side started_at -
@@ -122,7 +124,7 @@ fn main() {
     let jobs = env_usize("LOAD_JOBS", 20_000);
     let clients = env_usize("LOAD_CLIENTS", 64);
     let workers = env_usize("LOAD_WORKERS", 2);
-    let phases = std::env::var("LOAD_PHASES").unwrap_or_else(|_| "single,batch,latency".into());
+    let phases = std::env::var("LOAD_PHASES").unwrap_or_else(|_| "single,batch,drain,latency".into());
     let phase = |name: &str| phases.split(',').any(|p| p.trim() == name);
     support::plugins_dir(); // build plugins before timing anything
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -201,6 +203,44 @@ fn main() {
             total as f64 / accepted.as_secs_f64(),
             done.as_secs_f64(),
             total as f64 / done.as_secs_f64()
+        );
+        Arc::into_inner(server).expect("no other owners").stop().await;
+        }
+
+        if phase("drain") {
+        // Phase 2b: the same jobs, all due at one instant a few seconds ahead, so
+        // inserting is over before the first runs: the drain rate of a full queue.
+        let server = Arc::new(start(workers).await);
+        let batches = jobs.div_ceil(1000);
+        let due = std::time::SystemTime::now() + Duration::from_secs(4);
+        let run_at = humantime::format_rfc3339_millis(due).to_string();
+        let mut tasks = Vec::new();
+        for b in 0..batches {
+            let (server, run_at) = (server.clone(), run_at.clone());
+            tasks.push(tokio::spawn(async move {
+                let batch: Vec<Value> = (0..1000)
+                    .map(|i| json!({"alias": "echo", "payload": {"b": b, "i": i}, "run_at": run_at}))
+                    .collect();
+                let resp = server
+                    .client
+                    .post(format!("{}/v1/batches", server.url))
+                    .json(&json!({"jobs": batch}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 201);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert!(std::time::SystemTime::now() < due, "inserting took longer than the lead time");
+        let total = batches * 1000;
+        let drained = server.until_succeeded(total as u64, due).await;
+        println!(
+            "full queue of {total}, all due at once: drained in {:.2} s: {:.0} jobs/s",
+            drained.as_secs_f64(),
+            total as f64 / drained.as_secs_f64()
         );
         Arc::into_inner(server).expect("no other owners").stop().await;
         }

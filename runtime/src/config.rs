@@ -56,9 +56,10 @@ pub struct ServeArgs {
     /// Jobs run at once [default: number of cores].
     #[arg(long, env = "WASMQ_WORKERS")]
     pub workers: Option<usize>,
-    /// Jobs claimed ahead of free workers [default: 64]. Higher drains short jobs
-    /// faster (fewer claim transactions); lower keeps priorities strict across
-    /// nodes and spreads long jobs over nodes.
+    /// Most jobs claimed ahead of free workers [default: 256]. The node holds
+    /// about 50 ms of work per worker (by recent run times) up to this cap, so
+    /// short jobs drain in big claims and long jobs are not hoarded; 0 claims
+    /// only for idle workers (strict priorities across nodes).
     #[arg(long, env = "WASMQ_PREFETCH")]
     pub prefetch: Option<usize>,
     /// Per-queue concurrency limits, e.g. `gpu=1,mail=4` [default: none].

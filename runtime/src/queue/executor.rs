@@ -70,9 +70,20 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, cancel: CancelT
         // Interrupted by shutdown: not the job's failure; `job_release` requeues it.
         return;
     }
+    record_run_time(&shared, outcome.duration);
     let completion = completion(&shared, &job, outcome, started_at);
     let callback = job.callback.is_some() || job.batch_id.is_some();
     let _ = shared.completions.send(CompleterMsg::Complete(Box::new(completion), callback));
+}
+
+/// Folds a run time into the moving average that sizes the prefetch (weight
+/// 1/8 per run; the first measurement replaces the pessimistic start value).
+fn record_run_time(shared: &Shared, took: Duration) {
+    use std::sync::atomic::Ordering;
+    let took = took.as_micros().min(u64::MAX as u128 / 4) as u64;
+    let old = shared.avg_run_us.load(Ordering::Relaxed);
+    let new = if old >= u64::MAX / 4 { took } else { old - old / 8 + took / 8 };
+    shared.avg_run_us.store(new.max(1), Ordering::Relaxed);
 }
 
 /// Registers a claimed job as held by this node and returns its cancel token.

@@ -39,8 +39,10 @@ use crate::store::{JobCompletion, Store};
 pub struct QueueSettings {
     /// Jobs run at once on this node.
     pub workers: usize,
-    /// Jobs claimed ahead of free workers (held under lease, run as soon as a
-    /// worker frees up): one claim transaction then serves many short jobs.
+    /// Most jobs claimed ahead of free workers (held under lease, run as soon as
+    /// a worker frees up): one claim transaction then serves many short jobs.
+    /// The node adapts below this: it holds about `HELD_WORK` of work per
+    /// worker, judged by recent run times, so long jobs are not hoarded.
     pub prefetch: usize,
     /// Most jobs of one queue running at once on this node (queues not listed:
     /// only `workers` bounds them).
@@ -61,7 +63,7 @@ impl Default for QueueSettings {
     fn default() -> Self {
         Self {
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
-            prefetch: 64,
+            prefetch: 256,
             queue_limits: HashMap::new(),
             lease: Duration::from_secs(30),
             retry_base: Duration::from_secs(1),
@@ -88,6 +90,8 @@ pub(crate) struct Shared {
     pub(crate) ready: Notify,
     /// Jobs running in a sandbox now.
     pub(crate) busy: std::sync::atomic::AtomicUsize,
+    /// Moving average of recent run times, in microseconds (sizes the prefetch).
+    pub(crate) avg_run_us: std::sync::atomic::AtomicU64,
     pub(crate) events: JobEvents,
     /// Set when shutdown starts: claim nothing more.
     pub(crate) stopping: CancelToken,
@@ -134,6 +138,8 @@ impl Queue {
             buffer: Mutex::new(buffer::Buffer::default()),
             ready: Notify::new(),
             busy: std::sync::atomic::AtomicUsize::new(0),
+            // Until jobs have been measured, assume they are long: no hoarding.
+            avg_run_us: std::sync::atomic::AtomicU64::new(u64::MAX / 2),
             settings,
             node: format!("node-{}", uuid::Uuid::now_v7()),
             wake: Notify::new(),

@@ -67,12 +67,26 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
+/// Work a node holds per worker beyond what runs: enough to bridge a claim
+/// round trip many times over, too little to matter for priorities or for
+/// spreading work over nodes.
+const HELD_WORK: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Jobs to hold ahead of the workers: about `HELD_WORK` of work per worker at
+/// the recent average run time, capped by the `prefetch` setting. Short jobs
+/// (echo: ~20 us) get the full window; second-long jobs get none.
+pub(crate) fn prefetch(shared: &Shared) -> usize {
+    let avg = shared.avg_run_us.load(std::sync::atomic::Ordering::Relaxed).max(1);
+    let per_worker = (HELD_WORK.as_micros() as u64 / avg) as usize;
+    per_worker.saturating_mul(shared.settings.workers).min(shared.settings.prefetch)
+}
+
 /// Free claim slots (workers plus prefetch, minus jobs held), and the queues
 /// that reached their own limit.
 fn capacity(shared: &Shared) -> (usize, Vec<String>) {
     let running = shared.running.lock().expect("running lock");
     let held = running.len();
-    let limit = shared.settings.workers + shared.settings.prefetch;
+    let limit = shared.settings.workers + prefetch(shared);
     // Claim when workers would otherwise idle or a quarter of the window is
     // free, so claims come in batches rather than one job per completion.
     let free = if held <= shared.settings.workers || limit - held.min(limit) >= limit / 4 {
