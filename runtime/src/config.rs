@@ -98,6 +98,9 @@ pub struct ServeArgs {
     /// Time running jobs get to finish on SIGTERM/SIGINT [default: 10s].
     #[arg(long, env = "WASMQ_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
+    /// How long finished jobs (and their results) are kept, e.g. `7d`, or `forever` [default: 7d].
+    #[arg(long, env = "WASMQ_RETENTION", value_parser = parse_retention)]
+    pub retention: Option<Retention>,
     /// Jobs that may wait to run before dispatches are refused with 429 [default: 1000000].
     #[arg(long, env = "WASMQ_MAX_QUEUED_JOBS")]
     pub max_queued_jobs: Option<u64>,
@@ -123,6 +126,19 @@ fn parse_queue_limits(s: &str) -> Result<QueueLimits, String> {
         map.insert(name.trim().to_string(), n);
     }
     Ok(QueueLimits(map))
+}
+
+/// How long finished jobs are kept; `None` keeps them forever.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention(pub Option<Duration>);
+
+fn parse_retention(s: &str) -> Result<Retention, String> {
+    if s.eq_ignore_ascii_case("forever") {
+        return Ok(Retention(None));
+    }
+    humantime::parse_duration(s)
+        .map(|d| Retention(Some(d)))
+        .map_err(|e| format!("expected e.g. 7d or forever: {e}"))
 }
 
 fn parse_bytes(s: &str) -> Result<u64, String> {
@@ -161,6 +177,7 @@ struct FileConfig {
     #[serde(default, with = "humantime_serde_opt")]
     callback_retry_base: Option<Duration>,
     max_queued_jobs: Option<u64>,
+    retention: Option<String>,
 }
 
 mod humantime_serde_opt {
@@ -281,6 +298,16 @@ impl Settings {
         if let Some(g) = args.shutdown_grace.or(file.shutdown_grace) {
             s.queue.shutdown_grace = g;
         }
+        let retention = match (args.retention, file.retention) {
+            (Some(r), _) => Some(r),
+            (None, Some(text)) => {
+                Some(parse_retention(&text).map_err(|e| anyhow::anyhow!("retention: {e}"))?)
+            }
+            (None, None) => None,
+        };
+        if let Some(Retention(r)) = retention {
+            s.queue.retention = r;
+        }
         if let Some(m) = args.max_queued_jobs.or(file.max_queued_jobs) {
             s.max_queued_jobs = m;
         }
@@ -361,5 +388,14 @@ mod tests {
         assert!(Cli::try_parse_from(["serve", "--queue-limits", "gpu=x"]).is_err());
         let s = Settings::resolve(args(&["--queue-limits", "gpu=1, mail=4"]), None).unwrap();
         assert_eq!(s.queue.queue_limits.get("mail"), Some(&4));
+        assert_eq!(s.queue.retention, Some(Duration::from_secs(7 * 24 * 3600)), "default retention");
+        let s = Settings::resolve(args(&["--retention", "forever"]), None).unwrap();
+        assert_eq!(s.queue.retention, None);
+        let f = file("retention = \"36h\"\n");
+        let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap();
+        assert_eq!(s.queue.retention, Some(Duration::from_secs(36 * 3600)));
+        let f = file("retention = \"soon\"\n");
+        let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
+        assert!(err.to_string().contains("retention"), "{err}");
     }
 }

@@ -1,5 +1,6 @@
-//! Lease renewal for this node's running jobs, and rescue of jobs whose lease
-//! expired because their worker died (crash, `kill -9`, lost node).
+//! Lease renewal for this node's running jobs, rescue of jobs whose lease
+//! expired because their worker died (crash, `kill -9`, lost node), and the
+//! retention of finished jobs.
 
 use std::sync::Arc;
 
@@ -34,5 +35,33 @@ pub(crate) async fn rescuer(shared: Arc<Shared>) {
             Err(e) => tracing::error!(error = %e, "rescuing expired jobs failed"),
         }
         tokio::time::sleep(shared.settings.lease / 2).await;
+    }
+}
+
+/// Finished jobs deleted per statement (short transactions: the writer is shared).
+const PRUNE_CHUNK: u32 = 1000;
+
+/// Deletes finished jobs older than the retention, in chunks, every minute.
+pub(crate) async fn pruner(shared: Arc<Shared>) {
+    let Some(retention) = shared.settings.retention else {
+        return;
+    };
+    loop {
+        let before = now_ms() - retention.as_millis() as i64;
+        loop {
+            match shared.store.job_prune(before, PRUNE_CHUNK).await {
+                Ok(n) if n == u64::from(PRUNE_CHUNK) => tokio::task::yield_now().await,
+                Ok(0) => break,
+                Ok(n) => {
+                    tracing::debug!(jobs = n, "pruned finished jobs past their retention");
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "pruning finished jobs failed");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
     }
 }

@@ -57,6 +57,8 @@ pub struct QueueSettings {
     pub shutdown_grace: Duration,
     /// Fallback poll for work from other nodes (in-process dispatches wake at once).
     pub poll_interval: Duration,
+    /// Finished jobs are deleted this long after they ended (`None`: kept forever).
+    pub retention: Option<Duration>,
 }
 
 impl Default for QueueSettings {
@@ -70,6 +72,7 @@ impl Default for QueueSettings {
             retry_max: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
         }
     }
 }
@@ -163,6 +166,7 @@ impl Queue {
         }
         tasks.spawn(maintenance::heartbeat(shared.clone()));
         tasks.spawn(maintenance::rescuer(shared.clone()));
+        tasks.spawn(maintenance::pruner(shared.clone()));
         (Queue { shared: shared.clone() }, QueueTasks { shared, tasks, completer })
     }
 

@@ -96,6 +96,10 @@ pub trait Store: Send + Sync + 'static {
     /// Jobs waiting to run (queued, scheduled or failed-and-retrying): the
     /// figure behind backpressure (429 when the queue is full).
     async fn job_waiting(&self) -> StoreResult<u64>;
+    /// Deletes up to `limit` finished jobs (succeeded, dead, cancelled) that
+    /// ended before `finished_before` and have no callback still to deliver;
+    /// returns how many. Retention keeps the table from growing without bound.
+    async fn job_prune(&self, finished_before: i64, limit: u32) -> StoreResult<u64>;
     /// When the next scheduled or retrying job becomes due, if any.
     async fn job_next_due(&self) -> StoreResult<Option<i64>>;
 

@@ -676,6 +676,21 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
+    async fn job_prune(&self, finished_before: i64, limit: u32) -> StoreResult<u64> {
+        Ok(sqlx::query(&format!(
+            "DELETE FROM jobs WHERE id IN (
+                SELECT id FROM jobs
+                WHERE status IN {TERMINAL} AND finished_at < ?1
+                  AND (callback_state IS NULL OR callback_state IN ('delivered', 'failed'))
+                LIMIT ?2)"
+        ))
+        .bind(finished_before)
+        .bind(limit)
+        .execute(&self.writer)
+        .await?
+        .rows_affected())
+    }
+
     async fn job_next_due(&self) -> StoreResult<Option<i64>> {
         Ok(sqlx::query_scalar(
             "SELECT run_at FROM jobs WHERE status IN ('scheduled', 'failed') ORDER BY run_at LIMIT 1",
