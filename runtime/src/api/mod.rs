@@ -7,6 +7,7 @@ mod auth;
 mod backpressure;
 mod batches;
 mod error;
+mod events;
 mod extract;
 mod jobs;
 mod modules;
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs", post(jobs::create).get(jobs::list))
         .route("/jobs/{id}", get(jobs::show))
         .route("/jobs/{id}/wait", get(jobs::wait))
+        .route("/jobs/{id}/events", get(events::events))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .route("/jobs/{id}/retry", post(jobs::retry))
         .route("/dispatch/{alias}", post(jobs::dispatch))

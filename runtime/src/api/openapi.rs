@@ -12,7 +12,7 @@ use utoipa::OpenApi;
         super::aliases::set, super::aliases::list, super::aliases::show, super::aliases::rollback,
         super::aliases::delete,
         super::jobs::create, super::jobs::dispatch, super::jobs::list, super::jobs::show, super::jobs::wait,
-        super::jobs::cancel, super::jobs::retry,
+        super::jobs::cancel, super::jobs::retry, super::events::events,
         super::batches::create, super::batches::show,
         super::status::status, super::status::healthz,
     ),

@@ -180,3 +180,44 @@ async fn a_full_queue_answers_429_until_it_drains() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_event_stream_shows_status_progress_and_the_end() {
+    let app = spawn_app(Options::default()).await;
+    app.register("primes", "primes").await;
+    // About half a second of sieving, reporting progress every 10%.
+    let job =
+        app.dispatch("primes", json!({"limit": 150_000_000}), json!({"fuel": 1_000_000_000_000u64})).await;
+    let body = app.raw(reqwest::Method::GET, &format!("/v1/jobs/{}/events", id(&job))).send().await.unwrap();
+    assert_eq!(body.status(), StatusCode::OK);
+    assert!(body.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let text = body.text().await.unwrap(); // the stream ends after `end`
+    let mut events: Vec<(String, Value)> = Vec::new();
+    for block in text.split("\n\n") {
+        let mut name = None;
+        let mut data = None;
+        for line in block.lines() {
+            if let Some(n) = line.strip_prefix("event: ").or(line.strip_prefix("event:")) {
+                name = Some(n.trim().to_string());
+            } else if let Some(d) = line.strip_prefix("data: ").or(line.strip_prefix("data:")) {
+                data = Some(serde_json::from_str::<Value>(d.trim()).unwrap());
+            }
+        }
+        if let (Some(n), Some(d)) = (name, data) {
+            events.push((n, d));
+        }
+    }
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"status"), "{names:?}");
+    assert_eq!(names.last(), Some(&"end"), "{names:?}");
+    let percents: Vec<u64> =
+        events.iter().filter(|(n, _)| n == "progress").map(|(_, d)| d["percent"].as_u64().unwrap()).collect();
+    assert!(!percents.is_empty(), "no progress events: {names:?}");
+    assert!(percents.windows(2).all(|w| w[0] < w[1]), "{percents:?}");
+    let (_, end) = events.last().unwrap();
+    assert_eq!(end["status"], "succeeded");
+    assert_eq!(end["result"]["count"], 8_444_396, "pi(1.5e8)");
+    let (status, body) = app.get("/v1/jobs/missing/events").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    app.stop().await;
+}
