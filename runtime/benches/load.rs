@@ -116,6 +116,37 @@ impl Server {
     }
 }
 
+/// Posts `batches` batches of 1,000 echo jobs concurrently (`extra` merges
+/// into every job) and returns when all were accepted.
+async fn post_batches(server: &Arc<Server>, batches: usize, extra: Value) {
+    let mut tasks = Vec::new();
+    for b in 0..batches {
+        let (server, extra) = (server.clone(), extra.clone());
+        tasks.push(tokio::spawn(async move {
+            let batch: Vec<Value> = (0..1000)
+                .map(|i| {
+                    let mut job = json!({"alias": "echo", "payload": {"b": b, "i": i}});
+                    if let (Value::Object(job), Value::Object(extra)) = (&mut job, &extra) {
+                        job.extend(extra.clone());
+                    }
+                    job
+                })
+                .collect();
+            let resp = server
+                .client
+                .post(format!("{}/v1/batches", server.url))
+                .json(&json!({"jobs": batch}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -175,25 +206,7 @@ fn main() {
         let batches = jobs.div_ceil(1000);
         let started = Instant::now();
         let started_wall = std::time::SystemTime::now();
-        let mut tasks = Vec::new();
-        for b in 0..batches {
-            let server = server.clone();
-            tasks.push(tokio::spawn(async move {
-                let batch: Vec<Value> =
-                    (0..1000).map(|i| json!({"alias": "echo", "payload": {"b": b, "i": i}})).collect();
-                let resp = server
-                    .client
-                    .post(format!("{}/v1/batches", server.url))
-                    .json(&json!({"jobs": batch}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(resp.status(), 201);
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
+        post_batches(&server, batches, json!({})).await;
         let accepted = started.elapsed();
         let total = batches * 1000;
         let done = server.until_succeeded(total as u64, started_wall).await;
@@ -214,26 +227,7 @@ fn main() {
         let batches = jobs.div_ceil(1000);
         let due = std::time::SystemTime::now() + Duration::from_secs(4);
         let run_at = humantime::format_rfc3339_millis(due).to_string();
-        let mut tasks = Vec::new();
-        for b in 0..batches {
-            let (server, run_at) = (server.clone(), run_at.clone());
-            tasks.push(tokio::spawn(async move {
-                let batch: Vec<Value> = (0..1000)
-                    .map(|i| json!({"alias": "echo", "payload": {"b": b, "i": i}, "run_at": run_at}))
-                    .collect();
-                let resp = server
-                    .client
-                    .post(format!("{}/v1/batches", server.url))
-                    .json(&json!({"jobs": batch}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(resp.status(), 201);
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
+        post_batches(&server, batches, json!({"run_at": run_at})).await;
         assert!(std::time::SystemTime::now() < due, "inserting took longer than the lead time");
         let total = batches * 1000;
         let drained = server.until_succeeded(total as u64, due).await;

@@ -68,32 +68,26 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-#[tokio::test]
-async fn a_job_running_at_kill_9_completes_after_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("wasmq.db");
-    let port = free_port();
-    let mut server = Server::start(&db, port);
-    server.ready().await;
+/// Registers `primes` on a process server, dispatches a sieve up to `limit`
+/// with unlimited fuel, and returns its id once a worker is running it.
+async fn running_primes_job(server: &Server, limit: u64) -> String {
     let client = reqwest::Client::new();
-    let upload = client
+    let module: serde_json::Value = client
         .post(format!("{}/v1/modules", server.url))
         .header("content-type", "application/wasm")
         .body(crate::support::plugin_bytes("primes"))
         .send()
         .await
-        .unwrap();
-    let digest = upload.json::<serde_json::Value>().await.unwrap()["digest"].as_str().unwrap().to_string();
-    client
-        .put(format!("{}/v1/aliases/primes", server.url))
-        .json(&json!({"module": digest}))
-        .send()
+        .unwrap()
+        .json()
         .await
         .unwrap();
-    // About a second of sieving: long enough to be killed in the middle.
+    let alias = json!({"module": module["digest"]});
+    client.put(format!("{}/v1/aliases/primes", server.url)).json(&alias).send().await.unwrap();
+    let request = json!({"alias": "primes", "payload": {"limit": limit}, "fuel": 1_000_000_000_000u64, "timeout_ms": 120000});
     let job: serde_json::Value = client
         .post(format!("{}/v1/jobs", server.url))
-        .json(&json!({"alias": "primes", "payload": {"limit": 300_000_000}, "fuel": 1_000_000_000_000u64, "timeout_ms": 120000}))
+        .json(&request)
         .send()
         .await
         .unwrap()
@@ -105,15 +99,27 @@ async fn a_job_running_at_kill_9_completes_after_restart() {
         let j: serde_json::Value =
             client.get(format!("{}/v1/jobs/{id}", server.url)).send().await.unwrap().json().await.unwrap();
         if j["status"] == "running" {
-            break;
+            return id;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+#[tokio::test]
+async fn a_job_running_at_kill_9_completes_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wasmq.db");
+    let port = free_port();
+    let mut server = Server::start(&db, port);
+    server.ready().await;
+    // About a second of sieving: long enough to be killed in the middle.
+    let id = running_primes_job(&server, 300_000_000).await;
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
 
     let mut server = Server::start(&db, port);
     server.ready().await;
+    let client = reqwest::Client::new();
     let done: serde_json::Value = loop {
         let j: serde_json::Value = client
             .get(format!("{}/v1/jobs/{id}/wait?timeout_ms=60000", server.url))
@@ -141,44 +147,7 @@ async fn sigterm_lets_the_running_job_finish_before_exit() {
     let port = free_port();
     let mut server = Server::start(&db, port);
     server.ready().await;
-    let client = reqwest::Client::new();
-    let digest = client
-        .post(format!("{}/v1/modules", server.url))
-        .header("content-type", "application/wasm")
-        .body(crate::support::plugin_bytes("primes"))
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    client
-        .put(format!("{}/v1/aliases/primes", server.url))
-        .json(&json!({"module": digest}))
-        .send()
-        .await
-        .unwrap();
-    let job: serde_json::Value = client
-        .post(format!("{}/v1/jobs", server.url))
-        .json(&json!({"alias": "primes", "payload": {"limit": 100_000_000}, "fuel": 1_000_000_000_000u64}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = job["id"].as_str().unwrap().to_string();
-    loop {
-        let j: serde_json::Value =
-            client.get(format!("{}/v1/jobs/{id}", server.url)).send().await.unwrap().json().await.unwrap();
-        if j["status"] == "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let id = running_primes_job(&server, 100_000_000).await;
     let pid = server.child.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(killed.success());
