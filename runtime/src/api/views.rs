@@ -173,15 +173,19 @@ fn raw(s: String) -> Box<RawValue> {
     RawValue::from_string(s).unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"))
 }
 
+fn callback_view(
+    callback: Option<crate::domain::Callback>,
+    state: Option<CallbackState>,
+    attempts: u32,
+    last_error: Option<String>,
+) -> Option<CallbackView> {
+    callback.map(|c| CallbackView { url: c.url, state, attempts, last_error })
+}
+
 impl From<JobRecord> for JobView {
     fn from(j: JobRecord) -> Self {
         Self {
-            callback: j.callback.map(|c| CallbackView {
-                url: c.url,
-                state: j.callback_state,
-                attempts: j.callback_attempts,
-                last_error: j.callback_last_error,
-            }),
+            callback: callback_view(j.callback, j.callback_state, j.callback_attempts, j.callback_last_error),
             module: j.module.to_string(),
             payload: raw(j.payload),
             result: j.result.map(raw),
@@ -237,12 +241,7 @@ pub struct BatchView {
 impl From<BatchRecord> for BatchView {
     fn from(b: BatchRecord) -> Self {
         Self {
-            callback: b.callback.map(|c| CallbackView {
-                url: c.url,
-                state: b.callback_state,
-                attempts: b.callback_attempts,
-                last_error: b.callback_last_error,
-            }),
+            callback: callback_view(b.callback, b.callback_state, b.callback_attempts, b.callback_last_error),
             id: b.id,
             total: b.total,
             counts: b.counts,
