@@ -43,6 +43,12 @@ impl fmt::Debug for Secret {
 /// `wasmq serve` options. Every option can also come from its `WASMQ_*`
 /// variable or the `--config` TOML file (same names, with `_` for `-`).
 #[derive(Debug, Args, Default)]
+#[command(after_help = "\
+Authentication: the bearer token comes from WASMQ_TOKEN or `token = \"...\"` in the --config
+file, never from a flag (it would show in `ps`). Without a token the server only listens on
+loopback addresses.
+
+Precedence: flags, then WASMQ_* environment variables, then the --config file, then defaults.")]
 pub struct ServeArgs {
     /// TOML file with any of the settings below (and `token`).
     #[arg(long, env = "WASMQ_CONFIG")]
@@ -62,7 +68,7 @@ pub struct ServeArgs {
     /// only for idle workers (strict priorities across nodes).
     #[arg(long, env = "WASMQ_PREFETCH")]
     pub prefetch: Option<usize>,
-    /// Per-queue concurrency limits, e.g. `gpu=1,mail=4` [default: none].
+    /// Per-queue concurrency limits on this node, e.g. `gpu=1,mail=4` [default: none].
     #[arg(long, env = "WASMQ_QUEUE_LIMITS", value_parser = parse_queue_limits)]
     pub queue_limits: Option<QueueLimits>,
     /// Largest module upload [default: 32MiB].
