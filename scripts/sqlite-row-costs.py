@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""What one SQLite writer can do with wasmq's schema and statements, without wasmq.
+
+Runs the real migrations, then the three writes every job costs -- the bulk
+INSERT (json_each), the claim UPDATE ... RETURNING, and the completion
+UPDATE ... FROM json_each -- on N jobs, with WAL and synchronous=NORMAL like
+the server, and prints rows per second for each. It bounds what the job server
+can reach end to end on one SQLite writer (see docs/benchmarks.md).
+
+    python3 scripts/sqlite-row-costs.py [N]
+"""
+import json
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 40000
+COLS = ("id, tenant, alias, module, status, priority, queue, context, payload, attempt, max_attempts, limits, "
+        "run_at, created_at, started_at, finished_at, lease_owner, result, error_kind, error_message, "
+        "progress_percent, progress_message, logs, fuel_used, duration_ms, idempotency_key, batch_id, "
+        "callback, callback_state, callback_attempts, callback_last_error")
+
+INSERT = """INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
+    limits, run_at, created_at, idempotency_key, batch_id, callback, callback_state)
+  SELECT value ->> 'id', value ->> 'tenant', value ->> 'alias', value ->> 'module', value ->> 'status',
+    value ->> 'priority', value ->> 'queue', value ->> 'context', value ->> 'payload', value ->> 'max_attempts',
+    value ->> 'limits', value ->> 'run_at', value ->> 'created_at', value ->> 'idempotency_key',
+    value ->> 'batch_id', value ->> 'callback', value ->> 'callback_state'
+  FROM json_each(?1)"""
+
+CLAIM = f"""UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = ?1, lease_owner = ?2,
+    lease_expires_at = ?3, progress_percent = NULL, progress_message = NULL
+  WHERE id IN (SELECT id FROM jobs WHERE status IN ('queued', 'scheduled', 'failed') AND run_at <= ?1
+    AND queue NOT IN (SELECT value FROM json_each(?5)) ORDER BY priority DESC, run_at, id LIMIT ?4)
+  RETURNING {COLS}"""
+
+COMPLETE = """UPDATE jobs SET status = c.status, result = c.result, error_kind = c.error_kind,
+    error_message = c.error_message, fuel_used = c.fuel_used, duration_ms = c.duration_ms, logs = c.logs,
+    progress_percent = COALESCE(c.progress_percent, jobs.progress_percent),
+    progress_message = COALESCE(c.progress_message, jobs.progress_message),
+    finished_at = CASE WHEN c.terminal THEN c.finished_at ELSE NULL END,
+    run_at = c.run_at, started_at = c.started_at, lease_owner = NULL, lease_expires_at = NULL,
+    callback_state = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN 'sending' ELSE jobs.callback_state END,
+    callback_next_at = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN c.finished_at
+                            ELSE jobs.callback_next_at END
+  FROM (SELECT value ->> 'id' AS id, value ->> 'owner' AS owner, value ->> 'status' AS status,
+          value ->> 'terminal' AS terminal, value ->> 'result' AS result, value ->> 'error_kind' AS error_kind,
+          value ->> 'error_message' AS error_message, value ->> 'fuel_used' AS fuel_used,
+          value ->> 'duration_ms' AS duration_ms, value ->> 'logs' AS logs,
+          value ->> 'progress_percent' AS progress_percent, value ->> 'progress_message' AS progress_message,
+          value ->> 'started_at' AS started_at, value ->> 'finished_at' AS finished_at, value ->> 'run_at' AS run_at
+        FROM json_each(?1)) AS c
+  WHERE jobs.id = c.id AND jobs.status = 'running' AND jobs.lease_owner = c.owner
+  RETURNING jobs.id, jobs.batch_id, jobs.status"""
+
+
+def main():
+    db = os.path.join(tempfile.mkdtemp(), "rows.db")
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    migrations = os.path.join(ROOT, "runtime", "migrations", "sqlite")
+    for name in sorted(os.listdir(migrations)):
+        con.executescript(open(os.path.join(migrations, name)).read())
+    jobs = [{"id": str(uuid.uuid4()), "tenant": "default", "alias": "echo", "module": "blake3:" + "a" * 64,
+             "status": "queued", "priority": 500, "queue": "default", "context": None,
+             "payload": json.dumps({"b": 1, "i": k}), "max_attempts": 3, "limits": '{"timeout_ms":30000}',
+             "run_at": 1, "created_at": 1, "idempotency_key": None, "batch_id": "batch-1", "callback": None,
+             "callback_state": None} for k in range(N)]
+
+    t = time.perf_counter()
+    for k in range(0, N, 1000):
+        con.execute("BEGIN")
+        con.execute(INSERT, (json.dumps(jobs[k:k + 1000]),))
+        con.execute("COMMIT")
+    insert = time.perf_counter() - t
+
+    claim = complete = 0.0
+    done = 0
+    while done < N:
+        t = time.perf_counter()
+        got = con.execute(CLAIM, (2, "node-1", 99999, 256, "[]")).fetchall()
+        claim += time.perf_counter() - t
+        if not got:
+            break
+        for k in range(0, len(got), 32):
+            outcomes = [{"id": r[0], "owner": "node-1", "status": "succeeded", "terminal": True, "result": r[8],
+                         "error_kind": None, "error_message": None, "fuel_used": 4906, "duration_ms": 0,
+                         "logs": None, "progress_percent": None, "progress_message": None, "started_at": 3,
+                         "finished_at": 4, "run_at": 1} for r in got[k:k + 32]]
+            t = time.perf_counter()
+            con.execute("BEGIN")
+            con.execute(COMPLETE, (json.dumps(outcomes),)).fetchall()
+            con.execute("COMMIT")
+            complete += time.perf_counter() - t
+        done += len(got)
+
+    per_job = (insert + claim + complete) / N * 1e6
+    print(f"SQLite {sqlite3.sqlite_version}, {N} jobs")
+    print(f"insert (1000 per transaction):  {N / insert:8.0f} rows/s")
+    print(f"claim (256 per statement):      {N / claim:8.0f} rows/s")
+    print(f"complete (32 per transaction):  {N / complete:8.0f} rows/s")
+    print(f"all three: {per_job:.0f} us per job -> at most {1e6 / per_job:.0f} jobs/s on one writer")
+
+
+if __name__ == "__main__":
+    main()
