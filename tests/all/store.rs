@@ -100,6 +100,11 @@ pub async fn exercise(store: Arc<dyn Store>) {
     assert!(first.iter().all(|j| j.status == JobStatus::Running && j.attempt == 1));
     let second = store.job_claim(claim("n2", 2_000, 10)).await.unwrap();
     assert_eq!(second.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["a"], "d is not due yet");
+    // Heartbeats renew only what the owner holds, and say so.
+    let ids: Vec<String> = ["c", "b", "a"].iter().map(|s| s.to_string()).collect();
+    let mut held = store.job_heartbeat("n1", &ids, 3_000).await.unwrap();
+    held.sort();
+    assert_eq!(held, ["b", "c"]);
     assert_eq!(store.job_next_due().await.unwrap(), Some(5_000));
 
     // Completions apply only for the lease holder.

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use super::Shared;
 use crate::domain::time::now_ms;
 
-/// Renews the leases of running jobs every third of the lease.
+/// Renews the leases of held jobs every third of the lease, and stops the runs
+/// of jobs this node no longer holds (cancelled through another node, or
+/// rescued after this node stalled): their outcomes would be ignored anyway.
 pub(crate) async fn heartbeat(shared: Arc<Shared>) {
     let every = shared.settings.lease / 3;
     loop {
@@ -17,8 +19,18 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>) {
             continue;
         }
         let until = now_ms() + shared.settings.lease.as_millis() as i64;
-        if let Err(e) = shared.store.job_heartbeat(&shared.node, &ids, until).await {
-            tracing::error!(error = %e, jobs = ids.len(), "could not renew leases");
+        match shared.store.job_heartbeat(&shared.node, &ids, until).await {
+            Ok(held) => {
+                let held: std::collections::HashSet<String> = held.into_iter().collect();
+                let running = shared.running.lock().expect("running lock");
+                for id in ids.iter().filter(|id| !held.contains(*id)) {
+                    if let Some(cancel) = running.get(id) {
+                        tracing::info!(job = %id, "job no longer held by this node; stopping its run");
+                        cancel.cancel();
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, jobs = ids.len(), "could not renew leases"),
         }
     }
 }

@@ -77,8 +77,15 @@ pub trait Store: Send + Sync + 'static {
     /// Claims up to `limit` runnable jobs for `owner`, highest priority first,
     /// then earliest due; marks them running with a lease and counts the attempt.
     async fn job_claim(&self, p: JobClaim) -> StoreResult<Vec<JobRecord>>;
-    /// Extends the leases `owner` holds on `ids`.
-    async fn job_heartbeat(&self, owner: &str, ids: &[String], lease_expires_at: i64) -> StoreResult<()>;
+    /// Extends the leases `owner` holds on `ids`; returns the ids it still
+    /// holds. A missing id was cancelled (or rescued) elsewhere: its run on this
+    /// node should stop, since its outcome would be ignored anyway.
+    async fn job_heartbeat(
+        &self,
+        owner: &str,
+        ids: &[String],
+        lease_expires_at: i64,
+    ) -> StoreResult<Vec<String>>;
     /// Records how attempts ended, in one transaction. A completion whose lease
     /// `owner` no longer holds the job (cancelled, or rescued after a stall) is
     /// ignored; the returned ids are those that were applied.

@@ -556,17 +556,22 @@ impl Store for SqliteStore {
         claim_in(&self.writer, &p).await
     }
 
-    async fn job_heartbeat(&self, owner: &str, ids: &[String], lease_expires_at: i64) -> StoreResult<()> {
-        sqlx::query(
+    async fn job_heartbeat(
+        &self,
+        owner: &str,
+        ids: &[String],
+        lease_expires_at: i64,
+    ) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
             "UPDATE jobs SET lease_expires_at = ?1
-             WHERE lease_owner = ?2 AND status = 'running' AND id IN (SELECT value FROM json_each(?3))",
+             WHERE lease_owner = ?2 AND status = 'running' AND id IN (SELECT value FROM json_each(?3))
+             RETURNING id",
         )
         .bind(lease_expires_at)
         .bind(owner)
         .bind(serde_json::to_string(ids).expect("strings serialize"))
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        .fetch_all(&self.writer)
+        .await?)
     }
 
     async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Vec<String>> {

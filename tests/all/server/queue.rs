@@ -221,3 +221,30 @@ async fn the_event_stream_shows_status_progress_and_the_end() {
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_cancel_through_another_node_stops_the_run() {
+    // Two servers on one database: A runs jobs, B (no workers) only serves the API.
+    let runner = Options { workers: 1, lease: std::time::Duration::from_millis(900), ..Options::default() };
+    let a = spawn_app(runner.clone()).await;
+    let b = spawn_app(Options { workers: 0, dir: Some(a.dir.clone()), ..runner }).await;
+    a.register("loop", "infinite-loop").await;
+    let job =
+        b.dispatch("loop", json!({}), json!({"fuel": 1_000_000_000_000u64, "timeout_ms": 600000})).await;
+    a.until_status(id(&job), "running").await;
+    let (status, cancelled) = b.post(&format!("/v1/jobs/{}/cancel", id(&job)), &json!({})).await;
+    assert_eq!((status, cancelled["status"].as_str()), (StatusCode::OK, Some("cancelled")));
+    // A learns at its next lease renewal (every lease/3) and frees its worker.
+    let mut busy = Value::Null;
+    for _ in 0..300 {
+        busy = a.get("/v1/status").await.1["workers"]["busy"].clone();
+        if busy == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(busy, 0, "A still runs the cancelled job");
+    assert_eq!(a.wait(id(&job)).await["status"], "cancelled");
+    b.stop().await;
+    a.stop().await;
+}
