@@ -199,3 +199,20 @@ async fn modules_over_the_size_limit_are_refused_before_compiling() {
         other => panic!("expected TooLarge, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn the_plugin_cache_drops_the_least_recently_used_past_its_capacity() {
+    let engine = Engine::new(EngineSettings { max_cached_plugins: 2, ..EngineSettings::default() }).unwrap();
+    let echo = load(&engine, "echo").await;
+    let words = load(&engine, "wordcount").await;
+    assert!(engine.cached(&echo.digest()).is_some()); // echo is now the most recent
+    let primes = load(&engine, "primes").await;
+    assert_eq!(engine.cached_count(), 2);
+    assert!(engine.cached(&words.digest()).is_none(), "the least recently used was kept");
+    assert!(engine.cached(&echo.digest()).is_some() && engine.cached(&primes.digest()).is_some());
+    // A dropped plugin still runs where it is held, and loads again on demand.
+    assert_eq!(ok_json(&run(&engine, &words, r#"{"text":"a a"}"#, &Limits::default()).await)["words"], 2);
+    let again = load(&engine, "wordcount").await;
+    assert_eq!(again.digest(), words.digest());
+    assert_eq!(engine.cached_count(), 2);
+}

@@ -1,13 +1,12 @@
 //! The engine: one wasmtime `Engine`, the linkers every plugin is checked
 //! against, the epoch ticker, and the plugin cache (memory, then disk, then compile).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::artifact::{ArtifactCache, Compiled, compatibility_hash, deserialize};
+use super::cache::PluginCache;
 use super::compile::compile;
 use super::host::bindings::Job;
 use super::plugin::{Inner, Plugin};
@@ -56,8 +55,8 @@ pub(crate) struct EngineInner {
     component_linker: Linker<ComponentState>,
     core_linker: wasmtime::Linker<CoreState>,
     artifacts: Option<ArtifactCache>,
-    /// One cell per digest: concurrent loads of one module compile it once.
-    plugins: Mutex<HashMap<Digest, Arc<OnceCell<Plugin>>>>,
+    /// Loaded plugins by digest (bounded, least recently used dropped first).
+    plugins: PluginCache,
     pub(crate) ticker: Ticker,
 }
 
@@ -85,6 +84,7 @@ impl Engine {
             ),
             None => None,
         };
+        let plugins = PluginCache::new(settings.max_cached_plugins);
         let ticker = Ticker::start(wasmtime.weak(), settings.epoch_tick)
             .map_err(|e| LoadError::Internal(format!("epoch thread: {e}")))?;
         Ok(Self {
@@ -94,7 +94,7 @@ impl Engine {
                 component_linker,
                 core_linker,
                 artifacts,
-                plugins: Mutex::new(HashMap::new()),
+                plugins,
                 ticker,
             }),
         })
@@ -124,26 +124,29 @@ impl Engine {
             return Err(LoadError::TooLarge { size: bytes.len() as u64, limit });
         }
         let digest = Digest::of(&bytes);
-        let cell = self.inner.plugins.lock().expect("plugin cache lock").entry(digest).or_default().clone();
+        let cell = self.inner.plugins.slot(digest);
         let result = cell.get_or_try_init(|| self.load_uncached(digest, bytes)).await.cloned();
-        if result.is_err() {
+        match &result {
+            Ok(_) => self.inner.plugins.trim(),
             // Do not remember failures: the entry would only pin memory.
-            let mut map = self.inner.plugins.lock().expect("plugin cache lock");
-            if map.get(&digest).is_some_and(|c| c.get().is_none()) {
-                map.remove(&digest);
-            }
+            Err(_) => self.inner.plugins.forget_failed(&digest),
         }
         result
     }
 
     /// The plugin for `digest` if it was loaded before (no I/O).
     pub fn cached(&self, digest: &Digest) -> Option<Plugin> {
-        self.inner.plugins.lock().expect("plugin cache lock").get(digest).and_then(|c| c.get().cloned())
+        self.inner.plugins.get(digest)
     }
 
     /// Drops a plugin from the in-memory cache (e.g. when its module is deleted).
     pub fn evict(&self, digest: &Digest) {
-        self.inner.plugins.lock().expect("plugin cache lock").remove(digest);
+        self.inner.plugins.remove(digest);
+    }
+
+    /// Plugins held in memory now.
+    pub fn cached_count(&self) -> usize {
+        self.inner.plugins.len()
     }
 
     async fn load_uncached(&self, digest: Digest, bytes: Arc<[u8]>) -> Result<Plugin, LoadError> {

@@ -7,7 +7,8 @@
 //!
 //! - `settings`: [`EngineSettings`] and the one function that turns them into a
 //!   `wasmtime::Config` (shared by the compiler child process, so artifacts match).
-//! - `engine`: the engine, its linkers and the in-memory plugin cache.
+//! - `engine`: the engine and its linkers.
+//! - `cache`: the bounded in-memory plugin cache (digest -> plugin).
 //! - `ticker`: the epoch thread behind timeouts, cancellation and async yields.
 //! - `compile`: compilation off the async threads, in a child process with a deadline.
 //! - `artifact`: the on-disk cache of compiled code.
@@ -19,6 +20,7 @@
 //! - `run`: one run, and the classification of how it ended.
 
 mod artifact;
+mod cache;
 mod compile;
 mod engine;
 mod host;

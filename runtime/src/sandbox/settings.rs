@@ -54,6 +54,9 @@ pub struct EngineSettings {
     /// Freed pool slots whose `madvise` calls are batched together (each call
     /// flushes TLBs on every core; batching amortises the IPIs).
     pub pool_decommit_batch: usize,
+    /// Loaded plugins kept in memory; beyond it the least recently used are
+    /// dropped (and reloaded from the artifact cache when needed).
+    pub max_cached_plugins: usize,
 }
 
 impl Default for EngineSettings {
@@ -80,6 +83,7 @@ impl Default for EngineSettings {
             // part, and for those it delays returning their memory (the
             // misbehaving-plugin test saw 300+ MiB held with a batch of 32).
             pool_decommit_batch: 1,
+            max_cached_plugins: 512,
         }
     }
 }
