@@ -147,6 +147,17 @@ async fn post_batches(server: &Arc<Server>, batches: usize, extra: Value) {
     }
 }
 
+/// One throughput line: how fast `n` jobs were accepted and completed.
+fn report(label: &str, n: usize, accepted: Duration, done: Duration) {
+    println!(
+        "{label}: accepted {n} in {:.2} s ({:.0}/s); dispatch -> all completed {:.2} s: {:.0} jobs/s",
+        accepted.as_secs_f64(),
+        n as f64 / accepted.as_secs_f64(),
+        done.as_secs_f64(),
+        n as f64 / done.as_secs_f64()
+    );
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -190,13 +201,7 @@ fn main() {
         }
         let accepted = started.elapsed();
         let done = server.until_succeeded(jobs as u64, started_wall).await;
-        println!(
-            "single dispatches: accepted {jobs} in {:.2} s ({:.0}/s); dispatch -> all completed {:.2} s: {:.0} jobs/s",
-            accepted.as_secs_f64(),
-            jobs as f64 / accepted.as_secs_f64(),
-            done.as_secs_f64(),
-            jobs as f64 / done.as_secs_f64()
-        );
+        report("single dispatches", jobs, accepted, done);
         Arc::into_inner(server).expect("no other owners").stop().await;
         }
 
@@ -210,13 +215,7 @@ fn main() {
         let accepted = started.elapsed();
         let total = batches * 1000;
         let done = server.until_succeeded(total as u64, started_wall).await;
-        println!(
-            "batches of 1000: accepted {total} in {:.2} s ({:.0}/s); dispatch -> all completed {:.2} s: {:.0} jobs/s",
-            accepted.as_secs_f64(),
-            total as f64 / accepted.as_secs_f64(),
-            done.as_secs_f64(),
-            total as f64 / done.as_secs_f64()
-        );
+        report("batches of 1000", total, accepted, done);
         Arc::into_inner(server).expect("no other owners").stop().await;
         }
 

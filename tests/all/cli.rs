@@ -1,25 +1,12 @@
 //! `wasmq run` driven as a user would from a shell: exit codes, stdout, `--json`.
 
-use crate::support::plugin_path;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use crate::support::{plugin_path, run_wasmq};
+use std::process::Output;
 
 fn wasmq(args: &[&str], stdin: Option<&str>) -> Output {
     let cache = std::env::temp_dir().join("wasmq-cli-test-cache");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmq"))
-        .args(args)
-        .env("WASMQ_CACHE_DIR", &cache)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    if let Some(input) = stdin {
-        pipe.write_all(input.as_bytes()).unwrap();
-    }
-    drop(pipe);
-    child.wait_with_output().unwrap()
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    run_wasmq(&args, &[("WASMQ_CACHE_DIR".into(), cache.display().to_string())], stdin)
 }
 
 fn path(name: &str) -> String {

@@ -2,38 +2,18 @@
 //! driven as a user would from a shell, against a real server on an ephemeral port.
 
 use serde_json::Value;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use crate::server::{Options, TestApp, spawn_app};
-use crate::support::plugin_path;
+use crate::support::{plugin_path, run_wasmq};
 
 /// Runs `wasmq <args>` against `url` (off the async threads: the server runs on them).
 async fn wasmq_with(url: &str, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
-    let url = url.to_string();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut vars = vec![("WASMQ_URL".to_string(), url.to_string())];
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let stdin = stdin.map(str::to_string);
-    tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmq"))
-            .args(&args)
-            .env("WASMQ_URL", &url)
-            .env_remove("WASMQ_TOKEN")
-            .envs(env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut pipe = child.stdin.take().unwrap();
-        if let Some(input) = stdin {
-            pipe.write_all(input.as_bytes()).unwrap();
-        }
-        drop(pipe);
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap()
+    tokio::task::spawn_blocking(move || run_wasmq(&args, &vars, stdin.as_deref())).await.unwrap()
 }
 
 async fn wasmq(app: &TestApp, args: &[&str]) -> Output {

@@ -54,6 +54,20 @@ fn done(id: &str, owner: &str, status: JobStatus, at: i64) -> JobCompletion {
     }
 }
 
+async fn all_jobs(store: &dyn Store, t: &TenantId) -> Vec<JobRecord> {
+    let list = JobList {
+        tenant: t.clone(),
+        status: None,
+        alias: None,
+        queue: None,
+        context: None,
+        order: JobOrder::Created,
+        limit: 100,
+        after: None,
+    };
+    store.job_list(list).await.unwrap()
+}
+
 pub async fn exercise(store: Arc<dyn Store>) {
     let t = tenant();
     // Modules: content-addressed, deduplicated.
@@ -236,37 +250,11 @@ pub async fn exercise(store: Arc<dyn Store>) {
     assert_eq!(counts.by_status.values().sum::<u64>(), 7);
 
     // Retention: only finished jobs past the cutoff whose callbacks are settled.
-    let before: Vec<String> = store
-        .job_list(JobList {
-            tenant: t.clone(),
-            status: None,
-            alias: None,
-            queue: None,
-            context: None,
-            order: JobOrder::Created,
-            limit: 100,
-            after: None,
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|j| format!("{}:{:?}", j.id, j.status))
-        .collect();
+    let before: Vec<String> =
+        all_jobs(store.as_ref(), &t).await.into_iter().map(|j| format!("{}:{:?}", j.id, j.status)).collect();
     assert_eq!(store.job_prune(2_000, 100).await.unwrap(), 0, "nothing finished before 2000: {before:?}");
     let pruned = store.job_prune(10_000, 100).await.unwrap();
-    let left = store
-        .job_list(JobList {
-            tenant: t.clone(),
-            status: None,
-            alias: None,
-            queue: None,
-            context: None,
-            order: JobOrder::Created,
-            limit: 100,
-            after: None,
-        })
-        .await
-        .unwrap();
+    let left = all_jobs(store.as_ref(), &t).await;
     assert_eq!(pruned as usize + left.len(), 7);
     assert!(left.iter().all(|j| !j.status.is_terminal()), "a finished job survived: {left:?}");
     assert!(pruned >= 4, "c, g, h and the cancelled ones go: {pruned}");
