@@ -6,6 +6,7 @@ mod digest;
 mod job;
 mod limits;
 mod names;
+mod net_policy;
 mod outcome;
 pub mod time;
 
@@ -13,4 +14,5 @@ pub use digest::{Digest, DigestParseError};
 pub use job::{Callback, CallbackState, JobStatus, retry_backoff};
 pub use limits::{Limits, LimitsError};
 pub use names::{AliasName, IdempotencyKey, NameError, QueueName, TenantId};
+pub use net_policy::{NetPolicy, Refused, special_range};
 pub use outcome::{Captured, JobInfo, LogEntry, LogLevel, Outcome, PluginKind, Progress, RunError};
