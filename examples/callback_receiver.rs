@@ -9,6 +9,9 @@
 //! "<t>.<body>")>` with `t` within five minutes: anything else is answered 401
 //! (wasmq then retries, so a forged or stale request never counts as delivered).
 //! Verified deliveries are printed and appended, one JSON object per line.
+//!
+//! A receiver on a loopback or private address is reachable only from a server
+//! that allows its range (`wasmq serve --callback-allow 127.0.0.0/8`).
 
 use axum::http::{HeaderMap, StatusCode};
 use std::io::Write;

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! # two servers, e.g. WASMQ_TOKEN=a wasmq serve --listen 127.0.0.1:7701 --database sqlite://a.db
-//! #                   WASMQ_TOKEN=b wasmq serve --listen 127.0.0.1:7702 --database sqlite://b.db
+//! #                   WASMQ_TOKEN=b wasmq serve --listen 127.0.0.1:7702 --database sqlite://b.db \
+//! #                                 --callback-allow 127.0.0.0/8   # B calls back to A on loopback
 //! # with alias `collect` on A and `echo` on B, then:
 //! A_TOKEN=a B_TOKEN=b cargo run --example submit_response -- http://127.0.0.1:7701 http://127.0.0.1:7702
 //! ```

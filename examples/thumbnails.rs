@@ -5,8 +5,9 @@
 //! cargo run --example thumbnails -- <images-dir> <out-dir> [--server http://127.0.0.1:7700] [--size 128]
 //! ```
 //!
-//! Needs a server with the `thumbnail` alias (`scripts/demo.sh` registers it);
-//! the token, if any, comes from `WASMQ_TOKEN`. The example starts its own
+//! Needs a server with the `thumbnail` alias (`scripts/demo.sh` registers it)
+//! that may call back to this machine (`wasmq serve --callback-allow 127.0.0.0/8`:
+//! loopback targets are refused by default); the token, if any, comes from `WASMQ_TOKEN`. The example starts its own
 //! callback receiver on a free local port, dispatches one job per PNG/JPEG in
 //! the folder with a callback to that receiver and a fresh secret, checks each
 //! delivery's `X-Wasmq-Signature`, and writes `<name>.thumb.png` into the output

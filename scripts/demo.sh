@@ -14,8 +14,10 @@ target=${CARGO_TARGET_DIR:-$root/target}
 wasmq="$target/debug/wasmq"
 
 work=$(mktemp -d)
+# The thumbnails example receives its callbacks on 127.0.0.1: allow loopback
+# (callbacks to loopback and private addresses are refused by default).
 "$wasmq" serve --listen 127.0.0.1:0 --database "sqlite://$work/wasmq.db" --cache-dir "$work/cache" \
-  2> "$work/server.log" &
+  --callback-allow 127.0.0.0/8 2> "$work/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 200); do

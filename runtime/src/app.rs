@@ -44,12 +44,17 @@ impl App {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
+        let callback_secrets = crate::callbacks::SecretBox::for_database(
+            settings.callbacks.key_file.as_deref(),
+            &settings.database_url,
+        )?;
         let callbacks_wake = Arc::new(Notify::new());
         let (queue, tasks) =
             Queue::start(store.clone(), engine.clone(), settings.queue.clone(), callbacks_wake.clone());
         let callbacks = tokio::spawn(crate::callbacks::run_sender(
             store.clone(),
             settings.callbacks.clone(),
+            callback_secrets.clone(),
             callbacks_wake,
             settings.queue.poll_interval,
         ));
@@ -65,6 +70,8 @@ impl App {
             backpressure: Arc::new(api::Backpressure::new(settings.max_queued_jobs)),
             inserter: crate::queue::Inserter::start(store.clone()),
             aliases: Arc::new(api::AliasCache::default()),
+            callback_policy: settings.callbacks.policy.clone(),
+            callback_secrets,
         };
         Ok(App { listener, state, tasks, callbacks })
     }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::callbacks::CallbackSettings;
-use crate::domain::Limits;
+use crate::domain::{Limits, NetPolicy};
 use crate::queue::QueueSettings;
 use crate::sandbox::{CompileMode, EngineSettings};
 
@@ -116,6 +116,23 @@ pub struct ServeArgs {
     /// First callback retry delay [default: 1s].
     #[arg(long, env = "WASMQ_CALLBACK_RETRY_BASE", value_parser = humantime::parse_duration)]
     pub callback_retry_base: Option<Duration>,
+    /// Address ranges callbacks may reach although they are not public, e.g.
+    /// `10.1.0.0/16,127.0.0.0/8` [default: none: loopback, private, link-local
+    /// and other special-purpose addresses are refused].
+    #[arg(long, env = "WASMQ_CALLBACK_ALLOW", value_parser = parse_callback_allow)]
+    pub callback_allow: Option<CallbackAllow>,
+    /// Key file sealing callback secrets at rest (created with mode 0600 if
+    /// missing) [default: `<database file>.callback-key`].
+    #[arg(long, env = "WASMQ_CALLBACK_KEY_FILE")]
+    pub callback_key_file: Option<PathBuf>,
+}
+
+/// The operator's callback allow list (CIDR ranges).
+#[derive(Debug, Clone, Default)]
+pub struct CallbackAllow(pub Vec<ipnet::IpNet>);
+
+fn parse_callback_allow(s: &str) -> Result<CallbackAllow, String> {
+    NetPolicy::parse_allow(s).map(CallbackAllow)
 }
 
 /// Per-queue limits.
@@ -184,6 +201,8 @@ struct FileConfig {
     callback_retry_base: Option<Duration>,
     max_queued_jobs: Option<u64>,
     retention: Option<String>,
+    callback_allow: Option<Vec<String>>,
+    callback_key_file: Option<PathBuf>,
 }
 
 mod humantime_serde_opt {
@@ -323,6 +342,20 @@ impl Settings {
         if let Some(r) = args.callback_retry_base.or(file.callback_retry_base) {
             s.callbacks.retry_base = r;
         }
+        let allow = match (args.callback_allow, file.callback_allow) {
+            (Some(a), _) => Some(a.0),
+            (None, Some(list)) => Some(
+                NetPolicy::parse_allow(&list.join(","))
+                    .map_err(|e| anyhow::anyhow!("callback_allow: {e}"))?,
+            ),
+            (None, None) => None,
+        };
+        if let Some(allow) = allow {
+            s.callbacks.policy = NetPolicy::new(allow);
+        }
+        if let Some(k) = args.callback_key_file.or(file.callback_key_file) {
+            s.callbacks.key_file = Some(k);
+        }
         s.default_limits
             .validate(s.engine.max_memory_bytes)
             .map_err(|e| anyhow::anyhow!("default job limits: {e}"))?;
@@ -400,6 +433,28 @@ mod tests {
         let f = file("retention = \"36h\"\n");
         let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap();
         assert_eq!(s.queue.retention, Some(Duration::from_secs(36 * 3600)));
+        let f = file("callback_allow = [\"10.1.0.0/16\", \"127.0.0.0/8\"]\n");
+        let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap();
+        assert_eq!(s.callbacks.policy.allowed().len(), 2);
+        assert!(s.callbacks.policy.check_ip("127.0.0.1".parse().unwrap()).is_ok());
+        let s = Settings::resolve(
+            args(&["--config", f.path().to_str().unwrap(), "--callback-allow", "::1"]),
+            None,
+        )
+        .unwrap();
+        assert!(
+            s.callbacks.policy.check_ip("127.0.0.1".parse().unwrap()).is_err(),
+            "the flag replaces the file"
+        );
+        let s = Settings::resolve(args(&[]), None).unwrap();
+        assert!(
+            s.callbacks.policy.check_ip("127.0.0.1".parse().unwrap()).is_err(),
+            "loopback refused by default"
+        );
+        let f = file("callback_allow = [\"10.1.0.0/99\"]\n");
+        let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
+        assert!(err.to_string().contains("callback_allow"), "{err}");
+        assert!(Cli::try_parse_from(["serve", "--callback-allow", "localhost"]).is_err());
         let f = file("retention = \"soon\"\n");
         let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
         assert!(err.to_string().contains("retention"), "{err}");

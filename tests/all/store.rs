@@ -37,6 +37,10 @@ fn claim(owner: &str, now: i64, limit: u32) -> JobClaim {
     JobClaim { owner: owner.into(), now, lease_expires_at: now + 1_000, limit, exclude_queues: vec![] }
 }
 
+fn due_at(now: i64, limit: u32, lease_until: i64) -> CallbackClaim {
+    CallbackClaim { now, limit, lease_until, skip_url_prefixes: vec![] }
+}
+
 fn done(id: &str, owner: &str, status: JobStatus, at: i64) -> JobCompletion {
     JobCompletion {
         id: id.into(),
@@ -202,7 +206,24 @@ pub async fn exercise(store: Arc<dyn Store>) {
     let b = store.batch_get(&t, "batch-1").await.unwrap();
     assert!(b.done);
     assert_eq!((b.counts["succeeded"], b.counts["dead"]), (1, 1));
-    let due = store.callback_due(7_000, 10).await.unwrap();
+    // Claims respect the limit (batches first) and hand a callback to one sender.
+    let mut due = store.callback_due(due_at(7_000, 1, 60_000)).await.unwrap();
+    assert_eq!(
+        due.iter().map(|d| (d.owner, d.id.as_str())).collect::<Vec<_>>(),
+        [(CallbackOwner::Batch, "batch-1")]
+    );
+    due.extend(store.callback_due(due_at(7_000, 10, 60_000)).await.unwrap());
+    assert_eq!(due.len(), 3);
+    assert!(
+        store.callback_due(due_at(7_500, 10, 60_000)).await.unwrap().is_empty(),
+        "claimed: not handed out twice"
+    );
+    // A claim whose sender died lapses at its lease: due again, except for
+    // receivers the caller skips (by URL prefix: scheme, host, port).
+    let skip =
+        |prefix: &str| CallbackClaim { skip_url_prefixes: vec![prefix.into()], ..due_at(60_000, 10, 70_000) };
+    assert_eq!(store.callback_due(skip("http://127.0.0.1:9/")).await.unwrap().len(), 0);
+    assert_eq!(store.callback_due(skip("http://127.0.0.1:90/")).await.unwrap().len(), 3);
     let owners: Vec<(CallbackOwner, &str)> = due.iter().map(|d| (d.owner, d.id.as_str())).collect();
     assert!(owners.contains(&(CallbackOwner::Batch, "batch-1")), "{owners:?}");
     assert!(owners.contains(&(CallbackOwner::Job, "g")) && owners.contains(&(CallbackOwner::Job, "h")));
@@ -217,7 +238,7 @@ pub async fn exercise(store: Arc<dyn Store>) {
         };
         store.callback_record(record).await.unwrap();
     }
-    assert!(store.callback_due(8_000, 10).await.unwrap().is_empty(), "delivered once");
+    assert!(store.callback_due(due_at(80_000, 10, 90_000)).await.unwrap().is_empty(), "delivered once");
 
     // Listing: keyset pages cover everything exactly once.
     let mut seen = Vec::new();
@@ -255,9 +276,50 @@ pub async fn exercise(store: Arc<dyn Store>) {
     assert_eq!(store.job_prune(2_000, 100).await.unwrap(), 0, "nothing finished before 2000: {before:?}");
     let pruned = store.job_prune(10_000, 100).await.unwrap();
     let left = all_jobs(store.as_ref(), &t).await;
-    assert_eq!(pruned as usize + left.len(), 7);
+    assert_eq!(pruned as usize + left.len(), 7 + 1, "the jobs, and batch-1 once its jobs are gone");
     assert!(left.iter().all(|j| !j.status.is_terminal()), "a finished job survived: {left:?}");
-    assert!(pruned >= 4, "c, g, h and the cancelled ones go: {pruned}");
+    assert!(pruned >= 5, "c, g, h, the cancelled ones and batch-1 go: {pruned}");
+    assert!(matches!(store.batch_get(&t, "batch-1").await, Err(StoreError::NotFound(_))));
+
+    // A finished batch goes with its jobs, but only once its callback is final.
+    for (batch, callback) in [("batch-2", None), ("batch-3", Some(hook.clone()))] {
+        let b = NewBatch { id: batch.into(), tenant: t.clone(), callback, created_at: 20_000 };
+        let job =
+            NewJob { batch_id: Some(batch.into()), ..new_job(&format!("{batch}-job"), digest, 900, 20_000) };
+        store.job_insert(vec![job], Some(b)).await.unwrap();
+    }
+    let mut ran = Vec::new();
+    while ran.len() < 2 {
+        for j in store.job_claim(claim("n5", 21_000, 10)).await.unwrap() {
+            if j.batch_id.is_some() {
+                ran.push(j.id);
+            } else {
+                store.job_cancel(&t, &j.id, 21_000).await.unwrap();
+            }
+        }
+    }
+    let finished: Vec<JobCompletion> =
+        ran.iter().map(|id| done(id, "n5", JobStatus::Succeeded, 21_100)).collect();
+    store.job_complete(finished).await.unwrap();
+    store.job_prune(30_000, 100).await.unwrap();
+    assert!(
+        matches!(store.batch_get(&t, "batch-2").await, Err(StoreError::NotFound(_))),
+        "no callback: goes"
+    );
+    let kept = store.batch_get(&t, "batch-3").await.unwrap();
+    assert_eq!(kept.callback_state, Some(CallbackState::Sending), "its callback is still to deliver");
+    let due = store.callback_due(due_at(30_000, 10, 40_000)).await.unwrap();
+    let batch_due = due.iter().find(|d| d.id == "batch-3").expect("batch-3's callback is due");
+    let record = CallbackRecord {
+        owner: CallbackOwner::Batch,
+        id: batch_due.id.clone(),
+        state: CallbackState::Failed,
+        error: Some("connection failed".into()),
+        next_at: None,
+    };
+    store.callback_record(record).await.unwrap();
+    store.job_prune(30_000, 100).await.unwrap();
+    assert!(matches!(store.batch_get(&t, "batch-3").await, Err(StoreError::NotFound(_))), "final: goes");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::ApiJson;
-use super::jobs::{JobRequest, prepare};
+use super::jobs::{CallbackForm, JobRequest, check_callback, prepare, stored_callback};
 use super::{ApiError, ApiResult, AppState, BatchView};
 use crate::domain::{Callback, time::now_ms};
 use crate::store::NewBatch;
@@ -52,17 +52,16 @@ pub(super) async fn create(
         )));
     }
     let now = now_ms();
+    if let Some(c) = &req.callback {
+        check_callback(&state, c, CallbackForm::Body)?;
+    }
+    let id = uuid::Uuid::now_v7().to_string();
     let batch = NewBatch {
-        id: uuid::Uuid::now_v7().to_string(),
+        callback: req.callback.map(|c| stored_callback(&state, c, &id)),
+        id,
         tenant: state.tenant.clone(),
-        callback: req.callback,
         created_at: now,
     };
-    if let Some(c) = &batch.callback
-        && !(c.url.starts_with("http://") || c.url.starts_with("https://"))
-    {
-        return Err(ApiError::invalid(format!("callback.url must be an http or https URL, got {:?}", c.url)));
-    }
     let mut jobs = Vec::with_capacity(req.jobs.len());
     for (i, job) in req.jobs.into_iter().enumerate() {
         let (alias, payload, opts) = job.split();

@@ -140,18 +140,40 @@ pub(super) fn limits(state: &AppState, alias: &AliasConfig, job: &JobOptions) ->
     l
 }
 
-fn check_callback(c: &Callback) -> ApiResult<()> {
-    let ok = (c.url.starts_with("http://") || c.url.starts_with("https://"))
-        && reqwest::Url::parse(&c.url).is_ok();
-    if !ok {
-        return Err(ApiError::invalid(format!("callback.url must be an http or https URL, got {:?}", c.url)));
+/// How the client spelled the callback's fields (for the message of a 400).
+#[derive(Clone, Copy)]
+pub(super) enum CallbackForm {
+    /// `{"callback": {"url", "headers", "secret"}}`.
+    Body,
+    /// `?callback_url=&callback_secret=` of the short form.
+    Query,
+}
+
+/// Checks a callback against the address policy and its rules (see
+/// `callbacks::target`); a 400 names the field as the client spelled it.
+pub(super) fn check_callback(state: &AppState, c: &Callback, form: CallbackForm) -> ApiResult<()> {
+    use crate::callbacks::target::{Field, check};
+    check(c, &state.callback_policy).map(drop).map_err(|e| {
+        let field = match (e.field, form) {
+            (Field::Url, CallbackForm::Body) => "callback.url",
+            (Field::Url, CallbackForm::Query) => "callback_url",
+            (Field::Headers, _) => "callback.headers",
+            (Field::Secret, CallbackForm::Body) => "callback.secret",
+            (Field::Secret, CallbackForm::Query) => "callback_secret",
+        };
+        ApiError::invalid(format!("{field} {}", e.message))
+    })
+}
+
+/// The callback as stored: its URL normalized (what will be contacted, and
+/// the form the sender's per-receiver cap matches on), its secret sealed for
+/// the job or batch `owner_id`. `c` passed `check_callback`.
+pub(super) fn stored_callback(state: &AppState, c: Callback, owner_id: &str) -> Callback {
+    Callback {
+        url: reqwest::Url::parse(&c.url).map(String::from).unwrap_or(c.url),
+        headers: c.headers,
+        secret: c.secret.map(|s| state.callback_secrets.seal(&s, owner_id)),
     }
-    for name in c.headers.keys() {
-        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(ApiError::invalid(format!("callback.headers: {name:?} is not a valid header name")));
-        }
-    }
-    Ok(())
 }
 
 /// Validates a dispatch and builds the job to insert (the alias is resolved and
@@ -202,12 +224,14 @@ pub(super) async fn prepare(
         .transpose()
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     if let Some(c) = &opts.callback {
-        check_callback(c)?;
+        check_callback(state, c, CallbackForm::Body)?;
     }
     let limits = limits(state, cfg, &opts);
     state.engine.validate_limits(&limits).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let callback = opts.callback.map(|c| stored_callback(state, c, &id));
     Ok(NewJob {
-        id: uuid::Uuid::now_v7().to_string(),
+        id,
         tenant: state.tenant.clone(),
         alias,
         module: record.module,
@@ -222,7 +246,7 @@ pub(super) async fn prepare(
         created_at: now,
         idempotency_key,
         batch_id,
-        callback: opts.callback,
+        callback,
     })
 }
 
@@ -263,6 +287,9 @@ pub(super) async fn dispatch(
         (None, Some(_)) => return Err(ApiError::invalid("callback_secret needs callback_url")),
         (None, None) => None,
     };
+    if let Some(c) = &callback {
+        check_callback(&state, c, CallbackForm::Query)?;
+    }
     let opts = JobOptions {
         priority: q.priority,
         queue: q.queue,

@@ -56,6 +56,10 @@ pub struct AppState {
     pub inserter: Inserter,
     /// Recently resolved aliases.
     pub aliases: Arc<AliasCache>,
+    /// Which addresses callbacks may target (checked at dispatch).
+    pub callback_policy: crate::domain::NetPolicy,
+    /// Seals callback secrets before they are stored.
+    pub callback_secrets: crate::callbacks::SecretBox,
 }
 
 /// The API router.
@@ -85,6 +89,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(status::healthz))
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
+            // The path only: query strings carry secrets (`callback_secret`,
+            // callback URLs with their own tokens) that must not reach the logs.
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
         .with_state(state)
 }

@@ -1,15 +1,28 @@
-//! The delivery loop: picks due callbacks from the store, POSTs them, and
+//! The delivery loop: claims due callbacks from the store, POSTs them, and
 //! records the result. Never blocks a worker: it runs on its own task, and each
 //! delivery on a task of its own with a timeout.
+//!
+//! Deliveries run in a bounded pool that is refilled as soon as any delivery
+//! ends, so a receiver that takes the whole timeout holds one slot, not the
+//! others' turn; at most `per_host` deliveries go to one receiver (scheme,
+//! host and port) at once, so one slow receiver cannot take every slot either:
+//! while it is full, the store skips its callbacks and hands out others, and
+//! the few claimed in the same round as the one that filled it wait in memory
+//! for its next free place.
 
 use serde_json::json;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
+use super::client::{self, Failure};
+use super::secrets::SecretBox;
 use super::signature::{SIGNATURE_HEADER, sign};
-use crate::domain::{CallbackState, retry_backoff, time::now_ms};
-use crate::store::{CallbackDue, CallbackOwner, CallbackRecord, Store};
+use super::target;
+use crate::domain::{CallbackState, NetPolicy, retry_backoff, time::now_ms};
+use crate::store::{CallbackClaim, CallbackDue, CallbackOwner, CallbackRecord, Store};
 
 /// Delivery policy.
 #[derive(Debug, Clone)]
@@ -20,10 +33,18 @@ pub struct CallbackSettings {
     pub retry_base: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
-    /// Per-request timeout.
+    /// Per-request timeout (connect, send, and the receiver's answer).
     pub timeout: Duration,
     /// Deliveries in flight at once.
     pub concurrency: usize,
+    /// Deliveries in flight to one host (`host:port`) at once.
+    pub per_host: usize,
+    /// Which addresses callbacks may reach.
+    pub policy: NetPolicy,
+    /// The key that seals callback secrets at rest; `None`: beside the
+    /// SQLite database (`<database>.callback-key`), or in memory only for an
+    /// in-memory database.
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for CallbackSettings {
@@ -34,7 +55,20 @@ impl Default for CallbackSettings {
             retry_max: Duration::from_secs(600),
             timeout: Duration::from_secs(10),
             concurrency: 16,
+            per_host: 4,
+            policy: NetPolicy::default(),
+            key_file: None,
         }
+    }
+}
+
+impl CallbackSettings {
+    /// How long a claimed callback stays invisible to other senders: time to
+    /// wait (parked) for its receiver to have room, the delivery's timeout,
+    /// and time to record it. A sender that dies mid-way leaves it due again
+    /// after this.
+    fn lease(&self) -> Duration {
+        self.timeout * 2 + Duration::from_secs(5)
     }
 }
 
@@ -68,93 +102,230 @@ pub(crate) fn body(due: &CallbackDue) -> serde_json::Value {
 }
 
 /// Runs until the process stops: delivers due callbacks, woken by `wake` (the
-/// completer rings it) or every `poll` for retries and other nodes' work.
-pub async fn run(store: Arc<dyn Store>, settings: CallbackSettings, wake: Arc<Notify>, poll: Duration) {
-    let client = match reqwest::Client::builder().timeout(settings.timeout).build() {
+/// completer rings it), by a delivery ending (a free slot), or every `poll`
+/// for retries and other nodes' work.
+pub async fn run(
+    store: Arc<dyn Store>,
+    settings: CallbackSettings,
+    secrets: SecretBox,
+    wake: Arc<Notify>,
+    poll: Duration,
+) {
+    let http = match client::build(&settings) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the HTTP client; callbacks are disabled");
             return;
         }
     };
-    let limit = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
+    let shared = Arc::new(Deliverer { store, settings, secrets, http });
+    let mut pool = Pool::new(shared.clone());
     loop {
-        let due = match store.callback_due(now_ms(), settings.concurrency as u32).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "reading due callbacks failed");
-                Vec::new()
+        pool.unpark();
+        let free = pool.concurrency - pool.running.len();
+        // Whether more may be due right now than this round took.
+        let mut more = false;
+        if free > 0 {
+            let lease_until = now_ms() + shared.settings.lease().as_millis() as i64;
+            let claim = CallbackClaim {
+                now: now_ms(),
+                limit: free as u32,
+                lease_until,
+                skip_url_prefixes: pool.full_receivers(),
+            };
+            match shared.store.callback_due(claim).await {
+                Ok(due) => {
+                    more = due.len() == free;
+                    for item in due {
+                        pool.take(item, lease_until);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "reading due callbacks failed"),
             }
-        };
-        let mut handles = Vec::with_capacity(due.len());
-        for item in due {
-            let permit = limit.clone().acquire_owned().await.expect("semaphore open");
-            let (client, store, settings) = (client.clone(), store.clone(), settings.clone());
-            handles.push(tokio::spawn(async move {
-                deliver(&client, store.as_ref(), &settings, item).await;
-                drop(permit);
-            }));
         }
-        let busy = !handles.is_empty();
-        for h in handles {
-            let _ = h.await;
-        }
-        if busy {
-            continue; // more may be due
+        let room = pool.running.len() < pool.concurrency;
+        if more && room {
+            continue; // some went to full receivers: look further (the store now skips those)
         }
         tokio::select! {
-            () = wake.notified() => {}
-            () = tokio::time::sleep(poll) => {}
+            Some(done) = pool.running.join_next_with_id(), if !pool.running.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => {
+                        tracing::error!(error = %e, "a callback delivery task failed");
+                        e.id()
+                    }
+                };
+                pool.finished(id);
+            }
+            () = wake.notified(), if room => {}
+            () = tokio::time::sleep(poll), if room => {}
         }
     }
 }
 
-async fn deliver(client: &reqwest::Client, store: &dyn Store, settings: &CallbackSettings, due: CallbackDue) {
-    let body = serde_json::to_vec(&body(&due)).expect("callback body serializes");
-    let mut request = client.post(&due.callback.url).header("content-type", "application/json");
-    for (name, value) in &due.callback.headers {
-        request = request.header(name, value);
+/// The deliveries in flight, per receiver, and the claimed ones waiting for
+/// their receiver to have room.
+struct Pool {
+    shared: Arc<Deliverer>,
+    concurrency: usize,
+    per_host: usize,
+    running: JoinSet<()>,
+    /// The receiver of each running delivery.
+    host_of: HashMap<tokio::task::Id, String>,
+    /// Running deliveries per receiver.
+    hosts: HashMap<String, usize>,
+    /// Claimed (until the `i64`) for a receiver that was full. At most
+    /// `concurrency` per receiver: a full receiver is skipped by the next claims.
+    parked: VecDeque<(CallbackDue, String, i64)>,
+}
+
+impl Pool {
+    fn new(shared: Arc<Deliverer>) -> Self {
+        Self {
+            concurrency: shared.settings.concurrency.max(1),
+            per_host: shared.settings.per_host.max(1),
+            shared,
+            running: JoinSet::new(),
+            host_of: HashMap::new(),
+            hosts: HashMap::new(),
+            parked: VecDeque::new(),
+        }
     }
-    if let Some(secret) = &due.callback.secret {
-        request = request.header(SIGNATURE_HEADER, sign(secret, now_ms() / 1000, &body));
+
+    fn has_room(&self, host: &str) -> bool {
+        self.hosts.get(host).copied().unwrap_or(0) < self.per_host
     }
-    let error = match request.body(body).send().await {
-        Ok(resp) if resp.status().is_success() => None,
-        Ok(resp) => Some(format!("receiver answered {}", resp.status())),
-        Err(e) => Some(format!("request failed: {e}")),
-    };
-    let attempts = due.attempts + 1;
-    let record = match error {
-        None => CallbackRecord {
-            owner: due.owner,
-            id: due.id.clone(),
-            state: CallbackState::Delivered,
-            error: None,
-            next_at: None,
-        },
-        Some(error) if attempts >= settings.max_attempts => {
-            tracing::warn!(id = %due.id, %error, attempts, "callback failed for good");
-            CallbackRecord {
+
+    /// Receivers with `per_host` deliveries in flight.
+    fn full_receivers(&self) -> Vec<String> {
+        self.hosts.iter().filter(|(_, n)| **n >= self.per_host).map(|(h, _)| h.clone()).collect()
+    }
+
+    /// A claimed callback: delivered now if its receiver has room, else parked.
+    fn take(&mut self, item: CallbackDue, lease_until: i64) {
+        let host = host_key(&item);
+        if self.has_room(&host) && self.running.len() < self.concurrency {
+            self.start(item, host);
+        } else {
+            self.parked.push_back((item, host, lease_until));
+        }
+    }
+
+    fn start(&mut self, item: CallbackDue, host: String) {
+        *self.hosts.entry(host.clone()).or_default() += 1;
+        let shared = self.shared.clone();
+        let task = self.running.spawn(async move { shared.deliver(item).await });
+        self.host_of.insert(task.id(), host);
+    }
+
+    /// Starts parked deliveries whose receiver has room now. One whose claim
+    /// would lapse before a full delivery could end is let go instead: another
+    /// sender may claim it then, and must not find it mid-delivery here.
+    fn unpark(&mut self) {
+        let deadline = now_ms() + self.shared.settings.timeout.as_millis() as i64;
+        let mut waiting = VecDeque::with_capacity(self.parked.len());
+        while let Some((item, host, lease_until)) = self.parked.pop_front() {
+            if lease_until < deadline {
+                tracing::debug!(id = %item.id, "callback claim lapses while its receiver is full; released");
+            } else if self.has_room(&host) && self.running.len() < self.concurrency {
+                self.start(item, host);
+            } else {
+                waiting.push_back((item, host, lease_until));
+            }
+        }
+        self.parked = waiting;
+    }
+
+    fn finished(&mut self, id: tokio::task::Id) {
+        let host = self.host_of.remove(&id).unwrap_or_default();
+        if let Some(n) = self.hosts.get_mut(&host) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.hosts.remove(&host);
+            }
+        }
+    }
+}
+
+/// The receiver a callback goes to, as the prefix of its (normalized, see
+/// `api::jobs::stored_callback`) URL: `http://host:port/`. What the per-host
+/// cap counts, and what the store skips while that receiver is full.
+fn host_key(due: &CallbackDue) -> String {
+    match reqwest::Url::parse(&due.callback.url) {
+        Ok(url) => format!("{}/", url.origin().ascii_serialization()),
+        Err(_) => String::new(),
+    }
+}
+
+struct Deliverer {
+    store: Arc<dyn Store>,
+    settings: CallbackSettings,
+    secrets: SecretBox,
+    http: reqwest::Client,
+}
+
+impl Deliverer {
+    async fn deliver(&self, due: CallbackDue) {
+        let outcome = self.attempt(&due).await;
+        let attempts = due.attempts + 1;
+        let record = match outcome {
+            Ok(()) => CallbackRecord {
                 owner: due.owner,
                 id: due.id.clone(),
-                state: CallbackState::Failed,
-                error: Some(error),
+                state: CallbackState::Delivered,
+                error: None,
                 next_at: None,
+            },
+            Err(failure) if !failure.retryable() || attempts >= self.settings.max_attempts => {
+                let error = failure.to_string();
+                tracing::warn!(id = %due.id, %error, attempts, "callback failed for good");
+                CallbackRecord {
+                    owner: due.owner,
+                    id: due.id.clone(),
+                    state: CallbackState::Failed,
+                    error: Some(error),
+                    next_at: None,
+                }
             }
-        }
-        Some(error) => {
-            let delay = retry_backoff(attempts, settings.retry_base, settings.retry_max, fastrand::f64());
-            tracing::debug!(id = %due.id, %error, attempts, ?delay, "callback will be retried");
-            CallbackRecord {
-                owner: due.owner,
-                id: due.id.clone(),
-                state: CallbackState::Sending,
-                error: Some(error),
-                next_at: Some(now_ms() + delay.as_millis() as i64),
+            Err(failure) => {
+                let error = failure.to_string();
+                let delay = retry_backoff(
+                    attempts,
+                    self.settings.retry_base,
+                    self.settings.retry_max,
+                    fastrand::f64(),
+                );
+                tracing::debug!(id = %due.id, %error, attempts, ?delay, "callback will be retried");
+                CallbackRecord {
+                    owner: due.owner,
+                    id: due.id.clone(),
+                    state: CallbackState::Sending,
+                    error: Some(error),
+                    next_at: Some(now_ms() + delay.as_millis() as i64),
+                }
             }
+        };
+        if let Err(e) = self.store.callback_record(record).await {
+            tracing::error!(id = %due.id, batch = matches!(due.owner, CallbackOwner::Batch), error = %e, "could not record callback delivery");
         }
-    };
-    if let Err(e) = store.callback_record(record).await {
-        tracing::error!(id = %due.id, owner = ?matches!(due.owner, CallbackOwner::Batch), error = %e, "could not record callback delivery");
+    }
+
+    /// One POST. The target is checked again here: the policy may have
+    /// changed since dispatch, and an address-literal host never reaches the
+    /// resolver (which checks every resolved address).
+    async fn attempt(&self, due: &CallbackDue) -> Result<(), Failure> {
+        let url = target::check(&due.callback, &self.settings.policy)
+            .map_err(|e| if e.refused_by_policy { Failure::Refused } else { Failure::Invalid(e.message) })?;
+        let body = serde_json::to_vec(&body(due)).expect("callback body serializes");
+        let mut request = self.http.post(url).header("content-type", "application/json");
+        for (name, value) in &due.callback.headers {
+            request = request.header(name, value);
+        }
+        if let Some(sealed) = &due.callback.secret {
+            let secret = self.secrets.open(sealed, &due.id).map_err(|_| Failure::Secret)?;
+            request = request.header(SIGNATURE_HEADER, sign(&secret, now_ms() / 1000, &body));
+        }
+        client::send(request.body(body)).await
     }
 }

@@ -80,7 +80,9 @@ pub struct Callback {
     /// Extra request headers (e.g. the receiver's own `Authorization`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
-    /// HMAC-SHA256 key for `X-Wasmq-Signature`; never shown by the API.
+    /// HMAC-SHA256 key for `X-Wasmq-Signature`; never shown by the API, and
+    /// stored sealed (`callbacks::SecretBox`), so in a stored record this is
+    /// the sealed form.
     #[serde(default, skip_serializing)]
     pub secret: Option<String>,
 }

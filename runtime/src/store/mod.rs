@@ -104,14 +104,22 @@ pub trait Store: Send + Sync + 'static {
     /// figure behind backpressure (429 when the queue is full).
     async fn job_waiting(&self) -> StoreResult<u64>;
     /// Deletes up to `limit` finished jobs (succeeded, dead, cancelled) that
-    /// ended before `finished_before` and have no callback still to deliver;
-    /// returns how many. Retention keeps the table from growing without bound.
+    /// ended before `finished_before` and have no callback still to deliver,
+    /// then up to `limit` batches created before `finished_before` whose jobs
+    /// are all gone and whose callback (if any) is delivered or failed; returns
+    /// how many records (jobs and batches) went. Retention keeps the tables
+    /// from growing without bound.
     async fn job_prune(&self, finished_before: i64, limit: u32) -> StoreResult<u64>;
     /// When the next scheduled or retrying job becomes due, if any.
     async fn job_next_due(&self) -> StoreResult<Option<i64>>;
 
-    /// Callbacks (job and batch) due for delivery.
-    async fn callback_due(&self, now: i64, limit: u32) -> StoreResult<Vec<CallbackDue>>;
+    /// Claims up to `limit` callbacks (job and batch) due for delivery at
+    /// `now`, earliest due first, skipping those whose URL starts with one of
+    /// `skip_url_prefixes`: their next attempt moves to `lease_until`, so no
+    /// other sender (on this node or another) picks them while this one
+    /// delivers; one whose sender dies is due again at `lease_until`. The
+    /// delivery's `callback_record` then sets the real state.
+    async fn callback_due(&self, p: CallbackClaim) -> StoreResult<Vec<CallbackDue>>;
     /// Records a delivery attempt.
     async fn callback_record(&self, p: CallbackRecord) -> StoreResult<()>;
 

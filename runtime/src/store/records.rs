@@ -310,6 +310,20 @@ pub enum CallbackOwner {
     Batch,
 }
 
+/// Which due callbacks `Store::callback_due` claims.
+#[derive(Debug, Clone)]
+pub struct CallbackClaim {
+    /// Due at or before this time (unix ms).
+    pub now: i64,
+    /// At most this many (job and batch callbacks together).
+    pub limit: u32,
+    /// Claimed until then: not handed out again before (unix ms).
+    pub lease_until: i64,
+    /// Skip callbacks whose URL starts with one of these (the origins of
+    /// receivers that already have as many deliveries in flight as allowed).
+    pub skip_url_prefixes: Vec<String>,
+}
+
 /// A callback due for delivery, with the body to send.
 #[derive(Debug, Clone)]
 pub struct CallbackDue {

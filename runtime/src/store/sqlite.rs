@@ -107,7 +107,8 @@ fn digest(s: &str) -> StoreResult<Digest> {
 }
 
 fn callback_json(c: &Option<Callback>) -> Option<String> {
-    // The secret is stored (it signs deliveries) even though the API never shows it.
+    // The secret is stored (it signs deliveries; sealed by the API layer, see
+    // `callbacks::SecretBox`) even though the API never shows it.
     c.as_ref()
         .map(|c| serde_json::json!({ "url": c.url, "headers": c.headers, "secret": c.secret }).to_string())
 }
@@ -682,7 +683,7 @@ impl Store for SqliteStore {
     }
 
     async fn job_prune(&self, finished_before: i64, limit: u32) -> StoreResult<u64> {
-        Ok(sqlx::query(&format!(
+        let jobs = sqlx::query(&format!(
             "DELETE FROM jobs WHERE id IN (
                 SELECT id FROM jobs
                 WHERE status IN {TERMINAL} AND finished_at < ?1
@@ -693,7 +694,22 @@ impl Store for SqliteStore {
         .bind(limit)
         .execute(&self.writer)
         .await?
-        .rows_affected())
+        .rows_affected();
+        // A batch goes after its last job (`jobs_batch` answers "any job left?").
+        let batches = sqlx::query(
+            "DELETE FROM batches WHERE id IN (
+                SELECT id FROM batches
+                WHERE created_at < ?1
+                  AND (callback_state IS NULL OR callback_state IN ('delivered', 'failed'))
+                  AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id)
+                LIMIT ?2)",
+        )
+        .bind(finished_before)
+        .bind(limit)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(jobs + batches)
     }
 
     async fn job_next_due(&self) -> StoreResult<Option<i64>> {
@@ -704,35 +720,25 @@ impl Store for SqliteStore {
         .await?)
     }
 
-    async fn callback_due(&self, now: i64, limit: u32) -> StoreResult<Vec<CallbackDue>> {
-        let rows = sqlx::query_as::<_, JobRow>(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE callback_state = 'sending' AND callback_next_at <= ?
-             ORDER BY callback_next_at LIMIT ?"
-        ))
-        .bind(now)
-        .bind(limit)
+    async fn callback_due(&self, p: CallbackClaim) -> StoreResult<Vec<CallbackDue>> {
+        let skip = serde_json::to_string(&p.skip_url_prefixes).expect("strings serialize");
+        // Batches first (few, and each stands for many jobs), then jobs with
+        // the rest of the limit. Each claim is one statement: atomic.
+        let batches: Vec<(String, String, i64)> = sqlx::query_as(
+            "UPDATE batches SET callback_next_at = ?3 WHERE id IN (
+                SELECT id FROM batches WHERE callback_state = 'sending' AND callback_next_at <= ?1
+                  AND NOT EXISTS (SELECT 1 FROM json_each(?4) AS s
+                    WHERE substr(batches.callback ->> 'url', 1, length(s.value)) = s.value)
+                ORDER BY callback_next_at LIMIT ?2)
+             RETURNING id, tenant, callback_attempts",
+        )
+        .bind(p.now)
+        .bind(p.limit)
+        .bind(p.lease_until)
+        .bind(&skip)
         .fetch_all(&self.writer)
         .await?;
         let mut due = Vec::new();
-        for job in jobs(rows)? {
-            let callback = job.callback.clone().ok_or_else(|| corrupt("sending callback without target"))?;
-            due.push(CallbackDue {
-                owner: CallbackOwner::Job,
-                id: job.id.clone(),
-                callback,
-                attempts: job.callback_attempts,
-                job: Some(job),
-                batch: None,
-            });
-        }
-        let batches: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT id, tenant, callback_attempts FROM batches
-             WHERE callback_state = 'sending' AND callback_next_at <= ? ORDER BY callback_next_at LIMIT ?",
-        )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.writer)
-        .await?;
         for (id, tenant, attempts) in batches {
             let tenant = TenantId::parse(tenant).map_err(corrupt)?;
             let batch = self.batch_get(&tenant, &id).await?;
@@ -745,6 +751,35 @@ impl Store for SqliteStore {
                 attempts: attempts as u32,
                 job: None,
                 batch: Some(batch),
+            });
+        }
+        let rest = p.limit.saturating_sub(due.len() as u32);
+        if rest == 0 {
+            return Ok(due);
+        }
+        let rows = sqlx::query_as::<_, JobRow>(&format!(
+            "UPDATE jobs SET callback_next_at = ?3 WHERE id IN (
+                SELECT id FROM jobs WHERE callback_state = 'sending' AND callback_next_at <= ?1
+                  AND NOT EXISTS (SELECT 1 FROM json_each(?4) AS s
+                    WHERE substr(jobs.callback ->> 'url', 1, length(s.value)) = s.value)
+                ORDER BY callback_next_at LIMIT ?2)
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(p.now)
+        .bind(rest)
+        .bind(p.lease_until)
+        .bind(&skip)
+        .fetch_all(&self.writer)
+        .await?;
+        for job in jobs(rows)? {
+            let callback = job.callback.clone().ok_or_else(|| corrupt("sending callback without target"))?;
+            due.push(CallbackDue {
+                owner: CallbackOwner::Job,
+                id: job.id.clone(),
+                callback,
+                attempts: job.callback_attempts,
+                job: Some(job),
+                batch: None,
             });
         }
         Ok(due)

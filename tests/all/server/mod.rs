@@ -5,6 +5,7 @@ mod api;
 mod callbacks;
 mod durability;
 mod queue;
+mod ssrf;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -14,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use wasmq::app::App;
 use wasmq::config::{Secret, Settings};
+use wasmq::domain::NetPolicy;
 
 use crate::support::plugin_bytes;
 
@@ -30,6 +32,10 @@ pub struct Options {
     pub dir: Option<Arc<tempfile::TempDir>>,
     /// Waiting jobs before 429.
     pub max_queued: u64,
+    /// `--callback-allow`: the test receivers listen on 127.0.0.1.
+    pub callback_allow: &'static str,
+    /// Per-delivery timeout of callbacks.
+    pub callback_timeout: Duration,
 }
 
 impl Default for Options {
@@ -43,6 +49,8 @@ impl Default for Options {
             callback_retry_base: Duration::from_millis(20),
             dir: None,
             max_queued: 1_000_000,
+            callback_allow: "127.0.0.0/8",
+            callback_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -64,6 +72,8 @@ pub fn settings(opts: &Options, dir: &tempfile::TempDir) -> Settings {
     s.queue.poll_interval = Duration::from_millis(200);
     s.queue.shutdown_grace = Duration::from_secs(5);
     s.callbacks.retry_base = opts.callback_retry_base;
+    s.callbacks.policy = NetPolicy::new(NetPolicy::parse_allow(opts.callback_allow).unwrap());
+    s.callbacks.timeout = opts.callback_timeout;
     s.max_queued_jobs = opts.max_queued;
     s
 }
