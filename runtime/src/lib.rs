@@ -7,7 +7,8 @@
 //! # Layout
 //!
 //! - [`domain`]: pure types (no wasmtime, tokio or I/O): [`domain::Digest`],
-//!   [`domain::Limits`], [`domain::Outcome`] and its typed [`domain::RunError`].
+//!   [`domain::Limits`], [`domain::Outcome`] and its typed [`domain::RunError`],
+//!   [`domain::NetPolicy`] (which addresses a client may make the server connect to).
 //! - [`sandbox`]: execution. [`sandbox::Engine`] (one per process) loads modules
 //!   into [`sandbox::Plugin`]s (validated, compiled off the async threads, cached
 //!   by digest in memory and on disk) and runs one plugin on one payload:
@@ -19,7 +20,9 @@
 //!   executor (which runs a job in the engine and decides retry or death), the
 //!   completer writes outcomes in batches, the inserter group-commits dispatches,
 //!   maintenance renews leases and rescues expired ones.
-//! - [`callbacks`]: signed webhook delivery with retries, off the workers.
+//! - [`callbacks`]: signed webhook delivery with retries, off the workers, in a
+//!   pool capped per receiver; targets checked against the `NetPolicy` at
+//!   dispatch and on every resolved address, secrets sealed at rest.
 //! - [`api`]: transport: the `/v1` HTTP API (axum), its error shape, auth and
 //!   the generated OpenAPI document.
 //! - [`config`] and [`app`]: settings (flags > env > TOML > defaults) and the

@@ -315,7 +315,7 @@ impl Deliverer {
     /// changed since dispatch, and an address-literal host never reaches the
     /// resolver (which checks every resolved address).
     async fn attempt(&self, due: &CallbackDue) -> Result<(), Failure> {
-        let url = target::check(&due.callback, &self.settings.policy)
+        let url = target::check_stored(&due.callback, &self.settings.policy)
             .map_err(|e| if e.refused_by_policy { Failure::Refused } else { Failure::Invalid(e.message) })?;
         let body = serde_json::to_vec(&body(due)).expect("callback body serializes");
         let mut request = self.http.post(url).header("content-type", "application/json");

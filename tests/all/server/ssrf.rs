@@ -389,7 +389,8 @@ async fn callback_secrets_stay_out_of_debug_logs_and_the_database_file() {
     let receiver = Receiver::start(0).await;
 
     let query_secret = "query-secret-7f3a9c";
-    let body_secret = "body-secret-5e1b2d";
+    // Near the 1024-byte bound: sealed it is longer, and must still sign.
+    let body_secret = &format!("body-secret-5e1b2d-{}", "k".repeat(1000));
     let query = serde_urlencoded::to_string([
         ("callback_url", receiver.url.as_str()),
         ("callback_secret", query_secret),
