@@ -74,9 +74,7 @@ fn invalid(field: Field, message: String) -> TargetError {
 fn refused(r: Refused) -> TargetError {
     TargetError {
         field: Field::Url,
-        message: format!(
-            "must not target a non-public address: {r} (an operator can allow ranges with --callback-allow)"
-        ),
+        message: format!("must not target {r}; an operator can allow ranges with --callback-allow"),
         refused_by_policy: true,
     }
 }

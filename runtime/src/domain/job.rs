@@ -75,9 +75,13 @@ impl JobStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Callback {
-    /// `http` or `https` URL to POST the result to.
+    /// `http` or `https` URL to POST the result to (at most 2048 bytes). Its
+    /// host must be a public address unless the operator allowed its range
+    /// (`--callback-allow`); stored normalized.
     pub url: String,
-    /// Extra request headers (e.g. the receiver's own `Authorization`).
+    /// Extra request headers (e.g. the receiver's own `Authorization`): at
+    /// most 32, no control characters, none of the headers wasmq sets or that
+    /// frame the request (`Host`, `Content-*`, `Transfer-Encoding`, `X-Wasmq-*`, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// HMAC-SHA256 key for `X-Wasmq-Signature`; never shown by the API, and

@@ -61,7 +61,7 @@ const REFUSED_V6: &[(Ipv6Net, &str)] = &[
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
     /// The address is in a special-purpose range no allow entry covers.
-    #[error("{addr} is a {range} address")]
+    #[error("{addr}, a non-public address ({range})")]
     Address {
         /// The address as given (before unwrapping an IPv4 spelling).
         addr: IpAddr,
@@ -69,7 +69,7 @@ pub enum Refused {
         range: &'static str,
     },
     /// The name always means this machine (`localhost`, `*.localhost`).
-    #[error("{0:?} names this machine (loopback)")]
+    #[error("{0:?}, a name for this machine (loopback)")]
     LocalName(String),
 }
 
