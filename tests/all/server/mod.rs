@@ -33,7 +33,7 @@ pub struct Options {
     /// Waiting jobs before 429.
     pub max_queued: u64,
     /// `--callback-allow`: the test receivers listen on 127.0.0.1.
-    pub callback_allow: &'static str,
+    pub callback_allow: String,
     /// Per-delivery timeout of callbacks.
     pub callback_timeout: Duration,
 }
@@ -49,7 +49,7 @@ impl Default for Options {
             callback_retry_base: Duration::from_millis(20),
             dir: None,
             max_queued: 1_000_000,
-            callback_allow: "127.0.0.0/8",
+            callback_allow: "127.0.0.0/8".into(),
             callback_timeout: Duration::from_secs(10),
         }
     }
@@ -72,7 +72,7 @@ pub fn settings(opts: &Options, dir: &tempfile::TempDir) -> Settings {
     s.queue.poll_interval = Duration::from_millis(200);
     s.queue.shutdown_grace = Duration::from_secs(5);
     s.callbacks.retry_base = opts.callback_retry_base;
-    s.callbacks.policy = NetPolicy::new(NetPolicy::parse_allow(opts.callback_allow).unwrap());
+    s.callbacks.policy = NetPolicy::new(NetPolicy::parse_allow(&opts.callback_allow).unwrap());
     s.callbacks.timeout = opts.callback_timeout;
     s.max_queued_jobs = opts.max_queued;
     s

@@ -90,7 +90,7 @@ async fn still_serves(app: &TestApp) {
 }
 
 fn no_allow() -> Options {
-    Options { callback_allow: "", ..Options::default() }
+    Options { callback_allow: String::new(), ..Options::default() }
 }
 
 #[tokio::test]
@@ -234,8 +234,7 @@ async fn a_name_resolving_to_a_refused_address_gets_nothing_at_delivery() {
     app.stop().await;
 
     // Control: the receiver is reachable under that name once its range is allowed.
-    let allow: &'static str = Box::leak(format!("{addr}/32").into_boxed_str());
-    let app = spawn_app(Options { callback_allow: allow, ..Options::default() }).await;
+    let app = spawn_app(Options { callback_allow: format!("{addr}/32"), ..Options::default() }).await;
     app.register("echo", "echo").await;
     let job = app.dispatch("echo", json!(2), json!({"callback": {"url": url}})).await;
     let callback = until_callback(&app, job["id"].as_str().unwrap(), |c| c["state"] == "delivered").await;
@@ -433,4 +432,46 @@ async fn callback_secrets_stay_out_of_debug_logs_and_the_database_file() {
     let key =
         std::fs::metadata(dir.path().join("wasmq.db.callback-key")).expect("a key file beside the database");
     assert_eq!(key.permissions().mode() & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn deliveries_follow_the_policy_and_key_of_the_server_that_sends_them() {
+    // Both callbacks are accepted while loopback is allowed, and their jobs wait.
+    let first = spawn_app(Options::default()).await;
+    first.register("echo", "echo").await;
+    let allowed = Receiver::start(0).await; // on 127.0.0.1
+    let other = Hook::start([127, 0, 0, 2].into(), || StatusCode::OK, false).await;
+    let signed = first
+        .dispatch(
+            "echo",
+            json!("a"),
+            json!({"delay_ms": 1000, "callback": {"url": allowed.url, "secret": "kept"}}),
+        )
+        .await;
+    let literal = first
+        .dispatch(
+            "echo",
+            json!("b"),
+            json!({"delay_ms": 1000, "callback": {"url": other.url("127.0.0.2", "/")}}),
+        )
+        .await;
+    let dir = first.stop().await;
+
+    // Restarted allowing only 127.0.0.1: the sealed secret still opens (the
+    // key file persists), and the literal host, stored before, is refused.
+    let app =
+        spawn_app(Options { dir: Some(dir), callback_allow: "127.0.0.1/32".into(), ..Options::default() })
+            .await;
+    let (headers, body) = allowed.next_raw().await;
+    let signature = headers.get(SIGNATURE_HEADER).unwrap().to_str().unwrap();
+    assert!(
+        verify("kept", signature, &body, now_ms() / 1000, 300),
+        "signed with the secret given at dispatch"
+    );
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["job_id"], signed["id"]);
+    let refused = until_callback(&app, literal["id"].as_str().unwrap(), |c| c["state"] == "failed").await;
+    assert_eq!(refused["last_error"], "refused by the address policy", "{refused}");
+    assert_eq!(other.hits(), 0);
+    still_serves(&app).await;
+    app.stop().await;
 }
