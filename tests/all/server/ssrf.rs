@@ -103,6 +103,8 @@ async fn refused_targets_are_400s_naming_the_field_on_every_form() {
         "http://0177.0.0.1/",
         "http://0x7f.1/",
         "http://127.1/",
+        "http://127.0.0.1./",
+        "http://%31%32%37.0.0.1/",
         "http://[::1]/",
         "http://[::ffff:127.0.0.1]/",
         "http://[::ffff:a9fe:a9fe]/",
