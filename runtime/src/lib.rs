@@ -29,7 +29,7 @@
 //!
 //! A job flows: `POST /v1/jobs` (api) -> alias resolved, module pinned ->
 //! inserter: `Store::job_insert` (group commit; 201 after the commit) -> producer
-//! woken in-process -> `Store::job_claim` (lease) -> buffer -> runner ->
+//! woken in-process -> `Store::job_claim` (lease, fencing token) -> buffer -> runner ->
 //! executor: `Engine::run` (fresh `Store`, limits applied in `configure_store`,
 //! instantiate, call, classify) -> `Outcome` -> completer: `Store::job_complete`
 //! (succeeded / failed with backoff / dead) -> waiters woken, callback sent.

@@ -33,13 +33,23 @@ fn new_job(id: &str, module: Digest, priority: i32, run_at: i64) -> NewJob {
     }
 }
 
+fn lease(id: &str, token: u64) -> Lease {
+    Lease { id: id.into(), token }
+}
+
+fn beat(owner: &str, leases: &[Lease], now: i64, until: i64) -> JobHeartbeat {
+    JobHeartbeat { owner: owner.into(), leases: leases.to_vec(), now, lease_expires_at: until }
+}
+
 fn claim(owner: &str, now: i64, limit: u32) -> JobClaim {
     JobClaim { owner: owner.into(), now, lease_expires_at: now + 1_000, limit, exclude_queues: vec![] }
 }
 
+/// The completion of a job's first claim (token 1).
 fn done(id: &str, owner: &str, status: JobStatus, at: i64) -> JobCompletion {
     JobCompletion {
         id: id.into(),
+        token: 1,
         owner: owner.into(),
         status,
         result: (status == JobStatus::Succeeded).then(|| "{\"ok\":true}".into()),
@@ -115,10 +125,10 @@ pub async fn exercise(store: Arc<dyn Store>) {
     let second = store.job_claim(claim("n2", 2_000, 10)).await.unwrap();
     assert_eq!(second.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["a"], "d is not due yet");
     // Heartbeats renew only what the owner holds, and say so.
-    let ids: Vec<String> = ["c", "b", "a"].iter().map(|s| s.to_string()).collect();
-    let mut held = store.job_heartbeat("n1", &ids, 3_000).await.unwrap();
+    let leases: Vec<Lease> = ["c", "b", "a"].iter().map(|s| lease(s, 1)).collect();
+    let mut held = store.job_heartbeat(beat("n1", &leases, 2_000, 3_000)).await.unwrap();
     held.sort();
-    assert_eq!(held, ["b", "c"]);
+    assert_eq!(held, [lease("b", 1), lease("c", 1)]);
     assert_eq!(store.job_next_due().await.unwrap(), Some(5_000));
 
     // Completions apply only for the lease holder.
@@ -129,7 +139,7 @@ pub async fn exercise(store: Arc<dyn Store>) {
         ])
         .await
         .unwrap();
-    assert_eq!(applied, vec!["c".to_string()]);
+    assert_eq!(applied, vec![lease("c", 1)]);
     let c = store.job_get(&t, "c").await.unwrap();
     assert_eq!(
         (c.status, c.result.as_deref(), c.finished_at),
@@ -141,10 +151,11 @@ pub async fn exercise(store: Arc<dyn Store>) {
     assert_eq!((b.status, b.run_at, b.finished_at), (JobStatus::Failed, 2_700, None));
     assert!(store.job_claim(claim("n1", 2_300, 10)).await.unwrap().is_empty());
     let again = store.job_claim(claim("n1", 2_800, 10)).await.unwrap();
-    assert_eq!((again[0].id.as_str(), again[0].attempt), ("b", 2));
+    assert_eq!((again[0].id.as_str(), again[0].attempt, again[0].lease_token), ("b", 2, 2));
 
     // Expired leases are rescued; released jobs do not lose an attempt.
-    assert_eq!(store.job_rescue_expired(3_900).await.unwrap(), 2, "a (n2) and b (n1) expired");
+    let rescued = store.job_rescue_expired(3_900).await.unwrap();
+    assert_eq!(rescued, Rescued { requeued: 2, dead: vec![] }, "a (n2) and b (n1) expired");
     let a = store.job_get(&t, "a").await.unwrap();
     assert_eq!((a.status, a.lease_owner.as_deref()), (JobStatus::Queued, None));
     let reclaimed = store.job_claim(claim("n3", 3_950, 10)).await.unwrap();
@@ -260,10 +271,127 @@ pub async fn exercise(store: Arc<dyn Store>) {
     assert!(pruned >= 4, "c, g, h and the cancelled ones go: {pruned}");
 }
 
+/// Fencing: each claim gets a new token, and the writes of a run whose claim is
+/// no longer the job's current one (rescued, claimed again, retried) never land.
+/// Leases end at `now + 1_000` (see `claim`).
+pub async fn fencing(store: Arc<dyn Store>) {
+    let t = tenant();
+    let digest = Digest::of(b"fencing");
+    let hook = Callback { url: "http://127.0.0.1:9/hook".into(), headers: Default::default(), secret: None };
+    let twice = NewJob { max_attempts: 2, ..new_job("twice", digest, 1, 1_000) };
+    let once = NewJob {
+        max_attempts: 1,
+        batch_id: Some("fb".into()),
+        callback: Some(hook.clone()),
+        ..new_job("once", digest, 1, 1_000)
+    };
+    store.job_insert(vec![twice], None).await.unwrap();
+    let batch = NewBatch { id: "fb".into(), tenant: t.clone(), callback: Some(hook), created_at: 1_000 };
+    store.job_insert(vec![once], Some(batch)).await.unwrap();
+    let first = store.job_claim(claim("n1", 2_000, 10)).await.unwrap();
+    let mut claims: Vec<(String, u32, u64)> =
+        first.iter().map(|j| (j.id.clone(), j.attempt, j.lease_token)).collect();
+    claims.sort();
+    assert_eq!(claims, [("once".into(), 1, 1), ("twice".into(), 1, 1)]);
+
+    // The node stalls past its leases. A lapsed lease is not renewed, even
+    // before anyone rescued the job.
+    let both = [lease("once", 1), lease("twice", 1)];
+    assert_eq!(store.job_heartbeat(beat("n1", &both, 3_100, 4_100)).await.unwrap(), []);
+    assert_eq!(store.job_get(&t, "twice").await.unwrap().status, JobStatus::Running);
+
+    // The rescue: attempts left -> queued; the last attempt -> dead, with the
+    // reason, and ending as every terminal transition does.
+    let rescued = store.job_rescue_expired(3_500).await.unwrap();
+    assert_eq!(rescued, Rescued { requeued: 1, dead: vec!["once".into()] });
+    let once = store.job_get(&t, "once").await.unwrap();
+    assert_eq!((once.status, once.finished_at, once.lease_owner), (JobStatus::Dead, Some(3_500), None));
+    let reason = "the worker running attempt 1 of 1 stopped renewing its lease";
+    assert_eq!(once.error, Some(("lease_expired".into(), reason.into())));
+    assert_eq!(once.callback_state, Some(CallbackState::Sending));
+    let fb = store.batch_get(&t, "fb").await.unwrap();
+    assert_eq!((fb.done, fb.callback_state), (true, Some(CallbackState::Sending)));
+    let due: Vec<(CallbackOwner, String)> =
+        store.callback_due(3_500, 10).await.unwrap().into_iter().map(|d| (d.owner, d.id)).collect();
+    assert!(due.contains(&(CallbackOwner::Job, "once".into())), "{due:?}");
+    assert!(due.contains(&(CallbackOwner::Batch, "fb".into())), "{due:?}");
+    let twice = store.job_get(&t, "twice").await.unwrap();
+    assert_eq!((twice.status, twice.attempt, twice.lease_owner), (JobStatus::Queued, 1, None));
+    let reason = "the worker running attempt 1 of 2 stopped renewing its lease";
+    assert_eq!(twice.error, Some(("lease_expired".into(), reason.into())));
+    assert!(store.job_rescue_expired(3_600).await.unwrap() == Rescued::default(), "rescued once");
+
+    // The stale run's writes are refused while the job waits...
+    let stale = lease("twice", 1);
+    let stale_done = |status, at| done("twice", "n1", status, at);
+    assert_eq!(
+        store.job_heartbeat(beat("n1", std::slice::from_ref(&stale), 3_600, 4_600)).await.unwrap(),
+        []
+    );
+    assert!(!store.job_progress(&stale, 50, "stale").await.unwrap());
+    assert_eq!(store.job_complete(vec![stale_done(JobStatus::Succeeded, 3_600)]).await.unwrap(), []);
+    let twice = store.job_get(&t, "twice").await.unwrap();
+    assert_eq!((twice.status, twice.result, twice.progress), (JobStatus::Queued, None, None));
+
+    // ... and after the same node claimed it again, under a new token.
+    let again = store.job_claim(claim("n1", 3_700, 10)).await.unwrap();
+    assert_eq!(again.len(), 1, "the dead job is not claimed");
+    assert_eq!((again[0].id.as_str(), again[0].attempt, again[0].lease_token), ("twice", 2, 2));
+    let current = again[0].lease();
+    let held =
+        store.job_heartbeat(beat("n1", &[stale.clone(), current.clone()], 3_800, 4_800)).await.unwrap();
+    assert_eq!(held, [lease("twice", 2)], "only the current claim is renewed");
+    assert!(!store.job_progress(&stale, 10, "stale").await.unwrap());
+    assert!(store.job_progress(&current, 60, "current").await.unwrap());
+    let stale_cancel = JobCompletion {
+        error: Some(("cancelled".into(), "cancelled".into())),
+        ..stale_done(JobStatus::Dead, 3_900)
+    };
+    assert_eq!(store.job_complete(vec![stale_cancel]).await.unwrap(), []);
+    let twice = store.job_get(&t, "twice").await.unwrap();
+    assert_eq!((twice.status, twice.attempt), (JobStatus::Running, 2));
+    assert_eq!(twice.progress, Some((60, "current".into())));
+    // In one batch with the current run's completion, only that one applies.
+    let current_done = JobCompletion { token: 2, ..done("twice", "n1", JobStatus::Succeeded, 4_000) };
+    let applied = store.job_complete(vec![stale_done(JobStatus::Dead, 4_000), current_done]).await.unwrap();
+    assert_eq!(applied, [lease("twice", 2)]);
+    let twice = store.job_get(&t, "twice").await.unwrap();
+    assert_eq!((twice.status, twice.result.as_deref()), (JobStatus::Succeeded, Some("{\"ok\":true}")));
+
+    // Retry resets the attempts and release lowers them, but the next claim
+    // always gets a new token, and the earlier runs stay fenced off.
+    let retried = store.job_retry(&t, "once", 5_000).await.unwrap();
+    assert_eq!((retried.attempt, retried.lease_token), (0, 1));
+    let third = store.job_claim(claim("n2", 5_000, 10)).await.unwrap();
+    assert_eq!((third[0].id.as_str(), third[0].attempt, third[0].lease_token), ("once", 1, 2));
+    assert_eq!(store.job_release("n2").await.unwrap(), 1);
+    let fourth = store.job_claim(claim("n3", 5_100, 10)).await.unwrap();
+    assert_eq!((fourth[0].attempt, fourth[0].lease_token), (1, 3));
+    for token in [1, 2] {
+        let old = JobCompletion { token, ..done("once", "n3", JobStatus::Succeeded, 5_200) };
+        assert_eq!(store.job_complete(vec![old]).await.unwrap(), [], "token {token}");
+    }
+    let fenced = store.job_heartbeat(beat("n3", &[lease("once", 2), lease("once", 3)], 5_200, 6_200)).await;
+    assert_eq!(fenced.unwrap(), [lease("once", 3)]);
+    // A lease lapsing on the last attempt after a retry: dead again, same reason.
+    let rescued = store.job_rescue_expired(7_000).await.unwrap();
+    assert_eq!(rescued, Rescued { requeued: 0, dead: vec!["once".into()] });
+    let once = store.job_get(&t, "once").await.unwrap();
+    assert_eq!((once.status, once.attempt, once.finished_at), (JobStatus::Dead, 1, Some(7_000)));
+}
+
 #[tokio::test]
 async fn sqlite_meets_the_store_contract() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("conformance.db").display());
     let store = SqliteStore::connect(&url).await.unwrap();
     exercise(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn sqlite_fences_stale_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("fencing.db").display());
+    let store = SqliteStore::connect(&url).await.unwrap();
+    fencing(Arc::new(store)).await;
 }

@@ -38,8 +38,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     if !jobs.is_empty() {
                         let mut buffer = shared.buffer.lock().expect("buffer lock");
                         for job in jobs {
-                            let cancel = register(&shared, &job);
-                            buffer.push(Held { job, cancel });
+                            let run = register(&shared, &job);
+                            buffer.push(Held { job, run });
                         }
                         drop(buffer);
                         shared.ready.notify_waiters();

@@ -39,6 +39,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The storage contract of wasmq. Implementations must be safe to share across
 /// tasks and (for multi-node backends) across processes: `job_claim` hands each
 /// runnable job to exactly one claimer.
+///
+/// Fencing: each claim of a job gets a token (a per-job counter that only
+/// grows). Everything a run writes (heartbeat, progress, completion) presents
+/// its [`Lease`] (job id and token), and the store applies it only while that
+/// claim is current. A run that lost its claim (the job was cancelled, or
+/// rescued after its node stalled and perhaps claimed again, even by the same
+/// node) can therefore never overwrite the outcome or progress of the run that
+/// holds the job now.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a module's bytes; returns the record and whether it was new.
@@ -75,29 +83,40 @@ pub trait Store: Send + Sync + 'static {
     /// A page of jobs (keyset pagination on the id / priority).
     async fn job_list(&self, p: JobList) -> StoreResult<Vec<JobRecord>>;
     /// Claims up to `limit` runnable jobs for `owner`, highest priority first,
-    /// then earliest due; marks them running with a lease and counts the attempt.
+    /// then earliest due; marks them running with a lease, counts the attempt
+    /// and gives each claim the job's next fencing token
+    /// (`JobRecord::lease_token`). A job that has used all its attempts is
+    /// never claimed (`job_rescue_expired` ends it).
     async fn job_claim(&self, p: JobClaim) -> StoreResult<Vec<JobRecord>>;
-    /// Extends the leases `owner` holds on `ids`; returns the ids it still
-    /// holds. A missing id was cancelled (or rescued) elsewhere: its run on this
-    /// node should stop, since its outcome would be ignored anyway.
-    async fn job_heartbeat(
-        &self,
-        owner: &str,
-        ids: &[String],
-        lease_expires_at: i64,
-    ) -> StoreResult<Vec<String>>;
-    /// Records how attempts ended, in one transaction. A completion whose lease
-    /// `owner` no longer holds the job (cancelled, or rescued after a stall) is
-    /// ignored; the returned ids are those that were applied.
-    async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Vec<String>>;
-    /// Stores the latest progress of a running job.
-    async fn job_progress(&self, id: &str, percent: u8, message: &str) -> StoreResult<()>;
+    /// Extends the leases `p.owner` holds; returns the claims it still holds.
+    /// A claim is held while the job is running under that exact token and its
+    /// lease has not lapsed (`lease_expires_at >= p.now`): a lease that lapsed
+    /// is lost even before another node rescues the job, so a node that stalled
+    /// past its leases never revives them. A claim missing from the answer was
+    /// cancelled, rescued or superseded: its run should stop, since its outcome
+    /// would be ignored anyway.
+    async fn job_heartbeat(&self, p: JobHeartbeat) -> StoreResult<Vec<Lease>>;
+    /// Records how attempts ended, in one transaction. A completion applies only
+    /// while its claim is the job's current one (running, same `owner`, same
+    /// `token`); one from a stale run (cancelled, or rescued after a stall and
+    /// perhaps claimed again) is ignored. Returns the claims that were applied.
+    async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Vec<Lease>>;
+    /// Stores the latest progress of a running job, if `lease` is still its
+    /// current claim; returns whether it was stored.
+    async fn job_progress(&self, lease: &Lease, percent: u8, message: &str) -> StoreResult<bool>;
     /// Cancels a job that has not finished; `Conflict` if it has.
     async fn job_cancel(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord>;
-    /// Queues a failed, dead or cancelled job again with a fresh attempt budget.
+    /// Queues a failed, dead or cancelled job again with a fresh attempt budget
+    /// (its fencing token keeps counting: the next claim still gets a new one).
     async fn job_retry(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord>;
-    /// Returns running jobs whose lease expired (their worker died) to `queued`.
-    async fn job_rescue_expired(&self, now: i64) -> StoreResult<u64>;
+    /// Ends the claims of running jobs whose lease lapsed before `now` (their
+    /// worker died or stalled): a job with attempts left goes back to `queued`,
+    /// one on its last attempt becomes `dead`; both record the error
+    /// `lease_expired` ("the worker running attempt 2 of 2 stopped renewing its
+    /// lease"). A dead job ends like any other (finished_at, its callback and
+    /// its batch's callback become due). Queued jobs with no attempt left
+    /// (stored before claims checked the budget) end `dead` the same way.
+    async fn job_rescue_expired(&self, now: i64) -> StoreResult<Rescued>;
     /// Returns every job `owner` holds to `queued` (graceful shutdown).
     async fn job_release(&self, owner: &str) -> StoreResult<u64>;
     /// Jobs waiting to run (queued, scheduled or failed-and-retrying): the

@@ -198,6 +198,10 @@ pub struct JobRecord {
     pub finished_at: Option<i64>,
     /// Holder of the lease while running.
     pub lease_owner: Option<String>,
+    /// Fencing token of the latest claim (0: never claimed). Every claim takes
+    /// the next number, so it only grows, unlike `attempt` (which `job_retry`
+    /// resets and `job_release` lowers).
+    pub lease_token: u64,
     /// JSON text of the result.
     pub result: Option<String>,
     /// Error kind and message of the latest failure.
@@ -256,6 +260,24 @@ pub struct JobList {
     pub after: Option<String>,
 }
 
+impl JobRecord {
+    /// The claim this record was read under: job id and fencing token.
+    pub fn lease(&self) -> Lease {
+        Lease { id: self.id.clone(), token: self.lease_token }
+    }
+}
+
+/// One claim of one job: its id and the fencing token the claim was given.
+/// Writes on behalf of a run (heartbeat, progress, completion) present it; the
+/// store applies them only while that claim is the job's current one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Lease {
+    /// Job id.
+    pub id: String,
+    /// Fencing token of the claim (`JobRecord::lease_token`).
+    pub token: u64,
+}
+
 /// `job_claim` parameters.
 #[derive(Debug, Clone)]
 pub struct JobClaim {
@@ -271,11 +293,35 @@ pub struct JobClaim {
     pub exclude_queues: Vec<String>,
 }
 
+/// `job_heartbeat` parameters.
+#[derive(Debug, Clone)]
+pub struct JobHeartbeat {
+    /// Worker identity (node id) that holds the leases.
+    pub owner: String,
+    /// The claims to renew.
+    pub leases: Vec<Lease>,
+    /// Unix ms: a lease that lapsed before this is not renewed.
+    pub now: i64,
+    /// New lease end.
+    pub lease_expires_at: i64,
+}
+
+/// What `job_rescue_expired` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rescued {
+    /// Jobs returned to `queued` for another attempt.
+    pub requeued: u64,
+    /// Jobs that had no attempt left and are now `dead` (ids).
+    pub dead: Vec<String>,
+}
+
 /// How one attempt ended.
 #[derive(Debug, Clone)]
 pub struct JobCompletion {
     /// Job id.
     pub id: String,
+    /// Fencing token of the claim the attempt ran under.
+    pub token: u64,
     /// Lease holder that ran it.
     pub owner: String,
     /// `Succeeded`, `Failed` (retry at `run_at`) or `Dead`.

@@ -20,7 +20,7 @@ use crate::domain::{AliasName, Callback, CallbackState, Digest, JobStatus, Limit
 const JOB_COLUMNS: &str = "id, tenant, alias, module, status, priority, queue, context, payload, attempt, \
     max_attempts, limits, run_at, created_at, started_at, finished_at, lease_owner, result, error_kind, \
     error_message, progress_percent, progress_message, logs, fuel_used, duration_ms, idempotency_key, \
-    batch_id, callback, callback_state, callback_attempts, callback_last_error";
+    batch_id, callback, callback_state, callback_attempts, callback_last_error, lease_token";
 
 /// The statuses a claim picks from.
 const RUNNABLE: &str = "('queued', 'scheduled', 'failed')";
@@ -96,6 +96,7 @@ struct JobRow {
     callback_state: Option<String>,
     callback_attempts: i64,
     callback_last_error: Option<String>,
+    lease_token: i64,
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -144,6 +145,7 @@ impl TryFrom<JobRow> for JobRecord {
             started_at: r.started_at,
             finished_at: r.finished_at,
             lease_owner: r.lease_owner,
+            lease_token: r.lease_token as u64,
             result: r.result,
             logs: r.logs,
             fuel_used: r.fuel_used.map(|f| f as u64),
@@ -230,6 +232,19 @@ async fn schedule_done_batches(
         .await?;
     }
     Ok(())
+}
+
+/// The error a rescue records: the attempt whose worker stopped renewing.
+const LEASE_LOST: &str =
+    "error_kind = 'lease_expired', error_message = 'the worker running attempt ' || attempt
+    || ' of ' || max_attempts || ' stopped renewing its lease'";
+
+/// Claims as the JSON array `[{"id", "token"}]` the statements read with `json_each`.
+fn leases_json(leases: &[Lease]) -> String {
+    serde_json::Value::Array(
+        leases.iter().map(|l| serde_json::json!({"id": l.id, "token": l.token})).collect(),
+    )
+    .to_string()
 }
 
 /// The SQL that moves a job's callback to `sending` when it ends.
@@ -556,25 +571,27 @@ impl Store for SqliteStore {
         claim_in(&self.writer, &p).await
     }
 
-    async fn job_heartbeat(
-        &self,
-        owner: &str,
-        ids: &[String],
-        lease_expires_at: i64,
-    ) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar(
+    async fn job_heartbeat(&self, p: JobHeartbeat) -> StoreResult<Vec<Lease>> {
+        if p.leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(
             "UPDATE jobs SET lease_expires_at = ?1
-             WHERE lease_owner = ?2 AND status = 'running' AND id IN (SELECT value FROM json_each(?3))
-             RETURNING id",
+             FROM (SELECT value ->> 'id' AS id, value ->> 'token' AS token FROM json_each(?3)) AS l
+             WHERE jobs.id = l.id AND jobs.lease_token = l.token AND jobs.lease_owner = ?2
+               AND jobs.status = 'running' AND jobs.lease_expires_at >= ?4
+             RETURNING jobs.id, jobs.lease_token",
         )
-        .bind(lease_expires_at)
-        .bind(owner)
-        .bind(serde_json::to_string(ids).expect("strings serialize"))
+        .bind(p.lease_expires_at)
+        .bind(&p.owner)
+        .bind(leases_json(&p.leases))
+        .bind(p.now)
         .fetch_all(&self.writer)
-        .await?)
+        .await?;
+        Ok(rows.into_iter().map(|(id, token)| Lease { id, token: token as u64 }).collect())
     }
 
-    async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Vec<String>> {
+    async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Vec<Lease>> {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
@@ -584,16 +601,19 @@ impl Store for SqliteStore {
         Ok(applied)
     }
 
-    async fn job_progress(&self, id: &str, percent: u8, message: &str) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE jobs SET progress_percent = ?, progress_message = ? WHERE id = ? AND status = 'running'",
+    async fn job_progress(&self, lease: &Lease, percent: u8, message: &str) -> StoreResult<bool> {
+        let stored = sqlx::query(
+            "UPDATE jobs SET progress_percent = ?, progress_message = ?
+             WHERE id = ? AND lease_token = ? AND status = 'running'",
         )
         .bind(percent as i64)
         .bind(message)
-        .bind(id)
+        .bind(&lease.id)
+        .bind(lease.token as i64)
         .execute(&self.writer)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(stored == 1)
     }
 
     async fn job_cancel(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
@@ -650,19 +670,48 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn job_rescue_expired(&self, now: i64) -> StoreResult<u64> {
-        Ok(sqlx::query(
-            "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL
-             WHERE status = 'running' AND lease_expires_at < ?",
-        )
+    async fn job_rescue_expired(&self, now: i64) -> StoreResult<Rescued> {
+        let mut tx = self.tx().await?;
+        // On the last attempt: dead, ending like any other terminal transition.
+        // Then the waiting jobs with no attempt left (see the migration 0003).
+        let mut dead: Vec<(String, Option<String>)> = Vec::new();
+        for lapsed in [
+            "status = 'running' AND lease_expires_at < ?1 AND attempt >= max_attempts",
+            "status IN ('queued', 'scheduled', 'failed') AND attempt >= max_attempts",
+        ] {
+            dead.extend(
+                sqlx::query_as::<_, (String, Option<String>)>(&format!(
+                    "UPDATE jobs SET status = 'dead', finished_at = ?1, lease_owner = NULL,
+                        lease_expires_at = NULL, {LEASE_LOST},
+                        {CALLBACK_ON_END} CASE WHEN callback IS NOT NULL THEN ?1 ELSE NULL END
+                     WHERE {lapsed}
+                     RETURNING id, batch_id"
+                ))
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?,
+            );
+        }
+        // The rest have attempts left: back to the queue.
+        let requeued = sqlx::query(&format!(
+            "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, {LEASE_LOST}
+             WHERE status = 'running' AND lease_expires_at < ?1"
+        ))
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?
-        .rows_affected())
+        .rows_affected();
+        let mut batches: Vec<String> = dead.iter().filter_map(|(_, b)| b.clone()).collect();
+        batches.sort();
+        batches.dedup();
+        schedule_done_batches(&mut tx, &batches, now).await?;
+        tx.commit().await?;
+        Ok(Rescued { requeued, dead: dead.into_iter().map(|(id, _)| id).collect() })
     }
 
     async fn job_release(&self, owner: &str) -> StoreResult<u64> {
-        // The interrupted attempt does not count: the job did nothing wrong.
+        // The interrupted attempt does not count: the job did nothing wrong. Its
+        // fencing token stays: the next claim takes a new one all the same.
         Ok(sqlx::query(
             "UPDATE jobs SET status = 'queued', attempt = MAX(attempt - 1, 0), lease_owner = NULL,
                 lease_expires_at = NULL
@@ -897,6 +946,7 @@ fn record_of(job: &NewJob) -> JobRecord {
         started_at: None,
         finished_at: None,
         lease_owner: None,
+        lease_token: 0,
         result: None,
         error: None,
         progress: None,
@@ -919,11 +969,12 @@ async fn claim_in<'c, E: sqlx::Executor<'c, Database = Sqlite>>(
 ) -> StoreResult<Vec<JobRecord>> {
     let excluded = serde_json::to_string(&p.exclude_queues).expect("strings serialize");
     let rows = sqlx::query_as::<_, JobRow>(&format!(
-        "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = ?1, lease_owner = ?2,
-            lease_expires_at = ?3, progress_percent = NULL, progress_message = NULL
+        "UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
+            started_at = ?1, lease_owner = ?2, lease_expires_at = ?3, progress_percent = NULL,
+            progress_message = NULL
          WHERE id IN (
             SELECT id FROM jobs
-            WHERE status IN {RUNNABLE} AND run_at <= ?1
+            WHERE status IN {RUNNABLE} AND run_at <= ?1 AND attempt < max_attempts
               AND queue NOT IN (SELECT value FROM json_each(?5))
             ORDER BY priority DESC, run_at, id LIMIT ?4)
          RETURNING {JOB_COLUMNS}"
@@ -945,7 +996,7 @@ async fn claim_in<'c, E: sqlx::Executor<'c, Database = Sqlite>>(
 async fn complete_in(
     tx: &mut Transaction<'_, Sqlite>,
     completions: &[JobCompletion],
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<Vec<Lease>> {
     if completions.is_empty() {
         return Ok(Vec::new());
     }
@@ -954,7 +1005,8 @@ async fn complete_in(
         .iter()
         .map(|c| {
             serde_json::json!({
-                "id": c.id, "owner": c.owner, "status": c.status.as_str(), "terminal": c.status.is_terminal(),
+                "id": c.id, "token": c.token, "owner": c.owner, "status": c.status.as_str(),
+                "terminal": c.status.is_terminal(),
                 "result": c.result, "error_kind": c.error.as_ref().map(|e| &e.0),
                 "error_message": c.error.as_ref().map(|e| &e.1), "fuel_used": c.fuel_used,
                 "duration_ms": c.duration_ms, "logs": c.logs,
@@ -965,8 +1017,9 @@ async fn complete_in(
         })
         .collect();
     // One statement for the whole batch: the completions travel as a JSON
-    // array; only rows still running under the completing owner's lease change.
-    let applied: Vec<(String, Option<String>, String)> = sqlx::query_as(
+    // array; only rows still running under the completing run's own claim
+    // (owner and fencing token) change.
+    let applied: Vec<(String, i64, Option<String>, String)> = sqlx::query_as(
         "UPDATE jobs SET status = c.status, result = c.result, error_kind = c.error_kind,
             error_message = c.error_message, fuel_used = c.fuel_used, duration_ms = c.duration_ms,
             logs = c.logs, progress_percent = COALESCE(c.progress_percent, jobs.progress_percent),
@@ -977,7 +1030,8 @@ async fn complete_in(
                                   ELSE jobs.callback_state END,
             callback_next_at = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN c.finished_at
                                     ELSE jobs.callback_next_at END
-         FROM (SELECT value ->> 'id' AS id, value ->> 'owner' AS owner, value ->> 'status' AS status,
+         FROM (SELECT value ->> 'id' AS id, value ->> 'token' AS token, value ->> 'owner' AS owner,
+                      value ->> 'status' AS status,
                       value ->> 'terminal' AS terminal, value ->> 'result' AS result,
                       value ->> 'error_kind' AS error_kind, value ->> 'error_message' AS error_message,
                       value ->> 'fuel_used' AS fuel_used, value ->> 'duration_ms' AS duration_ms,
@@ -987,22 +1041,28 @@ async fn complete_in(
                       value ->> 'run_at' AS run_at
                FROM json_each(?1)) AS c
          WHERE jobs.id = c.id AND jobs.status = 'running' AND jobs.lease_owner = c.owner
-         RETURNING jobs.id, jobs.batch_id, jobs.status",
+           AND jobs.lease_token = c.token
+         RETURNING jobs.id, jobs.lease_token, jobs.batch_id, jobs.status",
     )
     .bind(serde_json::Value::Array(rows).to_string())
     .fetch_all(&mut **tx)
     .await?;
     let mut batches: Vec<String> = applied
         .iter()
-        .filter(|(_, _, status)| JobStatus::parse(status).is_some_and(JobStatus::is_terminal))
-        .filter_map(|(_, batch, _)| batch.clone())
+        .filter(|(_, _, _, status)| JobStatus::parse(status).is_some_and(JobStatus::is_terminal))
+        .filter_map(|(_, _, batch, _)| batch.clone())
         .collect();
     batches.sort();
     batches.dedup();
     schedule_done_batches(tx, &batches, now).await?;
     // Report in the order given.
-    let applied: std::collections::HashSet<String> = applied.into_iter().map(|(id, _, _)| id).collect();
-    Ok(completions.iter().map(|c| c.id.clone()).filter(|id| applied.contains(id)).collect())
+    let applied: std::collections::HashSet<Lease> =
+        applied.into_iter().map(|(id, token, _, _)| Lease { id, token: token as u64 }).collect();
+    Ok(completions
+        .iter()
+        .map(|c| Lease { id: c.id.clone(), token: c.token })
+        .filter(|l| applied.contains(l))
+        .collect())
 }
 
 /// Writes a new current version of an alias and its history row.
