@@ -4,6 +4,7 @@
 mod api;
 mod callbacks;
 mod durability;
+mod fencing;
 mod queue;
 
 use reqwest::StatusCode;
