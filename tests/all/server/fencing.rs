@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 /// Longer than the 2 s lease, with a margin over the heartbeat period.
 const PAUSE: Duration = Duration::from_millis(4_500);
 /// Deadline for transitions the test waits on (generous: a loaded machine).
-const DEADLINE: Duration = Duration::from_secs(90);
+const DEADLINE: Duration = Duration::from_secs(180);
 
 struct Server {
     child: Child,
@@ -260,7 +260,7 @@ async fn after_repeated_pauses_only_the_run_holding_the_claim_writes_the_outcome
     let server = Server::start().await;
     server.register_primes().await;
     // Seconds of sieving per attempt; the first two are paused as they run.
-    let id = server.dispatch_primes(2_000_000_000, 3).await;
+    let id = server.dispatch_primes(1_000_000_000, 3).await;
     let mut events = Events::open(&server, &id).await;
     for attempt in 1..=2 {
         events.until_running(attempt, &server).await;
@@ -273,7 +273,7 @@ async fn after_repeated_pauses_only_the_run_holding_the_claim_writes_the_outcome
     assert_eq!(job["attempt"], 3, "{job}");
     assert_eq!(
         job["result"],
-        json!({"limit": 2_000_000_000u64, "count": 98_222_287, "largest": 1_999_999_973})
+        json!({"limit": 1_000_000_000u64, "count": 50_847_534, "largest": 999_999_937})
     );
     assert!(job["error"].is_null(), "{job}");
     let (starts, ends) = starts_and_ends(&events.rest().await);
