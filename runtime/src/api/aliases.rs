@@ -116,14 +116,12 @@ pub(super) async fn show(
         })?),
     };
     let alias = state.store.alias_get(&state.tenant, &name).await?;
-    let history =
-        state.store.alias_history(AliasHistory { tenant: state.tenant.clone(), name, limit, before }).await?;
-    // A full page may have more behind it; the cursor is its oldest version.
-    let next = (history.len() == limit as usize)
-        .then(|| history.last().map(|v| v.version))
-        .flatten()
-        .filter(|v| *v > 1)
-        .map(|v| v.to_string());
+    // One more than the page: whether it exists says if there is a next page.
+    let page = AliasHistory { tenant: state.tenant.clone(), name, limit: limit + 1, before };
+    let mut history = state.store.alias_history(page).await?;
+    let more = history.len() > limit as usize;
+    history.truncate(limit as usize);
+    let next = more.then(|| history.last().map(|v| v.version.to_string())).flatten();
     Ok(Json(AliasView::new(alias, Some(history)).with_history_cursor(next)))
 }
 

@@ -311,6 +311,10 @@ async fn alias_history_is_bounded_and_paged_and_rollback_still_works() {
     let (_, rest) = app.get(&format!("/v1/aliases/echo?limit=2&cursor={cursor}")).await;
     assert_eq!(versions(&rest), [4]);
     assert!(rest.get("history_next_cursor").is_none(), "{rest}");
+    // A page that ends exactly at the oldest kept version has no cursor either.
+    let (_, exact) = app.get("/v1/aliases/echo?limit=3").await;
+    assert_eq!(versions(&exact), [6, 5, 4]);
+    assert!(exact.get("history_next_cursor").is_none(), "{exact}");
 
     for (query, field) in
         [("limit=0", "limit"), ("limit=101", "limit"), ("cursor=x", "cursor"), ("page=2", "page")]
