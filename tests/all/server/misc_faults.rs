@@ -21,7 +21,8 @@ fn salt() -> u64 {
 
 type Answer = (StatusCode, Option<String>, Value);
 
-async fn send_upload(request: reqwest::RequestBuilder) -> Answer {
+/// Sends a request; its status, `Retry-After` and JSON body.
+async fn send_answer(request: reqwest::RequestBuilder) -> Answer {
     let resp = request.send().await.expect("request sent");
     let status = resp.status();
     let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
@@ -33,13 +34,13 @@ fn upload_request(app: &TestApp, bytes: Vec<u8>) -> reqwest::RequestBuilder {
 }
 
 async fn upload_bytes(app: &TestApp, bytes: Vec<u8>) -> Answer {
-    send_upload(upload_request(app, bytes)).await
+    send_answer(upload_request(app, bytes)).await
 }
 
 /// Sends every upload at once; the answers in the modules' order.
 async fn upload_all(app: &TestApp, modules: &[Vec<u8>]) -> Vec<Answer> {
     let tasks: Vec<_> =
-        modules.iter().map(|m| tokio::spawn(send_upload(upload_request(app, m.clone())))).collect();
+        modules.iter().map(|m| tokio::spawn(send_answer(upload_request(app, m.clone())))).collect();
     let mut answers = Vec::new();
     for t in tasks {
         answers.push(t.await.unwrap());
@@ -232,6 +233,39 @@ async fn an_idempotency_key_reused_with_another_request_is_a_conflict() {
 
     let done = app.wait(id).await;
     assert_eq!(done["result"], json!({"a": 1, "b": [1, 2]}));
+    still_serves(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_conflicting_dispatch_does_not_fail_the_dispatches_committed_with_it() {
+    let app = spawn_app(Options::default()).await;
+    app.register("echo", "echo").await;
+    let first = app.dispatch("echo", json!({"v": 0}), json!({"idempotency_key": "dup"})).await;
+    // Sent at once, these are group-committed together in whatever groups form:
+    // each still gets its own answer.
+    let mut requests = Vec::new();
+    for i in 0..30 {
+        let (body, expect) = match i % 3 {
+            0 => (json!({"alias": "echo", "payload": {"fresh": i}}), StatusCode::CREATED),
+            1 => (json!({"alias": "echo", "payload": {"v": 0}, "idempotency_key": "dup"}), StatusCode::OK),
+            _ => (
+                json!({"alias": "echo", "payload": {"v": i}, "idempotency_key": "dup"}),
+                StatusCode::CONFLICT,
+            ),
+        };
+        let request = app.raw(Method::POST, "/v1/jobs").json(&body);
+        requests.push((expect, tokio::spawn(async move { send_answer(request).await })));
+    }
+    for (expect, task) in requests {
+        let (status, _, body) = task.await.unwrap();
+        assert_eq!(status, expect, "{body}");
+        if status == StatusCode::OK {
+            assert_eq!(body["id"], first["id"]);
+        }
+    }
+    let (_, page) = app.get("/v1/jobs?limit=100").await;
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 11, "10 fresh jobs and the keyed one");
     still_serves(&app).await;
     app.stop().await;
 }
