@@ -190,7 +190,9 @@ impl Engine {
     /// remembered failure, and its compiled artifacts on disk (for every
     /// engine version). Returns how many artifact files were removed. Runs
     /// holding the plugin keep it until they end (the code is mapped, so the
-    /// file can go now).
+    /// file can go now). Artifacts are keyed by digest alone: should another
+    /// tenant keep the same module, its next load compiles it again (a cache
+    /// miss, never a wrong answer).
     pub fn purge(&self, digest: &Digest) -> std::io::Result<usize> {
         self.evict(digest);
         self.inner.gate.forget(digest);

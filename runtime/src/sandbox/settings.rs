@@ -60,8 +60,10 @@ pub struct EngineSettings {
     /// Compilations running at once (each a child process of up to
     /// `compile_memory_bytes`); further loads wait for a slot.
     pub max_concurrent_compiles: usize,
-    /// Uploads that may wait for a compile slot; beyond it an upload is
-    /// refused at once (503 with `Retry-After`) instead of piling up.
+    /// Loads that may wait for a compile slot: an upload that finds this many
+    /// waiting is refused at once (503 with `Retry-After`) instead of piling
+    /// up. Workers loading a module for a job always wait (their number is
+    /// bounded by the worker count).
     pub compile_queue: usize,
     /// Digests whose load failed that are remembered (least recently used
     /// forgotten first), so re-uploading a known-bad module answers at once.
