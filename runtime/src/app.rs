@@ -65,6 +65,7 @@ impl App {
             backpressure: Arc::new(api::Backpressure::new(settings.max_queued_jobs)),
             inserter: crate::queue::Inserter::start(store.clone()),
             aliases: Arc::new(api::AliasCache::default()),
+            alias_history: settings.alias_history,
         };
         Ok(App { listener, state, tasks, callbacks })
     }

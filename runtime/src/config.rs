@@ -116,6 +116,15 @@ pub struct ServeArgs {
     /// First callback retry delay [default: 1s].
     #[arg(long, env = "WASMQ_CALLBACK_RETRY_BASE", value_parser = humantime::parse_duration)]
     pub callback_retry_base: Option<Duration>,
+    /// Module compilations at once, each a child process [default: half the cores, at least 1].
+    #[arg(long, env = "WASMQ_MAX_CONCURRENT_COMPILES")]
+    pub max_concurrent_compiles: Option<usize>,
+    /// Uploads that may wait for a compile slot; more get 503 with Retry-After [default: 16].
+    #[arg(long, env = "WASMQ_COMPILE_QUEUE")]
+    pub compile_queue: Option<usize>,
+    /// Versions kept per alias; older ones are pruned when a new one is written [default: 100].
+    #[arg(long, env = "WASMQ_ALIAS_HISTORY")]
+    pub alias_history: Option<u32>,
 }
 
 /// Per-queue limits.
@@ -184,6 +193,9 @@ struct FileConfig {
     callback_retry_base: Option<Duration>,
     max_queued_jobs: Option<u64>,
     retention: Option<String>,
+    max_concurrent_compiles: Option<usize>,
+    compile_queue: Option<usize>,
+    alias_history: Option<u32>,
 }
 
 mod humantime_serde_opt {
@@ -219,6 +231,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Waiting jobs before dispatches get 429.
     pub max_queued_jobs: u64,
+    /// Versions kept per alias (at least 2, so rollback always has one).
+    pub alias_history: u32,
 }
 
 impl Settings {
@@ -240,6 +254,7 @@ impl Settings {
             default_max_attempts: 3,
             max_body_bytes: 16 << 20,
             max_queued_jobs: 1_000_000,
+            alias_history: DEFAULT_ALIAS_HISTORY,
         }
     }
 
@@ -323,12 +338,30 @@ impl Settings {
         if let Some(r) = args.callback_retry_base.or(file.callback_retry_base) {
             s.callbacks.retry_base = r;
         }
+        if let Some(n) = args.max_concurrent_compiles.or(file.max_concurrent_compiles) {
+            if n == 0 {
+                bail!("max_concurrent_compiles must be at least 1");
+            }
+            s.engine.max_concurrent_compiles = n;
+        }
+        if let Some(q) = args.compile_queue.or(file.compile_queue) {
+            s.engine.compile_queue = q;
+        }
+        if let Some(h) = args.alias_history.or(file.alias_history) {
+            if h < 2 {
+                bail!("alias_history must be at least 2 (rollback needs the version before the current)");
+            }
+            s.alias_history = h;
+        }
         s.default_limits
             .validate(s.engine.max_memory_bytes)
             .map_err(|e| anyhow::anyhow!("default job limits: {e}"))?;
         Ok(s)
     }
 }
+
+/// Versions kept per alias unless configured.
+pub const DEFAULT_ALIAS_HISTORY: u32 = 100;
 
 /// `$XDG_CACHE_HOME/wasmq`, else `~/.cache/wasmq`.
 pub fn default_cache_dir() -> Option<PathBuf> {
@@ -403,5 +436,21 @@ mod tests {
         let f = file("retention = \"soon\"\n");
         let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
         assert!(err.to_string().contains("retention"), "{err}");
+    }
+
+    #[test]
+    fn compile_and_alias_history_settings_resolve_and_are_checked() {
+        let s = Settings::resolve(args(&[]), None).unwrap();
+        assert!(s.engine.max_concurrent_compiles >= 1);
+        assert_eq!(s.engine.compile_queue, 16);
+        assert_eq!(s.alias_history, DEFAULT_ALIAS_HISTORY);
+        let f = file("max_concurrent_compiles = 3\ncompile_queue = 0\nalias_history = 5\n");
+        let path = f.path().to_str().unwrap();
+        let s = Settings::resolve(args(&["--config", path, "--max-concurrent-compiles", "2"]), None).unwrap();
+        assert_eq!((s.engine.max_concurrent_compiles, s.engine.compile_queue, s.alias_history), (2, 0, 5));
+        let err = Settings::resolve(args(&["--max-concurrent-compiles", "0"]), None).unwrap_err();
+        assert!(err.to_string().contains("max_concurrent_compiles"), "{err}");
+        let err = Settings::resolve(args(&["--alias-history", "1"]), None).unwrap_err();
+        assert!(err.to_string().contains("alias_history"), "{err}");
     }
 }

@@ -9,8 +9,9 @@
 //! - [`domain`]: pure types (no wasmtime, tokio or I/O): [`domain::Digest`],
 //!   [`domain::Limits`], [`domain::Outcome`] and its typed [`domain::RunError`].
 //! - [`sandbox`]: execution. [`sandbox::Engine`] (one per process) loads modules
-//!   into [`sandbox::Plugin`]s (validated, compiled off the async threads, cached
-//!   by digest in memory and on disk) and runs one plugin on one payload:
+//!   into [`sandbox::Plugin`]s (validated, compiled off the async threads a
+//!   bounded number at a time, failures remembered, cached by digest in memory
+//!   and on disk) and runs one plugin on one payload:
 //!   `engine.run(&plugin, payload, &limits, ctx) -> Outcome`.
 //! - [`store`]: persistence behind the [`store::Store`] trait (SQLite now,
 //!   PostgreSQL next); migrations in `runtime/migrations/<backend>/`.

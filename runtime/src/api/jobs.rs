@@ -49,7 +49,9 @@ pub struct JobRequest {
     pub fuel: Option<u64>,
     /// Memory limit in MiB.
     pub memory_mb: Option<u64>,
-    /// A repeated key returns the first job instead of creating one.
+    /// A repeated key with the same request returns the first job instead of
+    /// creating one; with a different request (payload, alias or options) it
+    /// is refused with 409 `idempotency_conflict`.
     pub idempotency_key: Option<String>,
     /// Where to POST the outcome when the job ends.
     pub callback: Option<Callback>,
@@ -221,22 +223,40 @@ pub(super) async fn prepare(
         run_at,
         created_at: now,
         idempotency_key,
+        idempotency_fingerprint: None,
         batch_id,
         callback: opts.callback,
     })
 }
 
+/// [`prepare`] plus the idempotency fingerprint of the request as given.
+pub(super) async fn prepare_keyed(
+    state: &AppState,
+    alias: &str,
+    payload: Box<RawValue>,
+    opts: JobOptions,
+    batch_id: Option<String>,
+    now: i64,
+) -> ApiResult<NewJob> {
+    let fingerprint = super::idempotency::fingerprint(alias, &payload, &opts);
+    let mut job = prepare(state, alias, payload, opts, batch_id, now).await?;
+    job.idempotency_fingerprint = fingerprint;
+    Ok(job)
+}
+
 /// Dispatches a job: 201 with the job, or 200 with the first job when the
-/// idempotency key was seen before.
+/// same request came before with its idempotency key; 409 when the key came
+/// with a different request.
 #[utoipa::path(post, path = "/v1/jobs", request_body = JobRequest,
     responses((status = 201, body = JobView), (status = 200, body = JobView),
-              (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+              (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+              (status = 409, body = super::error::ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<JobRequest>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let (alias, payload, opts) = req.split();
-    let job = prepare(&state, &alias, payload, opts, None, now_ms()).await?;
+    let job = prepare_keyed(&state, &alias, payload, opts, None, now_ms()).await?;
     state.backpressure.admit(state.store.as_ref(), 1).await?;
     let inserted = state.inserter.insert(vec![job], None).await?.pop().expect("one job inserted");
     if inserted.created {
@@ -249,7 +269,8 @@ pub(super) async fn create(
 /// The short form: the body is the payload itself, options are query parameters.
 /// This is where another wasmq instance's callback can land (submit/response).
 #[utoipa::path(post, path = "/v1/dispatch/{alias}", params(DispatchQuery), request_body(content = Object),
-    responses((status = 202, body = Accepted), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 202, body = Accepted), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+              (status = 409, body = super::error::ErrorBody)))]
 pub(super) async fn dispatch(
     State(state): State<AppState>,
     Path(alias): Path<String>,
@@ -276,7 +297,7 @@ pub(super) async fn dispatch(
         idempotency_key: q.idempotency_key,
         callback,
     };
-    let job = prepare(&state, &alias, payload, opts, None, now_ms()).await?;
+    let job = prepare_keyed(&state, &alias, payload, opts, None, now_ms()).await?;
     state.backpressure.admit(state.store.as_ref(), 1).await?;
     let inserted = state.inserter.insert(vec![job], None).await?.pop().expect("one job inserted");
     if inserted.created {

@@ -9,6 +9,7 @@ mod batches;
 mod error;
 mod events;
 mod extract;
+mod idempotency;
 mod jobs;
 mod modules;
 mod openapi;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub inserter: Inserter,
     /// Recently resolved aliases.
     pub aliases: Arc<AliasCache>,
+    /// Versions kept per alias.
+    pub alias_history: u32,
 }
 
 /// The API router.

@@ -31,6 +31,14 @@ pub enum StoreError {
     /// A stored value could not be decoded (a bug or a corrupted row).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A job with this idempotency key exists, made by a different request
+    /// (payload, alias or options). Nothing of the insert is written; the
+    /// caller's fault (409), never retried as is.
+    #[error("idempotency_key {key:?} was already used by a different request")]
+    IdempotencyConflict {
+        /// The key.
+        key: String,
+    },
 }
 
 /// Result of a store call.
@@ -60,23 +68,27 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a module; `Conflict` while an alias points to it.
     async fn module_delete(&self, tenant: &TenantId, digest: &Digest) -> StoreResult<()>;
 
-    /// Points an alias at a module with a config; the version counts up.
+    /// Points an alias at a module with a config; the version counts up, and
+    /// versions beyond the newest `keep_versions` are deleted.
     async fn alias_set(&self, p: AliasSet) -> StoreResult<AliasRecord>;
     /// One alias.
     async fn alias_get(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<AliasRecord>;
-    /// Every version of an alias, newest first.
-    async fn alias_history(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<Vec<AliasVersion>>;
+    /// A page of an alias's kept versions, newest first (none for an unknown alias).
+    async fn alias_history(&self, p: AliasHistory) -> StoreResult<Vec<AliasVersion>>;
     /// Every alias of the tenant, by name.
     async fn alias_list(&self, tenant: &TenantId) -> StoreResult<Vec<AliasRecord>>;
-    /// Re-applies the version before the current one as a new version.
-    async fn alias_rollback(&self, tenant: &TenantId, name: &AliasName, now: i64)
-    -> StoreResult<AliasRecord>;
+    /// Re-applies the version before the current one as a new version (and
+    /// prunes as `alias_set` does).
+    async fn alias_rollback(&self, p: AliasRollback) -> StoreResult<AliasRecord>;
     /// Deletes an alias and its history.
     async fn alias_delete(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<()>;
 
     /// Inserts jobs in one transaction (a batch, or one dispatch). A job whose
     /// idempotency key exists already is not inserted: the first job is returned
-    /// with `created = false`.
+    /// with `created = false`, or, when the two requests' fingerprints differ,
+    /// the whole insert fails with `IdempotencyConflict`. A batch's `total` is
+    /// the jobs it owns: those inserted with it, not earlier jobs returned for
+    /// their key; a batch that owns none is done at once (its callback is due).
     async fn job_insert(&self, jobs: Vec<NewJob>, batch: Option<NewBatch>) -> StoreResult<Vec<Inserted>>;
     /// One job.
     async fn job_get(&self, tenant: &TenantId, id: &str) -> StoreResult<JobRecord>;

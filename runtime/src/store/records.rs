@@ -100,6 +100,32 @@ pub struct AliasSet {
     pub config: AliasConfig,
     /// Unix ms.
     pub now: i64,
+    /// Versions kept (at least 2); older ones are pruned in the same write.
+    pub keep_versions: u32,
+}
+
+/// `alias_rollback` parameters.
+pub struct AliasRollback {
+    /// Owner.
+    pub tenant: TenantId,
+    /// Name.
+    pub name: AliasName,
+    /// Unix ms.
+    pub now: i64,
+    /// Versions kept, as for [`AliasSet::keep_versions`].
+    pub keep_versions: u32,
+}
+
+/// `alias_history` parameters: a page of versions, newest first.
+pub struct AliasHistory {
+    /// Owner.
+    pub tenant: TenantId,
+    /// Name.
+    pub name: AliasName,
+    /// Most versions returned.
+    pub limit: u32,
+    /// Only versions older than this one (the previous page's last version).
+    pub before: Option<i64>,
 }
 
 /// A job to insert.
@@ -133,6 +159,9 @@ pub struct NewJob {
     pub created_at: i64,
     /// Deduplication key.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// Digest of the request that carried `idempotency_key`: a later request
+    /// with the same key but another fingerprint is refused as a conflict.
+    pub idempotency_fingerprint: Option<String>,
     /// Batch it belongs to.
     pub batch_id: Option<String>,
     /// Where to report its end.

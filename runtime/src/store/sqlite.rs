@@ -63,6 +63,14 @@ impl SqliteStore {
     }
 }
 
+/// A job row with its idempotency fingerprint (read only by `job_insert`).
+#[derive(FromRow)]
+struct KeyedJobRow {
+    idempotency_fingerprint: Option<String>,
+    #[sqlx(flatten)]
+    job: JobRow,
+}
+
 #[derive(FromRow)]
 struct JobRow {
     id: String,
@@ -354,6 +362,7 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound(format!("module {}", p.module)));
         }
         let record = put_alias_version(&mut tx, &p.tenant, &p.name, &p.module, &p.config, p.now).await?;
+        prune_alias_versions(&mut tx, &p.tenant, &p.name, record.version, p.keep_versions).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -370,13 +379,15 @@ impl Store for SqliteStore {
         .try_into()
     }
 
-    async fn alias_history(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<Vec<AliasVersion>> {
+    async fn alias_history(&self, p: AliasHistory) -> StoreResult<Vec<AliasVersion>> {
         let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
             "SELECT version, module, config, created_at FROM alias_versions
-             WHERE tenant = ? AND name = ? ORDER BY version DESC",
+             WHERE tenant = ? AND name = ? AND version < ? ORDER BY version DESC LIMIT ?",
         )
-        .bind(tenant.as_str())
-        .bind(name.as_str())
+        .bind(p.tenant.as_str())
+        .bind(p.name.as_str())
+        .bind(p.before.unwrap_or(i64::MAX))
+        .bind(p.limit)
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter()
@@ -403,12 +414,8 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn alias_rollback(
-        &self,
-        tenant: &TenantId,
-        name: &AliasName,
-        now: i64,
-    ) -> StoreResult<AliasRecord> {
+    async fn alias_rollback(&self, p: AliasRollback) -> StoreResult<AliasRecord> {
+        let (tenant, name, now) = (&p.tenant, &p.name, p.now);
         let mut tx = self.tx().await?;
         let current: i64 = sqlx::query_scalar("SELECT version FROM aliases WHERE tenant = ? AND name = ?")
             .bind(tenant.as_str())
@@ -442,6 +449,7 @@ impl Store for SqliteStore {
         }
         let config: AliasConfig = serde_json::from_str(&config).map_err(corrupt)?;
         let record = put_alias_version(&mut tx, tenant, name, &module, &config, now).await?;
+        prune_alias_versions(&mut tx, tenant, name, record.version, p.keep_versions).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -493,18 +501,31 @@ impl Store for SqliteStore {
                     out.push(Some(Inserted { job: record_of(job), created: true }));
                 }
                 Some(key) => {
-                    let existing = sqlx::query_as::<_, JobRow>(&format!(
-                        "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?"
+                    let existing = sqlx::query_as::<_, KeyedJobRow>(&format!(
+                        "SELECT idempotency_fingerprint, {JOB_COLUMNS} FROM jobs
+                         WHERE tenant = ? AND idempotency_key = ?"
                     ))
                     .bind(job.tenant.as_str())
                     .bind(key.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
                     match existing {
-                        Some(row) => out.push(Some(Inserted { job: row.try_into()?, created: false })),
+                        Some(row) => {
+                            // A row from before fingerprints (NULL), or a caller
+                            // that gives none, matches any request.
+                            if let (Some(stored), Some(given)) =
+                                (&row.idempotency_fingerprint, &job.idempotency_fingerprint)
+                                && stored != given
+                            {
+                                // Dropping `tx` rolls back the whole insert.
+                                return Err(StoreError::IdempotencyConflict { key: key.as_str().into() });
+                            }
+                            out.push(Some(Inserted { job: row.job.try_into()?, created: false }));
+                        }
                         None => {
                             let mut row = insert_row(job);
                             row["idempotency_key"] = key.as_str().into();
+                            row["idempotency_fingerprint"] = job.idempotency_fingerprint.clone().into();
                             insert_rows(&mut tx, &[row]).await?;
                             out.push(Some(Inserted { job: record_of(job), created: true }));
                         }
@@ -513,6 +534,19 @@ impl Store for SqliteStore {
             }
         }
         insert_rows(&mut tx, &bulk).await?;
+        if let Some(b) = &batch {
+            // The batch owns the jobs inserted with it, not the earlier jobs
+            // returned for an existing key (they belong to whoever made them):
+            // counting those would leave the batch waiting forever.
+            sqlx::query(
+                "UPDATE batches SET total = (SELECT COUNT(*) FROM jobs WHERE batch_id = ?1) WHERE id = ?1",
+            )
+            .bind(&b.id)
+            .execute(&mut *tx)
+            .await?;
+            // A batch that owns no job is done now: its callback is due.
+            schedule_done_batches(&mut tx, std::slice::from_ref(&b.id), b.created_at).await?;
+        }
         let out: Vec<Inserted> = out.into_iter().flatten().collect();
         tx.commit().await?;
         Ok(out)
@@ -901,6 +935,7 @@ fn insert_row(job: &NewJob) -> serde_json::Value {
         "max_attempts": job.max_attempts,
         "limits": compact_limits(&job.limits),
         "run_at": job.run_at, "created_at": job.created_at, "idempotency_key": null,
+        "idempotency_fingerprint": null,
         "batch_id": job.batch_id, "callback": callback_json(&job.callback),
         "callback_state": job.callback.as_ref().map(|_| "pending"),
     })
@@ -913,11 +948,13 @@ async fn insert_rows(tx: &mut Transaction<'_, Sqlite>, rows: &[serde_json::Value
     }
     sqlx::query(
         "INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
-            limits, run_at, created_at, idempotency_key, batch_id, callback, callback_state)
+            limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback,
+            callback_state)
          SELECT value ->> 'id', value ->> 'tenant', value ->> 'alias', value ->> 'module', value ->> 'status',
             value ->> 'priority', value ->> 'queue', value ->> 'context', value ->> 'payload',
             value ->> 'max_attempts', value ->> 'limits', value ->> 'run_at', value ->> 'created_at',
-            value ->> 'idempotency_key', value ->> 'batch_id', value ->> 'callback', value ->> 'callback_state'
+            value ->> 'idempotency_key', value ->> 'idempotency_fingerprint', value ->> 'batch_id',
+            value ->> 'callback', value ->> 'callback_state'
          FROM json_each(?1)",
     )
     .bind(serde_json::Value::Array(rows.to_vec()).to_string())
@@ -1063,6 +1100,25 @@ async fn complete_in(
         .map(|c| Lease { id: c.id.clone(), token: c.token })
         .filter(|l| applied.contains(l))
         .collect())
+}
+
+/// Deletes the versions of an alias older than the newest `keep` (at least the
+/// current one and the one before it are kept, so rollback always works).
+async fn prune_alias_versions(
+    tx: &mut Transaction<'_, Sqlite>,
+    tenant: &TenantId,
+    name: &AliasName,
+    current: i64,
+    keep: u32,
+) -> StoreResult<()> {
+    let keep = i64::from(keep.max(2));
+    sqlx::query("DELETE FROM alias_versions WHERE tenant = ? AND name = ? AND version <= ?")
+        .bind(tenant.as_str())
+        .bind(name.as_str())
+        .bind(current - keep)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Writes a new current version of an alias and its history row.

@@ -5,6 +5,7 @@ mod api;
 mod callbacks;
 mod durability;
 mod fencing;
+mod misc_faults;
 mod queue;
 
 use reqwest::StatusCode;
@@ -79,8 +80,15 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(opts: Options) -> TestApp {
+    spawn_app_with(opts, |_| {}).await
+}
+
+/// `spawn_app` with `tweak` applied to the settings (for knobs `Options` lacks).
+pub async fn spawn_app_with(opts: Options, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = opts.dir.clone().unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
-    let app = App::build(settings(&opts, &dir)).await.expect("server builds");
+    let mut settings = settings(&opts, &dir);
+    tweak(&mut settings);
+    let app = App::build(settings).await.expect("server builds");
     let url = format!("http://{}", app.local_addr());
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async {
