@@ -65,6 +65,7 @@ impl App {
             backpressure: Arc::new(api::Backpressure::new(settings.max_queued_jobs)),
             inserter: crate::queue::Inserter::start(store.clone()),
             aliases: Arc::new(api::AliasCache::default()),
+            watch_caps: Arc::new(api::WatchCaps::new(settings.max_waits, settings.max_event_streams)),
         };
         Ok(App { listener, state, tasks, callbacks })
     }

@@ -76,6 +76,12 @@ impl ApiError {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", message)
     }
 
+    /// 503: a server-wide cap on concurrent requests of a kind is reached
+    /// (the message names the setting); retry later.
+    pub fn at_capacity(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "at_capacity", message)
+    }
+
     /// 415.
     pub fn unsupported_media(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
@@ -101,7 +107,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let retry_after = self.status == StatusCode::TOO_MANY_REQUESTS;
+        let retry_after = self.status == StatusCode::TOO_MANY_REQUESTS || self.code == "at_capacity";
         let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
         let mut response = (self.status, Json(body)).into_response();
         if retry_after {

@@ -14,11 +14,13 @@ mod modules;
 mod openapi;
 mod status;
 mod views;
+mod watch_caps;
 
 pub use alias_cache::AliasCache;
 pub use backpressure::Backpressure;
 pub use error::{ApiError, ApiResult};
 pub use views::*;
+pub use watch_caps::WatchCaps;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -56,6 +58,8 @@ pub struct AppState {
     pub inserter: Inserter,
     /// Recently resolved aliases.
     pub aliases: Arc<AliasCache>,
+    /// Caps on concurrent waits and event streams.
+    pub watch_caps: Arc<WatchCaps>,
 }
 
 /// The API router.

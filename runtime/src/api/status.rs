@@ -19,6 +19,20 @@ pub struct Workers {
     pub free: usize,
 }
 
+/// Requests watching jobs on this node (`wait` and event streams).
+#[derive(Serialize, ToSchema)]
+pub struct Watchers {
+    /// `wait` requests open.
+    pub waits: usize,
+    /// Event streams open.
+    pub event_streams: usize,
+    /// Jobs watched by at least one of them.
+    pub jobs: usize,
+    /// Registrations over all jobs (0 when nothing is watched: none is left
+    /// behind by a request that ended).
+    pub registered: usize,
+}
+
 /// Job counts and workers.
 #[derive(Serialize, ToSchema)]
 pub struct StatusView {
@@ -28,6 +42,8 @@ pub struct StatusView {
     pub queues: BTreeMap<String, BTreeMap<String, u64>>,
     /// This node's worker pool.
     pub workers: Workers,
+    /// Requests watching jobs on this node.
+    pub watchers: Watchers,
 }
 
 /// Counts per status and per queue, and this node's workers.
@@ -39,7 +55,14 @@ pub(super) async fn status(State(state): State<AppState>) -> ApiResult<Json<Stat
         jobs: counts.by_status,
         queues: counts.by_queue,
         workers: Workers { max, busy, free: max.saturating_sub(busy) },
+        watchers: watchers(&state),
     }))
+}
+
+fn watchers(state: &AppState) -> Watchers {
+    let (waits, event_streams) = state.watch_caps.in_use();
+    let counts = state.queue.events().counts();
+    Watchers { waits, event_streams, jobs: counts.jobs, registered: counts.watchers }
 }
 
 /// Liveness: answers while the process serves requests.

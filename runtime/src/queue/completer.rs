@@ -47,15 +47,13 @@ pub(crate) async fn run(
         last_size = batch.len();
         if !batch.is_empty() {
             let ids: Vec<String> = batch.iter().map(|c| c.id.clone()).collect();
-            let terminal: Vec<bool> = batch.iter().map(|c| c.status.is_terminal()).collect();
             let mut attempt = 0;
             loop {
                 match store.job_complete(batch.clone()).await {
                     Ok(applied) => {
-                        for (id, done) in ids.iter().zip(terminal) {
-                            if done && applied.contains(id) {
-                                events.finished(id);
-                            }
+                        // Ended or failed-and-retrying: watchers read the new state.
+                        for id in &applied {
+                            events.changed(id);
                         }
                         if std::mem::take(&mut callbacks_due) {
                             callbacks_wake.notify_one();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::{CompleterMsg, Shared};
 use crate::domain::{JobInfo, JobStatus, LogLevel, Outcome, RunError, retry_backoff, time::now_ms};
 use crate::sandbox::{CancelToken, HostHooks, Plugin, RunContext};
-use crate::store::{JobCompletion, JobRecord};
+use crate::store::{JobCompletion, JobRecord, JobWatch};
 
 /// Progress is written to the store at most this often per job (the latest
 /// value is always written with the outcome).
@@ -16,6 +16,8 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 struct ProgressHooks {
     shared: Arc<Shared>,
     id: String,
+    /// The attempt running (what the progress belongs to, for watchers).
+    attempt: u32,
     last: Mutex<Option<Instant>>,
 }
 
@@ -27,10 +29,14 @@ impl HostHooks for ProgressHooks {
         }
         *last = Some(Instant::now());
         let (store, id, message) = (self.shared.store.clone(), self.id.clone(), message.to_string());
+        let (events, attempt) = (self.shared.events.clone(), self.attempt);
         tokio::spawn(async move {
             if let Err(e) = store.job_progress(&id, percent, &message).await {
                 tracing::warn!(job = %id, error = %e, "could not store progress");
             }
+            // Pushed after the write, so a watcher's read never lags the push.
+            let progress = Some((percent, message));
+            events.publish(&id, JobWatch { status: JobStatus::Running, attempt, progress });
         });
     }
 
@@ -56,6 +62,7 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, cancel: CancelT
                 hooks: Some(Arc::new(ProgressHooks {
                     shared: shared.clone(),
                     id: id.clone(),
+                    attempt: job.attempt,
                     last: Mutex::new(None),
                 })),
                 cancel: cancel.clone(),

@@ -12,17 +12,21 @@
 //! - `maintenance`: renews the leases of running jobs and rescues jobs whose
 //!   lease expired (their worker died).
 //! - `inserter`: group commit for dispatches.
-//! - `events`: wakes `wait` requests when a job ends.
+//! - `events`: publishes claims, progress, completions and cancels in-process
+//!   to the requests watching a job (`wait`, event streams); `follow` is one
+//!   request's view of a job, pushed by `events`, polled narrowly as a fallback.
 
 mod buffer;
 mod completer;
 mod events;
 mod executor;
+mod follow;
 mod inserter;
 mod maintenance;
 mod producer;
 
-pub use events::JobEvents;
+pub use events::{JobEvents, WatchCounts};
+pub use follow::Follow;
 pub use inserter::Inserter;
 
 use std::collections::HashMap;
@@ -31,8 +35,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use crate::domain::TenantId;
 use crate::sandbox::{CancelToken, Engine};
-use crate::store::{JobCompletion, Store};
+use crate::store::{JobCompletion, Store, StoreResult};
 
 /// How the worker pool behaves.
 #[derive(Debug, Clone)]
@@ -197,9 +202,16 @@ impl Queue {
         self.shared.settings.workers
     }
 
-    /// Wait hooks for job ends.
+    /// The in-process publication of job changes.
     pub fn events(&self) -> &JobEvents {
         &self.shared.events
+    }
+
+    /// Follows one job for a request (`NotFound` if it does not exist): pushed
+    /// by this node, polled every `poll_interval` for other nodes' changes.
+    pub async fn follow(&self, tenant: &TenantId, id: &str) -> StoreResult<Follow> {
+        let (store, poll) = (self.shared.store.clone(), self.shared.settings.poll_interval);
+        Follow::start(&self.shared.events, store, tenant, id, poll).await
     }
 }
 
