@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::time::Duration;
@@ -382,7 +383,7 @@ pub(super) async fn wait(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<WaitQuery>,
-) -> ApiResult<Json<JobView>> {
+) -> ApiResult<Response> {
     let timeout = q.timeout_ms.unwrap_or(30_000);
     if timeout > MAX_WAIT_MS {
         return Err(ApiError::invalid(format!("timeout_ms must be at most {MAX_WAIT_MS}, got {timeout}")));
@@ -393,9 +394,17 @@ pub(super) async fn wait(
     // others'); registered until this request ends, however it ends.
     let mut follow = state.queue.follow(&state.tenant, &id).await?;
     while !follow.view().status.is_terminal() && follow.changed(Some(deadline)).await? {}
-    drop(follow);
-    // The whole job, read once: at its end or at the timeout.
-    Ok(Json(state.store.job_get(&state.tenant, &id).await?.into()))
+    // The whole job, read once: at its end (shared with the job's other
+    // watchers ending now), or as it is at the timeout.
+    let job = if follow.view().status.is_terminal() {
+        super::events::final_job(&state, &follow, &id).await?
+    } else {
+        drop(follow);
+        JobView::from(state.store.job_get(&state.tenant, &id).await?)
+            .one_line_json()
+            .map_err(ApiError::internal)?
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], job).into_response())
 }
 
 /// Cancels a job that has not ended; a running job is interrupted within milliseconds.

@@ -42,6 +42,18 @@ impl Follow {
         &self.view
     }
 
+    /// The job's final answer, rendered once for all watchers of the job that
+    /// ask at the same time (see [`Watcher::shared_end`]). Only for an ended
+    /// job: everyone sharing the rendering must want the same answer.
+    pub async fn shared_end<E, F, Fut>(&self, render: F) -> Result<bytes::Bytes, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<bytes::Bytes, E>>,
+    {
+        debug_assert!(self.view.status.is_terminal());
+        self.watcher.shared_end(render).await
+    }
+
     /// Waits until the view changes (true) or `deadline` passes (false).
     pub async fn changed(&mut self, deadline: Option<Instant>) -> StoreResult<bool> {
         let before = self.view.clone();

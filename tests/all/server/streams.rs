@@ -209,6 +209,24 @@ async fn an_event_stream_on_a_large_job_shows_status_progress_and_end_in_order()
 }
 
 #[tokio::test]
+async fn a_pretty_printed_payload_ends_the_stream_and_the_wait_as_valid_json() {
+    let app = spawn_app(Options::default()).await;
+    app.register("echo", "echo").await;
+    let body = "{\n  \"alias\": \"echo\",\r\n  \"payload\": {\n    \"lines\": \"a\\nb\",\n    \"n\": [1,\n 2]\n  }\n}";
+    let created =
+        app.raw(reqwest::Method::POST, "/v1/jobs").header("content-type", "application/json").body(body);
+    let (status, job) = app.send(created).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let expected = json!({"lines": "a\nb", "n": [1, 2]});
+    let events = Events::open(&app, &id(&job)).await.all().await;
+    let (name, end) = events.last().unwrap();
+    assert_eq!((name.as_str(), &end["payload"], &end["result"]), ("end", &expected, &expected));
+    let (status, waited) = app.get(&format!("/v1/jobs/{}/wait", id(&job))).await;
+    assert_eq!((status, &waited["payload"]), (StatusCode::OK, &expected), "{waited}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_caps_on_waits_and_streams_answer_503_and_admit_again() {
     let app = spawn_app(Options {
         tweak: |s| {
