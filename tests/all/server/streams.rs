@@ -156,13 +156,13 @@ async fn a_client_that_disconnects_from_a_wait_or_a_stream_is_unregistered() {
 async fn an_event_stream_on_a_large_job_shows_status_progress_and_end_in_order() {
     let app = spawn_app(Options::default()).await;
     app.register("log-spam", "log-spam").await;
-    // 15 MiB of payload the plugin ignores, and a few seconds of progress reports.
+    // 15 MiB of payload the plugin ignores, and a second or two of progress reports.
     let pad = "p".repeat(15 << 20);
     let job = app
         .dispatch(
             "log-spam",
-            json!({"iterations": 3_000_000, "pad": pad}),
-            json!({"fuel": 1_000_000_000_000u64}),
+            json!({"iterations": 1_000_000, "pad": pad}),
+            json!({"fuel": 1_000_000_000_000u64, "timeout_ms": 300_000}),
         )
         .await;
     let streams: Vec<Events> = {
@@ -192,13 +192,13 @@ async fn an_event_stream_on_a_large_job_shows_status_progress_and_end_in_order()
         assert_eq!(statuses.last(), Some(&"succeeded"), "{statuses:?}");
         let rank = |s: &&str| ["queued", "running", "succeeded"].iter().position(|x| x == s).unwrap();
         assert!(statuses.windows(2).all(|w| rank(&w[0]) < rank(&w[1])), "{statuses:?}");
-        // The last progress before the end is the final one (3,000,000 - 1) % 101.
+        // The last progress before the end is the final one, (1,000,000 - 1) % 101.
         let last_progress = events.iter().rev().find(|(n, _)| n == "progress").unwrap();
-        assert_eq!(last_progress.1["percent"], 2_999_999 % 101);
+        assert_eq!(last_progress.1["percent"], 999_999 % 101);
         let (_, end) = events.last().unwrap();
         assert_eq!(
             (end["status"].as_str(), &end["result"]),
-            (Some("succeeded"), &json!({"iterations": 3_000_000}))
+            (Some("succeeded"), &json!({"iterations": 1_000_000}))
         );
         assert_eq!(end["payload"]["pad"].as_str().map(str::len), Some(15 << 20), "the end carries the job");
     }
@@ -340,7 +340,13 @@ async fn a_guest_flooding_host_log_ends_with_bounded_logs() {
     let app = spawn_app(Options::default()).await;
     app.register("log-spam", "log-spam").await;
     // No iteration count: it logs and reports progress until its fuel runs out.
-    let job = app.dispatch("log-spam", json!({}), json!({"fuel": 200_000_000, "max_attempts": 1})).await;
+    let job = app
+        .dispatch(
+            "log-spam",
+            json!({}),
+            json!({"fuel": 50_000_000, "max_attempts": 1, "timeout_ms": 300_000}),
+        )
+        .await;
     let done = app.wait(&id(&job)).await;
     assert_eq!(
         (done["status"].as_str(), done["error"]["kind"].as_str()),
