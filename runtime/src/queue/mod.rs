@@ -60,7 +60,10 @@ pub struct QueueSettings {
     pub retry_max: Duration,
     /// How long running jobs may finish after shutdown starts.
     pub shutdown_grace: Duration,
-    /// Fallback poll for work from other nodes (in-process dispatches wake at once).
+    /// Fallback poll for other nodes' work and changes (in-process dispatches
+    /// wake the producer at once, and this node's job changes are pushed to
+    /// waits and event streams; they poll the store this often only for
+    /// changes made elsewhere).
     pub poll_interval: Duration,
     /// Finished jobs are deleted this long after they ended (`None`: kept forever).
     pub retention: Option<Duration>,
