@@ -227,6 +227,27 @@ async fn a_pretty_printed_payload_ends_the_stream_and_the_wait_as_valid_json() {
 }
 
 #[tokio::test]
+async fn a_wait_and_a_stream_on_another_node_see_the_job_end_through_the_fallback_poll() {
+    // Two servers on one database: A runs jobs; B (no workers) only serves the
+    // API, so nothing is pushed on B and its watchers must poll.
+    let a = spawn_app(Options { workers: 1, ..Options::default() }).await;
+    let b = spawn_app(Options { workers: 0, dir: Some(a.dir.clone()), ..Options::default() }).await;
+    a.register("log-spam", "log-spam").await;
+    let job = a.dispatch("log-spam", json!({"iterations": 200_000}), json!({"timeout_ms": 300_000})).await;
+    let stream = Events::open(&b, &id(&job)).await;
+    let (status, waited) = b.get(&format!("/v1/jobs/{}/wait?timeout_ms=120000", id(&job))).await;
+    assert_eq!((status, waited["status"].as_str()), (StatusCode::OK, Some("succeeded")), "{waited}");
+    let events = stream.all().await;
+    let (name, end) = events.last().unwrap();
+    assert_eq!((name.as_str(), &end["result"]), ("end", &json!({"iterations": 200_000})));
+    assert_eq!(watchers(&b).await, none_watching());
+    b.stop().await;
+    a.register("echo", "echo").await;
+    still_serves(&a).await;
+    a.stop().await;
+}
+
+#[tokio::test]
 async fn the_caps_on_waits_and_streams_answer_503_and_admit_again() {
     let app = spawn_app(Options {
         tweak: |s| {
