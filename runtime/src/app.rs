@@ -66,6 +66,7 @@ impl App {
             inserter: crate::queue::Inserter::start(store.clone()),
             aliases: Arc::new(api::AliasCache::default()),
             alias_history: settings.alias_history,
+            watch_caps: Arc::new(api::WatchCaps::new(settings.max_waits, settings.max_event_streams)),
         };
         Ok(App { listener, state, tasks, callbacks })
     }

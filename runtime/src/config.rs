@@ -110,6 +110,12 @@ pub struct ServeArgs {
     /// Jobs that may wait to run before dispatches are refused with 429 [default: 1000000].
     #[arg(long, env = "WASMQ_MAX_QUEUED_JOBS")]
     pub max_queued_jobs: Option<u64>,
+    /// Most `wait` requests open at once; more get 503 with Retry-After [default: 10000].
+    #[arg(long, env = "WASMQ_MAX_WAITS")]
+    pub max_waits: Option<usize>,
+    /// Most job event streams open at once; more get 503 with Retry-After [default: 1000].
+    #[arg(long, env = "WASMQ_MAX_EVENT_STREAMS")]
+    pub max_event_streams: Option<usize>,
     /// Callback delivery attempts [default: 10].
     #[arg(long, env = "WASMQ_CALLBACK_ATTEMPTS")]
     pub callback_attempts: Option<u32>,
@@ -196,6 +202,8 @@ struct FileConfig {
     max_concurrent_compiles: Option<usize>,
     compile_queue: Option<usize>,
     alias_history: Option<u32>,
+    max_waits: Option<usize>,
+    max_event_streams: Option<usize>,
 }
 
 mod humantime_serde_opt {
@@ -233,6 +241,10 @@ pub struct Settings {
     pub max_queued_jobs: u64,
     /// Versions kept per alias (at least 2, so rollback always has one).
     pub alias_history: u32,
+    /// `wait` requests open at once before 503.
+    pub max_waits: usize,
+    /// Event streams open at once before 503.
+    pub max_event_streams: usize,
 }
 
 impl Settings {
@@ -255,6 +267,8 @@ impl Settings {
             max_body_bytes: 16 << 20,
             max_queued_jobs: 1_000_000,
             alias_history: DEFAULT_ALIAS_HISTORY,
+            max_waits: 10_000,
+            max_event_streams: 1_000,
         }
     }
 
@@ -331,6 +345,18 @@ impl Settings {
         }
         if let Some(m) = args.max_queued_jobs.or(file.max_queued_jobs) {
             s.max_queued_jobs = m;
+        }
+        if let Some(w) = args.max_waits.or(file.max_waits) {
+            if w == 0 {
+                bail!("max_waits must be at least 1");
+            }
+            s.max_waits = w;
+        }
+        if let Some(e) = args.max_event_streams.or(file.max_event_streams) {
+            if e == 0 {
+                bail!("max_event_streams must be at least 1");
+            }
+            s.max_event_streams = e;
         }
         if let Some(a) = args.callback_attempts.or(file.callback_attempts) {
             s.callbacks.max_attempts = a;
@@ -415,6 +441,18 @@ mod tests {
         assert!(!format!("{s:?}").contains("from-env"), "the token leaked into Debug output");
         let s = Settings::resolve(args(&["--config", path]), None).unwrap();
         assert_eq!(s.token.unwrap().expose(), "from-file");
+    }
+
+    #[test]
+    fn the_caps_on_waits_and_event_streams_come_from_flags_or_the_file() {
+        let s = Settings::resolve(args(&[]), None).unwrap();
+        assert_eq!((s.max_waits, s.max_event_streams), (10_000, 1_000), "defaults");
+        let f = file("max_waits = 5\nmax_event_streams = 7\n");
+        let path = f.path().to_str().unwrap();
+        let s = Settings::resolve(args(&["--config", path, "--max-waits", "3"]), None).unwrap();
+        assert_eq!((s.max_waits, s.max_event_streams), (3, 7));
+        let err = Settings::resolve(args(&["--max-event-streams", "0"]), None).unwrap_err();
+        assert!(err.to_string().contains("max_event_streams must be at least 1"), "{err}");
     }
 
     #[test]

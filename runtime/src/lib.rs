@@ -33,7 +33,8 @@
 //! woken in-process -> `Store::job_claim` (lease, fencing token) -> buffer -> runner ->
 //! executor: `Engine::run` (fresh `Store`, limits applied in `configure_store`,
 //! instantiate, call, classify) -> `Outcome` -> completer: `Store::job_complete`
-//! (succeeded / failed with backoff / dead) -> waiters woken, callback sent.
+//! (succeeded / failed with backoff / dead) -> watchers (`wait`, event
+//! streams) pushed in-process through `queue::JobEvents`, callback sent.
 
 pub mod api;
 pub mod app;

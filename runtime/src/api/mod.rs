@@ -15,11 +15,13 @@ mod modules;
 mod openapi;
 mod status;
 mod views;
+mod watch_caps;
 
 pub use alias_cache::AliasCache;
 pub use backpressure::Backpressure;
 pub use error::{ApiError, ApiResult};
 pub use views::*;
+pub use watch_caps::WatchCaps;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -59,6 +61,8 @@ pub struct AppState {
     pub aliases: Arc<AliasCache>,
     /// Versions kept per alias.
     pub alias_history: u32,
+    /// Caps on concurrent waits and event streams.
+    pub watch_caps: Arc<WatchCaps>,
 }
 
 /// The API router.

@@ -55,6 +55,20 @@ impl From<crate::sandbox::CompileStats> for CompilerView {
     }
 }
 
+/// Requests watching jobs on this node (`wait` and event streams).
+#[derive(Serialize, ToSchema)]
+pub struct Watchers {
+    /// `wait` requests open.
+    pub waits: usize,
+    /// Event streams open.
+    pub event_streams: usize,
+    /// Jobs watched by at least one of them.
+    pub jobs: usize,
+    /// Registrations over all jobs (0 when nothing is watched: none is left
+    /// behind by a request that ended).
+    pub registered: usize,
+}
+
 /// Job counts and workers.
 #[derive(Serialize, ToSchema)]
 pub struct StatusView {
@@ -66,6 +80,8 @@ pub struct StatusView {
     pub workers: Workers,
     /// This node's module compiler.
     pub compiler: CompilerView,
+    /// Requests watching jobs on this node.
+    pub watchers: Watchers,
 }
 
 /// Counts per status and per queue, and this node's workers.
@@ -78,7 +94,14 @@ pub(super) async fn status(State(state): State<AppState>) -> ApiResult<Json<Stat
         queues: counts.by_queue,
         workers: Workers { max, busy, free: max.saturating_sub(busy) },
         compiler: state.engine.compile_stats().into(),
+        watchers: watchers(&state),
     }))
+}
+
+fn watchers(state: &AppState) -> Watchers {
+    let (waits, event_streams) = state.watch_caps.in_use();
+    let counts = state.queue.events().counts();
+    Watchers { waits, event_streams, jobs: counts.jobs, registered: counts.watchers }
 }
 
 /// Liveness: answers while the process serves requests.

@@ -222,6 +222,19 @@ impl From<JobRecord> for JobView {
     }
 }
 
+impl JobView {
+    /// The job as one line of JSON. Raw line breaks can only be whitespace in
+    /// JSON (inside strings they are escaped), e.g. in a client's pretty-printed
+    /// payload; they become spaces, so the text is also one SSE `data:` line.
+    pub(crate) fn one_line_json(&self) -> Result<bytes::Bytes, serde_json::Error> {
+        let mut json = serde_json::to_vec(self)?;
+        for b in json.iter_mut().filter(|b| **b == b'\n' || **b == b'\r') {
+            *b = b' ';
+        }
+        Ok(json.into())
+    }
+}
+
 /// A page of jobs.
 #[derive(Serialize, ToSchema)]
 pub struct JobPage {

@@ -48,15 +48,13 @@ pub(crate) async fn run(
         if !batch.is_empty() {
             let leases: Vec<Lease> =
                 batch.iter().map(|c| Lease { id: c.id.clone(), token: c.token }).collect();
-            let terminal: Vec<bool> = batch.iter().map(|c| c.status.is_terminal()).collect();
             let mut attempt = 0;
             loop {
                 match store.job_complete(batch.clone()).await {
                     Ok(applied) => {
-                        for (lease, done) in leases.iter().zip(terminal) {
-                            if done && applied.contains(lease) {
-                                events.finished(&lease.id);
-                            }
+                        // Ended or failed-and-retrying: watchers read the new state.
+                        for lease in &applied {
+                            events.changed(&lease.id);
                         }
                         if std::mem::take(&mut callbacks_due) {
                             callbacks_wake.notify_one();

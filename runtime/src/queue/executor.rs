@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::{CompleterMsg, RunHandle, Shared};
 use crate::domain::{JobInfo, JobStatus, LogLevel, Outcome, RunError, retry_backoff, time::now_ms};
 use crate::sandbox::{HostHooks, Plugin, RunContext};
-use crate::store::{JobCompletion, JobRecord, Lease};
+use crate::store::{JobCompletion, JobRecord, JobWatch, Lease};
 
 /// Progress is written to the store at most this often per job (the latest
 /// value is always written with the outcome).
@@ -18,6 +18,8 @@ struct ProgressHooks {
     id: String,
     /// Fencing token of the run's claim: a stale run's progress is not stored.
     token: u64,
+    /// The attempt running (what the progress belongs to, for watchers).
+    attempt: u32,
     last: Mutex<Option<Instant>>,
 }
 
@@ -30,9 +32,17 @@ impl HostHooks for ProgressHooks {
         *last = Some(Instant::now());
         let (store, message) = (self.shared.store.clone(), message.to_string());
         let lease = Lease { id: self.id.clone(), token: self.token };
+        let (events, attempt) = (self.shared.events.clone(), self.attempt);
         tokio::spawn(async move {
-            if let Err(e) = store.job_progress(&lease, percent, &message).await {
-                tracing::warn!(job = %lease.id, error = %e, "could not store progress");
+            match store.job_progress(&lease, percent, &message).await {
+                Ok(true) => {
+                    // Pushed after the write, so a watcher's read never lags the push.
+                    let progress = Some((percent, message));
+                    events.publish(&lease.id, JobWatch { status: JobStatus::Running, attempt, progress });
+                }
+                // A stale run's progress: not stored, not shown.
+                Ok(false) => {}
+                Err(e) => tracing::warn!(job = %lease.id, error = %e, "could not store progress"),
             }
         });
     }
@@ -66,6 +76,7 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, run: RunHandle)
                     shared: shared.clone(),
                     id: id.clone(),
                     token: job.lease_token,
+                    attempt: job.attempt,
                     last: Mutex::new(None),
                 })),
                 cancel: run.cancel_token(),

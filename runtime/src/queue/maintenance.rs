@@ -64,7 +64,7 @@ pub(crate) async fn rescuer(shared: Arc<Shared>) {
                         "jobs whose worker stopped renewing its lease on their last attempt are dead"
                     );
                     for id in &rescued.dead {
-                        shared.events.finished(id);
+                        shared.events.changed(id);
                     }
                     shared.callbacks_wake.notify_one();
                 }

@@ -13,7 +13,9 @@
 //!   claim this node lost) and rescues jobs whose lease expired (their worker
 //!   died or stalled): requeued, or `dead` on their last attempt.
 //! - `inserter`: group commit for dispatches.
-//! - `events`: wakes `wait` requests when a job ends.
+//! - `events`: publishes claims, progress, completions and cancels in-process
+//!   to the requests watching a job (`wait`, event streams); `follow` is one
+//!   request's view of a job, pushed by `events`, polled narrowly as a fallback.
 //!
 //! Every claim carries a fencing token (`store::Lease`): the node's bookkeeping
 //! is keyed by it, and everything a run writes presents it, so a run that lost
@@ -24,11 +26,13 @@ mod buffer;
 mod completer;
 mod events;
 mod executor;
+mod follow;
 mod inserter;
 mod maintenance;
 mod producer;
 
-pub use events::JobEvents;
+pub use events::{JobEvents, WatchCounts};
+pub use follow::Follow;
 pub use inserter::Inserter;
 
 use std::collections::HashMap;
@@ -37,8 +41,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use crate::domain::TenantId;
 use crate::sandbox::{CancelToken, Engine};
-use crate::store::{JobCompletion, Lease, Store};
+use crate::store::{JobCompletion, Lease, Store, StoreResult};
 
 /// How the worker pool behaves.
 #[derive(Debug, Clone)]
@@ -61,7 +66,10 @@ pub struct QueueSettings {
     pub retry_max: Duration,
     /// How long running jobs may finish after shutdown starts.
     pub shutdown_grace: Duration,
-    /// Fallback poll for work from other nodes (in-process dispatches wake at once).
+    /// Fallback poll for other nodes' work and changes (in-process dispatches
+    /// wake the producer at once, and this node's job changes are pushed to
+    /// waits and event streams; they poll the store this often only for
+    /// changes made elsewhere).
     pub poll_interval: Duration,
     /// Finished jobs are deleted this long after they ended (`None`: kept forever).
     pub retention: Option<Duration>,
@@ -244,9 +252,16 @@ impl Queue {
         self.shared.settings.workers
     }
 
-    /// Wait hooks for job ends.
+    /// The in-process publication of job changes.
     pub fn events(&self) -> &JobEvents {
         &self.shared.events
+    }
+
+    /// Follows one job for a request (`NotFound` if it does not exist): pushed
+    /// by this node, polled every `poll_interval` for other nodes' changes.
+    pub async fn follow(&self, tenant: &TenantId, id: &str) -> StoreResult<Follow> {
+        let (store, poll) = (self.shared.store.clone(), self.shared.settings.poll_interval);
+        Follow::start(&self.shared.events, store, tenant, id, poll).await
     }
 }
 

@@ -92,8 +92,13 @@ pub trait Store: Send + Sync + 'static {
     async fn job_insert(&self, jobs: Vec<NewJob>, batch: Option<NewBatch>) -> StoreResult<Vec<Inserted>>;
     /// One job.
     async fn job_get(&self, tenant: &TenantId, id: &str) -> StoreResult<JobRecord>;
-    /// A page of jobs (keyset pagination on the id / priority).
-    async fn job_list(&self, p: JobList) -> StoreResult<Vec<JobRecord>>;
+    /// Status, attempt and progress of one job, read without its payload,
+    /// result or logs: what `wait` and event streams poll.
+    async fn job_watch(&self, tenant: &TenantId, id: &str) -> StoreResult<JobWatch>;
+    /// A page of jobs (keyset pagination on the id / priority): at most
+    /// `limit` jobs within `max_bytes` (but always one, if any is left), and
+    /// whether more follow.
+    async fn job_list(&self, p: JobList) -> StoreResult<JobListPage>;
     /// Claims up to `limit` runnable jobs for `owner`, highest priority first,
     /// then earliest due; marks them running with a lease, counts the attempt
     /// and gives each claim the job's next fencing token

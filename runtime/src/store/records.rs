@@ -257,6 +257,11 @@ pub struct JobRecord {
     pub callback_last_error: Option<String>,
 }
 
+/// What a job counts for in a `job_list` byte budget beyond its stored text
+/// (payload, result, logs, context, error and progress messages, callback and
+/// its last error): about what its view's fixed fields take in JSON.
+pub const JOB_FIXED_BYTES: u64 = 1024;
+
 /// Sort order of `job_list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -287,6 +292,39 @@ pub struct JobList {
     pub limit: u32,
     /// Id of the last job of the previous page.
     pub after: Option<String>,
+    /// Byte budget of the page: jobs are taken in order while the size of
+    /// those taken (their stored text plus [`JOB_FIXED_BYTES`] each) stays
+    /// within it; the first job is always taken, however large. Backends size
+    /// jobs without reading them, so jobs past the budget cost nothing.
+    pub max_bytes: u64,
+}
+
+/// A page of `job_list`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobListPage {
+    /// The jobs, in the page's order.
+    pub jobs: Vec<JobRecord>,
+    /// Whether jobs follow the last one (the page ended at `limit` or at
+    /// `max_bytes`, not at the end of the list).
+    pub more: bool,
+}
+
+/// What watchers of a job follow (`wait`, event streams): `job_watch` reads
+/// only this, never the payload, result or logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobWatch {
+    /// Status.
+    pub status: JobStatus,
+    /// Attempts started so far.
+    pub attempt: u32,
+    /// Latest progress.
+    pub progress: Option<(u8, String)>,
+}
+
+impl From<&JobRecord> for JobWatch {
+    fn from(j: &JobRecord) -> Self {
+        Self { status: j.status, attempt: j.attempt, progress: j.progress.clone() }
+    }
 }
 
 impl JobRecord {

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod list;
+
 use super::records::*;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{AliasName, Callback, CallbackState, Digest, JobStatus, Limits, PluginKind, TenantId};
@@ -562,43 +564,25 @@ impl Store for SqliteStore {
             .try_into()
     }
 
-    async fn job_list(&self, p: JobList) -> StoreResult<Vec<JobRecord>> {
-        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ?1");
-        if p.status.is_some() {
-            sql.push_str(" AND status = ?2");
-        }
-        if p.alias.is_some() {
-            sql.push_str(" AND alias = ?3");
-        }
-        if p.queue.is_some() {
-            sql.push_str(" AND queue = ?4");
-        }
-        if p.context.is_some() {
-            sql.push_str(" AND context = ?5");
-        }
-        match (p.order, p.after.is_some()) {
-            (JobOrder::Created, true) => sql.push_str(" AND id < ?6"),
-            (JobOrder::Priority, true) => {
-                sql.push_str(" AND (-priority, id) > (SELECT -priority, id FROM jobs WHERE id = ?6)")
-            }
-            _ => {}
-        }
-        match p.order {
-            JobOrder::Created => sql.push_str(" ORDER BY id DESC"),
-            JobOrder::Priority => sql.push_str(" ORDER BY priority DESC, id ASC"),
-        }
-        sql.push_str(" LIMIT ?7");
-        let rows = sqlx::query_as::<_, JobRow>(&sql)
-            .bind(p.tenant.as_str())
-            .bind(p.status.map(JobStatus::as_str))
-            .bind(&p.alias)
-            .bind(&p.queue)
-            .bind(&p.context)
-            .bind(&p.after)
-            .bind(p.limit)
-            .fetch_all(&self.reader)
-            .await?;
-        jobs(rows)
+    async fn job_watch(&self, tenant: &TenantId, id: &str) -> StoreResult<JobWatch> {
+        let row: Option<(String, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT status, attempt, progress_percent, progress_message FROM jobs WHERE tenant = ? AND id = ?",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        let (status, attempt, percent, message) =
+            row.ok_or_else(|| StoreError::NotFound(format!("job {id}")))?;
+        Ok(JobWatch {
+            status: JobStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status}")))?,
+            attempt: attempt as u32,
+            progress: percent.map(|p| (p.clamp(0, 100) as u8, message.unwrap_or_default())),
+        })
+    }
+
+    async fn job_list(&self, p: JobList) -> StoreResult<JobListPage> {
+        list::job_list(&self.reader, p).await
     }
 
     async fn job_claim(&self, p: JobClaim) -> StoreResult<Vec<JobRecord>> {

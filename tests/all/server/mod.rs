@@ -7,6 +7,7 @@ mod durability;
 mod fencing;
 mod misc_faults;
 mod queue;
+mod streams;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -32,6 +33,8 @@ pub struct Options {
     pub dir: Option<Arc<tempfile::TempDir>>,
     /// Waiting jobs before 429.
     pub max_queued: u64,
+    /// Any other setting, applied last (e.g. `|s| s.max_waits = 2`).
+    pub tweak: fn(&mut Settings),
 }
 
 impl Default for Options {
@@ -45,6 +48,7 @@ impl Default for Options {
             callback_retry_base: Duration::from_millis(20),
             dir: None,
             max_queued: 1_000_000,
+            tweak: |_| {},
         }
     }
 }
@@ -67,6 +71,7 @@ pub fn settings(opts: &Options, dir: &tempfile::TempDir) -> Settings {
     s.queue.shutdown_grace = Duration::from_secs(5);
     s.callbacks.retry_base = opts.callback_retry_base;
     s.max_queued_jobs = opts.max_queued;
+    (opts.tweak)(&mut s);
     s
 }
 
