@@ -22,7 +22,7 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else 40000
 COLS = ("id, tenant, alias, module, status, priority, queue, context, payload, attempt, max_attempts, limits, "
         "run_at, created_at, started_at, finished_at, lease_owner, result, error_kind, error_message, "
         "progress_percent, progress_message, logs, fuel_used, duration_ms, idempotency_key, batch_id, "
-        "callback, callback_state, callback_attempts, callback_last_error")
+        "callback, callback_state, callback_attempts, callback_last_error, lease_token")
 
 INSERT = """INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
     limits, run_at, created_at, idempotency_key, batch_id, callback, callback_state)
@@ -32,10 +32,10 @@ INSERT = """INSERT INTO jobs (id, tenant, alias, module, status, priority, queue
     value ->> 'batch_id', value ->> 'callback', value ->> 'callback_state'
   FROM json_each(?1)"""
 
-CLAIM = f"""UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = ?1, lease_owner = ?2,
-    lease_expires_at = ?3, progress_percent = NULL, progress_message = NULL
+CLAIM = f"""UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
+    started_at = ?1, lease_owner = ?2, lease_expires_at = ?3, progress_percent = NULL, progress_message = NULL
   WHERE id IN (SELECT id FROM jobs WHERE status IN ('queued', 'scheduled', 'failed') AND run_at <= ?1
-    AND queue NOT IN (SELECT value FROM json_each(?5)) ORDER BY priority DESC, run_at, id LIMIT ?4)
+    AND attempt < max_attempts AND queue NOT IN (SELECT value FROM json_each(?5)) ORDER BY priority DESC, run_at, id LIMIT ?4)
   RETURNING {COLS}"""
 
 COMPLETE = """UPDATE jobs SET status = c.status, result = c.result, error_kind = c.error_kind,
@@ -47,15 +47,15 @@ COMPLETE = """UPDATE jobs SET status = c.status, result = c.result, error_kind =
     callback_state = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN 'sending' ELSE jobs.callback_state END,
     callback_next_at = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN c.finished_at
                             ELSE jobs.callback_next_at END
-  FROM (SELECT value ->> 'id' AS id, value ->> 'owner' AS owner, value ->> 'status' AS status,
+  FROM (SELECT value ->> 'id' AS id, value ->> 'token' AS token, value ->> 'owner' AS owner, value ->> 'status' AS status,
           value ->> 'terminal' AS terminal, value ->> 'result' AS result, value ->> 'error_kind' AS error_kind,
           value ->> 'error_message' AS error_message, value ->> 'fuel_used' AS fuel_used,
           value ->> 'duration_ms' AS duration_ms, value ->> 'logs' AS logs,
           value ->> 'progress_percent' AS progress_percent, value ->> 'progress_message' AS progress_message,
           value ->> 'started_at' AS started_at, value ->> 'finished_at' AS finished_at, value ->> 'run_at' AS run_at
         FROM json_each(?1)) AS c
-  WHERE jobs.id = c.id AND jobs.status = 'running' AND jobs.lease_owner = c.owner
-  RETURNING jobs.id, jobs.batch_id, jobs.status"""
+  WHERE jobs.id = c.id AND jobs.status = 'running' AND jobs.lease_owner = c.owner AND jobs.lease_token = c.token
+  RETURNING jobs.id, jobs.lease_token, jobs.batch_id, jobs.status"""
 
 
 def main():
@@ -88,7 +88,7 @@ def main():
         if not got:
             break
         for k in range(0, len(got), 32):
-            outcomes = [{"id": r[0], "owner": "node-1", "status": "succeeded", "terminal": True, "result": r[8],
+            outcomes = [{"id": r[0], "token": r[31], "owner": "node-1", "status": "succeeded", "terminal": True, "result": r[8],
                          "error_kind": None, "error_message": None, "fuel_used": 4906, "duration_ms": 0,
                          "logs": None, "progress_percent": None, "progress_message": None, "started_at": 3,
                          "finished_at": 4, "run_at": 1} for r in got[k:k + 32]]

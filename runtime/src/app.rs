@@ -72,6 +72,8 @@ impl App {
             aliases: Arc::new(api::AliasCache::default()),
             callback_policy: settings.callbacks.policy.clone(),
             callback_secrets,
+            alias_history: settings.alias_history,
+            watch_caps: Arc::new(api::WatchCaps::new(settings.max_waits, settings.max_event_streams)),
         };
         Ok(App { listener, state, tasks, callbacks })
     }

@@ -110,12 +110,27 @@ pub struct ServeArgs {
     /// Jobs that may wait to run before dispatches are refused with 429 [default: 1000000].
     #[arg(long, env = "WASMQ_MAX_QUEUED_JOBS")]
     pub max_queued_jobs: Option<u64>,
+    /// Most `wait` requests open at once; more get 503 with Retry-After [default: 10000].
+    #[arg(long, env = "WASMQ_MAX_WAITS")]
+    pub max_waits: Option<usize>,
+    /// Most job event streams open at once; more get 503 with Retry-After [default: 1000].
+    #[arg(long, env = "WASMQ_MAX_EVENT_STREAMS")]
+    pub max_event_streams: Option<usize>,
     /// Callback delivery attempts [default: 10].
     #[arg(long, env = "WASMQ_CALLBACK_ATTEMPTS")]
     pub callback_attempts: Option<u32>,
     /// First callback retry delay [default: 1s].
     #[arg(long, env = "WASMQ_CALLBACK_RETRY_BASE", value_parser = humantime::parse_duration)]
     pub callback_retry_base: Option<Duration>,
+    /// Module compilations at once, each a child process [default: half the cores, at least 1].
+    #[arg(long, env = "WASMQ_MAX_CONCURRENT_COMPILES")]
+    pub max_concurrent_compiles: Option<usize>,
+    /// Uploads that may wait for a compile slot; more get 503 with Retry-After [default: 16].
+    #[arg(long, env = "WASMQ_COMPILE_QUEUE")]
+    pub compile_queue: Option<usize>,
+    /// Versions kept per alias; older ones are pruned when a new one is written [default: 100].
+    #[arg(long, env = "WASMQ_ALIAS_HISTORY")]
+    pub alias_history: Option<u32>,
     /// Address ranges callbacks may reach although they are not public, e.g.
     /// `10.1.0.0/16,127.0.0.0/8` [default: none: loopback, private, link-local
     /// and other special-purpose addresses are refused].
@@ -203,6 +218,11 @@ struct FileConfig {
     retention: Option<String>,
     callback_allow: Option<Vec<String>>,
     callback_key_file: Option<PathBuf>,
+    max_concurrent_compiles: Option<usize>,
+    compile_queue: Option<usize>,
+    alias_history: Option<u32>,
+    max_waits: Option<usize>,
+    max_event_streams: Option<usize>,
 }
 
 mod humantime_serde_opt {
@@ -238,6 +258,12 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Waiting jobs before dispatches get 429.
     pub max_queued_jobs: u64,
+    /// Versions kept per alias (at least 2, so rollback always has one).
+    pub alias_history: u32,
+    /// `wait` requests open at once before 503.
+    pub max_waits: usize,
+    /// Event streams open at once before 503.
+    pub max_event_streams: usize,
 }
 
 impl Settings {
@@ -259,6 +285,9 @@ impl Settings {
             default_max_attempts: 3,
             max_body_bytes: 16 << 20,
             max_queued_jobs: 1_000_000,
+            alias_history: DEFAULT_ALIAS_HISTORY,
+            max_waits: 10_000,
+            max_event_streams: 1_000,
         }
     }
 
@@ -336,11 +365,38 @@ impl Settings {
         if let Some(m) = args.max_queued_jobs.or(file.max_queued_jobs) {
             s.max_queued_jobs = m;
         }
+        if let Some(w) = args.max_waits.or(file.max_waits) {
+            if w == 0 {
+                bail!("max_waits must be at least 1");
+            }
+            s.max_waits = w;
+        }
+        if let Some(e) = args.max_event_streams.or(file.max_event_streams) {
+            if e == 0 {
+                bail!("max_event_streams must be at least 1");
+            }
+            s.max_event_streams = e;
+        }
         if let Some(a) = args.callback_attempts.or(file.callback_attempts) {
             s.callbacks.max_attempts = a;
         }
         if let Some(r) = args.callback_retry_base.or(file.callback_retry_base) {
             s.callbacks.retry_base = r;
+        }
+        if let Some(n) = args.max_concurrent_compiles.or(file.max_concurrent_compiles) {
+            if n == 0 {
+                bail!("max_concurrent_compiles must be at least 1");
+            }
+            s.engine.max_concurrent_compiles = n;
+        }
+        if let Some(q) = args.compile_queue.or(file.compile_queue) {
+            s.engine.compile_queue = q;
+        }
+        if let Some(h) = args.alias_history.or(file.alias_history) {
+            if h < 2 {
+                bail!("alias_history must be at least 2 (rollback needs the version before the current)");
+            }
+            s.alias_history = h;
         }
         let allow = match (args.callback_allow, file.callback_allow) {
             (Some(a), _) => Some(a.0),
@@ -362,6 +418,9 @@ impl Settings {
         Ok(s)
     }
 }
+
+/// Versions kept per alias unless configured.
+pub const DEFAULT_ALIAS_HISTORY: u32 = 100;
 
 /// `$XDG_CACHE_HOME/wasmq`, else `~/.cache/wasmq`.
 pub fn default_cache_dir() -> Option<PathBuf> {
@@ -418,6 +477,18 @@ mod tests {
     }
 
     #[test]
+    fn the_caps_on_waits_and_event_streams_come_from_flags_or_the_file() {
+        let s = Settings::resolve(args(&[]), None).unwrap();
+        assert_eq!((s.max_waits, s.max_event_streams), (10_000, 1_000), "defaults");
+        let f = file("max_waits = 5\nmax_event_streams = 7\n");
+        let path = f.path().to_str().unwrap();
+        let s = Settings::resolve(args(&["--config", path, "--max-waits", "3"]), None).unwrap();
+        assert_eq!((s.max_waits, s.max_event_streams), (3, 7));
+        let err = Settings::resolve(args(&["--max-event-streams", "0"]), None).unwrap_err();
+        assert!(err.to_string().contains("max_event_streams must be at least 1"), "{err}");
+    }
+
+    #[test]
     fn unknown_file_keys_and_bad_values_are_errors_naming_them() {
         let f = file("wrokers = 2\n");
         let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
@@ -458,5 +529,21 @@ mod tests {
         let f = file("retention = \"soon\"\n");
         let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
         assert!(err.to_string().contains("retention"), "{err}");
+    }
+
+    #[test]
+    fn compile_and_alias_history_settings_resolve_and_are_checked() {
+        let s = Settings::resolve(args(&[]), None).unwrap();
+        assert!(s.engine.max_concurrent_compiles >= 1);
+        assert_eq!(s.engine.compile_queue, 16);
+        assert_eq!(s.alias_history, DEFAULT_ALIAS_HISTORY);
+        let f = file("max_concurrent_compiles = 3\ncompile_queue = 0\nalias_history = 5\n");
+        let path = f.path().to_str().unwrap();
+        let s = Settings::resolve(args(&["--config", path, "--max-concurrent-compiles", "2"]), None).unwrap();
+        assert_eq!((s.engine.max_concurrent_compiles, s.engine.compile_queue, s.alias_history), (2, 0, 5));
+        let err = Settings::resolve(args(&["--max-concurrent-compiles", "0"]), None).unwrap_err();
+        assert!(err.to_string().contains("max_concurrent_compiles"), "{err}");
+        let err = Settings::resolve(args(&["--alias-history", "1"]), None).unwrap_err();
+        assert!(err.to_string().contains("alias_history"), "{err}");
     }
 }

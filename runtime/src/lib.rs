@@ -10,8 +10,9 @@
 //!   [`domain::Limits`], [`domain::Outcome`] and its typed [`domain::RunError`],
 //!   [`domain::NetPolicy`] (which addresses a client may make the server connect to).
 //! - [`sandbox`]: execution. [`sandbox::Engine`] (one per process) loads modules
-//!   into [`sandbox::Plugin`]s (validated, compiled off the async threads, cached
-//!   by digest in memory and on disk) and runs one plugin on one payload:
+//!   into [`sandbox::Plugin`]s (validated, compiled off the async threads a
+//!   bounded number at a time, failures remembered, cached by digest in memory
+//!   and on disk) and runs one plugin on one payload:
 //!   `engine.run(&plugin, payload, &limits, ctx) -> Outcome`.
 //! - [`store`]: persistence behind the [`store::Store`] trait (SQLite now,
 //!   PostgreSQL next); migrations in `runtime/migrations/<backend>/`.
@@ -32,10 +33,11 @@
 //!
 //! A job flows: `POST /v1/jobs` (api) -> alias resolved, module pinned ->
 //! inserter: `Store::job_insert` (group commit; 201 after the commit) -> producer
-//! woken in-process -> `Store::job_claim` (lease) -> buffer -> runner ->
+//! woken in-process -> `Store::job_claim` (lease, fencing token) -> buffer -> runner ->
 //! executor: `Engine::run` (fresh `Store`, limits applied in `configure_store`,
 //! instantiate, call, classify) -> `Outcome` -> completer: `Store::job_complete`
-//! (succeeded / failed with backoff / dead) -> waiters woken, callback sent.
+//! (succeeded / failed with backoff / dead) -> watchers (`wait`, event
+//! streams) pushed in-process through `queue::JobEvents`, callback sent.
 
 pub mod api;
 pub mod app;

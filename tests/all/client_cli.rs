@@ -94,6 +94,13 @@ async fn push_alias_list_show_and_rollback() {
     assert_eq!((field(&show, "version"), field(&show, "module")), ("2".into(), primes.clone()));
     assert_eq!(row(&show, "2")[1], primes);
     assert_eq!(row(&show, "1")[1], echo);
+    // History comes in pages: the cursor under a full page leads to the older versions.
+    let first = ok(&wasmq(&app, &["alias", "show", "greet", "--limit", "1"]).await);
+    assert_eq!(row(&first, "2")[1], primes);
+    assert!(first.trim_end().ends_with("more: --cursor 2"), "{first}");
+    let older = ok(&wasmq(&app, &["alias", "show", "greet", "--limit", "1", "--cursor", "2"]).await);
+    assert_eq!(row(&older, "1")[1], echo);
+    assert!(!older.contains("more:"), "{older}");
 
     let rolled = ok(&wasmq(&app, &["alias", "rollback", "greet"]).await);
     assert_eq!((field(&rolled, "version"), field(&rolled, "module")), ("3".into(), echo.clone()));

@@ -129,6 +129,27 @@ async fn progress_reaches_hooks_and_the_outcome() {
 }
 
 #[tokio::test]
+async fn empty_log_lines_and_progress_in_a_loop_stay_within_their_budgets() {
+    let engine = engine();
+    let plugin = load(&engine, "log-spam").await;
+    let recorder = Arc::new(Recorder::default());
+    let ctx = RunContext { hooks: Some(recorder.clone()), ..RunContext::default() };
+    let limits = Limits { fuel: None, ..Limits::default() };
+    let outcome = engine.run(&plugin, r#"{"iterations": 200000}"#, &limits, ctx).await;
+    assert_eq!(ok_json(&outcome), serde_json::json!({"iterations": 200000}));
+    // Every line costs at least 32 bytes: 64 KiB hold 2,048 empty lines.
+    assert_eq!(outcome.logs.len(), (Limits::default().max_log_bytes / 32) as usize);
+    assert!(outcome.logs_truncated);
+    // Nothing past the budget reaches the hooks either.
+    let logged = recorder.events.lock().unwrap().iter().filter(|e| e.starts_with("Debug")).count();
+    assert_eq!(logged, outcome.logs.len());
+    // Progress keeps the latest 100 reports, the last one last.
+    assert_eq!(outcome.progress.len(), 100);
+    assert!(outcome.progress_truncated);
+    assert_eq!(outcome.progress.last().unwrap().percent, (199_999 % 101) as u8);
+}
+
+#[tokio::test]
 async fn the_compiler_child_compiles_caches_and_enforces_its_deadline() {
     let cache = tempfile::tempdir().unwrap();
     let settings = EngineSettings {

@@ -4,12 +4,17 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiQuery};
 use super::{AliasView, ApiError, ApiResult, AppState};
 use crate::domain::{AliasName, Digest, time::now_ms};
-use crate::store::{AliasConfig, AliasSet};
+use crate::store::{AliasConfig, AliasHistory, AliasRollback, AliasSet};
+
+/// Versions per history page unless `limit` says otherwise.
+const DEFAULT_HISTORY_PAGE: u32 = 20;
+/// Most versions per history page.
+const MAX_HISTORY_PAGE: u32 = 100;
 
 /// `PUT /v1/aliases/{name}` body.
 #[derive(Deserialize, ToSchema)]
@@ -63,6 +68,7 @@ pub(super) async fn set(
         module,
         config: req.config,
         now: now_ms(),
+        keep_versions: state.alias_history,
     };
     let record = state.store.alias_set(set).await?;
     state.aliases.forget(&state.tenant, &name);
@@ -76,16 +82,47 @@ pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Al
     Ok(Json(aliases.into_iter().map(|a| AliasView::new(a, None)).collect()))
 }
 
-/// One alias with its history.
-#[utoipa::path(get, path = "/v1/aliases/{name}", responses((status = 200, body = AliasView), (status = 404, body = super::error::ErrorBody)))]
+/// `GET /v1/aliases/{name}` history paging.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Versions in `history`, 1..=100 (default 20), newest first.
+    pub limit: Option<u32>,
+    /// `history_next_cursor` of the previous page: continue with older versions.
+    pub cursor: Option<String>,
+}
+
+/// One alias with a page of its history (the server keeps the newest
+/// `--alias-history` versions; older ones are pruned when a version is added).
+#[utoipa::path(get, path = "/v1/aliases/{name}", params(HistoryQuery),
+    responses((status = 200, body = AliasView), (status = 400, body = super::error::ErrorBody),
+              (status = 404, body = super::error::ErrorBody)))]
 pub(super) async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<AliasView>> {
     let name = parse_alias(&name)?;
+    let limit = q.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
+    if !(1..=MAX_HISTORY_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_HISTORY_PAGE}, got {limit}"
+        )));
+    }
+    let before = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+            ApiError::invalid(format!("cursor must be a history_next_cursor from this endpoint, got {c:?}"))
+        })?),
+    };
     let alias = state.store.alias_get(&state.tenant, &name).await?;
-    let history = state.store.alias_history(&state.tenant, &name).await?;
-    Ok(Json(AliasView::new(alias, Some(history))))
+    // One more than the page: whether it exists says if there is a next page.
+    let page = AliasHistory { tenant: state.tenant.clone(), name, limit: limit + 1, before };
+    let mut history = state.store.alias_history(page).await?;
+    let more = history.len() > limit as usize;
+    history.truncate(limit as usize);
+    let next = more.then(|| history.last().map(|v| v.version.to_string())).flatten();
+    Ok(Json(AliasView::new(alias, Some(history)).with_history_cursor(next)))
 }
 
 /// Re-applies the previous version as a new version (queued jobs keep the
@@ -97,7 +134,13 @@ pub(super) async fn rollback(
     Path(name): Path<String>,
 ) -> ApiResult<Json<AliasView>> {
     let name = parse_alias(&name)?;
-    let record = state.store.alias_rollback(&state.tenant, &name, now_ms()).await?;
+    let rollback = AliasRollback {
+        tenant: state.tenant.clone(),
+        name: name.clone(),
+        now: now_ms(),
+        keep_versions: state.alias_history,
+    };
+    let record = state.store.alias_rollback(rollback).await?;
     state.aliases.forget(&state.tenant, &name);
     Ok(Json(AliasView::new(record, None)))
 }

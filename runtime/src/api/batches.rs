@@ -5,13 +5,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use utoipa::ToSchema;
 
 use super::extract::ApiJson;
-use super::jobs::{CallbackForm, JobRequest, check_callback, prepare, stored_callback};
+use super::jobs::{CallbackForm, JobRequest, check_callback, prepare_keyed, stored_callback};
 use super::{ApiError, ApiResult, AppState, BatchView};
 use crate::domain::{Callback, time::now_ms};
-use crate::store::NewBatch;
+use crate::store::{NewBatch, StoreError};
 
 /// Most jobs in one batch.
 const MAX_BATCH: usize = 10_000;
@@ -31,16 +32,24 @@ pub struct BatchRequest {
 pub struct BatchCreated {
     /// The batch's id.
     pub id: String,
-    /// Jobs in it.
+    /// Jobs the batch owns: those it created. Jobs that existed already under
+    /// their idempotency key are not counted, and the batch (and its callback)
+    /// does not wait for them; a batch that owns none is done at once.
     pub total: usize,
-    /// The jobs' ids, in request order.
+    /// The jobs' ids, in request order (an existing job's id where its key
+    /// matched one).
     pub job_ids: Vec<String>,
+    /// The ids among `job_ids` of jobs that already existed under their
+    /// idempotency key and so are not part of this batch (each once).
+    pub existing: Vec<String>,
 }
 
 /// Dispatches many jobs at once (all or none: one bad job rejects the batch,
-/// and the message names it as `jobs[i]`).
+/// and the message names it as `jobs[i]`; an idempotency key reused with a
+/// different request is a 409 naming `jobs[i]` and the key).
 #[utoipa::path(post, path = "/v1/batches", request_body = BatchRequest,
-    responses((status = 201, body = BatchCreated), (status = 400, body = super::error::ErrorBody)))]
+    responses((status = 201, body = BatchCreated), (status = 400, body = super::error::ErrorBody),
+              (status = 409, body = super::error::ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<BatchRequest>,
@@ -65,20 +74,43 @@ pub(super) async fn create(
     let mut jobs = Vec::with_capacity(req.jobs.len());
     for (i, job) in req.jobs.into_iter().enumerate() {
         let (alias, payload, opts) = job.split();
-        let job = prepare(&state, &alias, payload, opts, Some(batch.id.clone()), now)
+        let job = prepare_keyed(&state, &alias, payload, opts, Some(batch.id.clone()), now)
             .await
             .map_err(|e| e.prefixed(&format!("jobs[{i}]")))?;
         jobs.push(job);
     }
-    let total = jobs.len();
-    state.backpressure.admit(state.store.as_ref(), total as u64).await?;
+    state.backpressure.admit(state.store.as_ref(), jobs.len() as u64).await?;
     let id = batch.id.clone();
-    let inserted = state.inserter.insert(jobs, Some(batch)).await?;
-    state.queue.notify_dispatch();
-    Ok((
-        StatusCode::CREATED,
-        Json(BatchCreated { id, total, job_ids: inserted.into_iter().map(|i| i.job.id).collect() }),
-    ))
+    let keys: Vec<Option<String>> =
+        jobs.iter().map(|j| j.idempotency_key.as_ref().map(|k| k.as_str().to_string())).collect();
+    let inserted = match state.inserter.insert(jobs, Some(batch)).await {
+        Ok(inserted) => inserted,
+        Err(StoreError::IdempotencyConflict { key }) => {
+            let index = keys.iter().position(|k| k.as_deref() == Some(key.as_str()));
+            let error = ApiError::from(StoreError::IdempotencyConflict { key });
+            return Err(match index {
+                Some(i) => error.prefixed(&format!("jobs[{i}]")),
+                None => error,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Same accounting as the store's: the distinct jobs created with this batch.
+    let mut owned = HashSet::new();
+    let (mut existing, mut seen) = (Vec::new(), HashSet::new());
+    for i in &inserted {
+        if i.job.batch_id.as_deref() == Some(id.as_str()) {
+            owned.insert(i.job.id.as_str());
+        } else if seen.insert(i.job.id.as_str()) {
+            existing.push(i.job.id.clone());
+        }
+    }
+    let total = owned.len();
+    if total > 0 {
+        state.queue.notify_dispatch();
+    }
+    let job_ids = inserted.iter().map(|i| i.job.id.clone()).collect();
+    Ok((StatusCode::CREATED, Json(BatchCreated { id, total, job_ids, existing })))
 }
 
 /// A batch: counts per status and whether it is done.

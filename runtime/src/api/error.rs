@@ -76,6 +76,17 @@ impl ApiError {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", message)
     }
 
+    /// 503: a shared resource (the compiler) is busy; retry after a second.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+    }
+
+    /// 503: a server-wide cap on concurrent requests of a kind is reached
+    /// (the message names the setting); retry later.
+    pub fn at_capacity(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "at_capacity", message)
+    }
+
     /// 415.
     pub fn unsupported_media(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
@@ -101,7 +112,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let retry_after = self.status == StatusCode::TOO_MANY_REQUESTS;
+        let retry_after =
+            self.status == StatusCode::TOO_MANY_REQUESTS || self.status == StatusCode::SERVICE_UNAVAILABLE;
         let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
         let mut response = (self.status, Json(body)).into_response();
         if retry_after {
@@ -116,6 +128,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             StoreError::Conflict(msg) => ApiError::conflict(msg),
+            e @ StoreError::IdempotencyConflict { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_conflict",
+                format!("{e}: a key may only be repeated with the same alias, payload and options"),
+            ),
             other => ApiError::internal(other),
         }
     }
@@ -129,6 +146,7 @@ impl From<LoadError> for ApiError {
             e @ (LoadError::CompileTimeout(_) | LoadError::CompileFailed(_)) => {
                 ApiError::invalid_module(e.to_string())
             }
+            e @ LoadError::Busy { .. } => ApiError::busy(e.to_string()),
             e @ LoadError::Internal(_) => ApiError::internal(e),
         }
     }

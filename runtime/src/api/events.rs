@@ -1,104 +1,138 @@
 //! `GET /v1/jobs/{id}/events`: a job's life as a server-sent event stream.
 //!
 //! Events: `status` (`{"status", "attempt"}`) whenever the status or attempt
-//! changes, `progress` (`{"percent", "message"}`) whenever the stored progress
+//! changes, `progress` (`{"percent", "message"}`) whenever the progress
 //! changes, and a final `end` carrying the whole job (as `GET /v1/jobs/{id}`)
-//! once it is terminal; then the stream closes. Progress is stored at most
-//! every 250 ms per job, so that is the stream's finest grain.
+//! once it is terminal; then the stream closes. A comment line every 15 s
+//! keeps idle connections open.
+//!
+//! While the job runs the stream follows its status and progress only: this
+//! node pushes claims, progress, completions and cancels to it, and a slow
+//! narrow poll (no payload, result or logs) catches changes made by other
+//! nodes. The whole job is read once, for `end`, and that read and its JSON
+//! are shared by every stream and wait on the job that ends at the same time;
+//! the frames are written by hand (three lines of SSE) so that shared JSON goes
+//! to every client without a copy. Progress is stored and pushed at most every
+//! 250 ms per job, so that is the stream's finest grain.
 
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::StreamExt;
-use futures_util::stream::Stream;
 use serde_json::json;
 use std::convert::Infallible;
 use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
 
-use super::{ApiResult, AppState, JobView};
+use super::{ApiError, ApiResult, AppState, JobView};
+use crate::queue::Follow;
+use crate::store::JobWatch;
 
-/// How often the stream re-reads the job between end-of-job wake-ups.
-const POLL: Duration = Duration::from_millis(200);
+/// Idle time after which a comment line is sent (proxies close silent connections).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Streams a job's status, progress and end (`text/event-stream`).
+///
+/// At most `max_event_streams` (server setting, default 1000) streams are open
+/// at once; past that the answer is 503 `at_capacity` with `Retry-After`.
 #[utoipa::path(get, path = "/v1/jobs/{id}/events",
     responses((status = 200, content_type = "text/event-stream", description = "status, progress and end events"),
-              (status = 404, body = super::error::ErrorBody)))]
-pub(super) async fn events(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+              (status = 404, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody)))]
+pub(super) async fn events(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let slot = state.watch_caps.stream()?;
     // A missing job is a 404 before the stream starts.
-    let first = state.store.job_get(&state.tenant, &id).await?;
-    let stream = async_stream(state, id, first);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    let follow = state.queue.follow(&state.tenant, &id).await?;
+    let stream = JobStream { state, id, follow, _slot: slot, shown: None, ended: false };
+    let headers = [
+        (header::CONTENT_TYPE, "text/event-stream"),
+        (header::CACHE_CONTROL, "no-cache"),
+        (header::HeaderName::from_static("x-accel-buffering"), "no"),
+    ];
+    Ok((headers, Body::from_stream(stream.into_stream())).into_response())
 }
 
-fn async_stream(
+/// The whole job as one line of JSON, read and encoded once for all the
+/// watchers of the job that need it now (`follow` must have seen it end).
+pub(super) async fn final_job(state: &AppState, follow: &Follow, id: &str) -> ApiResult<Bytes> {
+    follow
+        .shared_end(|| async {
+            let job = state.store.job_get(&state.tenant, id).await?;
+            JobView::from(job).one_line_json().map_err(ApiError::internal)
+        })
+        .await
+}
+
+/// One open stream. Dropped when the client goes (or after `end`), which
+/// unregisters it and frees its slot.
+struct JobStream {
     state: AppState,
     id: String,
-    first: crate::store::JobRecord,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures_util::stream::unfold(
-        (state, id, Some(first), None::<(String, u32)>, None::<(u8, String)>, false),
-        |(state, id, mut pending, mut status, mut progress, done)| async move {
-            if done {
-                return None;
-            }
+    follow: Follow,
+    _slot: OwnedSemaphorePermit,
+    /// What the client has been shown.
+    shown: Option<JobWatch>,
+    ended: bool,
+}
+
+impl JobStream {
+    fn into_stream(self) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
+        futures_util::stream::unfold(self, |mut s| async move {
             loop {
-                let job = match pending.take() {
-                    Some(job) => job,
-                    None => {
-                        let ended = state.queue.events().subscribe(&id);
-                        tokio::select! {
-                            _ = ended => {}
-                            () = tokio::time::sleep(POLL) => {}
-                        }
-                        match state.store.job_get(&state.tenant, &id).await {
-                            Ok(job) => job,
-                            // Pruned or unreadable: end the stream.
-                            Err(_) => return None,
-                        }
+                if s.ended {
+                    return None;
+                }
+                let frames = s.news().await;
+                if !frames.is_empty() {
+                    // One item per change: its events in order.
+                    return Some((futures_util::stream::iter(frames.into_iter().map(Ok)), s));
+                }
+                match s.follow.changed(Some(tokio::time::Instant::now() + KEEP_ALIVE)).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let keep_alive = vec![Bytes::from_static(b":\n\n")];
+                        return Some((futures_util::stream::iter(keep_alive.into_iter().map(Ok)), s));
                     }
-                };
-                let now_status = (job.status.as_str().to_string(), job.attempt);
-                let now_progress = job.progress.clone();
-                let mut events = Vec::new();
-                if status.as_ref() != Some(&now_status) {
-                    events.push(
-                        Event::default()
-                            .event("status")
-                            .data(json!({"status": now_status.0, "attempt": now_status.1}).to_string()),
-                    );
-                    status = Some(now_status);
-                }
-                if now_progress.is_some() && progress != now_progress {
-                    let (percent, message) = now_progress.clone().expect("checked");
-                    events.push(
-                        Event::default()
-                            .event("progress")
-                            .data(json!({"percent": percent, "message": message}).to_string()),
-                    );
-                    progress = now_progress;
-                }
-                let terminal = job.status.is_terminal();
-                if terminal {
-                    let view = JobView::from(job);
-                    events.push(
-                        Event::default()
-                            .event("end")
-                            .data(serde_json::to_string(&view).expect("job serializes")),
-                    );
-                }
-                if !events.is_empty() {
-                    // One item per wake-up: several events joined in order.
-                    let item = events.into_iter().map(Ok).collect::<Vec<_>>();
-                    return Some((
-                        futures_util::stream::iter(item),
-                        (state, id, None, status, progress, terminal),
-                    ));
+                    // Pruned or unreadable: end the stream.
+                    Err(_) => return None,
                 }
             }
-        },
-    )
-    .flatten()
+        })
+        .flatten()
+    }
+
+    /// The frames that bring the client from what it was shown to the view.
+    async fn news(&mut self) -> Vec<Bytes> {
+        let view = self.follow.view().clone();
+        let shown = self.shown.replace(view.clone());
+        let mut frames = Vec::new();
+        if shown.as_ref().map(|s| (s.status, s.attempt)) != Some((view.status, view.attempt)) {
+            frames.push(frame("status", json!({"status": view.status, "attempt": view.attempt})));
+        }
+        if let Some((percent, message)) = &view.progress
+            && shown.as_ref().and_then(|s| s.progress.as_ref()) != view.progress.as_ref()
+        {
+            frames.push(frame("progress", json!({"percent": percent, "message": message})));
+        }
+        if view.status.is_terminal() {
+            self.ended = true;
+            match final_job(&self.state, &self.follow, &self.id).await {
+                Ok(job) => frames.extend([
+                    Bytes::from_static(b"event: end\ndata: "),
+                    job,
+                    Bytes::from_static(b"\n\n"),
+                ]),
+                // Pruned in between, or the store failed (logged): no `end`.
+                Err(e) => tracing::debug!(job = %self.id, status = %e.status(), "no `end` event"),
+            }
+        }
+        frames
+    }
+}
+
+/// One event. `serde_json` escapes line breaks inside strings, so the data is
+/// one line.
+fn frame(event: &str, data: serde_json::Value) -> Bytes {
+    format!("event: {event}\ndata: {data}\n\n").into()
 }

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use super::{ApiError, ApiResult, AppState, JobPage, JobView};
 use crate::domain::{
     Callback, IdempotencyKey, JobStatus, Limits, QueueName, time::now_ms, time::parse_rfc3339,
 };
-use crate::store::{AliasConfig, JobList, JobOrder, NewJob};
+use crate::store::{AliasConfig, JobList, JobOrder, JobWatch, NewJob};
 
 /// Default priority: the middle of 0..=1000.
 const DEFAULT_PRIORITY: i64 = 500;
@@ -49,7 +50,9 @@ pub struct JobRequest {
     pub fuel: Option<u64>,
     /// Memory limit in MiB.
     pub memory_mb: Option<u64>,
-    /// A repeated key returns the first job instead of creating one.
+    /// A repeated key with the same request returns the first job instead of
+    /// creating one; with a different request (payload, alias or options) it
+    /// is refused with 409 `idempotency_conflict`.
     pub idempotency_key: Option<String>,
     /// Where to POST the outcome when the job ends.
     pub callback: Option<Callback>,
@@ -245,22 +248,40 @@ pub(super) async fn prepare(
         run_at,
         created_at: now,
         idempotency_key,
+        idempotency_fingerprint: None,
         batch_id,
         callback,
     })
 }
 
+/// [`prepare`] plus the idempotency fingerprint of the request as given.
+pub(super) async fn prepare_keyed(
+    state: &AppState,
+    alias: &str,
+    payload: Box<RawValue>,
+    opts: JobOptions,
+    batch_id: Option<String>,
+    now: i64,
+) -> ApiResult<NewJob> {
+    let fingerprint = super::idempotency::fingerprint(alias, &payload, &opts);
+    let mut job = prepare(state, alias, payload, opts, batch_id, now).await?;
+    job.idempotency_fingerprint = fingerprint;
+    Ok(job)
+}
+
 /// Dispatches a job: 201 with the job, or 200 with the first job when the
-/// idempotency key was seen before.
+/// same request came before with its idempotency key; 409 when the key came
+/// with a different request.
 #[utoipa::path(post, path = "/v1/jobs", request_body = JobRequest,
     responses((status = 201, body = JobView), (status = 200, body = JobView),
-              (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+              (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+              (status = 409, body = super::error::ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<JobRequest>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let (alias, payload, opts) = req.split();
-    let job = prepare(&state, &alias, payload, opts, None, now_ms()).await?;
+    let job = prepare_keyed(&state, &alias, payload, opts, None, now_ms()).await?;
     state.backpressure.admit(state.store.as_ref(), 1).await?;
     let inserted = state.inserter.insert(vec![job], None).await?.pop().expect("one job inserted");
     if inserted.created {
@@ -273,7 +294,8 @@ pub(super) async fn create(
 /// The short form: the body is the payload itself, options are query parameters.
 /// This is where another wasmq instance's callback can land (submit/response).
 #[utoipa::path(post, path = "/v1/dispatch/{alias}", params(DispatchQuery), request_body(content = Object),
-    responses((status = 202, body = Accepted), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 202, body = Accepted), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+              (status = 409, body = super::error::ErrorBody)))]
 pub(super) async fn dispatch(
     State(state): State<AppState>,
     Path(alias): Path<String>,
@@ -303,7 +325,7 @@ pub(super) async fn dispatch(
         idempotency_key: q.idempotency_key,
         callback,
     };
-    let job = prepare(&state, &alias, payload, opts, None, now_ms()).await?;
+    let job = prepare_keyed(&state, &alias, payload, opts, None, now_ms()).await?;
     state.backpressure.admit(state.store.as_ref(), 1).await?;
     let inserted = state.inserter.insert(vec![job], None).await?.pop().expect("one job inserted");
     if inserted.created {
@@ -326,13 +348,26 @@ pub struct ListQuery {
     pub context: Option<String>,
     /// `created` (newest first, default) or `priority` (highest first).
     pub order: Option<JobOrder>,
-    /// Page size, 1..=1000 (default 100).
+    /// Most jobs per page, 1..=1000 (default 100); a page also ends at 4 MiB.
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
+/// Byte budget of a page of `GET /v1/jobs`: jobs are added while their stored
+/// payload, result, logs and messages (plus 1 KiB each) stay within it, and the
+/// first job always is. Bounds the response and the memory that builds it;
+/// jobs past it are not read.
+pub const PAGE_BYTES: u64 = 4 << 20;
+
 /// A page of jobs (keyset pagination: stable under concurrent inserts).
+///
+/// A page holds at most `limit` jobs and ends early once the jobs in it reach
+/// 4 MiB of stored payload, result, logs and messages (counting 1 KiB more per
+/// job); a single larger job comes alone. `next_cursor` is present exactly
+/// when more jobs follow: pass it as `cursor` to continue where this page
+/// ended, so following it visits every job once. Each job is complete, as in
+/// `GET /v1/jobs/{id}`.
 #[utoipa::path(get, path = "/v1/jobs", params(ListQuery), responses((status = 200, body = JobPage), (status = 400, body = super::error::ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -353,7 +388,7 @@ pub(super) async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid(format!("limit must be between 1 and 1000, got {limit}")));
     }
-    let jobs = state
+    let page = state
         .store
         .job_list(JobList {
             tenant: state.tenant.clone(),
@@ -364,10 +399,11 @@ pub(super) async fn list(
             order: q.order.unwrap_or_default(),
             limit,
             after: q.cursor,
+            max_bytes: PAGE_BYTES,
         })
         .await?;
-    let next_cursor = (jobs.len() == limit as usize).then(|| jobs.last().map(|j| j.id.clone())).flatten();
-    Ok(Json(JobPage { jobs: jobs.into_iter().map(Into::into).collect(), next_cursor }))
+    let next_cursor = page.more.then(|| page.jobs.last().map(|j| j.id.clone())).flatten();
+    Ok(Json(JobPage { jobs: page.jobs.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
 /// One job.
@@ -385,32 +421,38 @@ pub struct WaitQuery {
 }
 
 /// Long-polls until the job is terminal, or returns it as it is at the timeout.
+///
+/// At most `max_waits` (server setting, default 10000) waits are open at once;
+/// past that the answer is 503 `at_capacity` with `Retry-After`.
 #[utoipa::path(get, path = "/v1/jobs/{id}/wait", params(WaitQuery),
-    responses((status = 200, body = JobView), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, body = JobView), (status = 404, body = super::error::ErrorBody),
+              (status = 503, body = super::error::ErrorBody)))]
 pub(super) async fn wait(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<WaitQuery>,
-) -> ApiResult<Json<JobView>> {
+) -> ApiResult<Response> {
     let timeout = q.timeout_ms.unwrap_or(30_000);
     if timeout > MAX_WAIT_MS {
         return Err(ApiError::invalid(format!("timeout_ms must be at most {MAX_WAIT_MS}, got {timeout}")));
     }
+    let _slot = state.watch_caps.wait()?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout);
-    loop {
-        // Subscribe before reading, so an end between the two is not missed.
-        let ended = state.queue.events().subscribe(&id);
-        let job = state.store.job_get(&state.tenant, &id).await?;
-        if job.status.is_terminal() || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(job.into()));
-        }
-        // Re-read at least every second: another node may finish the job.
-        let recheck = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
-        tokio::select! {
-            _ = ended => {}
-            () = tokio::time::sleep_until(recheck) => {}
-        }
-    }
+    // Status only while waiting (pushed by this node, polled narrowly for
+    // others'); registered until this request ends, however it ends.
+    let mut follow = state.queue.follow(&state.tenant, &id).await?;
+    while !follow.view().status.is_terminal() && follow.changed(Some(deadline)).await? {}
+    // The whole job, read once: at its end (shared with the job's other
+    // watchers ending now), or as it is at the timeout.
+    let job = if follow.view().status.is_terminal() {
+        super::events::final_job(&state, &follow, &id).await?
+    } else {
+        drop(follow);
+        JobView::from(state.store.job_get(&state.tenant, &id).await?)
+            .one_line_json()
+            .map_err(ApiError::internal)?
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], job).into_response())
 }
 
 /// Cancels a job that has not ended; a running job is interrupted within milliseconds.
@@ -422,7 +464,7 @@ pub(super) async fn cancel(
 ) -> ApiResult<Json<JobView>> {
     let job = state.store.job_cancel(&state.tenant, &id, now_ms()).await?;
     state.queue.cancel_running(&id);
-    state.queue.events().finished(&id);
+    state.queue.events().publish(&id, JobWatch::from(&job));
     Ok(Json(job.into()))
 }
 
@@ -431,6 +473,7 @@ pub(super) async fn cancel(
     responses((status = 200, body = JobView), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 pub(super) async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
     let job = state.store.job_retry(&state.tenant, &id, now_ms()).await?;
+    state.queue.events().changed(&id);
     state.queue.notify_dispatch();
     Ok(Json(job.into()))
 }

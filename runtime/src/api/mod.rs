@@ -9,16 +9,19 @@ mod batches;
 mod error;
 mod events;
 mod extract;
+mod idempotency;
 mod jobs;
 mod modules;
 mod openapi;
 mod status;
 mod views;
+mod watch_caps;
 
 pub use alias_cache::AliasCache;
 pub use backpressure::Backpressure;
 pub use error::{ApiError, ApiResult};
 pub use views::*;
+pub use watch_caps::WatchCaps;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -60,6 +63,10 @@ pub struct AppState {
     pub callback_policy: crate::domain::NetPolicy,
     /// Seals callback secrets before they are stored.
     pub callback_secrets: crate::callbacks::SecretBox,
+    /// Versions kept per alias.
+    pub alias_history: u32,
+    /// Caps on concurrent waits and event streams.
+    pub watch_caps: Arc<WatchCaps>,
 }
 
 /// The API router.

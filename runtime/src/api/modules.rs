@@ -16,9 +16,12 @@ fn parse_digest(s: &str) -> ApiResult<Digest> {
 
 /// Uploads a module (the body is the wasm bytes). It is validated and compiled
 /// before it is accepted: 201 when new, 200 with the same digest when known.
+/// A module whose compile failed recently gets the same 400 at once; while
+/// every compile slot is busy and the wait queue is full, 503 with `Retry-After`.
 #[utoipa::path(post, path = "/v1/modules", request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses((status = 201, body = ModuleView), (status = 200, body = ModuleView),
-              (status = 400, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody)))]
+              (status = 400, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody),
+              (status = 503, body = super::error::ErrorBody)))]
 pub(super) async fn upload(
     State(state): State<AppState>,
     req: Request,
@@ -39,7 +42,7 @@ pub(super) async fn upload(
     let digest = Digest::of(&bytes);
     let kind = match state.store.module_get(&state.tenant, &digest).await {
         Ok(existing) => existing.kind,
-        Err(crate::store::StoreError::NotFound(_)) => state.engine.load(bytes.to_vec()).await?.kind(),
+        Err(crate::store::StoreError::NotFound(_)) => state.engine.load_upload(bytes.to_vec()).await?.kind(),
         Err(e) => return Err(e.into()),
     };
     let put = ModulePut { tenant: state.tenant.clone(), digest, kind, bytes: bytes.to_vec(), now: now_ms() };
@@ -67,6 +70,7 @@ pub(super) async fn show(
 }
 
 /// Deletes a module; 409 while an alias points to it or unfinished jobs use it.
+/// Its compiled code goes too: from memory and from the artifact cache on disk.
 #[utoipa::path(delete, path = "/v1/modules/{digest}", params(("digest" = String, Path, description = "blake3:<hex>")),
     responses((status = 204), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 pub(super) async fn delete(
@@ -75,6 +79,10 @@ pub(super) async fn delete(
 ) -> ApiResult<StatusCode> {
     let digest = parse_digest(&digest)?;
     state.store.module_delete(&state.tenant, &digest).await?;
-    state.engine.evict(&digest);
+    // Artifacts are a cache keyed by digest: failing to remove one leaves
+    // disk used, not a wrong answer, so the delete still succeeds.
+    if let Err(e) = state.engine.purge(&digest) {
+        tracing::warn!(%digest, error = %e, "could not remove the deleted module's artifacts");
+    }
     Ok(StatusCode::NO_CONTENT)
 }

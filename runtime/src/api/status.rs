@@ -19,6 +19,56 @@ pub struct Workers {
     pub free: usize,
 }
 
+/// The module compiler of this node.
+#[derive(Serialize, ToSchema)]
+pub struct CompilerView {
+    /// Compiles that may run at once.
+    pub slots: usize,
+    /// Compiles started since the server started.
+    pub started: u64,
+    /// Compiles running now.
+    pub running: usize,
+    /// The most that ever ran at once.
+    pub max_running: usize,
+    /// Uploads waiting for a compile slot.
+    pub waiting: usize,
+    /// Uploads refused with 503 because the wait queue was full.
+    pub refused_busy: u64,
+    /// Recently failed modules remembered (re-uploads answered without compiling).
+    pub failures_remembered: usize,
+    /// Loads answered from that memory.
+    pub failures_replayed: u64,
+}
+
+impl From<crate::sandbox::CompileStats> for CompilerView {
+    fn from(s: crate::sandbox::CompileStats) -> Self {
+        Self {
+            slots: s.slots,
+            started: s.started,
+            running: s.running,
+            max_running: s.max_running,
+            waiting: s.waiting,
+            refused_busy: s.refused_busy,
+            failures_remembered: s.failures_remembered,
+            failures_replayed: s.failures_replayed,
+        }
+    }
+}
+
+/// Requests watching jobs on this node (`wait` and event streams).
+#[derive(Serialize, ToSchema)]
+pub struct Watchers {
+    /// `wait` requests open.
+    pub waits: usize,
+    /// Event streams open.
+    pub event_streams: usize,
+    /// Jobs watched by at least one of them.
+    pub jobs: usize,
+    /// Registrations over all jobs (0 when nothing is watched: none is left
+    /// behind by a request that ended).
+    pub registered: usize,
+}
+
 /// Job counts and workers.
 #[derive(Serialize, ToSchema)]
 pub struct StatusView {
@@ -28,6 +78,10 @@ pub struct StatusView {
     pub queues: BTreeMap<String, BTreeMap<String, u64>>,
     /// This node's worker pool.
     pub workers: Workers,
+    /// This node's module compiler.
+    pub compiler: CompilerView,
+    /// Requests watching jobs on this node.
+    pub watchers: Watchers,
 }
 
 /// Counts per status and per queue, and this node's workers.
@@ -39,7 +93,15 @@ pub(super) async fn status(State(state): State<AppState>) -> ApiResult<Json<Stat
         jobs: counts.by_status,
         queues: counts.by_queue,
         workers: Workers { max, busy, free: max.saturating_sub(busy) },
+        compiler: state.engine.compile_stats().into(),
+        watchers: watchers(&state),
     }))
+}
+
+fn watchers(state: &AppState) -> Watchers {
+    let (waits, event_streams) = state.watch_caps.in_use();
+    let counts = state.queue.events().counts();
+    Watchers { waits, event_streams, jobs: counts.jobs, registered: counts.watchers }
 }
 
 /// Liveness: answers while the process serves requests.

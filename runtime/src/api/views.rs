@@ -42,9 +42,12 @@ pub struct AliasView {
     pub config: AliasConfig,
     /// RFC 3339 of the last change.
     pub updated_at: String,
-    /// Every version, newest first (on `GET /v1/aliases/{name}`).
+    /// A page of the kept versions, newest first (on `GET /v1/aliases/{name}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<AliasVersionView>>,
+    /// Pass as `cursor` for the next (older) page of `history`; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_next_cursor: Option<String>,
 }
 
 /// One version of an alias.
@@ -79,7 +82,14 @@ impl AliasView {
                     })
                     .collect()
             }),
+            history_next_cursor: None,
         }
+    }
+
+    /// The same view with the cursor of the history's next page.
+    pub(crate) fn with_history_cursor(mut self, cursor: Option<String>) -> Self {
+        self.history_next_cursor = cursor;
+        self
     }
 }
 
@@ -209,6 +219,19 @@ impl From<JobRecord> for JobView {
             idempotency_key: j.idempotency_key,
             batch_id: j.batch_id,
         }
+    }
+}
+
+impl JobView {
+    /// The job as one line of JSON. Raw line breaks can only be whitespace in
+    /// JSON (inside strings they are escaped), e.g. in a client's pretty-printed
+    /// payload; they become spaces, so the text is also one SSE `data:` line.
+    pub(crate) fn one_line_json(&self) -> Result<bytes::Bytes, serde_json::Error> {
+        let mut json = serde_json::to_vec(self)?;
+        for b in json.iter_mut().filter(|b| **b == b'\n' || **b == b'\r') {
+            *b = b' ';
+        }
+        Ok(json.into())
     }
 }
 

@@ -195,11 +195,14 @@ pub struct Outcome {
     pub duration: Duration,
     /// Largest total linear memory the guest had, in bytes.
     pub peak_memory_bytes: u64,
-    /// Progress reports, oldest first (bounded; the latest is always kept).
+    /// Progress reports, oldest first (the latest 100; the latest is always kept).
     pub progress: Vec<Progress>,
-    /// Lines logged through the host (bounded by `max_log_bytes`).
+    /// True if older progress reports were dropped to keep the latest.
+    pub progress_truncated: bool,
+    /// Lines logged through the host: every line, empty ones included, counts
+    /// its bytes plus a fixed per-entry overhead against `max_log_bytes`.
     pub logs: Vec<LogEntry>,
-    /// True if host log lines were dropped past the limit.
+    /// True if host log lines were dropped past the limit (every later line is).
     pub logs_truncated: bool,
     /// The guest's stdout (for a command plugin, stdout is the result instead).
     pub stdout: Captured,
@@ -222,6 +225,7 @@ impl Outcome {
             duration: Duration::ZERO,
             peak_memory_bytes: 0,
             progress: Vec::new(),
+            progress_truncated: false,
             logs: Vec::new(),
             logs_truncated: false,
             stdout: Captured::default(),

@@ -10,15 +10,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::Shared;
 use super::executor::execute;
-use crate::sandbox::CancelToken;
-use crate::store::JobRecord;
+use super::{RunHandle, Shared};
+use crate::store::{JobRecord, Lease};
 
 /// A claimed job waiting for a worker.
 pub(crate) struct Held {
     pub(crate) job: JobRecord,
-    pub(crate) cancel: CancelToken,
+    pub(crate) run: RunHandle,
 }
 
 /// Jobs held, and how many of each queue are running.
@@ -33,9 +32,9 @@ impl Buffer {
         self.held.push(held);
     }
 
-    /// Removes every held job (shutdown); returns their ids.
-    pub(crate) fn drain_ids(&mut self) -> Vec<String> {
-        self.held.drain(..).map(|h| h.job.id).collect()
+    /// Removes every held job (shutdown); returns their claims.
+    pub(crate) fn drain_leases(&mut self) -> Vec<Lease> {
+        self.held.drain(..).map(|h| h.job.lease()).collect()
     }
 
     /// Takes the best job whose queue has room. The buffer holds at most
@@ -93,7 +92,7 @@ pub(crate) async fn runner(shared: Arc<Shared>) {
             Some(held) => {
                 let queue = held.job.queue.clone();
                 shared.busy.fetch_add(1, Ordering::AcqRel);
-                execute(shared.clone(), held.job, held.cancel).await;
+                execute(shared.clone(), held.job, held.run).await;
                 shared.busy.fetch_sub(1, Ordering::AcqRel);
                 shared.buffer.lock().expect("buffer lock").finished(&queue);
                 // A freed queue slot may make another held job eligible.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::{Notify, mpsc};
 
 use super::{CompleterMsg, JobEvents};
-use crate::store::Store;
+use crate::store::{Lease, Store};
 
 /// Most completions in one transaction.
 const MAX_BATCH: usize = 512;
@@ -46,16 +46,15 @@ pub(crate) async fn run(
         }
         last_size = batch.len();
         if !batch.is_empty() {
-            let ids: Vec<String> = batch.iter().map(|c| c.id.clone()).collect();
-            let terminal: Vec<bool> = batch.iter().map(|c| c.status.is_terminal()).collect();
+            let leases: Vec<Lease> =
+                batch.iter().map(|c| Lease { id: c.id.clone(), token: c.token }).collect();
             let mut attempt = 0;
             loop {
                 match store.job_complete(batch.clone()).await {
                     Ok(applied) => {
-                        for (id, done) in ids.iter().zip(terminal) {
-                            if done && applied.contains(id) {
-                                events.finished(id);
-                            }
+                        // Ended or failed-and-retrying: watchers read the new state.
+                        for lease in &applied {
+                            events.changed(&lease.id);
                         }
                         if std::mem::take(&mut callbacks_due) {
                             callbacks_wake.notify_one();
@@ -66,7 +65,8 @@ pub(crate) async fn run(
                         // The leases keep these jobs ours until they expire; if the
                         // store stays down they are rescued and run again.
                         attempt += 1;
-                        tracing::error!(error = %e, jobs = ids.len(), attempt, "could not store job outcomes");
+                        let jobs = leases.len();
+                        tracing::error!(error = %e, jobs, attempt, "could not store job outcomes");
                         if attempt >= 5 {
                             break;
                         }

@@ -3,10 +3,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{CompleterMsg, Shared};
+use super::{CompleterMsg, RunHandle, Shared};
 use crate::domain::{JobInfo, JobStatus, LogLevel, Outcome, RunError, retry_backoff, time::now_ms};
-use crate::sandbox::{CancelToken, HostHooks, Plugin, RunContext};
-use crate::store::{JobCompletion, JobRecord};
+use crate::sandbox::{HostHooks, Plugin, RunContext};
+use crate::store::{JobCompletion, JobRecord, JobWatch, Lease};
 
 /// Progress is written to the store at most this often per job (the latest
 /// value is always written with the outcome).
@@ -16,6 +16,10 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 struct ProgressHooks {
     shared: Arc<Shared>,
     id: String,
+    /// Fencing token of the run's claim: a stale run's progress is not stored.
+    token: u64,
+    /// The attempt running (what the progress belongs to, for watchers).
+    attempt: u32,
     last: Mutex<Option<Instant>>,
 }
 
@@ -26,10 +30,19 @@ impl HostHooks for ProgressHooks {
             return;
         }
         *last = Some(Instant::now());
-        let (store, id, message) = (self.shared.store.clone(), self.id.clone(), message.to_string());
+        let (store, message) = (self.shared.store.clone(), message.to_string());
+        let lease = Lease { id: self.id.clone(), token: self.token };
+        let (events, attempt) = (self.shared.events.clone(), self.attempt);
         tokio::spawn(async move {
-            if let Err(e) = store.job_progress(&id, percent, &message).await {
-                tracing::warn!(job = %id, error = %e, "could not store progress");
+            match store.job_progress(&lease, percent, &message).await {
+                Ok(true) => {
+                    // Pushed after the write, so a watcher's read never lags the push.
+                    let progress = Some((percent, message));
+                    events.publish(&lease.id, JobWatch { status: JobStatus::Running, attempt, progress });
+                }
+                // A stale run's progress: not stored, not shown.
+                Ok(false) => {}
+                Err(e) => tracing::warn!(job = %lease.id, error = %e, "could not store progress"),
             }
         });
     }
@@ -40,9 +53,15 @@ impl HostHooks for ProgressHooks {
 }
 
 /// Runs `job` (claimed, registered in `running`, taken from the buffer by a
-/// runner) and sends its completion.
-pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, cancel: CancelToken) {
+/// runner) and sends its completion, unless its claim was lost meanwhile.
+pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, run: RunHandle) {
     let id = job.id.clone();
+    if run.is_lost() {
+        // The lease lapsed while the job waited in the buffer: not ours to run.
+        shared.running.lock().expect("running lock").remove(&job.lease());
+        shared.wake.notify_one();
+        return;
+    }
     let started_at = now_ms();
     let outcome = match plugin(&shared, &job).await {
         Ok(plugin) => {
@@ -56,16 +75,24 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, cancel: CancelT
                 hooks: Some(Arc::new(ProgressHooks {
                     shared: shared.clone(),
                     id: id.clone(),
+                    token: job.lease_token,
+                    attempt: job.attempt,
                     last: Mutex::new(None),
                 })),
-                cancel: cancel.clone(),
+                cancel: run.cancel_token(),
             };
             shared.engine.run(&plugin, &job.payload, &job.limits, ctx).await
         }
         Err(error) => Outcome::rejected(error),
     };
-    shared.running.lock().expect("running lock").remove(&id);
+    shared.running.lock().expect("running lock").remove(&job.lease());
     shared.wake.notify_one();
+    if run.is_lost() {
+        // Rescued (and perhaps claimed again) after this node stalled: the
+        // outcome belongs to no current claim. The store would refuse it too.
+        tracing::info!(job = %id, token = job.lease_token, "run lost its claim; its outcome is dropped");
+        return;
+    }
     if shared.abandoning.is_cancelled() && matches!(outcome.error, Some(RunError::Cancelled)) {
         // Interrupted by shutdown: not the job's failure; `job_release` requeues it.
         return;
@@ -86,11 +113,12 @@ fn record_run_time(shared: &Shared, took: Duration) {
     shared.avg_run_us.store(new.max(1), Ordering::Relaxed);
 }
 
-/// Registers a claimed job as held by this node and returns its cancel token.
-pub(crate) fn register(shared: &Shared, job: &JobRecord) -> CancelToken {
-    let cancel = CancelToken::new();
-    shared.running.lock().expect("running lock").insert(job.id.clone(), cancel.clone());
-    cancel
+/// Registers a claimed job as held by this node (under its claim) and returns
+/// the handle that stops its run.
+pub(crate) fn register(shared: &Shared, job: &JobRecord) -> RunHandle {
+    let run = RunHandle::new();
+    shared.running.lock().expect("running lock").insert(job.lease(), run.clone());
+    run
 }
 
 async fn plugin(shared: &Shared, job: &JobRecord) -> Result<Plugin, RunError> {
@@ -128,6 +156,7 @@ fn completion(shared: &Shared, job: &JobRecord, outcome: Outcome, started_at: i6
     });
     JobCompletion {
         id: job.id.clone(),
+        token: job.lease_token,
         owner: shared.node.clone(),
         status,
         result: outcome.result.as_ref().map(|r| r.get().to_string()),

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{Inserted, NewBatch, NewJob, Store, StoreResult};
+use crate::store::{Inserted, NewBatch, NewJob, Store, StoreError, StoreResult};
 
 /// Most jobs combined into one transaction.
 const MAX_GROUP: usize = 1024;
@@ -79,27 +79,52 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Request>) {
     }
 }
 
-async fn commit(store: &dyn Store, group: Vec<Request>) {
-    if group.len() == 1 {
-        let r = group.into_iter().next().expect("one request");
-        let _ = r.reply.send(store.job_insert(r.jobs, None).await);
-        return;
+async fn commit(store: &dyn Store, mut group: Vec<Request>) {
+    loop {
+        if group.len() == 1 {
+            let r = group.into_iter().next().expect("one request");
+            let _ = r.reply.send(store.job_insert(r.jobs, None).await);
+            return;
+        }
+        let sizes: Vec<usize> = group.iter().map(|r| r.jobs.len()).collect();
+        let all: Vec<NewJob> = group.iter().flat_map(|r| r.jobs.iter().cloned()).collect();
+        match store.job_insert(all, None).await {
+            Ok(inserted) => {
+                let mut rest = inserted.into_iter();
+                for (r, n) in group.into_iter().zip(sizes) {
+                    let _ = r.reply.send(Ok(rest.by_ref().take(n).collect()));
+                }
+                return;
+            }
+            // A client's reused idempotency key must not cost the others their
+            // group commit: the requests carrying that key go alone (each gets
+            // its own answer, the first of them may well be fine), the rest
+            // commit together again.
+            Err(StoreError::IdempotencyConflict { key }) => {
+                let (suspects, rest): (Vec<Request>, Vec<Request>) = group.into_iter().partition(|r| {
+                    r.jobs.iter().any(|j| j.idempotency_key.as_ref().is_some_and(|k| k.as_str() == key))
+                });
+                if suspects.is_empty() {
+                    let e = StoreError::IdempotencyConflict { key };
+                    return one_by_one(store, rest, e).await;
+                }
+                for r in suspects {
+                    let _ = r.reply.send(store.job_insert(r.jobs, None).await);
+                }
+                if rest.is_empty() {
+                    return;
+                }
+                group = rest;
+            }
+            Err(e) => return one_by_one(store, group, e).await,
+        }
     }
-    let sizes: Vec<usize> = group.iter().map(|r| r.jobs.len()).collect();
-    let all: Vec<NewJob> = group.iter().flat_map(|r| r.jobs.iter().cloned()).collect();
-    match store.job_insert(all, None).await {
-        Ok(inserted) => {
-            let mut rest = inserted.into_iter();
-            for (r, n) in group.into_iter().zip(sizes) {
-                let _ = r.reply.send(Ok(rest.by_ref().take(n).collect()));
-            }
-        }
-        Err(e) => {
-            // Isolate the failure: each request alone gets its own answer.
-            tracing::warn!(error = %e, requests = group.len(), "group insert failed; retrying one by one");
-            for r in group {
-                let _ = r.reply.send(store.job_insert(r.jobs, None).await);
-            }
-        }
+}
+
+/// Isolates a failure: each request alone gets its own answer.
+async fn one_by_one(store: &dyn Store, group: Vec<Request>, e: StoreError) {
+    tracing::warn!(error = %e, requests = group.len(), "group insert failed; retrying one by one");
+    for r in group {
+        let _ = r.reply.send(store.job_insert(r.jobs, None).await);
     }
 }

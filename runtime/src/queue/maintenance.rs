@@ -2,47 +2,72 @@
 //! expired because their worker died (crash, `kill -9`, lost node), and the
 //! retention of finished jobs.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::Shared;
 use crate::domain::time::now_ms;
+use crate::store::{JobHeartbeat, Lease};
 
 /// Renews the leases of held jobs every third of the lease, and stops the runs
-/// of jobs this node no longer holds (cancelled through another node, or
-/// rescued after this node stalled): their outcomes would be ignored anyway.
+/// whose claim this node no longer holds (cancelled through another node,
+/// rescued after this node stalled, or lapsed while it stalled): their outcomes
+/// must not land, and the store would refuse them anyway.
 pub(crate) async fn heartbeat(shared: Arc<Shared>) {
     let every = shared.settings.lease / 3;
     loop {
         tokio::time::sleep(every).await;
-        let ids: Vec<String> = shared.running.lock().expect("running lock").keys().cloned().collect();
-        if ids.is_empty() {
+        let leases: Vec<Lease> = shared.running.lock().expect("running lock").keys().cloned().collect();
+        if leases.is_empty() {
             continue;
         }
-        let until = now_ms() + shared.settings.lease.as_millis() as i64;
-        match shared.store.job_heartbeat(&shared.node, &ids, until).await {
+        let now = now_ms();
+        let beat = JobHeartbeat {
+            owner: shared.node.clone(),
+            leases: leases.clone(),
+            now,
+            lease_expires_at: now + shared.settings.lease.as_millis() as i64,
+        };
+        match shared.store.job_heartbeat(beat).await {
             Ok(held) => {
-                let held: std::collections::HashSet<String> = held.into_iter().collect();
+                let held: HashSet<Lease> = held.into_iter().collect();
                 let running = shared.running.lock().expect("running lock");
-                for id in ids.iter().filter(|id| !held.contains(*id)) {
-                    if let Some(cancel) = running.get(id) {
-                        tracing::info!(job = %id, "job no longer held by this node; stopping its run");
-                        cancel.cancel();
+                for lease in leases.iter().filter(|l| !held.contains(*l)) {
+                    if let Some(run) = running.get(lease) {
+                        tracing::info!(job = %lease.id, token = lease.token,
+                            "claim no longer held by this node; stopping its run");
+                        run.lose();
                     }
                 }
             }
-            Err(e) => tracing::error!(error = %e, jobs = ids.len(), "could not renew leases"),
+            Err(e) => tracing::error!(error = %e, jobs = leases.len(), "could not renew leases"),
         }
     }
 }
 
-/// Returns expired-lease jobs to the queue, at start and every half lease.
+/// Ends the claims whose lease lapsed (requeued, or dead on their last
+/// attempt), at start and every half lease.
 pub(crate) async fn rescuer(shared: Arc<Shared>) {
     loop {
         match shared.store.job_rescue_expired(now_ms()).await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::warn!(jobs = n, "rescued jobs whose worker stopped renewing its lease");
-                shared.wake.notify_one();
+            Ok(rescued) => {
+                if rescued.requeued > 0 {
+                    tracing::warn!(
+                        jobs = rescued.requeued,
+                        "requeued jobs whose worker stopped renewing its lease"
+                    );
+                    shared.wake.notify_one();
+                }
+                if !rescued.dead.is_empty() {
+                    tracing::warn!(
+                        jobs = rescued.dead.len(),
+                        "jobs whose worker stopped renewing its lease on their last attempt are dead"
+                    );
+                    for id in &rescued.dead {
+                        shared.events.changed(id);
+                    }
+                    shared.callbacks_wake.notify_one();
+                }
             }
             Err(e) => tracing::error!(error = %e, "rescuing expired jobs failed"),
         }

@@ -9,20 +9,30 @@
 //! - `executor`: runs one claimed job in the engine and decides what its outcome
 //!   means (succeeded, failed and retried with backoff, dead).
 //! - `completer`: writes outcomes in batches (one transaction for many jobs).
-//! - `maintenance`: renews the leases of running jobs and rescues jobs whose
-//!   lease expired (their worker died).
+//! - `maintenance`: renews the leases of running jobs (stopping the runs whose
+//!   claim this node lost) and rescues jobs whose lease expired (their worker
+//!   died or stalled): requeued, or `dead` on their last attempt.
 //! - `inserter`: group commit for dispatches.
-//! - `events`: wakes `wait` requests when a job ends.
+//! - `events`: publishes claims, progress, completions and cancels in-process
+//!   to the requests watching a job (`wait`, event streams); `follow` is one
+//!   request's view of a job, pushed by `events`, polled narrowly as a fallback.
+//!
+//! Every claim carries a fencing token (`store::Lease`): the node's bookkeeping
+//! is keyed by it, and everything a run writes presents it, so a run that lost
+//! its claim (even to a new claim of the same job on this node) is stopped and
+//! its outcome never lands.
 
 mod buffer;
 mod completer;
 mod events;
 mod executor;
+mod follow;
 mod inserter;
 mod maintenance;
 mod producer;
 
-pub use events::JobEvents;
+pub use events::{JobEvents, WatchCounts};
+pub use follow::Follow;
 pub use inserter::Inserter;
 
 use std::collections::HashMap;
@@ -31,8 +41,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use crate::domain::TenantId;
 use crate::sandbox::{CancelToken, Engine};
-use crate::store::{JobCompletion, Store};
+use crate::store::{JobCompletion, Lease, Store, StoreResult};
 
 /// How the worker pool behaves.
 #[derive(Debug, Clone)]
@@ -55,7 +66,10 @@ pub struct QueueSettings {
     pub retry_max: Duration,
     /// How long running jobs may finish after shutdown starts.
     pub shutdown_grace: Duration,
-    /// Fallback poll for work from other nodes (in-process dispatches wake at once).
+    /// Fallback poll for other nodes' work and changes (in-process dispatches
+    /// wake the producer at once, and this node's job changes are pushed to
+    /// waits and event streams; they poll the store this often only for
+    /// changes made elsewhere).
     pub poll_interval: Duration,
     /// Finished jobs are deleted this long after they ended (`None`: kept forever).
     pub retention: Option<Duration>,
@@ -85,8 +99,11 @@ pub(crate) struct Shared {
     pub(crate) node: String,
     /// Wakes the producer: a job was dispatched, a slot freed, or shutdown began.
     pub(crate) wake: Notify,
-    /// Jobs this node holds a lease on: running, or claimed and waiting for a worker.
-    pub(crate) running: Mutex<HashMap<String, CancelToken>>,
+    /// Runs this node holds a claim for: running, or claimed and waiting for a
+    /// worker. Keyed by claim (job id and fencing token), not by job id: after
+    /// a stall the same node may hold a stale run and the job's new claim at
+    /// once, and neither's exit may drop the other's entry.
+    pub(crate) running: Mutex<HashMap<Lease, RunHandle>>,
     /// Claimed jobs waiting for a worker.
     pub(crate) buffer: Mutex<buffer::Buffer>,
     /// Wakes runners: jobs were added to the buffer or a queue slot freed.
@@ -103,6 +120,44 @@ pub(crate) struct Shared {
     pub(crate) completions: mpsc::UnboundedSender<CompleterMsg>,
     /// Wakes the callback sender after completions.
     pub(crate) callbacks_wake: Arc<Notify>,
+}
+
+/// How this node stops one run.
+#[derive(Clone)]
+pub(crate) struct RunHandle {
+    /// Watched by the sandbox.
+    cancel: CancelToken,
+    /// A one-way flag shared by the clones: set when the claim was lost.
+    lost: CancelToken,
+}
+
+impl RunHandle {
+    pub(crate) fn new() -> Self {
+        Self { cancel: CancelToken::new(), lost: CancelToken::new() }
+    }
+
+    /// What the sandbox watches.
+    pub(crate) fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
+    }
+
+    /// Stops the run (cancelled by request, shutdown); its outcome is still
+    /// reported (the store decides whether it applies).
+    pub(crate) fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    /// The store says this claim is no longer the job's: stop the run and
+    /// never report its outcome.
+    pub(crate) fn lose(&self) {
+        self.lost.cancel();
+        self.cancel.cancel();
+    }
+
+    /// Whether `lose` was called.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost.is_cancelled()
+    }
 }
 
 /// What the completer receives.
@@ -175,16 +230,16 @@ impl Queue {
         self.shared.wake.notify_one();
     }
 
-    /// Interrupts a job running on this node (after the store marked it cancelled).
+    /// Interrupts every run of a job on this node (after the store marked it
+    /// cancelled): a stale run not yet stopped as well as the current one.
     pub fn cancel_running(&self, id: &str) -> bool {
         let running = self.shared.running.lock().expect("running lock");
-        match running.get(id) {
-            Some(cancel) => {
-                cancel.cancel();
-                true
-            }
-            None => false,
+        let mut found = false;
+        for run in running.iter().filter(|(lease, _)| lease.id == id).map(|(_, run)| run) {
+            run.stop();
+            found = true;
         }
+        found
     }
 
     /// Jobs running in a sandbox on this node now.
@@ -197,9 +252,16 @@ impl Queue {
         self.shared.settings.workers
     }
 
-    /// Wait hooks for job ends.
+    /// The in-process publication of job changes.
     pub fn events(&self) -> &JobEvents {
         &self.shared.events
+    }
+
+    /// Follows one job for a request (`NotFound` if it does not exist): pushed
+    /// by this node, polled every `poll_interval` for other nodes' changes.
+    pub async fn follow(&self, tenant: &TenantId, id: &str) -> StoreResult<Follow> {
+        let (store, poll) = (self.shared.store.clone(), self.shared.settings.poll_interval);
+        Follow::start(&self.shared.events, store, tenant, id, poll).await
     }
 }
 
@@ -211,19 +273,19 @@ impl QueueTasks {
         shared.stopping.cancel();
         shared.wake.notify_waiters();
         // Held jobs that never started go back to the queue (`job_release`).
-        let held = shared.buffer.lock().expect("buffer lock").drain_ids();
+        let held = shared.buffer.lock().expect("buffer lock").drain_leases();
         {
             let mut running = shared.running.lock().expect("running lock");
-            for id in held {
-                running.remove(&id);
+            for lease in held {
+                running.remove(&lease);
             }
         }
         let deadline = tokio::time::Instant::now() + shared.settings.shutdown_grace;
         while !shared.running.lock().expect("running lock").is_empty() {
             if tokio::time::Instant::now() >= deadline {
                 shared.abandoning.cancel();
-                for cancel in shared.running.lock().expect("running lock").values() {
-                    cancel.cancel();
+                for run in shared.running.lock().expect("running lock").values() {
+                    run.stop();
                 }
                 break;
             }

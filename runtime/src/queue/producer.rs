@@ -12,7 +12,7 @@ use super::Shared;
 use super::buffer::Held;
 use super::executor::register;
 use crate::domain::time::now_ms;
-use crate::store::JobClaim;
+use crate::store::{JobClaim, JobWatch};
 
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut failures = 0u32;
@@ -38,8 +38,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     if !jobs.is_empty() {
                         let mut buffer = shared.buffer.lock().expect("buffer lock");
                         for job in jobs {
-                            let cancel = register(&shared, &job);
-                            buffer.push(Held { job, cancel });
+                            shared.events.publish(&job.id, JobWatch::from(&job));
+                            let run = register(&shared, &job);
+                            buffer.push(Held { job, run });
                         }
                         drop(buffer);
                         shared.ready.notify_waiters();

@@ -102,6 +102,27 @@ impl ArtifactCache {
         }
     }
 
+    /// Removes every artifact of `digest`: either kind, and those of other
+    /// engine versions (compatibility hashes) too, which this engine would
+    /// never load again. Returns how many files went.
+    pub(crate) fn remove(&self, digest: &Digest) -> std::io::Result<usize> {
+        let prefix = format!("{}-", digest.hex());
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".cwasm") {
+                match std::fs::remove_file(self.dir.join(name.as_ref())) {
+                    Ok(()) => removed += 1,
+                    // Removed meanwhile (another delete, or a corrupt-file cleanup).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Writes an artifact atomically (temp file + rename), so a reader never sees
     /// a partial file and a crash leaves no corrupt entry.
     pub(crate) fn store(&self, digest: &Digest, binary: &Binary, bytes: &[u8]) -> std::io::Result<()> {

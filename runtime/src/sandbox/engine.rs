@@ -8,6 +8,7 @@ use wasmtime::component::{HasSelf, Linker};
 use super::artifact::{ArtifactCache, Compiled, compatibility_hash, deserialize};
 use super::cache::PluginCache;
 use super::compile::compile;
+use super::gate::{CompileGate, CompileStats, Wait};
 use super::host::bindings::Job;
 use super::plugin::{Inner, Plugin};
 use super::settings::EngineSettings;
@@ -17,7 +18,7 @@ use super::validate::{self, error_chain};
 use crate::domain::{Digest, Limits, LimitsError};
 
 /// Why a module could not be loaded.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
     /// The bytes are not a module wasmq can run; the reason names what is wrong
     /// (`unsupported import "env"."system"`, a parse error with its offset, ...).
@@ -35,9 +36,19 @@ pub enum LoadError {
     /// Compilation did not finish within `compile_timeout` (the child was killed).
     #[error("compilation did not finish within {0:?}")]
     CompileTimeout(Duration),
-    /// The compiler child hit its CPU or memory limit or crashed.
+    /// The compiler child hit its CPU or memory limit or crashed. The reason
+    /// says how it ended, never what it printed. Answer 400.
     #[error("compilation failed: {0}")]
     CompileFailed(String),
+    /// Every compile slot is taken and `compile_queue` uploads already wait.
+    /// Nothing is wrong with the module: answer 503 with `Retry-After`.
+    #[error("the compiler is busy ({running} compiles running, {waiting} uploads waiting); retry later")]
+    Busy {
+        /// Compiles running.
+        running: usize,
+        /// Uploads waiting for a slot.
+        waiting: usize,
+    },
     /// A fault of this host (cannot spawn, disk error). Answer 500.
     #[error("internal error while loading a module: {0}")]
     Internal(String),
@@ -57,6 +68,8 @@ pub(crate) struct EngineInner {
     artifacts: Option<ArtifactCache>,
     /// Loaded plugins by digest (bounded, least recently used dropped first).
     plugins: PluginCache,
+    /// Compile slots, the upload queue and the memory of failures.
+    gate: CompileGate,
     pub(crate) ticker: Ticker,
 }
 
@@ -85,6 +98,7 @@ impl Engine {
             None => None,
         };
         let plugins = PluginCache::new(settings.max_cached_plugins);
+        let gate = CompileGate::new(&settings);
         let ticker = Ticker::start(wasmtime.weak(), settings.epoch_tick)
             .map_err(|e| LoadError::Internal(format!("epoch thread: {e}")))?;
         Ok(Self {
@@ -95,6 +109,7 @@ impl Engine {
                 core_linker,
                 artifacts,
                 plugins,
+                gate,
                 ticker,
             }),
         })
@@ -116,22 +131,49 @@ impl Engine {
     }
 
     /// Validates and compiles a module, or returns the cached plugin for its
-    /// digest. Concurrent loads of the same bytes share one compilation.
+    /// digest. Concurrent loads of the same bytes share one compilation; a
+    /// compile waits for one of `max_concurrent_compiles` slots; a module that
+    /// failed recently fails the same way at once, without a compile.
     pub async fn load(&self, bytes: impl Into<Arc<[u8]>>) -> Result<Plugin, LoadError> {
-        let bytes: Arc<[u8]> = bytes.into();
+        self.load_with(bytes.into(), Wait::Unbounded).await
+    }
+
+    /// [`Engine::load`] for a client's upload: when `compile_queue` uploads
+    /// already wait for a compile slot, refuses at once with [`LoadError::Busy`].
+    pub async fn load_upload(&self, bytes: impl Into<Arc<[u8]>>) -> Result<Plugin, LoadError> {
+        self.load_with(bytes.into(), Wait::Bounded).await
+    }
+
+    async fn load_with(&self, bytes: Arc<[u8]>, wait: Wait) -> Result<Plugin, LoadError> {
         let limit = self.inner.settings.max_module_bytes;
         if bytes.len() as u64 > limit {
             return Err(LoadError::TooLarge { size: bytes.len() as u64, limit });
         }
         let digest = Digest::of(&bytes);
+        if let Some(plugin) = self.inner.plugins.get(&digest) {
+            return Ok(plugin);
+        }
+        if let Some(error) = self.inner.gate.remembered(&digest) {
+            return Err(error);
+        }
         let cell = self.inner.plugins.slot(digest);
-        let result = cell.get_or_try_init(|| self.load_uncached(digest, bytes)).await.cloned();
+        let result = cell.get_or_try_init(|| self.load_uncached(digest, bytes, wait)).await.cloned();
         match &result {
             Ok(_) => self.inner.plugins.trim(),
-            // Do not remember failures: the entry would only pin memory.
-            Err(_) => self.inner.plugins.forget_failed(&digest),
+            // The failed cell is dropped (it would pin memory); the failure
+            // itself is remembered, bounded, by the gate.
+            Err(e) => {
+                self.inner.plugins.forget_failed(&digest);
+                self.inner.gate.remember(digest, e);
+            }
         }
         result
+    }
+
+    /// What the compiler did so far: slots, compiles started, running and
+    /// waiting, refusals, and failures answered from memory.
+    pub fn compile_stats(&self) -> CompileStats {
+        self.inner.gate.stats()
     }
 
     /// The plugin for `digest` if it was loaded before (no I/O).
@@ -144,19 +186,37 @@ impl Engine {
         self.inner.plugins.remove(digest);
     }
 
+    /// Forgets everything about a deleted module: the loaded plugin, its
+    /// remembered failure, and its compiled artifacts on disk (for every
+    /// engine version). Returns how many artifact files were removed. Runs
+    /// holding the plugin keep it until they end (the code is mapped, so the
+    /// file can go now). Artifacts are keyed by digest alone: should another
+    /// tenant keep the same module, its next load compiles it again (a cache
+    /// miss, never a wrong answer).
+    pub fn purge(&self, digest: &Digest) -> std::io::Result<usize> {
+        self.evict(digest);
+        self.inner.gate.forget(digest);
+        match &self.inner.artifacts {
+            Some(cache) => cache.remove(digest),
+            None => Ok(0),
+        }
+    }
+
     /// Plugins held in memory now.
     pub fn cached_count(&self) -> usize {
         self.inner.plugins.len()
     }
 
-    async fn load_uncached(&self, digest: Digest, bytes: Arc<[u8]>) -> Result<Plugin, LoadError> {
+    async fn load_uncached(&self, digest: Digest, bytes: Arc<[u8]>, wait: Wait) -> Result<Plugin, LoadError> {
         let inner = &self.inner;
         let binary = validate::sniff(&bytes).map_err(LoadError::InvalidModule)?;
         let cached = inner.artifacts.as_ref().and_then(|c| c.load(&inner.wasmtime, &digest, &binary));
         let compiled = match cached {
             Some(c) => c,
             None => {
-                let artifact = compile(&inner.settings, &inner.wasmtime, bytes.clone(), binary).await?;
+                let permit = inner.gate.enter(wait).await?;
+                let artifact =
+                    compile(&inner.settings, &inner.wasmtime, bytes.clone(), binary, permit).await?;
                 if let Some(cache) = &inner.artifacts
                     && let Err(e) = cache.store(&digest, &binary, &artifact)
                 {

@@ -11,6 +11,8 @@
 //! - `cache`: the bounded in-memory plugin cache (digest -> plugin).
 //! - `ticker`: the epoch thread behind timeouts, cancellation and async yields.
 //! - `compile`: compilation off the async threads, in a child process with a deadline.
+//! - `gate`: how many compile at once, how many uploads may wait, and which
+//!   digests failed recently (answered without compiling again).
 //! - `artifact`: the on-disk cache of compiled code.
 //! - `validate`: what a module may import and must export, and why it is refused.
 //! - `plugin`: a loaded plugin: its kind and pre-instantiated form.
@@ -23,6 +25,7 @@ mod artifact;
 mod cache;
 mod compile;
 mod engine;
+mod gate;
 mod host;
 mod output;
 mod plugin;
@@ -34,6 +37,7 @@ mod validate;
 
 pub use compile::compile_child_main;
 pub use engine::{Engine, LoadError};
+pub use gate::CompileStats;
 pub use plugin::Plugin;
 pub use run::{CancelToken, HostHooks, RunContext};
-pub use settings::{CompileMode, EngineSettings};
+pub use settings::{CompileMode, EngineSettings, default_concurrent_compiles};

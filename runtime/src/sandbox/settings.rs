@@ -57,6 +57,19 @@ pub struct EngineSettings {
     /// Loaded plugins kept in memory; beyond it the least recently used are
     /// dropped (and reloaded from the artifact cache when needed).
     pub max_cached_plugins: usize,
+    /// Compilations running at once (each a child process of up to
+    /// `compile_memory_bytes`); further loads wait for a slot.
+    pub max_concurrent_compiles: usize,
+    /// Loads that may wait for a compile slot: an upload that finds this many
+    /// waiting is refused at once (503 with `Retry-After`) instead of piling
+    /// up. Workers loading a module for a job always wait (their number is
+    /// bounded by the worker count).
+    pub compile_queue: usize,
+    /// Digests whose load failed that are remembered (least recently used
+    /// forgotten first), so re-uploading a known-bad module answers at once.
+    pub failed_compiles_remembered: usize,
+    /// How long a failed load is remembered.
+    pub failed_compile_ttl: Duration,
 }
 
 impl Default for EngineSettings {
@@ -84,8 +97,19 @@ impl Default for EngineSettings {
             // misbehaving-plugin test saw 300+ MiB held with a batch of 32).
             pool_decommit_batch: 1,
             max_cached_plugins: 512,
+            max_concurrent_compiles: default_concurrent_compiles(),
+            compile_queue: 16,
+            failed_compiles_remembered: 1024,
+            failed_compile_ttl: Duration::from_secs(600),
         }
     }
+}
+
+/// Half the cores, at least one: a compile already uses every core it is given
+/// (`parallel_compilation`), so more children only add memory (one crafted
+/// module took ~2 GiB and 25 s of CPU in its child).
+pub fn default_concurrent_compiles() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get() / 2).max(1)
 }
 
 /// Native stack of each async fiber. Host code (WASI) runs on the same stack as

@@ -13,8 +13,15 @@ use super::output::Capture;
 use super::run::{CancelToken, HostHooks};
 use crate::domain::{JobInfo, Limits, LogEntry, LogLevel, Progress};
 
-/// Progress reports kept per run (the latest are kept).
+/// Progress reports kept per run (the latest are kept, older ones dropped and
+/// the outcome marked `progress_truncated`), so a guest reporting in a loop
+/// holds at most this many messages of at most `MAX_MESSAGE` bytes.
 const MAX_PROGRESS: usize = 100;
+/// What one log entry costs against `max_log_bytes` on top of its message:
+/// about its stored JSON (`{"level":"debug","message":""}`). Every call counts,
+/// so `host.log("")` in a loop reaches the budget like any other log line, and
+/// the budget bounds the stored logs, not just the text in them.
+pub(crate) const LOG_ENTRY_OVERHEAD: u64 = 32;
 /// Longest progress or log message kept, in bytes.
 const MAX_MESSAGE: usize = 4096;
 /// Tables and memories per store; a Rust component needs one or two of each.
@@ -37,6 +44,7 @@ pub(crate) struct RunState {
     pub(crate) hooks: Option<Arc<dyn HostHooks>>,
     pub(crate) started: Instant,
     pub(crate) progress: VecDeque<Progress>,
+    pub(crate) progress_truncated: bool,
     pub(crate) logs: Vec<LogEntry>,
     pub(crate) log_bytes: u64,
     pub(crate) max_log_bytes: u64,
@@ -55,22 +63,30 @@ impl RunState {
         }
         if self.progress.len() == MAX_PROGRESS {
             self.progress.pop_front();
+            self.progress_truncated = true;
         }
         let at_ms = self.started.elapsed().as_millis() as u64;
         self.progress.push_back(Progress { percent, message, at_ms });
     }
 
+    /// Keeps a log line while the budget lasts. The first line that does not fit
+    /// marks the logs truncated, and from then on nothing is recorded or passed
+    /// to the hooks (a guest logging in a loop costs the host nothing more).
     pub(crate) fn record_log(&mut self, level: LogLevel, message: String) {
+        if self.logs_truncated {
+            return;
+        }
         let message = truncate(message);
+        let cost = message.len() as u64 + LOG_ENTRY_OVERHEAD;
+        if self.log_bytes + cost > self.max_log_bytes {
+            self.logs_truncated = true;
+            return;
+        }
         if let Some(hooks) = &self.hooks {
             hooks.log(level, &message);
         }
-        self.log_bytes += message.len() as u64;
-        if self.log_bytes > self.max_log_bytes {
-            self.logs_truncated = true;
-        } else {
-            self.logs.push(LogEntry { level, message });
-        }
+        self.log_bytes += cost;
+        self.logs.push(LogEntry { level, message });
     }
 }
 

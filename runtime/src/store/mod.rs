@@ -31,6 +31,14 @@ pub enum StoreError {
     /// A stored value could not be decoded (a bug or a corrupted row).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A job with this idempotency key exists, made by a different request
+    /// (payload, alias or options). Nothing of the insert is written; the
+    /// caller's fault (409), never retried as is.
+    #[error("idempotency_key {key:?} was already used by a different request")]
+    IdempotencyConflict {
+        /// The key.
+        key: String,
+    },
 }
 
 /// Result of a store call.
@@ -39,6 +47,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The storage contract of wasmq. Implementations must be safe to share across
 /// tasks and (for multi-node backends) across processes: `job_claim` hands each
 /// runnable job to exactly one claimer.
+///
+/// Fencing: each claim of a job gets a token (a per-job counter that only
+/// grows). Everything a run writes (heartbeat, progress, completion) presents
+/// its [`Lease`] (job id and token), and the store applies it only while that
+/// claim is current. A run that lost its claim (the job was cancelled, or
+/// rescued after its node stalled and perhaps claimed again, even by the same
+/// node) can therefore never overwrite the outcome or progress of the run that
+/// holds the job now.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a module's bytes; returns the record and whether it was new.
@@ -52,52 +68,72 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a module; `Conflict` while an alias points to it.
     async fn module_delete(&self, tenant: &TenantId, digest: &Digest) -> StoreResult<()>;
 
-    /// Points an alias at a module with a config; the version counts up.
+    /// Points an alias at a module with a config; the version counts up, and
+    /// versions beyond the newest `keep_versions` are deleted.
     async fn alias_set(&self, p: AliasSet) -> StoreResult<AliasRecord>;
     /// One alias.
     async fn alias_get(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<AliasRecord>;
-    /// Every version of an alias, newest first.
-    async fn alias_history(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<Vec<AliasVersion>>;
+    /// A page of an alias's kept versions, newest first (none for an unknown alias).
+    async fn alias_history(&self, p: AliasHistory) -> StoreResult<Vec<AliasVersion>>;
     /// Every alias of the tenant, by name.
     async fn alias_list(&self, tenant: &TenantId) -> StoreResult<Vec<AliasRecord>>;
-    /// Re-applies the version before the current one as a new version.
-    async fn alias_rollback(&self, tenant: &TenantId, name: &AliasName, now: i64)
-    -> StoreResult<AliasRecord>;
+    /// Re-applies the version before the current one as a new version (and
+    /// prunes as `alias_set` does).
+    async fn alias_rollback(&self, p: AliasRollback) -> StoreResult<AliasRecord>;
     /// Deletes an alias and its history.
     async fn alias_delete(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<()>;
 
     /// Inserts jobs in one transaction (a batch, or one dispatch). A job whose
     /// idempotency key exists already is not inserted: the first job is returned
-    /// with `created = false`.
+    /// with `created = false`, or, when the two requests' fingerprints differ,
+    /// the whole insert fails with `IdempotencyConflict`. A batch's `total` is
+    /// the jobs it owns: those inserted with it, not earlier jobs returned for
+    /// their key; a batch that owns none is done at once (its callback is due).
     async fn job_insert(&self, jobs: Vec<NewJob>, batch: Option<NewBatch>) -> StoreResult<Vec<Inserted>>;
     /// One job.
     async fn job_get(&self, tenant: &TenantId, id: &str) -> StoreResult<JobRecord>;
-    /// A page of jobs (keyset pagination on the id / priority).
-    async fn job_list(&self, p: JobList) -> StoreResult<Vec<JobRecord>>;
+    /// Status, attempt and progress of one job, read without its payload,
+    /// result or logs: what `wait` and event streams poll.
+    async fn job_watch(&self, tenant: &TenantId, id: &str) -> StoreResult<JobWatch>;
+    /// A page of jobs (keyset pagination on the id / priority): at most
+    /// `limit` jobs within `max_bytes` (but always one, if any is left), and
+    /// whether more follow.
+    async fn job_list(&self, p: JobList) -> StoreResult<JobListPage>;
     /// Claims up to `limit` runnable jobs for `owner`, highest priority first,
-    /// then earliest due; marks them running with a lease and counts the attempt.
+    /// then earliest due; marks them running with a lease, counts the attempt
+    /// and gives each claim the job's next fencing token
+    /// (`JobRecord::lease_token`). A job that has used all its attempts is
+    /// never claimed (`job_rescue_expired` ends it).
     async fn job_claim(&self, p: JobClaim) -> StoreResult<Vec<JobRecord>>;
-    /// Extends the leases `owner` holds on `ids`; returns the ids it still
-    /// holds. A missing id was cancelled (or rescued) elsewhere: its run on this
-    /// node should stop, since its outcome would be ignored anyway.
-    async fn job_heartbeat(
-        &self,
-        owner: &str,
-        ids: &[String],
-        lease_expires_at: i64,
-    ) -> StoreResult<Vec<String>>;
-    /// Records how attempts ended, in one transaction. A completion whose lease
-    /// `owner` no longer holds the job (cancelled, or rescued after a stall) is
-    /// ignored; the returned ids are those that were applied.
-    async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Vec<String>>;
-    /// Stores the latest progress of a running job.
-    async fn job_progress(&self, id: &str, percent: u8, message: &str) -> StoreResult<()>;
+    /// Extends the leases `p.owner` holds; returns the claims it still holds.
+    /// A claim is held while the job is running under that exact token and its
+    /// lease has not lapsed (`lease_expires_at >= p.now`): a lease that lapsed
+    /// is lost even before another node rescues the job, so a node that stalled
+    /// past its leases never revives them. A claim missing from the answer was
+    /// cancelled, rescued or superseded: its run should stop, since its outcome
+    /// would be ignored anyway.
+    async fn job_heartbeat(&self, p: JobHeartbeat) -> StoreResult<Vec<Lease>>;
+    /// Records how attempts ended, in one transaction. A completion applies only
+    /// while its claim is the job's current one (running, same `owner`, same
+    /// `token`); one from a stale run (cancelled, or rescued after a stall and
+    /// perhaps claimed again) is ignored. Returns the claims that were applied.
+    async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Vec<Lease>>;
+    /// Stores the latest progress of a running job, if `lease` is still its
+    /// current claim; returns whether it was stored.
+    async fn job_progress(&self, lease: &Lease, percent: u8, message: &str) -> StoreResult<bool>;
     /// Cancels a job that has not finished; `Conflict` if it has.
     async fn job_cancel(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord>;
-    /// Queues a failed, dead or cancelled job again with a fresh attempt budget.
+    /// Queues a failed, dead or cancelled job again with a fresh attempt budget
+    /// (its fencing token keeps counting: the next claim still gets a new one).
     async fn job_retry(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord>;
-    /// Returns running jobs whose lease expired (their worker died) to `queued`.
-    async fn job_rescue_expired(&self, now: i64) -> StoreResult<u64>;
+    /// Ends the claims of running jobs whose lease lapsed before `now` (their
+    /// worker died or stalled): a job with attempts left goes back to `queued`,
+    /// one on its last attempt becomes `dead`; both record the error
+    /// `lease_expired` ("the worker running attempt 2 of 2 stopped renewing its
+    /// lease"). A dead job ends like any other (finished_at, its callback and
+    /// its batch's callback become due). Queued jobs with no attempt left
+    /// (stored before claims checked the budget) end `dead` the same way.
+    async fn job_rescue_expired(&self, now: i64) -> StoreResult<Rescued>;
     /// Returns every job `owner` holds to `queued` (graceful shutdown).
     async fn job_release(&self, owner: &str) -> StoreResult<u64>;
     /// Jobs waiting to run (queued, scheduled or failed-and-retrying): the

@@ -100,6 +100,32 @@ pub struct AliasSet {
     pub config: AliasConfig,
     /// Unix ms.
     pub now: i64,
+    /// Versions kept (at least 2); older ones are pruned in the same write.
+    pub keep_versions: u32,
+}
+
+/// `alias_rollback` parameters.
+pub struct AliasRollback {
+    /// Owner.
+    pub tenant: TenantId,
+    /// Name.
+    pub name: AliasName,
+    /// Unix ms.
+    pub now: i64,
+    /// Versions kept, as for [`AliasSet::keep_versions`].
+    pub keep_versions: u32,
+}
+
+/// `alias_history` parameters: a page of versions, newest first.
+pub struct AliasHistory {
+    /// Owner.
+    pub tenant: TenantId,
+    /// Name.
+    pub name: AliasName,
+    /// Most versions returned.
+    pub limit: u32,
+    /// Only versions older than this one (the previous page's last version).
+    pub before: Option<i64>,
 }
 
 /// A job to insert.
@@ -133,6 +159,9 @@ pub struct NewJob {
     pub created_at: i64,
     /// Deduplication key.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// Digest of the request that carried `idempotency_key`: a later request
+    /// with the same key but another fingerprint is refused as a conflict.
+    pub idempotency_fingerprint: Option<String>,
     /// Batch it belongs to.
     pub batch_id: Option<String>,
     /// Where to report its end.
@@ -198,6 +227,10 @@ pub struct JobRecord {
     pub finished_at: Option<i64>,
     /// Holder of the lease while running.
     pub lease_owner: Option<String>,
+    /// Fencing token of the latest claim (0: never claimed). Every claim takes
+    /// the next number, so it only grows, unlike `attempt` (which `job_retry`
+    /// resets and `job_release` lowers).
+    pub lease_token: u64,
     /// JSON text of the result.
     pub result: Option<String>,
     /// Error kind and message of the latest failure.
@@ -223,6 +256,11 @@ pub struct JobRecord {
     /// Last delivery error.
     pub callback_last_error: Option<String>,
 }
+
+/// What a job counts for in a `job_list` byte budget beyond its stored text
+/// (payload, result, logs, context, error and progress messages, callback and
+/// its last error): about what its view's fixed fields take in JSON.
+pub const JOB_FIXED_BYTES: u64 = 1024;
 
 /// Sort order of `job_list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, utoipa::ToSchema)]
@@ -254,6 +292,57 @@ pub struct JobList {
     pub limit: u32,
     /// Id of the last job of the previous page.
     pub after: Option<String>,
+    /// Byte budget of the page: jobs are taken in order while the size of
+    /// those taken (their stored text plus [`JOB_FIXED_BYTES`] each) stays
+    /// within it; the first job is always taken, however large. Backends size
+    /// jobs without reading them, so jobs past the budget cost nothing.
+    pub max_bytes: u64,
+}
+
+/// A page of `job_list`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobListPage {
+    /// The jobs, in the page's order.
+    pub jobs: Vec<JobRecord>,
+    /// Whether jobs follow the last one (the page ended at `limit` or at
+    /// `max_bytes`, not at the end of the list).
+    pub more: bool,
+}
+
+/// What watchers of a job follow (`wait`, event streams): `job_watch` reads
+/// only this, never the payload, result or logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobWatch {
+    /// Status.
+    pub status: JobStatus,
+    /// Attempts started so far.
+    pub attempt: u32,
+    /// Latest progress.
+    pub progress: Option<(u8, String)>,
+}
+
+impl From<&JobRecord> for JobWatch {
+    fn from(j: &JobRecord) -> Self {
+        Self { status: j.status, attempt: j.attempt, progress: j.progress.clone() }
+    }
+}
+
+impl JobRecord {
+    /// The claim this record was read under: job id and fencing token.
+    pub fn lease(&self) -> Lease {
+        Lease { id: self.id.clone(), token: self.lease_token }
+    }
+}
+
+/// One claim of one job: its id and the fencing token the claim was given.
+/// Writes on behalf of a run (heartbeat, progress, completion) present it; the
+/// store applies them only while that claim is the job's current one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Lease {
+    /// Job id.
+    pub id: String,
+    /// Fencing token of the claim (`JobRecord::lease_token`).
+    pub token: u64,
 }
 
 /// `job_claim` parameters.
@@ -271,11 +360,35 @@ pub struct JobClaim {
     pub exclude_queues: Vec<String>,
 }
 
+/// `job_heartbeat` parameters.
+#[derive(Debug, Clone)]
+pub struct JobHeartbeat {
+    /// Worker identity (node id) that holds the leases.
+    pub owner: String,
+    /// The claims to renew.
+    pub leases: Vec<Lease>,
+    /// Unix ms: a lease that lapsed before this is not renewed.
+    pub now: i64,
+    /// New lease end.
+    pub lease_expires_at: i64,
+}
+
+/// What `job_rescue_expired` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rescued {
+    /// Jobs returned to `queued` for another attempt.
+    pub requeued: u64,
+    /// Jobs that had no attempt left and are now `dead` (ids).
+    pub dead: Vec<String>,
+}
+
 /// How one attempt ended.
 #[derive(Debug, Clone)]
 pub struct JobCompletion {
     /// Job id.
     pub id: String,
+    /// Fencing token of the claim the attempt ran under.
+    pub token: u64,
     /// Lease holder that ran it.
     pub owner: String,
     /// `Succeeded`, `Failed` (retry at `run_at`) or `Dead`.

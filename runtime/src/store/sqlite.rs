@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod list;
+
 use super::records::*;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{AliasName, Callback, CallbackState, Digest, JobStatus, Limits, PluginKind, TenantId};
@@ -20,7 +22,7 @@ use crate::domain::{AliasName, Callback, CallbackState, Digest, JobStatus, Limit
 const JOB_COLUMNS: &str = "id, tenant, alias, module, status, priority, queue, context, payload, attempt, \
     max_attempts, limits, run_at, created_at, started_at, finished_at, lease_owner, result, error_kind, \
     error_message, progress_percent, progress_message, logs, fuel_used, duration_ms, idempotency_key, \
-    batch_id, callback, callback_state, callback_attempts, callback_last_error";
+    batch_id, callback, callback_state, callback_attempts, callback_last_error, lease_token";
 
 /// The statuses a claim picks from.
 const RUNNABLE: &str = "('queued', 'scheduled', 'failed')";
@@ -63,6 +65,14 @@ impl SqliteStore {
     }
 }
 
+/// A job row with its idempotency fingerprint (read only by `job_insert`).
+#[derive(FromRow)]
+struct KeyedJobRow {
+    idempotency_fingerprint: Option<String>,
+    #[sqlx(flatten)]
+    job: JobRow,
+}
+
 #[derive(FromRow)]
 struct JobRow {
     id: String,
@@ -96,6 +106,7 @@ struct JobRow {
     callback_state: Option<String>,
     callback_attempts: i64,
     callback_last_error: Option<String>,
+    lease_token: i64,
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -145,6 +156,7 @@ impl TryFrom<JobRow> for JobRecord {
             started_at: r.started_at,
             finished_at: r.finished_at,
             lease_owner: r.lease_owner,
+            lease_token: r.lease_token as u64,
             result: r.result,
             logs: r.logs,
             fuel_used: r.fuel_used.map(|f| f as u64),
@@ -231,6 +243,19 @@ async fn schedule_done_batches(
         .await?;
     }
     Ok(())
+}
+
+/// The error a rescue records: the attempt whose worker stopped renewing.
+const LEASE_LOST: &str =
+    "error_kind = 'lease_expired', error_message = 'the worker running attempt ' || attempt
+    || ' of ' || max_attempts || ' stopped renewing its lease'";
+
+/// Claims as the JSON array `[{"id", "token"}]` the statements read with `json_each`.
+fn leases_json(leases: &[Lease]) -> String {
+    serde_json::Value::Array(
+        leases.iter().map(|l| serde_json::json!({"id": l.id, "token": l.token})).collect(),
+    )
+    .to_string()
 }
 
 /// The SQL that moves a job's callback to `sending` when it ends.
@@ -340,6 +365,7 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound(format!("module {}", p.module)));
         }
         let record = put_alias_version(&mut tx, &p.tenant, &p.name, &p.module, &p.config, p.now).await?;
+        prune_alias_versions(&mut tx, &p.tenant, &p.name, record.version, p.keep_versions).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -356,13 +382,15 @@ impl Store for SqliteStore {
         .try_into()
     }
 
-    async fn alias_history(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<Vec<AliasVersion>> {
+    async fn alias_history(&self, p: AliasHistory) -> StoreResult<Vec<AliasVersion>> {
         let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
             "SELECT version, module, config, created_at FROM alias_versions
-             WHERE tenant = ? AND name = ? ORDER BY version DESC",
+             WHERE tenant = ? AND name = ? AND version < ? ORDER BY version DESC LIMIT ?",
         )
-        .bind(tenant.as_str())
-        .bind(name.as_str())
+        .bind(p.tenant.as_str())
+        .bind(p.name.as_str())
+        .bind(p.before.unwrap_or(i64::MAX))
+        .bind(p.limit)
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter()
@@ -389,12 +417,8 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn alias_rollback(
-        &self,
-        tenant: &TenantId,
-        name: &AliasName,
-        now: i64,
-    ) -> StoreResult<AliasRecord> {
+    async fn alias_rollback(&self, p: AliasRollback) -> StoreResult<AliasRecord> {
+        let (tenant, name, now) = (&p.tenant, &p.name, p.now);
         let mut tx = self.tx().await?;
         let current: i64 = sqlx::query_scalar("SELECT version FROM aliases WHERE tenant = ? AND name = ?")
             .bind(tenant.as_str())
@@ -428,6 +452,7 @@ impl Store for SqliteStore {
         }
         let config: AliasConfig = serde_json::from_str(&config).map_err(corrupt)?;
         let record = put_alias_version(&mut tx, tenant, name, &module, &config, now).await?;
+        prune_alias_versions(&mut tx, tenant, name, record.version, p.keep_versions).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -479,18 +504,31 @@ impl Store for SqliteStore {
                     out.push(Some(Inserted { job: record_of(job), created: true }));
                 }
                 Some(key) => {
-                    let existing = sqlx::query_as::<_, JobRow>(&format!(
-                        "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?"
+                    let existing = sqlx::query_as::<_, KeyedJobRow>(&format!(
+                        "SELECT idempotency_fingerprint, {JOB_COLUMNS} FROM jobs
+                         WHERE tenant = ? AND idempotency_key = ?"
                     ))
                     .bind(job.tenant.as_str())
                     .bind(key.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
                     match existing {
-                        Some(row) => out.push(Some(Inserted { job: row.try_into()?, created: false })),
+                        Some(row) => {
+                            // A row from before fingerprints (NULL), or a caller
+                            // that gives none, matches any request.
+                            if let (Some(stored), Some(given)) =
+                                (&row.idempotency_fingerprint, &job.idempotency_fingerprint)
+                                && stored != given
+                            {
+                                // Dropping `tx` rolls back the whole insert.
+                                return Err(StoreError::IdempotencyConflict { key: key.as_str().into() });
+                            }
+                            out.push(Some(Inserted { job: row.job.try_into()?, created: false }));
+                        }
                         None => {
                             let mut row = insert_row(job);
                             row["idempotency_key"] = key.as_str().into();
+                            row["idempotency_fingerprint"] = job.idempotency_fingerprint.clone().into();
                             insert_rows(&mut tx, &[row]).await?;
                             out.push(Some(Inserted { job: record_of(job), created: true }));
                         }
@@ -499,6 +537,19 @@ impl Store for SqliteStore {
             }
         }
         insert_rows(&mut tx, &bulk).await?;
+        if let Some(b) = &batch {
+            // The batch owns the jobs inserted with it, not the earlier jobs
+            // returned for an existing key (they belong to whoever made them):
+            // counting those would leave the batch waiting forever.
+            sqlx::query(
+                "UPDATE batches SET total = (SELECT COUNT(*) FROM jobs WHERE batch_id = ?1) WHERE id = ?1",
+            )
+            .bind(&b.id)
+            .execute(&mut *tx)
+            .await?;
+            // A batch that owns no job is done now: its callback is due.
+            schedule_done_batches(&mut tx, std::slice::from_ref(&b.id), b.created_at).await?;
+        }
         let out: Vec<Inserted> = out.into_iter().flatten().collect();
         tx.commit().await?;
         Ok(out)
@@ -514,68 +565,52 @@ impl Store for SqliteStore {
             .try_into()
     }
 
-    async fn job_list(&self, p: JobList) -> StoreResult<Vec<JobRecord>> {
-        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ?1");
-        if p.status.is_some() {
-            sql.push_str(" AND status = ?2");
-        }
-        if p.alias.is_some() {
-            sql.push_str(" AND alias = ?3");
-        }
-        if p.queue.is_some() {
-            sql.push_str(" AND queue = ?4");
-        }
-        if p.context.is_some() {
-            sql.push_str(" AND context = ?5");
-        }
-        match (p.order, p.after.is_some()) {
-            (JobOrder::Created, true) => sql.push_str(" AND id < ?6"),
-            (JobOrder::Priority, true) => {
-                sql.push_str(" AND (-priority, id) > (SELECT -priority, id FROM jobs WHERE id = ?6)")
-            }
-            _ => {}
-        }
-        match p.order {
-            JobOrder::Created => sql.push_str(" ORDER BY id DESC"),
-            JobOrder::Priority => sql.push_str(" ORDER BY priority DESC, id ASC"),
-        }
-        sql.push_str(" LIMIT ?7");
-        let rows = sqlx::query_as::<_, JobRow>(&sql)
-            .bind(p.tenant.as_str())
-            .bind(p.status.map(JobStatus::as_str))
-            .bind(&p.alias)
-            .bind(&p.queue)
-            .bind(&p.context)
-            .bind(&p.after)
-            .bind(p.limit)
-            .fetch_all(&self.reader)
-            .await?;
-        jobs(rows)
+    async fn job_watch(&self, tenant: &TenantId, id: &str) -> StoreResult<JobWatch> {
+        let row: Option<(String, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT status, attempt, progress_percent, progress_message FROM jobs WHERE tenant = ? AND id = ?",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        let (status, attempt, percent, message) =
+            row.ok_or_else(|| StoreError::NotFound(format!("job {id}")))?;
+        Ok(JobWatch {
+            status: JobStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status}")))?,
+            attempt: attempt as u32,
+            progress: percent.map(|p| (p.clamp(0, 100) as u8, message.unwrap_or_default())),
+        })
+    }
+
+    async fn job_list(&self, p: JobList) -> StoreResult<JobListPage> {
+        list::job_list(&self.reader, p).await
     }
 
     async fn job_claim(&self, p: JobClaim) -> StoreResult<Vec<JobRecord>> {
         claim_in(&self.writer, &p).await
     }
 
-    async fn job_heartbeat(
-        &self,
-        owner: &str,
-        ids: &[String],
-        lease_expires_at: i64,
-    ) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar(
+    async fn job_heartbeat(&self, p: JobHeartbeat) -> StoreResult<Vec<Lease>> {
+        if p.leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(
             "UPDATE jobs SET lease_expires_at = ?1
-             WHERE lease_owner = ?2 AND status = 'running' AND id IN (SELECT value FROM json_each(?3))
-             RETURNING id",
+             FROM (SELECT value ->> 'id' AS id, value ->> 'token' AS token FROM json_each(?3)) AS l
+             WHERE jobs.id = l.id AND jobs.lease_token = l.token AND jobs.lease_owner = ?2
+               AND jobs.status = 'running' AND jobs.lease_expires_at >= ?4
+             RETURNING jobs.id, jobs.lease_token",
         )
-        .bind(lease_expires_at)
-        .bind(owner)
-        .bind(serde_json::to_string(ids).expect("strings serialize"))
+        .bind(p.lease_expires_at)
+        .bind(&p.owner)
+        .bind(leases_json(&p.leases))
+        .bind(p.now)
         .fetch_all(&self.writer)
-        .await?)
+        .await?;
+        Ok(rows.into_iter().map(|(id, token)| Lease { id, token: token as u64 }).collect())
     }
 
-    async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Vec<String>> {
+    async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Vec<Lease>> {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
@@ -585,16 +620,19 @@ impl Store for SqliteStore {
         Ok(applied)
     }
 
-    async fn job_progress(&self, id: &str, percent: u8, message: &str) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE jobs SET progress_percent = ?, progress_message = ? WHERE id = ? AND status = 'running'",
+    async fn job_progress(&self, lease: &Lease, percent: u8, message: &str) -> StoreResult<bool> {
+        let stored = sqlx::query(
+            "UPDATE jobs SET progress_percent = ?, progress_message = ?
+             WHERE id = ? AND lease_token = ? AND status = 'running'",
         )
         .bind(percent as i64)
         .bind(message)
-        .bind(id)
+        .bind(&lease.id)
+        .bind(lease.token as i64)
         .execute(&self.writer)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(stored == 1)
     }
 
     async fn job_cancel(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
@@ -651,19 +689,48 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn job_rescue_expired(&self, now: i64) -> StoreResult<u64> {
-        Ok(sqlx::query(
-            "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL
-             WHERE status = 'running' AND lease_expires_at < ?",
-        )
+    async fn job_rescue_expired(&self, now: i64) -> StoreResult<Rescued> {
+        let mut tx = self.tx().await?;
+        // On the last attempt: dead, ending like any other terminal transition.
+        // Then the waiting jobs with no attempt left (see the migration 0003).
+        let mut dead: Vec<(String, Option<String>)> = Vec::new();
+        for lapsed in [
+            "status = 'running' AND lease_expires_at < ?1 AND attempt >= max_attempts",
+            "status IN ('queued', 'scheduled', 'failed') AND attempt >= max_attempts",
+        ] {
+            dead.extend(
+                sqlx::query_as::<_, (String, Option<String>)>(&format!(
+                    "UPDATE jobs SET status = 'dead', finished_at = ?1, lease_owner = NULL,
+                        lease_expires_at = NULL, {LEASE_LOST},
+                        {CALLBACK_ON_END} CASE WHEN callback IS NOT NULL THEN ?1 ELSE NULL END
+                     WHERE {lapsed}
+                     RETURNING id, batch_id"
+                ))
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?,
+            );
+        }
+        // The rest have attempts left: back to the queue.
+        let requeued = sqlx::query(&format!(
+            "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, {LEASE_LOST}
+             WHERE status = 'running' AND lease_expires_at < ?1"
+        ))
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?
-        .rows_affected())
+        .rows_affected();
+        let mut batches: Vec<String> = dead.iter().filter_map(|(_, b)| b.clone()).collect();
+        batches.sort();
+        batches.dedup();
+        schedule_done_batches(&mut tx, &batches, now).await?;
+        tx.commit().await?;
+        Ok(Rescued { requeued, dead: dead.into_iter().map(|(id, _)| id).collect() })
     }
 
     async fn job_release(&self, owner: &str) -> StoreResult<u64> {
-        // The interrupted attempt does not count: the job did nothing wrong.
+        // The interrupted attempt does not count: the job did nothing wrong. Its
+        // fencing token stays: the next claim takes a new one all the same.
         Ok(sqlx::query(
             "UPDATE jobs SET status = 'queued', attempt = MAX(attempt - 1, 0), lease_owner = NULL,
                 lease_expires_at = NULL
@@ -887,6 +954,7 @@ fn insert_row(job: &NewJob) -> serde_json::Value {
         "max_attempts": job.max_attempts,
         "limits": compact_limits(&job.limits),
         "run_at": job.run_at, "created_at": job.created_at, "idempotency_key": null,
+        "idempotency_fingerprint": null,
         "batch_id": job.batch_id, "callback": callback_json(&job.callback),
         "callback_state": job.callback.as_ref().map(|_| "pending"),
     })
@@ -899,11 +967,13 @@ async fn insert_rows(tx: &mut Transaction<'_, Sqlite>, rows: &[serde_json::Value
     }
     sqlx::query(
         "INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
-            limits, run_at, created_at, idempotency_key, batch_id, callback, callback_state)
+            limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback,
+            callback_state)
          SELECT value ->> 'id', value ->> 'tenant', value ->> 'alias', value ->> 'module', value ->> 'status',
             value ->> 'priority', value ->> 'queue', value ->> 'context', value ->> 'payload',
             value ->> 'max_attempts', value ->> 'limits', value ->> 'run_at', value ->> 'created_at',
-            value ->> 'idempotency_key', value ->> 'batch_id', value ->> 'callback', value ->> 'callback_state'
+            value ->> 'idempotency_key', value ->> 'idempotency_fingerprint', value ->> 'batch_id',
+            value ->> 'callback', value ->> 'callback_state'
          FROM json_each(?1)",
     )
     .bind(serde_json::Value::Array(rows.to_vec()).to_string())
@@ -932,6 +1002,7 @@ fn record_of(job: &NewJob) -> JobRecord {
         started_at: None,
         finished_at: None,
         lease_owner: None,
+        lease_token: 0,
         result: None,
         error: None,
         progress: None,
@@ -954,11 +1025,12 @@ async fn claim_in<'c, E: sqlx::Executor<'c, Database = Sqlite>>(
 ) -> StoreResult<Vec<JobRecord>> {
     let excluded = serde_json::to_string(&p.exclude_queues).expect("strings serialize");
     let rows = sqlx::query_as::<_, JobRow>(&format!(
-        "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = ?1, lease_owner = ?2,
-            lease_expires_at = ?3, progress_percent = NULL, progress_message = NULL
+        "UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
+            started_at = ?1, lease_owner = ?2, lease_expires_at = ?3, progress_percent = NULL,
+            progress_message = NULL
          WHERE id IN (
             SELECT id FROM jobs
-            WHERE status IN {RUNNABLE} AND run_at <= ?1
+            WHERE status IN {RUNNABLE} AND run_at <= ?1 AND attempt < max_attempts
               AND queue NOT IN (SELECT value FROM json_each(?5))
             ORDER BY priority DESC, run_at, id LIMIT ?4)
          RETURNING {JOB_COLUMNS}"
@@ -980,7 +1052,7 @@ async fn claim_in<'c, E: sqlx::Executor<'c, Database = Sqlite>>(
 async fn complete_in(
     tx: &mut Transaction<'_, Sqlite>,
     completions: &[JobCompletion],
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<Vec<Lease>> {
     if completions.is_empty() {
         return Ok(Vec::new());
     }
@@ -989,7 +1061,8 @@ async fn complete_in(
         .iter()
         .map(|c| {
             serde_json::json!({
-                "id": c.id, "owner": c.owner, "status": c.status.as_str(), "terminal": c.status.is_terminal(),
+                "id": c.id, "token": c.token, "owner": c.owner, "status": c.status.as_str(),
+                "terminal": c.status.is_terminal(),
                 "result": c.result, "error_kind": c.error.as_ref().map(|e| &e.0),
                 "error_message": c.error.as_ref().map(|e| &e.1), "fuel_used": c.fuel_used,
                 "duration_ms": c.duration_ms, "logs": c.logs,
@@ -1000,8 +1073,9 @@ async fn complete_in(
         })
         .collect();
     // One statement for the whole batch: the completions travel as a JSON
-    // array; only rows still running under the completing owner's lease change.
-    let applied: Vec<(String, Option<String>, String)> = sqlx::query_as(
+    // array; only rows still running under the completing run's own claim
+    // (owner and fencing token) change.
+    let applied: Vec<(String, i64, Option<String>, String)> = sqlx::query_as(
         "UPDATE jobs SET status = c.status, result = c.result, error_kind = c.error_kind,
             error_message = c.error_message, fuel_used = c.fuel_used, duration_ms = c.duration_ms,
             logs = c.logs, progress_percent = COALESCE(c.progress_percent, jobs.progress_percent),
@@ -1012,7 +1086,8 @@ async fn complete_in(
                                   ELSE jobs.callback_state END,
             callback_next_at = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN c.finished_at
                                     ELSE jobs.callback_next_at END
-         FROM (SELECT value ->> 'id' AS id, value ->> 'owner' AS owner, value ->> 'status' AS status,
+         FROM (SELECT value ->> 'id' AS id, value ->> 'token' AS token, value ->> 'owner' AS owner,
+                      value ->> 'status' AS status,
                       value ->> 'terminal' AS terminal, value ->> 'result' AS result,
                       value ->> 'error_kind' AS error_kind, value ->> 'error_message' AS error_message,
                       value ->> 'fuel_used' AS fuel_used, value ->> 'duration_ms' AS duration_ms,
@@ -1022,22 +1097,47 @@ async fn complete_in(
                       value ->> 'run_at' AS run_at
                FROM json_each(?1)) AS c
          WHERE jobs.id = c.id AND jobs.status = 'running' AND jobs.lease_owner = c.owner
-         RETURNING jobs.id, jobs.batch_id, jobs.status",
+           AND jobs.lease_token = c.token
+         RETURNING jobs.id, jobs.lease_token, jobs.batch_id, jobs.status",
     )
     .bind(serde_json::Value::Array(rows).to_string())
     .fetch_all(&mut **tx)
     .await?;
     let mut batches: Vec<String> = applied
         .iter()
-        .filter(|(_, _, status)| JobStatus::parse(status).is_some_and(JobStatus::is_terminal))
-        .filter_map(|(_, batch, _)| batch.clone())
+        .filter(|(_, _, _, status)| JobStatus::parse(status).is_some_and(JobStatus::is_terminal))
+        .filter_map(|(_, _, batch, _)| batch.clone())
         .collect();
     batches.sort();
     batches.dedup();
     schedule_done_batches(tx, &batches, now).await?;
     // Report in the order given.
-    let applied: std::collections::HashSet<String> = applied.into_iter().map(|(id, _, _)| id).collect();
-    Ok(completions.iter().map(|c| c.id.clone()).filter(|id| applied.contains(id)).collect())
+    let applied: std::collections::HashSet<Lease> =
+        applied.into_iter().map(|(id, token, _, _)| Lease { id, token: token as u64 }).collect();
+    Ok(completions
+        .iter()
+        .map(|c| Lease { id: c.id.clone(), token: c.token })
+        .filter(|l| applied.contains(l))
+        .collect())
+}
+
+/// Deletes the versions of an alias older than the newest `keep` (at least the
+/// current one and the one before it are kept, so rollback always works).
+async fn prune_alias_versions(
+    tx: &mut Transaction<'_, Sqlite>,
+    tenant: &TenantId,
+    name: &AliasName,
+    current: i64,
+    keep: u32,
+) -> StoreResult<()> {
+    let keep = i64::from(keep.max(2));
+    sqlx::query("DELETE FROM alias_versions WHERE tenant = ? AND name = ? AND version <= ?")
+        .bind(tenant.as_str())
+        .bind(name.as_str())
+        .bind(current - keep)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Writes a new current version of an alias and its history row.

@@ -4,8 +4,11 @@
 mod api;
 mod callbacks;
 mod durability;
+mod fencing;
+mod misc_faults;
 mod queue;
 mod ssrf;
+mod streams;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -34,8 +37,8 @@ pub struct Options {
     pub max_queued: u64,
     /// `--callback-allow`: the test receivers listen on 127.0.0.1.
     pub callback_allow: String,
-    /// Per-delivery timeout of callbacks.
-    pub callback_timeout: Duration,
+    /// Any other setting, applied last (e.g. `|s| s.max_waits = 2`).
+    pub tweak: fn(&mut Settings),
 }
 
 impl Default for Options {
@@ -50,7 +53,7 @@ impl Default for Options {
             dir: None,
             max_queued: 1_000_000,
             callback_allow: "127.0.0.0/8".into(),
-            callback_timeout: Duration::from_secs(10),
+            tweak: |_| {},
         }
     }
 }
@@ -73,8 +76,8 @@ pub fn settings(opts: &Options, dir: &tempfile::TempDir) -> Settings {
     s.queue.shutdown_grace = Duration::from_secs(5);
     s.callbacks.retry_base = opts.callback_retry_base;
     s.callbacks.policy = NetPolicy::new(NetPolicy::parse_allow(&opts.callback_allow).unwrap());
-    s.callbacks.timeout = opts.callback_timeout;
     s.max_queued_jobs = opts.max_queued;
+    (opts.tweak)(&mut s);
     s
 }
 
@@ -88,8 +91,15 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(opts: Options) -> TestApp {
+    spawn_app_with(opts, |_| {}).await
+}
+
+/// `spawn_app` with `tweak` applied to the settings (for knobs `Options` lacks).
+pub async fn spawn_app_with(opts: Options, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = opts.dir.clone().unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
-    let app = App::build(settings(&opts, &dir)).await.expect("server builds");
+    let mut settings = settings(&opts, &dir);
+    tweak(&mut settings);
+    let app = App::build(settings).await.expect("server builds");
     let url = format!("http://{}", app.local_addr());
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async {

@@ -311,7 +311,11 @@ async fn last_error_says_nothing_about_what_the_target_answered() {
 async fn a_slow_receiver_holds_one_host_s_slots_not_everyone_s_turn() {
     // Deliveries wait up to two minutes for an answer: a sender that waited for
     // a group of deliveries would hold the fast receiver's callbacks that long.
-    let app = spawn_app(Options { callback_timeout: Duration::from_secs(120), ..Options::default() }).await;
+    let app = spawn_app(Options {
+        tweak: |s| s.callbacks.timeout = Duration::from_secs(120),
+        ..Options::default()
+    })
+    .await;
     app.register("echo", "echo").await;
     let slow = Hook::start([127, 0, 0, 1].into(), || StatusCode::OK, true).await;
     for i in 0..8 {

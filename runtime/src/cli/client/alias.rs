@@ -49,10 +49,16 @@ pub enum AliasCommand {
     },
     /// Every alias, by name.
     List,
-    /// One alias with its version history.
+    /// One alias with a page of its version history, newest first.
     Show {
         /// The alias name.
         name: String,
+        /// Versions per page (1..=100).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100))]
+        limit: u32,
+        /// Continue with older versions (printed under a full page).
+        #[arg(long)]
+        cursor: Option<String>,
     },
     /// Re-apply the previous version as a new version (queued jobs keep their module).
     Rollback {
@@ -102,8 +108,12 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
             }
             table.print();
         }
-        AliasCommand::Show { name } => {
-            let reply = client.get(&path(&name)).await?;
+        AliasCommand::Show { name, limit, cursor } => {
+            let mut query = vec![("limit", limit.to_string())];
+            if let Some(c) = cursor {
+                query.push(("cursor", c));
+            }
+            let reply = client.send(client.request(reqwest::Method::GET, &path(&name)).query(&query)).await?;
             if client.json {
                 reply.print_raw();
                 return Ok(());
@@ -118,6 +128,9 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
                     table.row([v.version.to_string(), v.module, v.config.summary(), v.created_at]);
                 }
                 table.print();
+            }
+            if let Some(cursor) = &alias.history_next_cursor {
+                println!("\nmore: --cursor {cursor}");
             }
         }
         AliasCommand::Rollback { name } => {

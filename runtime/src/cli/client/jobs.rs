@@ -50,10 +50,10 @@ pub enum JobsCommand {
         /// Sort order.
         #[arg(long, value_enum, default_value_t = OrderArg::Created)]
         order: OrderArg,
-        /// Page size (1..=1000).
+        /// Most jobs per page (1..=1000); a page also ends at 4 MiB of job data.
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
-        /// Continue after this cursor (printed under a full page).
+        /// Continue after this cursor (printed under a page when more jobs follow).
         #[arg(long)]
         cursor: Option<String>,
     },

@@ -61,6 +61,9 @@ pub(crate) struct Alias {
     pub(crate) updated_at: String,
     #[serde(default)]
     pub(crate) history: Option<Vec<AliasVersion>>,
+    /// Cursor of the next (older) history page.
+    #[serde(default)]
+    pub(crate) history_next_cursor: Option<String>,
 }
 
 /// One version of an alias.
