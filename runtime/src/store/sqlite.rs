@@ -788,23 +788,37 @@ impl Store for SqliteStore {
     }
 
     async fn callback_due(&self, p: CallbackClaim) -> StoreResult<Vec<CallbackDue>> {
+        // Senders poll this: an idle poll stays a read (through the partial
+        // indexes), so it never takes the write lock other writers (and other
+        // processes on the same file) would have to wait for.
+        let (jobs_due, batches_due): (bool, bool) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE callback_state = 'sending' AND callback_next_at <= ?1),
+                    EXISTS (SELECT 1 FROM batches WHERE callback_state = 'sending' AND callback_next_at <= ?1)",
+        )
+        .bind(p.now)
+        .fetch_one(&self.reader)
+        .await?;
         let skip = serde_json::to_string(&p.skip_url_prefixes).expect("strings serialize");
         // Batches first (few, and each stands for many jobs), then jobs with
         // the rest of the limit. Each claim is one statement: atomic.
-        let batches: Vec<(String, String, i64)> = sqlx::query_as(
-            "UPDATE batches SET callback_next_at = ?3 WHERE id IN (
+        let batches: Vec<(String, String, i64)> = if !batches_due {
+            Vec::new()
+        } else {
+            sqlx::query_as(
+                "UPDATE batches SET callback_next_at = ?3 WHERE id IN (
                 SELECT id FROM batches WHERE callback_state = 'sending' AND callback_next_at <= ?1
                   AND NOT EXISTS (SELECT 1 FROM json_each(?4) AS s
                     WHERE substr(batches.callback ->> 'url', 1, length(s.value)) = s.value)
                 ORDER BY callback_next_at LIMIT ?2)
              RETURNING id, tenant, callback_attempts",
-        )
-        .bind(p.now)
-        .bind(p.limit)
-        .bind(p.lease_until)
-        .bind(&skip)
-        .fetch_all(&self.writer)
-        .await?;
+            )
+            .bind(p.now)
+            .bind(p.limit)
+            .bind(p.lease_until)
+            .bind(&skip)
+            .fetch_all(&self.writer)
+            .await?
+        };
         let mut due = Vec::new();
         for (id, tenant, attempts) in batches {
             let tenant = TenantId::parse(tenant).map_err(corrupt)?;
@@ -821,7 +835,7 @@ impl Store for SqliteStore {
             });
         }
         let rest = p.limit.saturating_sub(due.len() as u32);
-        if rest == 0 {
+        if rest == 0 || !jobs_due {
             return Ok(due);
         }
         let rows = sqlx::query_as::<_, JobRow>(&format!(
