@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
@@ -21,6 +22,8 @@ pub struct App {
     state: AppState,
     tasks: QueueTasks,
     callbacks: tokio::task::JoinHandle<()>,
+    /// How long open requests may take to finish once shutdown starts.
+    drain: std::time::Duration,
 }
 
 impl App {
@@ -65,8 +68,10 @@ impl App {
             backpressure: Arc::new(api::Backpressure::new(settings.max_queued_jobs)),
             inserter: crate::queue::Inserter::start(store.clone()),
             aliases: Arc::new(api::AliasCache::default()),
+            shutdown: CancellationToken::new(),
+            http: settings.http.clone(),
         };
-        Ok(App { listener, state, tasks, callbacks })
+        Ok(App { listener, state, tasks, callbacks, drain: settings.queue.shutdown_grace })
     }
 
     /// The bound address (useful with port 0).
@@ -74,15 +79,23 @@ impl App {
         self.listener.local_addr().expect("bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting requests, lets
-    /// running jobs finish within the grace period and returns the rest to the queue.
+    /// Serves until `shutdown` resolves, then stops accepting connections,
+    /// answers open long-polls and ends event streams, lets requests in flight
+    /// finish (idle keep-alive connections close at once), lets running jobs
+    /// finish within the grace period and returns the rest to the queue.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let stopping = self.state.shutdown.clone();
+        let http = self.state.http.clone();
         let router = api::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "wasmq listening");
-        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
+        let signal = async move {
+            shutdown.await;
+            stopping.cancel();
+        };
+        api::server::serve(self.listener, router, &http, self.drain, signal).await;
         self.tasks.stop().await;
         self.callbacks.abort();
         Ok(())

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::api::HttpSettings;
 use crate::callbacks::CallbackSettings;
 use crate::domain::Limits;
 use crate::queue::QueueSettings;
@@ -116,6 +117,18 @@ pub struct ServeArgs {
     /// First callback retry delay [default: 1s].
     #[arg(long, env = "WASMQ_CALLBACK_RETRY_BASE", value_parser = humantime::parse_duration)]
     pub callback_retry_base: Option<Duration>,
+    /// Time a client has to send a request's headers; also how long an idle
+    /// keep-alive connection stays open [default: 10s].
+    #[arg(long, env = "WASMQ_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub header_timeout: Option<Duration>,
+    /// Time a client has to send a request's whole body; slower bodies get 408
+    /// and the connection is closed [default: 60s].
+    #[arg(long, env = "WASMQ_BODY_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub body_timeout: Option<Duration>,
+    /// Most open client connections; further ones wait until one closes. Also
+    /// capped by the open-file limit (`ulimit -n`) minus a reserve [default: 10000].
+    #[arg(long, env = "WASMQ_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// Per-queue limits.
@@ -184,6 +197,11 @@ struct FileConfig {
     callback_retry_base: Option<Duration>,
     max_queued_jobs: Option<u64>,
     retention: Option<String>,
+    #[serde(default, with = "humantime_serde_opt")]
+    header_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde_opt")]
+    body_timeout: Option<Duration>,
+    max_connections: Option<usize>,
 }
 
 mod humantime_serde_opt {
@@ -219,6 +237,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Waiting jobs before dispatches get 429.
     pub max_queued_jobs: u64,
+    /// Client connections: header and body deadlines, connection limit.
+    pub http: HttpSettings,
 }
 
 impl Settings {
@@ -240,6 +260,7 @@ impl Settings {
             default_max_attempts: 3,
             max_body_bytes: 16 << 20,
             max_queued_jobs: 1_000_000,
+            http: HttpSettings::default(),
         }
     }
 
@@ -323,11 +344,31 @@ impl Settings {
         if let Some(r) = args.callback_retry_base.or(file.callback_retry_base) {
             s.callbacks.retry_base = r;
         }
+        if let Some(t) = args.header_timeout.or(file.header_timeout) {
+            s.http.header_timeout = positive("header_timeout", t)?;
+        }
+        if let Some(t) = args.body_timeout.or(file.body_timeout) {
+            s.http.body_timeout = positive("body_timeout", t)?;
+        }
+        if let Some(n) = args.max_connections.or(file.max_connections) {
+            if n == 0 {
+                bail!("max_connections must be at least 1");
+            }
+            s.http.max_connections = n;
+        }
         s.default_limits
             .validate(s.engine.max_memory_bytes)
             .map_err(|e| anyhow::anyhow!("default job limits: {e}"))?;
         Ok(s)
     }
+}
+
+/// A duration that must not be zero.
+fn positive(name: &str, d: Duration) -> anyhow::Result<Duration> {
+    if d.is_zero() {
+        bail!("{name} must be longer than zero");
+    }
+    Ok(d)
 }
 
 /// `$XDG_CACHE_HOME/wasmq`, else `~/.cache/wasmq`.
@@ -403,5 +444,21 @@ mod tests {
         let f = file("retention = \"soon\"\n");
         let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
         assert!(err.to_string().contains("retention"), "{err}");
+    }
+
+    #[test]
+    fn connection_settings_come_from_flags_and_the_file() {
+        let s = Settings::resolve(args(&[]), None).unwrap();
+        assert_eq!(s.http.header_timeout, Duration::from_secs(10), "default");
+        let f = file("header_timeout = \"2s\"\nbody_timeout = \"5s\"\nmax_connections = 50\n");
+        let path = f.path().to_str().unwrap();
+        let s = Settings::resolve(args(&["--config", path, "--max-connections", "7"]), None).unwrap();
+        assert_eq!(s.http.header_timeout, Duration::from_secs(2));
+        assert_eq!(s.http.body_timeout, Duration::from_secs(5));
+        assert_eq!(s.http.max_connections, 7, "flag wins over file");
+        let err = Settings::resolve(args(&["--header-timeout", "0s"]), None).unwrap_err();
+        assert!(err.to_string().contains("header_timeout"), "{err}");
+        let err = Settings::resolve(args(&["--max-connections", "0"]), None).unwrap_err();
+        assert!(err.to_string().contains("max_connections"), "{err}");
     }
 }

@@ -29,7 +29,9 @@ pub(super) async fn events(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     // A missing job is a 404 before the stream starts.
     let first = state.store.job_get(&state.tenant, &id).await?;
-    let stream = async_stream(state, id, first);
+    let shutdown = state.shutdown.clone().cancelled_owned();
+    // The stream ends when the server shuts down (clients reconnect elsewhere).
+    let stream = async_stream(state, id, first).take_until(shutdown);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -71,8 +73,9 @@ fn async_stream(
                     );
                     status = Some(now_status);
                 }
-                if now_progress.is_some() && progress != now_progress {
-                    let (percent, message) = now_progress.clone().expect("checked");
+                if let Some((percent, message)) = now_progress.clone()
+                    && progress != now_progress
+                {
                     events.push(
                         Event::default()
                             .event("progress")
@@ -83,11 +86,11 @@ fn async_stream(
                 let terminal = job.status.is_terminal();
                 if terminal {
                     let view = JobView::from(job);
-                    events.push(
-                        Event::default()
-                            .event("end")
-                            .data(serde_json::to_string(&view).expect("job serializes")),
-                    );
+                    let data = serde_json::to_string(&view).unwrap_or_else(|e| {
+                        tracing::error!(error = %e, job = %view.id, "cannot serialize the job for its end event");
+                        json!({"id": view.id, "status": view.status}).to_string()
+                    });
+                    events.push(Event::default().event("end").data(data));
                 }
                 if !events.is_empty() {
                     // One item per wake-up: several events joined in order.

@@ -4,6 +4,8 @@
 mod api;
 mod callbacks;
 mod durability;
+mod edge;
+mod edge_process;
 mod queue;
 
 use reqwest::StatusCode;
