@@ -79,10 +79,11 @@ impl App {
         self.listener.local_addr().expect("bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting connections,
-    /// answers open long-polls and ends event streams, lets requests in flight
-    /// finish (idle keep-alive connections close at once), lets running jobs
-    /// finish within the grace period and returns the rest to the queue.
+    /// Serves until `shutdown` resolves. Then, at once and side by side: the
+    /// HTTP side stops accepting, answers open long-polls with the job as it
+    /// is, ends event streams, closes idle connections and lets requests in
+    /// flight finish; the queue stops claiming, lets running jobs finish and
+    /// returns the rest to the queue. Both within the shutdown grace.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -91,12 +92,19 @@ impl App {
         let http = self.state.http.clone();
         let router = api::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "wasmq listening");
-        let signal = async move {
-            shutdown.await;
-            stopping.cancel();
+        let signal = {
+            let stopping = stopping.clone();
+            async move {
+                shutdown.await;
+                stopping.cancel();
+            }
         };
-        api::server::serve(self.listener, router, &http, self.drain, signal).await;
-        self.tasks.stop().await;
+        let tasks = self.tasks;
+        let queue = async move {
+            stopping.cancelled().await;
+            tasks.stop().await;
+        };
+        tokio::join!(api::server::serve(self.listener, router, &http, self.drain, signal), queue);
         self.callbacks.abort();
         Ok(())
     }

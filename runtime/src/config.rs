@@ -356,11 +356,38 @@ impl Settings {
             }
             s.http.max_connections = n;
         }
+        check_durations(&s)?;
         s.default_limits
             .validate(s.engine.max_memory_bytes)
             .map_err(|e| anyhow::anyhow!("default job limits: {e}"))?;
         Ok(s)
     }
+}
+
+/// Longest any duration setting may be: the queue adds them to unix-ms
+/// timestamps (`now + lease`, `now - retention`), and a `100000000y` would
+/// overflow those (a retention that wraps around prunes every finished job).
+const MAX_SETTING_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+fn check_durations(s: &Settings) -> anyhow::Result<()> {
+    let all = [
+        ("lease", Some(s.queue.lease)),
+        ("retry_base", Some(s.queue.retry_base)),
+        ("retry_max", Some(s.queue.retry_max)),
+        ("shutdown_grace", Some(s.queue.shutdown_grace)),
+        ("retention", s.queue.retention),
+        ("callback_retry_base", Some(s.callbacks.retry_base)),
+        ("header_timeout", Some(s.http.header_timeout)),
+        ("body_timeout", Some(s.http.body_timeout)),
+    ];
+    for (name, d) in all {
+        if let Some(d) = d
+            && d > MAX_SETTING_DURATION
+        {
+            bail!("{name} must be at most 100 years, got {}", humantime::format_duration(d));
+        }
+    }
+    Ok(())
 }
 
 /// A duration that must not be zero.
@@ -460,5 +487,9 @@ mod tests {
         assert!(err.to_string().contains("header_timeout"), "{err}");
         let err = Settings::resolve(args(&["--max-connections", "0"]), None).unwrap_err();
         assert!(err.to_string().contains("max_connections"), "{err}");
+        let err = Settings::resolve(args(&["--retention", "100000000y"]), None).unwrap_err();
+        assert!(err.to_string().contains("retention must be at most 100 years"), "{err}");
+        let err = Settings::resolve(args(&["--lease", "1000y"]), None).unwrap_err();
+        assert!(err.to_string().contains("lease must be at most 100 years"), "{err}");
     }
 }

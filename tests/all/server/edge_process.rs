@@ -278,23 +278,24 @@ async fn sigterm_with_idle_connections_open_streams_and_waits_exits_well_before_
     let mut buf = [0u8; 1024];
     let n = idle.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // The wait is sent first; the stream's first event then shows the server
+    // has handled requests that arrived after it (connections are accepted in order).
+    let mut wait = TcpStream::connect(&server.addr).await.unwrap();
+    let request = format!("GET /v1/jobs/{id}/wait?timeout_ms=300000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait.write_all(request.as_bytes()).await.unwrap();
     let mut events = client.get(format!("{}/v1/jobs/{id}/events", server.url)).send().await.unwrap();
     let first = events.chunk().await.unwrap().expect("the first event");
     assert!(String::from_utf8_lossy(&first).contains("event: status"), "{first:?}");
-    let wait = tokio::spawn({
-        let url = format!("{}/v1/jobs/{id}/wait?timeout_ms=300000", server.url);
-        async move { reqwest::get(url).await }
-    });
-    // Let the wait reach the server before the signal.
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let (status, took) = server.terminate(grace).await;
     assert!(status.success(), "exit status {status:?}");
     assert!(took < grace / 4, "took {took:?} of a {grace:?} grace");
     // The wait was answered with the job as it was; the stream ended cleanly.
-    let answered = wait.await.unwrap().expect("the wait was answered");
-    assert_eq!(answered.status(), StatusCode::OK);
-    let job: Value = answered.json().await.unwrap();
+    let mut answer = Vec::new();
+    wait.read_to_end(&mut answer).await.expect("the wait was answered, then closed");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let job: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(job["status"], "scheduled", "{job}");
     while let Some(chunk) = events.chunk().await.expect("the stream ends cleanly") {
         let _ = chunk;
