@@ -403,11 +403,12 @@ pub(super) async fn show(State(state): State<AppState>, Path(id): Path<String>) 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct WaitQuery {
-    /// How long to wait for the job to end, in ms (default 30000, at most 300000).
+    /// How long to wait for the job to end, in ms (0..=300000, default 30000).
     pub timeout_ms: Option<u64>,
 }
 
-/// Long-polls until the job is terminal, or returns it as it is at the timeout.
+/// Long-polls until the job is terminal, or returns it as it is at the timeout
+/// (or as soon as the server starts shutting down).
 #[utoipa::path(get, path = "/v1/jobs/{id}/wait", params(WaitQuery),
     responses((status = 200, body = JobView), (status = 404, body = super::error::ErrorBody)))]
 pub(super) async fn wait(
