@@ -9,8 +9,9 @@
 //!   waits for them: after accepting, and after each response on a kept-alive
 //!   connection, so it is also the idle keep-alive timeout;
 //! - a connection limit: at most `max_connections` (further capped by
-//!   `RLIMIT_NOFILE` minus [`FD_RESERVE`]) are open at once; beyond it the
-//!   server stops accepting and new connections wait in the kernel's backlog,
+//!   `RLIMIT_NOFILE` minus a reserve, see `fd_reserve`) are open at once;
+//!   beyond it the server stops accepting and new connections wait in the
+//!   kernel's backlog,
 //!   first come first served, until a slot frees (slow clients free theirs at
 //!   the header deadline), so the descriptors the database, compiler children
 //!   and callbacks need are never taken by clients;
@@ -18,7 +19,7 @@
 //!   off (5 ms doubling to 1 s) instead of spinning on a listener that stays
 //!   readable.
 //!
-//! The body deadline is a layer ([`super::guard`]), since only the handler
+//! The body deadline is a layer (`api::guard`), since only the handler
 //! knows when it reads a body.
 
 use axum::Router;
@@ -60,9 +61,6 @@ impl Default for HttpSettings {
 fn fd_reserve(limit: u64) -> u64 {
     (limit / 4).clamp(64, 512)
 }
-
-/// [`fd_reserve`] at the usual limit of 1024 (documentation only).
-pub const FD_RESERVE: u64 = 256;
 
 /// How many client connections this process can hold: `wanted`, capped by
 /// the descriptor limit (raised to its hard maximum first) minus the reserve.
@@ -181,7 +179,7 @@ mod tests {
 
     #[test]
     fn the_reserve_scales_with_the_limit() {
-        assert_eq!(fd_reserve(1024), FD_RESERVE);
+        assert_eq!(fd_reserve(1024), 256);
         assert_eq!(fd_reserve(100), 64);
         assert_eq!(fd_reserve(1 << 20), 512);
     }

@@ -164,7 +164,7 @@ async fn trickle(stream: &mut TcpStream, chunks: &[&[u8]], every: Duration) -> O
 }
 
 #[tokio::test]
-async fn a_client_sending_a_header_line_a_second_is_cut_off_at_the_header_timeout() {
+async fn slow_silent_and_idle_connections_are_cut_off_at_the_header_timeout() {
     let mut server = Server::start(&["--header-timeout", "1s"], None).await;
     let mut stream = TcpStream::connect(&server.addr).await.unwrap();
     let mut lines: Vec<Vec<u8>> = vec![b"GET /v1/status HTTP/1.1\r\n".to_vec()];
@@ -182,6 +182,15 @@ async fn a_client_sending_a_header_line_a_second_is_cut_off_at_the_header_timeou
     let mut buf = [0u8; 64];
     let read = tokio::time::timeout(Duration::from_secs(30), silent.read(&mut buf)).await.expect("closed");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // So is a kept-alive connection that stays idle after its answer.
+    let mut idle = TcpStream::connect(&server.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), idle.read_to_end(&mut answer))
+        .await
+        .expect("the idle connection is closed")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
     let client = reqwest::Client::new();
     server.healthy(&client).await;
     server.echo_round_trip(&client).await;
@@ -276,8 +285,13 @@ async fn sigterm_with_idle_connections_open_streams_and_waits_exits_well_before_
     let mut idle = TcpStream::connect(&server.addr).await.unwrap();
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     let mut buf = [0u8; 1024];
-    let n = idle.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let mut answered = Vec::new();
+    while !answered.ends_with(b"\r\n\r\nok") {
+        let n = idle.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&answered));
+        answered.extend_from_slice(&buf[..n]);
+    }
+    assert!(answered.starts_with(b"HTTP/1.1 200"));
     // The wait is sent first; the stream's first event then shows the server
     // has handled requests that arrived after it (connections are accepted in order).
     let mut wait = TcpStream::connect(&server.addr).await.unwrap();
