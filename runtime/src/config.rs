@@ -125,8 +125,9 @@ pub struct ServeArgs {
     /// and the connection is closed [default: 60s].
     #[arg(long, env = "WASMQ_BODY_TIMEOUT", value_parser = humantime::parse_duration)]
     pub body_timeout: Option<Duration>,
-    /// Most open client connections; further ones wait until one closes. Also
-    /// capped by the open-file limit (`ulimit -n`) minus a reserve [default: 10000].
+    /// Most client connections served at once; a few more are answered 503
+    /// (health probes are served), the rest wait until one closes. Also capped
+    /// by the open-file limit (`ulimit -n`) minus a reserve [default: 10000].
     #[arg(long, env = "WASMQ_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 }

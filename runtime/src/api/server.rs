@@ -8,13 +8,14 @@
 //!   request's complete headers within it, counted from the moment the server
 //!   waits for them: after accepting, and after each response on a kept-alive
 //!   connection, so it is also the idle keep-alive timeout;
-//! - a connection limit: at most `max_connections` (further capped by
-//!   `RLIMIT_NOFILE` minus a reserve, see `fd_reserve`) are open at once;
-//!   beyond it the server stops accepting and new connections wait in the
-//!   kernel's backlog,
-//!   first come first served, until a slot frees (slow clients free theirs at
-//!   the header deadline), so the descriptors the database, compiler children
-//!   and callbacks need are never taken by clients;
+//! - a connection limit: at most `max_connections` are served, plus a small
+//!   overflow band that is shed (503, except `/healthz` and `/readyz`, which
+//!   are answered so probes never starve); both together are capped by
+//!   `RLIMIT_NOFILE` minus a reserve (`fd_reserve`), so the descriptors the
+//!   database, compiler children and callbacks need are never taken by
+//!   clients. Past both, the server stops accepting and new connections wait
+//!   in the kernel's backlog, first come first served, until a slot frees
+//!   (slow clients free theirs at the header deadline);
 //! - accept failures for lack of resources (`EMFILE`, `ENFILE`, `ENOMEM`) back
 //!   off (5 ms doubling to 1 s) instead of spinning on a listener that stays
 //!   readable.
@@ -23,6 +24,11 @@
 //! knows when it reads a body.
 
 use axum::Router;
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::http::header::RETRY_AFTER;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -33,6 +39,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use super::ApiError;
+
 /// Limits on what one client connection may hold.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -40,7 +48,7 @@ pub struct HttpSettings {
     pub header_timeout: Duration,
     /// Time a handler waits for a request's whole body before answering 408.
     pub body_timeout: Duration,
-    /// Most open client connections (also capped by the descriptor budget).
+    /// Most client connections served at once (also capped by the descriptor budget).
     pub max_connections: usize,
 }
 
@@ -62,9 +70,14 @@ fn fd_reserve(limit: u64) -> u64 {
     (limit / 4).clamp(64, 512)
 }
 
-/// How many client connections this process can hold: `wanted`, capped by
-/// the descriptor limit (raised to its hard maximum first) minus the reserve.
-pub fn connection_budget(wanted: usize) -> usize {
+/// Connections accepted beyond the limit only to answer them at once: health
+/// probes are served, everything else gets a 503 and the connection closes.
+const OVERFLOW_SLOTS: usize = 32;
+
+/// How many connections this process may hold: `(normal, overflow)`, where
+/// `normal` is `wanted` and both together fit the descriptor limit (raised to
+/// its hard maximum first) minus the reserve.
+pub fn connection_budget(wanted: usize) -> (usize, usize) {
     let limit = match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => n,
         Err(e) => {
@@ -72,21 +85,28 @@ pub fn connection_budget(wanted: usize) -> usize {
             1024
         }
     };
-    let budget = limit.saturating_sub(fd_reserve(limit)).max(1);
-    let budget = usize::try_from(budget).unwrap_or(usize::MAX);
-    if budget < wanted {
+    let budget = usize::try_from(limit.saturating_sub(fd_reserve(limit))).unwrap_or(usize::MAX).max(2);
+    let overflow = OVERFLOW_SLOTS.min(budget / 2);
+    let normal = wanted.min(budget - overflow).max(1);
+    if normal < wanted {
         tracing::info!(
-            max_connections = budget,
+            max_connections = normal,
             nofile = limit,
             "connection limit lowered to fit the open-file limit (raise `ulimit -n` for more)"
         );
     }
-    wanted.min(budget).max(1)
+    (normal, overflow)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves; then stops
 /// accepting, lets open requests finish (idle connections close at once) for
 /// at most `drain`, and returns.
+///
+/// Beyond `max_connections`, up to [`OVERFLOW_SLOTS`] more connections are
+/// accepted to be shed: `/healthz` and `/readyz` are answered (a probe never
+/// starves behind long-polls and slow clients), anything else gets 503 with
+/// `Retry-After`, and the connection closes after that one answer. Past both,
+/// new connections wait in the backlog until a slot frees.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -94,18 +114,25 @@ pub async fn serve(
     drain: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
-    let slots = Arc::new(Semaphore::new(connection_budget(settings.max_connections)));
+    let (normal, overflow) = connection_budget(settings.max_connections);
+    let (slots, spare) = (Arc::new(Semaphore::new(normal)), Arc::new(Semaphore::new(overflow)));
+    let shedding = router.clone().layer(axum::middleware::from_fn(move |req, next| shed(normal, req, next)));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(settings.header_timeout);
+    let mut http_once = http.clone();
+    http_once.keep_alive(false);
     let graceful = GracefulShutdown::new();
     let mut backoff = Backoff::default();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        // A slot first, then accept: at the limit, new clients wait in the backlog.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        // A slot first, then accept: past both bands, new clients wait in the backlog.
+        let (slot, shed) = tokio::select! {
+            biased;
             () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => (slot, false),
+            slot = spare.clone().acquire_owned() => (slot, true),
         };
+        let slot = slot.expect("the semaphores are never closed");
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
@@ -119,8 +146,12 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(router.clone());
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let io = TokioIo::new(stream);
+        let conn = if shed {
+            graceful.watch(http_once.serve_connection(io, TowerToHyperService::new(shedding.clone())))
+        } else {
+            graceful.watch(http.serve_connection(io, TowerToHyperService::new(router.clone())))
+        };
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 // Header timeouts, resets, malformed requests: the client's problem.
@@ -133,6 +164,19 @@ pub async fn serve(
     if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
         tracing::warn!(?drain, "connections still open after the drain period; closing them");
     }
+}
+
+/// The answer on an overflow connection: health probes pass, the rest is shed.
+async fn shed(limit: usize, req: Request, next: Next) -> Response {
+    if matches!(req.uri().path(), "/healthz" | "/readyz") {
+        return next.run(req).await;
+    }
+    let mut response = ApiError::unavailable(format!(
+        "the server is at its connection limit ({limit} connections); retry shortly"
+    ))
+    .into_response();
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// Pacing of `accept` after failures.
@@ -186,8 +230,9 @@ mod tests {
 
     #[test]
     fn the_budget_never_exceeds_the_wish() {
-        assert_eq!(connection_budget(3), 3);
-        assert!(connection_budget(usize::MAX) < usize::MAX);
+        assert_eq!(connection_budget(3), (3, OVERFLOW_SLOTS));
+        let (normal, overflow) = connection_budget(usize::MAX);
+        assert!(normal < usize::MAX && overflow <= OVERFLOW_SLOTS);
     }
 
     #[test]

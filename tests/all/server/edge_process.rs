@@ -70,41 +70,25 @@ impl Server {
         self.child.try_wait().unwrap().is_none()
     }
 
-    /// Registers `echo`, dispatches a job through it and waits for the result.
+    /// Registers `echo`, dispatches a job through it and waits for the result
+    /// (each request retried while the server sheds it with 503).
     async fn echo_round_trip(&self, client: &reqwest::Client) {
-        let module: Value = client
-            .post(format!("{}/v1/modules", self.url))
-            .header("content-type", "application/wasm")
-            .body(crate::support::plugin_bytes("echo"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let put = client
-            .put(format!("{}/v1/aliases/echo", self.url))
-            .json(&json!({"module": module["digest"]}))
-            .send()
-            .await
-            .unwrap();
+        let upload = || {
+            client
+                .post(format!("{}/v1/modules", self.url))
+                .header("content-type", "application/wasm")
+                .body(crate::support::plugin_bytes("echo"))
+        };
+        let module = unshed(upload).await.json::<Value>().await.unwrap();
+        let alias = json!({"module": module["digest"]});
+        let put = unshed(|| client.put(format!("{}/v1/aliases/echo", self.url)).json(&alias)).await;
         assert_eq!(put.status(), StatusCode::OK);
-        let resp = client
-            .post(format!("{}/v1/dispatch/echo", self.url))
-            .json(&json!({"n": 7}))
-            .send()
-            .await
-            .unwrap();
+        let dispatch = || client.post(format!("{}/v1/dispatch/echo", self.url)).json(&json!({"n": 7}));
+        let resp = unshed(dispatch).await;
         assert_eq!(resp.status(), StatusCode::ACCEPTED);
         let id = resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
-        let job: Value = client
-            .get(format!("{}/v1/jobs/{id}/wait?timeout_ms=60000", self.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let wait = || client.get(format!("{}/v1/jobs/{id}/wait?timeout_ms=60000", self.url));
+        let job: Value = unshed(wait).await.json().await.unwrap();
         assert_eq!((job["status"].as_str(), &job["result"]), (Some("succeeded"), &json!({"n": 7})), "{job}");
     }
 
@@ -134,6 +118,19 @@ impl Drop for Server {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Sends the request `make` builds, again while the server sheds it (503 at
+/// its connection limit), for up to a minute.
+async fn unshed(make: impl Fn() -> reqwest::RequestBuilder) -> reqwest::Response {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let resp = make().send().await.unwrap();
+        if resp.status() != StatusCode::SERVICE_UNAVAILABLE || Instant::now() > deadline {
+            return resp;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -242,15 +239,42 @@ async fn half_sent(addr: &str, n: usize) -> Vec<TcpStream> {
 }
 
 #[tokio::test]
-async fn more_half_sent_requests_than_the_connection_limit_do_not_stop_health_or_dispatch() {
-    let mut server = Server::start(&["--max-connections", "4", "--header-timeout", "1s"], None).await;
-    let hogs = half_sent(&server.addr, 12).await;
+async fn past_the_connection_limit_requests_are_shed_but_health_is_answered() {
+    // Half-sent requests hold their slots for the 30 s header timeout.
+    let mut server = Server::start(&["--max-connections", "4", "--header-timeout", "30s"], None).await;
+    let mut hogs = half_sent(&server.addr, 4).await;
+    let fresh = || reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    // Once the hogs hold every slot (the start-up probe's may still be closing),
+    // a request is shed with a 503 naming the limit.
+    let shed = loop {
+        let resp = fresh().get(format!("{}/v1/status", server.url)).send().await.unwrap();
+        if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break resp;
+        }
+        assert!(hogs.len() < 40, "never shed: {}", resp.status());
+        hogs.extend(half_sent(&server.addr, 1).await);
+    };
+    assert_eq!(shed.headers()["retry-after"], "1");
+    let body: Value = shed.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("connection limit (4 connections)"),
+        "{body}"
+    );
+    // Probes are still answered.
+    server.healthy(&fresh()).await;
+    let ready = fresh().get(format!("{}/readyz", server.url)).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    // More half-sent connections than both bands hold wait in the backlog;
+    // the process keeps running.
+    hogs.extend(half_sent(&server.addr, 40).await);
+    assert!(server.running());
+    drop(hogs);
+    // Once the limit frees, everyone is served normally.
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
     server.healthy(&client).await;
     server.echo_round_trip(&client).await;
     assert!(server.running());
-    drop(hogs);
-    server.healthy(&client).await;
 }
 
 #[tokio::test]
