@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
@@ -21,6 +22,8 @@ pub struct App {
     state: AppState,
     tasks: QueueTasks,
     callbacks: tokio::task::JoinHandle<()>,
+    /// How long open requests may take to finish once shutdown starts.
+    drain: std::time::Duration,
 }
 
 impl App {
@@ -74,8 +77,10 @@ impl App {
             callback_secrets,
             alias_history: settings.alias_history,
             watch_caps: Arc::new(api::WatchCaps::new(settings.max_waits, settings.max_event_streams)),
+            shutdown: CancellationToken::new(),
+            http: settings.http.clone(),
         };
-        Ok(App { listener, state, tasks, callbacks })
+        Ok(App { listener, state, tasks, callbacks, drain: settings.queue.shutdown_grace })
     }
 
     /// The bound address (useful with port 0).
@@ -83,16 +88,32 @@ impl App {
         self.listener.local_addr().expect("bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting requests, lets
-    /// running jobs finish within the grace period and returns the rest to the queue.
+    /// Serves until `shutdown` resolves. Then, at once and side by side: the
+    /// HTTP side stops accepting, answers open long-polls with the job as it
+    /// is, ends event streams, closes idle connections and lets requests in
+    /// flight finish; the queue stops claiming, lets running jobs finish and
+    /// returns the rest to the queue. Both within the shutdown grace.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let stopping = self.state.shutdown.clone();
+        let http = self.state.http.clone();
         let router = api::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "wasmq listening");
-        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
-        self.tasks.stop().await;
+        let signal = {
+            let stopping = stopping.clone();
+            async move {
+                shutdown.await;
+                stopping.cancel();
+            }
+        };
+        let tasks = self.tasks;
+        let queue = async move {
+            stopping.cancelled().await;
+            tasks.stop().await;
+        };
+        tokio::join!(api::server::serve(self.listener, router, &http, self.drain, signal), queue);
         self.callbacks.abort();
         Ok(())
     }

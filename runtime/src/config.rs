@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::api::HttpSettings;
 use crate::callbacks::CallbackSettings;
 use crate::domain::{Limits, NetPolicy};
 use crate::queue::QueueSettings;
@@ -140,6 +141,19 @@ pub struct ServeArgs {
     /// missing) [default: `<database file>.callback-key`].
     #[arg(long, env = "WASMQ_CALLBACK_KEY_FILE")]
     pub callback_key_file: Option<PathBuf>,
+    /// Time a client has to send a request's headers; also how long an idle
+    /// keep-alive connection stays open [default: 10s].
+    #[arg(long, env = "WASMQ_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub header_timeout: Option<Duration>,
+    /// Time a client has to send a request's whole body; slower bodies get 408
+    /// and the connection is closed [default: 60s].
+    #[arg(long, env = "WASMQ_BODY_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub body_timeout: Option<Duration>,
+    /// Most client connections served at once; a few more are answered 503
+    /// (health probes are served), the rest wait until one closes. Also capped
+    /// by the open-file limit (`ulimit -n`) minus a reserve [default: 10000].
+    #[arg(long, env = "WASMQ_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// The operator's callback allow list (CIDR ranges).
@@ -223,6 +237,11 @@ struct FileConfig {
     alias_history: Option<u32>,
     max_waits: Option<usize>,
     max_event_streams: Option<usize>,
+    #[serde(default, with = "humantime_serde_opt")]
+    header_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde_opt")]
+    body_timeout: Option<Duration>,
+    max_connections: Option<usize>,
 }
 
 mod humantime_serde_opt {
@@ -264,6 +283,8 @@ pub struct Settings {
     pub max_waits: usize,
     /// Event streams open at once before 503.
     pub max_event_streams: usize,
+    /// Client connections: header and body deadlines, connection limit.
+    pub http: HttpSettings,
 }
 
 impl Settings {
@@ -288,6 +309,7 @@ impl Settings {
             alias_history: DEFAULT_ALIAS_HISTORY,
             max_waits: 10_000,
             max_event_streams: 1_000,
+            http: HttpSettings::default(),
         }
     }
 
@@ -412,6 +434,19 @@ impl Settings {
         if let Some(k) = args.callback_key_file.or(file.callback_key_file) {
             s.callbacks.key_file = Some(k);
         }
+        if let Some(t) = args.header_timeout.or(file.header_timeout) {
+            s.http.header_timeout = positive("header_timeout", t)?;
+        }
+        if let Some(t) = args.body_timeout.or(file.body_timeout) {
+            s.http.body_timeout = positive("body_timeout", t)?;
+        }
+        if let Some(n) = args.max_connections.or(file.max_connections) {
+            if n == 0 {
+                bail!("max_connections must be at least 1");
+            }
+            s.http.max_connections = n;
+        }
+        check_durations(&s)?;
         s.default_limits
             .validate(s.engine.max_memory_bytes)
             .map_err(|e| anyhow::anyhow!("default job limits: {e}"))?;
@@ -421,6 +456,39 @@ impl Settings {
 
 /// Versions kept per alias unless configured.
 pub const DEFAULT_ALIAS_HISTORY: u32 = 100;
+/// Longest any duration setting may be: the queue adds them to unix-ms
+/// timestamps (`now + lease`, `now - retention`), and a `100000000y` would
+/// overflow those (a retention that wraps around prunes every finished job).
+const MAX_SETTING_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+fn check_durations(s: &Settings) -> anyhow::Result<()> {
+    let all = [
+        ("lease", Some(s.queue.lease)),
+        ("retry_base", Some(s.queue.retry_base)),
+        ("retry_max", Some(s.queue.retry_max)),
+        ("shutdown_grace", Some(s.queue.shutdown_grace)),
+        ("retention", s.queue.retention),
+        ("callback_retry_base", Some(s.callbacks.retry_base)),
+        ("header_timeout", Some(s.http.header_timeout)),
+        ("body_timeout", Some(s.http.body_timeout)),
+    ];
+    for (name, d) in all {
+        if let Some(d) = d
+            && d > MAX_SETTING_DURATION
+        {
+            bail!("{name} must be at most 100 years, got {}", humantime::format_duration(d));
+        }
+    }
+    Ok(())
+}
+
+/// A duration that must not be zero.
+fn positive(name: &str, d: Duration) -> anyhow::Result<Duration> {
+    if d.is_zero() {
+        bail!("{name} must be longer than zero");
+    }
+    Ok(d)
+}
 
 /// `$XDG_CACHE_HOME/wasmq`, else `~/.cache/wasmq`.
 pub fn default_cache_dir() -> Option<PathBuf> {
@@ -545,5 +613,25 @@ mod tests {
         assert!(err.to_string().contains("max_concurrent_compiles"), "{err}");
         let err = Settings::resolve(args(&["--alias-history", "1"]), None).unwrap_err();
         assert!(err.to_string().contains("alias_history"), "{err}");
+    }
+
+    #[test]
+    fn connection_settings_come_from_flags_and_the_file() {
+        let s = Settings::resolve(args(&[]), None).unwrap();
+        assert_eq!(s.http.header_timeout, Duration::from_secs(10), "default");
+        let f = file("header_timeout = \"2s\"\nbody_timeout = \"5s\"\nmax_connections = 50\n");
+        let path = f.path().to_str().unwrap();
+        let s = Settings::resolve(args(&["--config", path, "--max-connections", "7"]), None).unwrap();
+        assert_eq!(s.http.header_timeout, Duration::from_secs(2));
+        assert_eq!(s.http.body_timeout, Duration::from_secs(5));
+        assert_eq!(s.http.max_connections, 7, "flag wins over file");
+        let err = Settings::resolve(args(&["--header-timeout", "0s"]), None).unwrap_err();
+        assert!(err.to_string().contains("header_timeout"), "{err}");
+        let err = Settings::resolve(args(&["--max-connections", "0"]), None).unwrap_err();
+        assert!(err.to_string().contains("max_connections"), "{err}");
+        let err = Settings::resolve(args(&["--retention", "100000000y"]), None).unwrap_err();
+        assert!(err.to_string().contains("retention must be at most 100 years"), "{err}");
+        let err = Settings::resolve(args(&["--lease", "1000y"]), None).unwrap_err();
+        assert!(err.to_string().contains("lease must be at most 100 years"), "{err}");
     }
 }

@@ -25,7 +25,10 @@
 //!   pool capped per receiver; targets checked against the `NetPolicy` at
 //!   dispatch and on every resolved address, secrets sealed at rest.
 //! - [`api`]: transport: the `/v1` HTTP API (axum), its error shape, auth and
-//!   the generated OpenAPI document.
+//!   the generated OpenAPI document; [`api::server`] is the serving loop
+//!   (hyper connections with header deadlines, a connection limit sized to the
+//!   open-file limit, graceful drain) and `api::guard` the layers every
+//!   request passes (body deadline, panic -> JSON 500).
 //! - [`config`] and [`app`]: settings (flags > env > TOML > defaults) and the
 //!   wiring `App::build(settings).await?.run_until_stopped(shutdown)`.
 //! - [`cli`]: the `wasmq` command line (`run`, `serve`, and the hidden

@@ -86,6 +86,7 @@ async fn all_jobs(store: &dyn Store, t: &TenantId) -> Vec<JobRecord> {
 
 pub async fn exercise(store: Arc<dyn Store>) {
     let t = tenant();
+    store.store_ping().await.expect("a healthy store answers its ping");
     // Modules: content-addressed, deduplicated.
     let bytes = b"\0asm fake module bytes".to_vec();
     let digest = Digest::of(&bytes);
@@ -683,4 +684,21 @@ async fn sqlite_meets_the_idempotency_batch_and_alias_history_contract() {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.unwrap());
     exercise_idempotency_and_batch_totals(store.clone()).await;
     exercise_alias_history(store).await;
+}
+
+#[tokio::test]
+async fn a_sqlite_store_whose_file_was_removed_or_replaced_fails_its_ping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ping.db");
+    let store = SqliteStore::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    store.store_ping().await.unwrap();
+    // Open connections keep working on the removed file; the ping notices.
+    std::fs::rename(&path, dir.path().join("moved.db")).unwrap();
+    let err = store.store_ping().await.unwrap_err().to_string();
+    assert!(err.contains("ping.db") && err.contains("no longer the one opened"), "{err}");
+    std::fs::write(&path, b"").unwrap();
+    let err = store.store_ping().await.unwrap_err().to_string();
+    assert!(err.contains("another file is at its path"), "{err}");
+    std::fs::rename(dir.path().join("moved.db"), &path).unwrap();
+    store.store_ping().await.expect("the original file is back");
 }

@@ -6,7 +6,7 @@
 //! changes after dispatch.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::domain::{AliasName, TenantId};
@@ -15,7 +15,9 @@ use crate::store::{AliasRecord, Store, StoreResult};
 /// How long an entry is trusted.
 const TTL: Duration = Duration::from_secs(1);
 
-/// The cache. Small: one entry per (tenant, alias) in use.
+/// The cache. Small: one entry per (tenant, alias) in use. A poisoned lock
+/// (a request panicked while holding it) is taken over: the map is valid after
+/// any single insert or remove, and a panic must not fail later requests.
 #[derive(Default)]
 pub struct AliasCache {
     entries: Mutex<HashMap<(TenantId, AliasName), (Instant, AliasRecord)>>,
@@ -30,18 +32,21 @@ impl AliasCache {
         name: &AliasName,
     ) -> StoreResult<AliasRecord> {
         let key = (tenant.clone(), name.clone());
-        if let Some((at, record)) = self.entries.lock().expect("alias cache lock").get(&key)
+        if let Some((at, record)) = self.entries.lock().unwrap_or_else(PoisonError::into_inner).get(&key)
             && at.elapsed() < TTL
         {
             return Ok(record.clone());
         }
         let record = store.alias_get(tenant, name).await?;
-        self.entries.lock().expect("alias cache lock").insert(key, (Instant::now(), record.clone()));
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, (Instant::now(), record.clone()));
         Ok(record)
     }
 
     /// Drops an entry after a change through this node.
     pub fn forget(&self, tenant: &TenantId, name: &AliasName) {
-        self.entries.lock().expect("alias cache lock").remove(&(tenant.clone(), name.clone()));
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(&(tenant.clone(), name.clone()));
     }
 }

@@ -5,7 +5,7 @@
 //! since are added to it. The limit is therefore approximate (by at most one
 //! interval's dispatches on other nodes), which is what backpressure needs.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{ApiError, ApiResult};
@@ -14,7 +14,8 @@ use crate::store::Store;
 /// How long a counted figure is trusted.
 const REFRESH: Duration = Duration::from_millis(250);
 
-/// The queue-depth guard of one server.
+/// The queue-depth guard of one server. Its lock is taken over if poisoned
+/// (the cached count stays valid), so one panicking request cannot fail later ones.
 pub struct Backpressure {
     limit: u64,
     state: Mutex<Option<(Instant, u64)>>,
@@ -28,12 +29,12 @@ impl Backpressure {
 
     /// Admits `n` new jobs, or answers 429 naming the limit.
     pub async fn admit(&self, store: &dyn Store, n: u64) -> ApiResult<()> {
-        let cached = *self.state.lock().expect("backpressure lock");
+        let cached = *self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let waiting = match cached {
             Some((at, count)) if at.elapsed() < REFRESH => count,
             _ => {
                 let count = store.job_waiting().await?;
-                *self.state.lock().expect("backpressure lock") = Some((Instant::now(), count));
+                *self.state.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), count));
                 count
             }
         };
@@ -43,7 +44,7 @@ impl Backpressure {
                 self.limit
             )));
         }
-        if let Some((_, count)) = self.state.lock().expect("backpressure lock").as_mut() {
+        if let Some((_, count)) = self.state.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
             *count += n;
         }
         Ok(())

@@ -92,6 +92,17 @@ impl ApiError {
         Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
     }
 
+    /// 408: the request body did not arrive in time. The connection is closed
+    /// after the answer (the rest of the body is never read).
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", message)
+    }
+
+    /// 503: the node cannot serve this now (not ready, shutting down).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
     /// 500: logged; the client sees a generic message.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");
@@ -118,6 +129,10 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(body)).into_response();
         if retry_after {
             response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The unread rest of the body would otherwise be parsed as the next request.
+            response.headers_mut().insert("connection", axum::http::HeaderValue::from_static("close"));
         }
         response
     }

@@ -44,13 +44,15 @@ pub(super) async fn events(State(state): State<AppState>, Path(id): Path<String>
     let slot = state.watch_caps.stream()?;
     // A missing job is a 404 before the stream starts.
     let follow = state.queue.follow(&state.tenant, &id).await?;
+    // The stream ends when the server shuts down (clients reconnect elsewhere).
+    let shutdown = state.shutdown.clone().cancelled_owned();
     let stream = JobStream { state, id, follow, _slot: slot, shown: None, ended: false };
     let headers = [
         (header::CONTENT_TYPE, "text/event-stream"),
         (header::CACHE_CONTROL, "no-cache"),
         (header::HeaderName::from_static("x-accel-buffering"), "no"),
     ];
-    Ok((headers, Body::from_stream(stream.into_stream())).into_response())
+    Ok((headers, Body::from_stream(stream.into_stream().take_until(shutdown))).into_response())
 }
 
 /// The whole job as one line of JSON, read and encoded once for all the

@@ -29,10 +29,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Reads the body, mapping the size limit to 413.
+/// Reads the body, mapping the size limit to 413 and the body deadline to 408.
 pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        if let Some(timeout) = super::guard::is_body_timeout(&e) {
+            ApiError::request_timeout(format!(
+                "the request body was not received within the body timeout ({})",
+                humantime::format_duration(timeout.0)
+            ))
+        } else if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(format!("request body exceeds the limit: {e}"))
         } else {
             ApiError::malformed(format!("could not read the request body: {e}"))

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{ApiJson, ApiQuery, body_bytes, parse_json};
 use super::{ApiError, ApiResult, AppState, JobPage, JobView};
 use crate::domain::{
-    Callback, IdempotencyKey, JobStatus, Limits, QueueName, time::now_ms, time::parse_rfc3339,
+    Callback, IdempotencyKey, JobStatus, Limits, QueueName, time::now_ms, time::parse_rfc3339, time::rfc3339,
 };
 use crate::store::{AliasConfig, JobList, JobOrder, JobWatch, NewJob};
 
@@ -22,6 +22,10 @@ const DEFAULT_PRIORITY: i64 = 500;
 const MAX_CONTEXT: usize = 200;
 /// Longest wait of `GET /v1/jobs/{id}/wait`.
 const MAX_WAIT_MS: u64 = 300_000;
+/// Furthest ahead a job may be scheduled (`delay_ms`, `run_at`): one year.
+/// Bounding it keeps every stored time far inside what `i64` milliseconds and
+/// RFC 3339 can hold, and a job due in a year is already a scheduling mistake.
+pub const MAX_DELAY_MS: u64 = 365 * 24 * 3600 * 1000;
 
 /// `POST /v1/jobs` body.
 #[derive(Deserialize, ToSchema)]
@@ -38,17 +42,17 @@ pub struct JobRequest {
     pub queue: Option<String>,
     /// Free tag to filter by (at most 200 bytes).
     pub context: Option<String>,
-    /// Run no earlier than this many ms from now.
+    /// Run no earlier than this many ms from now (0..=31536000000, one year).
     pub delay_ms: Option<u64>,
-    /// Run no earlier than this time (RFC 3339, UTC).
+    /// Run no earlier than this time (RFC 3339, UTC; at most one year ahead).
     pub run_at: Option<String>,
     /// Attempts before the job is dead (1..=100).
     pub max_attempts: Option<u32>,
-    /// Wall-clock limit per attempt.
+    /// Wall-clock limit per attempt, in ms (1..=86400000).
     pub timeout_ms: Option<u64>,
-    /// Fuel per attempt.
+    /// Fuel per attempt (1..=9223372036854775807).
     pub fuel: Option<u64>,
-    /// Memory limit in MiB.
+    /// Memory limit in MiB (1..=the engine's ceiling).
     pub memory_mb: Option<u64>,
     /// A repeated key with the same request returns the first job instead of
     /// creating one; with a different request (payload, alias or options) it
@@ -68,15 +72,15 @@ pub struct DispatchQuery {
     pub queue: Option<String>,
     /// Free tag.
     pub context: Option<String>,
-    /// Delay in ms.
+    /// Delay in ms (0..=31536000000, one year).
     pub delay_ms: Option<u64>,
-    /// Attempts.
+    /// Attempts (1..=100).
     pub max_attempts: Option<u32>,
-    /// Wall-clock limit per attempt.
+    /// Wall-clock limit per attempt, in ms (1..=86400000).
     pub timeout_ms: Option<u64>,
-    /// Fuel per attempt.
+    /// Fuel per attempt (1..=9223372036854775807).
     pub fuel: Option<u64>,
-    /// Memory in MiB.
+    /// Memory in MiB (1..=the engine's ceiling).
     pub memory_mb: Option<u64>,
     /// Idempotency key.
     pub idempotency_key: Option<String>,
@@ -129,18 +133,72 @@ impl JobRequest {
 }
 
 /// The limits of a job: server defaults, then the alias's, then the job's own.
-pub(super) fn limits(state: &AppState, alias: &AliasConfig, job: &JobOptions) -> Limits {
+/// Each field a client set is checked against its range first, so the 400
+/// names the field as the client spelled it (`memory_mb`, not bytes).
+pub(super) fn limits(state: &AppState, alias: &AliasConfig, job: &JobOptions) -> ApiResult<Limits> {
     let mut l: Limits = state.default_limits.clone();
     if let Some(f) = job.fuel.or(alias.fuel) {
+        check_range("fuel", f, 1, MAX_FUEL)?;
         l.fuel = Some(f);
     }
     if let Some(t) = job.timeout_ms.or(alias.timeout_ms) {
+        check_range("timeout_ms", t, 1, MAX_TIMEOUT_MS)?;
         l.timeout = Duration::from_millis(t);
     }
     if let Some(m) = job.memory_mb.or(alias.memory_mb) {
-        l.memory_bytes = m.saturating_mul(1 << 20);
+        let max_mb = state.engine.settings().max_memory_bytes >> 20;
+        check_range("memory_mb", m, 1, max_mb)?;
+        l.memory_bytes = m << 20;
     }
-    l
+    state.engine.validate_limits(&l).map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok(l)
+}
+
+/// Largest `fuel` (what wasmtime's fuel counter can hold).
+const MAX_FUEL: u64 = i64::MAX as u64;
+/// Largest `timeout_ms`: one day, as [`Limits::validate`] allows.
+const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
+
+/// A 400 naming `field` and its range unless `min <= value <= max`.
+pub(super) fn check_range(field: &str, value: u64, min: u64, max: u64) -> ApiResult<()> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!("{field} must be between {min} and {max}, got {value}")))
+    }
+}
+
+/// When a job is due: now, `delay_ms` from now, or `run_at`, at most
+/// [`MAX_DELAY_MS`] ahead (a `run_at` in the past is due now).
+fn due_at(delay_ms: Option<u64>, run_at: Option<&str>, now: i64) -> ApiResult<i64> {
+    match (delay_ms, run_at) {
+        (Some(_), Some(_)) => Err(ApiError::invalid("delay_ms and run_at cannot both be given")),
+        (Some(d), None) => {
+            if d > MAX_DELAY_MS {
+                return Err(ApiError::invalid(format!(
+                    "delay_ms must be between 0 and {MAX_DELAY_MS} (one year), got {d}"
+                )));
+            }
+            // Both are far below i64::MAX: `now` is today, `d` at most a year.
+            Ok(now.saturating_add(d as i64))
+        }
+        (None, Some(t)) => {
+            let at = parse_rfc3339(t).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "run_at must be an RFC 3339 time like 2026-01-31T12:00:00Z, got {t:?}"
+                ))
+            })?;
+            let latest = now.saturating_add(MAX_DELAY_MS as i64);
+            if at > latest {
+                return Err(ApiError::invalid(format!(
+                    "run_at must be at most one year ahead (no later than {}), got {t:?}",
+                    rfc3339(latest)
+                )));
+            }
+            Ok(at)
+        }
+        (None, None) => Ok(now),
+    }
 }
 
 /// How the client spelled the callback's fields (for the message of a 400).
@@ -212,14 +270,7 @@ pub(super) async fn prepare(
             c.len()
         )));
     }
-    let run_at = match (opts.delay_ms, opts.run_at.as_deref()) {
-        (Some(_), Some(_)) => return Err(ApiError::invalid("delay_ms and run_at cannot both be given")),
-        (Some(d), None) => now.saturating_add(d.min(i64::MAX as u64) as i64),
-        (None, Some(t)) => parse_rfc3339(t).ok_or_else(|| {
-            ApiError::invalid(format!("run_at must be an RFC 3339 time like 2026-01-31T12:00:00Z, got {t:?}"))
-        })?,
-        (None, None) => now,
-    };
+    let run_at = due_at(opts.delay_ms, opts.run_at.as_deref(), now)?;
     let idempotency_key = opts
         .idempotency_key
         .as_deref()
@@ -229,8 +280,7 @@ pub(super) async fn prepare(
     if let Some(c) = &opts.callback {
         check_callback(state, c, CallbackForm::Body)?;
     }
-    let limits = limits(state, cfg, &opts);
-    state.engine.validate_limits(&limits).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let limits = limits(state, cfg, &opts)?;
     let id = uuid::Uuid::now_v7().to_string();
     let callback = opts.callback.map(|c| stored_callback(state, c, &id));
     Ok(NewJob {
@@ -416,11 +466,12 @@ pub(super) async fn show(State(state): State<AppState>, Path(id): Path<String>) 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct WaitQuery {
-    /// How long to wait for the job to end, in ms (default 30000, at most 300000).
+    /// How long to wait for the job to end, in ms (0..=300000, default 30000).
     pub timeout_ms: Option<u64>,
 }
 
-/// Long-polls until the job is terminal, or returns it as it is at the timeout.
+/// Long-polls until the job is terminal, or returns it as it is at the timeout
+/// (or as soon as the server starts shutting down).
 ///
 /// At most `max_waits` (server setting, default 10000) waits are open at once;
 /// past that the answer is 503 `at_capacity` with `Retry-After`.
@@ -433,15 +484,19 @@ pub(super) async fn wait(
     ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> ApiResult<Response> {
     let timeout = q.timeout_ms.unwrap_or(30_000);
-    if timeout > MAX_WAIT_MS {
-        return Err(ApiError::invalid(format!("timeout_ms must be at most {MAX_WAIT_MS}, got {timeout}")));
-    }
+    check_range("timeout_ms", timeout, 0, MAX_WAIT_MS)?;
     let _slot = state.watch_caps.wait()?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout);
     // Status only while waiting (pushed by this node, polled narrowly for
     // others'); registered until this request ends, however it ends.
     let mut follow = state.queue.follow(&state.tenant, &id).await?;
-    while !follow.view().status.is_terminal() && follow.changed(Some(deadline)).await? {}
+    while !follow.view().status.is_terminal() {
+        tokio::select! {
+            changed = follow.changed(Some(deadline)) => if !changed? { break },
+            // Shutting down: answer with the job as it is now.
+            () = state.shutdown.cancelled() => break,
+        }
+    }
     // The whole job, read once: at its end (shared with the job's other
     // watchers ending now), or as it is at the timeout.
     let job = if follow.view().status.is_terminal() {

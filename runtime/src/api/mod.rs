@@ -9,10 +9,12 @@ mod batches;
 mod error;
 mod events;
 mod extract;
+mod guard;
 mod idempotency;
 mod jobs;
 mod modules;
 mod openapi;
+pub mod server;
 mod status;
 mod views;
 mod watch_caps;
@@ -20,6 +22,8 @@ mod watch_caps;
 pub use alias_cache::AliasCache;
 pub use backpressure::Backpressure;
 pub use error::{ApiError, ApiResult};
+pub use guard::guard;
+pub use server::HttpSettings;
 pub use views::*;
 pub use watch_caps::WatchCaps;
 
@@ -67,11 +71,17 @@ pub struct AppState {
     pub alias_history: u32,
     /// Caps on concurrent waits and event streams.
     pub watch_caps: Arc<WatchCaps>,
+    /// Cancelled when shutdown starts: long-polls answer and event streams end,
+    /// so draining connections does not wait for them.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// Limits of client connections (the body deadline is applied here).
+    pub http: HttpSettings,
 }
 
 /// The API router.
 pub fn router(state: AppState) -> Router {
     let max_body = state.max_body_bytes;
+    let body_timeout = state.http.body_timeout;
     let max_module = state.engine.settings().max_module_bytes as usize;
     let v1 = Router::new()
         .route("/modules", post(modules::upload).get(modules::list).layer(DefaultBodyLimit::max(max_module)))
@@ -91,10 +101,12 @@ pub fn router(state: AppState) -> Router {
         .route("/status", get(status::status))
         .layer(DefaultBodyLimit::max(max_body))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
-    Router::new()
+    let routes = Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(status::healthz))
-        .route("/openapi.json", get(openapi::document))
+        .route("/readyz", get(status::readyz))
+        .route("/openapi.json", get(openapi::document));
+    guard(routes, body_timeout)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
             // The path only: query strings carry secrets (`callback_secret`,

@@ -14,7 +14,7 @@ use utoipa::OpenApi;
         super::jobs::create, super::jobs::dispatch, super::jobs::list, super::jobs::show, super::jobs::wait,
         super::jobs::cancel, super::jobs::retry, super::events::events,
         super::batches::create, super::batches::show,
-        super::status::status, super::status::healthz,
+        super::status::status, super::status::healthz, super::status::readyz,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

@@ -4,9 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::time::Duration;
 use utoipa::ToSchema;
 
-use super::{ApiResult, AppState};
+use super::{ApiError, ApiResult, AppState};
 
 /// Worker slots of this node.
 #[derive(Serialize, ToSchema)]
@@ -108,4 +109,33 @@ fn watchers(state: &AppState) -> Watchers {
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = String)))]
 pub(super) async fn healthz() -> &'static str {
     "ok"
+}
+
+/// How long the readiness probe waits for the database.
+const READY_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Readiness: 200 `ready` while this node can do its work: the database
+/// answers (a cheap query, within 2 s) and the queue's background tasks
+/// (producer, runners, completer, maintenance) are alive. Otherwise 503 with
+/// an error naming what is not ready. Unauthenticated, like `/healthz`.
+#[utoipa::path(get, path = "/readyz",
+    responses((status = 200, body = String), (status = 503, body = super::error::ErrorBody)))]
+pub(super) async fn readyz(State(state): State<AppState>) -> ApiResult<&'static str> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::unavailable("not ready: shutting down"));
+    }
+    if let Some(task) = state.queue.stopped_task() {
+        return Err(ApiError::unavailable(format!("not ready: the queue's {task} task has stopped")));
+    }
+    match tokio::time::timeout(READY_STORE_TIMEOUT, state.store.store_ping()).await {
+        Ok(Ok(())) => Ok("ready"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the database does not answer");
+            Err(ApiError::unavailable(format!("not ready: the database does not answer: {e}")))
+        }
+        Err(_) => Err(ApiError::unavailable(format!(
+            "not ready: the database did not answer within {}",
+            humantime::format_duration(READY_STORE_TIMEOUT)
+        ))),
+    }
 }

@@ -172,6 +172,8 @@ pub(crate) enum CompleterMsg {
 #[derive(Clone)]
 pub struct Queue {
     shared: Arc<Shared>,
+    /// The background tasks, by name; one that finished before shutdown died.
+    tasks: Arc<[(&'static str, tokio::task::AbortHandle)]>,
 }
 
 /// Background tasks of a started queue; `stop` shuts them down gracefully.
@@ -215,14 +217,16 @@ impl Queue {
             rx,
         ));
         let mut tasks = JoinSet::new();
-        tasks.spawn(producer::run(shared.clone()));
+        let mut alive = vec![("completer", completer.abort_handle())];
+        alive.push(("producer", tasks.spawn(producer::run(shared.clone()))));
         for _ in 0..shared.settings.workers {
-            tasks.spawn(buffer::runner(shared.clone()));
+            alive.push(("runner", tasks.spawn(buffer::runner(shared.clone()))));
         }
-        tasks.spawn(maintenance::heartbeat(shared.clone()));
-        tasks.spawn(maintenance::rescuer(shared.clone()));
-        tasks.spawn(maintenance::pruner(shared.clone()));
-        (Queue { shared: shared.clone() }, QueueTasks { shared, tasks, completer })
+        alive.push(("heartbeat", tasks.spawn(maintenance::heartbeat(shared.clone()))));
+        alive.push(("rescuer", tasks.spawn(maintenance::rescuer(shared.clone()))));
+        alive.push(("pruner", tasks.spawn(maintenance::pruner(shared.clone()))));
+        let queue = Queue { shared: shared.clone(), tasks: alive.into() };
+        (queue, QueueTasks { shared, tasks, completer })
     }
 
     /// Tells the producer that new work may be runnable.
@@ -262,6 +266,12 @@ impl Queue {
     pub async fn follow(&self, tenant: &TenantId, id: &str) -> StoreResult<Follow> {
         let (store, poll) = (self.shared.store.clone(), self.shared.settings.poll_interval);
         Follow::start(&self.shared.events, store, tenant, id, poll).await
+    }
+
+    /// The name of a background task that has ended (they only end at
+    /// shutdown, or by a panic), if any: such a node cannot do its work.
+    pub fn stopped_task(&self) -> Option<&'static str> {
+        self.tasks.iter().find(|(_, task)| task.is_finished()).map(|(name, _)| *name)
     }
 }
 

@@ -164,4 +164,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Counts per status and per queue.
     async fn status_counts(&self, tenant: &TenantId) -> StoreResult<StatusCounts>;
+
+    /// Checks cheaply that the database answers reads and that its file is the
+    /// one opened at start (for `/readyz`); an error says what is wrong.
+    async fn store_ping(&self) -> StoreResult<()>;
 }

@@ -34,6 +34,21 @@ const TERMINAL: &str = "('succeeded', 'dead', 'cancelled')";
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The database file and its identity when opened (`None` in memory).
+    file: Option<(std::path::PathBuf, FileId)>,
+}
+
+/// Device and inode of a file: a file removed, or replaced by another at the
+/// same path, no longer matches, though open connections still use the old one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId(u64, u64);
+
+impl FileId {
+    fn of(path: &std::path::Path) -> std::io::Result<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(FileId(m.dev(), m.ino()))
+    }
 }
 
 impl SqliteStore {
@@ -55,9 +70,11 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| StoreError::Database(sqlx::Error::Migrate(Box::new(e))))?;
+        let file = options.get_filename().to_path_buf();
+        let file = FileId::of(&file).ok().map(|id| (file, id));
         let reader =
             SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
-        Ok(Self { writer, reader })
+        Ok(Self { writer, reader, file })
     }
 
     async fn tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
@@ -939,6 +956,25 @@ impl Store for SqliteStore {
             counts.by_queue.entry(queue).or_default().insert(status, n as u64);
         }
         Ok(counts)
+    }
+
+    async fn store_ping(&self) -> StoreResult<()> {
+        if let Some((path, opened)) = &self.file {
+            let now = FileId::of(path);
+            if now.as_ref().ok() != Some(opened) {
+                let why = match now {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "another file is at its path".into(),
+                };
+                return Err(StoreError::Database(sqlx::Error::Io(std::io::Error::other(format!(
+                    "the database file {} is no longer the one opened at start ({why})",
+                    path.display()
+                )))));
+            }
+        }
+        sqlx::query("SELECT COUNT(*) FROM sqlite_master").execute(&self.reader).await?;
+        sqlx::query("SELECT 1").execute(&self.writer).await?;
+        Ok(())
     }
 }
 

@@ -159,7 +159,7 @@ async fn bad_input_gets_its_4xx_and_code() {
         (app.raw(Method::POST, "/v1/jobs").json(&json!({"alias": "Echo!", "payload": 1})), StatusCode::BAD_REQUEST, "invalid_field", "alias must match"),
         (app.raw(Method::POST, "/v1/jobs").json(&json!({"alias": "echo", "payload": 1, "queue": "A B"})), StatusCode::BAD_REQUEST, "invalid_field", "queue must match"),
         (app.raw(Method::POST, "/v1/jobs").json(&json!({"alias": "echo", "payload": 1, "max_attempts": 0})), StatusCode::BAD_REQUEST, "invalid_field", "max_attempts must be between 1 and 100"),
-        (app.raw(Method::POST, "/v1/jobs").json(&json!({"alias": "echo", "payload": 1, "memory_mb": 100000})), StatusCode::BAD_REQUEST, "invalid_field", "memory_bytes must be between"),
+        (app.raw(Method::POST, "/v1/jobs").json(&json!({"alias": "echo", "payload": 1, "memory_mb": 100000})), StatusCode::BAD_REQUEST, "invalid_field", "memory_mb must be between 1 and 1024, got 100000"),
         (app.raw(Method::POST, "/v1/jobs").json(&json!({"alias": "echo", "payload": 1, "delay_ms": 5, "run_at": "2030-01-01T00:00:00Z"})), StatusCode::BAD_REQUEST, "invalid_field", "delay_ms and run_at cannot both be given"),
         (app.raw(Method::POST, "/v1/jobs").json(&json!({"alias": "echo", "payload": 1, "run_at": "tomorrow"})), StatusCode::BAD_REQUEST, "invalid_field", "run_at must be an RFC 3339 time"),
         (app.raw(Method::POST, "/v1/jobs").json(&json!({"alias": "echo", "payload": 1, "callback": {"url": "ftp://x"}})), StatusCode::BAD_REQUEST, "invalid_field", "callback.url must be an http or https URL"),

@@ -4,6 +4,8 @@
 mod api;
 mod callbacks;
 mod durability;
+mod edge;
+mod edge_process;
 mod fencing;
 mod misc_faults;
 mod queue;
