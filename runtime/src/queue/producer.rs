@@ -49,7 +49,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                         continue; // more may be waiting; claim again once slots free up
                     }
                     if let Ok(Some(due)) = shared.store.job_next_due().await {
-                        let wait = Duration::from_millis((due - now_ms()).max(0) as u64);
+                        let wait = Duration::from_millis(due.saturating_sub(now_ms()).max(0) as u64);
                         sleep_for = sleep_for.min(wait);
                     }
                 }
