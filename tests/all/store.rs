@@ -76,6 +76,7 @@ async fn all_jobs(store: &dyn Store, t: &TenantId) -> Vec<JobRecord> {
         alias: None,
         queue: None,
         context: None,
+        batch: None,
         order: JobOrder::Created,
         limit: 100,
         after: None,
@@ -207,6 +208,23 @@ pub async fn exercise(store: Arc<dyn Store>) {
     store.job_insert(vec![in_batch("g"), in_batch("h")], Some(batch)).await.unwrap();
     let b = store.batch_get(&t, "batch-1").await.unwrap();
     assert_eq!((b.total, b.done, b.callback_state), (2, false, Some(CallbackState::Pending)));
+    // The batch filter lists exactly the batch's jobs.
+    let of_batch = JobList {
+        tenant: t.clone(),
+        status: None,
+        alias: None,
+        queue: None,
+        context: None,
+        batch: Some("batch-1".into()),
+        order: JobOrder::Created,
+        limit: 100,
+        after: None,
+        max_bytes: u64::MAX,
+    };
+    let mut ids: Vec<String> =
+        store.job_list(of_batch).await.unwrap().jobs.into_iter().map(|j| j.id).collect();
+    ids.sort();
+    assert_eq!(ids, ["g", "h"]);
     let mut claimed = Vec::new();
     while claimed.len() < 2 {
         for j in store.job_claim(claim("n4", 6_000, 10)).await.unwrap() {
@@ -268,6 +286,7 @@ pub async fn exercise(store: Arc<dyn Store>) {
                 alias: None,
                 queue: None,
                 context: None,
+                batch: None,
                 order: JobOrder::Priority,
                 limit: 2,
                 after: after.clone(),
@@ -495,6 +514,7 @@ pub async fn exercise_watch_and_pages(store: Arc<dyn Store>) {
                     alias: None,
                     queue: None,
                     context: Some("pages".into()),
+                    batch: None,
                     order,
                     limit,
                     after: after.clone(),

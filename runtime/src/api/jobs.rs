@@ -396,6 +396,8 @@ pub struct ListQuery {
     pub queue: Option<String>,
     /// Only this context.
     pub context: Option<String>,
+    /// Only the jobs of this batch.
+    pub batch: Option<String>,
     /// `created` (newest first, default) or `priority` (highest first).
     pub order: Option<JobOrder>,
     /// Most jobs per page, 1..=1000 (default 100); a page also ends at 4 MiB.
@@ -446,6 +448,7 @@ pub(super) async fn list(
             alias: q.alias,
             queue: q.queue,
             context: q.context,
+            batch: q.batch,
             order: q.order.unwrap_or_default(),
             limit,
             after: q.cursor,

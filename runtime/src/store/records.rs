@@ -286,6 +286,8 @@ pub struct JobList {
     pub queue: Option<String>,
     /// Only this context.
     pub context: Option<String>,
+    /// Only the jobs of this batch.
+    pub batch: Option<String>,
     /// Order.
     pub order: JobOrder,
     /// Page size.

@@ -32,6 +32,9 @@ pub(super) async fn job_list(reader: &SqlitePool, p: JobList) -> StoreResult<Job
     if p.context.is_some() {
         sql.push_str(" AND context = ?5");
     }
+    if p.batch.is_some() {
+        sql.push_str(" AND batch_id = ?8");
+    }
     match (p.order, p.after.is_some()) {
         (JobOrder::Created, true) => sql.push_str(" AND id < ?6"),
         (JobOrder::Priority, true) => {
@@ -55,6 +58,7 @@ pub(super) async fn job_list(reader: &SqlitePool, p: JobList) -> StoreResult<Job
         .bind(&p.context)
         .bind(&p.after)
         .bind(p.limit)
+        .bind(&p.batch)
         .fetch_all(&mut *tx)
         .await?;
     let ids = within_budget(&sized[..sized.len().min(p.limit as usize)], p.max_bytes);
