@@ -1,5 +1,10 @@
-//! The client commands (`push`, `alias`, `dispatch`, `jobs`, `batch`, `status`)
-//! driven as a user would from a shell, against a real server on an ephemeral port.
+//! The client commands (`push`, `alias`, `modules`, `dispatch`, `jobs`, `batch`,
+//! `status`) driven as a user would from a shell, against a real server on an
+//! ephemeral port; `live` runs them on a pseudo-terminal and watches their
+//! output as it comes.
+
+mod inspect;
+mod live;
 
 use serde_json::Value;
 use std::process::Output;
@@ -37,6 +42,14 @@ fn ok(o: &Output) -> String {
 /// Asserts exit 0 and parses stdout as JSON.
 fn ok_json(o: &Output) -> Value {
     serde_json::from_str(&ok(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+/// The job id of a `job <id>` line (the first line `dispatch --wait` prints on stderr).
+fn job_line(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    let id = first.strip_prefix("job ").unwrap_or_else(|| panic!("no `job <id>` first line in {text:?}"));
+    assert_eq!(id.len(), 36, "a UUID: {first}");
+    id.to_string()
 }
 
 /// The value of a `key: value` line.
@@ -113,6 +126,27 @@ async fn push_alias_list_show_and_rollback() {
     let list = ok_json(&wasmq(&app, &["alias", "list", "--json"]).await);
     let greet = list.as_array().unwrap().iter().find(|a| a["name"] == "greet").unwrap();
     assert_eq!((greet["version"].as_i64(), greet["fuel"].as_u64()), (Some(4), Some(5_000_000)));
+
+    // Limits in units, as `wasmq run` takes them; the module by a short digest.
+    let short = &echo["blake3:".len().."blake3:".len() + 8];
+    let set =
+        ok(&wasmq(&app, &["alias", "set", "greet", short, "--timeout", "1m 30s", "--memory", "64MiB"]).await);
+    assert_eq!(
+        (field(&set, "module"), field(&set, "settings")),
+        (echo.clone(), "timeout_ms=90000 memory_mb=64".into())
+    );
+    for (flag, value, error) in [
+        ("--timeout", "5000", "add a unit, e.g. 5000s or 5000ms"),
+        ("--memory", "1000KiB", "must be a whole number of MiB"),
+    ] {
+        let out = wasmq(&app, &["alias", "set", "greet", &echo, flag, value]).await;
+        assert_eq!(out.status.code(), Some(2), "a usage error: {}", stderr(&out));
+        assert!(stderr(&out).contains(error), "{}", stderr(&out));
+    }
+    let out = wasmq(&app, &["alias", "set", "greet", "blake3:0123"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("too short: give at least 8 hex characters"), "{}", stderr(&out));
+    assert_eq!(field(&ok(&wasmq(&app, &["alias", "show", "greet"]).await), "version"), "5");
 }
 
 #[tokio::test]
@@ -122,7 +156,12 @@ async fn dispatch_wait_prints_the_result_on_stdout() {
     push(&app, "primes", "primes").await;
     let out = wasmq(&app, &["dispatch", "echo", r#"{"hello":"world"}"#, "--wait"]).await;
     assert_eq!(ok(&out), "{\"hello\":\"world\"}\n");
-    assert_eq!(stderr(&out), "", "no progress bar when stderr is not a terminal");
+    // The id first, so an interrupted wait leaves something to act on; no
+    // progress bar when stderr is not a terminal.
+    let id = job_line(&stderr(&out));
+    assert_eq!(stderr(&out), format!("job {id}\n"));
+    let job = ok_json(&wasmq(&app, &["jobs", "show", &id, "--json"]).await);
+    assert_eq!(job["payload"]["hello"], "world");
 
     let out =
         wasmq_with(&app.url, &["dispatch", "primes", "-", "--wait"], &[], Some(r#"{"limit": 1000}"#)).await;
@@ -160,7 +199,7 @@ async fn dispatch_then_jobs_wait_list_and_show() {
 async fn a_delayed_job_can_be_cancelled_and_retried() {
     let app = spawn_app(Options::default()).await;
     push(&app, "echo", "echo").await;
-    let out = ok(&wasmq(&app, &["dispatch", "echo", r#"{"later":true}"#, "--delay-ms", "60000"]).await);
+    let out = ok(&wasmq(&app, &["dispatch", "echo", r#"{"later":true}"#, "--delay", "1m"]).await);
     assert_eq!(field(&out, "status"), "scheduled");
     let id = field(&out, "id");
 
@@ -221,7 +260,7 @@ async fn status_prints_counts_per_status_and_queue() {
     for n in 0..2 {
         ok(&wasmq(&app, &["dispatch", "echo", &format!("{{\"n\":{n}}}"), "--wait"]).await);
     }
-    ok(&wasmq(&app, &["dispatch", "echo", "{}", "--queue", "later", "--delay-ms", "60000"]).await);
+    ok(&wasmq(&app, &["dispatch", "echo", "{}", "--queue", "later", "--delay", "60s"]).await);
 
     let out = ok(&wasmq(&app, &["status"]).await);
     assert!(field(&out, "workers").starts_with("2 max, "), "{out}");
@@ -244,11 +283,12 @@ async fn a_dead_job_exits_3_with_its_error() {
     let out =
         wasmq(&app, &["dispatch", "fail", r#"{"mode":"error"}"#, "--max-attempts", "1", "--wait"]).await;
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert_eq!(stderr(&out), "error (plugin_error): failed on purpose\n");
+    let id = job_line(&stderr(&out));
+    assert_eq!(stderr(&out), format!("job {id}\nerror (plugin_error): failed on purpose\n"));
     assert_eq!(stdout(&out), "");
 
     let page = ok_json(&wasmq(&app, &["jobs", "list", "--json", "--status", "dead"]).await);
-    let id = page["jobs"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(page["jobs"][0]["id"].as_str(), Some(id.as_str()));
     let out = wasmq(&app, &["jobs", "wait", &id]).await;
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("failed on purpose"), "{}", stderr(&out));
@@ -286,11 +326,15 @@ async fn api_and_connection_errors_exit_1_with_the_reason() {
     let url = format!("http://{closed}");
     let out = wasmq_with(&url, &["status"], &[], None).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains(&format!("cannot connect to the wasmq server at {url}")),
-        "{}",
-        stderr(&out)
-    );
+    let err = stderr(&out);
+    assert!(err.starts_with(&format!("error: cannot connect to the wasmq server at {url}: ")), "{err}");
+    assert!(err.contains("--server or WASMQ_URL"), "names where the URL is set: {err}");
+    // The same through the flag, for a command that waits.
+    let out = wasmq_with(&app.url, &["jobs", "wait", "some-id", "--server", &url], &[], None).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&format!("at {url}: ")), "{}", stderr(&out));
+    // The server itself answers as before.
+    assert!(field(&ok(&wasmq(&app, &["status"]).await), "workers").starts_with("2 max"));
 }
 
 #[tokio::test]

@@ -1,11 +1,11 @@
-//! `wasmq alias`: set, list, show (with history) and roll back aliases.
+//! `wasmq alias`: set, list, show (with history), roll back and delete aliases.
 
 use clap::{Args, Subcommand};
 
-use super::ClientOpts;
 use super::http::{Client, Outcome, segment};
 use super::model::{Alias, AliasConfig};
 use super::output::{Fields, Table, short_digest};
+use super::{ClientOpts, digest, units};
 
 /// Arguments of `wasmq alias`.
 #[derive(Debug, Args)]
@@ -26,17 +26,18 @@ pub enum AliasCommand {
     Set {
         /// The alias name.
         name: String,
-        /// `blake3:<hex>` of an uploaded module (`wasmq push` prints it).
+        /// The module: `blake3:<hex>` as `wasmq push` prints it, or a unique
+        /// prefix of at least 8 hex characters (`blake3:` optional).
         digest: String,
         /// Fuel per attempt (about one unit per wasm instruction).
         #[arg(long)]
         fuel: Option<u64>,
-        /// Wall-clock limit per attempt, in milliseconds.
-        #[arg(long, value_name = "MS")]
-        timeout_ms: Option<u64>,
-        /// Memory limit, in MiB.
-        #[arg(long, value_name = "MIB")]
-        memory_mb: Option<u64>,
+        /// Wall-clock limit per attempt, e.g. `500ms`, `5s`, `2m`.
+        #[arg(long, value_name = "DURATION", value_parser = units::millis)]
+        timeout: Option<u64>,
+        /// Memory limit, in whole MiB, e.g. `64MiB`, `1GiB`.
+        #[arg(long, value_name = "SIZE", value_parser = units::mebibytes)]
+        memory: Option<u64>,
         /// Attempts before a job is dead (1..=100).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
         max_attempts: Option<u32>,
@@ -65,18 +66,25 @@ pub enum AliasCommand {
         /// The alias name.
         name: String,
     },
+    /// Remove an alias and its history (jobs already dispatched keep their module).
+    Delete {
+        /// The alias name.
+        name: String,
+    },
 }
 
 pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
     match args.command {
-        AliasCommand::Set { name, digest, fuel, timeout_ms, memory_mb, max_attempts, queue, priority } => {
+        AliasCommand::Set { name, digest, fuel, timeout, memory, max_attempts, queue, priority } => {
+            let digest = digest::resolve(client, &digest).await?;
             #[derive(serde::Serialize)]
             struct Body {
                 module: String,
                 #[serde(flatten)]
                 config: AliasConfig,
             }
-            let config = AliasConfig { fuel, timeout_ms, memory_mb, max_attempts, queue, priority };
+            let config =
+                AliasConfig { fuel, timeout_ms: timeout, memory_mb: memory, max_attempts, queue, priority };
             let reply = client.put(&path(&name), &Body { module: digest, config }).await?;
             if client.json {
                 reply.print_raw();
@@ -139,6 +147,14 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
                 reply.print_raw();
             } else {
                 alias_fields(&reply.parse()?).print();
+            }
+        }
+        AliasCommand::Delete { name } => {
+            client.delete(&path(&name)).await?;
+            if client.json {
+                println!("{}", serde_json::json!({ "deleted": name }));
+            } else {
+                println!("deleted alias {name}");
             }
         }
     }

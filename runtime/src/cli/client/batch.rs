@@ -1,34 +1,56 @@
-//! `wasmq batch`: many jobs in one request, read from a JSON Lines file.
+//! `wasmq batch`: many jobs in one request, read from a JSON Lines file;
+//! `wasmq batch show`: how far a batch got.
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::ClientOpts;
-use super::http::{Client, Failure, Outcome};
-use super::model::BatchCreated;
-use super::output::Fields;
+use super::http::{Client, Failure, Outcome, segment};
+use super::model::{Batch, BatchCreated};
+use super::output::{Fields, Table};
+use crate::domain::JobStatus;
 
 /// Arguments of `wasmq batch`.
 #[derive(Debug, Args)]
-#[command(after_help = "\
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "\
 Each non-empty line of the file is one job, as `POST /v1/jobs` takes it:
   {\"alias\": \"thumbnail\", \"payload\": {\"url\": \"...\"}, \"priority\": 800}
 The batch is all or nothing: one bad job rejects it, and the error names its line.
-With --json, prints the server's answer, including every job id.")]
+With --json, prints the server's answer, including every job id.
+`wasmq batch show <id>` shows a batch's progress; `wasmq jobs list --batch <id>` its jobs."
+)]
 pub struct BatchArgs {
     /// Server, token and output options.
     #[command(flatten)]
     pub client: ClientOpts,
 
+    /// Another action than dispatching.
+    #[command(subcommand)]
+    pub command: Option<BatchCommand>,
+
     /// The JSON Lines file of jobs, or `-` to read it from stdin.
-    pub file: PathBuf,
+    #[arg(required = true)]
+    pub file: Option<PathBuf>,
 
     /// POST the batch's outcome here once every job has ended.
     #[arg(long, value_name = "URL")]
     pub callback_url: Option<String>,
+}
+
+/// The `wasmq batch` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// A batch: its jobs per status, whether all ended, its callback.
+    Show {
+        /// The batch's id (`wasmq batch` prints it).
+        id: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -44,8 +66,14 @@ struct Body<'a> {
 }
 
 pub(super) async fn run(client: &Client, args: BatchArgs) -> Outcome {
-    let name = args.file.display().to_string();
-    let text = read(&args)?;
+    if let Some(BatchCommand::Show { id }) = &args.command {
+        return show(client, id).await;
+    }
+    let Some(file) = &args.file else {
+        return Err(Failure::other("give the JSON Lines file of jobs (or `-` for stdin)"));
+    };
+    let name = file.display().to_string();
+    let text = read(file)?;
     let (jobs, lines) = parse_lines(&name, &text)?;
     let body = Body { jobs: &jobs, callback: args.callback_url.as_deref().map(|url| Callback { url }) };
     let reply = match client.post("/v1/batches", Some(&body)).await {
@@ -64,16 +92,51 @@ pub(super) async fn run(client: &Client, args: BatchArgs) -> Outcome {
     Ok(())
 }
 
-fn read(args: &BatchArgs) -> Outcome<String> {
-    if args.file.as_os_str() == "-" {
+async fn show(client: &Client, id: &str) -> Outcome {
+    let reply = client.get(&format!("/v1/batches/{}", segment(id))).await?;
+    if client.json {
+        reply.print_raw();
+        return Ok(());
+    }
+    let b: Batch = reply.parse()?;
+    Fields::new()
+        .add("id", &b.id)
+        .add("total", b.total)
+        .add("done", if b.done { "yes, every job ended" } else { "no" })
+        .add("created", &b.created_at)
+        .opt(
+            "callback",
+            b.callback.as_ref().map(|c| {
+                let state = c.state.as_deref().unwrap_or("-");
+                let last = c.last_error.as_ref().map(|e| format!(", last error: {e}")).unwrap_or_default();
+                format!("{} ({state}, {} attempts{last})", c.url, c.attempts)
+            }),
+        )
+        .print();
+    println!();
+    // Lifecycle order, then any status a newer server adds.
+    let mut table = Table::new(&["STATUS", "JOBS"]).right_align(&[1]);
+    let known = JobStatus::ALL.map(JobStatus::as_str);
+    for name in
+        known.iter().copied().chain(b.counts.keys().map(String::as_str).filter(|n| !known.contains(n)))
+    {
+        if let Some(n) = b.counts.get(name).filter(|n| **n > 0) {
+            table.row([name.to_string(), n.to_string()]);
+        }
+    }
+    table.print();
+    Ok(())
+}
+
+fn read(file: &Path) -> Outcome<String> {
+    if file.as_os_str() == "-" {
         let mut s = String::new();
         std::io::stdin()
             .read_to_string(&mut s)
             .map_err(|e| Failure::other(format!("cannot read the jobs from stdin: {e}")))?;
         return Ok(s);
     }
-    std::fs::read_to_string(&args.file)
-        .map_err(|e| Failure::other(format!("cannot read {}: {e}", args.file.display())))
+    std::fs::read_to_string(file).map_err(|e| Failure::other(format!("cannot read {}: {e}", file.display())))
 }
 
 /// The jobs of a JSON Lines text, and the line number of each.

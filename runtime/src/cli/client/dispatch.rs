@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::http::{Client, Failure, Outcome, Reply, segment};
 use super::model::Job;
 use super::output::Fields;
-use super::{ClientOpts, WAIT_EXIT_CODES_HELP};
+use super::{ClientOpts, WAIT_EXIT_CODES_HELP, units};
 use crate::domain::JobStatus;
 
 /// Per-job options of `dispatch` (each defaults to the alias's, then the server's).
@@ -29,10 +29,10 @@ pub struct JobFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
-    /// Run no earlier than this many milliseconds from now.
-    #[arg(long, value_name = "MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delay_ms: Option<u64>,
+    /// Run no earlier than this from now, e.g. `30s`, `10m`, `2h`.
+    #[arg(long, value_name = "DURATION", value_parser = units::millis_or_zero)]
+    #[serde(rename = "delay_ms", skip_serializing_if = "Option::is_none")]
+    pub delay: Option<u64>,
     /// A repeated key returns the first job instead of creating another.
     #[arg(long, value_name = "KEY")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,18 +41,18 @@ pub struct JobFlags {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
-    /// Wall-clock limit per attempt, in milliseconds.
-    #[arg(long, value_name = "MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<u64>,
+    /// Wall-clock limit per attempt, e.g. `500ms`, `5s`, `2m`.
+    #[arg(long, value_name = "DURATION", value_parser = units::millis)]
+    #[serde(rename = "timeout_ms", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
     /// Fuel per attempt (about one unit per wasm instruction).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fuel: Option<u64>,
-    /// Memory limit, in MiB.
-    #[arg(long, value_name = "MIB")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub memory_mb: Option<u64>,
+    /// Memory limit, in whole MiB, e.g. `64MiB`, `1GiB`.
+    #[arg(long, value_name = "SIZE", value_parser = units::mebibytes)]
+    #[serde(rename = "memory_mb", skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
 }
 
 /// Arguments of `wasmq dispatch`.
@@ -69,7 +69,9 @@ pub struct DispatchArgs {
     /// The JSON payload, or `-` to read it from stdin.
     pub payload: String,
 
-    /// Wait until the job ends: print its result on stdout (progress on stderr).
+    /// Wait until the job ends: print its result on stdout. The job's id goes
+    /// to stderr first (and a progress bar when stderr is a terminal), so an
+    /// interrupted wait leaves the id to `jobs wait` or `jobs cancel`.
     #[arg(long)]
     pub wait: bool,
 
@@ -91,7 +93,15 @@ pub(super) async fn run(client: &Client, args: DispatchArgs) -> Outcome {
     let reply = client.post("/v1/jobs", Some(&body)).await?;
     let job: Job = reply.parse()?;
     if args.wait {
-        let (reply, job) = wait(client, &job.id, None).await?;
+        eprintln!("job {}", job.id);
+        let (reply, job) = match wait(client, &job.id, None).await {
+            Ok(done) => done,
+            Err(Failure::Interrupted) => return Err(Failure::Interrupted),
+            Err(e) => {
+                eprintln!("note: job {0} was dispatched; `wasmq jobs wait {0}` waits for it again", job.id);
+                return Err(e);
+            }
+        };
         return report_end(client, &reply, &job);
     }
     if client.json {
@@ -123,37 +133,51 @@ fn read_payload(arg: &str) -> Outcome<Box<RawValue>> {
 
 /// Long-polls until the job is terminal (or `limit` passes), drawing its
 /// progress on stderr when stderr is a terminal. Returns the final answer.
+///
+/// Ctrl-C stops the wait, not the job: it ends in [`Failure::Interrupted`]
+/// after saying how to wait again or cancel.
 pub(super) async fn wait(client: &Client, id: &str, limit: Option<Duration>) -> Outcome<(Reply, Job)> {
-    let deadline = limit.map(|l| Instant::now() + l);
     let bar = progress_bar();
-    let path = format!("/v1/jobs/{}/wait", segment(id));
-    let result = loop {
-        let poll_ms = match deadline {
-            Some(d) => d.saturating_duration_since(Instant::now()).as_millis().min(1000) as u64,
-            None => 1000,
-        };
-        let reply = match client
-            .send(client.request(reqwest::Method::GET, &path).query(&[("timeout_ms", poll_ms)]))
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => break Err(e),
-        };
-        let job: Job = match reply.parse() {
-            Ok(j) => j,
-            Err(e) => break Err(e),
-        };
-        show_progress(&bar, &job);
-        if job.status.is_terminal() {
-            break Ok((reply, job));
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            let ms = limit.unwrap_or_default().as_millis();
-            break Err(Failure::other(format!("job {id} is still {} after {ms} ms", job.status.as_str())));
+    let result = tokio::select! {
+        r = poll(client, id, limit, &bar) => r,
+        _ = tokio::signal::ctrl_c() => {
+            bar.finish_and_clear();
+            eprintln!(
+                "interrupted: job {id} goes on; `wasmq jobs wait {id}` waits again, `wasmq jobs cancel {id}` stops it"
+            );
+            return Err(Failure::Interrupted);
         }
     };
     bar.finish_and_clear();
     result
+}
+
+async fn poll(
+    client: &Client,
+    id: &str,
+    limit: Option<Duration>,
+    bar: &ProgressBar,
+) -> Outcome<(Reply, Job)> {
+    let deadline = limit.map(|l| Instant::now() + l);
+    let path = format!("/v1/jobs/{}/wait", segment(id));
+    loop {
+        let poll_ms = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).as_millis().min(1000) as u64,
+            None => 1000,
+        };
+        let reply = client
+            .send(client.request(reqwest::Method::GET, &path).query(&[("timeout_ms", poll_ms)]))
+            .await?;
+        let job: Job = reply.parse()?;
+        show_progress(bar, &job);
+        if job.status.is_terminal() {
+            return Ok((reply, job));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let waited = humantime::format_duration(limit.unwrap_or_default());
+            return Err(Failure::other(format!("job {id} is still {} after {waited}", job.status.as_str())));
+        }
+    }
 }
 
 fn progress_bar() -> ProgressBar {
@@ -195,6 +219,12 @@ pub(super) fn report_end(client: &Client, reply: &Reply, job: &Job) -> Outcome {
         }
         return Ok(());
     }
+    Err(report_error(job))
+}
+
+/// Prints the error of a job that ended without success on stderr:
+/// [`Failure::JobFailed`] (exit 3).
+pub(super) fn report_error(job: &Job) -> Failure {
     match (&job.error, job.status) {
         (Some(e), JobStatus::Cancelled) if e.kind != "cancelled" => {
             eprintln!("error (cancelled): the job was cancelled (last attempt: {}: {})", e.kind, e.message)
@@ -202,5 +232,5 @@ pub(super) fn report_end(client: &Client, reply: &Reply, job: &Job) -> Outcome {
         (Some(e), _) => eprintln!("error ({}): {}", e.kind, e.message),
         (None, status) => eprintln!("error ({0}): the job is {0}", status.as_str()),
     }
-    Err(Failure::JobFailed)
+    Failure::JobFailed
 }

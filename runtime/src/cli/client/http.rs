@@ -21,6 +21,8 @@ pub(crate) enum Failure {
     Other(String),
     /// The waited-for job ended dead or cancelled; the error is already printed.
     JobFailed,
+    /// Ctrl-C stopped a wait; what to do next is already printed.
+    Interrupted,
 }
 
 impl Failure {
@@ -54,6 +56,11 @@ impl Reply {
     }
 }
 
+/// Longest wait for a whole answer (long-polls ask for much less).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest silence on a connection; event streams send a comment every 15 s.
+const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Talks to one wasmq server.
 pub(crate) struct Client {
     http: reqwest::Client,
@@ -81,9 +88,12 @@ impl Client {
             None => std::env::var("WASMQ_TOKEN").ok().map(|t| t.trim().to_string()),
         }
         .filter(|t| !t.is_empty());
+        // No total timeout on the client: `send` bounds each request, while an
+        // event stream may stay open as long as its job runs; it is bounded by
+        // the read timeout instead (the server sends a keep-alive every 15 s).
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(300))
+            .read_timeout(STREAM_READ_TIMEOUT)
             .user_agent(concat!("wasmq-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Failure::other(format!("cannot build the HTTP client: {e}")))?;
@@ -124,9 +134,15 @@ impl Client {
         self.send(self.request(Method::PUT, path).json(body)).await
     }
 
-    /// Sends a request; a non-2xx answer becomes [`Failure::Api`].
+    /// `DELETE path`.
+    pub(crate) async fn delete(&self, path: &str) -> Outcome<Reply> {
+        self.send(self.request(Method::DELETE, path)).await
+    }
+
+    /// Sends a request and reads the whole answer (within [`REQUEST_TIMEOUT`]);
+    /// a non-2xx answer becomes [`Failure::Api`].
     pub(crate) async fn send(&self, request: RequestBuilder) -> Outcome<Reply> {
-        let response = request.send().await.map_err(|e| self.transport(&e))?;
+        let response = request.timeout(REQUEST_TIMEOUT).send().await.map_err(|e| self.transport(&e))?;
         let status = response.status();
         let body = response.text().await.map_err(|e| self.transport(&e))?;
         if status.is_success() {
@@ -135,15 +151,31 @@ impl Client {
         Err(Failure::Api { status, message: api_message(&body) })
     }
 
-    /// A transport error, naming the server it tried.
-    fn transport(&self, e: &reqwest::Error) -> Failure {
+    /// Sends a request whose answer is read as it comes (an event stream):
+    /// the response once its headers arrived, or [`Failure::Api`].
+    pub(crate) async fn open(&self, request: RequestBuilder) -> Outcome<reqwest::Response> {
+        let response = request.send().await.map_err(|e| self.transport(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.text().await.map_err(|e| self.transport(&e))?;
+        Err(Failure::Api { status, message: api_message(&body) })
+    }
+
+    /// A transport error, naming the server it tried (and, when it could not
+    /// connect, where that URL is set).
+    pub(crate) fn transport(&self, e: &reqwest::Error) -> Failure {
         let mut cause: &dyn std::error::Error = e;
         while let Some(next) = cause.source() {
             cause = next;
         }
         let base = &self.base;
         if e.is_connect() {
-            Failure::other(format!("cannot connect to the wasmq server at {base}: {cause}"))
+            Failure::other(format!(
+                "cannot connect to the wasmq server at {base}: {cause}\n\
+                 hint: is `wasmq serve` running there? The URL comes from --server or WASMQ_URL"
+            ))
         } else if e.is_timeout() {
             Failure::other(format!("the wasmq server at {base} did not answer in time"))
         } else {

@@ -1,12 +1,13 @@
-//! `wasmq jobs`: list, show, wait for, cancel and retry jobs.
+//! `wasmq jobs`: list, show, read the logs of, follow, wait for, cancel and
+//! retry jobs.
 
 use clap::{Args, Subcommand, ValueEnum};
 use std::time::Duration;
 
 use super::http::{Client, Outcome, Reply, segment};
-use super::model::{Job, JobPage};
+use super::model::{Job, JobLogs, JobPage};
 use super::output::{Fields, Table, or_dash};
-use super::{ClientOpts, WAIT_EXIT_CODES_HELP, dispatch};
+use super::{ClientOpts, WAIT_EXIT_CODES_HELP, dispatch, follow, units};
 use crate::domain::JobStatus;
 
 /// Arguments of `wasmq jobs`.
@@ -47,6 +48,9 @@ pub enum JobsCommand {
         /// Only jobs with this context tag.
         #[arg(long)]
         context: Option<String>,
+        /// Only the jobs of this batch.
+        #[arg(long, value_name = "ID")]
+        batch: Option<String>,
         /// Sort order.
         #[arg(long, value_enum, default_value_t = OrderArg::Created)]
         order: OrderArg,
@@ -57,8 +61,28 @@ pub enum JobsCommand {
         #[arg(long)]
         cursor: Option<String>,
     },
-    /// One job: status, attempts, progress, result or error.
+    /// One job: status, attempts, progress, result or error, and what its
+    /// latest attempt logged and printed.
     Show {
+        /// The job's id.
+        id: String,
+    },
+    /// What a job's latest attempt logged through the host and printed on
+    /// stdout and stderr.
+    Logs {
+        /// The job's id.
+        id: String,
+        /// Only the plugin's stdout, as it printed it.
+        #[arg(long, conflicts_with = "stderr")]
+        stdout: bool,
+        /// Only the plugin's stderr, as it printed it.
+        #[arg(long)]
+        stderr: bool,
+    },
+    /// Follow a job as it runs (status and progress, one line each), then
+    /// print its result like `jobs wait`. With --json, one JSON event per line.
+    #[command(after_help = WAIT_EXIT_CODES_HELP)]
+    Follow {
         /// The job's id.
         id: String,
     },
@@ -67,9 +91,9 @@ pub enum JobsCommand {
     Wait {
         /// The job's id.
         id: String,
-        /// Give up (exit 1) after this many milliseconds. Default: wait as long as it takes.
-        #[arg(long, value_name = "MS")]
-        timeout_ms: Option<u64>,
+        /// Give up (exit 1) after this long, e.g. `30s`, `5m`. Default: wait as long as it takes.
+        #[arg(long, value_name = "DURATION", value_parser = units::millis)]
+        timeout: Option<u64>,
     },
     /// Cancel a job that has not ended (a running one is interrupted).
     Cancel {
@@ -85,7 +109,7 @@ pub enum JobsCommand {
 
 pub(super) async fn run(client: &Client, args: JobsArgs) -> Outcome {
     match args.command {
-        JobsCommand::List { status, alias, queue, context, order, limit, cursor } => {
+        JobsCommand::List { status, alias, queue, context, batch, order, limit, cursor } => {
             let order = match order {
                 OrderArg::Created => "created",
                 OrderArg::Priority => "priority",
@@ -96,6 +120,7 @@ pub(super) async fn run(client: &Client, args: JobsArgs) -> Outcome {
                 ("alias", alias),
                 ("queue", queue),
                 ("context", context),
+                ("batch", batch),
                 ("cursor", cursor),
             ] {
                 if let Some(v) = value {
@@ -113,8 +138,30 @@ pub(super) async fn run(client: &Client, args: JobsArgs) -> Outcome {
             let reply = client.get(&path(&id, "")).await?;
             show(client, &reply)?;
         }
-        JobsCommand::Wait { id, timeout_ms } => {
-            let (reply, job) = dispatch::wait(client, &id, timeout_ms.map(Duration::from_millis)).await?;
+        JobsCommand::Logs { id, stdout, stderr } => {
+            let reply = client.get(&path(&id, "")).await?;
+            if client.json {
+                #[derive(serde::Deserialize)]
+                struct Raw {
+                    logs: Option<Box<serde_json::value::RawValue>>,
+                }
+                let raw: Raw = reply.parse()?;
+                println!("{}", raw.logs.as_ref().map_or("null", |l| l.get()));
+                return Ok(());
+            }
+            let logs = reply.parse::<Job>()?.logs.unwrap_or_default();
+            match (stdout, stderr) {
+                (true, _) => print!("{}", logs.stdout.text),
+                (_, true) => print!("{}", logs.stderr.text),
+                _ if logs.log.is_empty() && logs.stdout.text.is_empty() && logs.stderr.text.is_empty() => {
+                    eprintln!("job {id} logged and printed nothing (in its latest attempt)");
+                }
+                _ => print!("{}", logs_text(&logs)),
+            }
+        }
+        JobsCommand::Follow { id } => return follow::run(client, &id).await,
+        JobsCommand::Wait { id, timeout } => {
+            let (reply, job) = dispatch::wait(client, &id, timeout.map(Duration::from_millis)).await?;
             return dispatch::report_end(client, &reply, &job);
         }
         JobsCommand::Cancel { id } => {
@@ -206,5 +253,34 @@ fn show(client: &Client, reply: &Reply) -> Outcome {
             }),
         )
         .print();
+    if let Some(logs) = &j.logs {
+        println!();
+        print!("{}", logs_text(logs));
+    }
     Ok(())
+}
+
+/// The log lines, then the captured stdout and stderr, each under a header
+/// (empty ones left out).
+fn logs_text(logs: &JobLogs) -> String {
+    let mut out = String::new();
+    let truncated = |t: bool| if t { " (truncated)" } else { "" };
+    if !logs.log.is_empty() {
+        out.push_str(&format!("log{}:\n", truncated(logs.log_truncated)));
+        for line in &logs.log {
+            let level = format!("{:?}", line.level).to_uppercase();
+            out.push_str(format!("  {level:<5} {}", line.message).trim_end());
+            out.push('\n');
+        }
+    }
+    for (name, captured) in [("stdout", &logs.stdout), ("stderr", &logs.stderr)] {
+        if captured.text.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("{name}{}:\n", truncated(captured.truncated)));
+        for line in captured.text.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out
 }

@@ -1,23 +1,28 @@
-//! The client commands (`push`, `alias`, `dispatch`, `jobs`, `batch`, `status`):
-//! a thin layer over the HTTP API of a running `wasmq serve`.
+//! The client commands (`push`, `alias`, `modules`, `dispatch`, `jobs`,
+//! `batch`, `status`): a thin layer over the HTTP API of a running `wasmq serve`.
 //!
 //! Every command prints a human view by default and the server's JSON with
 //! `--json`; API errors show the server's own message and the HTTP status.
 
 mod alias;
 mod batch;
+mod digest;
 mod dispatch;
+mod follow;
 mod http;
 mod jobs;
 mod model;
+mod modules;
 mod output;
 mod push;
 mod status;
+mod units;
 
 pub use alias::{AliasArgs, AliasCommand};
-pub use batch::BatchArgs;
+pub use batch::{BatchArgs, BatchCommand};
 pub use dispatch::{DispatchArgs, JobFlags};
 pub use jobs::{JobsArgs, JobsCommand, OrderArg};
+pub use modules::{ModulesArgs, ModulesCommand};
 pub use push::PushArgs;
 pub use status::StatusArgs;
 
@@ -38,15 +43,18 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The waited-for job ended dead or cancelled.
     pub const JOB_FAILED: u8 = 3;
+    /// Ctrl-C stopped a wait (128 + SIGINT, as a shell reports it); the job goes on.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// Exit codes shown in the help of the commands that wait for a job.
 pub(crate) const WAIT_EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  the job succeeded: its result is on stdout
-  1  API error, unreachable server, or invalid input (the reason is on stderr)
-  2  usage error
-  3  the job ended dead or cancelled: `error (<kind>): <message>` is on stderr";
+    0  the job succeeded: its result is on stdout
+    1  API error, unreachable server, or invalid input (the reason is on stderr)
+    2  usage error
+    3  the job ended dead or cancelled: `error (<kind>): <message>` is on stderr
+  130  interrupted (Ctrl-C): the job goes on; stderr says how to wait again";
 
 /// Where the server is and how to authenticate; shared by every client command.
 #[derive(Debug, Clone, Args)]
@@ -70,13 +78,15 @@ pub struct ClientOpts {
 pub enum ClientCommand {
     /// Upload a module to the server (and point an alias at it).
     Push(PushArgs),
-    /// Point names at modules; list, show and roll them back.
+    /// Point names at modules; list, show, roll back and delete them.
     Alias(AliasArgs),
+    /// List and delete stored modules.
+    Modules(ModulesArgs),
     /// Dispatch a job to an alias (and wait for its result).
     Dispatch(DispatchArgs),
-    /// List, show, wait for, cancel and retry jobs.
+    /// List, show, follow, wait for, cancel and retry jobs; read their logs.
     Jobs(JobsArgs),
-    /// Dispatch many jobs at once from a JSON Lines file.
+    /// Dispatch many jobs at once from a JSON Lines file; show a batch.
     Batch(BatchArgs),
     /// Job counts per status and per queue, and the server's workers.
     Status(StatusArgs),
@@ -87,6 +97,7 @@ impl ClientCommand {
         match self {
             ClientCommand::Push(a) => &a.client,
             ClientCommand::Alias(a) => &a.client,
+            ClientCommand::Modules(a) => &a.client,
             ClientCommand::Dispatch(a) => &a.client,
             ClientCommand::Jobs(a) => &a.client,
             ClientCommand::Batch(a) => &a.client,
@@ -110,6 +121,7 @@ pub fn main(command: ClientCommand) -> ExitCode {
         match command {
             ClientCommand::Push(a) => push::run(&client, a).await,
             ClientCommand::Alias(a) => alias::run(&client, a).await,
+            ClientCommand::Modules(a) => modules::run(&client, a).await,
             ClientCommand::Dispatch(a) => dispatch::run(&client, a).await,
             ClientCommand::Jobs(a) => jobs::run(&client, a).await,
             ClientCommand::Batch(a) => batch::run(&client, a).await,
@@ -137,5 +149,6 @@ fn report(failure: Failure, has_token: bool) -> ExitCode {
             ExitCode::from(exit::ERROR)
         }
         Failure::JobFailed => ExitCode::from(exit::JOB_FAILED),
+        Failure::Interrupted => ExitCode::from(exit::INTERRUPTED),
     }
 }

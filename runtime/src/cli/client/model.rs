@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
-use crate::domain::JobStatus;
+use crate::domain::{Captured, JobStatus, LogEntry};
 
 /// A stored module.
 #[derive(Deserialize)]
@@ -13,6 +13,8 @@ pub(crate) struct Module {
     pub(crate) digest: String,
     pub(crate) size: u64,
     pub(crate) kind: String,
+    #[serde(default)]
+    pub(crate) created_at: String,
 }
 
 /// Defaults an alias gives its jobs (also the body of `PUT /v1/aliases/{name}`).
@@ -118,6 +120,10 @@ pub(crate) struct Job {
     pub(crate) result: Option<Box<RawValue>>,
     pub(crate) error: Option<JobError>,
     pub(crate) progress: Option<Progress>,
+    /// Log lines and captured output of the latest attempt (absent when it
+    /// printed and logged nothing).
+    #[serde(default)]
+    pub(crate) logs: Option<JobLogs>,
     pub(crate) fuel_used: Option<u64>,
     pub(crate) duration_ms: Option<u64>,
     pub(crate) idempotency_key: Option<String>,
@@ -157,4 +163,29 @@ pub(crate) struct Status {
     pub(crate) jobs: BTreeMap<String, u64>,
     pub(crate) queues: BTreeMap<String, BTreeMap<String, u64>>,
     pub(crate) workers: Workers,
+}
+
+/// `logs` of a job: what its latest attempt logged through the host and
+/// printed on stdout and stderr (each kept up to a limit, truncation marked).
+#[derive(Deserialize, Default)]
+pub(crate) struct JobLogs {
+    #[serde(default)]
+    pub(crate) log: Vec<LogEntry>,
+    #[serde(default)]
+    pub(crate) log_truncated: bool,
+    #[serde(default)]
+    pub(crate) stdout: Captured,
+    #[serde(default)]
+    pub(crate) stderr: Captured,
+}
+
+/// `GET /v1/batches/{id}`.
+#[derive(Deserialize)]
+pub(crate) struct Batch {
+    pub(crate) id: String,
+    pub(crate) total: u64,
+    pub(crate) counts: BTreeMap<String, u64>,
+    pub(crate) done: bool,
+    pub(crate) callback: Option<CallbackInfo>,
+    pub(crate) created_at: String,
 }

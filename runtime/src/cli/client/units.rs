@@ -1,0 +1,82 @@
+//! The unit syntax of the client's flags (`--timeout 5s`, `--memory 64MiB`,
+//! `--delay 1m`), the same as `wasmq run` and the server settings take,
+//! converted to the API's `*_ms` and `*_mb` numbers.
+//!
+//! A bare number is refused rather than guessed at: `--timeout 5000` could mean
+//! seconds or milliseconds, and the API's fields are in milliseconds while the
+//! rest of the command line speaks in units.
+
+use std::time::Duration;
+
+/// A duration (`500ms`, `5s`, `2m`, `1h 30m`) in whole milliseconds, at least 1.
+pub(crate) fn millis(s: &str) -> Result<u64, String> {
+    let d = duration(s)?;
+    if d.is_zero() {
+        return Err("must be at least 1ms".into());
+    }
+    whole_millis(s, d)
+}
+
+/// A duration (`0s`, `90s`, `1h`) in whole milliseconds; zero allowed.
+pub(crate) fn millis_or_zero(s: &str) -> Result<u64, String> {
+    whole_millis(s, duration(s)?)
+}
+
+/// A size (`64MiB`, `1GiB`) in whole MiB, at least 1.
+pub(crate) fn mebibytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("add a unit, e.g. {s}MiB"));
+    }
+    let bytes =
+        s.parse::<bytesize::ByteSize>().map_err(|e| format!("expected a size like 64MiB: {e}"))?.as_u64();
+    if bytes == 0 || !bytes.is_multiple_of(1 << 20) {
+        return Err(format!("must be a whole number of MiB (at least 1MiB), got {s}"));
+    }
+    Ok(bytes >> 20)
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("add a unit, e.g. {s}s or {s}ms"));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("expected a duration like 500ms, 5s or 2m: {e}"))
+}
+
+fn whole_millis(s: &str, d: Duration) -> Result<u64, String> {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
+        return Err(format!("must be a whole number of milliseconds, got {s}"));
+    }
+    u64::try_from(d.as_millis()).map_err(|_| format!("too long: {s}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_become_milliseconds() {
+        assert_eq!(millis("5s"), Ok(5000));
+        assert_eq!(millis("250ms"), Ok(250));
+        assert_eq!(millis("1m 30s"), Ok(90_000));
+        assert_eq!(millis_or_zero("0s"), Ok(0));
+        assert_eq!(millis("0s"), Err("must be at least 1ms".into()));
+        assert_eq!(millis("5000"), Err("add a unit, e.g. 5000s or 5000ms".into()));
+        assert_eq!(millis("1500us"), Err("must be a whole number of milliseconds, got 1500us".into()));
+        assert!(millis("soon").unwrap_err().starts_with("expected a duration like 500ms"));
+    }
+
+    #[test]
+    fn sizes_become_mebibytes() {
+        assert_eq!(mebibytes("64MiB"), Ok(64));
+        assert_eq!(mebibytes("1GiB"), Ok(1024));
+        assert_eq!(mebibytes("64"), Err("add a unit, e.g. 64MiB".into()));
+        assert_eq!(
+            mebibytes("1000KiB"),
+            Err("must be a whole number of MiB (at least 1MiB), got 1000KiB".into())
+        );
+        assert_eq!(mebibytes("0MiB"), Err("must be a whole number of MiB (at least 1MiB), got 0MiB".into()));
+        assert!(mebibytes("lots").unwrap_err().starts_with("expected a size like 64MiB"));
+    }
+}
