@@ -32,9 +32,7 @@ struct ProgressEvent {
 /// event as a JSON line), then ends as `jobs wait` does: the result on stdout,
 /// or the error on stderr and [`Failure::JobFailed`].
 pub(super) async fn run(client: &Client, id: &str) -> Outcome {
-    let request = client
-        .request(reqwest::Method::GET, &format!("/v1/jobs/{}/events", segment(id)))
-        .header(reqwest::header::ACCEPT, "text/event-stream");
+    let request = client.stream_request(&format!("/v1/jobs/{}/events", segment(id)));
     let mut events = client.open(request).await?.bytes_stream().eventsource();
     while let Some(event) = events.next().await {
         let event = event.map_err(|e| match e {

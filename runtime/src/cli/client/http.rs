@@ -64,6 +64,8 @@ const STREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Talks to one wasmq server.
 pub(crate) struct Client {
     http: reqwest::Client,
+    /// For event streams (no total timeout).
+    streams: reqwest::Client,
     base: String,
     token: Option<String>,
     /// Print JSON instead of the human view.
@@ -76,7 +78,11 @@ impl Client {
         let base = opts.server.trim_end_matches('/').to_string();
         match reqwest::Url::parse(&base) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            _ => return Err(Failure::other(format!("--server must be an http or https URL, got {base:?}"))),
+            _ => {
+                return Err(Failure::other(format!(
+                    "the server URL (--server or WASMQ_URL) must be an http or https URL, got {base:?}"
+                )));
+            }
         }
         let token = match &opts.token_file {
             Some(path) => {
@@ -88,16 +94,20 @@ impl Client {
             None => std::env::var("WASMQ_TOKEN").ok().map(|t| t.trim().to_string()),
         }
         .filter(|t| !t.is_empty());
-        // No total timeout on the client: `send` bounds each request, while an
-        // event stream may stay open as long as its job runs; it is bounded by
-        // the read timeout instead (the server sends a keep-alive every 15 s).
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(STREAM_READ_TIMEOUT)
-            .user_agent(concat!("wasmq-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Failure::other(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { http, base, token, json: opts.json })
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .user_agent(concat!("wasmq-cli/", env!("CARGO_PKG_VERSION")))
+        };
+        let built = |r: reqwest::Result<reqwest::Client>| {
+            r.map_err(|e| Failure::other(format!("cannot build the HTTP client: {e}")))
+        };
+        // A request is bounded as a whole (an upload may wait for its compile);
+        // an event stream stays open as long as its job runs, so it is bounded
+        // by silence instead (the server sends a keep-alive every 15 s).
+        let http = built(builder().timeout(REQUEST_TIMEOUT).build())?;
+        let streams = built(builder().read_timeout(STREAM_READ_TIMEOUT).build())?;
+        Ok(Self { http, streams, base, token, json: opts.json })
     }
 
     /// A token is configured.
@@ -107,7 +117,16 @@ impl Client {
 
     /// A request to `path` (under the server URL), with the token.
     pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let r = self.http.request(method, format!("{}{path}", self.base));
+        self.authorized(self.http.request(method, format!("{}{path}", self.base)))
+    }
+
+    /// A `GET` of the event stream at `path`, for [`Client::open`].
+    pub(crate) fn stream_request(&self, path: &str) -> RequestBuilder {
+        let r = self.streams.get(format!("{}{path}", self.base));
+        self.authorized(r.header(reqwest::header::ACCEPT, "text/event-stream"))
+    }
+
+    fn authorized(&self, r: RequestBuilder) -> RequestBuilder {
         match &self.token {
             Some(t) => r.bearer_auth(t),
             None => r,
@@ -139,10 +158,10 @@ impl Client {
         self.send(self.request(Method::DELETE, path)).await
     }
 
-    /// Sends a request and reads the whole answer (within [`REQUEST_TIMEOUT`]);
-    /// a non-2xx answer becomes [`Failure::Api`].
+    /// Sends a request and reads the whole answer; a non-2xx answer becomes
+    /// [`Failure::Api`].
     pub(crate) async fn send(&self, request: RequestBuilder) -> Outcome<Reply> {
-        let response = request.timeout(REQUEST_TIMEOUT).send().await.map_err(|e| self.transport(&e))?;
+        let response = request.send().await.map_err(|e| self.transport(&e))?;
         let status = response.status();
         let body = response.text().await.map_err(|e| self.transport(&e))?;
         if status.is_success() {
@@ -151,8 +170,9 @@ impl Client {
         Err(Failure::Api { status, message: api_message(&body) })
     }
 
-    /// Sends a request whose answer is read as it comes (an event stream):
-    /// the response once its headers arrived, or [`Failure::Api`].
+    /// Sends a request whose answer is read as it comes (an event stream, from
+    /// [`Client::stream_request`]): the response once its headers arrived, or
+    /// [`Failure::Api`].
     pub(crate) async fn open(&self, request: RequestBuilder) -> Outcome<reqwest::Response> {
         let response = request.send().await.map_err(|e| self.transport(&e))?;
         let status = response.status();
