@@ -210,6 +210,12 @@ async fn a_delayed_job_can_be_cancelled_and_retried() {
     assert!(stderr(&waited).starts_with("error (cancelled): "), "{}", stderr(&waited));
     assert_eq!(stdout(&waited), "");
 
+    let out = ok(&wasmq(&app, &["dispatch", "echo", "{}", "--delay", "1h"]).await);
+    let later = field(&out, "id");
+    let waited = wasmq(&app, &["jobs", "wait", &later, "--timeout", "200ms"]).await;
+    assert_eq!(waited.status.code(), Some(1));
+    assert_eq!(stderr(&waited), format!("error: job {later} is still scheduled after 200ms\n"));
+
     let retried = ok(&wasmq(&app, &["jobs", "retry", &id]).await);
     assert_eq!(field(&retried, "status"), "queued");
     assert_eq!(ok(&wasmq(&app, &["jobs", "wait", &id]).await), "{\"later\":true}\n");

@@ -203,3 +203,40 @@ async fn jobs_follow_prints_each_change_as_it_comes() {
     // The server answers other clients as before.
     assert!(field(&ok(&wasmq(&app, &["status"]).await), "workers").starts_with("2 max"));
 }
+
+#[tokio::test]
+async fn a_wait_cut_off_by_the_server_leaves_the_job_id_to_wait_again() {
+    let app = spawn_app(Options::default()).await;
+    push(&app, "echo", "echo").await;
+    let url = app.url.clone();
+    let live = tokio::task::spawn_blocking(move || {
+        Live::wasmq(&url, &["dispatch", "echo", r#"{"n":2}"#, "--delay", "1h", "--wait"])
+    })
+    .await
+    .unwrap();
+    // The dispatch has no hook to wait on from here: poll the API for the job.
+    let deadline = Instant::now() + PATIENCE;
+    let id = loop {
+        let (_, page) = app.get("/v1/jobs").await;
+        if let Some(id) = page["jobs"][0]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "the dispatch never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let dir = app.stop().await;
+    let (status, out, err) = tokio::task::spawn_blocking(move || live.finish()).await.unwrap();
+    assert_eq!(status.code(), Some(1), "{out}{err}");
+    assert_eq!(out, "");
+    assert!(err.starts_with(&format!("job {id}\n")), "{err}");
+    assert!(err.contains("error: "), "{err}");
+    assert!(
+        err.contains(&format!("note: job {id} was dispatched; `wasmq jobs wait {id}` waits for it again")),
+        "{err}"
+    );
+
+    // The job outlived the wait and the server: a restarted server has it.
+    let app = spawn_app(Options { dir: Some(dir), ..Options::default() }).await;
+    assert_eq!(field(&ok(&wasmq(&app, &["jobs", "show", &id]).await), "status"), "scheduled");
+    assert!(field(&ok(&wasmq(&app, &["status"]).await), "workers").starts_with("2 max"));
+}
