@@ -133,7 +133,7 @@ async fn push_alias_list_show_and_rollback() {
         ok(&wasmq(&app, &["alias", "set", "greet", short, "--timeout", "1m 30s", "--memory", "64MiB"]).await);
     assert_eq!(
         (field(&set, "module"), field(&set, "settings")),
-        (echo.clone(), "timeout_ms=90000 memory_mb=64".into())
+        (echo.clone(), "timeout=90s memory=64MiB".into())
     );
     for (flag, value, error) in [
         ("--timeout", "5000", "add a unit, e.g. 5000s or 5000ms"),

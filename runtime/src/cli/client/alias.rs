@@ -110,7 +110,7 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
                     a.name,
                     a.version.to_string(),
                     short_digest(&a.module),
-                    a.config.summary(),
+                    settings(&a.config),
                     a.updated_at,
                 ]);
             }
@@ -133,7 +133,7 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
                 println!();
                 let mut table = Table::new(&["VERSION", "MODULE", "SETTINGS", "CREATED"]).right_align(&[0]);
                 for v in history {
-                    table.row([v.version.to_string(), v.module, v.config.summary(), v.created_at]);
+                    table.row([v.version.to_string(), v.module, settings(&v.config), v.created_at]);
                 }
                 table.print();
             }
@@ -170,6 +170,23 @@ fn alias_fields(a: &Alias) -> Fields {
         .add("name", &a.name)
         .add("version", a.version)
         .add("module", &a.module)
-        .add("settings", a.config.summary())
+        .add("settings", settings(&a.config))
         .add("updated", &a.updated_at)
+}
+
+/// `fuel=… timeout=5s memory=64MiB …` in the syntax of the flags that set
+/// them, or `-` when nothing is set.
+fn settings(c: &AliasConfig) -> String {
+    let parts: Vec<String> = [
+        c.fuel.map(|v| format!("fuel={v}")),
+        c.timeout_ms.map(|v| format!("timeout={}", units::show_millis(v))),
+        c.memory_mb.map(|v| format!("memory={v}MiB")),
+        c.max_attempts.map(|v| format!("max_attempts={v}")),
+        c.queue.as_ref().map(|v| format!("queue={v}")),
+        c.priority.map(|v| format!("priority={v}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() { "-".into() } else { parts.join(" ") }
 }

@@ -34,24 +34,6 @@ pub(crate) struct AliasConfig {
     pub(crate) priority: Option<u16>,
 }
 
-impl AliasConfig {
-    /// `fuel=… timeout_ms=…`, or `-` when nothing is set.
-    pub(crate) fn summary(&self) -> String {
-        let parts: Vec<String> = [
-            self.fuel.map(|v| format!("fuel={v}")),
-            self.timeout_ms.map(|v| format!("timeout_ms={v}")),
-            self.memory_mb.map(|v| format!("memory_mb={v}")),
-            self.max_attempts.map(|v| format!("max_attempts={v}")),
-            self.queue.as_ref().map(|v| format!("queue={v}")),
-            self.priority.map(|v| format!("priority={v}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if parts.is_empty() { "-".into() } else { parts.join(" ") }
-    }
-}
-
 /// An alias.
 #[derive(Deserialize)]
 pub(crate) struct Alias {

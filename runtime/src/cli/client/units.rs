@@ -36,6 +36,17 @@ pub(crate) fn mebibytes(s: &str) -> Result<u64, String> {
     Ok(bytes >> 20)
 }
 
+/// Milliseconds as the flags take them back: `90s`, `1500ms`, `2h`.
+pub(crate) fn show_millis(ms: u64) -> String {
+    match ms {
+        0 => "0s".into(),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
@@ -65,6 +76,11 @@ mod tests {
         assert_eq!(millis("5000"), Err("add a unit, e.g. 5000s or 5000ms".into()));
         assert_eq!(millis("1500us"), Err("must be a whole number of milliseconds, got 1500us".into()));
         assert!(millis("soon").unwrap_err().starts_with("expected a duration like 500ms"));
+        for (ms, shown) in [(90_000, "90s"), (1500, "1500ms"), (7_200_000, "2h"), (120_000, "2m"), (0, "0s")]
+        {
+            assert_eq!(show_millis(ms), shown);
+            assert_eq!(millis_or_zero(shown), Ok(ms), "read back as written");
+        }
     }
 
     #[test]
