@@ -4,6 +4,7 @@
 //! request with `-v`, never a query string).
 
 use reqwest::StatusCode;
+use serde_json::{Value, json};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -149,4 +150,66 @@ async fn a_postgres_database_is_refused_naming_the_setting_not_the_password() {
     let server = serve(dir.path(), &["--listen", "127.0.0.1:0"], &[]).await;
     server.healthy().await;
     server.stop().await;
+}
+
+#[tokio::test]
+async fn the_server_logs_each_finished_job_by_default_and_each_request_with_v() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), &["--listen", "127.0.0.1:0", "--workers", "1"], &[]).await;
+    let client = reqwest::Client::new();
+    let module: Value = client
+        .post(format!("{}/v1/modules", server.url))
+        .header("content-type", "application/wasm")
+        .body(crate::support::plugin_bytes("echo"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let put =
+        client.put(format!("{}/v1/aliases/echo", server.url)).json(&json!({"module": module["digest"]}));
+    assert_eq!(put.send().await.unwrap().status(), StatusCode::OK);
+    let job: Value = client
+        .post(format!("{}/v1/jobs", server.url))
+        .json(&json!({"alias": "echo", "payload": {"n": 1}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = job["id"].as_str().unwrap();
+    let waited: Value = client
+        .get(format!("{}/v1/jobs/{id}/wait?timeout_ms=60000", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(waited["status"], "succeeded", "{waited}");
+
+    let line = server.line_with("job attempt finished").await;
+    for field in [&format!("job={id}") as &str, "alias=echo", "status=succeeded", "outcome=ok", "attempt=1"] {
+        assert!(line.contains(field), "{field} missing from {line:?}");
+    }
+    assert!(line.contains(" INFO ") && line.contains("duration_ms=") && line.contains("fuel="), "{line}");
+    server.healthy().await;
+    let seen = server.stop().await;
+    assert!(!seen.iter().any(|l| l.contains("answered")), "requests are logged only at debug: {seen:#?}");
+
+    // With -v every request is logged, its path without the query string.
+    let mut server = serve(dir.path(), &["-v", "--listen", "127.0.0.1:0"], &[]).await;
+    let resp = client
+        .get(format!("{}/v1/jobs?alias=echo&callback_secret=hunter2", server.url))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let line = server.line_with("answered").await;
+    assert!(line.contains("path=/v1/jobs") && line.contains(&format!("status={status}")), "{line}");
+    server.healthy().await;
+    let seen = server.stop().await;
+    assert!(!seen.iter().any(|l| l.contains("hunter2")), "a query string reached the log: {seen:#?}");
 }
