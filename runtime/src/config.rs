@@ -74,7 +74,7 @@ settings! {
     max_body_size: Bytes, env "WASMQ_MAX_BODY_SIZE", default "16MiB",
         |s, v| s.max_body_bytes = usize::try_from(v.0).map_err(|_| "is larger than this machine can address")?;
     /// Fuel per attempt for jobs that set none: about one unit per wasm
-    /// instruction.
+    /// instruction (1000000000 is ~0.05-0.1 s of a tight loop, more with host calls).
     default_fuel: u64, env "WASMQ_DEFAULT_FUEL", default "1000000000",
         |s, v| s.default_limits.fuel = Some(v);
     /// Wall-clock limit per attempt.
