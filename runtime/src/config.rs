@@ -9,7 +9,6 @@ mod declare;
 pub mod values;
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,8 +24,7 @@ use values::{Bytes, at_least, at_most_100_years, database_url, positive};
 pub use values::{CallbackAllow, QueueLimits, Retention, default_cache_dir, parse_bytes};
 
 /// A secret that never prints.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {
@@ -72,7 +70,7 @@ settings! {
         |s, v| s.engine.max_module_bytes = v.0;
     /// Largest JSON request body (jobs, batches).
     max_body_size: Bytes, env "WASMQ_MAX_BODY_SIZE", default "16MiB",
-        |s, v| s.max_body_bytes = usize::try_from(v.0).map_err(|_| "is larger than this machine can address")?;
+        |s, v| s.max_body_bytes = usize::try_from(v.0).map_err(|_| "is beyond this machine's memory")?;
     /// Fuel per attempt for jobs that set none: about one unit per wasm
     /// instruction (1000000000 is ~0.05-0.1 s of a tight loop, more with host calls).
     default_fuel: u64, env "WASMQ_DEFAULT_FUEL", default "1000000000",
@@ -120,14 +118,16 @@ settings! {
     callback_retry_base: Duration, env "WASMQ_CALLBACK_RETRY_BASE", default "1s",
         |s, v| s.callbacks.retry_base = at_most_100_years(v)?;
     /// Module compilations at once, each a child process.
-    max_concurrent_compiles: usize, env "WASMQ_MAX_CONCURRENT_COMPILES", described "half the cores, at least 1",
+    max_concurrent_compiles: usize, env "WASMQ_MAX_CONCURRENT_COMPILES",
+        described "half the cores, at least 1",
         |s, v| s.engine.max_concurrent_compiles = at_least(1, v)?;
     /// Uploads that may wait for a compile slot; more get 503 with Retry-After.
     compile_queue: usize, env "WASMQ_COMPILE_QUEUE", default "16",
         |s, v| s.engine.compile_queue = v;
     /// Versions kept per alias; older ones are pruned when a new one is written.
     alias_history: u32, env "WASMQ_ALIAS_HISTORY", default "100",
-        |s, v| s.alias_history = at_least(2, v).map_err(|e| format!("{e} (rollback needs the version before the current)"))?;
+        |s, v| s.alias_history = at_least(2, v)
+            .map_err(|e| format!("{e} (rollback needs the version before the current)"))?;
     /// Address ranges callbacks may reach although they are not public, e.g.
     /// `10.1.0.0/16,127.0.0.0/8` (in the file an array of ranges).
     callback_allow: CallbackAllow, env "WASMQ_CALLBACK_ALLOW",

@@ -38,7 +38,7 @@ macro_rules! settings {
         #[derive(Debug, Default, clap::Args)]
         #[command(after_help = $crate::config::declare::AFTER_HELP)]
         pub struct ServeArgs {
-            #[arg(long, env = "WASMQ_CONFIG", help = "TOML file with any of the settings below (and `token`)")]
+            #[arg(long, env = "WASMQ_CONFIG", help = "TOML file with any of the settings below, and `token`")]
             config: Option<std::path::PathBuf>,
             $(
                 #[arg(
@@ -76,7 +76,8 @@ macro_rules! settings {
 
             /// The declared defaults (`described` ones stay unset).
             fn declared_defaults() -> Self {
-                Self { config: None, $($key: $crate::config::declare::declared_default!($how $kind, $shown),)+ }
+                use $crate::config::declare::declared_default;
+                Self { config: None, $($key: declared_default!($how $kind, $shown),)+ }
             }
 
             /// Checks and writes every setting this layer has into `s`; an

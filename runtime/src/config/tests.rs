@@ -181,7 +181,8 @@ fn serve_help_lists_every_setting_with_its_default_and_variable() {
 #[test]
 fn file_values_take_their_toml_form_or_the_flag_syntax() {
     let f = file(
-        "max_body_size = 1024\nmax_module_size = \"1MiB\"\nqueue_limits = \"gpu=2\"\ncallback_allow = \"::1\"\n",
+        "max_body_size = 1024\nmax_module_size = \"1MiB\"\nqueue_limits = \"gpu=2\"\n\
+         callback_allow = \"::1\"\n",
     );
     let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap();
     assert_eq!((s.max_body_bytes, s.engine.max_module_bytes), (1024, 1 << 20));

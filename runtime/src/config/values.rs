@@ -37,7 +37,8 @@ macro_rules! count {
             fn from_toml(v: toml::Value) -> Result<Self, String> {
                 match v {
                     toml::Value::Integer(n) => {
-                        <$t>::try_from(n).map_err(|_| format!("expected a whole number from 0 to {}, got {n}", <$t>::MAX))
+                        let max = <$t>::MAX;
+                        <$t>::try_from(n).map_err(|_| format!("expected 0 to {max}, got {n}"))
                     }
                     other => Err(format!("expected a whole number, got {}", other.type_str())),
                 }
