@@ -44,7 +44,10 @@ macro_rules! settings {
                 #[arg(
                     long,
                     env = $env,
-                    value_parser = <$kind as $crate::config::values::SettingValue>::parse,
+                    // clap names the flag even when the value came from the
+                    // variable: the message names both.
+                    value_parser = |text: &str| <$kind as $crate::config::values::SettingValue>::parse(text)
+                        .map_err(|e| format!("{e} (from --{} or {})", stringify!($key).replace('_', "-"), $env)),
                     help = $crate::config::declare::help(&[$($doc),+], $shown),
                 )]
                 $key: Option<$kind>,

@@ -208,3 +208,11 @@ fn a_postgres_database_says_the_backend_is_not_built_in() {
     let err = Settings::resolve(args(&["--default-fuel", "0"]), None).unwrap_err();
     assert!(err.to_string().contains("default_fuel"), "{err}");
 }
+
+#[test]
+fn a_value_clap_refuses_names_the_flag_and_the_variable() {
+    let err = Cli::try_parse_from(["serve", "--workers", "abc"]).err().unwrap().to_string();
+    assert!(err.contains("expected a whole number") && err.contains("WASMQ_WORKERS"), "{err}");
+    let err = Cli::try_parse_from(["serve", "--lease", "5"]).err().unwrap().to_string();
+    assert!(err.contains("--lease or WASMQ_LEASE"), "{err}");
+}
