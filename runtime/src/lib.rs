@@ -29,7 +29,7 @@
 //!   (hyper connections with header deadlines, a connection limit sized to the
 //!   open-file limit, graceful drain) and `api::guard` the layers every
 //!   request passes (body deadline, panic -> JSON 500).
-//! - [`config`] and [`app`]: settings (flags > env > TOML > defaults) and the
+//! - [`config`] and [`app`]: settings (one table row each; flags > env > TOML > defaults) and the
 //!   wiring `App::build(settings).await?.run_until_stopped(shutdown)`.
 //! - [`cli`]: the `wasmq` command line (`run`, `serve`, and the hidden
 //!   `__compile` child the engine uses to compile untrusted modules).

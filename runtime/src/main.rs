@@ -5,6 +5,6 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = wasmq::cli::Cli::parse();
-    wasmq::cli::init_tracing(cli.verbose);
+    wasmq::cli::init_tracing(&cli);
     wasmq::cli::main(cli)
 }

@@ -131,3 +131,33 @@ fn json_prints_the_whole_outcome() {
     assert_eq!(v["error"], serde_json::json!({"kind": "fuel_exhausted", "used": 1000}));
     assert_eq!(v["fuel_used"], 1000);
 }
+
+#[test]
+fn no_cache_wins_over_a_cache_dir_from_the_environment() {
+    let cache = tempfile::tempdir().unwrap();
+    let env = [("WASMQ_CACHE_DIR".to_string(), cache.path().display().to_string())];
+    let args = |extra: &[&str]| {
+        let mut a = vec!["run".to_string(), path("echo"), "{\"n\":1}".to_string()];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let out = run_wasmq(&args(&["--no-cache"]), &env, None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "{\"n\":1}\n");
+    let entries = |dir: &std::path::Path| walk(dir).len();
+    assert_eq!(entries(cache.path()), 0, "--no-cache wrote to the cache");
+    // Without it the same environment fills the cache, and the run still answers.
+    let out = run_wasmq(&args(&[]), &env, None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(entries(cache.path()) > 0, "WASMQ_CACHE_DIR was not used");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files
+}

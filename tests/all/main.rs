@@ -10,6 +10,7 @@ mod invalid_modules;
 mod misbehaving;
 mod plugins;
 mod sandbox;
+mod serve_cli;
 mod server;
 mod store;
 mod support;

@@ -108,10 +108,24 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::document));
     guard(routes, body_timeout)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
-            // The path only: query strings carry secrets (`callback_secret`,
-            // callback URLs with their own tokens) that must not reach the logs.
-            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::extract::Request| {
+                    // The path only: query strings carry secrets (`callback_secret`,
+                    // callback URLs with their own tokens) that must not reach the logs.
+                    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+                })
+                // One debug line per answered request, inside that span (`-v`).
+                .on_request(())
+                .on_response(
+                    |res: &axum::response::Response, latency: std::time::Duration, _: &tracing::Span| {
+                        tracing::debug!(
+                            status = res.status().as_u16(),
+                            latency_us = latency.as_micros() as u64,
+                            "answered"
+                        );
+                    },
+                ),
+        )
         .with_state(state)
 }

@@ -61,14 +61,24 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-/// Logs go to stderr, so stdout stays the command's output.
-pub fn init_tracing(verbose: u8) {
+/// Logs go to stderr, so stdout stays the command's output. The server logs at
+/// info by default (one line per finished job attempt); every other command
+/// only warns, so its own output stays readable. `-v` adds debug (every HTTP
+/// request the server answers), `-vv` trace.
+pub fn init_tracing(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "wasmq=warn",
+    let quiet = if matches!(cli.command, Command::Serve(_)) { "wasmq=info" } else { "wasmq=warn" };
+    let default = match cli.verbose {
+        0 => quiet,
         1 => "wasmq=debug",
         _ => "wasmq=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colours only on a terminal: a log file or a pipe gets plain `key=value`.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .try_init();
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::{default_cache_dir, parse_bytes};
 use crate::domain::{Limits, LogLevel, Outcome, RunError};
 use crate::sandbox::{CancelToken, Engine, EngineSettings, HostHooks, LoadError, RunContext};
 
@@ -90,8 +91,9 @@ pub struct RunArgs {
     #[arg(long, env = "WASMQ_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
-    /// Do not read or write the artifact cache.
-    #[arg(long, conflicts_with = "cache_dir")]
+    /// Do not read or write the artifact cache (whatever `--cache-dir` or
+    /// `WASMQ_CACHE_DIR` say).
+    #[arg(long)]
     pub no_cache: bool,
 }
 
@@ -109,19 +111,6 @@ fn parse_fuel(s: &str) -> Result<Fuel, String> {
         return Err("fuel must be at least 1".into());
     }
     Ok(Fuel(Some(n)))
-}
-
-fn parse_bytes(s: &str) -> Result<u64, String> {
-    s.parse::<bytesize::ByteSize>()
-        .map(|b| b.as_u64())
-        .map_err(|e| format!("expected a size like 64MiB: {e}"))
-}
-
-fn default_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("wasmq"))
 }
 
 /// Prints progress and log lines on stderr as they happen.

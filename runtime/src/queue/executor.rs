@@ -99,6 +99,19 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, run: RunHandle)
     }
     record_run_time(&shared, outcome.duration);
     let completion = completion(&shared, &job, outcome, started_at);
+    // One line per attempt's end, on by default (info): what an operator reads
+    // to see the queue work. Every field is borrowed or a number, and tracing
+    // evaluates them only when the level is on: nothing is allocated otherwise.
+    tracing::info!(
+        job = %completion.id,
+        alias = %job.alias,
+        status = %completion.status.as_str(),
+        outcome = %completion.error.as_ref().map_or("ok", |(kind, _)| kind.as_str()),
+        attempt = job.attempt,
+        duration_ms = completion.duration_ms,
+        fuel = completion.fuel_used,
+        "job attempt finished"
+    );
     let callback = job.callback.is_some() || job.batch_id.is_some();
     let _ = shared.completions.send(CompleterMsg::Complete(Box::new(completion), callback));
 }

@@ -1,0 +1,218 @@
+//! Precedence, defaults and checks of the server settings.
+use super::*;
+use clap::Parser;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+fn args(argv: &[&str]) -> ServeArgs {
+    Cli::try_parse_from(std::iter::once("serve").chain(argv.iter().copied())).unwrap().serve
+}
+
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), text).unwrap();
+    f
+}
+
+#[test]
+fn flags_beat_the_file_which_beats_defaults() {
+    let f = file("workers = 7\nlisten = \"127.0.0.1:9999\"\nlease = \"5s\"\ndefault_memory = \"32MiB\"\n");
+    let path = f.path().to_str().unwrap();
+    let s = Settings::resolve(args(&["--config", path, "--workers", "3"]), None).unwrap();
+    assert_eq!(s.queue.workers, 3, "flag wins over file");
+    assert_eq!(s.listen.to_string(), "127.0.0.1:9999", "file wins over default");
+    assert_eq!(s.queue.lease, Duration::from_secs(5));
+    assert_eq!(s.default_limits.memory_bytes, 32 << 20);
+    assert_eq!(s.database_url, "sqlite://wasmq.db", "default");
+    assert!(s.token.is_none());
+}
+
+#[test]
+fn the_token_comes_from_the_environment_before_the_file_and_never_prints() {
+    let f = file("token = \"from-file\"\n");
+    let path = f.path().to_str().unwrap();
+    let s = Settings::resolve(args(&["--config", path]), Some("from-env".into())).unwrap();
+    assert_eq!(s.token.as_ref().unwrap().expose(), "from-env");
+    assert!(!format!("{s:?}").contains("from-env"), "the token leaked into Debug output");
+    let s = Settings::resolve(args(&["--config", path]), None).unwrap();
+    assert_eq!(s.token.unwrap().expose(), "from-file");
+}
+
+#[test]
+fn the_caps_on_waits_and_event_streams_come_from_flags_or_the_file() {
+    let s = Settings::resolve(args(&[]), None).unwrap();
+    assert_eq!((s.max_waits, s.max_event_streams), (10_000, 1_000), "defaults");
+    let f = file("max_waits = 5\nmax_event_streams = 7\n");
+    let path = f.path().to_str().unwrap();
+    let s = Settings::resolve(args(&["--config", path, "--max-waits", "3"]), None).unwrap();
+    assert_eq!((s.max_waits, s.max_event_streams), (3, 7));
+    let err = Settings::resolve(args(&["--max-event-streams", "0"]), None).unwrap_err();
+    assert!(err.to_string().contains("max_event_streams must be at least 1"), "{err}");
+}
+
+#[test]
+fn unknown_file_keys_and_bad_values_are_errors_naming_them() {
+    let f = file("wrokers = 2\n");
+    let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
+    assert!(format!("{err:#}").contains("wrokers"), "{err:#}");
+    let err = Settings::resolve(args(&["--workers", "0"]), None).unwrap_err();
+    assert!(err.to_string().contains("workers must be at least 1"), "{err}");
+    assert!(Cli::try_parse_from(["serve", "--queue-limits", "gpu=x"]).is_err());
+    let s = Settings::resolve(args(&["--queue-limits", "gpu=1, mail=4"]), None).unwrap();
+    assert_eq!(s.queue.queue_limits.get("mail"), Some(&4));
+    assert_eq!(s.queue.retention, Some(Duration::from_secs(7 * 24 * 3600)), "default retention");
+    let s = Settings::resolve(args(&["--retention", "forever"]), None).unwrap();
+    assert_eq!(s.queue.retention, None);
+    let f = file("retention = \"36h\"\n");
+    let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap();
+    assert_eq!(s.queue.retention, Some(Duration::from_secs(36 * 3600)));
+    let f = file("callback_allow = [\"10.1.0.0/16\", \"127.0.0.0/8\"]\n");
+    let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap();
+    assert_eq!(s.callbacks.policy.allowed().len(), 2);
+    assert!(s.callbacks.policy.check_ip("127.0.0.1".parse().unwrap()).is_ok());
+    let s =
+        Settings::resolve(args(&["--config", f.path().to_str().unwrap(), "--callback-allow", "::1"]), None)
+            .unwrap();
+    assert!(s.callbacks.policy.check_ip("127.0.0.1".parse().unwrap()).is_err(), "the flag replaces the file");
+    let s = Settings::resolve(args(&[]), None).unwrap();
+    assert!(
+        s.callbacks.policy.check_ip("127.0.0.1".parse().unwrap()).is_err(),
+        "loopback refused by default"
+    );
+    let f = file("callback_allow = [\"10.1.0.0/99\"]\n");
+    let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
+    assert!(err.to_string().contains("callback_allow"), "{err}");
+    assert!(Cli::try_parse_from(["serve", "--callback-allow", "localhost"]).is_err());
+    let f = file("retention = \"soon\"\n");
+    let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
+    assert!(err.to_string().contains("retention"), "{err}");
+}
+
+#[test]
+fn compile_and_alias_history_settings_resolve_and_are_checked() {
+    let s = Settings::resolve(args(&[]), None).unwrap();
+    assert!(s.engine.max_concurrent_compiles >= 1);
+    assert_eq!(s.engine.compile_queue, 16);
+    assert_eq!(s.alias_history, 100);
+    let f = file("max_concurrent_compiles = 3\ncompile_queue = 0\nalias_history = 5\n");
+    let path = f.path().to_str().unwrap();
+    let s = Settings::resolve(args(&["--config", path, "--max-concurrent-compiles", "2"]), None).unwrap();
+    assert_eq!((s.engine.max_concurrent_compiles, s.engine.compile_queue, s.alias_history), (2, 0, 5));
+    let err = Settings::resolve(args(&["--max-concurrent-compiles", "0"]), None).unwrap_err();
+    assert!(err.to_string().contains("max_concurrent_compiles"), "{err}");
+    let err = Settings::resolve(args(&["--alias-history", "1"]), None).unwrap_err();
+    assert!(err.to_string().contains("alias_history"), "{err}");
+}
+
+#[test]
+fn connection_settings_come_from_flags_and_the_file() {
+    let s = Settings::resolve(args(&[]), None).unwrap();
+    assert_eq!(s.http.header_timeout, Duration::from_secs(10), "default");
+    let f = file("header_timeout = \"2s\"\nbody_timeout = \"5s\"\nmax_connections = 50\n");
+    let path = f.path().to_str().unwrap();
+    let s = Settings::resolve(args(&["--config", path, "--max-connections", "7"]), None).unwrap();
+    assert_eq!(s.http.header_timeout, Duration::from_secs(2));
+    assert_eq!(s.http.body_timeout, Duration::from_secs(5));
+    assert_eq!(s.http.max_connections, 7, "flag wins over file");
+    let err = Settings::resolve(args(&["--header-timeout", "0s"]), None).unwrap_err();
+    assert!(err.to_string().contains("header_timeout"), "{err}");
+    let err = Settings::resolve(args(&["--max-connections", "0"]), None).unwrap_err();
+    assert!(err.to_string().contains("max_connections"), "{err}");
+    let err = Settings::resolve(args(&["--retention", "100000000y"]), None).unwrap_err();
+    assert!(err.to_string().contains("retention must be at most 100 years"), "{err}");
+    let err = Settings::resolve(args(&["--lease", "1000y"]), None).unwrap_err();
+    assert!(err.to_string().contains("lease must be at most 100 years"), "{err}");
+}
+
+#[test]
+fn every_declared_default_parses_and_applies() {
+    let s = Settings::resolve(args(&[]), None).unwrap();
+    assert_eq!(s.listen.to_string(), "127.0.0.1:7700");
+    assert_eq!(s.database_url, "sqlite://wasmq.db");
+    assert_eq!(s.queue.prefetch, 256);
+    assert!(s.queue.queue_limits.is_empty());
+    assert_eq!(s.engine.max_module_bytes, 32 << 20);
+    assert_eq!(s.max_body_bytes, 16 << 20);
+    assert_eq!(s.default_limits.fuel, Some(1_000_000_000));
+    assert_eq!(s.default_limits.timeout, Duration::from_secs(30));
+    assert_eq!(s.default_limits.memory_bytes, 64 << 20);
+    assert_eq!(s.default_max_attempts, 3);
+    assert_eq!(s.engine.cache_dir, default_cache_dir());
+    assert_eq!((s.queue.lease, s.queue.retry_base), (Duration::from_secs(30), Duration::from_secs(1)));
+    assert_eq!(
+        (s.queue.retry_max, s.queue.shutdown_grace),
+        (Duration::from_secs(300), Duration::from_secs(10))
+    );
+    assert_eq!(s.max_queued_jobs, 1_000_000);
+    assert_eq!((s.callbacks.max_attempts, s.callbacks.retry_base), (10, Duration::from_secs(1)));
+    assert_eq!((s.http.body_timeout, s.http.max_connections), (Duration::from_secs(60), 10_000));
+    assert!(s.callbacks.key_file.is_none() && s.callbacks.policy.allowed().is_empty());
+    // `Settings::new` (what embedders and tests start from) has the same defaults.
+    let n = Settings::new(s.listen, "sqlite://wasmq.db", PathBuf::from("wasmq"));
+    assert_eq!(format!("{:?}", n.queue), format!("{:?}", s.queue));
+    assert_eq!(format!("{:?}", n.default_limits), format!("{:?}", s.default_limits));
+    assert_eq!(
+        (n.max_body_bytes, n.alias_history, n.max_waits),
+        (s.max_body_bytes, s.alias_history, s.max_waits)
+    );
+}
+
+#[test]
+fn serve_help_lists_every_setting_with_its_default_and_variable() {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let help = cmd.render_long_help().to_string();
+    for key in ServeArgs::KEYS {
+        let flag = key.replace('_', "-");
+        let arg = cmd.get_arguments().find(|a| a.get_long() == Some(flag.as_str())).expect(key);
+        let env = arg.get_env().expect(key).to_str().unwrap().to_string();
+        assert!(env.starts_with("WASMQ_"), "{key}: {env}");
+        assert!(arg.get_help().unwrap().to_string().contains("[default: "), "{key} shows no default");
+        assert!(help.contains(&format!("--{flag} <")) && help.contains(&env), "{key} missing from --help");
+    }
+    assert!(cmd.get_arguments().all(|a| a.get_long() != Some("token")), "the token must never be a flag");
+    assert!(help.contains("WASMQ_TOKEN"), "--help says where the token comes from");
+}
+
+#[test]
+fn file_values_take_their_toml_form_or_the_flag_syntax() {
+    let f = file(
+        "max_body_size = 1024\nmax_module_size = \"1MiB\"\nqueue_limits = \"gpu=2\"\n\
+         callback_allow = \"::1\"\n",
+    );
+    let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap();
+    assert_eq!((s.max_body_bytes, s.engine.max_module_bytes), (1024, 1 << 20));
+    assert_eq!(s.queue.queue_limits.get("gpu"), Some(&2));
+    assert_eq!(s.callbacks.policy.allowed().len(), 1);
+    let f = file("workers = \"three\"\n");
+    let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
+    assert!(err.to_string().contains("workers: expected a whole number"), "{err}");
+    let f = file("token = \"\"\n");
+    let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
+    assert!(err.to_string().contains("token must be a non-empty string"), "{err}");
+}
+
+#[test]
+fn a_postgres_database_says_the_backend_is_not_built_in() {
+    let err = Settings::resolve(args(&["--database", "postgresql://u:hunter2@db/wasmq"]), None).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("database names the PostgreSQL backend, which is not built in yet"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    let f = file("database = \"postgres://db/wasmq\"\n");
+    let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
+    assert!(err.to_string().contains("PostgreSQL"), "{err}");
+    let err = Settings::resolve(args(&["--default-fuel", "0"]), None).unwrap_err();
+    assert!(err.to_string().contains("default_fuel"), "{err}");
+}
+
+#[test]
+fn a_value_clap_refuses_names_the_flag_and_the_variable() {
+    let err = Cli::try_parse_from(["serve", "--workers", "abc"]).err().unwrap().to_string();
+    assert!(err.contains("expected a whole number") && err.contains("WASMQ_WORKERS"), "{err}");
+    let err = Cli::try_parse_from(["serve", "--lease", "5"]).err().unwrap().to_string();
+    assert!(err.contains("--lease or WASMQ_LEASE"), "{err}");
+}
