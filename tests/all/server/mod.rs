@@ -109,7 +109,9 @@ pub async fn spawn_app_with(opts: Options, tweak: impl FnOnce(&mut Settings)) ->
     }));
     TestApp {
         url,
-        client: reqwest::Client::new(),
+        // Pooled connections go before the server's 10 s idle close, so a
+        // request never races it (hyper::Error(IncompleteMessage)).
+        client: reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(4)).build().unwrap(),
         dir,
         token: opts.token,
         shutdown: Some(tx),

@@ -97,6 +97,10 @@ impl Client {
         let builder = || {
             reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
+                // The server closes a connection idle for its header timeout
+                // (10 s by default): reusing one near that moment races the
+                // close, so pooled connections are let go well before.
+                .pool_idle_timeout(Duration::from_secs(4))
                 .user_agent(concat!("wasmq-cli/", env!("CARGO_PKG_VERSION")))
         };
         let built = |r: reqwest::Result<reqwest::Client>| {
