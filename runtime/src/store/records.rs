@@ -376,8 +376,9 @@ pub struct JobHeartbeat {
 /// What `job_rescue_expired` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rescued {
-    /// Jobs returned to `queued` for another attempt.
-    pub requeued: u64,
+    /// Jobs returned to `queued` for another attempt: id and the attempt
+    /// whose lease lapsed.
+    pub requeued: Vec<(String, u32)>,
     /// Jobs that had no attempt left and are now `dead` (ids).
     pub dead: Vec<String>,
 }

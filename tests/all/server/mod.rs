@@ -2,6 +2,7 @@
 //! temp SQLite database, real plugins, and a real callback receiver.
 
 mod api;
+mod attempts;
 mod callbacks;
 mod durability;
 mod edge;
