@@ -10,6 +10,7 @@ mod edge_process;
 mod fencing;
 mod misc_faults;
 mod queue;
+mod review;
 mod ssrf;
 mod streams;
 

@@ -1,0 +1,44 @@
+//! Faults found by reviewing issue 11 again as an adversary, each driven over
+//! HTTP against a real server, which must still serve other clients after.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::{Options, TestApp, spawn_app};
+
+/// Other clients get normal answers.
+async fn still_serves(app: &TestApp) {
+    let job = app.dispatch("echo", json!({"after": true}), json!({})).await;
+    let done = app.wait(job["id"].as_str().unwrap()).await;
+    assert_eq!((done["status"].as_str(), &done["result"]), (Some("succeeded"), &json!({"after": true})));
+}
+
+#[tokio::test]
+async fn an_alias_setting_of_the_wrong_type_or_size_is_a_400_naming_the_field() {
+    let app = spawn_app(Options::default()).await;
+    let module = app.register("echo", "echo").await["module"].clone();
+    for (field, value) in [
+        ("priority", json!(9_223_372_036_854_775_808u64)),
+        ("priority", json!(1e20)),
+        ("priority", json!(-1)),
+        ("max_attempts", json!(-1)),
+        ("max_attempts", json!("3")),
+        ("fuel", json!(18_446_744_073_709_551_616f64)),
+        ("timeout_ms", json!(1.5)),
+        ("memory_mb", json!(true)),
+        ("queue", json!("no spaces")),
+    ] {
+        let (status, body) = app.put("/v1/aliases/atk", &json!({"module": module, field: value})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={value}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_field", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("{field}:")), "{field}={value}: {message}");
+    }
+    // Nothing was stored, and a valid request still works.
+    let (status, _) = app.get("/v1/aliases/atk").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = app.put("/v1/aliases/atk", &json!({"module": module, "priority": 7})).await;
+    assert_eq!((status, &body["priority"]), (StatusCode::OK, &json!(7)), "{body}");
+    still_serves(&app).await;
+    app.stop().await;
+}
