@@ -42,3 +42,32 @@ async fn an_alias_setting_of_the_wrong_type_or_size_is_a_400_naming_the_field() 
     still_serves(&app).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_batch_conflict_names_the_job_that_reused_the_key_differently() {
+    let app = spawn_app(Options::default()).await;
+    app.register("echo", "echo").await;
+    let job = |payload: serde_json::Value, key: &str| json!({"alias": "echo", "payload": payload, "idempotency_key": key});
+    // Within one batch: the second use of the key asks for something else.
+    let jobs = json!([job(json!({"a": 1}), "k1"), job(json!({"x": 0}), "other"), job(json!({"a": 2}), "k1")]);
+    let (status, body) = app.post("/v1/batches", &json!({"jobs": jobs})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_conflict"))
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("jobs[2]: idempotency_key \"k1\""), "{message}");
+    // Against a stored job: the first use matches it, the second does not.
+    app.dispatch("echo", json!({"a": 1}), json!({"idempotency_key": "k2"})).await;
+    let jobs = json!([job(json!({"b": 0}), "b"), job(json!({"a": 1}), "k2"), job(json!({"a": 5}), "k2")]);
+    let (status, body) = app.post("/v1/batches", &json!({"jobs": jobs})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("jobs[2]: idempotency_key \"k2\""), "{message}");
+    // The first use alone differs from the stored job: it is named.
+    let jobs = json!([job(json!({"a": 9}), "k2")]);
+    let (_, body) = app.post("/v1/batches", &json!({"jobs": jobs})).await;
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("jobs[0]: "), "{body}");
+    still_serves(&app).await;
+    app.stop().await;
+}
