@@ -232,7 +232,9 @@ pub(super) fn check_callback(state: &AppState, c: &Callback, form: CallbackForm)
 pub(super) fn stored_callback(state: &AppState, c: Callback, owner_id: &str) -> Callback {
     Callback {
         url: reqwest::Url::parse(&c.url).map(String::from).unwrap_or(c.url),
-        headers: c.headers,
+        // Header values are credentials as often as not (`Authorization`):
+        // sealed like the secret, opened by the sender.
+        headers: c.headers.into_iter().map(|(k, v)| (k, state.callback_secrets.seal(&v, owner_id))).collect(),
         secret: c.secret.map(|s| state.callback_secrets.seal(&s, owner_id)),
     }
 }
