@@ -281,7 +281,7 @@ pub async fn exercise(store: Arc<dyn Store>) {
         if page.is_empty() {
             break;
         }
-        after = page.last().map(|j| j.id.clone());
+        after = page.last().map(|j| JobCursor { priority: j.priority, id: j.id.clone() });
         seen.extend(page.into_iter().map(|j| (j.priority, j.id)));
     }
     let mut sorted = seen.clone();
@@ -503,7 +503,7 @@ pub async fn exercise_watch_and_pages(store: Arc<dyn Store>) {
                     max_bytes,
                 };
                 let page = store.job_list(list).await.unwrap();
-                after = page.jobs.last().map(|j| j.id.clone());
+                after = page.jobs.last().map(|j| JobCursor { priority: j.priority, id: j.id.clone() });
                 pages.push(page.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>());
                 if !page.more {
                     return pages;

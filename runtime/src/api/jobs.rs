@@ -14,7 +14,7 @@ use super::{ApiError, ApiResult, AppState, JobPage, JobView};
 use crate::domain::{
     Callback, IdempotencyKey, JobStatus, Limits, QueueName, time::now_ms, time::parse_rfc3339, time::rfc3339,
 };
-use crate::store::{AliasConfig, JobList, JobOrder, JobWatch, NewJob};
+use crate::store::{AliasConfig, JobCursor, JobList, JobOrder, JobWatch, NewJob};
 
 /// Default priority: the middle of 0..=1000.
 const DEFAULT_PRIORITY: i64 = 500;
@@ -440,6 +440,8 @@ pub(super) async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid(format!("limit must be between 1 and 1000, got {limit}")));
     }
+    let order = q.order.unwrap_or_default();
+    let after = q.cursor.as_deref().map(|c| parse_cursor(c, order)).transpose()?;
     let page = state
         .store
         .job_list(JobList {
@@ -448,13 +450,14 @@ pub(super) async fn list(
             alias: q.alias,
             queue: q.queue,
             context: q.context,
-            order: q.order.unwrap_or_default(),
+            order,
             limit,
-            after: q.cursor,
+            after,
             max_bytes: PAGE_BYTES,
         })
         .await?;
-    let next_cursor = page.more.then(|| page.jobs.last().map(|j| j.id.clone())).flatten();
+    let next_cursor =
+        page.more.then(|| page.jobs.last().map(|j| format!("{}.{}", j.priority, j.id))).flatten();
     Ok(Json(JobPage { jobs: page.jobs.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
@@ -470,6 +473,22 @@ pub(super) async fn show(State(state): State<AppState>, Path(id): Path<String>) 
 pub struct WaitQuery {
     /// How long to wait for the job to end, in ms (0..=300000, default 30000).
     pub timeout_ms: Option<u64>,
+}
+
+/// Reads a `next_cursor`: `<priority>.<id>` of the page's last job, so the
+/// next page does not depend on that job still existing; a bare id (the
+/// form before) still continues the `created` order, which needs no priority.
+fn parse_cursor(cursor: &str, order: JobOrder) -> ApiResult<JobCursor> {
+    let (priority, id) = match cursor.split_once('.') {
+        Some((p, id)) => (p.parse::<i32>().ok().filter(|p| (0..=1000).contains(p)), id),
+        None => ((order == JobOrder::Created).then_some(0), cursor),
+    };
+    match (priority, uuid::Uuid::parse_str(id)) {
+        (Some(priority), Ok(_)) => Ok(JobCursor { priority, id: id.to_string() }),
+        _ => {
+            Err(ApiError::invalid(format!("cursor must be a next_cursor from this endpoint, got {cursor:?}")))
+        }
+    }
 }
 
 /// Long-polls until the job is terminal, or returns it as it is at the timeout

@@ -71,3 +71,51 @@ async fn a_batch_conflict_names_the_job_that_reused_the_key_differently() {
     still_serves(&app).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_priority_page_continues_after_a_cursor_whose_job_is_gone() {
+    let app = spawn_app(Options::default()).await;
+    app.register("echo", "echo").await;
+    let mut ids = Vec::new();
+    for priority in [900, 500, 100] {
+        let job =
+            app.dispatch("echo", json!(priority), json!({"priority": priority, "delay_ms": 600_000})).await;
+        ids.push(job["id"].as_str().unwrap().to_string());
+    }
+    // Pages of one, in priority order, visit every job once.
+    let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/jobs?order=priority&limit=1&cursor={c}"),
+            None => "/v1/jobs?order=priority&limit=1".to_string(),
+        };
+        let (status, page) = app.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen.extend(page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    // A cursor naming a job that no longer exists (pruned between pages)
+    // still continues after its place: priority 500, an id past every job's.
+    let gone = "500.01a2ffff-ffff-7fff-bfff-ffffffffffff";
+    let (status, page) = app.get(&format!("/v1/jobs?order=priority&cursor={gone}")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let rest: Vec<&str> =
+        page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    assert_eq!(rest, [ids[2].as_str()], "{page}");
+    // Garbage is a 400 naming the cursor; so is a bare id where the priority is needed.
+    for bad in ["zzz", "5000.01a2ffff-ffff-7fff-bfff-ffffffffffff", "01a2ffff-ffff-7fff-bfff-ffffffffffff"] {
+        let (status, body) = app.get(&format!("/v1/jobs?order=priority&cursor={bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().starts_with("cursor "), "{body}");
+    }
+    // A bare id still continues the default (created) order.
+    let (status, page) = app.get(&format!("/v1/jobs?cursor={}", ids[2])).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 2, "{page}");
+    still_serves(&app).await;
+    app.stop().await;
+}

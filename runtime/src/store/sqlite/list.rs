@@ -34,9 +34,7 @@ pub(super) async fn job_list(reader: &SqlitePool, p: JobList) -> StoreResult<Job
     }
     match (p.order, p.after.is_some()) {
         (JobOrder::Created, true) => sql.push_str(" AND id < ?6"),
-        (JobOrder::Priority, true) => {
-            sql.push_str(" AND (-priority, id) > (SELECT -priority, id FROM jobs WHERE id = ?6)")
-        }
+        (JobOrder::Priority, true) => sql.push_str(" AND (-priority, id) > (-?8, ?6)"),
         _ => {}
     }
     match p.order {
@@ -53,8 +51,9 @@ pub(super) async fn job_list(reader: &SqlitePool, p: JobList) -> StoreResult<Job
         .bind(&p.alias)
         .bind(&p.queue)
         .bind(&p.context)
-        .bind(&p.after)
+        .bind(p.after.as_ref().map(|a| &a.id))
         .bind(p.limit)
+        .bind(p.after.as_ref().map(|a| a.priority))
         .fetch_all(&mut *tx)
         .await?;
     let ids = within_budget(&sized[..sized.len().min(p.limit as usize)], p.max_bytes);
