@@ -165,8 +165,10 @@ pub async fn exercise(store: Arc<dyn Store>) {
     assert_eq!((again[0].id.as_str(), again[0].attempt, again[0].lease_token), ("b", 2, 2));
 
     // Expired leases are rescued; released jobs do not lose an attempt.
-    let rescued = store.job_rescue_expired(3_900).await.unwrap();
-    assert_eq!(rescued, Rescued { requeued: 2, dead: vec![] }, "a (n2) and b (n1) expired");
+    let mut rescued = store.job_rescue_expired(3_900).await.unwrap();
+    rescued.requeued.sort();
+    let requeued = vec![("a".into(), 1), ("b".into(), 2)];
+    assert_eq!(rescued, Rescued { requeued, dead: vec![] }, "a (n2) and b (n1) expired, with their attempts");
     let a = store.job_get(&t, "a").await.unwrap();
     assert_eq!((a.status, a.lease_owner.as_deref()), (JobStatus::Queued, None));
     let reclaimed = store.job_claim(claim("n3", 3_950, 10)).await.unwrap();
@@ -298,7 +300,7 @@ pub async fn exercise(store: Arc<dyn Store>) {
         if page.is_empty() {
             break;
         }
-        after = page.last().map(|j| j.id.clone());
+        after = page.last().map(|j| JobCursor { priority: j.priority, id: j.id.clone() });
         seen.extend(page.into_iter().map(|j| (j.priority, j.id)));
     }
     let mut sorted = seen.clone();
@@ -392,7 +394,7 @@ pub async fn fencing(store: Arc<dyn Store>) {
     // The rescue: attempts left -> queued; the last attempt -> dead, with the
     // reason, and ending as every terminal transition does.
     let rescued = store.job_rescue_expired(3_500).await.unwrap();
-    assert_eq!(rescued, Rescued { requeued: 1, dead: vec!["once".into()] });
+    assert_eq!(rescued, Rescued { requeued: vec![("twice".into(), 1)], dead: vec!["once".into()] });
     let once = store.job_get(&t, "once").await.unwrap();
     assert_eq!((once.status, once.finished_at, once.lease_owner), (JobStatus::Dead, Some(3_500), None));
     let reason = "the worker running attempt 1 of 1 stopped renewing its lease";
@@ -469,7 +471,7 @@ pub async fn fencing(store: Arc<dyn Store>) {
     assert_eq!(fenced.unwrap(), [lease("once", 3)]);
     // A lease lapsing on the last attempt after a retry: dead again, same reason.
     let rescued = store.job_rescue_expired(7_000).await.unwrap();
-    assert_eq!(rescued, Rescued { requeued: 0, dead: vec!["once".into()] });
+    assert_eq!(rescued, Rescued { requeued: vec![], dead: vec!["once".into()] });
     let once = store.job_get(&t, "once").await.unwrap();
     assert_eq!((once.status, once.attempt, once.finished_at), (JobStatus::Dead, 1, Some(7_000)));
 }
@@ -521,7 +523,7 @@ pub async fn exercise_watch_and_pages(store: Arc<dyn Store>) {
                     max_bytes,
                 };
                 let page = store.job_list(list).await.unwrap();
-                after = page.jobs.last().map(|j| j.id.clone());
+                after = page.jobs.last().map(|j| JobCursor { priority: j.priority, id: j.id.clone() });
                 pages.push(page.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>());
                 if !page.more {
                     return pages;

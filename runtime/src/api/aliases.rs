@@ -16,15 +16,41 @@ const DEFAULT_HISTORY_PAGE: u32 = 20;
 /// Most versions per history page.
 const MAX_HISTORY_PAGE: u32 = 100;
 
-/// `PUT /v1/aliases/{name}` body.
+/// `PUT /v1/aliases/{name}` body: the module and the defaults for the
+/// alias's jobs ([`AliasConfig`]'s fields, listed here rather than flattened:
+/// serde cannot say which field of a flattened struct failed, and a 400 must
+/// name it).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AliasRequest {
     /// `blake3:<hex>` of an uploaded module.
     pub module: String,
-    /// Defaults for the alias's jobs.
-    #[serde(flatten)]
-    pub config: AliasConfig,
+    /// Fuel budget per attempt.
+    pub fuel: Option<u64>,
+    /// Wall-clock limit per attempt, in ms.
+    pub timeout_ms: Option<u64>,
+    /// Memory limit, in MiB.
+    pub memory_mb: Option<u64>,
+    /// Attempts before a job is dead.
+    pub max_attempts: Option<u32>,
+    /// Queue of its jobs.
+    #[schema(value_type = Option<String>)]
+    pub queue: Option<crate::domain::QueueName>,
+    /// Priority of its jobs (0..=1000).
+    pub priority: Option<u16>,
+}
+
+impl AliasRequest {
+    fn config(&self) -> AliasConfig {
+        AliasConfig {
+            fuel: self.fuel,
+            timeout_ms: self.timeout_ms,
+            memory_mb: self.memory_mb,
+            max_attempts: self.max_attempts,
+            queue: self.queue.clone(),
+            priority: self.priority,
+        }
+    }
 }
 
 pub(super) fn parse_alias(name: &str) -> ApiResult<AliasName> {
@@ -60,12 +86,13 @@ pub(super) async fn set(
         .module
         .parse()
         .map_err(|e: crate::domain::DigestParseError| ApiError::invalid(format!("module: {e}")))?;
-    check_config(&state, &req.config)?;
+    let config = req.config();
+    check_config(&state, &config)?;
     let set = AliasSet {
         tenant: state.tenant.clone(),
         name: name.clone(),
         module,
-        config: req.config,
+        config,
         now: now_ms(),
         keep_versions: state.alias_history,
     };

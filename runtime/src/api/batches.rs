@@ -81,12 +81,16 @@ pub(super) async fn create(
     }
     state.backpressure.admit(state.store.as_ref(), jobs.len() as u64).await?;
     let id = batch.id.clone();
-    let keys: Vec<Option<String>> =
-        jobs.iter().map(|j| j.idempotency_key.as_ref().map(|k| k.as_str().to_string())).collect();
+    let keys: Vec<Option<(String, Option<String>)>> = jobs
+        .iter()
+        .map(|j| {
+            j.idempotency_key.as_ref().map(|k| (k.as_str().to_string(), j.idempotency_fingerprint.clone()))
+        })
+        .collect();
     let inserted = match state.inserter.insert(jobs, Some(batch)).await {
         Ok(inserted) => inserted,
         Err(StoreError::IdempotencyConflict { key }) => {
-            let index = keys.iter().position(|k| k.as_deref() == Some(key.as_str()));
+            let index = conflicting(&keys, &key);
             let error = ApiError::from(StoreError::IdempotencyConflict { key });
             return Err(match index {
                 Some(i) => error.prefixed(&format!("jobs[{i}]")),
@@ -111,6 +115,18 @@ pub(super) async fn create(
     }
     let job_ids = inserted.iter().map(|i| i.job.id.clone()).collect();
     Ok((StatusCode::CREATED, Json(BatchCreated { id, total, job_ids, existing })))
+}
+
+/// Which job of a batch reused `key` with a different request: the first
+/// one asking something else than the key's first job in the batch (which the
+/// store met first), else that first job (it differs from the stored job).
+fn conflicting(keys: &[Option<(String, Option<String>)>], key: &str) -> Option<usize> {
+    let mut with_key = keys
+        .iter()
+        .enumerate()
+        .filter_map(|(i, k)| k.as_ref().filter(|(k, _)| k == key).map(|(_, fingerprint)| (i, fingerprint)));
+    let (first, fingerprint) = with_key.next()?;
+    Some(with_key.find(|(_, f)| *f != fingerprint).map_or(first, |(i, _)| i))
 }
 
 /// A batch: counts per status and whether it is done.

@@ -3,7 +3,12 @@
 //! Events: `status` (`{"status", "attempt"}`) whenever the status or attempt
 //! changes, `progress` (`{"percent", "message"}`) whenever the progress
 //! changes, and a final `end` carrying the whole job (as `GET /v1/jobs/{id}`)
-//! once it is terminal; then the stream closes. A comment line every 15 s
+//! once it is terminal; then the stream closes. Each attempt shows one
+//! `running` and then one status saying how it ended: `failed` (a retry is
+//! due), `queued` (its worker stopped renewing the lease: it runs again), or
+//! the job's final status, even when the next attempt starts at once (for
+//! changes made on this node; another node's are seen by the slow poll, which
+//! may skip intermediate states). A comment line every 15 s
 //! keeps idle connections open.
 //!
 //! While the job runs the stream follows its status and progress only: this

@@ -14,7 +14,7 @@ use super::{ApiError, ApiResult, AppState, JobPage, JobView};
 use crate::domain::{
     Callback, IdempotencyKey, JobStatus, Limits, QueueName, time::now_ms, time::parse_rfc3339, time::rfc3339,
 };
-use crate::store::{AliasConfig, JobList, JobOrder, JobWatch, NewJob};
+use crate::store::{AliasConfig, JobCursor, JobList, JobOrder, JobWatch, NewJob};
 
 /// Default priority: the middle of 0..=1000.
 const DEFAULT_PRIORITY: i64 = 500;
@@ -232,7 +232,9 @@ pub(super) fn check_callback(state: &AppState, c: &Callback, form: CallbackForm)
 pub(super) fn stored_callback(state: &AppState, c: Callback, owner_id: &str) -> Callback {
     Callback {
         url: reqwest::Url::parse(&c.url).map(String::from).unwrap_or(c.url),
-        headers: c.headers,
+        // Header values are credentials as often as not (`Authorization`):
+        // sealed like the secret, opened by the sender.
+        headers: c.headers.into_iter().map(|(k, v)| (k, state.callback_secrets.seal(&v, owner_id))).collect(),
         secret: c.secret.map(|s| state.callback_secrets.seal(&s, owner_id)),
     }
 }
@@ -440,6 +442,8 @@ pub(super) async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid(format!("limit must be between 1 and 1000, got {limit}")));
     }
+    let order = q.order.unwrap_or_default();
+    let after = q.cursor.as_deref().map(|c| parse_cursor(c, order)).transpose()?;
     let page = state
         .store
         .job_list(JobList {
@@ -449,13 +453,14 @@ pub(super) async fn list(
             queue: q.queue,
             context: q.context,
             batch: q.batch,
-            order: q.order.unwrap_or_default(),
+            order,
             limit,
-            after: q.cursor,
+            after,
             max_bytes: PAGE_BYTES,
         })
         .await?;
-    let next_cursor = page.more.then(|| page.jobs.last().map(|j| j.id.clone())).flatten();
+    let next_cursor =
+        page.more.then(|| page.jobs.last().map(|j| format!("{}.{}", j.priority, j.id))).flatten();
     Ok(Json(JobPage { jobs: page.jobs.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
@@ -471,6 +476,22 @@ pub(super) async fn show(State(state): State<AppState>, Path(id): Path<String>) 
 pub struct WaitQuery {
     /// How long to wait for the job to end, in ms (0..=300000, default 30000).
     pub timeout_ms: Option<u64>,
+}
+
+/// Reads a `next_cursor`: `<priority>.<id>` of the page's last job, so the
+/// next page does not depend on that job still existing; a bare id (the
+/// form before) still continues the `created` order, which needs no priority.
+fn parse_cursor(cursor: &str, order: JobOrder) -> ApiResult<JobCursor> {
+    let (priority, id) = match cursor.split_once('.') {
+        Some((p, id)) => (p.parse::<i32>().ok().filter(|p| (0..=1000).contains(p)), id),
+        None => ((order == JobOrder::Created).then_some(0), cursor),
+    };
+    match (priority, uuid::Uuid::parse_str(id)) {
+        (Some(priority), Ok(_)) => Ok(JobCursor { priority, id: id.to_string() }),
+        _ => {
+            Err(ApiError::invalid(format!("cursor must be a next_cursor from this endpoint, got {cursor:?}")))
+        }
+    }
 }
 
 /// Long-polls until the job is terminal, or returns it as it is at the timeout

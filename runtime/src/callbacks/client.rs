@@ -104,7 +104,7 @@ impl fmt::Display for Failure {
             Failure::Refused => f.write_str("refused by the address policy"),
             Failure::Invalid(why) => write!(f, "invalid callback: {why}"),
             Failure::Secret => f.write_str(
-                "the callback secret cannot be decrypted with this server's key (key file replaced?)",
+                "the callback secret or header values cannot be decrypted with this server's key (key file replaced?)",
             ),
             Failure::TimedOut => f.write_str("timed out"),
             Failure::Connection => f.write_str("connection failed"),

@@ -1,5 +1,6 @@
-//! Callback secrets at rest: sealed with XChaCha20-Poly1305 before they reach
-//! the store, opened only by the sender just before it signs a delivery.
+//! Callback secrets and header values at rest: sealed with XChaCha20-Poly1305
+//! before they reach the store, opened only by the sender just before it
+//! signs and sends a delivery.
 //!
 //! A copy of the database (a backup, a stolen disk image, a support bundle)
 //! then holds no usable signing key: the key lives in its own file, `0600`,

@@ -315,11 +315,17 @@ impl Deliverer {
     /// changed since dispatch, and an address-literal host never reaches the
     /// resolver (which checks every resolved address).
     async fn attempt(&self, due: &CallbackDue) -> Result<(), Failure> {
-        let url = target::check_stored(&due.callback, &self.settings.policy)
+        // Header values are sealed at rest (as the secret): opened here, then
+        // checked as they were at dispatch.
+        let mut callback = due.callback.clone();
+        for value in callback.headers.values_mut() {
+            *value = self.secrets.open(value, &due.id).map_err(|_| Failure::Secret)?;
+        }
+        let url = target::check_stored(&callback, &self.settings.policy)
             .map_err(|e| if e.refused_by_policy { Failure::Refused } else { Failure::Invalid(e.message) })?;
         let body = serde_json::to_vec(&body(due)).expect("callback body serializes");
         let mut request = self.http.post(url).header("content-type", "application/json");
-        for (name, value) in &due.callback.headers {
+        for (name, value) in &callback.headers {
             request = request.header(name, value);
         }
         if let Some(sealed) = &due.callback.secret {

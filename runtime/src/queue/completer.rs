@@ -2,11 +2,12 @@
 //! transaction committed goes into the next one, so under load one commit (and
 //! one fsync) serves many jobs, and when idle a completion is written at once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{Notify, mpsc};
 
 use super::{CompleterMsg, JobEvents};
-use crate::store::{Lease, Store};
+use crate::store::{JobWatch, Lease, Store};
 
 /// Most completions in one transaction.
 const MAX_BATCH: usize = 512;
@@ -24,6 +25,8 @@ pub(crate) async fn run(
     mut rx: mpsc::UnboundedReceiver<CompleterMsg>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // What each completion makes of its job, for watchers once it is stored.
+    let mut ends: HashMap<Lease, JobWatch> = HashMap::new();
     let mut flushes = Vec::new();
     let mut callbacks_due = false;
     let mut last_size = 0;
@@ -34,9 +37,15 @@ pub(crate) async fn run(
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
-                CompleterMsg::Complete(c, callback) => {
+                CompleterMsg::Complete { completion, attempt, callback } => {
                     callbacks_due |= callback;
-                    batch.push(*c);
+                    let end = JobWatch {
+                        status: completion.status,
+                        attempt,
+                        progress: completion.progress.clone(),
+                    };
+                    ends.insert(Lease { id: completion.id.clone(), token: completion.token }, end);
+                    batch.push(*completion);
                 }
                 CompleterMsg::Flush(ack) => flushes.push(ack),
             }
@@ -50,18 +59,27 @@ pub(crate) async fn run(
                 batch.iter().map(|c| Lease { id: c.id.clone(), token: c.token }).collect();
             let mut attempt = 0;
             loop {
+                // Completions are published in commit order with claims and rescues.
+                let order = events.in_order().await;
                 match store.job_complete(batch.clone()).await {
                     Ok(applied) => {
-                        // Ended or failed-and-retrying: watchers read the new state.
+                        // Ended or failed-and-retrying: watchers are told how
+                        // the attempt ended (a retry may be claimed at once,
+                        // so they must not have to read it from the store).
                         for lease in &applied {
-                            events.changed(&lease.id);
+                            match ends.remove(lease) {
+                                Some(end) => events.publish(&lease.id, end),
+                                None => events.changed(&lease.id),
+                            }
                         }
+                        drop(order);
                         if std::mem::take(&mut callbacks_due) {
                             callbacks_wake.notify_one();
                         }
                         break;
                     }
                     Err(e) => {
+                        drop(order);
                         // The leases keep these jobs ours until they expire; if the
                         // store stays down they are rescued and run again.
                         attempt += 1;
@@ -75,6 +93,7 @@ pub(crate) async fn run(
                 }
             }
             batch.clear();
+            ends.clear();
         }
         for ack in flushes.drain(..) {
             let _ = ack.send(());

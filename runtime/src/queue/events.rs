@@ -15,22 +15,53 @@
 //! and encode it once, not 20 times.
 
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OnceCell, watch};
 
 use crate::store::JobWatch;
 
-/// What this node last published about one job.
+/// Publications kept per watched job for its watchers to catch up on. Status
+/// changes are a few per attempt and progress replaces progress, so a watcher
+/// only falls this far behind when it stalls; it then reads the store.
+const KEPT: usize = 64;
+
+/// What this node recently published about one job, numbered. A `watch`
+/// channel keeps only its latest value, so the value is this log: a watcher
+/// woken once after several publications still sees each of them in order
+/// (a retry's `failed` is not hidden by the next attempt's `running` pushed
+/// a moment later).
 #[derive(Debug, Clone, Default)]
-pub struct Pushed {
-    /// Counts publications that only say "changed, read the store"
-    /// (completions and retries, whose full state the publisher does not hold).
-    /// A counter rather than a flag, so a later state push never hides one.
-    pub rereads: u64,
-    /// The latest full state pushed (claims, progress, cancels).
-    pub state: Option<JobWatch>,
+struct Pushed {
+    /// Number of the latest publication (0: none yet).
+    seq: u64,
+    /// Highest number dropped from the front of `log`.
+    dropped: u64,
+    /// Recent publications, oldest first: a state, or `None` for "changed,
+    /// read the store" (changes whose full state the publisher does not hold).
+    log: VecDeque<(u64, Option<JobWatch>)>,
+}
+
+impl Pushed {
+    fn push(&mut self, state: Option<JobWatch>) {
+        self.seq += 1;
+        // Progress replaces progress of the same status and attempt: a
+        // watcher needs the latest, not every step.
+        if let (Some(new), Some((seq, Some(last)))) = (&state, self.log.back_mut())
+            && (new.status, new.attempt) == (last.status, last.attempt)
+        {
+            *seq = self.seq;
+            *last = new.clone();
+            return;
+        }
+        self.log.push_back((self.seq, state));
+        if self.log.len() > KEPT
+            && let Some((seq, _)) = self.log.pop_front()
+        {
+            self.dropped = seq;
+        }
+    }
 }
 
 struct Entry {
@@ -44,6 +75,11 @@ struct Entry {
 #[derive(Clone, Default)]
 pub struct JobEvents {
     entries: Arc<Mutex<HashMap<String, Entry>>>,
+    /// Held from a status change's write to its publication (claims,
+    /// completions, rescues): this node then publishes in the order the
+    /// store committed, so a watcher that read the store meanwhile has every
+    /// push older than its read (see `Follow`).
+    order: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How many requests watch how many jobs now (for `GET /v1/status`).
@@ -67,14 +103,20 @@ impl JobEvents {
         });
         entry.watchers += 1;
         let rx = entry.tx.subscribe();
-        let rereads = rx.borrow().rereads;
-        Watcher { events: self.clone(), id: id.to_string(), rx, rereads }
+        let seen = rx.borrow().seq;
+        Watcher { events: self.clone(), id: id.to_string(), rx, seen }
+    }
+
+    /// Hold this from writing a status change to publishing it, so that
+    /// this node's publications follow the store's commit order.
+    pub async fn in_order(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.order.lock().await
     }
 
     /// Publishes a job's full new state (after it is stored).
     pub fn publish(&self, id: &str, state: JobWatch) {
         if let Some(entry) = self.entries.lock().expect("events lock").get(id) {
-            entry.tx.send_modify(|p| p.state = Some(state));
+            entry.tx.send_modify(|p| p.push(Some(state)));
         }
     }
 
@@ -82,7 +124,7 @@ impl JobEvents {
     /// (after it is stored).
     pub fn changed(&self, id: &str) {
         if let Some(entry) = self.entries.lock().expect("events lock").get(id) {
-            entry.tx.send_modify(|p| p.rereads += 1);
+            entry.tx.send_modify(|p| p.push(None));
         }
     }
 
@@ -99,35 +141,48 @@ pub struct Watcher {
     events: JobEvents,
     id: String,
     rx: watch::Receiver<Pushed>,
-    rereads: u64,
+    /// Number of the last publication taken.
+    seen: u64,
 }
 
 /// What a watcher learned from a publication.
 #[derive(Debug, PartialEq)]
 pub enum News {
-    /// The job changed: read it from the store (and apply `state` if newer).
-    Reread(Option<JobWatch>),
+    /// The job changed: read it from the store.
+    Reread,
     /// The job's new state, as published.
     State(JobWatch),
 }
 
 impl Watcher {
-    /// Waits for the next publication about the job.
-    pub async fn next(&mut self) -> News {
+    /// Waits for the next publications about the job and returns every one
+    /// since the last call, oldest first (a watcher that fell more than
+    /// [`KEPT`] behind is told to read the store first).
+    pub async fn next(&mut self) -> Vec<News> {
         if self.rx.changed().await.is_err() {
             // The entry outlives its watchers, so this cannot happen; reading
             // the store is right whatever happened.
-            return News::Reread(None);
+            return vec![News::Reread];
         }
-        let pushed = self.rx.borrow_and_update().clone();
-        if pushed.rereads != self.rereads {
-            self.rereads = pushed.rereads;
-            return News::Reread(pushed.state);
+        self.take()
+    }
+
+    /// The publications since the last call, without waiting (empty if none).
+    pub fn try_next(&mut self) -> Vec<News> {
+        if self.rx.has_changed().unwrap_or(false) { self.take() } else { Vec::new() }
+    }
+
+    fn take(&mut self) -> Vec<News> {
+        let pushed = self.rx.borrow_and_update();
+        let mut news = Vec::new();
+        if pushed.dropped > self.seen {
+            news.push(News::Reread);
         }
-        match pushed.state {
-            Some(state) => News::State(state),
-            None => News::Reread(None),
+        for (_, state) in pushed.log.iter().filter(|(seq, _)| *seq > self.seen) {
+            news.push(state.clone().map_or(News::Reread, News::State));
         }
+        self.seen = pushed.seq;
+        news
     }
 }
 
@@ -224,15 +279,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_reread_is_never_hidden_by_a_later_state() {
+    async fn a_watcher_woken_late_sees_every_status_change_in_order() {
         let events = JobEvents::default();
         let mut w = events.watch("a");
         events.publish("a", running(1, 10));
-        assert_eq!(w.next().await, News::State(running(1, 10)));
+        assert_eq!(w.next().await, [News::State(running(1, 10))]);
+        // An attempt fails and the next one is claimed before the watcher runs.
+        events.publish("a", running(1, 20));
+        let failed = JobWatch { status: JobStatus::Failed, attempt: 1, progress: None };
+        events.publish("a", failed.clone());
         events.changed("a");
-        events.publish("a", running(1, 20)); // a late progress push after a completion
-        assert_eq!(w.next().await, News::Reread(Some(running(1, 20))));
-        events.publish("a", running(1, 30));
-        assert_eq!(w.next().await, News::State(running(1, 30)));
+        events.publish("a", running(2, 0));
+        events.publish("a", running(2, 5)); // progress replaces progress
+        let expected =
+            [News::State(running(1, 20)), News::State(failed), News::Reread, News::State(running(2, 5))];
+        assert_eq!(w.next().await, expected);
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_fell_far_behind_reads_the_store_first() {
+        let events = JobEvents::default();
+        let mut w = events.watch("a");
+        for attempt in 1..=KEPT as u32 {
+            events.publish("a", running(attempt, 0));
+            events.publish("a", JobWatch { status: JobStatus::Failed, attempt, progress: None });
+        }
+        let news = w.next().await;
+        assert_eq!(news.len(), KEPT + 1);
+        assert_eq!(news[0], News::Reread, "the oldest were dropped");
+        let last = JobWatch { status: JobStatus::Failed, attempt: KEPT as u32, progress: None };
+        assert_eq!(news[KEPT], News::State(last));
     }
 }

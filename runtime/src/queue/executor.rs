@@ -113,7 +113,8 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, run: RunHandle)
         "job attempt finished"
     );
     let callback = job.callback.is_some() || job.batch_id.is_some();
-    let _ = shared.completions.send(CompleterMsg::Complete(Box::new(completion), callback));
+    let msg = CompleterMsg::Complete { completion: Box::new(completion), attempt: job.attempt, callback };
+    let _ = shared.completions.send(msg);
 }
 
 /// Folds a run time into the moving average that sizes the prefetch (weight

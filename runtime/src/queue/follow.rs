@@ -4,6 +4,7 @@
 //! and on a slow fallback poll, which is how changes made by other nodes
 //! sharing the database arrive.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -19,7 +20,22 @@ pub struct Follow {
     tenant: TenantId,
     id: String,
     view: JobWatch,
+    /// Publications taken but not yet applied: the view moves one change at
+    /// a time, so a request that reports each change (the event stream)
+    /// misses none of them.
+    pending: VecDeque<Step>,
     poll: Duration,
+}
+
+/// One change for the view to take, in order.
+enum Step {
+    /// A publication of this node.
+    Push(News),
+    /// The store's answer, taken as it is.
+    Read(JobWatch),
+    /// The store's answer behind pushes that arrived while it was read:
+    /// taken unless older than they are.
+    ReadBehind(JobWatch),
 }
 
 impl Follow {
@@ -34,7 +50,15 @@ impl Follow {
     ) -> StoreResult<Follow> {
         let watcher = events.watch(id);
         let view = store.job_watch(tenant, id).await?;
-        Ok(Follow { watcher, store, tenant: tenant.clone(), id: id.to_string(), view, poll })
+        Ok(Follow {
+            watcher,
+            store,
+            tenant: tenant.clone(),
+            id: id.to_string(),
+            view,
+            pending: VecDeque::new(),
+            poll,
+        })
     }
 
     /// The job as last seen.
@@ -55,52 +79,77 @@ impl Follow {
     }
 
     /// Waits until the view changes (true) or `deadline` passes (false).
+    /// Changes this node published are taken one at a time, in order.
     pub async fn changed(&mut self, deadline: Option<Instant>) -> StoreResult<bool> {
         let before = self.view.clone();
         let mut next_poll = Instant::now() + self.poll;
         loop {
+            while let Some(step) = self.pending.pop_front() {
+                match step {
+                    Step::Push(News::State(state)) => self.apply(state),
+                    Step::Push(News::Reread) => self.read().await?,
+                    Step::Read(state) => self.view = state,
+                    Step::ReadBehind(state) => self.apply(state),
+                }
+                if self.view != before {
+                    return Ok(true);
+                }
+            }
             let wake = deadline.map_or(next_poll, |d| d.min(next_poll));
             tokio::select! {
-                news = self.watcher.next() => match news {
-                    News::State(state) => self.apply(state),
-                    News::Reread(state) => {
-                        self.view = self.store.job_watch(&self.tenant, &self.id).await?;
-                        if let Some(state) = state {
-                            self.apply(state);
-                        }
-                    }
-                },
+                biased;
+                news = self.watcher.next() => self.pending.extend(news.into_iter().map(Step::Push)),
                 () = tokio::time::sleep_until(wake) => {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Ok(false);
                     }
-                    self.view = self.store.job_watch(&self.tenant, &self.id).await?;
+                    self.read().await?;
                     next_poll = Instant::now() + self.poll;
                 }
-            }
-            if self.view != before {
-                return Ok(true);
             }
         }
     }
 
+    /// Reads the job from the store, to be taken after the pushes pending or
+    /// arrived during the read: they were published under
+    /// [`JobEvents::in_order`] before any later change was committed, so none
+    /// is newer than the read, and the read must not hide them (a rescue's
+    /// `queued` read after the next claim's `running`).
+    async fn read(&mut self) -> StoreResult<()> {
+        let state = self.store.job_watch(&self.tenant, &self.id).await?;
+        self.pending.extend(self.watcher.try_next().into_iter().map(Step::Push));
+        if self.pending.is_empty() {
+            // Taken as it is (a retry moves a job back to attempt 0).
+            self.pending.push_back(Step::Read(state));
+        } else {
+            self.pending.push_back(Step::ReadBehind(state));
+        }
+        Ok(())
+    }
+
     /// Takes a pushed state unless it is older than the view. Pushes come
     /// after their writes, but a progress push can land after the completion
-    /// of its attempt; the store's answer is taken as it is.
-    fn apply(&mut self, state: JobWatch) {
+    /// of its attempt; the store's answer is taken as it is. A push without
+    /// progress keeps the attempt's progress, as the store does.
+    fn apply(&mut self, mut state: JobWatch) {
         if rank(&state) >= rank(&self.view) {
+            if state.progress.is_none() && state.attempt == self.view.attempt {
+                state.progress = self.view.progress.take();
+            }
             self.view = state;
         }
     }
 }
 
 /// Order of a job's states: by attempt, then waiting < running < ended (a
-/// failed attempt waiting for its retry counts as ended).
+/// failed attempt waiting for its retry counts as ended, and so does a job
+/// waiting again after a started attempt: it was requeued when its worker
+/// stopped renewing the lease).
 fn rank(w: &JobWatch) -> (u32, u8) {
     let phase = match w.status {
-        JobStatus::Queued | JobStatus::Scheduled => 0,
+        JobStatus::Queued | JobStatus::Scheduled if w.attempt == 0 => 0,
         JobStatus::Running => 1,
-        JobStatus::Failed | JobStatus::Succeeded | JobStatus::Dead | JobStatus::Cancelled => 2,
+        _ => 2,
     };
     (w.attempt, phase)
 }
@@ -120,5 +169,8 @@ mod tests {
         assert!(rank(&w(JobStatus::Running, 2)) > rank(&w(JobStatus::Failed, 1)));
         assert!(rank(&w(JobStatus::Succeeded, 1)) > rank(&w(JobStatus::Running, 1)));
         assert_eq!(rank(&w(JobStatus::Running, 1)), rank(&w(JobStatus::Running, 1)));
+        // Requeued after its lease lapsed: attempt 1 ended, attempt 2 follows.
+        assert!(rank(&w(JobStatus::Queued, 1)) > rank(&w(JobStatus::Running, 1)));
+        assert!(rank(&w(JobStatus::Running, 2)) > rank(&w(JobStatus::Queued, 1)));
     }
 }

@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::Shared;
+use crate::domain::JobStatus;
 use crate::domain::time::now_ms;
-use crate::store::{JobHeartbeat, Lease};
+use crate::store::{JobHeartbeat, JobWatch, Lease};
 
 /// Renews the leases of held jobs every third of the lease, and stops the runs
 /// whose claim this node no longer holds (cancelled through another node,
@@ -49,11 +50,26 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>) {
 /// attempt), at start and every half lease.
 pub(crate) async fn rescuer(shared: Arc<Shared>) {
     loop {
-        match shared.store.job_rescue_expired(now_ms()).await {
+        // Rescues are published in commit order with claims and completions.
+        let order = shared.events.in_order().await;
+        let rescued = shared.store.job_rescue_expired(now_ms()).await;
+        if let Ok(rescued) = &rescued {
+            // Watchers see the attempt end (`queued` again, or `dead`) before
+            // the next claim, which may follow at once, starts another.
+            for (id, attempt) in &rescued.requeued {
+                let requeued = JobWatch { status: JobStatus::Queued, attempt: *attempt, progress: None };
+                shared.events.publish(id, requeued);
+            }
+            for id in &rescued.dead {
+                shared.events.changed(id);
+            }
+        }
+        drop(order);
+        match rescued {
             Ok(rescued) => {
-                if rescued.requeued > 0 {
+                if !rescued.requeued.is_empty() {
                     tracing::warn!(
-                        jobs = rescued.requeued,
+                        jobs = rescued.requeued.len(),
                         "requeued jobs whose worker stopped renewing its lease"
                     );
                     shared.wake.notify_one();
@@ -63,9 +79,6 @@ pub(crate) async fn rescuer(shared: Arc<Shared>) {
                         jobs = rescued.dead.len(),
                         "jobs whose worker stopped renewing its lease on their last attempt are dead"
                     );
-                    for id in &rescued.dead {
-                        shared.events.changed(id);
-                    }
                     shared.callbacks_wake.notify_one();
                 }
             }

@@ -162,8 +162,15 @@ impl RunHandle {
 
 /// What the completer receives.
 pub(crate) enum CompleterMsg {
-    /// An attempt ended; the flag says whether a callback may now be due.
-    Complete(Box<JobCompletion>, bool),
+    /// An attempt ended.
+    Complete {
+        /// The outcome to store.
+        completion: Box<JobCompletion>,
+        /// The attempt it ends (what watchers are told ended).
+        attempt: u32,
+        /// Whether a callback may now be due.
+        callback: bool,
+    },
     /// Answer once everything sent before is committed.
     Flush(oneshot::Sender<()>),
 }

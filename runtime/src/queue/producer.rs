@@ -31,14 +31,22 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 limit: free as u32,
                 exclude_queues: exclude,
             };
-            match shared.store.job_claim(claim).await {
+            // Claims are published in commit order with rescues and completions.
+            let order = shared.events.in_order().await;
+            let claimed = shared.store.job_claim(claim).await;
+            if let Ok(jobs) = &claimed {
+                for job in jobs {
+                    shared.events.publish(&job.id, JobWatch::from(job));
+                }
+            }
+            drop(order);
+            match claimed {
                 Ok(jobs) => {
                     failures = 0;
                     let full = jobs.len() == free;
                     if !jobs.is_empty() {
                         let mut buffer = shared.buffer.lock().expect("buffer lock");
                         for job in jobs {
-                            shared.events.publish(&job.id, JobWatch::from(&job));
                             let run = register(&shared, &job);
                             buffer.push(Held { job, run });
                         }

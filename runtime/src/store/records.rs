@@ -273,6 +273,17 @@ pub enum JobOrder {
     Priority,
 }
 
+/// Where a job list continues: the last job of the previous page, with what
+/// the order sorts by, so the next page does not depend on that job still
+/// existing (it may have been pruned or deleted in between).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobCursor {
+    /// Its priority (read by the `Priority` order).
+    pub priority: i32,
+    /// Its id.
+    pub id: String,
+}
+
 /// `job_list` parameters.
 #[derive(Debug, Clone)]
 pub struct JobList {
@@ -292,8 +303,8 @@ pub struct JobList {
     pub order: JobOrder,
     /// Page size.
     pub limit: u32,
-    /// Id of the last job of the previous page.
-    pub after: Option<String>,
+    /// The last job of the previous page.
+    pub after: Option<JobCursor>,
     /// Byte budget of the page: jobs are taken in order while the size of
     /// those taken (their stored text plus [`JOB_FIXED_BYTES`] each) stays
     /// within it; the first job is always taken, however large. Backends size
@@ -378,8 +389,9 @@ pub struct JobHeartbeat {
 /// What `job_rescue_expired` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rescued {
-    /// Jobs returned to `queued` for another attempt.
-    pub requeued: u64,
+    /// Jobs returned to `queued` for another attempt: id and the attempt
+    /// whose lease lapsed.
+    pub requeued: Vec<(String, u32)>,
     /// Jobs that had no attempt left and are now `dead` (ids).
     pub dead: Vec<String>,
 }

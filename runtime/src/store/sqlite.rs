@@ -729,14 +729,15 @@ impl Store for SqliteStore {
             );
         }
         // The rest have attempts left: back to the queue.
-        let requeued = sqlx::query(&format!(
+        let requeued: Vec<(String, i64)> = sqlx::query_as(&format!(
             "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, {LEASE_LOST}
-             WHERE status = 'running' AND lease_expires_at < ?1"
+             WHERE status = 'running' AND lease_expires_at < ?1
+             RETURNING id, attempt"
         ))
         .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .fetch_all(&mut *tx)
+        .await?;
+        let requeued = requeued.into_iter().map(|(id, attempt)| (id, attempt as u32)).collect();
         let mut batches: Vec<String> = dead.iter().filter_map(|(_, b)| b.clone()).collect();
         batches.sort();
         batches.dedup();

@@ -229,6 +229,27 @@ fn starts_and_ends(events: &[(String, Value)]) -> (Vec<u64>, Vec<Value>) {
     (starts, ends)
 }
 
+/// The `status` events of started attempts, in order, as `(attempt, status)`:
+/// each attempt must show `running` once, then once how it ended (`queued`
+/// again when its lease lapsed, or the job's final status).
+fn attempts(events: &[(String, Value)]) -> Vec<(u64, String)> {
+    events
+        .iter()
+        .filter(|(e, d)| e == "status" && d["attempt"].as_u64() > Some(0))
+        .map(|(_, d)| (d["attempt"].as_u64().unwrap(), d["status"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// `attempts` as they must read: each attempt starts, then ends as `ends` says.
+fn start_then_end(ends: &[&str]) -> Vec<(u64, String)> {
+    let mut expected = Vec::new();
+    for (attempt, end) in (1..).zip(ends) {
+        expected.push((attempt, "running".to_string()));
+        expected.push((attempt, end.to_string()));
+    }
+    expected
+}
+
 #[tokio::test]
 async fn a_run_paused_past_its_lease_on_the_last_attempt_ends_dead_with_the_reason() {
     let server = Server::start().await;
@@ -245,7 +266,9 @@ async fn a_run_paused_past_its_lease_on_the_last_attempt_ends_dead_with_the_reas
     let reason = "the worker running attempt 1 of 1 stopped renewing its lease";
     assert_eq!(job["error"], json!({"kind": "lease_expired", "message": reason}), "not `cancelled`: {job}");
     assert!(job["finished_at"].is_string(), "{job}");
-    let (starts, ends) = starts_and_ends(&events.rest().await);
+    let events = events.rest().await;
+    assert_eq!(attempts(&events), start_then_end(&["dead"]), "{events:?}");
+    let (starts, ends) = starts_and_ends(&events);
     assert_eq!(starts, [1], "one start");
     assert_eq!(ends.len(), 1, "one end");
     assert_eq!(ends[0]["status"], "dead");
@@ -276,7 +299,11 @@ async fn after_repeated_pauses_only_the_run_holding_the_claim_writes_the_outcome
         json!({"limit": 1_000_000_000u64, "count": 50_847_534, "largest": 999_999_937})
     );
     assert!(job["error"].is_null(), "{job}");
-    let (starts, ends) = starts_and_ends(&events.rest().await);
+    let events = events.rest().await;
+    // Attempts 1 and 2 lost their leases and were requeued; the watcher sees
+    // each end although the next claim followed at once.
+    assert_eq!(attempts(&events), start_then_end(&["queued", "queued", "succeeded"]), "{events:?}");
+    let (starts, ends) = starts_and_ends(&events);
     assert_eq!(starts, [1, 2, 3], "one start per attempt");
     assert_eq!(ends.len(), 1, "one end");
     assert_eq!((ends[0]["status"].as_str(), ends[0]["attempt"].as_u64()), (Some("succeeded"), Some(3)));
@@ -304,7 +331,9 @@ async fn a_job_claimed_again_after_pauses_can_still_be_cancelled() {
     assert_eq!((job["status"].as_str(), job["attempt"].as_u64()), (Some("cancelled"), Some(3)), "{job}");
     // The run of attempt 3 stopped: no sandbox keeps running uncancellable.
     server.until_idle().await;
-    let (starts, ends) = starts_and_ends(&events.rest().await);
+    let events = events.rest().await;
+    assert_eq!(attempts(&events), start_then_end(&["queued", "queued", "cancelled"]), "{events:?}");
+    let (starts, ends) = starts_and_ends(&events);
     assert_eq!(starts, [1, 2, 3], "one start per attempt");
     assert_eq!(ends.len(), 1, "one end");
     server.still_serves().await;

@@ -2,6 +2,7 @@
 //! temp SQLite database, real plugins, and a real callback receiver.
 
 mod api;
+mod attempts;
 mod callbacks;
 mod durability;
 mod edge;
@@ -9,6 +10,7 @@ mod edge_process;
 mod fencing;
 mod misc_faults;
 mod queue;
+mod review;
 mod ssrf;
 mod streams;
 

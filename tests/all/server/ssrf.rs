@@ -396,6 +396,9 @@ async fn callback_secrets_stay_out_of_debug_logs_and_the_database_file() {
     let query_secret = "query-secret-7f3a9c";
     // Near the 1024-byte bound: sealed it is longer, and must still sign.
     let body_secret = &format!("body-secret-5e1b2d-{}", "k".repeat(1000));
+    // Header values carry credentials too; near the 4096-byte bound.
+    let header_secret = &format!("Bearer header-secret-c0ffee-{}", "h".repeat(3900));
+    let parked_secret = "Bearer parked-token-9d8e7f";
     let query = serde_urlencoded::to_string([
         ("callback_url", receiver.url.as_str()),
         ("callback_secret", query_secret),
@@ -406,7 +409,8 @@ async fn callback_secrets_stay_out_of_debug_logs_and_the_database_file() {
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let r = client
         .post(format!("{url}/v1/jobs"))
-        .json(&json!({"alias": "echo", "payload": {"n": 2}, "callback": {"url": receiver.url, "secret": body_secret}}))
+        .json(&json!({"alias": "echo", "payload": {"n": 2},
+            "callback": {"url": receiver.url, "secret": body_secret, "headers": {"Authorization": header_secret}}}))
         .send()
         .await
         .unwrap();
@@ -417,8 +421,17 @@ async fn callback_secrets_stay_out_of_debug_logs_and_the_database_file() {
         let signature = headers.get(SIGNATURE_HEADER).unwrap().to_str().unwrap();
         let n = serde_json::from_slice::<Value>(&body).unwrap()["result"]["n"].as_u64().unwrap();
         let secret = if n == 1 { query_secret } else { body_secret };
+        let authorization = headers.get("authorization").map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(authorization.as_deref(), (n == 2).then_some(header_secret.as_str()), "delivery {n}");
         assert!(verify(secret, signature, &body, now_ms() / 1000, 300), "delivery {n}: bad signature");
     }
+    // A job that waits an hour keeps its callback (and header) stored. A
+    // short value: a long one spills over SQLite pages, which the scan below
+    // would not find contiguous even in the clear.
+    let parked = json!({"alias": "echo", "payload": {"n": 3}, "delay_ms": 3_600_000,
+        "callback": {"url": receiver.url, "headers": {"Authorization": parked_secret}}});
+    let r = client.post(format!("{url}/v1/jobs")).json(&parked).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
     let health = client.get(format!("{url}/healthz")).send().await.unwrap();
     assert!(health.status().is_success(), "the server still answers");
     child.kill().unwrap();
@@ -426,7 +439,7 @@ async fn callback_secrets_stay_out_of_debug_logs_and_the_database_file() {
 
     let logs = std::fs::read_to_string(&log).unwrap();
     assert!(logs.contains("/v1/dispatch/echo"), "debug request logs were captured: {logs}");
-    for secret in [query_secret, body_secret] {
+    for secret in [query_secret, body_secret, header_secret, parked_secret] {
         assert!(!logs.contains(secret), "{secret} is in the logs:\n{logs}");
         for file in ["wasmq.db", "wasmq.db-wal"] {
             let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();

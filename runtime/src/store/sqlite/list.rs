@@ -33,13 +33,11 @@ pub(super) async fn job_list(reader: &SqlitePool, p: JobList) -> StoreResult<Job
         sql.push_str(" AND context = ?5");
     }
     if p.batch.is_some() {
-        sql.push_str(" AND batch_id = ?8");
+        sql.push_str(" AND batch_id = ?9");
     }
     match (p.order, p.after.is_some()) {
         (JobOrder::Created, true) => sql.push_str(" AND id < ?6"),
-        (JobOrder::Priority, true) => {
-            sql.push_str(" AND (-priority, id) > (SELECT -priority, id FROM jobs WHERE id = ?6)")
-        }
+        (JobOrder::Priority, true) => sql.push_str(" AND (-priority, id) > (-?8, ?6)"),
         _ => {}
     }
     match p.order {
@@ -56,8 +54,9 @@ pub(super) async fn job_list(reader: &SqlitePool, p: JobList) -> StoreResult<Job
         .bind(&p.alias)
         .bind(&p.queue)
         .bind(&p.context)
-        .bind(&p.after)
+        .bind(p.after.as_ref().map(|a| &a.id))
         .bind(p.limit)
+        .bind(p.after.as_ref().map(|a| a.priority))
         .bind(&p.batch)
         .fetch_all(&mut *tx)
         .await?;
