@@ -34,7 +34,7 @@ enum Step {
     /// The store's answer, taken as it is.
     Read(JobWatch),
     /// The store's answer behind pushes that arrived while it was read:
-    /// taken unless older than they are.
+    /// taken only if it is a later phase than they showed.
     ReadBehind(JobWatch),
 }
 
@@ -89,7 +89,14 @@ impl Follow {
                     Step::Push(News::State(state)) => self.apply(state),
                     Step::Push(News::Reread) => self.read().await?,
                     Step::Read(state) => self.view = state,
-                    Step::ReadBehind(state) => self.apply(state),
+                    // Pushes that arrived during the read are at least as
+                    // new as it: it only moves the view to a later phase (it
+                    // must not take progress back, e.g. 100% -> 60%).
+                    Step::ReadBehind(state) => {
+                        if rank(&state) > rank(&self.view) {
+                            self.apply(state)
+                        }
+                    }
                 }
                 if self.view != before {
                     return Ok(true);
