@@ -8,7 +8,8 @@
 
 use sqlx::SqlitePool;
 
-use super::{JOB_COLUMNS, JobRow, jobs};
+use super::JOB_COLUMNS;
+use super::rows::{JobRow, jobs};
 use crate::domain::JobStatus;
 use crate::store::{JOB_FIXED_BYTES, JobList, JobListPage, JobOrder, StoreResult};
 
