@@ -459,8 +459,7 @@ pub async fn fencing(store: Arc<dyn Store>) {
 async fn sqlite_meets_the_store_contract() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("conformance.db").display());
-    let store = SqliteStore::connect(&url).await.unwrap();
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store = connect(&url).await.unwrap();
     exercise(store.clone()).await;
     exercise_watch_and_pages(store).await;
 }
@@ -544,8 +543,8 @@ pub async fn exercise_watch_and_pages(store: Arc<dyn Store>) {
 async fn sqlite_fences_stale_claims() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("fencing.db").display());
-    let store = SqliteStore::connect(&url).await.unwrap();
-    fencing(Arc::new(store)).await;
+    let store = connect(&url).await.unwrap();
+    fencing(store).await;
 }
 
 /// Idempotency keys: the same request gets the first job, another request with
@@ -681,7 +680,7 @@ pub async fn exercise_alias_history(store: Arc<dyn Store>) {
 async fn sqlite_meets_the_idempotency_batch_and_alias_history_contract() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("conformance.db").display());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    let store = connect(&url).await.unwrap();
     exercise_idempotency_and_batch_totals(store.clone()).await;
     exercise_alias_history(store).await;
 }
@@ -690,7 +689,7 @@ async fn sqlite_meets_the_idempotency_batch_and_alias_history_contract() {
 async fn a_sqlite_store_whose_file_was_removed_or_replaced_fails_its_ping() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ping.db");
-    let store = SqliteStore::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let store = connect(&format!("sqlite://{}", path.display())).await.unwrap();
     store.store_ping().await.unwrap();
     // Open connections keep working on the removed file; the ping notices.
     std::fs::rename(&path, dir.path().join("moved.db")).unwrap();

@@ -3,8 +3,9 @@
 use sqlx::{Sqlite, Transaction};
 
 use super::SqliteStore;
-use super::rows::{AliasRow, corrupt, digest};
 use crate::domain::{AliasName, Digest, TenantId};
+use crate::store::rows::{AliasRow, AliasVersionRow, alias_config_json};
+use crate::store::rules;
 use crate::store::{
     AliasConfig, AliasHistory, AliasRecord, AliasRollback, AliasSet, AliasVersion, StoreError, StoreResult,
 };
@@ -38,7 +39,7 @@ pub(super) async fn get(s: &SqliteStore, tenant: &TenantId, name: &AliasName) ->
 }
 
 pub(super) async fn history(s: &SqliteStore, p: AliasHistory) -> StoreResult<Vec<AliasVersion>> {
-    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+    sqlx::query_as::<_, AliasVersionRow>(
         "SELECT version, module, config, created_at FROM alias_versions
          WHERE tenant = ? AND name = ? AND version < ? ORDER BY version DESC LIMIT ?",
     )
@@ -47,17 +48,10 @@ pub(super) async fn history(s: &SqliteStore, p: AliasHistory) -> StoreResult<Vec
     .bind(p.before.unwrap_or(i64::MAX))
     .bind(p.limit)
     .fetch_all(&s.reader)
-    .await?;
-    rows.into_iter()
-        .map(|(version, module, config, created_at)| {
-            Ok(AliasVersion {
-                version,
-                module: digest(&module)?,
-                config: serde_json::from_str(&config).map_err(corrupt)?,
-                created_at,
-            })
-        })
-        .collect()
+    .await?
+    .into_iter()
+    .map(AliasVersion::try_from)
+    .collect()
 }
 
 pub(super) async fn list(s: &SqliteStore, tenant: &TenantId) -> StoreResult<Vec<AliasRecord>> {
@@ -81,31 +75,25 @@ pub(super) async fn rollback(s: &SqliteStore, p: AliasRollback) -> StoreResult<A
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("alias {name}")))?;
-    let previous: Option<(String, String)> = sqlx::query_as(
-        "SELECT module, config FROM alias_versions WHERE tenant = ? AND name = ? AND version = ?",
+    let previous = sqlx::query_as::<_, AliasVersionRow>(
+        "SELECT version, module, config, created_at FROM alias_versions
+         WHERE tenant = ? AND name = ? AND version = ?",
     )
     .bind(tenant.as_str())
     .bind(name.as_str())
     .bind(current - 1)
     .fetch_optional(&mut *tx)
-    .await?;
-    let Some((module, config)) = previous else {
-        return Err(StoreError::Conflict(format!("alias {name} has no version before {current}")));
-    };
-    let module = digest(&module)?;
+    .await?
+    .map(AliasVersion::try_from)
+    .transpose()?;
+    let target = rules::rollback_target(name, current, previous)?;
     let present: Option<i64> = sqlx::query_scalar("SELECT 1 FROM modules WHERE tenant = ? AND digest = ?")
         .bind(tenant.as_str())
-        .bind(module.to_string())
+        .bind(target.module.to_string())
         .fetch_optional(&mut *tx)
         .await?;
-    if present.is_none() {
-        return Err(StoreError::Conflict(format!(
-            "alias {name} version {} points to module {module}, which was deleted",
-            current - 1
-        )));
-    }
-    let config: AliasConfig = serde_json::from_str(&config).map_err(corrupt)?;
-    let record = put_alias_version(&mut tx, tenant, name, &module, &config, now).await?;
+    rules::rollback_module(name, &target, present.is_some())?;
+    let record = put_alias_version(&mut tx, tenant, name, &target.module, &target.config, now).await?;
     prune_alias_versions(&mut tx, tenant, name, record.version, p.keep_versions).await?;
     tx.commit().await?;
     Ok(record)
@@ -140,11 +128,10 @@ pub(super) async fn prune_alias_versions(
     current: i64,
     keep: u32,
 ) -> StoreResult<()> {
-    let keep = i64::from(keep.max(2));
     sqlx::query("DELETE FROM alias_versions WHERE tenant = ? AND name = ? AND version <= ?")
         .bind(tenant.as_str())
         .bind(name.as_str())
-        .bind(current - keep)
+        .bind(rules::pruned_up_to(current, keep))
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -166,7 +153,7 @@ pub(super) async fn put_alias_version(
     .bind(name.as_str())
     .fetch_one(&mut **tx)
     .await?;
-    let config_json = serde_json::to_string(config).expect("config serializes");
+    let config_json = alias_config_json(config);
     sqlx::query(
         "INSERT INTO aliases (tenant, name, version, module, config, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (tenant, name) DO UPDATE SET version = ?3, module = ?4, config = ?5, updated_at = ?6",

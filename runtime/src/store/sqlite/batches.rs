@@ -1,11 +1,11 @@
 //! `batches`: groups of jobs with one callback when all have ended.
 
 use sqlx::{Sqlite, Transaction};
-use std::collections::BTreeMap;
 
-use super::rows::parse_callback;
-use super::{SqliteStore, TERMINAL};
-use crate::domain::{CallbackState, JobStatus, TenantId};
+use super::SqliteStore;
+use crate::domain::TenantId;
+use crate::store::rows::BatchRow;
+use crate::store::rules::{self, TERMINAL};
 use crate::store::{BatchRecord, StoreError, StoreResult};
 
 /// After jobs reached a terminal status: batches whose jobs are now all
@@ -30,39 +30,19 @@ pub(super) async fn schedule_done_batches(
 }
 
 pub(super) async fn get(s: &SqliteStore, tenant: &TenantId, id: &str) -> StoreResult<BatchRecord> {
-    type BatchRow = (i64, Option<String>, Option<String>, i64, Option<String>, i64);
-    let row: Option<BatchRow> = sqlx::query_as(
+    let row = sqlx::query_as::<_, BatchRow>(
         "SELECT total, callback, callback_state, callback_attempts, callback_last_error, created_at
          FROM batches WHERE tenant = ? AND id = ?",
     )
     .bind(tenant.as_str())
     .bind(id)
     .fetch_optional(&s.writer)
-    .await?;
-    let (total, callback, callback_state, callback_attempts, callback_last_error, created_at) =
-        row.ok_or_else(|| StoreError::NotFound(format!("batch {id}")))?;
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("batch {id}")))?;
     let counted: Vec<(String, i64)> =
         sqlx::query_as("SELECT status, COUNT(*) FROM jobs WHERE batch_id = ? GROUP BY status")
             .bind(id)
             .fetch_all(&s.writer)
             .await?;
-    let mut counts: BTreeMap<String, u64> = JobStatus::ALL.iter().map(|s| (s.as_str().into(), 0)).collect();
-    let mut terminal = 0;
-    for (status, n) in counted {
-        if JobStatus::parse(&status).is_some_and(JobStatus::is_terminal) {
-            terminal += n as u64;
-        }
-        counts.insert(status, n as u64);
-    }
-    Ok(BatchRecord {
-        id: id.to_string(),
-        total: total as u64,
-        done: terminal == total as u64,
-        counts,
-        callback: parse_callback(callback)?,
-        callback_state: callback_state.as_deref().and_then(CallbackState::parse),
-        callback_attempts: callback_attempts as u32,
-        callback_last_error,
-        created_at,
-    })
+    rules::batch_record(id, row, counted)
 }

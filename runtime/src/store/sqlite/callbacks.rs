@@ -1,9 +1,10 @@
 //! Callback delivery state on `jobs` and `batches`: claiming due callbacks and
 //! recording attempts.
 
-use super::rows::{JobRow, corrupt, jobs};
-use super::{JOB_COLUMNS, SqliteStore};
+use super::SqliteStore;
 use crate::domain::TenantId;
+use crate::store::rows::{JOB_COLUMNS, JobRow, corrupt, jobs};
+use crate::store::rules;
 use crate::store::{CallbackClaim, CallbackDue, CallbackOwner, CallbackRecord, StoreResult};
 
 /// The SQL that moves a job's callback to `sending` when it ends.
@@ -46,15 +47,7 @@ pub(super) async fn due(s: &SqliteStore, p: CallbackClaim) -> StoreResult<Vec<Ca
     for (id, tenant, attempts) in batches {
         let tenant = TenantId::parse(tenant).map_err(corrupt)?;
         let batch = super::batches::get(s, &tenant, &id).await?;
-        let callback = batch.callback.clone().ok_or_else(|| corrupt("sending callback without target"))?;
-        due.push(CallbackDue {
-            owner: CallbackOwner::Batch,
-            id,
-            callback,
-            attempts: attempts as u32,
-            job: None,
-            batch: Some(batch),
-        });
+        due.push(rules::batch_callback_due(batch, attempts)?);
     }
     let rest = p.limit.saturating_sub(due.len() as u32);
     if rest == 0 || !jobs_due {
@@ -75,15 +68,7 @@ pub(super) async fn due(s: &SqliteStore, p: CallbackClaim) -> StoreResult<Vec<Ca
     .fetch_all(&s.writer)
     .await?;
     for job in jobs(rows)? {
-        let callback = job.callback.clone().ok_or_else(|| corrupt("sending callback without target"))?;
-        due.push(CallbackDue {
-            owner: CallbackOwner::Job,
-            id: job.id.clone(),
-            callback,
-            attempts: job.callback_attempts,
-            job: Some(job),
-            batch: None,
-        });
+        due.push(rules::job_callback_due(job)?);
     }
     Ok(due)
 }

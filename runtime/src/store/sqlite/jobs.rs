@@ -2,13 +2,15 @@
 //! and completions are in `leases`, listing in `list`).
 
 use sqlx::{Sqlite, Transaction};
-use std::collections::BTreeMap;
 
+use super::SqliteStore;
 use super::batches::schedule_done_batches;
 use super::callbacks::CALLBACK_ON_END;
-use super::rows::{JobRow, KeyedJobRow, callback_json, compact_limits, corrupt};
-use super::{JOB_COLUMNS, RUNNABLE, SqliteStore, TERMINAL};
-use crate::domain::{CallbackState, JobStatus, TenantId};
+use crate::domain::TenantId;
+use crate::store::rows::{
+    JOB_COLUMNS, JobRow, JobWatchRow, KeyedJobRow, callback_json, compact_limits, record_of,
+};
+use crate::store::rules::{self, CANCELLED, DELAYED, QUEUED, RETRYABLE, RUNNABLE, TERMINAL};
 use crate::store::{Inserted, JobRecord, JobWatch, NewBatch, NewJob, StatusCounts, StoreError, StoreResult};
 
 pub(super) async fn insert(
@@ -104,25 +106,21 @@ pub(super) async fn get(s: &SqliteStore, tenant: &TenantId, id: &str) -> StoreRe
 }
 
 pub(super) async fn watch(s: &SqliteStore, tenant: &TenantId, id: &str) -> StoreResult<JobWatch> {
-    let row: Option<(String, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+    sqlx::query_as::<_, JobWatchRow>(
         "SELECT status, attempt, progress_percent, progress_message FROM jobs WHERE tenant = ? AND id = ?",
     )
     .bind(tenant.as_str())
     .bind(id)
     .fetch_optional(&s.reader)
-    .await?;
-    let (status, attempt, percent, message) = row.ok_or_else(|| StoreError::NotFound(format!("job {id}")))?;
-    Ok(JobWatch {
-        status: JobStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status}")))?,
-        attempt: attempt as u32,
-        progress: percent.map(|p| (p.clamp(0, 100) as u8, message.unwrap_or_default())),
-    })
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("job {id}")))?
+    .try_into()
 }
 
 pub(super) async fn cancel(s: &SqliteStore, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
     let mut tx = s.tx().await?;
     let row = sqlx::query_as::<_, JobRow>(&format!(
-        "UPDATE jobs SET status = 'cancelled', finished_at = ?1, lease_owner = NULL, lease_expires_at = NULL,
+        "UPDATE jobs SET status = {CANCELLED}, finished_at = ?1, lease_owner = NULL, lease_expires_at = NULL,
             error_kind = 'cancelled', error_message = 'cancelled by request',
             {CALLBACK_ON_END} CASE WHEN callback IS NOT NULL THEN ?1 ELSE NULL END
          WHERE tenant = ?2 AND id = ?3 AND status NOT IN {TERMINAL}
@@ -148,12 +146,12 @@ pub(super) async fn cancel(s: &SqliteStore, tenant: &TenantId, id: &str, now: i6
 
 pub(super) async fn retry(s: &SqliteStore, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
     let row = sqlx::query_as::<_, JobRow>(&format!(
-        "UPDATE jobs SET status = 'queued', attempt = 0, run_at = ?1, finished_at = NULL, started_at = NULL,
+        "UPDATE jobs SET status = {QUEUED}, attempt = 0, run_at = ?1, finished_at = NULL, started_at = NULL,
             result = NULL, error_kind = NULL, error_message = NULL, progress_percent = NULL,
             progress_message = NULL,
             callback_state = CASE WHEN callback IS NOT NULL THEN 'pending' ELSE NULL END,
             callback_attempts = 0, callback_last_error = NULL, callback_next_at = NULL
-         WHERE tenant = ?2 AND id = ?3 AND status IN ('failed', 'dead', 'cancelled')
+         WHERE tenant = ?2 AND id = ?3 AND status IN {RETRYABLE}
          RETURNING {JOB_COLUMNS}"
     ))
     .bind(now)
@@ -211,9 +209,9 @@ pub(super) async fn prune(s: &SqliteStore, finished_before: i64, limit: u32) -> 
 }
 
 pub(super) async fn next_due(s: &SqliteStore) -> StoreResult<Option<i64>> {
-    Ok(sqlx::query_scalar(
-        "SELECT run_at FROM jobs WHERE status IN ('scheduled', 'failed') ORDER BY run_at LIMIT 1",
-    )
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT run_at FROM jobs WHERE status IN {DELAYED} ORDER BY run_at LIMIT 1"
+    ))
     .fetch_optional(&s.writer)
     .await?)
 }
@@ -224,15 +222,7 @@ pub(super) async fn status_counts(s: &SqliteStore, tenant: &TenantId) -> StoreRe
             .bind(tenant.as_str())
             .fetch_all(&s.reader)
             .await?;
-    let mut counts = StatusCounts {
-        by_status: JobStatus::ALL.iter().map(|s| (s.as_str().into(), 0)).collect(),
-        by_queue: BTreeMap::new(),
-    };
-    for (queue, status, n) in rows {
-        *counts.by_status.entry(status.clone()).or_default() += n as u64;
-        counts.by_queue.entry(queue).or_default().insert(status, n as u64);
-    }
-    Ok(counts)
+    Ok(rules::status_counts(rows))
 }
 
 /// The row of a new job, as the JSON object `insert_rows` reads.
@@ -273,40 +263,4 @@ pub(super) async fn insert_rows(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// The stored form of a job just inserted (what `RETURNING *` would give).
-pub(super) fn record_of(job: &NewJob) -> JobRecord {
-    JobRecord {
-        id: job.id.clone(),
-        tenant: job.tenant.clone(),
-        alias: job.alias.to_string(),
-        module: job.module,
-        status: job.status,
-        priority: job.priority,
-        queue: job.queue.to_string(),
-        context: job.context.clone(),
-        payload: job.payload.clone(),
-        attempt: 0,
-        max_attempts: job.max_attempts,
-        limits: job.limits.clone(),
-        run_at: job.run_at,
-        created_at: job.created_at,
-        started_at: None,
-        finished_at: None,
-        lease_owner: None,
-        lease_token: 0,
-        result: None,
-        error: None,
-        progress: None,
-        logs: None,
-        fuel_used: None,
-        duration_ms: None,
-        idempotency_key: job.idempotency_key.as_ref().map(|k| k.as_str().to_string()),
-        batch_id: job.batch_id.clone(),
-        callback: job.callback.clone(),
-        callback_state: job.callback.as_ref().map(|_| CallbackState::Pending),
-        callback_attempts: 0,
-        callback_last_error: None,
-    }
 }

@@ -18,26 +18,20 @@ mod jobs;
 mod leases;
 mod list;
 mod modules;
-mod rows;
 
 use super::records::*;
-use super::{Store, StoreError, StoreResult};
+use super::{BackendError, Store, StoreError, StoreResult};
 use crate::domain::{AliasName, Digest, TenantId};
 
-/// Columns of `jobs` in the order `JobRow` reads them.
-const JOB_COLUMNS: &str = "id, tenant, alias, module, status, priority, queue, context, payload, attempt, \
-    max_attempts, limits, run_at, created_at, started_at, finished_at, lease_owner, result, error_kind, \
-    error_message, progress_percent, progress_message, logs, fuel_used, duration_ms, idempotency_key, \
-    batch_id, callback, callback_state, callback_attempts, callback_last_error, lease_token";
-
-/// The statuses a claim picks from.
-const RUNNABLE: &str = "('queued', 'scheduled', 'failed')";
-/// The statuses that end a job.
-const TERMINAL: &str = "('succeeded', 'dead', 'cancelled')";
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(BackendError::new(e))
+    }
+}
 
 /// The SQLite store.
 #[derive(Clone)]
-pub struct SqliteStore {
+pub(super) struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     /// The database file and its identity when opened (`None` in memory).
@@ -60,7 +54,7 @@ impl FileId {
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://wasmq.db`)
     /// and applies pending migrations.
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub(super) async fn connect(url: &str) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -75,7 +69,7 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite")
             .run(&writer)
             .await
-            .map_err(|e| StoreError::Database(sqlx::Error::Migrate(Box::new(e))))?;
+            .map_err(|e| StoreError::Database(BackendError::new(e)))?;
         let file = options.get_filename().to_path_buf();
         let file = FileId::of(&file).ok().map(|id| (file, id));
         let reader =
@@ -194,10 +188,10 @@ impl Store for SqliteStore {
                     Err(e) => e.to_string(),
                     Ok(_) => "another file is at its path".into(),
                 };
-                return Err(StoreError::Database(sqlx::Error::Io(std::io::Error::other(format!(
+                return Err(StoreError::Database(BackendError::new(format!(
                     "the database file {} is no longer the one opened at start ({why})",
                     path.display()
-                )))));
+                ))));
             }
         }
         sqlx::query("SELECT COUNT(*) FROM sqlite_master").execute(&self.reader).await?;

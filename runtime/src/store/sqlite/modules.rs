@@ -1,8 +1,9 @@
 //! `modules`: content-addressed plugin bytes, per tenant.
 
-use super::rows::{ModuleRow, kind_str};
-use super::{SqliteStore, TERMINAL};
+use super::SqliteStore;
 use crate::domain::{Digest, TenantId};
+use crate::store::rows::{ModuleRow, kind_str};
+use crate::store::rules::{self, TERMINAL};
 use crate::store::{ModulePut, ModuleRecord, StoreError, StoreResult};
 
 pub(super) async fn put(s: &SqliteStore, p: ModulePut) -> StoreResult<(ModuleRecord, bool)> {
@@ -66,12 +67,6 @@ pub(super) async fn delete(s: &SqliteStore, tenant: &TenantId, digest: &Digest) 
             .bind(&d)
             .fetch_all(&mut *tx)
             .await?;
-    if !users.is_empty() {
-        return Err(StoreError::Conflict(format!(
-            "module {digest} is used by alias {}; point the alias elsewhere or delete it first",
-            users.join(", ")
-        )));
-    }
     let pending: i64 = sqlx::query_scalar(&format!(
         "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND module = ? AND status NOT IN {TERMINAL}"
     ))
@@ -79,9 +74,7 @@ pub(super) async fn delete(s: &SqliteStore, tenant: &TenantId, digest: &Digest) 
     .bind(&d)
     .fetch_one(&mut *tx)
     .await?;
-    if pending > 0 {
-        return Err(StoreError::Conflict(format!("module {digest} has {pending} unfinished jobs")));
-    }
+    rules::module_deletable(digest, &users, pending)?;
     let deleted = sqlx::query("DELETE FROM modules WHERE tenant = ? AND digest = ?")
         .bind(tenant.as_str())
         .bind(&d)
