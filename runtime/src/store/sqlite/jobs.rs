@@ -240,6 +240,18 @@ pub(super) fn insert_row(job: &NewJob) -> serde_json::Value {
     })
 }
 
+/// The bulk insert: the new jobs travel as one JSON array of `insert_row`s.
+pub(super) const INSERT: &str =
+    "INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
+        limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback,
+        callback_state)
+     SELECT value ->> 'id', value ->> 'tenant', value ->> 'alias', value ->> 'module', value ->> 'status',
+        value ->> 'priority', value ->> 'queue', value ->> 'context', value ->> 'payload',
+        value ->> 'max_attempts', value ->> 'limits', value ->> 'run_at', value ->> 'created_at',
+        value ->> 'idempotency_key', value ->> 'idempotency_fingerprint', value ->> 'batch_id',
+        value ->> 'callback', value ->> 'callback_state'
+     FROM json_each(?1)";
+
 /// Inserts many jobs with one statement.
 pub(super) async fn insert_rows(
     tx: &mut Transaction<'_, Sqlite>,
@@ -248,19 +260,6 @@ pub(super) async fn insert_rows(
     if rows.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
-            limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback,
-            callback_state)
-         SELECT value ->> 'id', value ->> 'tenant', value ->> 'alias', value ->> 'module', value ->> 'status',
-            value ->> 'priority', value ->> 'queue', value ->> 'context', value ->> 'payload',
-            value ->> 'max_attempts', value ->> 'limits', value ->> 'run_at', value ->> 'created_at',
-            value ->> 'idempotency_key', value ->> 'idempotency_fingerprint', value ->> 'batch_id',
-            value ->> 'callback', value ->> 'callback_state'
-         FROM json_each(?1)",
-    )
-    .bind(serde_json::Value::Array(rows.to_vec()).to_string())
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(INSERT).bind(serde_json::Value::Array(rows.to_vec()).to_string()).execute(&mut **tx).await?;
     Ok(())
 }

@@ -26,7 +26,7 @@ pub(super) fn leases_json(leases: &[Lease]) -> String {
 }
 
 /// The claim (see `Store::job_claim`): the hot path, so rendered once.
-static CLAIM: LazyLock<String> = LazyLock::new(|| {
+pub(super) static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE jobs SET status = {RUNNING}, attempt = attempt + 1, lease_token = lease_token + 1,
         started_at = ?1, lease_owner = ?2, lease_expires_at = ?3, progress_percent = NULL,
@@ -41,7 +41,7 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The completion of a batch of attempts (see `complete_in`), rendered once.
-static COMPLETE: LazyLock<String> = LazyLock::new(|| {
+pub(super) static COMPLETE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE jobs SET status = c.status, result = c.result, error_kind = c.error_kind,
         error_message = c.error_message, fuel_used = c.fuel_used, duration_ms = c.duration_ms,

@@ -199,3 +199,32 @@ impl Store for SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// `scripts/sqlite-row-costs.py` measures the writer's ceiling with the
+    /// statements every job costs; it must run the ones the server runs.
+    #[test]
+    fn the_row_cost_script_mirrors_the_insert_claim_and_completion() {
+        let script = include_str!("../../../../scripts/sqlite-row-costs.py");
+        let statement = |name: &str| {
+            let start = script
+                .find(&format!("{name} = \"\"\""))
+                .or_else(|| script.find(&format!("{name} = f\"\"\"")))
+                .unwrap_or_else(|| panic!("the script defines {name}"));
+            let body = &script[start..];
+            let body = &body[body.find("\"\"\"").unwrap() + 3..];
+            let body = &body[..body.find("\"\"\"").unwrap()];
+            normalize(&body.replace("{COLS}", crate::store::rows::JOB_COLUMNS))
+        };
+        assert_eq!(statement("INSERT"), normalize(super::jobs::INSERT));
+        assert_eq!(statement("CLAIM"), normalize(&super::leases::CLAIM));
+        assert_eq!(statement("COMPLETE"), normalize(&super::leases::COMPLETE));
+    }
+
+    /// SQL with its layout removed: whitespace runs become one space, none
+    /// inside parentheses' edges.
+    fn normalize(sql: &str) -> String {
+        sql.split_whitespace().collect::<Vec<_>>().join(" ").replace("( ", "(").replace(" )", ")")
+    }
+}
