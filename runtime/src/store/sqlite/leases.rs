@@ -8,7 +8,7 @@ use super::SqliteStore;
 use super::batches::schedule_done_batches;
 use super::callbacks::CALLBACK_ON_END;
 use crate::domain::JobStatus;
-use crate::store::rows::{JOB_COLUMNS, JobRow, jobs, status};
+use crate::store::rows::{JOB_COLUMNS, JobRow, jobs};
 use crate::store::rules::{self, CLAIM_ORDER, DEAD, QUEUED, RUNNABLE, RUNNING};
 use crate::store::{JobClaim, JobCompletion, JobHeartbeat, JobRecord, Lease, Rescued, StoreResult};
 
@@ -225,8 +225,9 @@ pub(super) async fn complete_in(
         .bind(serde_json::Value::Array(rows).to_string())
         .fetch_all(&mut **tx)
         .await?;
-    let ended = applied.iter().map(|(_, _, batch, s)| Ok((status(s)?, batch.as_ref())));
-    let batches = rules::ended_batches(ended.collect::<StoreResult<Vec<_>>>()?);
+    let batches = rules::ended_batches(
+        applied.iter().filter_map(|(_, _, b, s)| Some((JobStatus::parse(s)?, b.as_ref()))),
+    );
     schedule_done_batches(tx, &batches, now).await?;
     // Report in the order given.
     let applied: std::collections::HashSet<Lease> =
