@@ -24,12 +24,15 @@ COLS = ("id, tenant, alias, module, status, priority, queue, context, payload, a
         "progress_percent, progress_message, logs, fuel_used, duration_ms, idempotency_key, batch_id, "
         "callback, callback_state, callback_attempts, callback_last_error, lease_token")
 
+# The statements, as the server runs them (runtime/src/store/sqlite/jobs.rs `INSERT`, leases.rs `CLAIM`
+# and `COMPLETE`): the unit test `the_row_cost_script_mirrors_the_insert_claim_and_completion` fails
+# when they drift apart.
 INSERT = """INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
-    limits, run_at, created_at, idempotency_key, batch_id, callback, callback_state)
+    limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback, callback_state)
   SELECT value ->> 'id', value ->> 'tenant', value ->> 'alias', value ->> 'module', value ->> 'status',
     value ->> 'priority', value ->> 'queue', value ->> 'context', value ->> 'payload', value ->> 'max_attempts',
     value ->> 'limits', value ->> 'run_at', value ->> 'created_at', value ->> 'idempotency_key',
-    value ->> 'batch_id', value ->> 'callback', value ->> 'callback_state'
+    value ->> 'idempotency_fingerprint', value ->> 'batch_id', value ->> 'callback', value ->> 'callback_state'
   FROM json_each(?1)"""
 
 CLAIM = f"""UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
@@ -69,8 +72,8 @@ def main():
     jobs = [{"id": str(uuid.uuid4()), "tenant": "default", "alias": "echo", "module": "blake3:" + "a" * 64,
              "status": "queued", "priority": 500, "queue": "default", "context": None,
              "payload": json.dumps({"b": 1, "i": k}), "max_attempts": 3, "limits": '{"timeout_ms":30000}',
-             "run_at": 1, "created_at": 1, "idempotency_key": None, "batch_id": "batch-1", "callback": None,
-             "callback_state": None} for k in range(N)]
+             "run_at": 1, "created_at": 1, "idempotency_key": None, "idempotency_fingerprint": None,
+             "batch_id": "batch-1", "callback": None, "callback_state": None} for k in range(N)]
 
     t = time.perf_counter()
     for k in range(0, N, 1000):

@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::domain::TenantId;
 use crate::queue::{Queue, QueueTasks};
 use crate::sandbox::Engine;
-use crate::store::{SqliteStore, Store};
+use crate::store::Store;
 
 /// A built server, listening but not yet serving.
 pub struct App {
@@ -38,11 +38,9 @@ impl App {
                 settings.listen
             );
         }
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::connect(&settings.database_url)
-                .await
-                .with_context(|| format!("opening database {}", settings.database_url))?,
-        );
+        let store: Arc<dyn Store> = crate::store::connect(&settings.database_url)
+            .await
+            .with_context(|| format!("opening database {}", settings.database_url))?;
         let engine = Engine::new(settings.engine.clone()).context("starting the sandbox engine")?;
         let listener = TcpListener::bind(settings.listen)
             .await

@@ -14,8 +14,11 @@
 //!   bounded number at a time, failures remembered, cached by digest in memory
 //!   and on disk) and runs one plugin on one payload:
 //!   `engine.run(&plugin, payload, &limits, ctx) -> Outcome`.
-//! - [`store`]: persistence behind the [`store::Store`] trait (SQLite now,
-//!   PostgreSQL next); migrations in `runtime/migrations/<backend>/`.
+//! - [`store`]: persistence behind the [`store::Store`] trait, opened by
+//!   `store::connect(url)` (SQLite now, PostgreSQL next); the rules all
+//!   backends share in `store/rows.rs` and `store/rules.rs`, each backend's SQL
+//!   in its folder (`store/sqlite/`, one file per table family); migrations in
+//!   `runtime/migrations/<backend>/`.
 //! - [`queue`]: orchestration: the producer claims runnable jobs in batches into
 //!   a node-local priority buffer, `workers` runner tasks drain it through the
 //!   executor (which runs a job in the engine and decides retry or death), the

@@ -1,18 +1,40 @@
 //! Persistence layer: the [`Store`] trait every backend implements, its record
-//! and parameter types, and one module per backend (`sqlite`; PostgreSQL next).
+//! and parameter types, [`connect`] (the one place a backend is chosen, by the
+//! URL's scheme), and one module per backend (`sqlite`; PostgreSQL next).
 //!
 //! Methods are noun-first (`job_insert`, `job_claim`, `job_complete`,
 //! `job_rescue_expired`) and take parameter structs; every method is scoped by
-//! tenant. The conformance suite in `tests/all/store.rs` runs against each
+//! tenant. The conformance suite in `tests/all/store/` runs against each
 //! backend; extend it whenever semantics change.
 
 mod records;
+mod rows;
+mod rules;
 mod sqlite;
 
 pub use records::*;
-pub use sqlite::SqliteStore;
+
+use std::sync::Arc;
 
 use crate::domain::{AliasName, Digest, TenantId};
+
+/// Opens the store `url` names, by its scheme: `sqlite:` (a file, created if
+/// missing, migrated on open). This is the only place a backend is named.
+pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+    match scheme {
+        "sqlite" => Ok(Arc::new(sqlite::SqliteStore::connect(url).await?)),
+        "postgres" | "postgresql" => Err(StoreError::Unsupported(
+            "PostgreSQL is not built in yet: set the database URL (`--database`, WASMQ_DATABASE_URL or \
+             `database` in the config file) to a sqlite:// URL"
+                .into(),
+        )),
+        _ => Err(StoreError::Unsupported(format!(
+            "the database URL {url:?} names no known backend: use sqlite://<file> (set by `--database`, \
+             WASMQ_DATABASE_URL or `database` in the config file)"
+        ))),
+    }
+}
 
 /// Why a store operation failed. `NotFound` and `Conflict` are the caller's
 /// (4xx); `Database` is ours (5xx, logged).
@@ -25,9 +47,14 @@ pub enum StoreError {
     /// an alias points to, cancelling a finished job).
     #[error("{0}")]
     Conflict(String),
-    /// The database failed.
+    /// The database failed (connection, I/O, migration, a statement): ours
+    /// (5xx, logged). Opaque: no backend's error type shows above the store.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(BackendError),
+    /// The database URL names a backend this build does not have; the server
+    /// does not start.
+    #[error("{0}")]
+    Unsupported(String),
     /// A stored value could not be decoded (a bug or a corrupted row).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -39,6 +66,31 @@ pub enum StoreError {
         /// The key.
         key: String,
     },
+}
+
+/// A backend's own failure, carried above the store as its message (and its
+/// source chain, for logs) but not its type, so nothing above the store
+/// depends on a database driver.
+#[derive(Debug)]
+pub struct BackendError(Box<dyn std::error::Error + Send + Sync>);
+
+impl BackendError {
+    /// Wraps a backend's error (or a message).
+    pub fn new(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(e.into())
+    }
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 /// Result of a store call.
@@ -168,4 +220,23 @@ pub trait Store: Send + Sync + 'static {
     /// Checks cheaply that the database answers reads and that its file is the
     /// one opened at start (for `/readyz`); an error says what is wrong.
     async fn store_ping(&self) -> StoreResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connect_chooses_the_backend_by_scheme_and_names_the_setting_otherwise() {
+        for url in ["postgres://localhost/wasmq", "postgresql://u@db/wasmq"] {
+            let err = connect(url).await.err().expect("PostgreSQL is not built in");
+            assert!(matches!(err, StoreError::Unsupported(_)), "{err:?}");
+            let msg = err.to_string();
+            assert!(msg.contains("PostgreSQL is not built in yet") && msg.contains("--database"), "{msg}");
+        }
+        let err = connect("mysql://db/wasmq").await.err().expect("no such backend").to_string();
+        assert!(err.contains("mysql://db/wasmq") && err.contains("WASMQ_DATABASE_URL"), "{err}");
+        let store = connect("sqlite::memory:").await.expect("an in-memory SQLite store opens");
+        store.store_ping().await.expect("and answers");
+    }
 }

@@ -155,8 +155,7 @@ async fn sigterm_lets_the_running_job_finish_before_exit() {
     assert!(status.success(), "wasmq serve exited with {status}");
 
     // The job finished before the process exited: its outcome is stored.
-    let store = wasmq::store::SqliteStore::connect(&format!("sqlite://{}", db.display())).await.unwrap();
-    use wasmq::store::Store;
+    let store = wasmq::store::connect(&format!("sqlite://{}", db.display())).await.unwrap();
     let job = store.job_get(&wasmq::domain::TenantId::default_tenant(), &id).await.unwrap();
     assert_eq!(job.status, wasmq::domain::JobStatus::Succeeded, "{job:?}");
     assert_eq!(job.attempt, 1);

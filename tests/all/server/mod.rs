@@ -1,5 +1,6 @@
 //! The job server driven over HTTP: a real server on an ephemeral port with a
-//! temp SQLite database, real plugins, and a real callback receiver.
+//! temp database (SQLite unless `WASMQ_TEST_DATABASE_URL` says otherwise, see
+//! `database_url`), real plugins, and a real callback receiver.
 
 mod api;
 mod attempts;
@@ -67,8 +68,20 @@ fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("server-artifacts")
 }
 
+/// The database of a test server: `WASMQ_TEST_DATABASE_URL` when set (a
+/// `{dir}` in it becomes the test's own temp directory, so each test gets its
+/// own database), else the SQLite file `wasmq.db` in that directory. Tests
+/// that open the SQLite file themselves (restarts, corruption) use the file.
+pub fn database_url(dir: &std::path::Path) -> String {
+    let dir = dir.display().to_string();
+    match std::env::var("WASMQ_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url.replace("{dir}", &dir),
+        _ => format!("sqlite://{dir}/wasmq.db"),
+    }
+}
+
 pub fn settings(opts: &Options, dir: &tempfile::TempDir) -> Settings {
-    let db = format!("sqlite://{}", dir.path().join("wasmq.db").display());
+    let db = database_url(dir.path());
     let mut s = Settings::new("127.0.0.1:0".parse().unwrap(), db, env!("CARGO_BIN_EXE_wasmq").into());
     s.engine.cache_dir = Some(cache_dir());
     s.token = opts.token.clone().map(Secret::new);

@@ -8,8 +8,8 @@
 
 use sqlx::SqlitePool;
 
-use super::{JOB_COLUMNS, JobRow, jobs};
 use crate::domain::JobStatus;
+use crate::store::rows::{JOB_COLUMNS, JobRow, jobs};
 use crate::store::{JOB_FIXED_BYTES, JobList, JobListPage, JobOrder, StoreResult};
 
 /// The stored text a job's view carries, summed from the row headers.

@@ -1,0 +1,229 @@
+//! The rules every backend would otherwise copy, written once above them: the
+//! job status sets (rendered into SQL from [`JobStatus`]), the claim order,
+//! the module-delete and alias-rollback checks, alias pruning, batch
+//! completion and counts, and the assembly of due callbacks. A backend runs
+//! the statements and hands what it read to these functions; it decides no
+//! outcome and words no error itself.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::rows::{BatchRow, callback_state, corrupt, parse_callback, status};
+use super::{
+    AliasVersion, BatchRecord, CallbackDue, CallbackOwner, JobRecord, StatusCounts, StoreError, StoreResult,
+};
+use crate::domain::{AliasName, Digest, JobStatus};
+
+/// A set of statuses, shown as an SQL list: `('queued', 'scheduled', 'failed')`
+/// (in [`JobStatus::ALL`] order).
+#[derive(Clone, Copy)]
+pub(super) struct StatusSet(fn(JobStatus) -> bool);
+
+impl StatusSet {
+    /// Whether `status` is in the set.
+    pub(super) fn contains(self, status: JobStatus) -> bool {
+        (self.0)(status)
+    }
+}
+
+impl fmt::Display for StatusSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = JobStatus::ALL
+            .into_iter()
+            .filter(|s| self.contains(*s))
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        write!(f, "({})", names.join(", "))
+    }
+}
+
+/// One status as an SQL literal: `'running'`.
+#[derive(Clone, Copy)]
+pub(super) struct StatusLit(pub(super) JobStatus);
+
+impl fmt::Display for StatusLit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "'{}'", self.0.as_str())
+    }
+}
+
+/// Statuses a claim picks from (when due and with an attempt left); the jobs
+/// waiting to run, behind backpressure.
+pub(super) const RUNNABLE: StatusSet =
+    StatusSet(|s| matches!(s, JobStatus::Queued | JobStatus::Scheduled | JobStatus::Failed));
+/// Statuses waiting for a due time (`job_next_due`).
+pub(super) const DELAYED: StatusSet = StatusSet(|s| matches!(s, JobStatus::Scheduled | JobStatus::Failed));
+/// Statuses that end a job ([`JobStatus::is_terminal`]).
+pub(super) const TERMINAL: StatusSet = StatusSet(JobStatus::is_terminal);
+/// Statuses `job_retry` queues again.
+pub(super) const RETRYABLE: StatusSet =
+    StatusSet(|s| matches!(s, JobStatus::Failed | JobStatus::Dead | JobStatus::Cancelled));
+
+/// `'queued'`.
+pub(super) const QUEUED: StatusLit = StatusLit(JobStatus::Queued);
+/// `'running'`.
+pub(super) const RUNNING: StatusLit = StatusLit(JobStatus::Running);
+/// `'dead'`.
+pub(super) const DEAD: StatusLit = StatusLit(JobStatus::Dead);
+/// `'cancelled'`.
+pub(super) const CANCELLED: StatusLit = StatusLit(JobStatus::Cancelled);
+
+/// The order claims take runnable jobs in, as SQL: highest priority first,
+/// then earliest due, then oldest id. [`claim_order`] is the same order.
+pub(super) const CLAIM_ORDER: &str = "priority DESC, run_at, id";
+
+/// Sorts claimed jobs into [`CLAIM_ORDER`] (an `UPDATE ... RETURNING` gives
+/// its rows in no particular order).
+pub(super) fn claim_order(jobs: &mut [JobRecord]) {
+    jobs.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)).then(a.id.cmp(&b.id)));
+}
+
+/// A module may go only when no alias points to it (`users`, by name) and no
+/// job that still needs it is unfinished.
+pub(super) fn module_deletable(digest: &Digest, users: &[String], unfinished: i64) -> StoreResult<()> {
+    if !users.is_empty() {
+        return Err(StoreError::Conflict(format!(
+            "module {digest} is used by alias {}; point the alias elsewhere or delete it first",
+            users.join(", ")
+        )));
+    }
+    if unfinished > 0 {
+        return Err(StoreError::Conflict(format!("module {digest} has {unfinished} unfinished jobs")));
+    }
+    Ok(())
+}
+
+/// The version a rollback re-applies: the one before `current` (the alias's
+/// version), as stored (`previous`; gone when pruned or never written).
+pub(super) fn rollback_target(
+    name: &AliasName,
+    current: i64,
+    previous: Option<AliasVersion>,
+) -> StoreResult<AliasVersion> {
+    previous.ok_or_else(|| StoreError::Conflict(format!("alias {name} has no version before {current}")))
+}
+
+/// A rollback needs the module of the version it re-applies (`present`: it
+/// still exists).
+pub(super) fn rollback_module(name: &AliasName, target: &AliasVersion, present: bool) -> StoreResult<()> {
+    if present {
+        return Ok(());
+    }
+    Err(StoreError::Conflict(format!(
+        "alias {name} version {} points to module {}, which was deleted",
+        target.version, target.module
+    )))
+}
+
+/// The alias versions at or below this one go when `current` is written with
+/// `keep` versions kept: at least the current one and the one before it stay,
+/// so rollback always works.
+pub(super) fn pruned_up_to(current: i64, keep: u32) -> i64 {
+    current - i64::from(keep.max(2))
+}
+
+/// The batches to check for completion after jobs changed status: those of
+/// the jobs (`(status, batch)`) that are now terminal, each once.
+pub(super) fn ended_batches<'a>(
+    jobs: impl IntoIterator<Item = (JobStatus, Option<&'a String>)>,
+) -> Vec<String> {
+    let mut batches: Vec<String> =
+        jobs.into_iter().filter(|(s, _)| TERMINAL.contains(*s)).filter_map(|(_, b)| b.cloned()).collect();
+    batches.sort();
+    batches.dedup();
+    batches
+}
+
+/// A batch from its row and its jobs' counts per status (`counted`): done when
+/// every job it owns is terminal; every status is counted, zero included.
+pub(super) fn batch_record(id: &str, row: BatchRow, counted: Vec<(String, i64)>) -> StoreResult<BatchRecord> {
+    let mut counts: BTreeMap<String, u64> = JobStatus::ALL.iter().map(|s| (s.as_str().into(), 0)).collect();
+    let mut terminal = 0;
+    for (name, n) in counted {
+        if status(&name).is_ok_and(|s| TERMINAL.contains(s)) {
+            terminal += n as u64;
+        }
+        counts.insert(name, n as u64);
+    }
+    Ok(BatchRecord {
+        id: id.to_string(),
+        total: row.total as u64,
+        done: terminal == row.total as u64,
+        counts,
+        callback: parse_callback(row.callback)?,
+        callback_state: callback_state(row.callback_state.as_deref()),
+        callback_attempts: row.callback_attempts as u32,
+        callback_last_error: row.callback_last_error,
+        created_at: row.created_at,
+    })
+}
+
+/// Job counts from `(queue, status, count)` rows: every status present in
+/// `by_status` (zero included), only non-zero ones per queue.
+pub(super) fn status_counts(rows: Vec<(String, String, i64)>) -> StatusCounts {
+    let mut counts = StatusCounts {
+        by_status: JobStatus::ALL.iter().map(|s| (s.as_str().into(), 0)).collect(),
+        by_queue: BTreeMap::new(),
+    };
+    for (queue, status, n) in rows {
+        *counts.by_status.entry(status.clone()).or_default() += n as u64;
+        counts.by_queue.entry(queue).or_default().insert(status, n as u64);
+    }
+    counts
+}
+
+/// A job's callback, claimed for delivery.
+pub(super) fn job_callback_due(job: JobRecord) -> StoreResult<CallbackDue> {
+    let callback = job.callback.clone().ok_or_else(|| corrupt("sending callback without target"))?;
+    Ok(CallbackDue {
+        owner: CallbackOwner::Job,
+        id: job.id.clone(),
+        callback,
+        attempts: job.callback_attempts,
+        job: Some(job),
+        batch: None,
+    })
+}
+
+/// A batch's callback, claimed for delivery after `attempts` earlier ones.
+pub(super) fn batch_callback_due(batch: BatchRecord, attempts: i64) -> StoreResult<CallbackDue> {
+    let callback = batch.callback.clone().ok_or_else(|| corrupt("sending callback without target"))?;
+    Ok(CallbackDue {
+        owner: CallbackOwner::Batch,
+        id: batch.id.clone(),
+        callback,
+        attempts: attempts as u32,
+        job: None,
+        batch: Some(batch),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_sets_render_as_the_sql_lists_the_statements_always_used() {
+        assert_eq!(RUNNABLE.to_string(), "('queued', 'scheduled', 'failed')");
+        assert_eq!(TERMINAL.to_string(), "('succeeded', 'dead', 'cancelled')");
+        assert_eq!(RETRYABLE.to_string(), "('failed', 'dead', 'cancelled')");
+        assert_eq!(DELAYED.to_string(), "('scheduled', 'failed')");
+        assert_eq!(RUNNING.to_string(), "'running'");
+        for s in JobStatus::ALL {
+            assert_eq!(TERMINAL.contains(s), s.is_terminal(), "{s:?}");
+            assert!(!(RUNNABLE.contains(s) && TERMINAL.contains(s)), "{s:?} is runnable and terminal");
+        }
+    }
+
+    #[test]
+    fn ended_batches_are_those_of_terminal_jobs_once() {
+        let (a, b) = ("a".to_string(), "b".to_string());
+        let jobs = [
+            (JobStatus::Succeeded, Some(&b)),
+            (JobStatus::Failed, Some(&a)),
+            (JobStatus::Dead, Some(&b)),
+            (JobStatus::Cancelled, None),
+        ];
+        assert_eq!(ended_batches(jobs), ["b"]);
+    }
+}

@@ -1,0 +1,265 @@
+//! `jobs`: inserting, reading, cancelling, retrying and pruning jobs (claims
+//! and completions are in `leases`, listing in `list`).
+
+use sqlx::{Sqlite, Transaction};
+
+use super::SqliteStore;
+use super::batches::schedule_done_batches;
+use super::callbacks::CALLBACK_ON_END;
+use crate::domain::TenantId;
+use crate::store::rows::{
+    JOB_COLUMNS, JobRow, JobWatchRow, KeyedJobRow, callback_json, compact_limits, record_of,
+};
+use crate::store::rules::{self, CANCELLED, DELAYED, QUEUED, RETRYABLE, RUNNABLE, TERMINAL};
+use crate::store::{Inserted, JobRecord, JobWatch, NewBatch, NewJob, StatusCounts, StoreError, StoreResult};
+
+pub(super) async fn insert(
+    s: &SqliteStore,
+    new: Vec<NewJob>,
+    batch: Option<NewBatch>,
+) -> StoreResult<Vec<Inserted>> {
+    let mut tx = s.tx().await?;
+    if let Some(b) = &batch {
+        sqlx::query(
+            "INSERT INTO batches (id, tenant, total, callback, callback_state, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&b.id)
+        .bind(b.tenant.as_str())
+        .bind(new.len() as i64)
+        .bind(callback_json(&b.callback))
+        .bind(b.callback.as_ref().map(|_| "pending"))
+        .bind(b.created_at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    // Jobs without an idempotency key go in with one statement (the rows are
+    // passed as one JSON array); keyed jobs need their duplicate check first.
+    let mut out: Vec<Option<Inserted>> = Vec::with_capacity(new.len());
+    let mut bulk = Vec::new();
+    for job in &new {
+        match &job.idempotency_key {
+            None => {
+                bulk.push(insert_row(job));
+                out.push(Some(Inserted { job: record_of(job), created: true }));
+            }
+            Some(key) => {
+                let existing = sqlx::query_as::<_, KeyedJobRow>(&format!(
+                    "SELECT idempotency_fingerprint, {JOB_COLUMNS} FROM jobs
+                     WHERE tenant = ? AND idempotency_key = ?"
+                ))
+                .bind(job.tenant.as_str())
+                .bind(key.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                match existing {
+                    Some(row) => {
+                        // A row from before fingerprints (NULL), or a caller
+                        // that gives none, matches any request.
+                        if let (Some(stored), Some(given)) =
+                            (&row.idempotency_fingerprint, &job.idempotency_fingerprint)
+                            && stored != given
+                        {
+                            // Dropping `tx` rolls back the whole insert.
+                            return Err(StoreError::IdempotencyConflict { key: key.as_str().into() });
+                        }
+                        out.push(Some(Inserted { job: row.job.try_into()?, created: false }));
+                    }
+                    None => {
+                        let mut row = insert_row(job);
+                        row["idempotency_key"] = key.as_str().into();
+                        row["idempotency_fingerprint"] = job.idempotency_fingerprint.clone().into();
+                        insert_rows(&mut tx, &[row]).await?;
+                        out.push(Some(Inserted { job: record_of(job), created: true }));
+                    }
+                }
+            }
+        }
+    }
+    insert_rows(&mut tx, &bulk).await?;
+    if let Some(b) = &batch {
+        // The batch owns the jobs inserted with it, not the earlier jobs
+        // returned for an existing key (they belong to whoever made them):
+        // counting those would leave the batch waiting forever.
+        sqlx::query(
+            "UPDATE batches SET total = (SELECT COUNT(*) FROM jobs WHERE batch_id = ?1) WHERE id = ?1",
+        )
+        .bind(&b.id)
+        .execute(&mut *tx)
+        .await?;
+        // A batch that owns no job is done now: its callback is due.
+        schedule_done_batches(&mut tx, std::slice::from_ref(&b.id), b.created_at).await?;
+    }
+    let out: Vec<Inserted> = out.into_iter().flatten().collect();
+    tx.commit().await?;
+    Ok(out)
+}
+
+pub(super) async fn get(s: &SqliteStore, tenant: &TenantId, id: &str) -> StoreResult<JobRecord> {
+    sqlx::query_as::<_, JobRow>(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ? AND id = ?"))
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&s.reader)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("job {id}")))?
+        .try_into()
+}
+
+pub(super) async fn watch(s: &SqliteStore, tenant: &TenantId, id: &str) -> StoreResult<JobWatch> {
+    sqlx::query_as::<_, JobWatchRow>(
+        "SELECT status, attempt, progress_percent, progress_message FROM jobs WHERE tenant = ? AND id = ?",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_optional(&s.reader)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("job {id}")))?
+    .try_into()
+}
+
+pub(super) async fn cancel(s: &SqliteStore, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
+    let mut tx = s.tx().await?;
+    let row = sqlx::query_as::<_, JobRow>(&format!(
+        "UPDATE jobs SET status = {CANCELLED}, finished_at = ?1, lease_owner = NULL, lease_expires_at = NULL,
+            error_kind = 'cancelled', error_message = 'cancelled by request',
+            {CALLBACK_ON_END} CASE WHEN callback IS NOT NULL THEN ?1 ELSE NULL END
+         WHERE tenant = ?2 AND id = ?3 AND status NOT IN {TERMINAL}
+         RETURNING {JOB_COLUMNS}"
+    ))
+    .bind(now)
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        drop(tx);
+        let job = get(s, tenant, id).await?;
+        return Err(StoreError::Conflict(format!("job {id} is already {}", job.status.as_str())));
+    };
+    let job: JobRecord = row.try_into()?;
+    if let Some(b) = &job.batch_id {
+        schedule_done_batches(&mut tx, std::slice::from_ref(b), now).await?;
+    }
+    tx.commit().await?;
+    Ok(job)
+}
+
+pub(super) async fn retry(s: &SqliteStore, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
+    let row = sqlx::query_as::<_, JobRow>(&format!(
+        "UPDATE jobs SET status = {QUEUED}, attempt = 0, run_at = ?1, finished_at = NULL, started_at = NULL,
+            result = NULL, error_kind = NULL, error_message = NULL, progress_percent = NULL,
+            progress_message = NULL,
+            callback_state = CASE WHEN callback IS NOT NULL THEN 'pending' ELSE NULL END,
+            callback_attempts = 0, callback_last_error = NULL, callback_next_at = NULL
+         WHERE tenant = ?2 AND id = ?3 AND status IN {RETRYABLE}
+         RETURNING {JOB_COLUMNS}"
+    ))
+    .bind(now)
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_optional(&s.writer)
+    .await?;
+    match row {
+        Some(row) => row.try_into(),
+        None => {
+            let job = get(s, tenant, id).await?;
+            Err(StoreError::Conflict(format!(
+                "job {id} is {}; only failed, dead or cancelled jobs can be retried",
+                job.status.as_str()
+            )))
+        }
+    }
+}
+
+pub(super) async fn waiting(s: &SqliteStore) -> StoreResult<u64> {
+    let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM jobs WHERE status IN {RUNNABLE}"))
+        .fetch_one(&s.reader)
+        .await?;
+    Ok(n as u64)
+}
+
+pub(super) async fn prune(s: &SqliteStore, finished_before: i64, limit: u32) -> StoreResult<u64> {
+    let jobs = sqlx::query(&format!(
+        "DELETE FROM jobs WHERE id IN (
+            SELECT id FROM jobs
+            WHERE status IN {TERMINAL} AND finished_at < ?1
+              AND (callback_state IS NULL OR callback_state IN ('delivered', 'failed'))
+            LIMIT ?2)"
+    ))
+    .bind(finished_before)
+    .bind(limit)
+    .execute(&s.writer)
+    .await?
+    .rows_affected();
+    // A batch goes after its last job (`jobs_batch` answers "any job left?").
+    let batches = sqlx::query(
+        "DELETE FROM batches WHERE id IN (
+            SELECT id FROM batches
+            WHERE created_at < ?1
+              AND (callback_state IS NULL OR callback_state IN ('delivered', 'failed'))
+              AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id)
+            LIMIT ?2)",
+    )
+    .bind(finished_before)
+    .bind(limit)
+    .execute(&s.writer)
+    .await?
+    .rows_affected();
+    Ok(jobs + batches)
+}
+
+pub(super) async fn next_due(s: &SqliteStore) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT run_at FROM jobs WHERE status IN {DELAYED} ORDER BY run_at LIMIT 1"
+    ))
+    .fetch_optional(&s.writer)
+    .await?)
+}
+
+pub(super) async fn status_counts(s: &SqliteStore, tenant: &TenantId) -> StoreResult<StatusCounts> {
+    let rows: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT queue, status, COUNT(*) FROM jobs WHERE tenant = ? GROUP BY queue, status")
+            .bind(tenant.as_str())
+            .fetch_all(&s.reader)
+            .await?;
+    Ok(rules::status_counts(rows))
+}
+
+/// The row of a new job, as the JSON object `insert_rows` reads.
+pub(super) fn insert_row(job: &NewJob) -> serde_json::Value {
+    serde_json::json!({
+        "id": job.id, "tenant": job.tenant.as_str(), "alias": job.alias.as_str(),
+        "module": job.module.to_string(), "status": job.status.as_str(), "priority": job.priority,
+        "queue": job.queue.as_str(), "context": job.context, "payload": job.payload,
+        "max_attempts": job.max_attempts,
+        "limits": compact_limits(&job.limits),
+        "run_at": job.run_at, "created_at": job.created_at, "idempotency_key": null,
+        "idempotency_fingerprint": null,
+        "batch_id": job.batch_id, "callback": callback_json(&job.callback),
+        "callback_state": job.callback.as_ref().map(|_| "pending"),
+    })
+}
+
+/// The bulk insert: the new jobs travel as one JSON array of `insert_row`s.
+pub(super) const INSERT: &str =
+    "INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
+        limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback,
+        callback_state)
+     SELECT value ->> 'id', value ->> 'tenant', value ->> 'alias', value ->> 'module', value ->> 'status',
+        value ->> 'priority', value ->> 'queue', value ->> 'context', value ->> 'payload',
+        value ->> 'max_attempts', value ->> 'limits', value ->> 'run_at', value ->> 'created_at',
+        value ->> 'idempotency_key', value ->> 'idempotency_fingerprint', value ->> 'batch_id',
+        value ->> 'callback', value ->> 'callback_state'
+     FROM json_each(?1)";
+
+/// Inserts many jobs with one statement.
+pub(super) async fn insert_rows(
+    tx: &mut Transaction<'_, Sqlite>,
+    rows: &[serde_json::Value],
+) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(INSERT).bind(serde_json::Value::Array(rows.to_vec()).to_string()).execute(&mut **tx).await?;
+    Ok(())
+}

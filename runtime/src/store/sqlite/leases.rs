@@ -1,0 +1,241 @@
+//! The claims on `jobs`: claim, heartbeat, progress, completion, rescue and
+//! release, all fenced by the claim's token.
+
+use sqlx::{Sqlite, Transaction};
+use std::sync::LazyLock;
+
+use super::SqliteStore;
+use super::batches::schedule_done_batches;
+use super::callbacks::CALLBACK_ON_END;
+use crate::domain::JobStatus;
+use crate::store::rows::{JOB_COLUMNS, JobRow, jobs};
+use crate::store::rules::{self, CLAIM_ORDER, DEAD, QUEUED, RUNNABLE, RUNNING};
+use crate::store::{JobClaim, JobCompletion, JobHeartbeat, JobRecord, Lease, Rescued, StoreResult};
+
+/// The error a rescue records: the attempt whose worker stopped renewing.
+pub(super) const LEASE_LOST: &str =
+    "error_kind = 'lease_expired', error_message = 'the worker running attempt ' || attempt
+    || ' of ' || max_attempts || ' stopped renewing its lease'";
+
+/// Claims as the JSON array `[{"id", "token"}]` the statements read with `json_each`.
+pub(super) fn leases_json(leases: &[Lease]) -> String {
+    serde_json::Value::Array(
+        leases.iter().map(|l| serde_json::json!({"id": l.id, "token": l.token})).collect(),
+    )
+    .to_string()
+}
+
+/// The claim (see `Store::job_claim`): the hot path, so rendered once.
+pub(super) static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET status = {RUNNING}, attempt = attempt + 1, lease_token = lease_token + 1,
+        started_at = ?1, lease_owner = ?2, lease_expires_at = ?3, progress_percent = NULL,
+        progress_message = NULL
+     WHERE id IN (
+        SELECT id FROM jobs
+        WHERE status IN {RUNNABLE} AND run_at <= ?1 AND attempt < max_attempts
+          AND queue NOT IN (SELECT value FROM json_each(?5))
+        ORDER BY {CLAIM_ORDER} LIMIT ?4)
+     RETURNING {JOB_COLUMNS}"
+    )
+});
+
+/// The completion of a batch of attempts (see `complete_in`), rendered once.
+pub(super) static COMPLETE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET status = c.status, result = c.result, error_kind = c.error_kind,
+        error_message = c.error_message, fuel_used = c.fuel_used, duration_ms = c.duration_ms,
+        logs = c.logs, progress_percent = COALESCE(c.progress_percent, jobs.progress_percent),
+        progress_message = COALESCE(c.progress_message, jobs.progress_message),
+        finished_at = CASE WHEN c.terminal THEN c.finished_at ELSE NULL END,
+        run_at = c.run_at, started_at = c.started_at, lease_owner = NULL, lease_expires_at = NULL,
+        callback_state = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN 'sending'
+                              ELSE jobs.callback_state END,
+        callback_next_at = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN c.finished_at
+                                ELSE jobs.callback_next_at END
+     FROM (SELECT value ->> 'id' AS id, value ->> 'token' AS token, value ->> 'owner' AS owner,
+                  value ->> 'status' AS status,
+                  value ->> 'terminal' AS terminal, value ->> 'result' AS result,
+                  value ->> 'error_kind' AS error_kind, value ->> 'error_message' AS error_message,
+                  value ->> 'fuel_used' AS fuel_used, value ->> 'duration_ms' AS duration_ms,
+                  value ->> 'logs' AS logs, value ->> 'progress_percent' AS progress_percent,
+                  value ->> 'progress_message' AS progress_message,
+                  value ->> 'started_at' AS started_at, value ->> 'finished_at' AS finished_at,
+                  value ->> 'run_at' AS run_at
+           FROM json_each(?1)) AS c
+     WHERE jobs.id = c.id AND jobs.status = {RUNNING} AND jobs.lease_owner = c.owner
+       AND jobs.lease_token = c.token
+     RETURNING jobs.id, jobs.lease_token, jobs.batch_id, jobs.status"
+    )
+});
+
+pub(super) async fn claim(s: &SqliteStore, p: JobClaim) -> StoreResult<Vec<JobRecord>> {
+    claim_in(&s.writer, &p).await
+}
+
+pub(super) async fn heartbeat(s: &SqliteStore, p: JobHeartbeat) -> StoreResult<Vec<Lease>> {
+    if p.leases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+        "UPDATE jobs SET lease_expires_at = ?1
+         FROM (SELECT value ->> 'id' AS id, value ->> 'token' AS token FROM json_each(?3)) AS l
+         WHERE jobs.id = l.id AND jobs.lease_token = l.token AND jobs.lease_owner = ?2
+           AND jobs.status = {RUNNING} AND jobs.lease_expires_at >= ?4
+         RETURNING jobs.id, jobs.lease_token"
+    ))
+    .bind(p.lease_expires_at)
+    .bind(&p.owner)
+    .bind(leases_json(&p.leases))
+    .bind(p.now)
+    .fetch_all(&s.writer)
+    .await?;
+    Ok(rows.into_iter().map(|(id, token)| Lease { id, token: token as u64 }).collect())
+}
+
+pub(super) async fn complete(s: &SqliteStore, completions: Vec<JobCompletion>) -> StoreResult<Vec<Lease>> {
+    if completions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tx = s.tx().await?;
+    let applied = complete_in(&mut tx, &completions).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+pub(super) async fn progress(
+    s: &SqliteStore,
+    lease: &Lease,
+    percent: u8,
+    message: &str,
+) -> StoreResult<bool> {
+    let stored = sqlx::query(&format!(
+        "UPDATE jobs SET progress_percent = ?, progress_message = ?
+         WHERE id = ? AND lease_token = ? AND status = {RUNNING}"
+    ))
+    .bind(percent as i64)
+    .bind(message)
+    .bind(&lease.id)
+    .bind(lease.token as i64)
+    .execute(&s.writer)
+    .await?
+    .rows_affected();
+    Ok(stored == 1)
+}
+
+pub(super) async fn rescue_expired(s: &SqliteStore, now: i64) -> StoreResult<Rescued> {
+    let mut tx = s.tx().await?;
+    // On the last attempt: dead, ending like any other terminal transition.
+    // Then the waiting jobs with no attempt left (see the migration 0003).
+    let mut dead: Vec<(String, Option<String>)> = Vec::new();
+    for lapsed in [
+        format!("status = {RUNNING} AND lease_expires_at < ?1 AND attempt >= max_attempts"),
+        format!("status IN {RUNNABLE} AND attempt >= max_attempts"),
+    ] {
+        dead.extend(
+            sqlx::query_as::<_, (String, Option<String>)>(&format!(
+                "UPDATE jobs SET status = {DEAD}, finished_at = ?1, lease_owner = NULL,
+                    lease_expires_at = NULL, {LEASE_LOST},
+                    {CALLBACK_ON_END} CASE WHEN callback IS NOT NULL THEN ?1 ELSE NULL END
+                 WHERE {lapsed}
+                 RETURNING id, batch_id"
+            ))
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?,
+        );
+    }
+    // The rest have attempts left: back to the queue.
+    let requeued: Vec<(String, i64)> = sqlx::query_as(&format!(
+        "UPDATE jobs SET status = {QUEUED}, lease_owner = NULL, lease_expires_at = NULL, {LEASE_LOST}
+         WHERE status = {RUNNING} AND lease_expires_at < ?1
+         RETURNING id, attempt"
+    ))
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    let requeued = requeued.into_iter().map(|(id, attempt)| (id, attempt as u32)).collect();
+    let batches = rules::ended_batches(dead.iter().map(|(_, b)| (JobStatus::Dead, b.as_ref())));
+    schedule_done_batches(&mut tx, &batches, now).await?;
+    tx.commit().await?;
+    Ok(Rescued { requeued, dead: dead.into_iter().map(|(id, _)| id).collect() })
+}
+
+pub(super) async fn release(s: &SqliteStore, owner: &str) -> StoreResult<u64> {
+    // The interrupted attempt does not count: the job did nothing wrong. Its
+    // fencing token stays: the next claim takes a new one all the same.
+    Ok(sqlx::query(&format!(
+        "UPDATE jobs SET status = {QUEUED}, attempt = MAX(attempt - 1, 0), lease_owner = NULL,
+            lease_expires_at = NULL
+         WHERE status = {RUNNING} AND lease_owner = ?"
+    ))
+    .bind(owner)
+    .execute(&s.writer)
+    .await?
+    .rows_affected())
+}
+
+/// Claims runnable jobs (see `Store::job_claim`) on `conn`.
+pub(super) async fn claim_in<'c, E: sqlx::Executor<'c, Database = Sqlite>>(
+    conn: E,
+    p: &JobClaim,
+) -> StoreResult<Vec<JobRecord>> {
+    let excluded = serde_json::to_string(&p.exclude_queues).expect("strings serialize");
+    let rows = sqlx::query_as::<_, JobRow>(&CLAIM)
+        .bind(p.now)
+        .bind(&p.owner)
+        .bind(p.lease_expires_at)
+        .bind(p.limit)
+        .bind(excluded)
+        .fetch_all(conn)
+        .await?;
+    let mut claimed = jobs(rows)?;
+    // RETURNING gives no order: restore the claim order.
+    rules::claim_order(&mut claimed);
+    Ok(claimed)
+}
+
+/// Records outcomes (see `Store::job_complete`) inside `tx`.
+pub(super) async fn complete_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    completions: &[JobCompletion],
+) -> StoreResult<Vec<Lease>> {
+    if completions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = completions.iter().map(|c| c.finished_at).max().unwrap_or_default();
+    let rows: Vec<serde_json::Value> = completions
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "id": c.id, "token": c.token, "owner": c.owner, "status": c.status.as_str(),
+                "terminal": c.status.is_terminal(),
+                "result": c.result, "error_kind": c.error.as_ref().map(|e| &e.0),
+                "error_message": c.error.as_ref().map(|e| &e.1), "fuel_used": c.fuel_used,
+                "duration_ms": c.duration_ms, "logs": c.logs,
+                "progress_percent": c.progress.as_ref().map(|p| p.0),
+                "progress_message": c.progress.as_ref().map(|p| &p.1),
+                "started_at": c.started_at, "finished_at": c.finished_at, "run_at": c.run_at,
+            })
+        })
+        .collect();
+    // One statement for the whole batch: the completions travel as a JSON
+    // array; only rows still running under the completing run's own claim
+    // (owner and fencing token) change.
+    let applied: Vec<(String, i64, Option<String>, String)> = sqlx::query_as(&COMPLETE)
+        .bind(serde_json::Value::Array(rows).to_string())
+        .fetch_all(&mut **tx)
+        .await?;
+    let batches = rules::ended_batches(
+        applied.iter().filter_map(|(_, _, b, s)| Some((JobStatus::parse(s)?, b.as_ref()))),
+    );
+    schedule_done_batches(tx, &batches, now).await?;
+    // Report in the order given.
+    let applied: std::collections::HashSet<Lease> =
+        applied.into_iter().map(|(id, token, _, _)| Lease { id, token: token as u64 }).collect();
+    Ok(completions
+        .iter()
+        .map(|c| Lease { id: c.id.clone(), token: c.token })
+        .filter(|l| applied.contains(l))
+        .collect())
+}

@@ -1,0 +1,230 @@
+//! SQLite backend (the embedded default): WAL, `synchronous = NORMAL` (a commit
+//! survives a process crash or `kill -9`; power loss may lose the last commits),
+//! one writer connection and a small pool of readers.
+//!
+//! All writes go through the single writer connection, so write transactions
+//! never race each other for SQLite's lock (a deferred transaction upgrading to a
+//! writer fails at once with SQLITE_BUSY instead of waiting).
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+mod aliases;
+mod batches;
+mod callbacks;
+mod jobs;
+mod leases;
+mod list;
+mod modules;
+
+use super::records::*;
+use super::{BackendError, Store, StoreError, StoreResult};
+use crate::domain::{AliasName, Digest, TenantId};
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(BackendError::new(e))
+    }
+}
+
+/// The SQLite store.
+#[derive(Clone)]
+pub(super) struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    /// The database file and its identity when opened (`None` in memory).
+    file: Option<(std::path::PathBuf, FileId)>,
+}
+
+/// Device and inode of a file: a file removed, or replaced by another at the
+/// same path, no longer matches, though open connections still use the old one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId(u64, u64);
+
+impl FileId {
+    fn of(path: &std::path::Path) -> std::io::Result<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(FileId(m.dev(), m.ino()))
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://wasmq.db`)
+    /// and applies pending migrations.
+    pub(super) async fn connect(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-32000")
+            // Read pages through a memory map instead of read(2) copies.
+            .pragma("mmap_size", "268435456");
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Database(BackendError::new(e)))?;
+        let file = options.get_filename().to_path_buf();
+        let file = FileId::of(&file).ok().map(|id| (file, id));
+        let reader =
+            SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
+        Ok(Self { writer, reader, file })
+    }
+
+    async fn tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin().await?)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn module_put(&self, p: ModulePut) -> StoreResult<(ModuleRecord, bool)> {
+        modules::put(self, p).await
+    }
+    async fn module_get(&self, tenant: &TenantId, digest: &Digest) -> StoreResult<ModuleRecord> {
+        modules::get(self, tenant, digest).await
+    }
+    async fn module_bytes(&self, tenant: &TenantId, digest: &Digest) -> StoreResult<Vec<u8>> {
+        modules::bytes(self, tenant, digest).await
+    }
+    async fn module_list(&self, tenant: &TenantId) -> StoreResult<Vec<ModuleRecord>> {
+        modules::list(self, tenant).await
+    }
+    async fn module_delete(&self, tenant: &TenantId, digest: &Digest) -> StoreResult<()> {
+        modules::delete(self, tenant, digest).await
+    }
+
+    async fn alias_set(&self, p: AliasSet) -> StoreResult<AliasRecord> {
+        aliases::set(self, p).await
+    }
+    async fn alias_get(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<AliasRecord> {
+        aliases::get(self, tenant, name).await
+    }
+    async fn alias_history(&self, p: AliasHistory) -> StoreResult<Vec<AliasVersion>> {
+        aliases::history(self, p).await
+    }
+    async fn alias_list(&self, tenant: &TenantId) -> StoreResult<Vec<AliasRecord>> {
+        aliases::list(self, tenant).await
+    }
+    async fn alias_rollback(&self, p: AliasRollback) -> StoreResult<AliasRecord> {
+        aliases::rollback(self, p).await
+    }
+    async fn alias_delete(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<()> {
+        aliases::delete(self, tenant, name).await
+    }
+
+    async fn job_insert(&self, new: Vec<NewJob>, batch: Option<NewBatch>) -> StoreResult<Vec<Inserted>> {
+        jobs::insert(self, new, batch).await
+    }
+    async fn job_get(&self, tenant: &TenantId, id: &str) -> StoreResult<JobRecord> {
+        jobs::get(self, tenant, id).await
+    }
+    async fn job_watch(&self, tenant: &TenantId, id: &str) -> StoreResult<JobWatch> {
+        jobs::watch(self, tenant, id).await
+    }
+    async fn job_list(&self, p: JobList) -> StoreResult<JobListPage> {
+        list::job_list(&self.reader, p).await
+    }
+    async fn job_claim(&self, p: JobClaim) -> StoreResult<Vec<JobRecord>> {
+        leases::claim(self, p).await
+    }
+    async fn job_heartbeat(&self, p: JobHeartbeat) -> StoreResult<Vec<Lease>> {
+        leases::heartbeat(self, p).await
+    }
+    async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Vec<Lease>> {
+        leases::complete(self, completions).await
+    }
+    async fn job_progress(&self, lease: &Lease, percent: u8, message: &str) -> StoreResult<bool> {
+        leases::progress(self, lease, percent, message).await
+    }
+    async fn job_cancel(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
+        jobs::cancel(self, tenant, id, now).await
+    }
+    async fn job_retry(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
+        jobs::retry(self, tenant, id, now).await
+    }
+    async fn job_rescue_expired(&self, now: i64) -> StoreResult<Rescued> {
+        leases::rescue_expired(self, now).await
+    }
+    async fn job_release(&self, owner: &str) -> StoreResult<u64> {
+        leases::release(self, owner).await
+    }
+    async fn job_waiting(&self) -> StoreResult<u64> {
+        jobs::waiting(self).await
+    }
+    async fn job_prune(&self, finished_before: i64, limit: u32) -> StoreResult<u64> {
+        jobs::prune(self, finished_before, limit).await
+    }
+    async fn job_next_due(&self) -> StoreResult<Option<i64>> {
+        jobs::next_due(self).await
+    }
+
+    async fn callback_due(&self, p: CallbackClaim) -> StoreResult<Vec<CallbackDue>> {
+        callbacks::due(self, p).await
+    }
+    async fn callback_record(&self, p: CallbackRecord) -> StoreResult<()> {
+        callbacks::record(self, p).await
+    }
+
+    async fn batch_get(&self, tenant: &TenantId, id: &str) -> StoreResult<BatchRecord> {
+        batches::get(self, tenant, id).await
+    }
+
+    async fn status_counts(&self, tenant: &TenantId) -> StoreResult<StatusCounts> {
+        jobs::status_counts(self, tenant).await
+    }
+
+    async fn store_ping(&self) -> StoreResult<()> {
+        if let Some((path, opened)) = &self.file {
+            let now = FileId::of(path);
+            if now.as_ref().ok() != Some(opened) {
+                let why = match now {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "another file is at its path".into(),
+                };
+                return Err(StoreError::Database(BackendError::new(format!(
+                    "the database file {} is no longer the one opened at start ({why})",
+                    path.display()
+                ))));
+            }
+        }
+        sqlx::query("SELECT COUNT(*) FROM sqlite_master").execute(&self.reader).await?;
+        sqlx::query("SELECT 1").execute(&self.writer).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `scripts/sqlite-row-costs.py` measures the writer's ceiling with the
+    /// statements every job costs; it must run the ones the server runs.
+    #[test]
+    fn the_row_cost_script_mirrors_the_insert_claim_and_completion() {
+        let script = include_str!("../../../../scripts/sqlite-row-costs.py");
+        let statement = |name: &str| {
+            let start = script
+                .find(&format!("{name} = \"\"\""))
+                .or_else(|| script.find(&format!("{name} = f\"\"\"")))
+                .unwrap_or_else(|| panic!("the script defines {name}"));
+            let body = &script[start..];
+            let body = &body[body.find("\"\"\"").unwrap() + 3..];
+            let body = &body[..body.find("\"\"\"").unwrap()];
+            normalize(&body.replace("{COLS}", crate::store::rows::JOB_COLUMNS))
+        };
+        assert_eq!(statement("INSERT"), normalize(super::jobs::INSERT));
+        assert_eq!(statement("CLAIM"), normalize(&super::leases::CLAIM));
+        assert_eq!(statement("COMPLETE"), normalize(&super::leases::COMPLETE));
+    }
+
+    /// SQL with its layout removed: whitespace runs become one space, none
+    /// inside parentheses' edges.
+    fn normalize(sql: &str) -> String {
+        sql.split_whitespace().collect::<Vec<_>>().join(" ").replace("( ", "(").replace(" )", ")")
+    }
+}

@@ -1,0 +1,62 @@
+//! The storage conformance suite: one set of semantics every backend must
+//! meet, one file per area. Each case is an `async fn(Arc<dyn Store>)` written
+//! once; `cases!` makes one test of it that runs it on a fresh store of every
+//! backend in [`BACKENDS`], opened through `wasmq::store::connect` like the
+//! server opens its own. A new backend adds a line to `BACKENDS`, not cases.
+
+mod aliases;
+mod fencing;
+mod idempotency;
+mod lifecycle;
+mod pages;
+mod sqlite;
+mod support;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use wasmq::store::Store;
+
+/// A backend the suite runs against.
+pub struct Backend {
+    /// Named in the output of a failing case.
+    pub name: &'static str,
+    /// The URL of a fresh, empty database, given a temp directory the case
+    /// owns (removed when it ends).
+    pub url: fn(&Path) -> String,
+}
+
+/// Every backend there is.
+pub const BACKENDS: &[Backend] =
+    &[Backend { name: "sqlite", url: |dir| format!("sqlite://{}", dir.join("store.db").display()) }];
+
+/// Runs `case` once per backend, each time on a fresh store.
+async fn on_every_backend<F: Future<Output = ()>>(case: impl Fn(Arc<dyn Store>) -> F) {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let url = (backend.url)(dir.path());
+        let store = wasmq::store::connect(&url).await.unwrap_or_else(|e| panic!("opening {url}: {e}"));
+        eprintln!("running on the {} backend ({url})", backend.name);
+        case(store).await;
+    }
+}
+
+/// One `#[tokio::test]` per case, run on every backend.
+macro_rules! cases {
+    ($($test:ident => $case:path,)*) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                on_every_backend($case).await;
+            }
+        )*
+    };
+}
+
+cases! {
+    meets_the_store_contract => lifecycle::exercise,
+    watches_jobs_and_lists_them_in_bounded_pages => pages::exercise_watch_and_pages,
+    fences_stale_claims => fencing::fencing,
+    meets_the_idempotency_and_batch_total_contract => idempotency::exercise_idempotency_and_batch_totals,
+    keeps_a_bounded_alias_history => aliases::exercise_alias_history,
+}
