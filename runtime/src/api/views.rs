@@ -146,11 +146,11 @@ pub struct JobView {
     pub attempt: u32,
     /// Attempts allowed.
     pub max_attempts: u32,
-    /// The JSON payload.
-    #[schema(value_type = Object)]
+    /// The JSON payload: any JSON value.
+    #[schema(value_type = Value)]
     pub payload: Box<RawValue>,
-    /// The JSON result (on success).
-    #[schema(value_type = Option<Object>)]
+    /// The JSON result (on success): any JSON value.
+    #[schema(value_type = Option<Value>)]
     pub result: Option<Box<RawValue>>,
     /// Latest error.
     pub error: Option<JobErrorView>,
