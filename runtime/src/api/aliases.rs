@@ -22,6 +22,7 @@ const MAX_HISTORY_PAGE: u32 = 100;
 #[serde(deny_unknown_fields)]
 pub struct AliasRequest {
     /// `blake3:<hex>` of an uploaded module.
+    #[schema(pattern = r"^blake3:[0-9a-f]{64}$")]
     pub module: String,
     /// Defaults for the alias's jobs.
     #[serde(flatten)]

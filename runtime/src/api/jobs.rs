@@ -13,13 +13,14 @@ use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery, body_bytes, parse_json};
 use super::{ApiError, ApiResult, AppState, JobPage, JobView};
 use crate::domain::{
-    Callback, IdempotencyKey, JobStatus, Limits, QueueName, time::now_ms, time::parse_rfc3339, time::rfc3339,
+    Callback, IdempotencyKey, JobStatus, Limits, QueueName, json_int, time::now_ms, time::parse_rfc3339,
+    time::rfc3339,
 };
 use crate::store::{AliasConfig, JobList, JobOrder, JobWatch, NewJob};
 
 /// Default priority: the middle of 0..=1000.
 const DEFAULT_PRIORITY: i64 = 500;
-/// Longest `context` tag.
+/// Longest `context` tag, in characters (as JSON Schema's `maxLength` counts).
 const MAX_CONTEXT: usize = 200;
 /// Longest wait of `GET /v1/jobs/{id}/wait`.
 const MAX_WAIT_MS: u64 = 300_000;
@@ -33,37 +34,43 @@ pub const MAX_DELAY_MS: u64 = 365 * 24 * 3600 * 1000;
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
     /// Alias to run; resolved now, and its module pinned on the job.
-    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$", example = "echo")]
     pub alias: String,
     /// Any JSON value, handed to the plugin.
-    #[schema(value_type = Value)]
+    #[schema(value_type = Value, example = json!([1, 2, 3]))]
     pub payload: Box<RawValue>,
     /// 0..=1000, higher runs first (default: the alias's, else 500).
     #[schema(minimum = 0, maximum = 1000)]
+    #[serde(default, deserialize_with = "json_int::opt")]
     pub priority: Option<i64>,
     /// Queue (default: the alias's, else `default`).
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub queue: Option<String>,
-    /// Free tag to filter by (at most 200 bytes).
+    /// Free tag to filter by (at most 200 characters).
     #[schema(max_length = 200)]
     pub context: Option<String>,
     /// Run no earlier than this many ms from now (0..=31536000000, one year).
     #[schema(minimum = 0, maximum = 31536000000_u64)]
+    #[serde(default, deserialize_with = "json_int::opt")]
     pub delay_ms: Option<u64>,
     /// Run no earlier than this time (RFC 3339, UTC; at most one year ahead).
     #[schema(format = DateTime)]
     pub run_at: Option<String>,
     /// Attempts before the job is dead (1..=100).
     #[schema(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "json_int::opt")]
     pub max_attempts: Option<u32>,
     /// Wall-clock limit per attempt, in ms (1..=86400000).
     #[schema(minimum = 1, maximum = 86400000)]
+    #[serde(default, deserialize_with = "json_int::opt")]
     pub timeout_ms: Option<u64>,
     /// Fuel per attempt (1..=9223372036854775807).
     #[schema(minimum = 1, maximum = 9223372036854775807_u64)]
+    #[serde(default, deserialize_with = "json_int::opt")]
     pub fuel: Option<u64>,
     /// Memory limit in MiB (1..=the engine's ceiling).
     #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "json_int::opt")]
     pub memory_mb: Option<u64>,
     /// A repeated key with the same request returns the first job instead of
     /// creating one; with a different request (payload, alias or options) it
@@ -85,7 +92,7 @@ pub struct DispatchQuery {
     /// Queue.
     #[param(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub queue: Option<String>,
-    /// Free tag (at most 200 bytes).
+    /// Free tag (at most 200 characters).
     #[param(max_length = 200)]
     pub context: Option<String>,
     /// Delay in ms (0..=31536000000, one year).
@@ -107,9 +114,10 @@ pub struct DispatchQuery {
     #[param(pattern = r"^[!-~]{1,200}$")]
     pub idempotency_key: Option<String>,
     /// Callback URL (`http` or `https`, a public address).
-    #[param(format = "uri", max_length = 2048)]
+    #[param(format = "uri", max_length = 2048, pattern = r"^[hH][tT][tT][pP][sS]?://[^/?#]")]
     pub callback_url: Option<String>,
     /// Callback signing secret (needs `callback_url`; never shown again).
+    #[param(min_length = 1, max_length = 1024)]
     pub callback_secret: Option<String>,
 }
 
@@ -286,11 +294,11 @@ pub(super) async fn prepare(
         None => cfg.queue.clone().unwrap_or_else(QueueName::default_queue),
     };
     if let Some(c) = &opts.context
-        && c.len() > MAX_CONTEXT
+        && c.chars().count() > MAX_CONTEXT
     {
         return Err(ApiError::invalid(format!(
-            "context must be at most {MAX_CONTEXT} bytes, got {}",
-            c.len()
+            "context must be at most {MAX_CONTEXT} characters, got {}",
+            c.chars().count()
         )));
     }
     let run_at = due_at(opts.delay_ms, opts.run_at.as_deref(), now)?;

@@ -99,34 +99,9 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, max_memory_mb: u64) {
         }
     }
     memory_ceiling(doc, max_memory_mb);
-    open_flattened_parts(doc);
-}
-
-/// A type flattened into another (`AliasConfig` into `AliasView` and
-/// `AliasRequest`) is an `allOf` part of it; a part that forbids unknown
-/// properties would reject the whole's own fields, so such parts stay open
-/// (the whole is still checked by the server: unknown fields are refused).
-fn open_flattened_parts(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::schema::Schema;
-    let Some(components) = doc.components.as_mut() else { return };
-    let parts: Vec<String> = components
-        .schemas
-        .values()
-        .filter_map(|s| match s {
-            RefOr::T(Schema::AllOf(all)) => Some(all.items.iter()),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|item| match item {
-            RefOr::Ref(r) => r.ref_location.strip_prefix("#/components/schemas/").map(str::to_string),
-            _ => None,
-        })
-        .collect();
-    for name in parts {
-        if let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut(&name) {
-            o.additional_properties = None;
-        }
-    }
+    merge_flattened(doc);
+    callback_headers(doc);
+    one_due_time(doc);
 }
 
 /// Every operation of a path item.
@@ -203,6 +178,86 @@ fn memory_ceiling(doc: &mut utoipa::openapi::OpenApi, max_mb: u64) {
             }
         }
     }
+}
+
+/// A type flattened into another (`AliasConfig` into `AliasView` and
+/// `AliasRequest`) comes out of utoipa as an `allOf` of the part and the
+/// rest; a part that forbids unknown properties would then reject the whole's
+/// own fields, and the whole cannot forbid anything. Merged into one object,
+/// the schema says exactly what serde does: closed where the Rust type is
+/// `deny_unknown_fields` (the part is; then so is the whole, a request body),
+/// open otherwise.
+fn merge_flattened(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{AdditionalProperties, Object, Schema};
+    let Some(components) = doc.components.as_mut() else { return };
+    let snapshot = components.schemas.clone();
+    let part = |r: &RefOr<Schema>| -> Option<Object> {
+        match r {
+            RefOr::T(Schema::Object(o)) => Some(o.clone()),
+            RefOr::Ref(r) => match snapshot.get(r.ref_location.strip_prefix("#/components/schemas/")?) {
+                Some(RefOr::T(Schema::Object(o))) => Some(o.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    for (name, schema) in components.schemas.iter_mut() {
+        let RefOr::T(Schema::AllOf(all)) = schema else { continue };
+        let Some(parts) = all.items.iter().map(part).collect::<Option<Vec<_>>>() else { continue };
+        let closed = parts.iter().any(|p| {
+            matches!(p.additional_properties.as_deref(), Some(AdditionalProperties::FreeForm(false)))
+        }) && name.ends_with("Request");
+        let mut merged = Object::new();
+        merged.description = all.description.clone();
+        for p in parts {
+            merged.properties.extend(p.properties);
+            merged.required.extend(p.required);
+        }
+        if closed {
+            merged.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        }
+        *schema = RefOr::T(Schema::Object(merged));
+    }
+}
+
+/// The rules `callbacks::target` checks on `callback.headers`, as schema:
+/// at most [`MAX_HEADERS`](crate::callbacks::target::MAX_HEADERS), names
+/// that are HTTP tokens, values without control characters. (The reserved
+/// names and the per-header size are named in the description.)
+fn callback_headers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{AdditionalProperties, Object, ObjectBuilder, Schema, Type};
+    let Some(RefOr::T(Schema::Object(callback))) =
+        doc.components.as_mut().and_then(|c| c.schemas.get_mut("Callback"))
+    else {
+        return;
+    };
+    let Some(RefOr::T(Schema::Object(headers))) = callback.properties.get_mut("headers") else { return };
+    headers.max_properties = Some(crate::callbacks::target::MAX_HEADERS);
+    headers.property_names = Some(Box::new(Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"))
+            .build(),
+    )));
+    let value: Object =
+        ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"^[^\x00-\x08\x0a-\x1f\x7f]*$")).build();
+    headers.additional_properties =
+        Some(Box::new(AdditionalProperties::RefOr(RefOr::T(Schema::Object(value)))));
+}
+
+/// A job takes `delay_ms` or `run_at`, not both: `not: {required: [...]}`.
+/// utoipa's schema model has no `not`; its extension map is written out
+/// as-is, so the keyword goes there (it is plain JSON Schema, not an `x-`).
+fn one_due_time(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::Schema;
+    let Some(RefOr::T(Schema::Object(job))) =
+        doc.components.as_mut().and_then(|c| c.schemas.get_mut("JobRequest"))
+    else {
+        return;
+    };
+    job.extensions
+        .get_or_insert_with(Default::default)
+        .insert("not".into(), serde_json::json!({"required": ["delay_ms", "run_at"]}));
 }
 
 /// The OpenAPI 3.1 document of this server.

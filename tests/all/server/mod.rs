@@ -8,6 +8,7 @@ mod edge;
 mod edge_process;
 mod fencing;
 mod misc_faults;
+mod openapi;
 mod queue;
 mod ssrf;
 mod streams;
