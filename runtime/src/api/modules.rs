@@ -26,8 +26,8 @@ fn parse_digest(s: &str) -> ApiResult<Digest> {
 /// A module whose compile failed recently gets the same 400 at once; while
 /// every compile slot is busy and the wait queue is full, 503 with `Retry-After`.
 #[utoipa::path(post, path = "/v1/modules", tag = "modules", operation_id = "uploadModule",
-    request_body(content((ModuleBytes = "application/wasm"), (ModuleBytes = "application/octet-stream")),
-        description = "The module's bytes: a WebAssembly component or core module."),
+    request_body(content = ModuleBytes, content_type = "application/wasm",
+        description = "The module's bytes: a WebAssembly component or core module (also accepted as application/octet-stream)."),
     responses((status = 201, description = "Stored: a new module.", body = ModuleView),
               (status = 200, description = "Already stored: the same digest.", body = ModuleView),
               (status = 400, body = ErrorBody), (status = 408, body = ErrorBody), (status = 413, body = ErrorBody),
