@@ -16,7 +16,7 @@ use crate::domain::{
     Callback, IdempotencyKey, JobStatus, Limits, QueueName, json_int, time::now_ms, time::parse_rfc3339,
     time::rfc3339,
 };
-use crate::store::{AliasConfig, JobList, JobOrder, JobWatch, NewJob};
+use crate::store::{AliasConfig, Inserted, JobList, JobOrder, JobWatch, NewJob};
 
 /// Default priority: the middle of 0..=1000.
 const DEFAULT_PRIORITY: i64 = 500;
@@ -350,6 +350,25 @@ pub(super) async fn prepare_keyed(
     Ok(job)
 }
 
+/// The one path of a single job, whichever form it came in:
+/// validate -> backpressure -> insert -> wake the workers (only for a job
+/// that is new: a repeated idempotency key answers the existing one).
+async fn submit(
+    state: &AppState,
+    alias: &str,
+    payload: Box<RawValue>,
+    opts: JobOptions,
+) -> ApiResult<Inserted> {
+    let job = prepare_keyed(state, alias, payload, opts, None, now_ms()).await?;
+    state.backpressure.admit(state.store.as_ref(), 1).await?;
+    let inserted = state.inserter.insert(vec![job], None).await?.pop();
+    let inserted = inserted.ok_or_else(|| ApiError::internal("the inserter answered no job for one"))?;
+    if inserted.created {
+        state.queue.notify_dispatch();
+    }
+    Ok(inserted)
+}
+
 /// Dispatches a job: 201 with the job, or 200 with the first job when the
 /// same request came before with its idempotency key; 409 when the key came
 /// with a different request.
@@ -364,12 +383,7 @@ pub(super) async fn create(
     ApiJson(req): ApiJson<JobRequest>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let (alias, payload, opts) = req.split();
-    let job = prepare_keyed(&state, &alias, payload, opts, None, now_ms()).await?;
-    state.backpressure.admit(state.store.as_ref(), 1).await?;
-    let inserted = state.inserter.insert(vec![job], None).await?.pop().expect("one job inserted");
-    if inserted.created {
-        state.queue.notify_dispatch();
-    }
+    let inserted = submit(&state, &alias, payload, opts).await?;
     let status = if inserted.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(inserted.job.into())))
 }
@@ -411,12 +425,7 @@ pub(super) async fn dispatch(
         idempotency_key: q.idempotency_key,
         callback,
     };
-    let job = prepare_keyed(&state, &alias, payload, opts, None, now_ms()).await?;
-    state.backpressure.admit(state.store.as_ref(), 1).await?;
-    let inserted = state.inserter.insert(vec![job], None).await?.pop().expect("one job inserted");
-    if inserted.created {
-        state.queue.notify_dispatch();
-    }
+    let inserted = submit(&state, &alias, payload, opts).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { id: inserted.job.id })))
 }
 
