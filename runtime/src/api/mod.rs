@@ -21,7 +21,7 @@ mod watch_caps;
 
 pub use alias_cache::AliasCache;
 pub use backpressure::Backpressure;
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 pub use guard::guard;
 pub use server::HttpSettings;
 pub use views::*;

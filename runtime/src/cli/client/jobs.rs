@@ -200,7 +200,7 @@ fn show(client: &Client, reply: &Reply) -> Outcome {
         .opt(
             "callback",
             j.callback.as_ref().map(|c| {
-                let state = c.state.as_deref().unwrap_or("-");
+                let state = c.state.map_or("-", |s| s.as_str());
                 let last = c.last_error.as_ref().map(|e| format!(", last error: {e}")).unwrap_or_default();
                 format!("{} ({state}, {} attempts{last})", c.url, c.attempts)
             }),
