@@ -28,7 +28,8 @@
 //!   pool capped per receiver; targets checked against the `NetPolicy` at
 //!   dispatch and on every resolved address, secrets sealed at rest.
 //! - [`api`]: transport: the `/v1` HTTP API (axum), its error shape, auth and
-//!   the generated OpenAPI document; [`api::server`] is the serving loop
+//!   the OpenAPI document built from the same route list as the router
+//!   (`api::openapi`); [`api::server`] is the serving loop
 //!   (hyper connections with header deadlines, a connection limit sized to the
 //!   open-file limit, graceful drain) and `api::guard` the layers every
 //!   request passes (body deadline, panic -> JSON 500).

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery};
 use super::{AliasView, ApiError, ApiResult, AppState};
 use crate::domain::{AliasName, Digest, time::now_ms};
@@ -24,6 +25,7 @@ const MAX_HISTORY_PAGE: u32 = 100;
 #[serde(deny_unknown_fields)]
 pub struct AliasRequest {
     /// `blake3:<hex>` of an uploaded module.
+    #[schema(pattern = r"^blake3:[0-9a-f]{64}$")]
     pub module: String,
     /// Fuel budget per attempt.
     pub fuel: Option<u64>,
@@ -73,9 +75,11 @@ pub(super) fn check_config(state: &AppState, c: &AliasConfig) -> ApiResult<()> {
 }
 
 /// Points an alias at a module; the version counts up.
-#[utoipa::path(put, path = "/v1/aliases/{name}", request_body = AliasRequest,
-    responses((status = 200, body = AliasView), (status = 400, body = super::error::ErrorBody),
-              (status = 404, body = super::error::ErrorBody)))]
+#[utoipa::path(put, path = "/v1/aliases/{name}", tag = "aliases", operation_id = "setAlias", params(("name" = String, Path, description = "The alias's name.", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")),
+    request_body = AliasRequest,
+    responses((status = 200, description = "The alias, at its new version.", body = AliasView),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 408, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub(super) async fn set(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -102,7 +106,8 @@ pub(super) async fn set(
 }
 
 /// Every alias, by name.
-#[utoipa::path(get, path = "/v1/aliases", responses((status = 200, body = Vec<AliasView>)))]
+#[utoipa::path(get, path = "/v1/aliases", tag = "aliases", operation_id = "listAliases",
+    responses((status = 200, description = "Every alias, by name.", body = Vec<AliasView>)))]
 pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<AliasView>>> {
     let aliases = state.store.alias_list(&state.tenant).await?;
     Ok(Json(aliases.into_iter().map(|a| AliasView::new(a, None)).collect()))
@@ -111,18 +116,21 @@ pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Al
 /// `GET /v1/aliases/{name}` history paging.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Versions in `history`, 1..=100 (default 20), newest first.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `history_next_cursor` of the previous page: continue with older versions.
+    #[param(pattern = r"^[1-9][0-9]{0,17}$")]
     pub cursor: Option<String>,
 }
 
 /// One alias with a page of its history (the server keeps the newest
 /// `--alias-history` versions; older ones are pruned when a version is added).
-#[utoipa::path(get, path = "/v1/aliases/{name}", params(HistoryQuery),
-    responses((status = 200, body = AliasView), (status = 400, body = super::error::ErrorBody),
-              (status = 404, body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/aliases/{name}", tag = "aliases", operation_id = "getAlias", params(("name" = String, Path, description = "The alias's name.", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$"), HistoryQuery),
+    responses((status = 200, description = "The alias with a page of its history.", body = AliasView),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -153,8 +161,9 @@ pub(super) async fn show(
 
 /// Re-applies the previous version as a new version (queued jobs keep the
 /// module they were dispatched with).
-#[utoipa::path(post, path = "/v1/aliases/{name}/rollback",
-    responses((status = 200, body = AliasView), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/aliases/{name}/rollback", tag = "aliases", operation_id = "rollbackAlias", params(("name" = String, Path, description = "The alias's name.", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")),
+    responses((status = 200, description = "The alias, at a new version with the previous version's module and config.", body = AliasView),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn rollback(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -172,7 +181,9 @@ pub(super) async fn rollback(
 }
 
 /// Deletes an alias and its history.
-#[utoipa::path(delete, path = "/v1/aliases/{name}", responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/aliases/{name}", tag = "aliases", operation_id = "deleteAlias", params(("name" = String, Path, description = "The alias's name.", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")),
+    responses((status = 204, description = "Deleted, with its history."),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
     let name = parse_alias(&name)?;
     state.store.alias_delete(&state.tenant, &name).await?;

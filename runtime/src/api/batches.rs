@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use utoipa::ToSchema;
 
+use super::error::ErrorBody;
 use super::extract::ApiJson;
 use super::jobs::{CallbackForm, JobRequest, check_callback, prepare_keyed, stored_callback};
 use super::{ApiError, ApiResult, AppState, BatchView};
@@ -22,6 +23,7 @@ const MAX_BATCH: usize = 10_000;
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// The jobs, each as in `POST /v1/jobs`.
+    #[schema(min_items = 1, max_items = 10000)]
     pub jobs: Vec<JobRequest>,
     /// Fires once, when every job of the batch has ended.
     pub callback: Option<Callback>,
@@ -47,9 +49,11 @@ pub struct BatchCreated {
 /// Dispatches many jobs at once (all or none: one bad job rejects the batch,
 /// and the message names it as `jobs[i]`; an idempotency key reused with a
 /// different request is a 409 naming `jobs[i]` and the key).
-#[utoipa::path(post, path = "/v1/batches", request_body = BatchRequest,
-    responses((status = 201, body = BatchCreated), (status = 400, body = super::error::ErrorBody),
-              (status = 409, body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/batches", tag = "batches", operation_id = "createBatch", request_body = BatchRequest,
+    responses((status = 201, description = "Dispatched: the batch and its jobs' ids.", body = BatchCreated),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 408, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+              (status = 429, body = ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<BatchRequest>,
@@ -130,7 +134,9 @@ fn conflicting(keys: &[Option<(String, Option<String>)>], key: &str) -> Option<u
 }
 
 /// A batch: counts per status and whether it is done.
-#[utoipa::path(get, path = "/v1/batches/{id}", responses((status = 200, body = BatchView), (status = 404, body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/batches/{id}", tag = "batches", operation_id = "getBatch",
+    params(("id" = String, Path, description = "The batch's id (a UUIDv7).")),
+    responses((status = 200, description = "The batch.", body = BatchView), (status = 404, body = ErrorBody)))]
 pub(super) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -5,7 +5,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 use crate::sandbox::LoadError;
 use crate::store::StoreError;
@@ -18,17 +19,21 @@ pub struct ApiError {
     message: String,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct ErrorBody {
-    error: ErrorDetail,
+/// The body of every error answer; the CLI client reads the same type.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct ErrorDetail {
+/// An error's code and message.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
     /// Stable machine-readable code (`invalid_field`, `not_found`, ...).
-    code: &'static str,
+    #[schema(value_type = String)]
+    pub code: Cow<'static, str>,
     /// What went wrong, naming the field or limit.
-    message: String,
+    pub message: String,
 }
 
 impl ApiError {
@@ -125,7 +130,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let retry_after =
             self.status == StatusCode::TOO_MANY_REQUESTS || self.status == StatusCode::SERVICE_UNAVAILABLE;
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        let body = ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message } };
         let mut response = (self.status, Json(body)).into_response();
         if retry_after {
             response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));

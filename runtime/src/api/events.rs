@@ -35,6 +35,18 @@ use super::{ApiError, ApiResult, AppState, JobView};
 use crate::queue::Follow;
 use crate::store::JobWatch;
 
+/// One server-sent event of the stream, as SSE parsers hand it over.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // only its schema is used: the frames are written by hand
+pub struct JobEvent {
+    /// `status`, `progress` or `end`.
+    #[schema(value_type = String, pattern = "^(status|progress|end)$")]
+    event: &'static str,
+    /// JSON, on one line: `{"status", "attempt"}`, `{"percent", "message"}`,
+    /// or the whole job (as `GET /v1/jobs/{id}`) for `end`.
+    data: String,
+}
+
 /// Idle time after which a comment line is sent (proxies close silent connections).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -42,8 +54,10 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 ///
 /// At most `max_event_streams` (server setting, default 1000) streams are open
 /// at once; past that the answer is 503 `at_capacity` with `Retry-After`.
-#[utoipa::path(get, path = "/v1/jobs/{id}/events",
-    responses((status = 200, content_type = "text/event-stream", description = "status, progress and end events"),
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs", operation_id = "streamJobEvents",
+    params(("id" = String, Path, description = "The job's id (a UUIDv7).")),
+    responses((status = 200, content_type = "text/event-stream", body = JobEvent,
+               description = "`status`, `progress` and a final `end` event with the job, as server-sent events."),
               (status = 404, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody)))]
 pub(super) async fn events(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let slot = state.watch_caps.stream()?;

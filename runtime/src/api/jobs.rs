@@ -9,16 +9,18 @@ use serde_json::value::RawValue;
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 
+use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery, body_bytes, parse_json};
 use super::{ApiError, ApiResult, AppState, JobPage, JobView};
 use crate::domain::{
-    Callback, IdempotencyKey, JobStatus, Limits, QueueName, time::now_ms, time::parse_rfc3339, time::rfc3339,
+    Callback, IdempotencyKey, JobStatus, Limits, QueueName, json_int, time::now_ms, time::parse_rfc3339,
+    time::rfc3339,
 };
-use crate::store::{AliasConfig, JobCursor, JobList, JobOrder, JobWatch, NewJob};
+use crate::store::{AliasConfig, Inserted, JobCursor, JobList, JobOrder, JobWatch, NewJob};
 
 /// Default priority: the middle of 0..=1000.
 const DEFAULT_PRIORITY: i64 = 500;
-/// Longest `context` tag.
+/// Longest `context` tag, in characters (as JSON Schema's `maxLength` counts).
 const MAX_CONTEXT: usize = 200;
 /// Longest wait of `GET /v1/jobs/{id}/wait`.
 const MAX_WAIT_MS: u64 = 300_000;
@@ -32,31 +34,48 @@ pub const MAX_DELAY_MS: u64 = 365 * 24 * 3600 * 1000;
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
     /// Alias to run; resolved now, and its module pinned on the job.
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$", example = "echo")]
     pub alias: String,
     /// Any JSON value, handed to the plugin.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value, example = json!([1, 2, 3]))]
     pub payload: Box<RawValue>,
     /// 0..=1000, higher runs first (default: the alias's, else 500).
+    #[schema(minimum = 0, maximum = 1000)]
+    #[serde(default, deserialize_with = "json_int::opt")]
     pub priority: Option<i64>,
     /// Queue (default: the alias's, else `default`).
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub queue: Option<String>,
-    /// Free tag to filter by (at most 200 bytes).
+    /// Free tag to filter by (at most 200 characters).
+    #[schema(max_length = 200)]
     pub context: Option<String>,
     /// Run no earlier than this many ms from now (0..=31536000000, one year).
+    #[schema(minimum = 0, maximum = 31536000000_u64)]
+    #[serde(default, deserialize_with = "json_int::opt")]
     pub delay_ms: Option<u64>,
     /// Run no earlier than this time (RFC 3339, UTC; at most one year ahead).
+    #[schema(format = DateTime)]
     pub run_at: Option<String>,
     /// Attempts before the job is dead (1..=100).
+    #[schema(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "json_int::opt")]
     pub max_attempts: Option<u32>,
     /// Wall-clock limit per attempt, in ms (1..=86400000).
+    #[schema(minimum = 1, maximum = 86400000)]
+    #[serde(default, deserialize_with = "json_int::opt")]
     pub timeout_ms: Option<u64>,
     /// Fuel per attempt (1..=9223372036854775807).
+    #[schema(minimum = 1, maximum = 9223372036854775807_u64)]
+    #[serde(default, deserialize_with = "json_int::opt")]
     pub fuel: Option<u64>,
     /// Memory limit in MiB (1..=the engine's ceiling).
+    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "json_int::opt")]
     pub memory_mb: Option<u64>,
     /// A repeated key with the same request returns the first job instead of
     /// creating one; with a different request (payload, alias or options) it
     /// is refused with 409 `idempotency_conflict`.
+    #[schema(pattern = r"^[!-~]{1,200}$")]
     pub idempotency_key: Option<String>,
     /// Where to POST the outcome when the job ends.
     pub callback: Option<Callback>,
@@ -65,28 +84,40 @@ pub struct JobRequest {
 /// Options of `POST /v1/dispatch/{alias}`, as query parameters.
 #[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DispatchQuery {
     /// 0..=1000.
+    #[param(minimum = 0, maximum = 1000)]
     pub priority: Option<i64>,
     /// Queue.
+    #[param(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub queue: Option<String>,
-    /// Free tag.
+    /// Free tag (at most 200 characters).
+    #[param(max_length = 200)]
     pub context: Option<String>,
     /// Delay in ms (0..=31536000000, one year).
+    #[param(minimum = 0, maximum = 31536000000_u64)]
     pub delay_ms: Option<u64>,
     /// Attempts (1..=100).
+    #[param(minimum = 1, maximum = 100)]
     pub max_attempts: Option<u32>,
     /// Wall-clock limit per attempt, in ms (1..=86400000).
+    #[param(minimum = 1, maximum = 86400000)]
     pub timeout_ms: Option<u64>,
     /// Fuel per attempt (1..=9223372036854775807).
+    #[param(minimum = 1, maximum = 9223372036854775807_u64)]
     pub fuel: Option<u64>,
     /// Memory in MiB (1..=the engine's ceiling).
+    #[param(minimum = 1)]
     pub memory_mb: Option<u64>,
-    /// Idempotency key.
+    /// Idempotency key (1 to 200 printable ASCII characters without spaces).
+    #[param(pattern = r"^[!-~]{1,200}$")]
     pub idempotency_key: Option<String>,
-    /// Callback URL.
+    /// Callback URL (`http` or `https`, a public address).
+    #[param(format = "uri", max_length = 2048, pattern = r"^[hH][tT][tT][pP][sS]?://[^/?#]")]
     pub callback_url: Option<String>,
-    /// Callback signing secret.
+    /// Callback signing secret (needs `callback_url`; never shown again).
+    #[param(min_length = 1, max_length = 1024)]
     pub callback_secret: Option<String>,
 }
 
@@ -265,11 +296,11 @@ pub(super) async fn prepare(
         None => cfg.queue.clone().unwrap_or_else(QueueName::default_queue),
     };
     if let Some(c) = &opts.context
-        && c.len() > MAX_CONTEXT
+        && c.chars().count() > MAX_CONTEXT
     {
         return Err(ApiError::invalid(format!(
-            "context must be at most {MAX_CONTEXT} bytes, got {}",
-            c.len()
+            "context must be at most {MAX_CONTEXT} characters, got {}",
+            c.chars().count()
         )));
     }
     let run_at = due_at(opts.delay_ms, opts.run_at.as_deref(), now)?;
@@ -321,33 +352,52 @@ pub(super) async fn prepare_keyed(
     Ok(job)
 }
 
+/// The one path of a single job, whichever form it came in:
+/// validate -> backpressure -> insert -> wake the workers (only for a job
+/// that is new: a repeated idempotency key answers the existing one).
+async fn submit(
+    state: &AppState,
+    alias: &str,
+    payload: Box<RawValue>,
+    opts: JobOptions,
+) -> ApiResult<Inserted> {
+    let job = prepare_keyed(state, alias, payload, opts, None, now_ms()).await?;
+    state.backpressure.admit(state.store.as_ref(), 1).await?;
+    let inserted = state.inserter.insert(vec![job], None).await?.pop();
+    let inserted = inserted.ok_or_else(|| ApiError::internal("the inserter answered no job for one"))?;
+    if inserted.created {
+        state.queue.notify_dispatch();
+    }
+    Ok(inserted)
+}
+
 /// Dispatches a job: 201 with the job, or 200 with the first job when the
 /// same request came before with its idempotency key; 409 when the key came
 /// with a different request.
-#[utoipa::path(post, path = "/v1/jobs", request_body = JobRequest,
-    responses((status = 201, body = JobView), (status = 200, body = JobView),
-              (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
-              (status = 409, body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", operation_id = "createJob", request_body = JobRequest,
+    responses((status = 201, description = "Dispatched: the new job.", body = JobView),
+              (status = 200, description = "The job first dispatched with this idempotency key.", body = JobView),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 408, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+              (status = 429, body = ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<JobRequest>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let (alias, payload, opts) = req.split();
-    let job = prepare_keyed(&state, &alias, payload, opts, None, now_ms()).await?;
-    state.backpressure.admit(state.store.as_ref(), 1).await?;
-    let inserted = state.inserter.insert(vec![job], None).await?.pop().expect("one job inserted");
-    if inserted.created {
-        state.queue.notify_dispatch();
-    }
+    let inserted = submit(&state, &alias, payload, opts).await?;
     let status = if inserted.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(inserted.job.into())))
 }
 
 /// The short form: the body is the payload itself, options are query parameters.
 /// This is where another wasmq instance's callback can land (submit/response).
-#[utoipa::path(post, path = "/v1/dispatch/{alias}", params(DispatchQuery), request_body(content = Object),
-    responses((status = 202, body = Accepted), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
-              (status = 409, body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/dispatch/{alias}", tag = "jobs", operation_id = "dispatchJob",
+    params(("alias" = String, Path, description = "The alias to run.", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$"), DispatchQuery),
+    request_body(content = Value, content_type = "application/json", description = "The payload: any JSON value."),
+    responses((status = 202, description = "Dispatched (or the job first dispatched with this idempotency key).", body = Accepted),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 408, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(super) async fn dispatch(
     State(state): State<AppState>,
     Path(alias): Path<String>,
@@ -377,20 +427,17 @@ pub(super) async fn dispatch(
         idempotency_key: q.idempotency_key,
         callback,
     };
-    let job = prepare_keyed(&state, &alias, payload, opts, None, now_ms()).await?;
-    state.backpressure.admit(state.store.as_ref(), 1).await?;
-    let inserted = state.inserter.insert(vec![job], None).await?.pop().expect("one job inserted");
-    if inserted.created {
-        state.queue.notify_dispatch();
-    }
+    let inserted = submit(&state, &alias, payload, opts).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { id: inserted.job.id })))
 }
 
 /// `GET /v1/jobs` filters.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only this status.
+    #[param(value_type = Option<JobStatus>, inline)]
     pub status: Option<String>,
     /// Only this alias.
     pub alias: Option<String>,
@@ -401,8 +448,10 @@ pub struct ListQuery {
     /// Only the jobs of this batch.
     pub batch: Option<String>,
     /// `created` (newest first, default) or `priority` (highest first).
+    #[param(inline)]
     pub order: Option<JobOrder>,
     /// Most jobs per page, 1..=1000 (default 100); a page also ends at 4 MiB.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -422,7 +471,8 @@ pub const PAGE_BYTES: u64 = 4 << 20;
 /// when more jobs follow: pass it as `cursor` to continue where this page
 /// ended, so following it visits every job once. Each job is complete, as in
 /// `GET /v1/jobs/{id}`.
-#[utoipa::path(get, path = "/v1/jobs", params(ListQuery), responses((status = 200, body = JobPage), (status = 400, body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", operation_id = "listJobs", params(ListQuery),
+    responses((status = 200, description = "A page of jobs.", body = JobPage), (status = 400, body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -465,7 +515,8 @@ pub(super) async fn list(
 }
 
 /// One job.
-#[utoipa::path(get, path = "/v1/jobs/{id}", responses((status = 200, body = JobView), (status = 404, body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", operation_id = "getJob", params(("id" = String, Path, description = "The job's id (a UUIDv7).")),
+    responses((status = 200, description = "The job.", body = JobView), (status = 404, body = ErrorBody)))]
 pub(super) async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
     Ok(Json(state.store.job_get(&state.tenant, &id).await?.into()))
 }
@@ -473,8 +524,10 @@ pub(super) async fn show(State(state): State<AppState>, Path(id): Path<String>) 
 /// `wait` parameters.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// How long to wait for the job to end, in ms (0..=300000, default 30000).
+    #[param(minimum = 0, maximum = 300000)]
     pub timeout_ms: Option<u64>,
 }
 
@@ -499,9 +552,9 @@ fn parse_cursor(cursor: &str, order: JobOrder) -> ApiResult<JobCursor> {
 ///
 /// At most `max_waits` (server setting, default 10000) waits are open at once;
 /// past that the answer is 503 `at_capacity` with `Retry-After`.
-#[utoipa::path(get, path = "/v1/jobs/{id}/wait", params(WaitQuery),
-    responses((status = 200, body = JobView), (status = 404, body = super::error::ErrorBody),
-              (status = 503, body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/jobs/{id}/wait", tag = "jobs", operation_id = "waitJob", params(("id" = String, Path, description = "The job's id (a UUIDv7)."), WaitQuery),
+    responses((status = 200, description = "The job: ended, or as it is at the timeout.", body = JobView),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn wait(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -535,8 +588,9 @@ pub(super) async fn wait(
 }
 
 /// Cancels a job that has not ended; a running job is interrupted within milliseconds.
-#[utoipa::path(post, path = "/v1/jobs/{id}/cancel",
-    responses((status = 200, body = JobView), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", operation_id = "cancelJob", params(("id" = String, Path, description = "The job's id (a UUIDv7).")),
+    responses((status = 200, description = "The cancelled job.", body = JobView),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -548,8 +602,9 @@ pub(super) async fn cancel(
 }
 
 /// Queues a failed, dead or cancelled job again with a fresh attempt budget.
-#[utoipa::path(post, path = "/v1/jobs/{id}/retry",
-    responses((status = 200, body = JobView), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs", operation_id = "retryJob", params(("id" = String, Path, description = "The job's id (a UUIDv7).")),
+    responses((status = 200, description = "The job, queued again.", body = JobView),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
     let job = state.store.job_retry(&state.tenant, &id, now_ms()).await?;
     state.queue.events().changed(&id);

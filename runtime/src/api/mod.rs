@@ -21,7 +21,7 @@ mod watch_caps;
 
 pub use alias_cache::AliasCache;
 pub use backpressure::Backpressure;
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 pub use guard::guard;
 pub use server::HttpSettings;
 pub use views::*;
@@ -29,7 +29,6 @@ pub use watch_caps::WatchCaps;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
 use std::sync::Arc;
 use tower_http::trace::TraceLayer;
 
@@ -78,35 +77,19 @@ pub struct AppState {
     pub http: HttpSettings,
 }
 
-/// The API router.
+/// The API router: the routes listed in [`openapi`], each with its documentation.
 pub fn router(state: AppState) -> Router {
     let max_body = state.max_body_bytes;
     let body_timeout = state.http.body_timeout;
     let max_module = state.engine.settings().max_module_bytes as usize;
-    let v1 = Router::new()
-        .route("/modules", post(modules::upload).get(modules::list).layer(DefaultBodyLimit::max(max_module)))
-        .route("/modules/{digest}", get(modules::show).delete(modules::delete))
-        .route("/aliases", get(aliases::list))
-        .route("/aliases/{name}", put(aliases::set).get(aliases::show).delete(aliases::delete))
-        .route("/aliases/{name}/rollback", post(aliases::rollback))
-        .route("/jobs", post(jobs::create).get(jobs::list))
-        .route("/jobs/{id}", get(jobs::show))
-        .route("/jobs/{id}/wait", get(jobs::wait))
-        .route("/jobs/{id}/events", get(events::events))
-        .route("/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/jobs/{id}/retry", post(jobs::retry))
-        .route("/dispatch/{alias}", post(jobs::dispatch))
-        .route("/batches", post(batches::create))
-        .route("/batches/{id}", get(batches::show))
-        .route("/status", get(status::status))
+    let (modules, _) = openapi::module_routes().split_for_parts();
+    let (v1, _) = openapi::v1_routes().split_for_parts();
+    let v1 = v1
         .layer(DefaultBodyLimit::max(max_body))
+        .merge(modules.layer(DefaultBodyLimit::max(max_module)))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
-    let routes = Router::new()
-        .nest("/v1", v1)
-        .route("/healthz", get(status::healthz))
-        .route("/readyz", get(status::readyz))
-        .route("/openapi.json", get(openapi::document));
-    guard(routes, body_timeout)
+    let (public, _) = openapi::public_routes().split_for_parts();
+    guard(v1.merge(public), body_timeout)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(
             TraceLayer::new_for_http()

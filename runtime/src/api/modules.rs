@@ -5,10 +5,17 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 
+use super::error::ErrorBody;
 use super::extract::body_bytes;
 use super::{ApiError, ApiResult, AppState, ModuleView};
 use crate::domain::{Digest, time::now_ms};
 use crate::store::ModulePut;
+
+/// The body of `POST /v1/modules`: the module's bytes.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // only its schema is used: the handler reads the body itself
+pub struct ModuleBytes(Vec<u8>);
 
 fn parse_digest(s: &str) -> ApiResult<Digest> {
     s.parse().map_err(|e: crate::domain::DigestParseError| ApiError::invalid(e.to_string()))
@@ -18,10 +25,13 @@ fn parse_digest(s: &str) -> ApiResult<Digest> {
 /// before it is accepted: 201 when new, 200 with the same digest when known.
 /// A module whose compile failed recently gets the same 400 at once; while
 /// every compile slot is busy and the wait queue is full, 503 with `Retry-After`.
-#[utoipa::path(post, path = "/v1/modules", request_body(content = Vec<u8>, content_type = "application/wasm"),
-    responses((status = 201, body = ModuleView), (status = 200, body = ModuleView),
-              (status = 400, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody),
-              (status = 503, body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/modules", tag = "modules", operation_id = "uploadModule",
+    request_body(content = ModuleBytes, content_type = "application/wasm",
+        description = "The module's bytes: a WebAssembly component or core module (also accepted as application/octet-stream)."),
+    responses((status = 201, description = "Stored: a new module.", body = ModuleView),
+              (status = 200, description = "Already stored: the same digest.", body = ModuleView),
+              (status = 400, body = ErrorBody), (status = 408, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn upload(
     State(state): State<AppState>,
     req: Request,
@@ -52,15 +62,17 @@ pub(super) async fn upload(
 }
 
 /// Every module, newest first.
-#[utoipa::path(get, path = "/v1/modules", responses((status = 200, body = Vec<ModuleView>)))]
+#[utoipa::path(get, path = "/v1/modules", tag = "modules", operation_id = "listModules",
+    responses((status = 200, description = "Every module, newest first.", body = Vec<ModuleView>)))]
 pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ModuleView>>> {
     let modules = state.store.module_list(&state.tenant).await?;
     Ok(Json(modules.into_iter().map(Into::into).collect()))
 }
 
 /// One module.
-#[utoipa::path(get, path = "/v1/modules/{digest}", params(("digest" = String, Path, description = "blake3:<hex>")),
-    responses((status = 200, body = ModuleView), (status = 404, body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/modules/{digest}", tag = "modules", operation_id = "getModule", params(("digest" = String, Path, description = "`blake3:` and 64 lowercase hex digits.", pattern = r"^blake3:[0-9a-f]{64}$")),
+    responses((status = 200, description = "The module.", body = ModuleView),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn show(
     State(state): State<AppState>,
     Path(digest): Path<String>,
@@ -71,8 +83,9 @@ pub(super) async fn show(
 
 /// Deletes a module; 409 while an alias points to it or unfinished jobs use it.
 /// Its compiled code goes too: from memory and from the artifact cache on disk.
-#[utoipa::path(delete, path = "/v1/modules/{digest}", params(("digest" = String, Path, description = "blake3:<hex>")),
-    responses((status = 204), (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/modules/{digest}", tag = "modules", operation_id = "deleteModule", params(("digest" = String, Path, description = "`blake3:` and 64 lowercase hex digits.", pattern = r"^blake3:[0-9a-f]{64}$")),
+    responses((status = 204, description = "Deleted, with its compiled code."),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn delete(
     State(state): State<AppState>,
     Path(digest): Path<String>,

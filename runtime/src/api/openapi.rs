@@ -1,40 +1,268 @@
-//! `GET /openapi.json`: generated from the handlers' annotations and their own
-//! request and response types, so it cannot drift from the code.
+//! The route list and `GET /openapi.json`. Every route is added here through
+//! utoipa-axum's `routes!`, which takes the path, methods and documentation
+//! from the handler's `#[utoipa::path]`: the router and the document come from
+//! the same list, so a route cannot exist without its documentation.
 
 use axum::Json;
+use axum::extract::State;
 use utoipa::OpenApi;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, RefOr};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::{AppState, aliases, batches, events, jobs, modules, status};
+
+/// Tag descriptions, and what every document starts with.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "wasmq", description = "A job server that runs WebAssembly plugins, each job in its own sandbox."),
-    paths(
-        super::modules::upload, super::modules::list, super::modules::show, super::modules::delete,
-        super::aliases::set, super::aliases::list, super::aliases::show, super::aliases::rollback,
-        super::aliases::delete,
-        super::jobs::create, super::jobs::dispatch, super::jobs::list, super::jobs::show, super::jobs::wait,
-        super::jobs::cancel, super::jobs::retry, super::events::events,
-        super::batches::create, super::batches::show,
-        super::status::status, super::status::healthz, super::status::readyz,
-    ),
-    modifiers(&BearerAuth),
-    security(("bearer" = []))
+    tags(
+        (name = "modules", description = "Uploaded WebAssembly modules, by blake3 digest."),
+        (name = "aliases", description = "Names pointing at modules, with version history and rollback."),
+        (name = "jobs", description = "Dispatch, inspect, wait for, cancel and retry jobs."),
+        (name = "batches", description = "Many jobs in one request, with one callback when all have ended."),
+        (name = "server", description = "Status, health, readiness and this document."),
+    )
 )]
 struct ApiDoc;
 
-struct BearerAuth;
+/// `/v1/modules`: the only routes whose body may be a whole module, so the
+/// caller gives them the module size limit instead of the JSON one.
+pub(super) fn module_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(modules::upload, modules::list))
+}
 
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+/// The other routes under `/v1`; like [`module_routes`], behind the bearer token.
+pub(super) fn v1_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(modules::show, modules::delete))
+        .routes(routes!(aliases::list))
+        .routes(routes!(aliases::set, aliases::show, aliases::delete))
+        .routes(routes!(aliases::rollback))
+        .routes(routes!(jobs::create, jobs::list))
+        .routes(routes!(jobs::show))
+        .routes(routes!(jobs::wait))
+        .routes(routes!(events::events))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(jobs::dispatch))
+        .routes(routes!(batches::create))
+        .routes(routes!(batches::show))
+        .routes(routes!(status::status))
+}
+
+/// Routes without a token: probes and this document.
+pub(super) fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(status::healthz))
+        .routes(routes!(status::readyz))
+        .routes(routes!(document))
+}
+
+/// The document of a server with these settings (the memory ceiling is one).
+pub(super) fn build(state: &AppState) -> utoipa::openapi::OpenApi {
+    let mut doc = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .merge(module_routes())
+        .merge(v1_routes())
+        .merge(public_routes())
+        .into_openapi();
+    finish(&mut doc, state.engine.settings().max_memory_bytes >> 20);
+    doc
+}
+
+/// What applies to many operations at once, so the annotations need not
+/// repeat it: the bearer requirement and its 401 on every `/v1` route, a
+/// description on every error response, and the server's memory ceiling.
+fn finish(doc: &mut utoipa::openapi::OpenApi, max_memory_mb: u64) {
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let authenticated = path.starts_with("/v1/");
+        for op in operations(item) {
+            if authenticated {
+                op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+                op.responses.responses.entry("401".into()).or_insert_with(|| RefOr::T(error_response("401")));
+            }
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let RefOr::T(r) = response
+                    && r.description.is_empty()
+                {
+                    r.description = error_description(status).to_string();
+                }
+            }
+        }
+    }
+    memory_ceiling(doc, max_memory_mb);
+    merge_flattened(doc);
+    callback_headers(doc);
+    one_due_time(doc);
+}
+
+/// Every operation of a path item.
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+        &mut item.head,
+        &mut item.options,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+/// An error response: the API's error body.
+fn error_response(status: &str) -> Response {
+    ResponseBuilder::new()
+        .description(error_description(status))
+        .content(
+            "application/json",
+            Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorBody")))),
+        )
+        .build()
+}
+
+/// What each error status means in this API (the body's `code` and `message`
+/// say which rule, field or limit).
+fn error_description(status: &str) -> &'static str {
+    match status {
+        "400" => "A field, parameter or body breaks its rule; the message names it.",
+        "401" => "The bearer token is missing or wrong.",
+        "404" => "The resource named in the path does not exist.",
+        "408" => "The request body did not arrive within the body timeout.",
+        "409" => "The request conflicts with the resource's state; the message says how.",
+        "413" => "The body is larger than its limit; the message names the limit.",
+        "415" => "The body's Content-Type is not one this operation takes.",
+        "429" => "Too many jobs are waiting; retry after `Retry-After` seconds.",
+        "503" => {
+            "A server-wide capacity is reached or the server is not ready; retry after `Retry-After` seconds."
+        }
+        _ => "See the error body.",
     }
 }
 
+/// `memory_mb` may be at most the engine's memory ceiling (a setting): the
+/// document says the number this server enforces.
+fn memory_ceiling(doc: &mut utoipa::openapi::OpenApi, max_mb: u64) {
+    use utoipa::openapi::schema::Schema;
+    let set = |schema: &mut RefOr<Schema>| {
+        if let RefOr::T(Schema::Object(o)) = schema {
+            o.maximum = Some(max_mb.into());
+        }
+    };
+    if let Some(components) = doc.components.as_mut() {
+        for schema in components.schemas.values_mut() {
+            if let RefOr::T(Schema::Object(o)) = schema
+                && let Some(m) = o.properties.get_mut("memory_mb")
+            {
+                set(m);
+            }
+        }
+    }
+    for item in doc.paths.paths.values_mut() {
+        for op in operations(item) {
+            for p in op.parameters.iter_mut().flatten() {
+                if p.name == "memory_mb"
+                    && let Some(s) = p.schema.as_mut()
+                {
+                    set(s);
+                }
+            }
+        }
+    }
+}
+
+/// A type flattened into another (`AliasConfig` into `AliasView` and
+/// `AliasRequest`) comes out of utoipa as an `allOf` of the part and the
+/// rest; a part that forbids unknown properties would then reject the whole's
+/// own fields, and the whole cannot forbid anything. Merged into one object,
+/// the schema says exactly what serde does: closed where the Rust type is
+/// `deny_unknown_fields` (the part is; then so is the whole, a request body),
+/// open otherwise.
+fn merge_flattened(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{AdditionalProperties, Object, Schema};
+    let Some(components) = doc.components.as_mut() else { return };
+    let snapshot = components.schemas.clone();
+    let part = |r: &RefOr<Schema>| -> Option<Object> {
+        match r {
+            RefOr::T(Schema::Object(o)) => Some(o.clone()),
+            RefOr::Ref(r) => match snapshot.get(r.ref_location.strip_prefix("#/components/schemas/")?) {
+                Some(RefOr::T(Schema::Object(o))) => Some(o.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    for (name, schema) in components.schemas.iter_mut() {
+        let RefOr::T(Schema::AllOf(all)) = schema else { continue };
+        let Some(parts) = all.items.iter().map(part).collect::<Option<Vec<_>>>() else { continue };
+        let closed = parts.iter().any(|p| {
+            matches!(p.additional_properties.as_deref(), Some(AdditionalProperties::FreeForm(false)))
+        }) && name.ends_with("Request");
+        let mut merged = Object::new();
+        merged.description = all.description.clone();
+        for p in parts {
+            merged.properties.extend(p.properties);
+            merged.required.extend(p.required);
+        }
+        if closed {
+            merged.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        }
+        *schema = RefOr::T(Schema::Object(merged));
+    }
+}
+
+/// The rules `callbacks::target` checks on `callback.headers`, as schema:
+/// at most [`MAX_HEADERS`](crate::callbacks::target::MAX_HEADERS), names
+/// that are HTTP tokens, values without control characters. (The reserved
+/// names and the per-header size are named in the description.)
+fn callback_headers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{AdditionalProperties, Object, ObjectBuilder, Schema, Type};
+    let Some(RefOr::T(Schema::Object(callback))) =
+        doc.components.as_mut().and_then(|c| c.schemas.get_mut("Callback"))
+    else {
+        return;
+    };
+    let Some(RefOr::T(Schema::Object(headers))) = callback.properties.get_mut("headers") else { return };
+    headers.max_properties = Some(crate::callbacks::target::MAX_HEADERS);
+    headers.property_names = Some(Box::new(Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"))
+            .build(),
+    )));
+    let value: Object =
+        ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"^[^\x00-\x08\x0a-\x1f\x7f]*$")).build();
+    headers.additional_properties =
+        Some(Box::new(AdditionalProperties::RefOr(RefOr::T(Schema::Object(value)))));
+}
+
+/// A job takes `delay_ms` or `run_at`, not both: `not: {required: [...]}`.
+/// utoipa's schema model has no `not`; its extension map is written out
+/// as-is, so the keyword goes there (it is plain JSON Schema, not an `x-`).
+fn one_due_time(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::Schema;
+    let Some(RefOr::T(Schema::Object(job))) =
+        doc.components.as_mut().and_then(|c| c.schemas.get_mut("JobRequest"))
+    else {
+        return;
+    };
+    job.extensions
+        .get_or_insert_with(Default::default)
+        .insert("not".into(), serde_json::json!({"required": ["delay_ms", "run_at"]}));
+}
+
 /// The OpenAPI 3.1 document of this server.
-pub(super) async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+#[utoipa::path(get, path = "/openapi.json", tag = "server", operation_id = "getOpenApi",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this server.", body = Object)))]
+pub(super) async fn document(State(state): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
+    Json(build(&state))
 }

@@ -86,7 +86,8 @@ pub struct StatusView {
 }
 
 /// Counts per status and per queue, and this node's workers.
-#[utoipa::path(get, path = "/v1/status", responses((status = 200, body = StatusView)))]
+#[utoipa::path(get, path = "/v1/status", tag = "server", operation_id = "getStatus",
+    responses((status = 200, description = "Counts and this node's workers, compiler and watchers.", body = StatusView)))]
 pub(super) async fn status(State(state): State<AppState>) -> ApiResult<Json<StatusView>> {
     let counts = state.store.status_counts(&state.tenant).await?;
     let (max, busy) = (state.queue.workers(), state.queue.busy());
@@ -106,7 +107,8 @@ fn watchers(state: &AppState) -> Watchers {
 }
 
 /// Liveness: answers while the process serves requests.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, body = String)))]
+#[utoipa::path(get, path = "/healthz", tag = "server", operation_id = "getHealth",
+    responses((status = 200, description = "`ok`: the process serves requests.", body = String, content_type = "text/plain")))]
 pub(super) async fn healthz() -> &'static str {
     "ok"
 }
@@ -118,8 +120,9 @@ const READY_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 /// answers (a cheap query, within 2 s) and the queue's background tasks
 /// (producer, runners, completer, maintenance) are alive. Otherwise 503 with
 /// an error naming what is not ready. Unauthenticated, like `/healthz`.
-#[utoipa::path(get, path = "/readyz",
-    responses((status = 200, body = String), (status = 503, body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/readyz", tag = "server", operation_id = "getReady",
+    responses((status = 200, description = "`ready`: this node can do its work.", body = String, content_type = "text/plain"),
+              (status = 503, body = super::error::ErrorBody)))]
 pub(super) async fn readyz(State(state): State<AppState>) -> ApiResult<&'static str> {
     if state.shutdown.is_cancelled() {
         return Err(ApiError::unavailable("not ready: shutting down"));

@@ -1,6 +1,8 @@
-//! Response bodies: the API's view of stored records.
+//! Response bodies: the API's view of stored records. The jobs' views are
+//! also what the CLI client deserializes (`cli::client::model`): one type per
+//! wire message, unknown fields ignored so a newer server still works.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -94,7 +96,7 @@ impl AliasView {
 }
 
 /// Error of a job's latest failure.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct JobErrorView {
     /// `plugin_error`, `trap`, `fuel_exhausted`, `timeout`, `memory_limit`,
     /// `output_too_large`, `cancelled`, `invalid_payload`, `invalid_module`.
@@ -104,7 +106,7 @@ pub struct JobErrorView {
 }
 
 /// Latest progress of a job.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct ProgressView {
     /// 0..=100.
     pub percent: u8,
@@ -113,7 +115,7 @@ pub struct ProgressView {
 }
 
 /// Delivery state of a callback.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct CallbackView {
     /// Target URL.
     pub url: String,
@@ -126,7 +128,7 @@ pub struct CallbackView {
 }
 
 /// A job.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct JobView {
     /// UUIDv7.
     pub id: String,
@@ -146,11 +148,11 @@ pub struct JobView {
     pub attempt: u32,
     /// Attempts allowed.
     pub max_attempts: u32,
-    /// The JSON payload.
-    #[schema(value_type = Object)]
+    /// The JSON payload: any JSON value.
+    #[schema(value_type = Value)]
     pub payload: Box<RawValue>,
-    /// The JSON result (on success).
-    #[schema(value_type = Option<Object>)]
+    /// The JSON result (on success): any JSON value.
+    #[schema(value_type = Option<Value>)]
     pub result: Option<Box<RawValue>>,
     /// Latest error.
     pub error: Option<JobErrorView>,
@@ -236,7 +238,7 @@ impl JobView {
 }
 
 /// A page of jobs.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct JobPage {
     /// The jobs.
     pub jobs: Vec<JobView>,

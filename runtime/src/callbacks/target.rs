@@ -17,8 +17,8 @@ pub const MAX_URL_BYTES: usize = 2048;
 pub const MAX_HEADERS: usize = 32;
 /// Longest header name plus value, in bytes.
 pub const MAX_HEADER_BYTES: usize = 4096;
-/// Longest signing secret, in bytes.
-pub const MAX_SECRET_BYTES: usize = 1024;
+/// Longest signing secret, in characters (as JSON Schema's `maxLength` counts).
+pub const MAX_SECRET_CHARS: usize = 1024;
 
 /// Headers wasmq sets itself or that change how the request is framed or
 /// routed; a client may not set them.
@@ -83,11 +83,11 @@ fn refused(r: Refused) -> TargetError {
 pub fn check(c: &Callback, policy: &NetPolicy) -> Result<Url, TargetError> {
     let url = check_stored(c, policy)?;
     if let Some(secret) = &c.secret
-        && (secret.is_empty() || secret.len() > MAX_SECRET_BYTES)
+        && (secret.is_empty() || secret.chars().count() > MAX_SECRET_CHARS)
     {
         return Err(invalid(
             Field::Secret,
-            format!("must be between 1 and {MAX_SECRET_BYTES} bytes, got {}", secret.len()),
+            format!("must be between 1 and {MAX_SECRET_CHARS} characters, got {}", secret.chars().count()),
         ));
     }
     Ok(url)
@@ -247,7 +247,7 @@ mod tests {
         c.secret = Some(String::new());
         assert_eq!(check(&c, &policy).unwrap_err().field, Field::Secret);
         // Stored, the secret is sealed (longer than the bound): deliveries do not re-check it.
-        c.secret = Some("s".repeat(MAX_SECRET_BYTES * 3));
+        c.secret = Some("s".repeat(MAX_SECRET_CHARS * 3));
         assert!(check_stored(&c, &policy).is_ok());
     }
 }

@@ -78,6 +78,7 @@ pub struct Callback {
     /// `http` or `https` URL to POST the result to (at most 2048 bytes). Its
     /// host must be a public address unless the operator allowed its range
     /// (`--callback-allow`); stored normalized.
+    #[schema(format = "uri", max_length = 2048, pattern = r"^[hH][tT][tT][pP][sS]?://[^/?#]")]
     pub url: String,
     /// Extra request headers (e.g. the receiver's own `Authorization`): at
     /// most 32, no control characters, none of the headers wasmq sets or that
@@ -87,8 +88,16 @@ pub struct Callback {
     /// HMAC-SHA256 key for `X-Wasmq-Signature`; never shown by the API, and
     /// stored sealed (`callbacks::SecretBox`), so in a stored record this is
     /// the sealed form.
-    #[serde(default, skip_serializing)]
+    // Skipped by a predicate rather than `skip_serializing`, which would also
+    // drop it from the OpenAPI schema.
+    #[serde(default, skip_serializing_if = "never_serialized")]
+    #[schema(write_only, min_length = 1, max_length = 1024)]
     pub secret: Option<String>,
+}
+
+/// `Callback::secret` is read, never written out.
+fn never_serialized(_: &Option<String>) -> bool {
+    true
 }
 
 /// Delivery state of a job's callback.

@@ -4,6 +4,7 @@
 
 mod digest;
 mod job;
+pub mod json_int;
 mod limits;
 mod names;
 mod net_policy;

@@ -40,23 +40,48 @@ pub struct ModulePut {
 #[serde(deny_unknown_fields)]
 pub struct AliasConfig {
     /// Fuel budget per attempt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
+    #[schema(minimum = 1, maximum = 9223372036854775807_u64)]
     pub fuel: Option<u64>,
     /// Wall-clock limit per attempt, in ms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
+    #[schema(minimum = 1, maximum = 86400000)]
     pub timeout_ms: Option<u64>,
-    /// Memory limit, in MiB.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Memory limit, in MiB (at most the server's memory ceiling).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
+    #[schema(minimum = 1)]
     pub memory_mb: Option<u64>,
     /// Attempts before a job is dead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
+    #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<u32>,
     /// Queue of its jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub queue: Option<QueueName>,
     /// Priority of its jobs (0..=1000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
+    #[schema(minimum = 0, maximum = 1000)]
     pub priority: Option<u16>,
 }
 

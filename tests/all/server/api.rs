@@ -249,5 +249,52 @@ async fn the_openapi_document_describes_every_endpoint() {
     }
     let job_schema = &doc["components"]["schemas"]["JobRequest"]["properties"];
     assert!(job_schema["priority"].is_object() && job_schema["idempotency_key"].is_object(), "{job_schema}");
+    assert_eq!(
+        (job_schema["priority"]["minimum"].as_u64(), job_schema["priority"]["maximum"].as_u64()),
+        (Some(0), Some(1000))
+    );
+    // Every operation: a unique readable id, a resource tag, a description on
+    // every response; the bearer token (and its 401) on `/v1` only.
+    let mut ids = std::collections::HashSet::new();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+            assert!(ids.insert(id.to_string()), "{method} {path}: duplicate operationId {id}");
+            assert!(id.chars().all(char::is_alphanumeric), "{method} {path}: {id}");
+            assert!(!op["tags"][0].as_str().unwrap().contains("::"), "{method} {path}: {}", op["tags"]);
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let description = response["description"].as_str().unwrap_or("");
+                assert!(!description.is_empty(), "{method} {path} {status}: no description");
+            }
+            let secured = op["security"].is_array();
+            assert_eq!(secured, path.starts_with("/v1/"), "{method} {path}: security {}", op["security"]);
+            assert_eq!(op["responses"]["401"].is_object(), secured, "{method} {path}: 401");
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let expected = if path.contains(&format!("{{{}}}", p["name"].as_str().unwrap())) {
+                    "path"
+                } else {
+                    "query"
+                };
+                assert_eq!(p["in"], expected, "{method} {path}: {p}");
+            }
+        }
+    }
+    assert!(ids.contains("createJob") && ids.contains("waitJob") && ids.contains("uploadModule"), "{ids:?}");
+    let upload = &doc["paths"]["/v1/modules"]["post"]["requestBody"]["content"]["application/wasm"]["schema"];
+    let upload = &doc["components"]["schemas"][upload["$ref"].as_str().unwrap().rsplit('/').next().unwrap()];
+    assert_eq!(
+        (upload["type"].as_str(), upload["format"].as_str()),
+        (Some("string"), Some("binary")),
+        "{upload}"
+    );
+    let callback = &doc["components"]["schemas"]["Callback"]["properties"]["secret"];
+    assert_eq!(callback["writeOnly"], true, "{callback}");
+    // The payload is any JSON value, not only an object.
+    assert!(doc["components"]["schemas"]["JobView"]["properties"]["payload"].get("type").is_none());
+    // /healthz needs no token, as documented.
+    let health = reqwest::get(format!("{}/healthz", app.url)).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let (status, _) = app.get("/v1/status").await;
+    assert_eq!(status, StatusCode::OK);
     app.stop().await;
 }

@@ -10,6 +10,7 @@ mod edge;
 mod edge_process;
 mod fencing;
 mod misc_faults;
+mod openapi;
 mod queue;
 mod review;
 mod ssrf;

@@ -210,15 +210,7 @@ impl Client {
 
 /// The message of an API error body, or the body itself when it is not one.
 fn api_message(body: &str) -> String {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        error: Detail,
-    }
-    #[derive(serde::Deserialize)]
-    struct Detail {
-        message: String,
-    }
-    match serde_json::from_str::<Body>(body) {
+    match serde_json::from_str::<crate::api::ErrorBody>(body) {
         Ok(b) => b.error.message,
         Err(_) if body.trim().is_empty() => "the server answered with an empty body".into(),
         Err(_) => body.trim().chars().take(500).collect(),

@@ -149,7 +149,7 @@ pub(super) async fn run(client: &Client, args: JobsArgs) -> Outcome {
                 println!("{}", raw.logs.as_ref().map_or("null", |l| l.get()));
                 return Ok(());
             }
-            let logs = reply.parse::<Job>()?.logs.unwrap_or_default();
+            let logs = JobLogs::of(&reply.parse::<Job>()?)?.unwrap_or_default();
             match (stdout, stderr) {
                 (true, _) => print!("{}", logs.stdout.text),
                 (_, true) => print!("{}", logs.stderr.text),
@@ -247,15 +247,15 @@ fn show(client: &Client, reply: &Reply) -> Outcome {
         .opt(
             "callback",
             j.callback.as_ref().map(|c| {
-                let state = c.state.as_deref().unwrap_or("-");
+                let state = c.state.map_or("-", |s| s.as_str());
                 let last = c.last_error.as_ref().map(|e| format!(", last error: {e}")).unwrap_or_default();
                 format!("{} ({state}, {} attempts{last})", c.url, c.attempts)
             }),
         )
         .print();
-    if let Some(logs) = &j.logs {
+    if let Some(logs) = JobLogs::of(&j)? {
         println!();
-        print!("{}", logs_text(logs));
+        print!("{}", logs_text(&logs));
     }
     Ok(())
 }

@@ -2,10 +2,9 @@
 //! so a newer server still works).
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
-use crate::domain::{Captured, JobStatus, LogEntry};
+use crate::domain::{Captured, LogEntry};
 
 /// A stored module.
 #[derive(Deserialize)]
@@ -60,69 +59,8 @@ pub(crate) struct AliasVersion {
     pub(crate) created_at: String,
 }
 
-/// A job's latest error.
-#[derive(Deserialize)]
-pub(crate) struct JobError {
-    pub(crate) kind: String,
-    pub(crate) message: String,
-}
-
-/// A job's latest progress.
-#[derive(Deserialize)]
-pub(crate) struct Progress {
-    pub(crate) percent: u8,
-    pub(crate) message: String,
-}
-
-/// A job's callback and its delivery.
-#[derive(Deserialize)]
-pub(crate) struct CallbackInfo {
-    pub(crate) url: String,
-    #[serde(default)]
-    pub(crate) state: Option<String>,
-    #[serde(default)]
-    pub(crate) attempts: u32,
-    #[serde(default)]
-    pub(crate) last_error: Option<String>,
-}
-
-/// A job.
-#[derive(Deserialize)]
-pub(crate) struct Job {
-    pub(crate) id: String,
-    pub(crate) alias: String,
-    pub(crate) module: String,
-    pub(crate) status: JobStatus,
-    pub(crate) priority: i32,
-    pub(crate) queue: String,
-    pub(crate) context: Option<String>,
-    pub(crate) attempt: u32,
-    pub(crate) max_attempts: u32,
-    pub(crate) payload: Box<RawValue>,
-    pub(crate) result: Option<Box<RawValue>>,
-    pub(crate) error: Option<JobError>,
-    pub(crate) progress: Option<Progress>,
-    /// Log lines and captured output of the latest attempt (absent when it
-    /// printed and logged nothing).
-    #[serde(default)]
-    pub(crate) logs: Option<JobLogs>,
-    pub(crate) fuel_used: Option<u64>,
-    pub(crate) duration_ms: Option<u64>,
-    pub(crate) idempotency_key: Option<String>,
-    pub(crate) batch_id: Option<String>,
-    pub(crate) created_at: String,
-    pub(crate) run_at: String,
-    pub(crate) started_at: Option<String>,
-    pub(crate) finished_at: Option<String>,
-    pub(crate) callback: Option<CallbackInfo>,
-}
-
-/// A page of jobs.
-#[derive(Deserialize)]
-pub(crate) struct JobPage {
-    pub(crate) jobs: Vec<Job>,
-    pub(crate) next_cursor: Option<String>,
-}
+/// A job and a page of jobs: the server's own view types.
+pub(crate) use crate::api::{JobPage, JobView as Job};
 
 /// The answer of `POST /v1/batches`.
 #[derive(Deserialize)]
@@ -159,6 +97,30 @@ pub(crate) struct JobLogs {
     pub(crate) stdout: Captured,
     #[serde(default)]
     pub(crate) stderr: Captured,
+}
+
+impl JobLogs {
+    /// The logs of a job as the server shows them (`None`: its latest attempt
+    /// logged and printed nothing).
+    pub(crate) fn of(job: &Job) -> super::http::Outcome<Option<JobLogs>> {
+        job.logs
+            .as_ref()
+            .map(|raw| serde_json::from_str(raw.get()))
+            .transpose()
+            .map_err(|e| super::http::Failure::other(format!("unexpected logs from the server ({e})")))
+    }
+}
+
+/// A batch's callback and its delivery.
+#[derive(Deserialize)]
+pub(crate) struct CallbackInfo {
+    pub(crate) url: String,
+    #[serde(default)]
+    pub(crate) state: Option<String>,
+    #[serde(default)]
+    pub(crate) attempts: u32,
+    #[serde(default)]
+    pub(crate) last_error: Option<String>,
 }
 
 /// `GET /v1/batches/{id}`.
