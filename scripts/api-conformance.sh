@@ -40,6 +40,9 @@ target=${CARGO_TARGET_DIR:-$root/target}
 wasmq="$target/debug/wasmq"
 
 export WASMQ_TOKEN=conformance-token
+# Created here: the server's redirection happens in its own process, which a
+# busy machine may not have run yet when the loop below first reads the log.
+: > "$work/server.log"
 WASMQ_TOKEN=$WASMQ_TOKEN "$wasmq" serve --listen 127.0.0.1:0 --database "sqlite://$work/wasmq.db" \
   --cache-dir "$work/cache" 2> "$work/server.log" &
 server=$!
