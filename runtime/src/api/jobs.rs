@@ -453,7 +453,7 @@ pub struct ListQuery {
     /// Most jobs per page, 1..=1000 (default 100); a page also ends at 4 MiB.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (absent or empty: the first page).
     pub cursor: Option<String>,
 }
 
@@ -493,7 +493,8 @@ pub(super) async fn list(
         return Err(ApiError::invalid(format!("limit must be between 1 and 1000, got {limit}")));
     }
     let order = q.order.unwrap_or_default();
-    let after = q.cursor.as_deref().map(|c| parse_cursor(c, order)).transpose()?;
+    // An empty cursor is the first page (as an absent one), like `cursor=` from a form.
+    let after = q.cursor.as_deref().filter(|c| !c.is_empty()).map(|c| parse_cursor(c, order)).transpose()?;
     let page = state
         .store
         .job_list(JobList {

@@ -112,6 +112,9 @@ async fn a_priority_page_continues_after_a_cursor_whose_job_is_gone() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert!(body["error"]["message"].as_str().unwrap().starts_with("cursor "), "{body}");
     }
+    // An empty cursor (a form's `cursor=`) is the first page, as schemathesis expects.
+    let (status, page) = app.get("/v1/jobs?order=priority&cursor=").await;
+    assert_eq!((status, page["jobs"].as_array().map(Vec::len)), (StatusCode::OK, Some(3)), "{page}");
     // A bare id still continues the default (created) order.
     let (status, page) = app.get(&format!("/v1/jobs?cursor={}", ids[2])).await;
     assert_eq!(status, StatusCode::OK, "{page}");
