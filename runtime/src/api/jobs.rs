@@ -454,6 +454,9 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page (absent or empty: the first page).
+    #[param(
+        pattern = r"^((0|[1-9][0-9]{0,2}|1000)\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$"
+    )]
     pub cursor: Option<String>,
 }
 
@@ -533,19 +536,18 @@ pub struct WaitQuery {
 }
 
 /// Reads a `next_cursor`: `<priority>.<id>` of the page's last job, so the
-/// next page does not depend on that job still existing; a bare id (the
-/// form before) still continues the `created` order, which needs no priority.
-fn parse_cursor(cursor: &str, order: JobOrder) -> ApiResult<JobCursor> {
-    let (priority, id) = match cursor.split_once('.') {
-        Some((p, id)) => (p.parse::<i32>().ok().filter(|p| (0..=1000).contains(p)), id),
-        None => ((order == JobOrder::Created).then_some(0), cursor),
-    };
-    match (priority, uuid::Uuid::parse_str(id)) {
-        (Some(priority), Ok(_)) => Ok(JobCursor { priority, id: id.to_string() }),
-        _ => {
-            Err(ApiError::invalid(format!("cursor must be a next_cursor from this endpoint, got {cursor:?}")))
-        }
-    }
+/// next page does not depend on that job still existing. Exactly the form the
+/// server writes (the document's pattern), nothing looser.
+fn parse_cursor(cursor: &str, _order: JobOrder) -> ApiResult<JobCursor> {
+    let parsed = cursor.split_once('.').and_then(|(p, id)| {
+        let canonical = |p: &str| p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0'));
+        let priority = p.parse::<i32>().ok().filter(|n| (0..=1000).contains(n) && canonical(p))?;
+        let uuid = uuid::Uuid::parse_str(id).ok().filter(|u| u.hyphenated().to_string() == id)?;
+        Some(JobCursor { priority, id: uuid.hyphenated().to_string() })
+    });
+    parsed.ok_or_else(|| {
+        ApiError::invalid(format!("cursor must be a next_cursor from this endpoint, got {cursor:?}"))
+    })
 }
 
 /// Long-polls until the job is terminal, or returns it as it is at the timeout
