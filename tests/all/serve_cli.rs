@@ -157,19 +157,7 @@ async fn the_server_logs_each_finished_job_by_default_and_each_request_with_v() 
     let dir = tempfile::tempdir().unwrap();
     let mut server = serve(dir.path(), &["--listen", "127.0.0.1:0", "--workers", "1"], &[]).await;
     let client = reqwest::Client::new();
-    let module: Value = client
-        .post(format!("{}/v1/modules", server.url))
-        .header("content-type", "application/wasm")
-        .body(crate::support::plugin_bytes("echo"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let put =
-        client.put(format!("{}/v1/aliases/echo", server.url)).json(&json!({"module": module["digest"]}));
-    assert_eq!(put.send().await.unwrap().status(), StatusCode::OK);
+    crate::support::register_over_http(&client, &server.url, "echo", "echo").await;
     let job: Value = client
         .post(format!("{}/v1/jobs", server.url))
         .json(&json!({"alias": "echo", "payload": {"n": 1}}))

@@ -99,3 +99,21 @@ pub fn run_wasmq(args: &[String], env: &[(String, String)], stdin: Option<&str>)
     drop(pipe);
     child.wait_with_output().unwrap()
 }
+
+/// Uploads the plugin `plugin` to the server at `url` (no token) and names it
+/// `alias`: the first step of every test that drives a `wasmq serve` process.
+pub async fn register_over_http(client: &reqwest::Client, url: &str, alias: &str, plugin: &str) {
+    let upload = client
+        .post(format!("{url}/v1/modules"))
+        .header("content-type", "application/wasm")
+        .body(plugin_bytes(plugin))
+        .send()
+        .await
+        .expect("upload sent");
+    assert!(upload.status().is_success(), "upload of {plugin}: {}", upload.status());
+    let module: serde_json::Value = upload.json().await.expect("upload answer is JSON");
+    let alias_body = serde_json::json!({"module": module["digest"]});
+    let put =
+        client.put(format!("{url}/v1/aliases/{alias}")).json(&alias_body).send().await.expect("alias sent");
+    assert!(put.status().is_success(), "alias {alias}: {}", put.status());
+}

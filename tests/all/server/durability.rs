@@ -72,18 +72,7 @@ fn free_port() -> u16 {
 /// with unlimited fuel, and returns its id once a worker is running it.
 async fn running_primes_job(server: &Server, limit: u64) -> String {
     let client = reqwest::Client::new();
-    let module: serde_json::Value = client
-        .post(format!("{}/v1/modules", server.url))
-        .header("content-type", "application/wasm")
-        .body(crate::support::plugin_bytes("primes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let alias = json!({"module": module["digest"]});
-    client.put(format!("{}/v1/aliases/primes", server.url)).json(&alias).send().await.unwrap();
+    crate::support::register_over_http(&client, &server.url, "primes", "primes").await;
     let request = json!({"alias": "primes", "payload": {"limit": limit}, "fuel": 1_000_000_000_000u64, "timeout_ms": 120000});
     let job: serde_json::Value = client
         .post(format!("{}/v1/jobs", server.url))

@@ -379,18 +379,7 @@ async fn callback_secrets_stay_out_of_debug_logs_and_the_database_file() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, url, log) = serve(dir.path());
     let client = reqwest::Client::new();
-    let digest: Value = client
-        .post(format!("{url}/v1/modules"))
-        .header("content-type", "application/wasm")
-        .body(crate::support::plugin_bytes("echo"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let put = client.put(format!("{url}/v1/aliases/echo")).json(&json!({"module": digest["digest"]}));
-    assert!(put.send().await.unwrap().status().is_success());
+    crate::support::register_over_http(&client, &url, "echo", "echo").await;
     let receiver = Receiver::start(0).await;
 
     let query_secret = "query-secret-7f3a9c";
