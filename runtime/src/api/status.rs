@@ -20,42 +20,6 @@ pub struct Workers {
     pub free: usize,
 }
 
-/// The module compiler of this node.
-#[derive(Serialize, ToSchema)]
-pub struct CompilerView {
-    /// Compiles that may run at once.
-    pub slots: usize,
-    /// Compiles started since the server started.
-    pub started: u64,
-    /// Compiles running now.
-    pub running: usize,
-    /// The most that ever ran at once.
-    pub max_running: usize,
-    /// Uploads waiting for a compile slot.
-    pub waiting: usize,
-    /// Uploads refused with 503 because the wait queue was full.
-    pub refused_busy: u64,
-    /// Recently failed modules remembered (re-uploads answered without compiling).
-    pub failures_remembered: usize,
-    /// Loads answered from that memory.
-    pub failures_replayed: u64,
-}
-
-impl From<crate::sandbox::CompileStats> for CompilerView {
-    fn from(s: crate::sandbox::CompileStats) -> Self {
-        Self {
-            slots: s.slots,
-            started: s.started,
-            running: s.running,
-            max_running: s.max_running,
-            waiting: s.waiting,
-            refused_busy: s.refused_busy,
-            failures_remembered: s.failures_remembered,
-            failures_replayed: s.failures_replayed,
-        }
-    }
-}
-
 /// Requests watching jobs on this node (`wait` and event streams).
 #[derive(Serialize, ToSchema)]
 pub struct Watchers {
@@ -80,7 +44,7 @@ pub struct StatusView {
     /// This node's worker pool.
     pub workers: Workers,
     /// This node's module compiler.
-    pub compiler: CompilerView,
+    pub compiler: crate::sandbox::CompileStats,
     /// Requests watching jobs on this node.
     pub watchers: Watchers,
 }
@@ -95,7 +59,7 @@ pub(super) async fn status(State(state): State<AppState>) -> ApiResult<Json<Stat
         jobs: counts.by_status,
         queues: counts.by_queue,
         workers: Workers { max, busy, free: max.saturating_sub(busy) },
-        compiler: state.engine.compile_stats().into(),
+        compiler: state.engine.compile_stats(),
         watchers: watchers(&state),
     }))
 }

@@ -18,8 +18,8 @@ use super::engine::LoadError;
 use super::settings::EngineSettings;
 use crate::domain::Digest;
 
-/// What the compiler did so far (for `GET /v1/status` and tests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What the compiler did so far (shown as is by `GET /v1/status`, and read by tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct CompileStats {
     /// Compile slots (`max_concurrent_compiles`).
     pub slots: usize,
