@@ -17,6 +17,7 @@ use wasmq::callbacks::{SIGNATURE_HEADER, verify};
 use wasmq::domain::time::now_ms;
 
 use super::{Options, Receiver, TestApp, spawn_app};
+use crate::support::{Serve, sqlite_file};
 
 /// A receiver on `addr` that answers every request with `answer()` (or never,
 /// when `hang`), counting what arrives.
@@ -347,37 +348,18 @@ async fn a_slow_receiver_holds_one_host_s_slots_not_everyone_s_turn() {
     app.stop().await;
 }
 
-/// Starts a real `wasmq serve` with `RUST_LOG=debug`; returns it, its URL and
-/// the file its logs go to.
-fn serve(dir: &std::path::Path) -> (std::process::Child, String, std::path::PathBuf) {
-    let log = dir.join("server.log");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmq"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--callback-allow", "127.0.0.0/8"])
-        .arg("--database")
-        .arg(format!("sqlite://{}", dir.join("wasmq.db").display()))
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .env("RUST_LOG", "debug")
-        .env_remove("WASMQ_TOKEN")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    for _ in 0..3000 {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(url) = text.lines().find_map(|l| l.strip_prefix("wasmq listening on ")) {
-            return (child, url.trim().to_string(), log);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("wasmq serve did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+/// Every secret-looking string in the stored callback, read back through the
+/// store (whatever the backend): its secret and header values, as stored.
+fn stored_values(job: &wasmq::store::JobRecord) -> Vec<String> {
+    let callback = job.callback.as_ref().unwrap_or_else(|| panic!("job {} kept its callback", job.id));
+    callback.secret.iter().chain(callback.headers.values()).chain([&callback.url]).cloned().collect()
 }
 
 #[tokio::test]
 async fn callback_secrets_stay_out_of_debug_logs_and_the_database_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, url, log) = serve(dir.path());
+    let server =
+        Serve::new().args(&["--callback-allow", "127.0.0.0/8"]).env("RUST_LOG", "debug").start().await;
+    let url = server.url.clone();
     let client = reqwest::Client::new();
     crate::support::register_over_http(&client, &url, "echo", "echo").await;
     let receiver = Receiver::start(0).await;
@@ -393,9 +375,11 @@ async fn callback_secrets_stay_out_of_debug_logs_and_the_database_file() {
         ("callback_secret", query_secret),
     ])
     .unwrap();
+    let id = |body: Value| body["id"].as_str().unwrap().to_string();
     let r =
         client.post(format!("{url}/v1/dispatch/echo?{query}")).json(&json!({"n": 1})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let from_query = id(r.json().await.unwrap());
     let r = client
         .post(format!("{url}/v1/jobs"))
         .json(&json!({"alias": "echo", "payload": {"n": 2},
@@ -404,6 +388,7 @@ async fn callback_secrets_stay_out_of_debug_logs_and_the_database_file() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
+    let from_body = id(r.json().await.unwrap());
     // Both deliveries are signed with the secret given (sealed, then opened).
     for _ in 0..2 {
         let (headers, body) = receiver.next_raw().await;
@@ -415,30 +400,63 @@ async fn callback_secrets_stay_out_of_debug_logs_and_the_database_file() {
         assert!(verify(secret, signature, &body, now_ms() / 1000, 300), "delivery {n}: bad signature");
     }
     // A job that waits an hour keeps its callback (and header) stored. A
-    // short value: a long one spills over SQLite pages, which the scan below
-    // would not find contiguous even in the clear.
+    // short value: a long one spills over SQLite pages, which the file scan
+    // below would not find contiguous even in the clear.
     let parked = json!({"alias": "echo", "payload": {"n": 3}, "delay_ms": 3_600_000,
         "callback": {"url": receiver.url, "headers": {"Authorization": parked_secret}}});
     let r = client.post(format!("{url}/v1/jobs")).json(&parked).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
+    let parked = id(r.json().await.unwrap());
     let health = client.get(format!("{url}/healthz")).send().await.unwrap();
     assert!(health.status().is_success(), "the server still answers");
-    child.kill().unwrap();
-    child.wait().unwrap();
 
-    let logs = std::fs::read_to_string(&log).unwrap();
+    // As stored: each secret and header is there, sealed, never in the clear.
+    let secrets = [query_secret, body_secret, header_secret, parked_secret];
+    let store = server.store().await;
+    let tenant = wasmq::domain::TenantId::default_tenant();
+    for (id, has_secret, has_header) in
+        [(&from_query, true, false), (&from_body, true, true), (&parked, false, true)]
+    {
+        let job = store.job_get(&tenant, id).await.unwrap();
+        let callback = job.callback.as_ref().unwrap();
+        assert_eq!(
+            (callback.secret.is_some(), callback.headers.len()),
+            (has_secret, usize::from(has_header))
+        );
+        for value in stored_values(&job) {
+            assert!(!secrets.iter().any(|s| value.contains(s)), "a secret is stored in the clear: {value}");
+        }
+    }
+    drop(store);
+    let database = server.database_url.clone().unwrap();
+    let _dir = server.dir.clone(); // the database files outlive the process
+    let logs = server.stop().await.join("\n");
+
     assert!(logs.contains("/v1/dispatch/echo"), "debug request logs were captured: {logs}");
-    for secret in [query_secret, body_secret, header_secret, parked_secret] {
+    for secret in secrets {
         assert!(!logs.contains(secret), "{secret} is in the logs:\n{logs}");
-        for file in ["wasmq.db", "wasmq.db-wal"] {
-            let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+    }
+    // SQLite-specific: the database file's own bytes (and its write-ahead
+    // log), and the key file beside it.
+    let Some(file) = sqlite_file(&database) else {
+        eprintln!("skipped the scan of the database file: {database} is not SQLite");
+        return;
+    };
+    let beside = |suffix: &str| {
+        let mut path = file.clone().into_os_string();
+        path.push(suffix);
+        std::path::PathBuf::from(path)
+    };
+    assert!(file.exists(), "{} holds the database", file.display());
+    for secret in secrets {
+        for path in [file.clone(), beside("-wal")] {
+            let bytes = std::fs::read(&path).unwrap_or_default();
             let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
-            assert!(!found, "{secret} is stored in the clear in {file}");
+            assert!(!found, "{secret} is stored in the clear in {}", path.display());
         }
     }
     use std::os::unix::fs::PermissionsExt;
-    let key =
-        std::fs::metadata(dir.path().join("wasmq.db.callback-key")).expect("a key file beside the database");
+    let key = std::fs::metadata(beside(".callback-key")).expect("a key file beside the database");
     assert_eq!(key.permissions().mode() & 0o777, 0o600);
 }
 
