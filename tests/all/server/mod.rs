@@ -4,6 +4,7 @@
 
 mod api;
 mod attempts;
+mod callback_secrets;
 mod callbacks;
 mod durability;
 mod edge;
