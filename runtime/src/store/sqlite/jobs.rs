@@ -5,12 +5,14 @@ use sqlx::{Sqlite, Transaction};
 
 use super::SqliteStore;
 use super::batches::schedule_done_batches;
-use super::callbacks::CALLBACK_ON_END;
-use crate::domain::TenantId;
+use crate::domain::{CallbackState, TenantId};
 use crate::store::rows::{
     JOB_COLUMNS, JobRow, JobWatchRow, KeyedJobRow, callback_json, compact_limits, record_of,
 };
-use crate::store::rules::{self, CANCELLED, DELAYED, QUEUED, RETRYABLE, RUNNABLE, TERMINAL};
+use crate::store::rules::{
+    self, CALLBACK_ON_END, CALLBACK_PENDING, CALLBACK_SETTLED, CANCELLED, DELAYED, QUEUED, RETRYABLE,
+    RUNNABLE, TERMINAL,
+};
 use crate::store::{Inserted, JobRecord, JobWatch, NewBatch, NewJob, StatusCounts, StoreError, StoreResult};
 
 pub(super) async fn insert(
@@ -28,7 +30,7 @@ pub(super) async fn insert(
         .bind(b.tenant.as_str())
         .bind(new.len() as i64)
         .bind(callback_json(&b.callback))
-        .bind(b.callback.as_ref().map(|_| "pending"))
+        .bind(rules::initial_callback_state(&b.callback).map(CallbackState::as_str))
         .bind(b.created_at)
         .execute(&mut *tx)
         .await?;
@@ -149,7 +151,7 @@ pub(super) async fn retry(s: &SqliteStore, tenant: &TenantId, id: &str, now: i64
         "UPDATE jobs SET status = {QUEUED}, attempt = 0, run_at = ?1, finished_at = NULL, started_at = NULL,
             result = NULL, error_kind = NULL, error_message = NULL, progress_percent = NULL,
             progress_message = NULL,
-            callback_state = CASE WHEN callback IS NOT NULL THEN 'pending' ELSE NULL END,
+            callback_state = CASE WHEN callback IS NOT NULL THEN {CALLBACK_PENDING} ELSE NULL END,
             callback_attempts = 0, callback_last_error = NULL, callback_next_at = NULL
          WHERE tenant = ?2 AND id = ?3 AND status IN {RETRYABLE}
          RETURNING {JOB_COLUMNS}"
@@ -183,7 +185,7 @@ pub(super) async fn prune(s: &SqliteStore, finished_before: i64, limit: u32) -> 
         "DELETE FROM jobs WHERE id IN (
             SELECT id FROM jobs
             WHERE status IN {TERMINAL} AND finished_at < ?1
-              AND (callback_state IS NULL OR callback_state IN ('delivered', 'failed'))
+              AND (callback_state IS NULL OR callback_state IN {CALLBACK_SETTLED})
             LIMIT ?2)"
     ))
     .bind(finished_before)
@@ -192,14 +194,14 @@ pub(super) async fn prune(s: &SqliteStore, finished_before: i64, limit: u32) -> 
     .await?
     .rows_affected();
     // A batch goes after its last job (`jobs_batch` answers "any job left?").
-    let batches = sqlx::query(
+    let batches = sqlx::query(&format!(
         "DELETE FROM batches WHERE id IN (
             SELECT id FROM batches
             WHERE created_at < ?1
-              AND (callback_state IS NULL OR callback_state IN ('delivered', 'failed'))
+              AND (callback_state IS NULL OR callback_state IN {CALLBACK_SETTLED})
               AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id)
-            LIMIT ?2)",
-    )
+            LIMIT ?2)"
+    ))
     .bind(finished_before)
     .bind(limit)
     .execute(&s.writer)
@@ -236,7 +238,7 @@ pub(super) fn insert_row(job: &NewJob) -> serde_json::Value {
         "run_at": job.run_at, "created_at": job.created_at, "idempotency_key": null,
         "idempotency_fingerprint": null,
         "batch_id": job.batch_id, "callback": callback_json(&job.callback),
-        "callback_state": job.callback.as_ref().map(|_| "pending"),
+        "callback_state": rules::initial_callback_state(&job.callback).map(CallbackState::as_str),
     })
 }
 

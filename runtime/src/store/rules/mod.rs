@@ -1,76 +1,22 @@
 //! The rules every backend would otherwise copy, written once above them: the
-//! job status sets (rendered into SQL from [`JobStatus`]), the claim order,
+//! job status and callback state sets and the claim order (rendered into SQL
+//! from the domain enums, in `sql`),
 //! the module-delete and alias-rollback checks, alias pruning, batch
 //! completion and counts, and the assembly of due callbacks. A backend runs
 //! the statements and hands what it read to these functions; it decides no
 //! outcome and words no error itself.
 
+mod sql;
+
+pub(super) use sql::*;
+
 use std::collections::BTreeMap;
-use std::fmt;
 
 use super::rows::{BatchRow, callback_state, corrupt, parse_callback, status};
 use super::{
     AliasVersion, BatchRecord, CallbackDue, CallbackOwner, JobRecord, StatusCounts, StoreError, StoreResult,
 };
-use crate::domain::{AliasName, Digest, JobStatus};
-
-/// A set of statuses, shown as an SQL list: `('queued', 'scheduled', 'failed')`
-/// (in [`JobStatus::ALL`] order).
-#[derive(Clone, Copy)]
-pub(super) struct StatusSet(fn(JobStatus) -> bool);
-
-impl StatusSet {
-    /// Whether `status` is in the set.
-    pub(super) fn contains(self, status: JobStatus) -> bool {
-        (self.0)(status)
-    }
-}
-
-impl fmt::Display for StatusSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<String> = JobStatus::ALL
-            .into_iter()
-            .filter(|s| self.contains(*s))
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect();
-        write!(f, "({})", names.join(", "))
-    }
-}
-
-/// One status as an SQL literal: `'running'`.
-#[derive(Clone, Copy)]
-pub(super) struct StatusLit(pub(super) JobStatus);
-
-impl fmt::Display for StatusLit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "'{}'", self.0.as_str())
-    }
-}
-
-/// Statuses a claim picks from (when due and with an attempt left); the jobs
-/// waiting to run, behind backpressure.
-pub(super) const RUNNABLE: StatusSet =
-    StatusSet(|s| matches!(s, JobStatus::Queued | JobStatus::Scheduled | JobStatus::Failed));
-/// Statuses waiting for a due time (`job_next_due`).
-pub(super) const DELAYED: StatusSet = StatusSet(|s| matches!(s, JobStatus::Scheduled | JobStatus::Failed));
-/// Statuses that end a job ([`JobStatus::is_terminal`]).
-pub(super) const TERMINAL: StatusSet = StatusSet(JobStatus::is_terminal);
-/// Statuses `job_retry` queues again.
-pub(super) const RETRYABLE: StatusSet =
-    StatusSet(|s| matches!(s, JobStatus::Failed | JobStatus::Dead | JobStatus::Cancelled));
-
-/// `'queued'`.
-pub(super) const QUEUED: StatusLit = StatusLit(JobStatus::Queued);
-/// `'running'`.
-pub(super) const RUNNING: StatusLit = StatusLit(JobStatus::Running);
-/// `'dead'`.
-pub(super) const DEAD: StatusLit = StatusLit(JobStatus::Dead);
-/// `'cancelled'`.
-pub(super) const CANCELLED: StatusLit = StatusLit(JobStatus::Cancelled);
-
-/// The order claims take runnable jobs in, as SQL: highest priority first,
-/// then earliest due, then oldest id. [`claim_order`] is the same order.
-pub(super) const CLAIM_ORDER: &str = "priority DESC, run_at, id";
+use crate::domain::{AliasName, Callback, CallbackState, Digest, JobStatus};
 
 /// Sorts claimed jobs into [`CLAIM_ORDER`] (an `UPDATE ... RETURNING` gives
 /// its rows in no particular order).
@@ -120,6 +66,12 @@ pub(super) fn rollback_module(name: &AliasName, target: &AliasVersion, present: 
 /// so rollback always works.
 pub(super) fn pruned_up_to(current: i64, keep: u32) -> i64 {
     current - i64::from(keep.max(2))
+}
+
+/// The state a new job's or batch's callback starts in: `pending`, when it
+/// has one (it becomes due when the job, or every job of the batch, ends).
+pub(super) fn initial_callback_state(callback: &Option<Callback>) -> Option<CallbackState> {
+    callback.as_ref().map(|_| CallbackState::Pending)
 }
 
 /// The batches to check for completion after jobs changed status: those of
@@ -201,19 +153,6 @@ pub(super) fn batch_callback_due(batch: BatchRecord, attempts: i64) -> StoreResu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_sets_render_as_the_sql_lists_the_statements_always_used() {
-        assert_eq!(RUNNABLE.to_string(), "('queued', 'scheduled', 'failed')");
-        assert_eq!(TERMINAL.to_string(), "('succeeded', 'dead', 'cancelled')");
-        assert_eq!(RETRYABLE.to_string(), "('failed', 'dead', 'cancelled')");
-        assert_eq!(DELAYED.to_string(), "('scheduled', 'failed')");
-        assert_eq!(RUNNING.to_string(), "'running'");
-        for s in JobStatus::ALL {
-            assert_eq!(TERMINAL.contains(s), s.is_terminal(), "{s:?}");
-            assert!(!(RUNNABLE.contains(s) && TERMINAL.contains(s)), "{s:?} is runnable and terminal");
-        }
-    }
 
     #[test]
     fn ended_batches_are_those_of_terminal_jobs_once() {
