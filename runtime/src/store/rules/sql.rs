@@ -121,6 +121,13 @@ impl fmt::Display for CallbackOnEnd {
 /// See [`CallbackOnEnd`].
 pub(in crate::store) const CALLBACK_ON_END: CallbackOnEnd = CallbackOnEnd;
 
+/// The error a rescue records, as an SQL assignment: the attempt whose
+/// worker stopped renewing its lease (`||` concatenates in SQLite and
+/// PostgreSQL alike).
+pub(in crate::store) const LEASE_LOST: &str =
+    "error_kind = 'lease_expired', error_message = 'the worker running attempt ' || attempt
+    || ' of ' || max_attempts || ' stopped renewing its lease'";
+
 /// The order claims take runnable jobs in, as SQL: highest priority first,
 /// then earliest due, then oldest id. `rules::claim_order` is the same order.
 pub(in crate::store) const CLAIM_ORDER: &str = "priority DESC, run_at, id";

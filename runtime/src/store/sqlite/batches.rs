@@ -6,7 +6,7 @@ use super::SqliteStore;
 use crate::domain::TenantId;
 use crate::store::rows::BatchRow;
 use crate::store::rules::{self, CALLBACK_PENDING, CALLBACK_SENDING, TERMINAL};
-use crate::store::{BatchRecord, StoreError, StoreResult};
+use crate::store::{BatchRecord, StoreResult};
 
 /// After jobs reached a terminal status: batches whose jobs are now all
 /// terminal get their callback scheduled (once: only from `pending`).
@@ -38,7 +38,7 @@ pub(super) async fn get(s: &SqliteStore, tenant: &TenantId, id: &str) -> StoreRe
     .bind(id)
     .fetch_optional(&s.writer)
     .await?
-    .ok_or_else(|| StoreError::NotFound(format!("batch {id}")))?;
+    .ok_or_else(|| rules::batch_missing(id))?;
     let counted: Vec<(String, i64)> =
         sqlx::query_as("SELECT status, COUNT(*) FROM jobs WHERE batch_id = ? GROUP BY status")
             .bind(id)

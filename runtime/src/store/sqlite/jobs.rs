@@ -13,7 +13,7 @@ use crate::store::rules::{
     self, CALLBACK_ON_END, CALLBACK_PENDING, CALLBACK_SETTLED, CANCELLED, DELAYED, QUEUED, RETRYABLE,
     RUNNABLE, TERMINAL,
 };
-use crate::store::{Inserted, JobRecord, JobWatch, NewBatch, NewJob, StatusCounts, StoreError, StoreResult};
+use crate::store::{Inserted, JobRecord, JobWatch, NewBatch, NewJob, StatusCounts, StoreResult};
 
 pub(super) async fn insert(
     s: &SqliteStore,
@@ -56,15 +56,12 @@ pub(super) async fn insert(
                 .await?;
                 match existing {
                     Some(row) => {
-                        // A row from before fingerprints (NULL), or a caller
-                        // that gives none, matches any request.
-                        if let (Some(stored), Some(given)) =
-                            (&row.idempotency_fingerprint, &job.idempotency_fingerprint)
-                            && stored != given
-                        {
-                            // Dropping `tx` rolls back the whole insert.
-                            return Err(StoreError::IdempotencyConflict { key: key.as_str().into() });
-                        }
+                        // On a conflict, dropping `tx` rolls back the whole insert.
+                        rules::idempotent_reuse(
+                            key,
+                            row.idempotency_fingerprint.as_deref(),
+                            job.idempotency_fingerprint.as_deref(),
+                        )?;
                         out.push(Some(Inserted { job: row.job.try_into()?, created: false }));
                     }
                     None => {
@@ -103,7 +100,7 @@ pub(super) async fn get(s: &SqliteStore, tenant: &TenantId, id: &str) -> StoreRe
         .bind(id)
         .fetch_optional(&s.reader)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("job {id}")))?
+        .ok_or_else(|| rules::job_missing(id))?
         .try_into()
 }
 
@@ -115,7 +112,7 @@ pub(super) async fn watch(s: &SqliteStore, tenant: &TenantId, id: &str) -> Store
     .bind(id)
     .fetch_optional(&s.reader)
     .await?
-    .ok_or_else(|| StoreError::NotFound(format!("job {id}")))?
+    .ok_or_else(|| rules::job_missing(id))?
     .try_into()
 }
 
@@ -123,7 +120,7 @@ pub(super) async fn cancel(s: &SqliteStore, tenant: &TenantId, id: &str, now: i6
     let mut tx = s.tx().await?;
     let row = sqlx::query_as::<_, JobRow>(&format!(
         "UPDATE jobs SET status = {CANCELLED}, finished_at = ?1, lease_owner = NULL, lease_expires_at = NULL,
-            error_kind = 'cancelled', error_message = 'cancelled by request',
+            error_kind = ?4, error_message = ?5,
             {CALLBACK_ON_END} CASE WHEN callback IS NOT NULL THEN ?1 ELSE NULL END
          WHERE tenant = ?2 AND id = ?3 AND status NOT IN {TERMINAL}
          RETURNING {JOB_COLUMNS}"
@@ -131,12 +128,14 @@ pub(super) async fn cancel(s: &SqliteStore, tenant: &TenantId, id: &str, now: i6
     .bind(now)
     .bind(tenant.as_str())
     .bind(id)
+    .bind(rules::CANCELLED_BY_REQUEST.0)
+    .bind(rules::CANCELLED_BY_REQUEST.1)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
         drop(tx);
         let job = get(s, tenant, id).await?;
-        return Err(StoreError::Conflict(format!("job {id} is already {}", job.status.as_str())));
+        return Err(rules::cancel_refused(id, job.status));
     };
     let job: JobRecord = row.try_into()?;
     if let Some(b) = &job.batch_id {
@@ -165,10 +164,7 @@ pub(super) async fn retry(s: &SqliteStore, tenant: &TenantId, id: &str, now: i64
         Some(row) => row.try_into(),
         None => {
             let job = get(s, tenant, id).await?;
-            Err(StoreError::Conflict(format!(
-                "job {id} is {}; only failed, dead or cancelled jobs can be retried",
-                job.status.as_str()
-            )))
+            Err(rules::retry_refused(id, job.status))
         }
     }
 }

@@ -9,14 +9,9 @@ use super::batches::schedule_done_batches;
 use crate::domain::JobStatus;
 use crate::store::rows::{JOB_COLUMNS, JobRow, jobs};
 use crate::store::rules::{
-    self, CALLBACK_ON_END, CALLBACK_SENDING, CLAIM_ORDER, DEAD, QUEUED, RUNNABLE, RUNNING,
+    self, CALLBACK_ON_END, CALLBACK_SENDING, CLAIM_ORDER, DEAD, LEASE_LOST, QUEUED, RUNNABLE, RUNNING,
 };
 use crate::store::{JobClaim, JobCompletion, JobHeartbeat, JobRecord, Lease, Rescued, StoreResult};
-
-/// The error a rescue records: the attempt whose worker stopped renewing.
-pub(super) const LEASE_LOST: &str =
-    "error_kind = 'lease_expired', error_message = 'the worker running attempt ' || attempt
-    || ' of ' || max_attempts || ' stopped renewing its lease'";
 
 /// Claims as the JSON array `[{"id", "token"}]` the statements read with `json_each`.
 pub(super) fn leases_json(leases: &[Lease]) -> String {
