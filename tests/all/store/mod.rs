@@ -5,6 +5,7 @@
 //! server opens its own. A new backend adds a line to `BACKENDS`, not cases.
 
 mod aliases;
+mod callbacks;
 mod fencing;
 mod idempotency;
 mod lifecycle;
@@ -59,4 +60,5 @@ cases! {
     fences_stale_claims => fencing::fencing,
     meets_the_idempotency_and_batch_total_contract => idempotency::exercise_idempotency_and_batch_totals,
     keeps_a_bounded_alias_history => aliases::exercise_alias_history,
+    records_every_callback_state => callbacks::exercise_callback_states,
 }
