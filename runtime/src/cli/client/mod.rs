@@ -52,7 +52,8 @@ pub mod exit {
 pub(crate) const WAIT_EXIT_CODES_HELP: &str = "\
 Exit codes:
     0  the job succeeded: its result is on stdout
-    1  API error, unreachable server, or invalid input (the reason is on stderr)
+    1  API error (`error (<status> <code>): <message>` on stderr), unreachable
+       server, or invalid input (the reason is on stderr)
     2  usage error
     3  the job ended dead or cancelled: `error (<kind>): <message>` is on stderr
   130  interrupted (Ctrl-C): the job goes on; stderr says how to wait again";
