@@ -3,6 +3,7 @@
 //! ephemeral port; `live` runs them on a pseudo-terminal and watches their
 //! output as it comes.
 
+mod errors;
 mod inspect;
 mod live;
 
@@ -254,7 +255,7 @@ async fn a_batch_from_a_jsonl_file() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("jobs[1]: alias nope not found") && err.contains("line 3)"), "{err}");
-    assert!(err.contains("HTTP 404"), "{err}");
+    assert!(err.starts_with("error (404 not_found): jobs[1]: alias nope not found"), "{err}");
     let page = ok_json(&wasmq(&app, &["jobs", "list", "--json", "--context", "b"]).await);
     assert_eq!(page["jobs"].as_array().unwrap().len(), 10, "rejected batches add no jobs");
 }
@@ -323,10 +324,10 @@ async fn api_and_connection_errors_exit_1_with_the_reason() {
     let app = spawn_app(Options::default()).await;
     let out = wasmq(&app, &["alias", "show", "missing"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stderr(&out), "error: alias missing not found (HTTP 404 Not Found)\n");
+    assert_eq!(stderr(&out), "error (404 not_found): alias missing not found\n");
     let out = wasmq(&app, &["jobs", "cancel", "no-such-job"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("not found (HTTP 404 Not Found)"), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "error (404 not_found): job no-such-job not found\n");
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let url = format!("http://{closed}");
@@ -350,7 +351,7 @@ async fn a_token_protected_server() {
     let out = wasmq(&app, &["status"]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.starts_with("error: missing or invalid bearer token (HTTP 401 Unauthorized)"), "{err}");
+    assert!(err.starts_with("error (401 unauthorized): missing or invalid bearer token\n"), "{err}");
     assert!(err.contains("WASMQ_TOKEN"), "{err}");
 
     let out = wasmq_with(&app.url, &["status"], &[("WASMQ_TOKEN", token)], None).await;
@@ -369,5 +370,5 @@ async fn a_token_protected_server() {
     std::fs::write(&file, "wrong").unwrap();
     let out = wasmq(&app, &["alias", "list", "--token-file", file.to_str().unwrap()]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("HTTP 401"), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("error (401 unauthorized): "), "{}", stderr(&out));
 }

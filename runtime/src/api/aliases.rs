@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
@@ -21,34 +21,54 @@ const MAX_HISTORY_PAGE: u32 = 100;
 /// alias's jobs ([`AliasConfig`]'s fields, listed here rather than flattened:
 /// serde cannot say which field of a flattened struct failed, and a 400 must
 /// name it).
-#[derive(Deserialize, ToSchema)]
+#[derive(Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AliasRequest {
     /// `blake3:<hex>` of an uploaded module.
     #[schema(pattern = r"^blake3:[0-9a-f]{64}$")]
     pub module: String,
     /// Fuel budget per attempt.
-    #[serde(default, deserialize_with = "crate::domain::json_int::opt")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     #[schema(minimum = 1, maximum = 9223372036854775807_u64)]
     pub fuel: Option<u64>,
     /// Wall-clock limit per attempt, in ms.
-    #[serde(default, deserialize_with = "crate::domain::json_int::opt")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     #[schema(minimum = 1, maximum = 86400000)]
     pub timeout_ms: Option<u64>,
     /// Memory limit, in MiB (at most the server's memory ceiling).
-    #[serde(default, deserialize_with = "crate::domain::json_int::opt")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     #[schema(minimum = 1)]
     pub memory_mb: Option<u64>,
     /// Attempts before a job is dead.
-    #[serde(default, deserialize_with = "crate::domain::json_int::opt")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<u32>,
     /// Queue of its jobs.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub queue: Option<crate::domain::QueueName>,
     /// Priority of its jobs (0..=1000).
-    #[serde(default, deserialize_with = "crate::domain::json_int::opt")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     #[schema(minimum = 0, maximum = 1000)]
     pub priority: Option<u16>,
 }

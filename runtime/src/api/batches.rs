@@ -30,7 +30,7 @@ pub struct BatchRequest {
 }
 
 /// `POST /v1/batches` answer.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct BatchCreated {
     /// The batch's id.
     pub id: String,

@@ -30,7 +30,7 @@ const MAX_WAIT_MS: u64 = 300_000;
 pub const MAX_DELAY_MS: u64 = 365 * 24 * 3600 * 1000;
 
 /// `POST /v1/jobs` body.
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
     /// Alias to run; resolved now, and its module pinned on the job.
@@ -41,43 +41,48 @@ pub struct JobRequest {
     pub payload: Box<RawValue>,
     /// 0..=1000, higher runs first (default: the alias's, else 500).
     #[schema(minimum = 0, maximum = 1000)]
-    #[serde(default, deserialize_with = "json_int::opt")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "json_int::opt")]
     pub priority: Option<i64>,
     /// Queue (default: the alias's, else `default`).
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
     /// Free tag to filter by (at most 200 characters).
     #[schema(max_length = 200)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
     /// Run no earlier than this many ms from now (0..=31536000000, one year).
     #[schema(minimum = 0, maximum = 31536000000_u64)]
-    #[serde(default, deserialize_with = "json_int::opt")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "json_int::opt")]
     pub delay_ms: Option<u64>,
     /// Run no earlier than this time (RFC 3339, UTC; at most one year ahead).
     #[schema(format = DateTime)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub run_at: Option<String>,
     /// Attempts before the job is dead (1..=100).
     #[schema(minimum = 1, maximum = 100)]
-    #[serde(default, deserialize_with = "json_int::opt")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "json_int::opt")]
     pub max_attempts: Option<u32>,
     /// Wall-clock limit per attempt, in ms (1..=86400000).
     #[schema(minimum = 1, maximum = 86400000)]
-    #[serde(default, deserialize_with = "json_int::opt")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "json_int::opt")]
     pub timeout_ms: Option<u64>,
     /// Fuel per attempt (1..=9223372036854775807).
     #[schema(minimum = 1, maximum = 9223372036854775807_u64)]
-    #[serde(default, deserialize_with = "json_int::opt")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "json_int::opt")]
     pub fuel: Option<u64>,
     /// Memory limit in MiB (1..=the engine's ceiling).
     #[schema(minimum = 1)]
-    #[serde(default, deserialize_with = "json_int::opt")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "json_int::opt")]
     pub memory_mb: Option<u64>,
     /// A repeated key with the same request returns the first job instead of
     /// creating one; with a different request (payload, alias or options) it
     /// is refused with 409 `idempotency_conflict`.
     #[schema(pattern = r"^[!-~]{1,200}$")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     /// Where to POST the outcome when the job ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub callback: Option<Callback>,
 }
 

@@ -20,10 +20,14 @@ mod views;
 mod watch_caps;
 
 pub use alias_cache::AliasCache;
+pub use aliases::AliasRequest;
 pub use backpressure::Backpressure;
+pub use batches::BatchCreated;
 pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 pub use guard::guard;
+pub use jobs::JobRequest;
 pub use server::HttpSettings;
+pub use status::{StatusView, Watchers, Workers};
 pub use views::*;
 pub use watch_caps::WatchCaps;
 

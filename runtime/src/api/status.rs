@@ -1,8 +1,8 @@
-//! Server status and health.
+//! Server status and health. `StatusView` is also what `wasmq status` reads.
 
 use axum::Json;
 use axum::extract::State;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use utoipa::ToSchema;
@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::{ApiError, ApiResult, AppState};
 
 /// Worker slots of this node.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Workers {
     /// Slots.
     pub max: usize,
@@ -21,7 +21,7 @@ pub struct Workers {
 }
 
 /// Requests watching jobs on this node (`wait` and event streams).
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Watchers {
     /// `wait` requests open.
     pub waits: usize,
@@ -35,7 +35,7 @@ pub struct Watchers {
 }
 
 /// Job counts and workers.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct StatusView {
     /// Jobs per status.
     pub jobs: BTreeMap<String, u64>,

@@ -1,6 +1,7 @@
-//! Response bodies: the API's view of stored records. The jobs' views are
-//! also what the CLI client deserializes (`cli::client::model`): one type per
-//! wire message, unknown fields ignored so a newer server still works.
+//! Response bodies: the API's view of stored records. They are also what the
+//! CLI client deserializes (`cli::client::model`): one type per wire message,
+//! unknown fields ignored (no `deny_unknown_fields` here) so a newer server
+//! still works.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -11,7 +12,7 @@ use crate::domain::{CallbackState, JobStatus, PluginKind, time::rfc3339};
 use crate::store::{AliasConfig, AliasRecord, AliasVersion, BatchRecord, JobRecord, ModuleRecord};
 
 /// A stored module.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct ModuleView {
     /// `blake3:<hex>`.
     pub digest: String,
@@ -31,7 +32,7 @@ impl From<ModuleRecord> for ModuleView {
 }
 
 /// An alias.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct AliasView {
     /// Name.
     pub name: String,
@@ -53,7 +54,7 @@ pub struct AliasView {
 }
 
 /// One version of an alias.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct AliasVersionView {
     /// Version.
     pub version: i64,
@@ -247,7 +248,7 @@ pub struct JobPage {
 }
 
 /// A batch.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct BatchView {
     /// UUIDv7.
     pub id: String,

@@ -19,7 +19,9 @@ use super::settings::EngineSettings;
 use crate::domain::Digest;
 
 /// What the compiler did so far (shown as is by `GET /v1/status`, and read by tests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct CompileStats {
     /// Compile slots (`max_concurrent_compiles`).
     pub slots: usize,

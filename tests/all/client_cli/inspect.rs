@@ -83,7 +83,7 @@ async fn batch_show_and_the_batch_filter_of_jobs_list() {
 
     let out = wasmq(&app, &["batch", "show", "no-such-batch"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("HTTP 404"), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("error (404 not_found): "), "{}", stderr(&out));
     let out = wasmq(&app, &["batch"]).await;
     assert_eq!(out.status.code(), Some(2), "the file is required: {}", stderr(&out));
     assert!(field(&ok(&wasmq(&app, &["status"]).await), "workers").starts_with("2 max"));
@@ -109,11 +109,11 @@ async fn modules_list_and_delete_by_short_digest() {
     let short = &echo["blake3:".len().."blake3:".len() + 8];
     let out = wasmq(&app, &["modules", "delete", short]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("HTTP 409"), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("error (409 conflict): "), "{}", stderr(&out));
 
     assert_eq!(ok(&wasmq(&app, &["alias", "delete", "echo"]).await), "deleted alias echo\n");
     let out = wasmq(&app, &["alias", "show", "echo"]).await;
-    assert_eq!(stderr(&out), "error: alias echo not found (HTTP 404 Not Found)\n");
+    assert_eq!(stderr(&out), "error (404 not_found): alias echo not found\n");
     assert_eq!(
         ok(&wasmq(&app, &["modules", "delete", &echo[..19]]).await),
         format!("deleted module {echo}\n")
@@ -145,10 +145,7 @@ async fn dispatch_takes_limits_in_units() {
     // 2GiB reaches the server as memory_mb=2048, past the engine's ceiling.
     let out = wasmq(&app, &["dispatch", "spin", "{}", "--memory", "2GiB"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        stderr(&out),
-        "error: memory_mb must be between 1 and 1024, got 2048 (HTTP 400 Bad Request)\n"
-    );
+    assert_eq!(stderr(&out), "error (400 invalid_field): memory_mb must be between 1 and 1024, got 2048\n");
     let out = wasmq(&app, &["dispatch", "spin", "{}", "--delay", "60000"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("add a unit, e.g. 60000s or 60000ms"), "{}", stderr(&out));

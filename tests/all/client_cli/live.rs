@@ -199,7 +199,7 @@ async fn jobs_follow_prints_each_change_as_it_comes() {
 
     let out = wasmq(&app, &["jobs", "follow", "no-such-job"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("HTTP 404"), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("error (404 not_found): "), "{}", stderr(&out));
     // The server answers other clients as before.
     assert!(field(&ok(&wasmq(&app, &["status"]).await), "workers").starts_with("2 max"));
 }

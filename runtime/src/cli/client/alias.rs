@@ -3,9 +3,10 @@
 use clap::{Args, Subcommand};
 
 use super::http::{Client, Outcome, segment};
-use super::model::{Alias, AliasConfig};
+use super::model::{Alias, AliasConfig, AliasRequest};
 use super::output::{Fields, Table, short_digest};
 use super::{ClientOpts, digest, units};
+use crate::domain::QueueName;
 
 /// Arguments of `wasmq alias`.
 #[derive(Debug, Args)]
@@ -39,13 +40,13 @@ pub enum AliasCommand {
         #[arg(long, value_name = "SIZE", value_parser = units::mebibytes)]
         memory: Option<u64>,
         /// Attempts before a job is dead (1..=100).
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+        #[arg(long)]
         max_attempts: Option<u32>,
         /// Queue of the alias's jobs.
-        #[arg(long)]
-        queue: Option<String>,
+        #[arg(long, value_parser = |s: &str| QueueName::parse(s))]
+        queue: Option<QueueName>,
         /// Priority of the alias's jobs (0..=1000, higher runs first).
-        #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1000))]
+        #[arg(long)]
         priority: Option<u16>,
     },
     /// Every alias, by name.
@@ -76,16 +77,18 @@ pub enum AliasCommand {
 pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
     match args.command {
         AliasCommand::Set { name, digest, fuel, timeout, memory, max_attempts, queue, priority } => {
-            let digest = digest::resolve(client, &digest).await?;
-            #[derive(serde::Serialize)]
-            struct Body {
-                module: String,
-                #[serde(flatten)]
-                config: AliasConfig,
-            }
-            let config =
-                AliasConfig { fuel, timeout_ms: timeout, memory_mb: memory, max_attempts, queue, priority };
-            let reply = client.put(&path(&name), &Body { module: digest, config }).await?;
+            // The server checks every range and names the field it refuses.
+            let module = digest::resolve(client, &digest).await?;
+            let request = AliasRequest {
+                module,
+                fuel,
+                timeout_ms: timeout,
+                memory_mb: memory,
+                max_attempts,
+                queue,
+                priority,
+            };
+            let reply = client.put(&path(&name), &request).await?;
             if client.json {
                 reply.print_raw();
             } else {

@@ -11,7 +11,7 @@ use super::ClientOpts;
 use super::http::{Client, Failure, Outcome, segment};
 use super::model::{Batch, BatchCreated};
 use super::output::{Fields, Table};
-use crate::domain::JobStatus;
+use crate::domain::{Callback, CallbackState, JobStatus};
 
 /// Arguments of `wasmq batch`.
 #[derive(Debug, Args)]
@@ -53,16 +53,14 @@ pub enum BatchCommand {
     },
 }
 
-#[derive(Serialize)]
-struct Callback<'a> {
-    url: &'a str,
-}
-
+/// `POST /v1/batches` as the client sends it: `BatchRequest`'s fields, with
+/// each job passed on as the file wrote it (the server checks it and names the
+/// bad one, and a newer server's job fields reach it).
 #[derive(Serialize)]
 struct Body<'a> {
     jobs: &'a [Box<RawValue>],
     #[serde(skip_serializing_if = "Option::is_none")]
-    callback: Option<Callback<'a>>,
+    callback: Option<Callback>,
 }
 
 pub(super) async fn run(client: &Client, args: BatchArgs) -> Outcome {
@@ -75,11 +73,13 @@ pub(super) async fn run(client: &Client, args: BatchArgs) -> Outcome {
     let name = file.display().to_string();
     let text = read(file)?;
     let (jobs, lines) = parse_lines(&name, &text)?;
-    let body = Body { jobs: &jobs, callback: args.callback_url.as_deref().map(|url| Callback { url }) };
+    let callback =
+        args.callback_url.clone().map(|url| Callback { url, headers: Default::default(), secret: None });
+    let body = Body { jobs: &jobs, callback };
     let reply = match client.post("/v1/batches", Some(&body)).await {
         Ok(r) => r,
-        Err(Failure::Api { status, message }) => {
-            return Err(Failure::Api { status, message: name_line(message, &name, &lines) });
+        Err(Failure::Api { status, code, message }) => {
+            return Err(Failure::Api { status, code, message: name_line(message, &name, &lines) });
         }
         Err(e) => return Err(e),
     };
@@ -107,7 +107,7 @@ async fn show(client: &Client, id: &str) -> Outcome {
         .opt(
             "callback",
             b.callback.as_ref().map(|c| {
-                let state = c.state.as_deref().unwrap_or("-");
+                let state = c.state.map_or("-", CallbackState::as_str);
                 let last = c.last_error.as_ref().map(|e| format!(", last error: {e}")).unwrap_or_default();
                 format!("{} ({state}, {} attempts{last})", c.url, c.attempts)
             }),

@@ -3,56 +3,69 @@
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::StatusCode;
-use serde::Serialize;
 use serde_json::value::RawValue;
 use std::io::{IsTerminal, Read};
 use std::time::{Duration, Instant};
 
 use super::http::{Client, Failure, Outcome, Reply, segment};
-use super::model::Job;
+use super::model::{Job, JobRequest};
 use super::output::Fields;
 use super::{ClientOpts, WAIT_EXIT_CODES_HELP, units};
 use crate::domain::JobStatus;
 
-/// Per-job options of `dispatch` (each defaults to the alias's, then the server's).
-#[derive(Debug, Default, Args, Serialize)]
+/// Per-job options of `dispatch` (each defaults to the alias's, then the
+/// server's). They become the server's own [`JobRequest`], whose ranges the
+/// server checks (its 400 names the field); the flags only convert units.
+#[derive(Debug, Default, Args)]
 pub struct JobFlags {
     /// 0..=1000, higher runs first.
-    #[arg(long, value_parser = clap::value_parser!(i64).range(0..=1000))]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long)]
     pub priority: Option<i64>,
     /// Queue to run in.
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
     /// Free tag to find the job by (`wasmq jobs list --context`).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
     /// Run no earlier than this from now, e.g. `30s`, `10m`, `2h`.
     #[arg(long, value_name = "DURATION", value_parser = units::millis_or_zero)]
-    #[serde(rename = "delay_ms", skip_serializing_if = "Option::is_none")]
     pub delay: Option<u64>,
     /// A repeated key returns the first job instead of creating another.
     #[arg(long, value_name = "KEY")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     /// Attempts before the job is dead (1..=100).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long)]
     pub max_attempts: Option<u32>,
     /// Wall-clock limit per attempt, e.g. `500ms`, `5s`, `2m`.
     #[arg(long, value_name = "DURATION", value_parser = units::millis)]
-    #[serde(rename = "timeout_ms", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
     /// Fuel per attempt (about one unit per wasm instruction).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub fuel: Option<u64>,
     /// Memory limit, in whole MiB, e.g. `64MiB`, `1GiB`.
     #[arg(long, value_name = "SIZE", value_parser = units::mebibytes)]
-    #[serde(rename = "memory_mb", skip_serializing_if = "Option::is_none")]
     pub memory: Option<u64>,
+}
+
+impl JobFlags {
+    /// The `POST /v1/jobs` body of one job to `alias` with these options.
+    fn request(self, alias: String, payload: Box<RawValue>) -> JobRequest {
+        JobRequest {
+            alias,
+            payload,
+            priority: self.priority,
+            queue: self.queue,
+            context: self.context,
+            delay_ms: self.delay,
+            run_at: None,
+            max_attempts: self.max_attempts,
+            timeout_ms: self.timeout,
+            fuel: self.fuel,
+            memory_mb: self.memory,
+            idempotency_key: self.idempotency_key,
+            callback: None,
+        }
+    }
 }
 
 /// Arguments of `wasmq dispatch`.
@@ -82,14 +95,7 @@ pub struct DispatchArgs {
 
 pub(super) async fn run(client: &Client, args: DispatchArgs) -> Outcome {
     let payload = read_payload(&args.payload)?;
-    #[derive(Serialize)]
-    struct Body<'a> {
-        alias: &'a str,
-        payload: &'a RawValue,
-        #[serde(flatten)]
-        flags: &'a JobFlags,
-    }
-    let body = Body { alias: &args.alias, payload: &payload, flags: &args.flags };
+    let body = args.flags.request(args.alias, payload);
     let reply = client.post("/v1/jobs", Some(&body)).await?;
     let job: Job = reply.parse()?;
     if args.wait {

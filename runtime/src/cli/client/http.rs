@@ -14,6 +14,9 @@ pub(crate) enum Failure {
     Api {
         /// The HTTP status.
         status: StatusCode,
+        /// The server's error code (`not_found`, `idempotency_conflict`, ...);
+        /// `None` when the body was not the API's error shape (a proxy's page).
+        code: Option<String>,
         /// The server's message.
         message: String,
     },
@@ -29,6 +32,17 @@ impl Failure {
     /// A local failure with this message.
     pub(crate) fn other(message: impl Into<String>) -> Self {
         Failure::Other(message.into())
+    }
+
+    /// The failure of an error answer: the code and message of the API's
+    /// [`ErrorBody`](crate::api::ErrorBody), or the body itself when it is not one.
+    fn api(status: StatusCode, body: &str) -> Self {
+        let (code, message) = match serde_json::from_str::<crate::api::ErrorBody>(body) {
+            Ok(b) => (Some(b.error.code.into_owned()), b.error.message),
+            Err(_) if body.trim().is_empty() => (None, "the server answered with an empty body".into()),
+            Err(_) => (None, body.trim().chars().take(500).collect()),
+        };
+        Failure::Api { status, code, message }
     }
 }
 
@@ -171,7 +185,7 @@ impl Client {
         if status.is_success() {
             return Ok(Reply { status, body });
         }
-        Err(Failure::Api { status, message: api_message(&body) })
+        Err(Failure::api(status, &body))
     }
 
     /// Sends a request whose answer is read as it comes (an event stream, from
@@ -184,7 +198,7 @@ impl Client {
             return Ok(response);
         }
         let body = response.text().await.map_err(|e| self.transport(&e))?;
-        Err(Failure::Api { status, message: api_message(&body) })
+        Err(Failure::api(status, &body))
     }
 
     /// A transport error, naming the server it tried (and, when it could not
@@ -205,15 +219,6 @@ impl Client {
         } else {
             Failure::other(format!("request to the wasmq server at {base} failed: {cause}"))
         }
-    }
-}
-
-/// The message of an API error body, or the body itself when it is not one.
-fn api_message(body: &str) -> String {
-    match serde_json::from_str::<crate::api::ErrorBody>(body) {
-        Ok(b) => b.error.message,
-        Err(_) if body.trim().is_empty() => "the server answered with an empty body".into(),
-        Err(_) => body.trim().chars().take(500).collect(),
     }
 }
 

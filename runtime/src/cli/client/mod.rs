@@ -2,7 +2,8 @@
 //! `batch`, `status`): a thin layer over the HTTP API of a running `wasmq serve`.
 //!
 //! Every command prints a human view by default and the server's JSON with
-//! `--json`; API errors show the server's own message and the HTTP status.
+//! `--json`; API errors show the HTTP status, the server's error code and its
+//! own message: `error (409 idempotency_conflict): ...`.
 
 mod alias;
 mod batch;
@@ -51,7 +52,8 @@ pub mod exit {
 pub(crate) const WAIT_EXIT_CODES_HELP: &str = "\
 Exit codes:
     0  the job succeeded: its result is on stdout
-    1  API error, unreachable server, or invalid input (the reason is on stderr)
+    1  API error (`error (<status> <code>): <message>` on stderr), unreachable
+       server, or invalid input (the reason is on stderr)
     2  usage error
     3  the job ended dead or cancelled: `error (<kind>): <message>` is on stderr
   130  interrupted (Ctrl-C): the job goes on; stderr says how to wait again";
@@ -137,8 +139,11 @@ pub fn main(command: ClientCommand) -> ExitCode {
 /// Prints a failure on stderr and picks its exit code.
 fn report(failure: Failure, has_token: bool) -> ExitCode {
     match failure {
-        Failure::Api { status, message, .. } => {
-            eprintln!("error: {message} (HTTP {status})");
+        Failure::Api { status, code, message } => {
+            // `error (<status> <code>): <message>`, like a job's `error (<kind>): ...`;
+            // the status's reason phrase stands in when the body had no code.
+            let code = code.as_deref().or(status.canonical_reason()).unwrap_or("error");
+            eprintln!("error ({} {code}): {message}", status.as_u16());
             if status == reqwest::StatusCode::UNAUTHORIZED && !has_token {
                 eprintln!("hint: set WASMQ_TOKEN or pass --token-file with the server's token");
             }

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 
 use super::http::{Client, Outcome, segment};
-use super::model::Module;
+use super::model::{Module, wire_name};
 use super::output::{Table, short_digest};
 use super::{ClientOpts, digest};
 
@@ -51,7 +51,7 @@ pub(super) async fn run(client: &Client, args: ModulesArgs) -> Outcome {
             for m in modules {
                 table.row([
                     short_digest(&m.digest),
-                    m.kind,
+                    wire_name(&m.kind),
                     bytesize::ByteSize(m.size).to_string(),
                     m.created_at,
                 ]);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::ClientOpts;
 use super::http::{Client, Failure, Outcome, segment};
-use super::model::{Alias, Module};
+use super::model::{Alias, AliasRequest, Module, wire_name};
 use super::output::Fields;
 
 /// Arguments of `wasmq push`.
@@ -38,7 +38,7 @@ pub(super) async fn run(client: &Client, args: PushArgs) -> Outcome {
     let module: Module = uploaded.parse()?;
     let alias = match &args.alias {
         Some(name) => {
-            let body = serde_json::json!({ "module": module.digest });
+            let body = AliasRequest { module: module.digest.clone(), ..Default::default() };
             Some(client.put(&format!("/v1/aliases/{}", segment(name)), &body).await?)
         }
         None => None,
@@ -62,7 +62,7 @@ pub(super) async fn run(client: &Client, args: PushArgs) -> Outcome {
     }
     let mut fields = Fields::new()
         .add("digest", &module.digest)
-        .add("kind", &module.kind)
+        .add("kind", wire_name(&module.kind))
         .add("size", format!("{} bytes ({})", module.size, bytesize::ByteSize(module.size)))
         .add("status", if created { "new (201 Created)" } else { "already known (200 OK)" });
     if let Some(reply) = &alias {
