@@ -44,8 +44,18 @@ pub struct JobRequest {
     #[schema(minimum = 0, maximum = 31536000000_u64)]
     #[serde(default, deserialize_with = "json_int::opt")]
     pub delay_ms: Option<u64>,
-    /// Run no earlier than this time (RFC 3339, UTC; at most one year ahead).
-    #[schema(format = DateTime)]
+    /// Run no earlier than this time: RFC 3339 in UTC (`Z` or `+00:00`), at
+    /// most one year (31536000000 ms, the `delay_ms` maximum) after the
+    /// server's clock. A later time is refused with 400 naming the latest
+    /// accepted one; a past time is due now.
+    // The bound moves with the clock, which no JSON Schema keyword can state:
+    // the description says it, the pattern says the form the server reads
+    // (`domain::time::parse_rfc3339`: year 1970 or later, UTC only).
+    #[schema(
+        format = DateTime,
+        pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|\+00:00)$",
+        example = "2026-01-31T12:00:00Z"
+    )]
     pub run_at: Option<String>,
     /// Attempts before the job is dead (1..=100).
     #[schema(minimum = 1, maximum = 100)]
