@@ -102,7 +102,7 @@ pub(super) fn check_config(state: &AppState, c: &AliasConfig) -> ApiResult<()> {
     {
         return Err(ApiError::invalid(format!("max_attempts must be between 1 and 100, got {a}")));
     }
-    super::jobs::limits(state, c, &Default::default()).map(drop)
+    super::submit::limits(state, c, &Default::default()).map(drop)
 }
 
 /// Points an alias at a module; the version counts up.

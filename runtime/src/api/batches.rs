@@ -10,13 +10,10 @@ use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::extract::ApiJson;
-use super::jobs::{CallbackForm, JobRequest, check_callback, prepare_keyed, stored_callback};
-use super::{ApiError, ApiResult, AppState, BatchView};
-use crate::domain::{Callback, time::now_ms};
-use crate::store::{NewBatch, StoreError};
-
-/// Most jobs in one batch.
-const MAX_BATCH: usize = 10_000;
+use super::jobs::JobRequest;
+use super::submit::{BatchSpec, Dispatch, submit_many};
+use super::{ApiResult, AppState, BatchView};
+use crate::domain::Callback;
 
 /// `POST /v1/batches` body.
 #[derive(Deserialize, ToSchema)]
@@ -58,51 +55,10 @@ pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<BatchRequest>,
 ) -> ApiResult<(StatusCode, Json<BatchCreated>)> {
-    if req.jobs.is_empty() || req.jobs.len() > MAX_BATCH {
-        return Err(ApiError::invalid(format!(
-            "jobs must hold between 1 and {MAX_BATCH} jobs, got {}",
-            req.jobs.len()
-        )));
-    }
-    let now = now_ms();
-    if let Some(c) = &req.callback {
-        check_callback(&state, c, CallbackForm::Body)?;
-    }
-    let id = uuid::Uuid::now_v7().to_string();
-    let batch = NewBatch {
-        callback: req.callback.map(|c| stored_callback(&state, c, &id)),
-        id,
-        tenant: state.tenant.clone(),
-        created_at: now,
-    };
-    let mut jobs = Vec::with_capacity(req.jobs.len());
-    for (i, job) in req.jobs.into_iter().enumerate() {
-        let (alias, payload, opts) = job.split();
-        let job = prepare_keyed(&state, &alias, payload, opts, Some(batch.id.clone()), now)
-            .await
-            .map_err(|e| e.prefixed(&format!("jobs[{i}]")))?;
-        jobs.push(job);
-    }
-    state.backpressure.admit(state.store.as_ref(), jobs.len() as u64).await?;
+    let jobs = req.jobs.into_iter().map(Dispatch::from).collect();
+    let batch = BatchSpec::new(req.callback);
     let id = batch.id.clone();
-    let keys: Vec<Option<(String, Option<String>)>> = jobs
-        .iter()
-        .map(|j| {
-            j.idempotency_key.as_ref().map(|k| (k.as_str().to_string(), j.idempotency_fingerprint.clone()))
-        })
-        .collect();
-    let inserted = match state.inserter.insert(jobs, Some(batch)).await {
-        Ok(inserted) => inserted,
-        Err(StoreError::IdempotencyConflict { key }) => {
-            let index = conflicting(&keys, &key);
-            let error = ApiError::from(StoreError::IdempotencyConflict { key });
-            return Err(match index {
-                Some(i) => error.prefixed(&format!("jobs[{i}]")),
-                None => error,
-            });
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let inserted = submit_many(&state, &state.tenant, jobs, Some(batch)).await?;
     // Same accounting as the store's: the distinct jobs created with this batch.
     let mut owned = HashSet::new();
     let (mut existing, mut seen) = (Vec::new(), HashSet::new());
@@ -114,23 +70,8 @@ pub(super) async fn create(
         }
     }
     let total = owned.len();
-    if total > 0 {
-        state.queue.notify_dispatch();
-    }
     let job_ids = inserted.iter().map(|i| i.job.id.clone()).collect();
     Ok((StatusCode::CREATED, Json(BatchCreated { id, total, job_ids, existing })))
-}
-
-/// Which job of a batch reused `key` with a different request: the first
-/// one asking something else than the key's first job in the batch (which the
-/// store met first), else that first job (it differs from the stored job).
-fn conflicting(keys: &[Option<(String, Option<String>)>], key: &str) -> Option<usize> {
-    let mut with_key = keys
-        .iter()
-        .enumerate()
-        .filter_map(|(i, k)| k.as_ref().filter(|(k, _)| k == key).map(|(_, fingerprint)| (i, fingerprint)));
-    let (first, fingerprint) = with_key.next()?;
-    Some(with_key.find(|(_, f)| *f != fingerprint).map_or(first, |(i, _)| i))
 }
 
 /// A batch: counts per status and whether it is done.

@@ -15,7 +15,7 @@
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::jobs::JobOptions;
+use super::submit::JobOptions;
 
 /// The fingerprint of a keyed dispatch, or `None` when it has no key.
 pub(super) fn fingerprint(alias: &str, payload: &RawValue, opts: &JobOptions) -> Option<String> {

@@ -1,4 +1,5 @@
 //! `/v1/jobs` and `/v1/dispatch/{alias}`: dispatch, inspect, wait, cancel, retry.
+//! Dispatches go through [`submit`](super::submit), where their rules live.
 
 use axum::Json;
 use axum::extract::{Path, Request, State};
@@ -11,23 +12,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery, body_bytes, parse_json};
+use super::submit::{CallbackForm, Dispatch, JobOptions, check_range, submit};
 use super::{ApiError, ApiResult, AppState, JobPage, JobView};
-use crate::domain::{
-    Callback, IdempotencyKey, JobStatus, Limits, QueueName, json_int, time::now_ms, time::parse_rfc3339,
-    time::rfc3339,
-};
-use crate::store::{AliasConfig, Inserted, JobCursor, JobList, JobOrder, JobWatch, NewJob};
+use crate::domain::{Callback, JobStatus, json_int, time::now_ms};
+use crate::store::{JobCursor, JobList, JobOrder, JobWatch};
 
-/// Default priority: the middle of 0..=1000.
-const DEFAULT_PRIORITY: i64 = 500;
-/// Longest `context` tag, in characters (as JSON Schema's `maxLength` counts).
-const MAX_CONTEXT: usize = 200;
 /// Longest wait of `GET /v1/jobs/{id}/wait`.
 const MAX_WAIT_MS: u64 = 300_000;
-/// Furthest ahead a job may be scheduled (`delay_ms`, `run_at`): one year.
-/// Bounding it keeps every stored time far inside what `i64` milliseconds and
-/// RFC 3339 can hold, and a job due in a year is already a scheduling mistake.
-pub const MAX_DELAY_MS: u64 = 365 * 24 * 3600 * 1000;
 
 /// `POST /v1/jobs` body.
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -55,8 +46,18 @@ pub struct JobRequest {
     #[schema(minimum = 0, maximum = 31536000000_u64)]
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "json_int::opt")]
     pub delay_ms: Option<u64>,
-    /// Run no earlier than this time (RFC 3339, UTC; at most one year ahead).
-    #[schema(format = DateTime)]
+    /// Run no earlier than this time: RFC 3339 in UTC (`Z` or `+00:00`), at
+    /// most one year (31536000000 ms, the `delay_ms` maximum) after the
+    /// server's clock. A later time is refused with 400 naming the latest
+    /// accepted one; a past time is due now.
+    // The bound moves with the clock, which no JSON Schema keyword can state:
+    // the description says it, the pattern says the form the server reads
+    // (`domain::time::parse_rfc3339`: year 1970 or later, UTC only).
+    #[schema(
+        format = DateTime,
+        pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|\+00:00)$",
+        example = "2026-01-31T12:00:00Z"
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_at: Option<String>,
     /// Attempts before the job is dead (1..=100).
@@ -133,247 +134,48 @@ pub struct Accepted {
     pub id: String,
 }
 
-/// Per-job options, from either form.
-#[derive(Default)]
-pub(super) struct JobOptions {
-    pub(super) priority: Option<i64>,
-    pub(super) queue: Option<String>,
-    pub(super) context: Option<String>,
-    pub(super) delay_ms: Option<u64>,
-    pub(super) run_at: Option<String>,
-    pub(super) max_attempts: Option<u32>,
-    pub(super) timeout_ms: Option<u64>,
-    pub(super) fuel: Option<u64>,
-    pub(super) memory_mb: Option<u64>,
-    pub(super) idempotency_key: Option<String>,
-    pub(super) callback: Option<Callback>,
+impl From<JobRequest> for Dispatch {
+    fn from(r: JobRequest) -> Self {
+        let options = JobOptions {
+            priority: r.priority,
+            queue: r.queue,
+            context: r.context,
+            delay_ms: r.delay_ms,
+            run_at: r.run_at,
+            max_attempts: r.max_attempts,
+            timeout_ms: r.timeout_ms,
+            fuel: r.fuel,
+            memory_mb: r.memory_mb,
+            idempotency_key: r.idempotency_key,
+            callback: r.callback,
+        };
+        Dispatch { alias: r.alias, payload: r.payload, options, form: CallbackForm::Body }
+    }
 }
 
-impl JobRequest {
-    pub(super) fn split(self) -> (String, Box<RawValue>, JobOptions) {
+impl DispatchQuery {
+    /// The job of the short form: `alias` from the path, `payload` the body.
+    fn into_dispatch(self, alias: String, payload: Box<RawValue>) -> ApiResult<Dispatch> {
+        let callback = match (self.callback_url, self.callback_secret) {
+            (Some(url), secret) => Some(Callback { url, headers: Default::default(), secret }),
+            (None, Some(_)) => return Err(ApiError::invalid("callback_secret needs callback_url")),
+            (None, None) => None,
+        };
         let options = JobOptions {
             priority: self.priority,
             queue: self.queue,
             context: self.context,
             delay_ms: self.delay_ms,
-            run_at: self.run_at,
+            run_at: None,
             max_attempts: self.max_attempts,
             timeout_ms: self.timeout_ms,
             fuel: self.fuel,
             memory_mb: self.memory_mb,
             idempotency_key: self.idempotency_key,
-            callback: self.callback,
+            callback,
         };
-        (self.alias, self.payload, options)
+        Ok(Dispatch { alias, payload, options, form: CallbackForm::Query })
     }
-}
-
-/// The limits of a job: server defaults, then the alias's, then the job's own.
-/// Each field a client set is checked against its range first, so the 400
-/// names the field as the client spelled it (`memory_mb`, not bytes).
-pub(super) fn limits(state: &AppState, alias: &AliasConfig, job: &JobOptions) -> ApiResult<Limits> {
-    let mut l: Limits = state.default_limits.clone();
-    if let Some(f) = job.fuel.or(alias.fuel) {
-        check_range("fuel", f, 1, MAX_FUEL)?;
-        l.fuel = Some(f);
-    }
-    if let Some(t) = job.timeout_ms.or(alias.timeout_ms) {
-        check_range("timeout_ms", t, 1, MAX_TIMEOUT_MS)?;
-        l.timeout = Duration::from_millis(t);
-    }
-    if let Some(m) = job.memory_mb.or(alias.memory_mb) {
-        let max_mb = state.engine.settings().max_memory_bytes >> 20;
-        check_range("memory_mb", m, 1, max_mb)?;
-        l.memory_bytes = m << 20;
-    }
-    state.engine.validate_limits(&l).map_err(|e| ApiError::invalid(e.to_string()))?;
-    Ok(l)
-}
-
-/// Largest `fuel` (what wasmtime's fuel counter can hold).
-const MAX_FUEL: u64 = i64::MAX as u64;
-/// Largest `timeout_ms`: one day, as [`Limits::validate`] allows.
-const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
-
-/// A 400 naming `field` and its range unless `min <= value <= max`.
-pub(super) fn check_range(field: &str, value: u64, min: u64, max: u64) -> ApiResult<()> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(format!("{field} must be between {min} and {max}, got {value}")))
-    }
-}
-
-/// When a job is due: now, `delay_ms` from now, or `run_at`, at most
-/// [`MAX_DELAY_MS`] ahead (a `run_at` in the past is due now).
-fn due_at(delay_ms: Option<u64>, run_at: Option<&str>, now: i64) -> ApiResult<i64> {
-    match (delay_ms, run_at) {
-        (Some(_), Some(_)) => Err(ApiError::invalid("delay_ms and run_at cannot both be given")),
-        (Some(d), None) => {
-            if d > MAX_DELAY_MS {
-                return Err(ApiError::invalid(format!(
-                    "delay_ms must be between 0 and {MAX_DELAY_MS} (one year), got {d}"
-                )));
-            }
-            // Both are far below i64::MAX: `now` is today, `d` at most a year.
-            Ok(now.saturating_add(d as i64))
-        }
-        (None, Some(t)) => {
-            let at = parse_rfc3339(t).ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "run_at must be an RFC 3339 time like 2026-01-31T12:00:00Z, got {t:?}"
-                ))
-            })?;
-            let latest = now.saturating_add(MAX_DELAY_MS as i64);
-            if at > latest {
-                return Err(ApiError::invalid(format!(
-                    "run_at must be at most one year ahead (no later than {}), got {t:?}",
-                    rfc3339(latest)
-                )));
-            }
-            Ok(at)
-        }
-        (None, None) => Ok(now),
-    }
-}
-
-/// How the client spelled the callback's fields (for the message of a 400).
-#[derive(Clone, Copy)]
-pub(super) enum CallbackForm {
-    /// `{"callback": {"url", "headers", "secret"}}`.
-    Body,
-    /// `?callback_url=&callback_secret=` of the short form.
-    Query,
-}
-
-/// Checks a callback against the address policy and its rules (see
-/// `callbacks::target`); a 400 names the field as the client spelled it.
-pub(super) fn check_callback(state: &AppState, c: &Callback, form: CallbackForm) -> ApiResult<()> {
-    use crate::callbacks::target::{Field, check};
-    check(c, &state.callback_policy).map(drop).map_err(|e| {
-        let field = match (e.field, form) {
-            (Field::Url, CallbackForm::Body) => "callback.url",
-            (Field::Url, CallbackForm::Query) => "callback_url",
-            (Field::Headers, _) => "callback.headers",
-            (Field::Secret, CallbackForm::Body) => "callback.secret",
-            (Field::Secret, CallbackForm::Query) => "callback_secret",
-        };
-        ApiError::invalid(format!("{field} {}", e.message))
-    })
-}
-
-/// The callback as stored: its URL normalized (what will be contacted, and
-/// the form the sender's per-receiver cap matches on), its secret sealed for
-/// the job or batch `owner_id`. `c` passed `check_callback`.
-pub(super) fn stored_callback(state: &AppState, c: Callback, owner_id: &str) -> Callback {
-    Callback {
-        url: reqwest::Url::parse(&c.url).map(String::from).unwrap_or(c.url),
-        // Header values are credentials as often as not (`Authorization`):
-        // sealed like the secret, opened by the sender.
-        headers: c.headers.into_iter().map(|(k, v)| (k, state.callback_secrets.seal(&v, owner_id))).collect(),
-        secret: c.secret.map(|s| state.callback_secrets.seal(&s, owner_id)),
-    }
-}
-
-/// Validates a dispatch and builds the job to insert (the alias is resolved and
-/// its module pinned here, so a later rollback never changes queued work).
-pub(super) async fn prepare(
-    state: &AppState,
-    alias: &str,
-    payload: Box<RawValue>,
-    opts: JobOptions,
-    batch_id: Option<String>,
-    now: i64,
-) -> ApiResult<NewJob> {
-    let alias = super::aliases::parse_alias(alias)?;
-    let record = state.aliases.get(state.store.as_ref(), &state.tenant, &alias).await?;
-    let cfg = &record.config;
-    let priority = opts.priority.or(cfg.priority.map(i64::from)).unwrap_or(DEFAULT_PRIORITY);
-    if !(0..=1000).contains(&priority) {
-        return Err(ApiError::invalid(format!("priority must be between 0 and 1000, got {priority}")));
-    }
-    let max_attempts = opts.max_attempts.or(cfg.max_attempts).unwrap_or(state.default_max_attempts);
-    if !(1..=100).contains(&max_attempts) {
-        return Err(ApiError::invalid(format!("max_attempts must be between 1 and 100, got {max_attempts}")));
-    }
-    let queue = match opts.queue.as_deref() {
-        Some(q) => QueueName::parse(q).map_err(|e| ApiError::invalid(e.to_string()))?,
-        None => cfg.queue.clone().unwrap_or_else(QueueName::default_queue),
-    };
-    if let Some(c) = &opts.context
-        && c.chars().count() > MAX_CONTEXT
-    {
-        return Err(ApiError::invalid(format!(
-            "context must be at most {MAX_CONTEXT} characters, got {}",
-            c.chars().count()
-        )));
-    }
-    let run_at = due_at(opts.delay_ms, opts.run_at.as_deref(), now)?;
-    let idempotency_key = opts
-        .idempotency_key
-        .as_deref()
-        .map(IdempotencyKey::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
-    if let Some(c) = &opts.callback {
-        check_callback(state, c, CallbackForm::Body)?;
-    }
-    let limits = limits(state, cfg, &opts)?;
-    let id = uuid::Uuid::now_v7().to_string();
-    let callback = opts.callback.map(|c| stored_callback(state, c, &id));
-    Ok(NewJob {
-        id,
-        tenant: state.tenant.clone(),
-        alias,
-        module: record.module,
-        status: if run_at > now { JobStatus::Scheduled } else { JobStatus::Queued },
-        priority: priority as i32,
-        queue,
-        context: opts.context,
-        payload: payload.get().to_string(),
-        max_attempts,
-        limits,
-        run_at,
-        created_at: now,
-        idempotency_key,
-        idempotency_fingerprint: None,
-        batch_id,
-        callback,
-    })
-}
-
-/// [`prepare`] plus the idempotency fingerprint of the request as given.
-pub(super) async fn prepare_keyed(
-    state: &AppState,
-    alias: &str,
-    payload: Box<RawValue>,
-    opts: JobOptions,
-    batch_id: Option<String>,
-    now: i64,
-) -> ApiResult<NewJob> {
-    let fingerprint = super::idempotency::fingerprint(alias, &payload, &opts);
-    let mut job = prepare(state, alias, payload, opts, batch_id, now).await?;
-    job.idempotency_fingerprint = fingerprint;
-    Ok(job)
-}
-
-/// The one path of a single job, whichever form it came in:
-/// validate -> backpressure -> insert -> wake the workers (only for a job
-/// that is new: a repeated idempotency key answers the existing one).
-async fn submit(
-    state: &AppState,
-    alias: &str,
-    payload: Box<RawValue>,
-    opts: JobOptions,
-) -> ApiResult<Inserted> {
-    let job = prepare_keyed(state, alias, payload, opts, None, now_ms()).await?;
-    state.backpressure.admit(state.store.as_ref(), 1).await?;
-    let inserted = state.inserter.insert(vec![job], None).await?.pop();
-    let inserted = inserted.ok_or_else(|| ApiError::internal("the inserter answered no job for one"))?;
-    if inserted.created {
-        state.queue.notify_dispatch();
-    }
-    Ok(inserted)
 }
 
 /// Dispatches a job: 201 with the job, or 200 with the first job when the
@@ -389,8 +191,7 @@ pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<JobRequest>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
-    let (alias, payload, opts) = req.split();
-    let inserted = submit(&state, &alias, payload, opts).await?;
+    let inserted = submit(&state, &state.tenant, req.into()).await?;
     let status = if inserted.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(inserted.job.into())))
 }
@@ -411,28 +212,7 @@ pub(super) async fn dispatch(
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
     let bytes = body_bytes(req, &state).await?;
     let payload: Box<RawValue> = parse_json(&bytes)?;
-    let callback = match (q.callback_url, q.callback_secret) {
-        (Some(url), secret) => Some(Callback { url, headers: Default::default(), secret }),
-        (None, Some(_)) => return Err(ApiError::invalid("callback_secret needs callback_url")),
-        (None, None) => None,
-    };
-    if let Some(c) = &callback {
-        check_callback(&state, c, CallbackForm::Query)?;
-    }
-    let opts = JobOptions {
-        priority: q.priority,
-        queue: q.queue,
-        context: q.context,
-        delay_ms: q.delay_ms,
-        run_at: None,
-        max_attempts: q.max_attempts,
-        timeout_ms: q.timeout_ms,
-        fuel: q.fuel,
-        memory_mb: q.memory_mb,
-        idempotency_key: q.idempotency_key,
-        callback,
-    };
-    let inserted = submit(&state, &alias, payload, opts).await?;
+    let inserted = submit(&state, &state.tenant, q.into_dispatch(alias, payload)?).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { id: inserted.job.id })))
 }
 

@@ -16,6 +16,7 @@ mod modules;
 mod openapi;
 pub mod server;
 mod status;
+mod submit;
 mod views;
 mod watch_caps;
 

@@ -249,7 +249,7 @@ impl Pool {
 }
 
 /// The receiver a callback goes to, as the prefix of its (normalized, see
-/// `api::jobs::stored_callback`) URL: `http://host:port/`. What the per-host
+/// `api::submit::stored_callback`) URL: `http://host:port/`. What the per-host
 /// cap counts, and what the store skips while that receiver is full.
 fn host_key(due: &CallbackDue) -> String {
     match reqwest::Url::parse(&due.callback.url) {

@@ -95,3 +95,52 @@ async fn the_document_states_the_rules_the_server_enforces() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn run_at_states_its_form_and_its_one_year_bound() {
+    use wasmq::domain::time::{now_ms, rfc3339};
+    const YEAR_MS: i64 = 365 * 24 * 3600 * 1000;
+    let app = spawn_app(Options::default()).await;
+    let (_, doc) = app.get("/openapi.json").await;
+    let run_at = &doc["components"]["schemas"]["JobRequest"]["properties"]["run_at"];
+    assert_eq!(run_at["format"], "date-time", "{run_at}");
+    let pattern = run_at["pattern"].as_str().unwrap_or_default();
+    assert!(pattern.starts_with("^(19[7-9][0-9]|") && pattern.ends_with("(Z|\\+00:00)$"), "{run_at}");
+    let description = run_at["description"].as_str().unwrap_or_default().replace('\n', " ");
+    assert!(description.contains("at most one year (31536000000 ms"), "{run_at}");
+    // The delay_ms maximum the description refers to.
+    let delay = &doc["components"]["schemas"]["JobRequest"]["properties"]["delay_ms"];
+    assert_eq!(delay["maximum"].as_u64(), Some(YEAR_MS as u64), "{delay}");
+
+    app.register("echo", "echo").await;
+    // Both UTC spellings the pattern allows are read, within the year.
+    let soon = rfc3339(now_ms() + 3_600_000);
+    let offset = soon.replace('Z', "+00:00");
+    for at in [&soon, &offset] {
+        let (status, body) =
+            app.post("/v1/jobs", &json!({"alias": "echo", "payload": 1, "run_at": at})).await;
+        assert_eq!(status, StatusCode::CREATED, "{at}: {body}");
+        assert_eq!(
+            (body["status"].as_str(), body["run_at"].as_str()),
+            (Some("scheduled"), Some(soon.as_str()))
+        );
+    }
+    // Past the year: the form is the document's, the bound is refused by name,
+    // for a job alone and for a job of a batch alike.
+    let late = rfc3339(now_ms() + YEAR_MS + 3_600_000);
+    let (status, body) = app.post("/v1/jobs", &json!({"alias": "echo", "payload": 1, "run_at": late})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(message(&body).starts_with("run_at must be at most one year ahead"), "{body}");
+    let batch =
+        json!({"jobs": [{"alias": "echo", "payload": 1}, {"alias": "echo", "payload": 2, "run_at": late}]});
+    let (status, body) = app.post("/v1/batches", &batch).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(message(&body).starts_with("jobs[1]: run_at must be at most one year ahead"), "{body}");
+    // Another offset is outside the pattern, and the server refuses it too.
+    let (status, body) = app
+        .post("/v1/jobs", &json!({"alias": "echo", "payload": 1, "run_at": "2026-01-31T12:00:00+01:00"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(message(&body).starts_with("run_at must be an RFC 3339 time"), "{body}");
+    app.stop().await;
+}
