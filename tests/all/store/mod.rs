@@ -11,6 +11,7 @@ mod lifecycle;
 mod pages;
 mod sqlite;
 mod support;
+mod tenants;
 
 use std::future::Future;
 use std::path::Path;
@@ -59,4 +60,5 @@ cases! {
     fences_stale_claims => fencing::fencing,
     meets_the_idempotency_and_batch_total_contract => idempotency::exercise_idempotency_and_batch_totals,
     keeps_a_bounded_alias_history => aliases::exercise_alias_history,
+    keeps_tenants_and_their_tokens => tenants::exercise_tenants,
 }
