@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use utoipa::ToSchema;
 
+use super::auth::{Dispatch, Read, Tenant};
 use super::error::ErrorBody;
 use super::extract::ApiJson;
 use super::jobs::JobRequest;
-use super::submit::{BatchSpec, Dispatch, submit_many};
+use super::submit::{BatchSpec, Submission, submit_many};
 use super::{ApiResult, AppState, BatchView};
 use crate::domain::Callback;
 
@@ -53,12 +54,13 @@ pub struct BatchCreated {
               (status = 429, body = ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
+    tenant: Tenant<Dispatch>,
     ApiJson(req): ApiJson<BatchRequest>,
 ) -> ApiResult<(StatusCode, Json<BatchCreated>)> {
-    let jobs = req.jobs.into_iter().map(Dispatch::from).collect();
+    let jobs = req.jobs.into_iter().map(Submission::from).collect();
     let batch = BatchSpec::new(req.callback);
     let id = batch.id.clone();
-    let inserted = submit_many(&state, &state.tenant, jobs, Some(batch)).await?;
+    let inserted = submit_many(&state, &tenant, jobs, Some(batch)).await?;
     // Same accounting as the store's: the distinct jobs created with this batch.
     let mut owned = HashSet::new();
     let (mut existing, mut seen) = (Vec::new(), HashSet::new());
@@ -80,7 +82,8 @@ pub(super) async fn create(
     responses((status = 200, description = "The batch.", body = BatchView), (status = 404, body = ErrorBody)))]
 pub(super) async fn show(
     State(state): State<AppState>,
+    tenant: Tenant<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<BatchView>> {
-    Ok(Json(state.store.batch_get(&state.tenant, &id).await?.into()))
+    Ok(Json(state.store.batch_get(&tenant, &id).await?.into()))
 }

@@ -10,9 +10,10 @@ use serde_json::value::RawValue;
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::{Dispatch, Read, Tenant};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery, body_bytes, parse_json};
-use super::submit::{CallbackForm, Dispatch, JobOptions, check_range, submit};
+use super::submit::{CallbackForm, JobOptions, Submission, check_range, submit};
 use super::{ApiError, ApiResult, AppState, JobPage, JobView};
 use crate::domain::{Callback, JobStatus, json_int, time::now_ms};
 use crate::store::{JobCursor, JobList, JobOrder, JobWatch};
@@ -134,7 +135,7 @@ pub struct Accepted {
     pub id: String,
 }
 
-impl From<JobRequest> for Dispatch {
+impl From<JobRequest> for Submission {
     fn from(r: JobRequest) -> Self {
         let options = JobOptions {
             priority: r.priority,
@@ -149,13 +150,13 @@ impl From<JobRequest> for Dispatch {
             idempotency_key: r.idempotency_key,
             callback: r.callback,
         };
-        Dispatch { alias: r.alias, payload: r.payload, options, form: CallbackForm::Body }
+        Submission { alias: r.alias, payload: r.payload, options, form: CallbackForm::Body }
     }
 }
 
 impl DispatchQuery {
     /// The job of the short form: `alias` from the path, `payload` the body.
-    fn into_dispatch(self, alias: String, payload: Box<RawValue>) -> ApiResult<Dispatch> {
+    fn into_dispatch(self, alias: String, payload: Box<RawValue>) -> ApiResult<Submission> {
         let callback = match (self.callback_url, self.callback_secret) {
             (Some(url), secret) => Some(Callback { url, headers: Default::default(), secret }),
             (None, Some(_)) => return Err(ApiError::invalid("callback_secret needs callback_url")),
@@ -174,7 +175,7 @@ impl DispatchQuery {
             idempotency_key: self.idempotency_key,
             callback,
         };
-        Ok(Dispatch { alias, payload, options, form: CallbackForm::Query })
+        Ok(Submission { alias, payload, options, form: CallbackForm::Query })
     }
 }
 
@@ -189,9 +190,10 @@ impl DispatchQuery {
               (status = 429, body = ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
+    tenant: Tenant<Dispatch>,
     ApiJson(req): ApiJson<JobRequest>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
-    let inserted = submit(&state, &state.tenant, req.into()).await?;
+    let inserted = submit(&state, &tenant, req.into()).await?;
     let status = if inserted.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(inserted.job.into())))
 }
@@ -206,13 +208,14 @@ pub(super) async fn create(
               (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(super) async fn dispatch(
     State(state): State<AppState>,
+    tenant: Tenant<Dispatch>,
     Path(alias): Path<String>,
     ApiQuery(q): ApiQuery<DispatchQuery>,
     req: Request,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
     let bytes = body_bytes(req, &state).await?;
     let payload: Box<RawValue> = parse_json(&bytes)?;
-    let inserted = submit(&state, &state.tenant, q.into_dispatch(alias, payload)?).await?;
+    let inserted = submit(&state, &tenant, q.into_dispatch(alias, payload)?).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { id: inserted.job.id })))
 }
 
@@ -263,6 +266,7 @@ pub const PAGE_BYTES: u64 = 4 << 20;
     responses((status = 200, description = "A page of jobs.", body = JobPage), (status = 400, body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
+    tenant: Tenant<Read>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<JobPage>> {
     let status = q
@@ -286,7 +290,7 @@ pub(super) async fn list(
     let page = state
         .store
         .job_list(JobList {
-            tenant: state.tenant.clone(),
+            tenant: tenant.0,
             status,
             alias: q.alias,
             queue: q.queue,
@@ -306,8 +310,12 @@ pub(super) async fn list(
 /// One job.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", operation_id = "getJob", params(("id" = String, Path, description = "The job's id (a UUIDv7).")),
     responses((status = 200, description = "The job.", body = JobView), (status = 404, body = ErrorBody)))]
-pub(super) async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
-    Ok(Json(state.store.job_get(&state.tenant, &id).await?.into()))
+pub(super) async fn show(
+    State(state): State<AppState>,
+    tenant: Tenant<Read>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    Ok(Json(state.store.job_get(&tenant, &id).await?.into()))
 }
 
 /// `wait` parameters.
@@ -345,6 +353,7 @@ fn parse_cursor(cursor: &str, _order: JobOrder) -> ApiResult<JobCursor> {
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn wait(
     State(state): State<AppState>,
+    tenant: Tenant<Read>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> ApiResult<Response> {
@@ -354,7 +363,7 @@ pub(super) async fn wait(
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout);
     // Status only while waiting (pushed by this node, polled narrowly for
     // others'); registered until this request ends, however it ends.
-    let mut follow = state.queue.follow(&state.tenant, &id).await?;
+    let mut follow = state.queue.follow(&tenant, &id).await?;
     while !follow.view().status.is_terminal() {
         tokio::select! {
             changed = follow.changed(Some(deadline)) => if !changed? { break },
@@ -365,12 +374,10 @@ pub(super) async fn wait(
     // The whole job, read once: at its end (shared with the job's other
     // watchers ending now), or as it is at the timeout.
     let job = if follow.view().status.is_terminal() {
-        super::events::final_job(&state, &follow, &id).await?
+        super::events::final_job(&state, &tenant, &follow, &id).await?
     } else {
         drop(follow);
-        JobView::from(state.store.job_get(&state.tenant, &id).await?)
-            .one_line_json()
-            .map_err(ApiError::internal)?
+        JobView::from(state.store.job_get(&tenant, &id).await?).one_line_json().map_err(ApiError::internal)?
     };
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], job).into_response())
 }
@@ -381,9 +388,10 @@ pub(super) async fn wait(
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn cancel(
     State(state): State<AppState>,
+    tenant: Tenant<Dispatch>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
-    let job = state.store.job_cancel(&state.tenant, &id, now_ms()).await?;
+    let job = state.store.job_cancel(&tenant, &id, now_ms()).await?;
     state.queue.cancel_running(&id);
     state.queue.events().publish(&id, JobWatch::from(&job));
     Ok(Json(job.into()))
@@ -393,8 +401,12 @@ pub(super) async fn cancel(
 #[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs", operation_id = "retryJob", params(("id" = String, Path, description = "The job's id (a UUIDv7).")),
     responses((status = 200, description = "The job, queued again.", body = JobView),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub(super) async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
-    let job = state.store.job_retry(&state.tenant, &id, now_ms()).await?;
+pub(super) async fn retry(
+    State(state): State<AppState>,
+    tenant: Tenant<Dispatch>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    let job = state.store.job_retry(&tenant, &id, now_ms()).await?;
     state.queue.events().changed(&id);
     state.queue.notify_dispatch();
     Ok(Json(job.into()))

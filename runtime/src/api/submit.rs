@@ -61,7 +61,7 @@ pub(super) enum CallbackForm {
 }
 
 /// One job as a client asked for it, not yet checked.
-pub(super) struct Dispatch {
+pub(super) struct Submission {
     /// The alias to run, as given.
     pub(super) alias: String,
     /// The payload, valid JSON.
@@ -89,7 +89,7 @@ impl BatchSpec {
 }
 
 /// [`submit_many`] for one job without a batch.
-pub(super) async fn submit(state: &AppState, tenant: &TenantId, job: Dispatch) -> ApiResult<Inserted> {
+pub(super) async fn submit(state: &AppState, tenant: &TenantId, job: Submission) -> ApiResult<Inserted> {
     let mut inserted = submit_many(state, tenant, vec![job], None).await?;
     inserted.pop().ok_or_else(|| ApiError::internal("the inserter answered no job for one"))
 }
@@ -102,7 +102,7 @@ pub(super) async fn submit(state: &AppState, tenant: &TenantId, job: Dispatch) -
 pub(super) async fn submit_many(
     state: &AppState,
     tenant: &TenantId,
-    jobs: Vec<Dispatch>,
+    jobs: Vec<Submission>,
     batch: Option<BatchSpec>,
 ) -> ApiResult<Vec<Inserted>> {
     if jobs.is_empty() || jobs.len() > MAX_BATCH {
@@ -178,11 +178,11 @@ fn conflicting(keys: &[Option<(String, Option<String>)>], key: &str) -> Option<u
 async fn prepare(
     state: &AppState,
     tenant: &TenantId,
-    job: Dispatch,
+    job: Submission,
     batch_id: Option<String>,
     now: i64,
 ) -> ApiResult<NewJob> {
-    let Dispatch { alias, payload, options: opts, form } = job;
+    let Submission { alias, payload, options: opts, form } = job;
     if let Some(c) = &opts.callback {
         check_callback(state, c, form)?;
     }

@@ -9,6 +9,7 @@ mod limits;
 mod names;
 mod net_policy;
 mod outcome;
+mod tenant;
 pub mod time;
 
 pub use digest::{Digest, DigestParseError};
@@ -17,3 +18,4 @@ pub use limits::{Limits, LimitsError};
 pub use names::{AliasName, IdempotencyKey, NameError, QueueName, TenantId};
 pub use net_policy::{NetPolicy, Refused, special_range};
 pub use outcome::{Captured, JobInfo, LogEntry, LogLevel, Outcome, PluginKind, Progress, RunError};
+pub use tenant::{DispatchRate, Scope, TenantQuotas};

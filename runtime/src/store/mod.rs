@@ -11,8 +11,10 @@ mod records;
 mod rows;
 mod rules;
 mod sqlite;
+mod tenants;
 
 pub use records::*;
+pub use tenants::*;
 
 use std::sync::Arc;
 
@@ -220,6 +222,30 @@ pub trait Store: Send + Sync + 'static {
     /// Checks cheaply that the database answers reads and that its file is the
     /// one opened at start (for `/readyz`); an error says what is wrong.
     async fn store_ping(&self) -> StoreResult<()>;
+
+    /// Creates a tenant; `Conflict` if the id is taken.
+    async fn tenant_create(&self, p: TenantCreate) -> StoreResult<TenantRecord>;
+    /// One tenant.
+    async fn tenant_get(&self, id: &TenantId) -> StoreResult<TenantRecord>;
+    /// Every tenant, by id.
+    async fn tenant_list(&self) -> StoreResult<Vec<TenantRecord>>;
+    /// Changes a tenant's weight, quotas or callback ranges.
+    async fn tenant_update(&self, p: TenantUpdate) -> StoreResult<TenantRecord>;
+    /// Deletes a tenant with everything it owns (tokens, modules, aliases,
+    /// jobs, batches) in one transaction. `Conflict` while it has unfinished
+    /// jobs (queued, scheduled, running, retrying) and for `default`, which
+    /// always exists.
+    async fn tenant_delete(&self, id: &TenantId) -> StoreResult<()>;
+    /// Stores a token (its hash only); `NotFound` for an unknown tenant.
+    async fn token_create(&self, p: TokenCreate) -> StoreResult<TokenRecord>;
+    /// A tenant's tokens, oldest first, without secrets; `NotFound` for an
+    /// unknown tenant.
+    async fn token_list(&self, tenant: &TenantId) -> StoreResult<Vec<TokenRecord>>;
+    /// Revokes (deletes) a token of the tenant; `NotFound` if it has none by that id.
+    async fn token_revoke(&self, tenant: &TenantId, id: &str) -> StoreResult<()>;
+    /// The tenant and scope of the token whose secret hashes to `hash`, if it
+    /// exists, has not expired at `now` and its tenant exists.
+    async fn token_lookup(&self, hash: &blake3::Hash, now: i64) -> StoreResult<Option<TokenGrant>>;
 }
 
 #[cfg(test)]

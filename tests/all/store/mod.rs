@@ -12,6 +12,7 @@ mod lifecycle;
 mod pages;
 mod sqlite;
 mod support;
+mod tenants;
 
 use std::future::Future;
 use std::path::Path;
@@ -61,4 +62,5 @@ cases! {
     meets_the_idempotency_and_batch_total_contract => idempotency::exercise_idempotency_and_batch_totals,
     keeps_a_bounded_alias_history => aliases::exercise_alias_history,
     records_every_callback_state => callbacks::exercise_callback_states,
+    keeps_tenants_and_their_tokens => tenants::exercise_tenants,
 }

@@ -18,8 +18,10 @@ mod jobs;
 mod leases;
 mod list;
 mod modules;
+mod tenants;
 
 use super::records::*;
+use super::tenants::*;
 use super::{BackendError, Store, StoreError, StoreResult};
 use crate::domain::{AliasName, Digest, TenantId};
 
@@ -197,6 +199,34 @@ impl Store for SqliteStore {
         sqlx::query("SELECT COUNT(*) FROM sqlite_master").execute(&self.reader).await?;
         sqlx::query("SELECT 1").execute(&self.writer).await?;
         Ok(())
+    }
+
+    async fn tenant_create(&self, p: TenantCreate) -> StoreResult<TenantRecord> {
+        tenants::create(self, p).await
+    }
+    async fn tenant_get(&self, id: &TenantId) -> StoreResult<TenantRecord> {
+        tenants::get(self, id).await
+    }
+    async fn tenant_list(&self) -> StoreResult<Vec<TenantRecord>> {
+        tenants::list(self).await
+    }
+    async fn tenant_update(&self, p: TenantUpdate) -> StoreResult<TenantRecord> {
+        tenants::update(self, p).await
+    }
+    async fn tenant_delete(&self, id: &TenantId) -> StoreResult<()> {
+        tenants::delete(self, id).await
+    }
+    async fn token_create(&self, p: TokenCreate) -> StoreResult<TokenRecord> {
+        tenants::token_create(self, p).await
+    }
+    async fn token_list(&self, tenant: &TenantId) -> StoreResult<Vec<TokenRecord>> {
+        tenants::token_list(self, tenant).await
+    }
+    async fn token_revoke(&self, tenant: &TenantId, id: &str) -> StoreResult<()> {
+        tenants::token_revoke(self, tenant, id).await
+    }
+    async fn token_lookup(&self, hash: &blake3::Hash, now: i64) -> StoreResult<Option<TokenGrant>> {
+        tenants::token_lookup(self, hash, now).await
     }
 }
 

@@ -1,0 +1,270 @@
+//! `tenants` and `tokens`: who may use the server, and as whom.
+
+use super::SqliteStore;
+use crate::domain::{Scope, TenantId, TenantQuotas};
+use crate::store::rules::TERMINAL;
+use crate::store::{
+    StoreError, StoreResult, TenantCreate, TenantRecord, TenantUpdate, TokenCreate, TokenGrant, TokenRecord,
+};
+
+const TENANT_COLUMNS: &str = "id, weight, quotas, callback_allow, created_at, updated_at";
+const TOKEN_COLUMNS: &str = "id, tenant, scope, name, created_at, expires_at";
+
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    id: String,
+    weight: i64,
+    quotas: Option<String>,
+    callback_allow: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<TenantRow> for TenantRecord {
+    type Error = StoreError;
+
+    fn try_from(r: TenantRow) -> StoreResult<Self> {
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("tenant {}: {what}: {e}", r.id))
+        };
+        let quotas = match &r.quotas {
+            None => TenantQuotas::default(),
+            Some(q) => serde_json::from_str(q).map_err(|e| corrupt("quotas", &e))?,
+        };
+        let callback_allow = match &r.callback_allow {
+            None => Vec::new(),
+            Some(c) => serde_json::from_str(c).map_err(|e| corrupt("callback_allow", &e))?,
+        };
+        Ok(TenantRecord {
+            id: TenantId::parse(r.id.clone()).map_err(|e| corrupt("id", &e))?,
+            weight: u32::try_from(r.weight).map_err(|e| corrupt("weight", &e))?,
+            quotas,
+            callback_allow,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: String,
+    tenant: String,
+    scope: String,
+    name: Option<String>,
+    created_at: i64,
+    expires_at: Option<i64>,
+}
+
+impl TryFrom<TokenRow> for TokenRecord {
+    type Error = StoreError;
+
+    fn try_from(r: TokenRow) -> StoreResult<Self> {
+        Ok(TokenRecord {
+            tenant: TenantId::parse(r.tenant)
+                .map_err(|e| StoreError::Corrupt(format!("token {}: {e}", r.id)))?,
+            scope: scope(&r.scope)?,
+            id: r.id,
+            name: r.name,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        })
+    }
+}
+
+fn scope(s: &str) -> StoreResult<Scope> {
+    Scope::parse(s).ok_or_else(|| StoreError::Corrupt(format!("token scope {s:?}")))
+}
+
+fn quotas_json(q: &TenantQuotas) -> Option<String> {
+    (*q != TenantQuotas::default()).then(|| serde_json::to_string(q).expect("quotas serialize"))
+}
+
+fn allow_json(a: &[String]) -> Option<String> {
+    (!a.is_empty()).then(|| serde_json::to_string(a).expect("strings serialize"))
+}
+
+fn tenant_not_found(id: &TenantId) -> StoreError {
+    StoreError::NotFound(format!("tenant {id}"))
+}
+
+pub(super) async fn create(s: &SqliteStore, p: TenantCreate) -> StoreResult<TenantRecord> {
+    let inserted = sqlx::query(
+        "INSERT INTO tenants (id, weight, quotas, callback_allow, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(p.id.as_str())
+    .bind(i64::from(p.weight))
+    .bind(quotas_json(&p.quotas))
+    .bind(allow_json(&p.callback_allow))
+    .bind(p.now)
+    .bind(p.now)
+    .execute(&s.writer)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::Conflict(format!("tenant {} exists already", p.id)));
+    }
+    get(s, &p.id).await
+}
+
+pub(super) async fn get(s: &SqliteStore, id: &TenantId) -> StoreResult<TenantRecord> {
+    sqlx::query_as::<_, TenantRow>(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?"))
+        .bind(id.as_str())
+        .fetch_optional(&s.writer)
+        .await?
+        .ok_or_else(|| tenant_not_found(id))?
+        .try_into()
+}
+
+pub(super) async fn list(s: &SqliteStore) -> StoreResult<Vec<TenantRecord>> {
+    sqlx::query_as::<_, TenantRow>(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id"))
+        .fetch_all(&s.reader)
+        .await?
+        .into_iter()
+        .map(TenantRecord::try_from)
+        .collect()
+}
+
+pub(super) async fn update(s: &SqliteStore, p: TenantUpdate) -> StoreResult<TenantRecord> {
+    let mut tx = s.tx().await?;
+    let current: TenantRecord =
+        sqlx::query_as::<_, TenantRow>(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?"))
+            .bind(p.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| tenant_not_found(&p.id))?
+            .try_into()?;
+    let weight = p.weight.unwrap_or(current.weight);
+    let quotas = p.quotas.unwrap_or(current.quotas);
+    let allow = p.callback_allow.unwrap_or(current.callback_allow);
+    sqlx::query("UPDATE tenants SET weight = ?, quotas = ?, callback_allow = ?, updated_at = ? WHERE id = ?")
+        .bind(i64::from(weight))
+        .bind(quotas_json(&quotas))
+        .bind(allow_json(&allow))
+        .bind(p.now)
+        .bind(p.id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    get(s, &p.id).await
+}
+
+pub(super) async fn delete(s: &SqliteStore, id: &TenantId) -> StoreResult<()> {
+    if *id == TenantId::default_tenant() {
+        return Err(StoreError::Conflict("the default tenant cannot be deleted".into()));
+    }
+    let mut tx = s.tx().await?;
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = ?")
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if exists.is_none() {
+        return Err(tenant_not_found(id));
+    }
+    let unfinished: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND status NOT IN {TERMINAL}"
+    ))
+    .bind(id.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    if unfinished > 0 {
+        return Err(StoreError::Conflict(format!(
+            "tenant {id} has {unfinished} unfinished jobs (queued, scheduled, running or retrying): \
+             cancel them or let them finish first"
+        )));
+    }
+    for table in ["tokens", "jobs", "batches", "alias_versions", "aliases", "modules"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE tenant = ?"))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("DELETE FROM tenants WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn token_create(s: &SqliteStore, p: TokenCreate) -> StoreResult<TokenRecord> {
+    let mut tx = s.tx().await?;
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = ?")
+        .bind(p.tenant.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if exists.is_none() {
+        return Err(tenant_not_found(&p.tenant));
+    }
+    sqlx::query(
+        "INSERT INTO tokens (id, tenant, scope, hash, name, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&p.id)
+    .bind(p.tenant.as_str())
+    .bind(p.scope.as_str())
+    .bind(p.hash.to_hex().as_str())
+    .bind(&p.name)
+    .bind(p.now)
+    .bind(p.expires_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(TokenRecord {
+        id: p.id,
+        tenant: p.tenant,
+        scope: p.scope,
+        name: p.name,
+        created_at: p.now,
+        expires_at: p.expires_at,
+    })
+}
+
+pub(super) async fn token_list(s: &SqliteStore, tenant: &TenantId) -> StoreResult<Vec<TokenRecord>> {
+    get(s, tenant).await?;
+    sqlx::query_as::<_, TokenRow>(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant = ? ORDER BY created_at, id"
+    ))
+    .bind(tenant.as_str())
+    .fetch_all(&s.writer)
+    .await?
+    .into_iter()
+    .map(TokenRecord::try_from)
+    .collect()
+}
+
+pub(super) async fn token_revoke(s: &SqliteStore, tenant: &TenantId, id: &str) -> StoreResult<()> {
+    let deleted = sqlx::query("DELETE FROM tokens WHERE tenant = ? AND id = ?")
+        .bind(tenant.as_str())
+        .bind(id)
+        .execute(&s.writer)
+        .await?
+        .rows_affected();
+    if deleted == 0 {
+        return Err(StoreError::NotFound(format!("token {id}")));
+    }
+    Ok(())
+}
+
+pub(super) async fn token_lookup(
+    s: &SqliteStore,
+    hash: &blake3::Hash,
+    now: i64,
+) -> StoreResult<Option<TokenGrant>> {
+    // The writer: a token made or revoked a moment ago is seen at once.
+    let row: Option<(String, String, String, Option<i64>)> = sqlx::query_as(
+        "SELECT t.id, t.tenant, t.scope, t.expires_at FROM tokens t JOIN tenants n ON n.id = t.tenant
+         WHERE t.hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?)",
+    )
+    .bind(hash.to_hex().as_str())
+    .bind(now)
+    .fetch_optional(&s.writer)
+    .await?;
+    row.map(|(token, tenant, sc, expires_at)| {
+        Ok(TokenGrant {
+            tenant: TenantId::parse(tenant)
+                .map_err(|e| StoreError::Corrupt(format!("token {token}: {e}")))?,
+            scope: scope(&sc)?,
+            token,
+            expires_at,
+        })
+    })
+    .transpose()
+}
