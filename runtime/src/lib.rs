@@ -30,8 +30,10 @@
 //! - [`api`]: transport: the `/v1` HTTP API (axum), its error shape, auth
 //!   ([`api::auth`]: every request resolved to one tenant and scope, which
 //!   handlers take as `Tenant<Read|Dispatch|Admin>`; the operator manages
-//!   tenants and tokens under `/v1/tenants`) and the OpenAPI document built from the same route list as the router
-//!   (`api::openapi`); [`api::server`] is the serving loop
+//!   tenants and tokens under `/v1/tenants`), the dispatch rules every form of
+//!   dispatch (job, short form, batch) shares (`api::submit`: validate ->
+//!   backpressure -> insert -> wake), and the OpenAPI document built from the
+//!   same route list as the router (`api::openapi`); [`api::server`] is the serving loop
 //!   (hyper connections with header deadlines, a connection limit sized to the
 //!   open-file limit, graceful drain) and `api::guard` the layers every
 //!   request passes (body deadline, panic -> JSON 500).
@@ -40,7 +42,8 @@
 //! - [`cli`]: the `wasmq` command line (`run`, `serve`, and the hidden
 //!   `__compile` child the engine uses to compile untrusted modules).
 //!
-//! A job flows: `POST /v1/jobs` (api) -> alias resolved, module pinned ->
+//! A job flows: `POST /v1/jobs` (api: auth resolves the tenant) -> `api::submit`:
+//! alias resolved, module pinned ->
 //! inserter: `Store::job_insert` (group commit; 201 after the commit) -> producer
 //! woken in-process -> `Store::job_claim` (lease, fencing token) -> buffer -> runner ->
 //! executor: `Engine::run` (fresh `Store`, limits applied in `configure_store`,
