@@ -1,11 +1,12 @@
 //! The client commands (`push`, `alias`, `modules`, `dispatch`, `jobs`, `batch`,
-//! `status`) driven as a user would from a shell, against a real server on an
-//! ephemeral port; `live` runs them on a pseudo-terminal and watches their
-//! output as it comes.
+//! `status`; the operator's `tenant` and `token` in `tenants`) driven as a user
+//! would from a shell, against a real server on an ephemeral port; `live` runs
+//! them on a pseudo-terminal and watches their output as it comes.
 
 mod errors;
 mod inspect;
 mod live;
+mod tenants;
 
 use serde_json::Value;
 use std::process::Output;

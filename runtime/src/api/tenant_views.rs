@@ -19,7 +19,7 @@ pub const MAX_TOKEN_NAME: usize = 100;
 pub const MAX_TOKEN_LIFETIME_S: u64 = 10 * 365 * 24 * 3600;
 
 /// `POST /v1/tenants`.
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantRequest {
     /// The tenant's id: `[a-z0-9][a-z0-9._-]{0,63}`.
@@ -27,30 +27,36 @@ pub struct TenantRequest {
     pub id: String,
     /// Share of the workers when tenants compete (1..=1000, default 1; applied by fair scheduling, later).
     #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
     /// The tenant's own limits; absent ones are the server's settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<TenantQuotas>,
     /// Extra address ranges or hosts its callbacks may reach (stored now, applied later).
     #[schema(max_items = 100)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_allow: Option<Vec<String>>,
 }
 
 /// `PATCH /v1/tenants/{id}`: each field given replaces the stored one.
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantPatch {
     /// New weight (1..=1000).
     #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
     /// New quotas: the whole set (`{}` clears them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<TenantQuotas>,
     /// New callback ranges or hosts: the whole list.
     #[schema(max_items = 100)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_allow: Option<Vec<String>>,
 }
 
 /// A tenant.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct TenantView {
     /// Its id.
     pub id: String,
@@ -80,23 +86,26 @@ impl From<TenantRecord> for TenantView {
 }
 
 /// `POST /v1/tenants/{id}/tokens`.
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// What the token may do: `read`, `dispatch` (and read), `admin` (everything of the tenant).
     pub scope: Scope,
     /// A label (at most 100 characters).
     #[schema(max_length = 100)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Lifetime in seconds (1 to ten years); not with `expires_at`.
     #[schema(minimum = 1, maximum = 315360000)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in_s: Option<u64>,
     /// When it expires, RFC 3339 (within ten years); not with `expires_in_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
 }
 
 /// A token as listed: never its secret.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct TokenView {
     /// Its id (revoke it by this).
     pub id: String,
@@ -123,7 +132,7 @@ impl From<TokenRecord> for TokenView {
 }
 
 /// A new token: the secret is shown here, once, and never again.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct TokenCreated {
     /// The secret: send it as `Authorization: Bearer <token>`.
     pub token: String,

@@ -10,6 +10,7 @@ mod durability;
 mod edge;
 mod edge_process;
 mod fencing;
+mod isolation;
 mod misc_faults;
 mod openapi;
 mod queue;

@@ -87,8 +87,10 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// A client for the server and token of `opts`.
-    pub(crate) fn new(opts: &ClientOpts) -> Outcome<Self> {
+    /// A client for the server and token of `opts`; the `operator`'s token
+    /// comes from `WASMQ_OPERATOR_TOKEN` (or `WASMQ_OPERATOR_TOKEN_FILE`, as
+    /// the server reads it) instead of `WASMQ_TOKEN`.
+    pub(crate) fn new(opts: &ClientOpts, operator: bool) -> Outcome<Self> {
         let base = opts.server.trim_end_matches('/').to_string();
         match reqwest::Url::parse(&base) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
@@ -98,14 +100,21 @@ impl Client {
                 )));
             }
         }
+        let read = |path: &std::path::Path| {
+            std::fs::read_to_string(path)
+                .map(|text| text.trim().to_string())
+                .map_err(|e| Failure::other(format!("cannot read the token file {}: {e}", path.display())))
+        };
+        let env =
+            |name: &str| std::env::var(name).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
         let token = match &opts.token_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Failure::other(format!("cannot read the token file {}: {e}", path.display()))
-                })?;
-                Some(text.trim().to_string())
-            }
-            None => std::env::var("WASMQ_TOKEN").ok().map(|t| t.trim().to_string()),
+            Some(path) => Some(read(path)?),
+            None if operator => match (env("WASMQ_OPERATOR_TOKEN"), env("WASMQ_OPERATOR_TOKEN_FILE")) {
+                (Some(t), _) => Some(t),
+                (None, Some(path)) => Some(read(path.as_ref())?),
+                (None, None) => None,
+            },
+            None => env("WASMQ_TOKEN"),
         }
         .filter(|t| !t.is_empty());
         let builder = || {

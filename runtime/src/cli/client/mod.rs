@@ -1,5 +1,6 @@
 //! The client commands (`push`, `alias`, `modules`, `dispatch`, `jobs`,
-//! `batch`, `status`): a thin layer over the HTTP API of a running `wasmq serve`.
+//! `batch`, `status`, and the operator's `tenant` and `token`): a thin layer
+//! over the HTTP API of a running `wasmq serve`.
 //!
 //! Every command prints a human view by default and the server's JSON with
 //! `--json`; API errors show the HTTP status, the server's error code and its
@@ -16,7 +17,10 @@ mod model;
 mod modules;
 mod output;
 mod push;
+mod quota;
 mod status;
+mod tenant;
+mod token;
 mod units;
 
 pub use alias::{AliasArgs, AliasCommand};
@@ -25,7 +29,10 @@ pub use dispatch::{DispatchArgs, JobFlags};
 pub use jobs::{JobsArgs, JobsCommand, OrderArg};
 pub use modules::{ModulesArgs, ModulesCommand};
 pub use push::PushArgs;
+pub use quota::{Limit, QuotaFlags};
 pub use status::StatusArgs;
+pub use tenant::{TenantArgs, TenantCommand};
+pub use token::{TokenArgs, TokenCommand};
 
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -66,7 +73,8 @@ pub struct ClientOpts {
     pub server: String,
 
     /// Read the bearer token from this file (the token itself is otherwise
-    /// taken from `WASMQ_TOKEN`; there is no flag for it, so it never shows in `ps`).
+    /// taken from `WASMQ_TOKEN`, or for `tenant` and `token` from
+    /// `WASMQ_OPERATOR_TOKEN`; there is no flag for it, so it never shows in `ps`).
     #[arg(long, global = true, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
 
@@ -92,6 +100,10 @@ pub enum ClientCommand {
     Batch(BatchArgs),
     /// Job counts per status and per queue, and the server's workers.
     Status(StatusArgs),
+    /// Operator: create, list, show and delete tenants; set their quotas.
+    Tenant(Box<TenantArgs>),
+    /// Operator: make, list and revoke a tenant's tokens.
+    Token(TokenArgs),
 }
 
 impl ClientCommand {
@@ -104,7 +116,14 @@ impl ClientCommand {
             ClientCommand::Jobs(a) => &a.client,
             ClientCommand::Batch(a) => &a.client,
             ClientCommand::Status(a) => &a.client,
+            ClientCommand::Tenant(a) => &a.client,
+            ClientCommand::Token(a) => &a.client,
         }
+    }
+
+    /// Whether the command is the operator's (sends the operator token).
+    fn operator(&self) -> bool {
+        matches!(self, ClientCommand::Tenant(_) | ClientCommand::Token(_))
     }
 }
 
@@ -112,13 +131,18 @@ impl ClientCommand {
 pub fn main(command: ClientCommand) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => return report(Failure::Other(format!("cannot start the async runtime: {e}")), false),
+        Err(e) => return report(Failure::Other(format!("cannot start the async runtime: {e}")), Hint::None),
     };
-    let client = match Client::new(command.opts()) {
+    let operator = command.operator();
+    let client = match Client::new(command.opts(), operator) {
         Ok(c) => c,
-        Err(f) => return report(f, false),
+        Err(f) => return report(f, Hint::None),
     };
-    let has_token = client.has_token();
+    let hint = match (client.has_token(), operator) {
+        (true, _) => Hint::None,
+        (false, false) => Hint::Token,
+        (false, true) => Hint::OperatorToken,
+    };
     let result = runtime.block_on(async {
         match command {
             ClientCommand::Push(a) => push::run(&client, a).await,
@@ -128,24 +152,45 @@ pub fn main(command: ClientCommand) -> ExitCode {
             ClientCommand::Jobs(a) => jobs::run(&client, a).await,
             ClientCommand::Batch(a) => batch::run(&client, a).await,
             ClientCommand::Status(_) => status::run(&client).await,
+            ClientCommand::Tenant(a) => tenant::run(&client, *a).await,
+            ClientCommand::Token(a) => token::run(&client, a).await,
         }
     });
     match result {
         Ok(()) => ExitCode::from(exit::SUCCESS),
-        Err(f) => report(f, has_token),
+        Err(f) => report(f, hint),
     }
 }
 
+/// What to suggest on a 401.
+#[derive(Clone, Copy)]
+enum Hint {
+    /// A token was sent: nothing to suggest.
+    None,
+    /// No tenant token was configured.
+    Token,
+    /// No operator token was configured.
+    OperatorToken,
+}
+
 /// Prints a failure on stderr and picks its exit code.
-fn report(failure: Failure, has_token: bool) -> ExitCode {
+fn report(failure: Failure, hint: Hint) -> ExitCode {
     match failure {
         Failure::Api { status, code, message } => {
             // `error (<status> <code>): <message>`, like a job's `error (<kind>): ...`;
             // the status's reason phrase stands in when the body had no code.
             let code = code.as_deref().or(status.canonical_reason()).unwrap_or("error");
             eprintln!("error ({} {code}): {message}", status.as_u16());
-            if status == reqwest::StatusCode::UNAUTHORIZED && !has_token {
-                eprintln!("hint: set WASMQ_TOKEN or pass --token-file with the server's token");
+            match hint {
+                _ if status != reqwest::StatusCode::UNAUTHORIZED => {}
+                Hint::Token => {
+                    eprintln!("hint: set WASMQ_TOKEN or pass --token-file with the server's token")
+                }
+                Hint::OperatorToken => eprintln!(
+                    "hint: tenant and token commands need the operator token: set WASMQ_OPERATOR_TOKEN \
+                     or pass --token-file"
+                ),
+                Hint::None => {}
             }
             ExitCode::from(exit::ERROR)
         }

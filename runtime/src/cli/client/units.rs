@@ -36,6 +36,38 @@ pub(crate) fn mebibytes(s: &str) -> Result<u64, String> {
     Ok(bytes >> 20)
 }
 
+/// A count (`100`, `1e9`, `2.5e6`): a whole number, written out or in
+/// scientific notation as long as the value is exact.
+pub(crate) fn count(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n);
+    }
+    let bad = || format!("expected a whole number like 100 or 1e9, got {s:?}");
+    let (mantissa, exponent) = s.split_once(['e', 'E']).ok_or_else(bad)?;
+    let exponent: u32 = exponent.strip_prefix('+').unwrap_or(exponent).parse().map_err(|_| bad())?;
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let fraction = fraction.trim_end_matches('0');
+    let digits = format!("{whole}{fraction}");
+    if whole.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let shift =
+        exponent.checked_sub(fraction.len() as u32).ok_or_else(|| format!("not a whole number: {s}"))?;
+    let too_big = || format!("too large: {s} (at most {})", u64::MAX);
+    let base: u64 = digits.parse().map_err(|_| too_big())?;
+    10u64.checked_pow(shift).and_then(|p| base.checked_mul(p)).ok_or_else(too_big)
+}
+
+/// A size (`10MiB`, `512KiB`, `1GB`) in bytes; a bare number is refused.
+pub(crate) fn bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("add a unit, e.g. {s}B or {s}KiB"));
+    }
+    Ok(s.parse::<bytesize::ByteSize>().map_err(|e| format!("expected a size like 10MiB: {e}"))?.as_u64())
+}
+
 /// Milliseconds as the flags take them back: `90s`, `1500ms`, `2h`.
 pub(crate) fn show_millis(ms: u64) -> String {
     match ms {
@@ -81,6 +113,28 @@ mod tests {
             assert_eq!(show_millis(ms), shown);
             assert_eq!(millis_or_zero(shown), Ok(ms), "read back as written");
         }
+    }
+
+    #[test]
+    fn counts_take_scientific_notation_when_exact() {
+        assert_eq!(count("100"), Ok(100));
+        assert_eq!(count("1e9"), Ok(1_000_000_000));
+        assert_eq!(count("2.5E6"), Ok(2_500_000));
+        assert_eq!(count("1e+3"), Ok(1000));
+        assert_eq!(count("1.50e1"), Ok(15));
+        assert_eq!(count("1.5e0"), Err("not a whole number: 1.5e0".into()));
+        assert!(count("1e30").unwrap_err().starts_with("too large: 1e30"));
+        for bad in ["", "-1", "1e", "e9", "1x9", "1.e-2", "ten"] {
+            assert!(count(bad).unwrap_err().starts_with("expected a whole number"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_become_bytes() {
+        assert_eq!(bytes("10MiB"), Ok(10 << 20));
+        assert_eq!(bytes("512 KiB"), Ok(512 << 10));
+        assert_eq!(bytes("1000"), Err("add a unit, e.g. 1000B or 1000KiB".into()));
+        assert!(bytes("big").unwrap_err().starts_with("expected a size like 10MiB"));
     }
 
     #[test]
