@@ -19,9 +19,11 @@ mod leases;
 mod list;
 mod modules;
 mod tenants;
+mod usage;
 
 use super::records::*;
 use super::tenants::*;
+use super::usage::{UsageQuery, UsageRecord};
 use super::{BackendError, Store, StoreError, StoreResult};
 use crate::domain::{AliasName, Digest, TenantId};
 
@@ -227,6 +229,10 @@ impl Store for SqliteStore {
     }
     async fn token_lookup(&self, hash: &blake3::Hash, now: i64) -> StoreResult<Option<TokenGrant>> {
         tenants::token_lookup(self, hash, now).await
+    }
+
+    async fn usage_list(&self, q: UsageQuery) -> StoreResult<Vec<UsageRecord>> {
+        usage::list(self, q).await
     }
 }
 
