@@ -11,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
-use crate::domain::TenantId;
 use crate::queue::{Queue, QueueTasks};
 use crate::sandbox::Engine;
 use crate::store::Store;
@@ -31,9 +30,13 @@ impl App {
     /// workers and the callback sender. Refuses to listen beyond loopback
     /// without a token.
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
-        if !settings.listen.ip().is_loopback() && settings.token.is_none() {
+        if !settings.listen.ip().is_loopback()
+            && settings.token.is_none()
+            && settings.operator_token.is_none()
+        {
             bail!(
-                "refusing to listen on {} without a token: set WASMQ_TOKEN or `token` in the config file \
+                "refusing to listen on {} without a token: set WASMQ_TOKEN or `token` in the config file, \
+                 or an operator token (WASMQ_OPERATOR_TOKEN, WASMQ_OPERATOR_TOKEN_FILE or `operator_token`) \
                  (only loopback addresses may run without auth)",
                 settings.listen
             );
@@ -65,9 +68,11 @@ impl App {
             queue: queue.clone(),
             default_limits: settings.default_limits.clone(),
             default_max_attempts: settings.default_max_attempts,
-            token_hash: settings.token.as_ref().map(|t| blake3::hash(t.expose().as_bytes())),
+            auth: Arc::new(api::auth::Authenticator::new(
+                settings.operator_token.as_ref().map(|t| t.expose()),
+                settings.token.as_ref().map(|t| t.expose()),
+            )),
             max_body_bytes: settings.max_body_bytes,
-            tenant: TenantId::default_tenant(),
             backpressure: Arc::new(api::Backpressure::new(settings.max_queued_jobs)),
             inserter: crate::queue::Inserter::start(store.clone()),
             aliases: Arc::new(api::AliasCache::default()),

@@ -3,7 +3,9 @@
 //! one row of the table below, from which its flag, variable, file key,
 //! default, help text, parsing and checks derive ([`declare`]). Unknown file
 //! keys are rejected; the token is read only from `WASMQ_TOKEN` or the file (a
-//! flag would show in `ps`) and never printed.
+//! flag would show in `ps`) and never printed. The operator token likewise:
+//! `WASMQ_OPERATOR_TOKEN`, else the file `--operator-token-file` names (a path,
+//! not the secret), else `operator_token` in the config file.
 
 mod declare;
 pub mod values;
@@ -22,6 +24,30 @@ use crate::sandbox::{CompileMode, EngineSettings};
 use declare::settings;
 use values::{Bytes, at_least, at_most_100_years, database_url, positive};
 pub use values::{CallbackAllow, QueueLimits, Retention, default_cache_dir, parse_bytes};
+
+/// The secrets the environment gives (read by `main`, passed in so tests
+/// need not set process variables).
+#[derive(Default, Clone)]
+pub struct SecretEnv {
+    /// `WASMQ_TOKEN`: the single token (admin of the `default` tenant).
+    pub token: Option<String>,
+    /// `WASMQ_OPERATOR_TOKEN`: manages tenants.
+    pub operator_token: Option<String>,
+}
+
+impl fmt::Debug for SecretEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretEnv(***)")
+    }
+}
+
+impl SecretEnv {
+    /// `WASMQ_TOKEN` and `WASMQ_OPERATOR_TOKEN` of this process (empty = unset).
+    pub fn from_process() -> Self {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
+        Self { token: var("WASMQ_TOKEN"), operator_token: var("WASMQ_OPERATOR_TOKEN") }
+    }
+}
 
 /// A secret that never prints.
 #[derive(Clone)]
@@ -111,6 +137,11 @@ settings! {
     /// Most job event streams open at once; more get 503 with Retry-After.
     max_event_streams: usize, env "WASMQ_MAX_EVENT_STREAMS", default "1000",
         |s, v| s.max_event_streams = at_least(1, v)?;
+    /// File holding the operator token (which manages tenants); read at
+    /// start. `WASMQ_OPERATOR_TOKEN` wins over it, and it over
+    /// `operator_token` in the config file. The token itself is never a flag.
+    operator_token_file: PathBuf, env "WASMQ_OPERATOR_TOKEN_FILE", described "none",
+        |s, v| s.operator_token = Some(read_secret_file(&v)?);
     /// Callback delivery attempts.
     callback_attempts: u32, env "WASMQ_CALLBACK_ATTEMPTS", default "10",
         |s, v| s.callbacks.max_attempts = at_least(1, v)?;
@@ -158,8 +189,11 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Database URL.
     pub database_url: String,
-    /// Bearer token; `None` allows loopback only.
+    /// Bearer token: admin of the `default` tenant. With no operator token
+    /// either, `None` allows loopback only.
     pub token: Option<Secret>,
+    /// Operator token: manages tenants and acts for any of them.
+    pub operator_token: Option<Secret>,
     /// Sandbox engine.
     pub engine: EngineSettings,
     /// Worker pool.
@@ -200,6 +234,7 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: String::new(),
             token: None,
+            operator_token: None,
             engine: EngineSettings {
                 compile_mode: CompileMode::Subprocess { program: compiler },
                 cache_dir: default_cache_dir(),
@@ -225,16 +260,29 @@ impl Settings {
     }
 
     /// Resolves flags and environment (already merged by clap), the config file,
-    /// `WASMQ_TOKEN`, and defaults.
-    pub fn resolve(args: ServeArgs, token_env: Option<String>) -> anyhow::Result<Self> {
-        let (file, file_token) = match &args.config {
+    /// the secrets of the environment, and defaults.
+    pub fn resolve(args: ServeArgs, env: SecretEnv) -> anyhow::Result<Self> {
+        let (file, secrets) = match &args.config {
             Some(path) => read_file(path)?,
-            None => (ServeArgs::default(), None),
+            None => (ServeArgs::default(), FileSecrets::default()),
         };
         let exe = std::env::current_exe().context("locating the wasmq executable (the compiler)")?;
         let mut s = Settings::defaults(exe);
         args.or(file).apply_to(&mut s).map_err(anyhow::Error::msg)?;
-        s.token = token_env.filter(|t| !t.is_empty()).map(Secret::new).or(file_token);
+        s.token = env.token.filter(|t| !t.is_empty()).map(Secret::new).or(secrets.token);
+        s.operator_token = env
+            .operator_token
+            .filter(|t| !t.is_empty())
+            .map(Secret::new)
+            .or(s.operator_token.take())
+            .or(secrets.operator_token);
+        if let (Some(op), Some(single)) = (&s.operator_token, &s.token)
+            && op.expose().trim() == single.expose().trim()
+        {
+            bail!(
+                "the operator token and the token must differ (one manages tenants, the other is a tenant's)"
+            );
+        }
         s.default_limits.validate(s.engine.max_memory_bytes).map_err(|e| match e {
             LimitsError::OutOfRange { field, .. } => {
                 let setting = match field {
@@ -250,26 +298,45 @@ impl Settings {
     }
 }
 
-/// Reads the `--config` file: its settings and its `token`. Unknown keys are errors.
-fn read_file(path: &std::path::Path) -> anyhow::Result<(ServeArgs, Option<Secret>)> {
+/// The secrets a config file holds.
+#[derive(Default)]
+struct FileSecrets {
+    token: Option<Secret>,
+    operator_token: Option<Secret>,
+}
+
+/// Reads a file holding one secret (surrounding whitespace dropped).
+fn read_secret_file(path: &std::path::Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(Secret::new(secret))
+}
+
+/// Reads the `--config` file: its settings, its `token` and `operator_token`.
+/// Unknown keys are errors.
+fn read_file(path: &std::path::Path) -> anyhow::Result<(ServeArgs, FileSecrets)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut table: toml::Table =
         toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))?;
-    let token = match table.remove("token") {
-        None => None,
-        Some(toml::Value::String(t)) if !t.is_empty() => Some(Secret::new(t)),
-        Some(_) => bail!("config file {}: token must be a non-empty string", path.display()),
+    let mut secret = |key: &str| match table.remove(key) {
+        None => Ok(None),
+        Some(toml::Value::String(t)) if !t.is_empty() => Ok(Some(Secret::new(t))),
+        Some(_) => bail!("config file {}: {key} must be a non-empty string", path.display()),
     };
+    let secrets = FileSecrets { token: secret("token")?, operator_token: secret("operator_token")? };
     let file = ServeArgs::take_from(&mut table)
         .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
     if let Some(unknown) = table.keys().next() {
         bail!(
-            "config file {}: unknown setting `{unknown}` (known: token, {})",
+            "config file {}: unknown setting `{unknown}` (known: token, operator_token, {})",
             path.display(),
             ServeArgs::KEYS.join(", ")
         );
     }
-    Ok((file, token))
+    Ok((file, secrets))
 }
 
 #[cfg(test)]

@@ -27,8 +27,10 @@
 //! - [`callbacks`]: signed webhook delivery with retries, off the workers, in a
 //!   pool capped per receiver; targets checked against the `NetPolicy` at
 //!   dispatch and on every resolved address, secrets sealed at rest.
-//! - [`api`]: transport: the `/v1` HTTP API (axum), its error shape, auth and
-//!   the OpenAPI document built from the same route list as the router
+//! - [`api`]: transport: the `/v1` HTTP API (axum), its error shape, auth
+//!   ([`api::auth`]: every request resolved to one tenant and scope, which
+//!   handlers take as `Tenant<Read|Dispatch|Admin>`; the operator manages
+//!   tenants and tokens under `/v1/tenants`) and the OpenAPI document built from the same route list as the router
 //!   (`api::openapi`); [`api::server`] is the serving loop
 //!   (hyper connections with header deadlines, a connection limit sized to the
 //!   open-file limit, graceful drain) and `api::guard` the layers every

@@ -45,6 +45,11 @@ impl AliasCache {
         Ok(record)
     }
 
+    /// Drops every entry of a tenant (deleted).
+    pub fn forget_tenant(&self, tenant: &TenantId) {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).retain(|(t, _), _| t != tenant);
+    }
+
     /// Drops an entry after a change through this node.
     pub fn forget(&self, tenant: &TenantId, name: &AliasName) {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(&(tenant.clone(), name.clone()));

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::{Admin, Read, Tenant};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery};
 use super::{AliasView, ApiError, ApiResult, AppState};
@@ -93,6 +94,7 @@ pub(super) fn check_config(state: &AppState, c: &AliasConfig) -> ApiResult<()> {
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub(super) async fn set(
     State(state): State<AppState>,
+    tenant: Tenant<Admin>,
     Path(name): Path<String>,
     ApiJson(req): ApiJson<AliasRequest>,
 ) -> ApiResult<Json<AliasView>> {
@@ -104,7 +106,7 @@ pub(super) async fn set(
     let config = req.config();
     check_config(&state, &config)?;
     let set = AliasSet {
-        tenant: state.tenant.clone(),
+        tenant: tenant.0.clone(),
         name: name.clone(),
         module,
         config,
@@ -112,15 +114,18 @@ pub(super) async fn set(
         keep_versions: state.alias_history,
     };
     let record = state.store.alias_set(set).await?;
-    state.aliases.forget(&state.tenant, &name);
+    state.aliases.forget(&tenant, &name);
     Ok(Json(AliasView::new(record, None)))
 }
 
 /// Every alias, by name.
 #[utoipa::path(get, path = "/v1/aliases", tag = "aliases", operation_id = "listAliases",
     responses((status = 200, description = "Every alias, by name.", body = Vec<AliasView>)))]
-pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<AliasView>>> {
-    let aliases = state.store.alias_list(&state.tenant).await?;
+pub(super) async fn list(
+    State(state): State<AppState>,
+    tenant: Tenant<Read>,
+) -> ApiResult<Json<Vec<AliasView>>> {
+    let aliases = state.store.alias_list(&tenant).await?;
     Ok(Json(aliases.into_iter().map(|a| AliasView::new(a, None)).collect()))
 }
 
@@ -144,6 +149,7 @@ pub struct HistoryQuery {
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn show(
     State(state): State<AppState>,
+    tenant: Tenant<Read>,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<AliasView>> {
@@ -160,9 +166,9 @@ pub(super) async fn show(
             ApiError::invalid(format!("cursor must be a history_next_cursor from this endpoint, got {c:?}"))
         })?),
     };
-    let alias = state.store.alias_get(&state.tenant, &name).await?;
+    let alias = state.store.alias_get(&tenant, &name).await?;
     // One more than the page: whether it exists says if there is a next page.
-    let page = AliasHistory { tenant: state.tenant.clone(), name, limit: limit + 1, before };
+    let page = AliasHistory { tenant: tenant.0.clone(), name, limit: limit + 1, before };
     let mut history = state.store.alias_history(page).await?;
     let more = history.len() > limit as usize;
     history.truncate(limit as usize);
@@ -177,17 +183,18 @@ pub(super) async fn show(
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn rollback(
     State(state): State<AppState>,
+    tenant: Tenant<Admin>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<AliasView>> {
     let name = parse_alias(&name)?;
     let rollback = AliasRollback {
-        tenant: state.tenant.clone(),
+        tenant: tenant.0.clone(),
         name: name.clone(),
         now: now_ms(),
         keep_versions: state.alias_history,
     };
     let record = state.store.alias_rollback(rollback).await?;
-    state.aliases.forget(&state.tenant, &name);
+    state.aliases.forget(&tenant, &name);
     Ok(Json(AliasView::new(record, None)))
 }
 
@@ -195,9 +202,13 @@ pub(super) async fn rollback(
 #[utoipa::path(delete, path = "/v1/aliases/{name}", tag = "aliases", operation_id = "deleteAlias", params(("name" = String, Path, description = "The alias's name.", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")),
     responses((status = 204, description = "Deleted, with its history."),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    tenant: Tenant<Admin>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
     let name = parse_alias(&name)?;
-    state.store.alias_delete(&state.tenant, &name).await?;
-    state.aliases.forget(&state.tenant, &name);
+    state.store.alias_delete(&tenant, &name).await?;
+    state.aliases.forget(&tenant, &name);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use utoipa::ToSchema;
 
+use super::auth::{Dispatch, Read, Tenant};
 use super::error::ErrorBody;
 use super::extract::ApiJson;
 use super::jobs::{CallbackForm, JobRequest, check_callback, prepare_keyed, stored_callback};
@@ -56,6 +57,7 @@ pub struct BatchCreated {
               (status = 429, body = ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
+    tenant: Tenant<Dispatch>,
     ApiJson(req): ApiJson<BatchRequest>,
 ) -> ApiResult<(StatusCode, Json<BatchCreated>)> {
     if req.jobs.is_empty() || req.jobs.len() > MAX_BATCH {
@@ -72,13 +74,13 @@ pub(super) async fn create(
     let batch = NewBatch {
         callback: req.callback.map(|c| stored_callback(&state, c, &id)),
         id,
-        tenant: state.tenant.clone(),
+        tenant: tenant.0.clone(),
         created_at: now,
     };
     let mut jobs = Vec::with_capacity(req.jobs.len());
     for (i, job) in req.jobs.into_iter().enumerate() {
         let (alias, payload, opts) = job.split();
-        let job = prepare_keyed(&state, &alias, payload, opts, Some(batch.id.clone()), now)
+        let job = prepare_keyed(&state, &tenant, &alias, payload, opts, Some(batch.id.clone()), now)
             .await
             .map_err(|e| e.prefixed(&format!("jobs[{i}]")))?;
         jobs.push(job);
@@ -139,7 +141,8 @@ fn conflicting(keys: &[Option<(String, Option<String>)>], key: &str) -> Option<u
     responses((status = 200, description = "The batch.", body = BatchView), (status = 404, body = ErrorBody)))]
 pub(super) async fn show(
     State(state): State<AppState>,
+    tenant: Tenant<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<BatchView>> {
-    Ok(Json(state.store.batch_get(&state.tenant, &id).await?.into()))
+    Ok(Json(state.store.batch_get(&tenant, &id).await?.into()))
 }

@@ -61,6 +61,12 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token")
     }
 
+    /// 403: the caller is known but may not do this (scope, operator-only);
+    /// the message says what is needed.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)

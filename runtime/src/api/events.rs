@@ -31,7 +31,9 @@ use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::auth::{Read, Tenant};
 use super::{ApiError, ApiResult, AppState, JobView};
+use crate::domain::TenantId;
 use crate::queue::Follow;
 use crate::store::JobWatch;
 
@@ -59,13 +61,17 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
     responses((status = 200, content_type = "text/event-stream", body = JobEvent,
                description = "`status`, `progress` and a final `end` event with the job, as server-sent events."),
               (status = 404, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody)))]
-pub(super) async fn events(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+pub(super) async fn events(
+    State(state): State<AppState>,
+    tenant: Tenant<Read>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let slot = state.watch_caps.stream()?;
     // A missing job is a 404 before the stream starts.
-    let follow = state.queue.follow(&state.tenant, &id).await?;
+    let follow = state.queue.follow(&tenant, &id).await?;
     // The stream ends when the server shuts down (clients reconnect elsewhere).
     let shutdown = state.shutdown.clone().cancelled_owned();
-    let stream = JobStream { state, id, follow, _slot: slot, shown: None, ended: false };
+    let stream = JobStream { state, tenant: tenant.0, id, follow, _slot: slot, shown: None, ended: false };
     let headers = [
         (header::CONTENT_TYPE, "text/event-stream"),
         (header::CACHE_CONTROL, "no-cache"),
@@ -76,10 +82,15 @@ pub(super) async fn events(State(state): State<AppState>, Path(id): Path<String>
 
 /// The whole job as one line of JSON, read and encoded once for all the
 /// watchers of the job that need it now (`follow` must have seen it end).
-pub(super) async fn final_job(state: &AppState, follow: &Follow, id: &str) -> ApiResult<Bytes> {
+pub(super) async fn final_job(
+    state: &AppState,
+    tenant: &TenantId,
+    follow: &Follow,
+    id: &str,
+) -> ApiResult<Bytes> {
     follow
         .shared_end(|| async {
-            let job = state.store.job_get(&state.tenant, id).await?;
+            let job = state.store.job_get(tenant, id).await?;
             JobView::from(job).one_line_json().map_err(ApiError::internal)
         })
         .await
@@ -89,6 +100,7 @@ pub(super) async fn final_job(state: &AppState, follow: &Follow, id: &str) -> Ap
 /// unregisters it and frees its slot.
 struct JobStream {
     state: AppState,
+    tenant: TenantId,
     id: String,
     follow: Follow,
     _slot: OwnedSemaphorePermit,
@@ -138,7 +150,7 @@ impl JobStream {
         }
         if view.status.is_terminal() {
             self.ended = true;
-            match final_job(&self.state, &self.follow, &self.id).await {
+            match final_job(&self.state, &self.tenant, &self.follow, &self.id).await {
                 Ok(job) => frames.extend([
                     Bytes::from_static(b"event: end\ndata: "),
                     job,

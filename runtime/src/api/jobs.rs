@@ -9,12 +9,13 @@ use serde_json::value::RawValue;
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::{Dispatch, Read, Tenant};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery, body_bytes, parse_json};
 use super::{ApiError, ApiResult, AppState, JobPage, JobView};
 use crate::domain::{
-    Callback, IdempotencyKey, JobStatus, Limits, QueueName, json_int, time::now_ms, time::parse_rfc3339,
-    time::rfc3339,
+    Callback, IdempotencyKey, JobStatus, Limits, QueueName, TenantId, json_int, time::now_ms,
+    time::parse_rfc3339, time::rfc3339,
 };
 use crate::store::{AliasConfig, Inserted, JobCursor, JobList, JobOrder, JobWatch, NewJob};
 
@@ -274,6 +275,7 @@ pub(super) fn stored_callback(state: &AppState, c: Callback, owner_id: &str) -> 
 /// its module pinned here, so a later rollback never changes queued work).
 pub(super) async fn prepare(
     state: &AppState,
+    tenant: &TenantId,
     alias: &str,
     payload: Box<RawValue>,
     opts: JobOptions,
@@ -281,7 +283,7 @@ pub(super) async fn prepare(
     now: i64,
 ) -> ApiResult<NewJob> {
     let alias = super::aliases::parse_alias(alias)?;
-    let record = state.aliases.get(state.store.as_ref(), &state.tenant, &alias).await?;
+    let record = state.aliases.get(state.store.as_ref(), tenant, &alias).await?;
     let cfg = &record.config;
     let priority = opts.priority.or(cfg.priority.map(i64::from)).unwrap_or(DEFAULT_PRIORITY);
     if !(0..=1000).contains(&priority) {
@@ -318,7 +320,7 @@ pub(super) async fn prepare(
     let callback = opts.callback.map(|c| stored_callback(state, c, &id));
     Ok(NewJob {
         id,
-        tenant: state.tenant.clone(),
+        tenant: tenant.clone(),
         alias,
         module: record.module,
         status: if run_at > now { JobStatus::Scheduled } else { JobStatus::Queued },
@@ -340,6 +342,7 @@ pub(super) async fn prepare(
 /// [`prepare`] plus the idempotency fingerprint of the request as given.
 pub(super) async fn prepare_keyed(
     state: &AppState,
+    tenant: &TenantId,
     alias: &str,
     payload: Box<RawValue>,
     opts: JobOptions,
@@ -347,7 +350,7 @@ pub(super) async fn prepare_keyed(
     now: i64,
 ) -> ApiResult<NewJob> {
     let fingerprint = super::idempotency::fingerprint(alias, &payload, &opts);
-    let mut job = prepare(state, alias, payload, opts, batch_id, now).await?;
+    let mut job = prepare(state, tenant, alias, payload, opts, batch_id, now).await?;
     job.idempotency_fingerprint = fingerprint;
     Ok(job)
 }
@@ -357,11 +360,12 @@ pub(super) async fn prepare_keyed(
 /// that is new: a repeated idempotency key answers the existing one).
 async fn submit(
     state: &AppState,
+    tenant: &TenantId,
     alias: &str,
     payload: Box<RawValue>,
     opts: JobOptions,
 ) -> ApiResult<Inserted> {
-    let job = prepare_keyed(state, alias, payload, opts, None, now_ms()).await?;
+    let job = prepare_keyed(state, tenant, alias, payload, opts, None, now_ms()).await?;
     state.backpressure.admit(state.store.as_ref(), 1).await?;
     let inserted = state.inserter.insert(vec![job], None).await?.pop();
     let inserted = inserted.ok_or_else(|| ApiError::internal("the inserter answered no job for one"))?;
@@ -382,10 +386,11 @@ async fn submit(
               (status = 429, body = ErrorBody)))]
 pub(super) async fn create(
     State(state): State<AppState>,
+    tenant: Tenant<Dispatch>,
     ApiJson(req): ApiJson<JobRequest>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let (alias, payload, opts) = req.split();
-    let inserted = submit(&state, &alias, payload, opts).await?;
+    let inserted = submit(&state, &tenant, &alias, payload, opts).await?;
     let status = if inserted.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(inserted.job.into())))
 }
@@ -400,6 +405,7 @@ pub(super) async fn create(
               (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(super) async fn dispatch(
     State(state): State<AppState>,
+    tenant: Tenant<Dispatch>,
     Path(alias): Path<String>,
     ApiQuery(q): ApiQuery<DispatchQuery>,
     req: Request,
@@ -427,7 +433,7 @@ pub(super) async fn dispatch(
         idempotency_key: q.idempotency_key,
         callback,
     };
-    let inserted = submit(&state, &alias, payload, opts).await?;
+    let inserted = submit(&state, &tenant, &alias, payload, opts).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { id: inserted.job.id })))
 }
 
@@ -478,6 +484,7 @@ pub const PAGE_BYTES: u64 = 4 << 20;
     responses((status = 200, description = "A page of jobs.", body = JobPage), (status = 400, body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
+    tenant: Tenant<Read>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<JobPage>> {
     let status = q
@@ -501,7 +508,7 @@ pub(super) async fn list(
     let page = state
         .store
         .job_list(JobList {
-            tenant: state.tenant.clone(),
+            tenant: tenant.0,
             status,
             alias: q.alias,
             queue: q.queue,
@@ -521,8 +528,12 @@ pub(super) async fn list(
 /// One job.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", operation_id = "getJob", params(("id" = String, Path, description = "The job's id (a UUIDv7).")),
     responses((status = 200, description = "The job.", body = JobView), (status = 404, body = ErrorBody)))]
-pub(super) async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
-    Ok(Json(state.store.job_get(&state.tenant, &id).await?.into()))
+pub(super) async fn show(
+    State(state): State<AppState>,
+    tenant: Tenant<Read>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    Ok(Json(state.store.job_get(&tenant, &id).await?.into()))
 }
 
 /// `wait` parameters.
@@ -560,6 +571,7 @@ fn parse_cursor(cursor: &str, _order: JobOrder) -> ApiResult<JobCursor> {
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn wait(
     State(state): State<AppState>,
+    tenant: Tenant<Read>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> ApiResult<Response> {
@@ -569,7 +581,7 @@ pub(super) async fn wait(
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout);
     // Status only while waiting (pushed by this node, polled narrowly for
     // others'); registered until this request ends, however it ends.
-    let mut follow = state.queue.follow(&state.tenant, &id).await?;
+    let mut follow = state.queue.follow(&tenant, &id).await?;
     while !follow.view().status.is_terminal() {
         tokio::select! {
             changed = follow.changed(Some(deadline)) => if !changed? { break },
@@ -580,12 +592,10 @@ pub(super) async fn wait(
     // The whole job, read once: at its end (shared with the job's other
     // watchers ending now), or as it is at the timeout.
     let job = if follow.view().status.is_terminal() {
-        super::events::final_job(&state, &follow, &id).await?
+        super::events::final_job(&state, &tenant, &follow, &id).await?
     } else {
         drop(follow);
-        JobView::from(state.store.job_get(&state.tenant, &id).await?)
-            .one_line_json()
-            .map_err(ApiError::internal)?
+        JobView::from(state.store.job_get(&tenant, &id).await?).one_line_json().map_err(ApiError::internal)?
     };
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], job).into_response())
 }
@@ -596,9 +606,10 @@ pub(super) async fn wait(
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn cancel(
     State(state): State<AppState>,
+    tenant: Tenant<Dispatch>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
-    let job = state.store.job_cancel(&state.tenant, &id, now_ms()).await?;
+    let job = state.store.job_cancel(&tenant, &id, now_ms()).await?;
     state.queue.cancel_running(&id);
     state.queue.events().publish(&id, JobWatch::from(&job));
     Ok(Json(job.into()))
@@ -608,8 +619,12 @@ pub(super) async fn cancel(
 #[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs", operation_id = "retryJob", params(("id" = String, Path, description = "The job's id (a UUIDv7).")),
     responses((status = 200, description = "The job, queued again.", body = JobView),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub(super) async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
-    let job = state.store.job_retry(&state.tenant, &id, now_ms()).await?;
+pub(super) async fn retry(
+    State(state): State<AppState>,
+    tenant: Tenant<Dispatch>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    let job = state.store.job_retry(&tenant, &id, now_ms()).await?;
     state.queue.events().changed(&id);
     state.queue.notify_dispatch();
     Ok(Json(job.into()))

@@ -1,9 +1,10 @@
-//! Transport layer: the HTTP API under `/v1`, JSON in and out, bearer-token auth,
+//! Transport layer: the HTTP API under `/v1`, JSON in and out, bearer-token auth
+//! resolving each request to a tenant and scope ([`auth`]),
 //! and the OpenAPI document generated from the handlers' own types.
 
 mod alias_cache;
 mod aliases;
-mod auth;
+pub mod auth;
 mod backpressure;
 mod batches;
 mod error;
@@ -16,6 +17,8 @@ mod modules;
 mod openapi;
 pub mod server;
 mod status;
+mod tenant_views;
+mod tenants;
 mod views;
 mod watch_caps;
 
@@ -24,6 +27,7 @@ pub use backpressure::Backpressure;
 pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 pub use guard::guard;
 pub use server::HttpSettings;
+pub use tenant_views::{TenantPatch, TenantRequest, TenantView, TokenCreated, TokenRequest, TokenView};
 pub use views::*;
 pub use watch_caps::WatchCaps;
 
@@ -32,7 +36,7 @@ use axum::extract::DefaultBodyLimit;
 use std::sync::Arc;
 use tower_http::trace::TraceLayer;
 
-use crate::domain::{Limits, TenantId};
+use crate::domain::Limits;
 use crate::queue::{Inserter, Queue};
 use crate::sandbox::Engine;
 use crate::store::Store;
@@ -50,12 +54,10 @@ pub struct AppState {
     pub default_limits: Limits,
     /// Attempts for jobs and aliases that set none.
     pub default_max_attempts: u32,
-    /// blake3 of the bearer token; `None` means no auth (loopback only).
-    pub token_hash: Option<blake3::Hash>,
+    /// Resolves each request's caller (tokens, operator, tenant tokens).
+    pub auth: Arc<auth::Authenticator>,
     /// Largest JSON body (jobs, batches).
     pub max_body_bytes: usize,
-    /// The tenant of every request until multi-tenancy lands.
-    pub tenant: TenantId,
     /// Refuses dispatches while too many jobs wait.
     pub backpressure: Arc<Backpressure>,
     /// Group-commits dispatches.
@@ -87,7 +89,7 @@ pub fn router(state: AppState) -> Router {
     let v1 = v1
         .layer(DefaultBodyLimit::max(max_body))
         .merge(modules.layer(DefaultBodyLimit::max(max_module)))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
     let (public, _) = openapi::public_routes().split_for_parts();
     guard(v1.merge(public), body_timeout)
         .fallback(|| async { ApiError::not_found("no such endpoint") })

@@ -5,6 +5,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 
+use super::auth::{Admin, Read, Tenant};
 use super::error::ErrorBody;
 use super::extract::body_bytes;
 use super::{ApiError, ApiResult, AppState, ModuleView};
@@ -34,6 +35,7 @@ fn parse_digest(s: &str) -> ApiResult<Digest> {
               (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn upload(
     State(state): State<AppState>,
+    tenant: Tenant<Admin>,
     req: Request,
 ) -> ApiResult<(StatusCode, Json<ModuleView>)> {
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -50,12 +52,12 @@ pub(super) async fn upload(
         return Err(ApiError::invalid("the request body must be the module's bytes"));
     }
     let digest = Digest::of(&bytes);
-    let kind = match state.store.module_get(&state.tenant, &digest).await {
+    let kind = match state.store.module_get(&tenant, &digest).await {
         Ok(existing) => existing.kind,
         Err(crate::store::StoreError::NotFound(_)) => state.engine.load_upload(bytes.to_vec()).await?.kind(),
         Err(e) => return Err(e.into()),
     };
-    let put = ModulePut { tenant: state.tenant.clone(), digest, kind, bytes: bytes.to_vec(), now: now_ms() };
+    let put = ModulePut { tenant: tenant.0, digest, kind, bytes: bytes.to_vec(), now: now_ms() };
     let (record, created) = state.store.module_put(put).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(record.into())))
@@ -64,8 +66,11 @@ pub(super) async fn upload(
 /// Every module, newest first.
 #[utoipa::path(get, path = "/v1/modules", tag = "modules", operation_id = "listModules",
     responses((status = 200, description = "Every module, newest first.", body = Vec<ModuleView>)))]
-pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ModuleView>>> {
-    let modules = state.store.module_list(&state.tenant).await?;
+pub(super) async fn list(
+    State(state): State<AppState>,
+    tenant: Tenant<Read>,
+) -> ApiResult<Json<Vec<ModuleView>>> {
+    let modules = state.store.module_list(&tenant).await?;
     Ok(Json(modules.into_iter().map(Into::into).collect()))
 }
 
@@ -75,10 +80,11 @@ pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Mo
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn show(
     State(state): State<AppState>,
+    tenant: Tenant<Read>,
     Path(digest): Path<String>,
 ) -> ApiResult<Json<ModuleView>> {
     let digest = parse_digest(&digest)?;
-    Ok(Json(state.store.module_get(&state.tenant, &digest).await?.into()))
+    Ok(Json(state.store.module_get(&tenant, &digest).await?.into()))
 }
 
 /// Deletes a module; 409 while an alias points to it or unfinished jobs use it.
@@ -88,10 +94,11 @@ pub(super) async fn show(
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn delete(
     State(state): State<AppState>,
+    tenant: Tenant<Admin>,
     Path(digest): Path<String>,
 ) -> ApiResult<StatusCode> {
     let digest = parse_digest(&digest)?;
-    state.store.module_delete(&state.tenant, &digest).await?;
+    state.store.module_delete(&tenant, &digest).await?;
     // Artifacts are a cache keyed by digest: failing to remove one leaves
     // disk used, not a wrong answer, so the delete still succeeds.
     if let Err(e) = state.engine.purge(&digest) {

@@ -13,7 +13,7 @@ use utoipa::openapi::{Content, RefOr};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AppState, aliases, batches, events, jobs, modules, status};
+use super::{AppState, aliases, batches, events, jobs, modules, status, tenants};
 
 /// Tag descriptions, and what every document starts with.
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use super::{AppState, aliases, batches, events, jobs, modules, status};
         (name = "aliases", description = "Names pointing at modules, with version history and rollback."),
         (name = "jobs", description = "Dispatch, inspect, wait for, cancel and retry jobs."),
         (name = "batches", description = "Many jobs in one request, with one callback when all have ended."),
+        (name = "tenants", description = "Tenants and their tokens: the operator token only."),
         (name = "server", description = "Status, health, readiness and this document."),
     )
 )]
@@ -52,6 +53,10 @@ pub(super) fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(batches::create))
         .routes(routes!(batches::show))
         .routes(routes!(status::status))
+        .routes(routes!(tenants::create, tenants::list))
+        .routes(routes!(tenants::show, tenants::update, tenants::delete))
+        .routes(routes!(tenants::create_token, tenants::list_tokens))
+        .routes(routes!(tenants::revoke_token))
 }
 
 /// Routes without a token: probes and this document.
@@ -88,6 +93,7 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, max_memory_mb: u64) {
             if authenticated {
                 op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
                 op.responses.responses.entry("401".into()).or_insert_with(|| RefOr::T(error_response("401")));
+                op.responses.responses.entry("403".into()).or_insert_with(|| RefOr::T(error_response("403")));
             }
             for (status, response) in op.responses.responses.iter_mut() {
                 if let RefOr::T(r) = response
@@ -135,7 +141,11 @@ fn error_response(status: &str) -> Response {
 fn error_description(status: &str) -> &'static str {
     match status {
         "400" => "A field, parameter or body breaks its rule; the message names it.",
-        "401" => "The bearer token is missing or wrong.",
+        "401" => "The bearer token is missing or wrong (unknown, revoked or expired).",
+        "403" => {
+            "The token may not do this: its scope is too small (the message names the scope needed), \
+             the route is the operator's, or the operator token names no tenant in `X-Wasmq-Tenant`."
+        }
         "404" => "The resource named in the path does not exist.",
         "408" => "The request body did not arrive within the body timeout.",
         "409" => "The request conflicts with the resource's state; the message says how.",

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use utoipa::ToSchema;
 
+use super::auth::{Read, Tenant};
 use super::{ApiError, ApiResult, AppState};
 
 /// Worker slots of this node.
@@ -52,8 +53,11 @@ pub struct StatusView {
 /// Counts per status and per queue, and this node's workers.
 #[utoipa::path(get, path = "/v1/status", tag = "server", operation_id = "getStatus",
     responses((status = 200, description = "Counts and this node's workers, compiler and watchers.", body = StatusView)))]
-pub(super) async fn status(State(state): State<AppState>) -> ApiResult<Json<StatusView>> {
-    let counts = state.store.status_counts(&state.tenant).await?;
+pub(super) async fn status(
+    State(state): State<AppState>,
+    tenant: Tenant<Read>,
+) -> ApiResult<Json<StatusView>> {
+    let counts = state.store.status_counts(&tenant).await?;
     let (max, busy) = (state.queue.workers(), state.queue.busy());
     Ok(Json(StatusView {
         jobs: counts.by_status,

@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use crate::app::App;
-use crate::config::{ServeArgs, Settings};
+use crate::config::{SecretEnv, ServeArgs, Settings};
 
 pub(super) fn main(args: ServeArgs) -> ExitCode {
-    let settings = match Settings::resolve(args, std::env::var("WASMQ_TOKEN").ok()) {
+    let settings = match Settings::resolve(args, SecretEnv::from_process()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -123,8 +123,10 @@ pub(crate) use {declared_default, settings};
 /// Shown after the settings in `wasmq serve --help`.
 pub const AFTER_HELP: &str = "\
 Authentication: the bearer token comes from WASMQ_TOKEN or `token = \"...\"` in the --config
-file, never from a flag (it would show in `ps`). Without a token the server only listens on
-loopback addresses.
+file, never from a flag (it would show in `ps`); it acts as the admin of the `default` tenant.
+The operator token (manages tenants and their tokens) comes from WASMQ_OPERATOR_TOKEN, else
+the file --operator-token-file names, else `operator_token = \"...\"` in the --config file.
+Without either token the server only listens on loopback addresses.
 
 Precedence: flags, then WASMQ_* environment variables, then the --config file, then defaults.";
 

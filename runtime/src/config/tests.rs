@@ -22,7 +22,7 @@ fn file(text: &str) -> tempfile::NamedTempFile {
 fn flags_beat_the_file_which_beats_defaults() {
     let f = file("workers = 7\nlisten = \"127.0.0.1:9999\"\nlease = \"5s\"\ndefault_memory = \"32MiB\"\n");
     let path = f.path().to_str().unwrap();
-    let s = Settings::resolve(args(&["--config", path, "--workers", "3"]), None).unwrap();
+    let s = Settings::resolve(args(&["--config", path, "--workers", "3"]), SecretEnv::default()).unwrap();
     assert_eq!(s.queue.workers, 3, "flag wins over file");
     assert_eq!(s.listen.to_string(), "127.0.0.1:9999", "file wins over default");
     assert_eq!(s.queue.lease, Duration::from_secs(5));
@@ -35,102 +35,114 @@ fn flags_beat_the_file_which_beats_defaults() {
 fn the_token_comes_from_the_environment_before_the_file_and_never_prints() {
     let f = file("token = \"from-file\"\n");
     let path = f.path().to_str().unwrap();
-    let s = Settings::resolve(args(&["--config", path]), Some("from-env".into())).unwrap();
+    let s = Settings::resolve(
+        args(&["--config", path]),
+        SecretEnv { token: Some("from-env".into()), ..SecretEnv::default() },
+    )
+    .unwrap();
     assert_eq!(s.token.as_ref().unwrap().expose(), "from-env");
     assert!(!format!("{s:?}").contains("from-env"), "the token leaked into Debug output");
-    let s = Settings::resolve(args(&["--config", path]), None).unwrap();
+    let s = Settings::resolve(args(&["--config", path]), SecretEnv::default()).unwrap();
     assert_eq!(s.token.unwrap().expose(), "from-file");
 }
 
 #[test]
 fn the_caps_on_waits_and_event_streams_come_from_flags_or_the_file() {
-    let s = Settings::resolve(args(&[]), None).unwrap();
+    let s = Settings::resolve(args(&[]), SecretEnv::default()).unwrap();
     assert_eq!((s.max_waits, s.max_event_streams), (10_000, 1_000), "defaults");
     let f = file("max_waits = 5\nmax_event_streams = 7\n");
     let path = f.path().to_str().unwrap();
-    let s = Settings::resolve(args(&["--config", path, "--max-waits", "3"]), None).unwrap();
+    let s = Settings::resolve(args(&["--config", path, "--max-waits", "3"]), SecretEnv::default()).unwrap();
     assert_eq!((s.max_waits, s.max_event_streams), (3, 7));
-    let err = Settings::resolve(args(&["--max-event-streams", "0"]), None).unwrap_err();
+    let err = Settings::resolve(args(&["--max-event-streams", "0"]), SecretEnv::default()).unwrap_err();
     assert!(err.to_string().contains("max_event_streams must be at least 1"), "{err}");
 }
 
 #[test]
 fn unknown_file_keys_and_bad_values_are_errors_naming_them() {
     let f = file("wrokers = 2\n");
-    let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
+    let err =
+        Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), SecretEnv::default()).unwrap_err();
     assert!(format!("{err:#}").contains("wrokers"), "{err:#}");
-    let err = Settings::resolve(args(&["--workers", "0"]), None).unwrap_err();
+    let err = Settings::resolve(args(&["--workers", "0"]), SecretEnv::default()).unwrap_err();
     assert!(err.to_string().contains("workers must be at least 1"), "{err}");
     assert!(Cli::try_parse_from(["serve", "--queue-limits", "gpu=x"]).is_err());
-    let s = Settings::resolve(args(&["--queue-limits", "gpu=1, mail=4"]), None).unwrap();
+    let s = Settings::resolve(args(&["--queue-limits", "gpu=1, mail=4"]), SecretEnv::default()).unwrap();
     assert_eq!(s.queue.queue_limits.get("mail"), Some(&4));
     assert_eq!(s.queue.retention, Some(Duration::from_secs(7 * 24 * 3600)), "default retention");
-    let s = Settings::resolve(args(&["--retention", "forever"]), None).unwrap();
+    let s = Settings::resolve(args(&["--retention", "forever"]), SecretEnv::default()).unwrap();
     assert_eq!(s.queue.retention, None);
     let f = file("retention = \"36h\"\n");
-    let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap();
+    let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), SecretEnv::default()).unwrap();
     assert_eq!(s.queue.retention, Some(Duration::from_secs(36 * 3600)));
     let f = file("callback_allow = [\"10.1.0.0/16\", \"127.0.0.0/8\"]\n");
-    let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap();
+    let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), SecretEnv::default()).unwrap();
     assert_eq!(s.callbacks.policy.allowed().len(), 2);
     assert!(s.callbacks.policy.check_ip("127.0.0.1".parse().unwrap()).is_ok());
-    let s =
-        Settings::resolve(args(&["--config", f.path().to_str().unwrap(), "--callback-allow", "::1"]), None)
-            .unwrap();
+    let s = Settings::resolve(
+        args(&["--config", f.path().to_str().unwrap(), "--callback-allow", "::1"]),
+        SecretEnv::default(),
+    )
+    .unwrap();
     assert!(s.callbacks.policy.check_ip("127.0.0.1".parse().unwrap()).is_err(), "the flag replaces the file");
-    let s = Settings::resolve(args(&[]), None).unwrap();
+    let s = Settings::resolve(args(&[]), SecretEnv::default()).unwrap();
     assert!(
         s.callbacks.policy.check_ip("127.0.0.1".parse().unwrap()).is_err(),
         "loopback refused by default"
     );
     let f = file("callback_allow = [\"10.1.0.0/99\"]\n");
-    let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
+    let err =
+        Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), SecretEnv::default()).unwrap_err();
     assert!(err.to_string().contains("callback_allow"), "{err}");
     assert!(Cli::try_parse_from(["serve", "--callback-allow", "localhost"]).is_err());
     let f = file("retention = \"soon\"\n");
-    let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
+    let err =
+        Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), SecretEnv::default()).unwrap_err();
     assert!(err.to_string().contains("retention"), "{err}");
 }
 
 #[test]
 fn compile_and_alias_history_settings_resolve_and_are_checked() {
-    let s = Settings::resolve(args(&[]), None).unwrap();
+    let s = Settings::resolve(args(&[]), SecretEnv::default()).unwrap();
     assert!(s.engine.max_concurrent_compiles >= 1);
     assert_eq!(s.engine.compile_queue, 16);
     assert_eq!(s.alias_history, 100);
     let f = file("max_concurrent_compiles = 3\ncompile_queue = 0\nalias_history = 5\n");
     let path = f.path().to_str().unwrap();
-    let s = Settings::resolve(args(&["--config", path, "--max-concurrent-compiles", "2"]), None).unwrap();
+    let s =
+        Settings::resolve(args(&["--config", path, "--max-concurrent-compiles", "2"]), SecretEnv::default())
+            .unwrap();
     assert_eq!((s.engine.max_concurrent_compiles, s.engine.compile_queue, s.alias_history), (2, 0, 5));
-    let err = Settings::resolve(args(&["--max-concurrent-compiles", "0"]), None).unwrap_err();
+    let err = Settings::resolve(args(&["--max-concurrent-compiles", "0"]), SecretEnv::default()).unwrap_err();
     assert!(err.to_string().contains("max_concurrent_compiles"), "{err}");
-    let err = Settings::resolve(args(&["--alias-history", "1"]), None).unwrap_err();
+    let err = Settings::resolve(args(&["--alias-history", "1"]), SecretEnv::default()).unwrap_err();
     assert!(err.to_string().contains("alias_history"), "{err}");
 }
 
 #[test]
 fn connection_settings_come_from_flags_and_the_file() {
-    let s = Settings::resolve(args(&[]), None).unwrap();
+    let s = Settings::resolve(args(&[]), SecretEnv::default()).unwrap();
     assert_eq!(s.http.header_timeout, Duration::from_secs(10), "default");
     let f = file("header_timeout = \"2s\"\nbody_timeout = \"5s\"\nmax_connections = 50\n");
     let path = f.path().to_str().unwrap();
-    let s = Settings::resolve(args(&["--config", path, "--max-connections", "7"]), None).unwrap();
+    let s =
+        Settings::resolve(args(&["--config", path, "--max-connections", "7"]), SecretEnv::default()).unwrap();
     assert_eq!(s.http.header_timeout, Duration::from_secs(2));
     assert_eq!(s.http.body_timeout, Duration::from_secs(5));
     assert_eq!(s.http.max_connections, 7, "flag wins over file");
-    let err = Settings::resolve(args(&["--header-timeout", "0s"]), None).unwrap_err();
+    let err = Settings::resolve(args(&["--header-timeout", "0s"]), SecretEnv::default()).unwrap_err();
     assert!(err.to_string().contains("header_timeout"), "{err}");
-    let err = Settings::resolve(args(&["--max-connections", "0"]), None).unwrap_err();
+    let err = Settings::resolve(args(&["--max-connections", "0"]), SecretEnv::default()).unwrap_err();
     assert!(err.to_string().contains("max_connections"), "{err}");
-    let err = Settings::resolve(args(&["--retention", "100000000y"]), None).unwrap_err();
+    let err = Settings::resolve(args(&["--retention", "100000000y"]), SecretEnv::default()).unwrap_err();
     assert!(err.to_string().contains("retention must be at most 100 years"), "{err}");
-    let err = Settings::resolve(args(&["--lease", "1000y"]), None).unwrap_err();
+    let err = Settings::resolve(args(&["--lease", "1000y"]), SecretEnv::default()).unwrap_err();
     assert!(err.to_string().contains("lease must be at most 100 years"), "{err}");
 }
 
 #[test]
 fn every_declared_default_parses_and_applies() {
-    let s = Settings::resolve(args(&[]), None).unwrap();
+    let s = Settings::resolve(args(&[]), SecretEnv::default()).unwrap();
     assert_eq!(s.listen.to_string(), "127.0.0.1:7700");
     assert_eq!(s.database_url, "sqlite://wasmq.db");
     assert_eq!(s.queue.prefetch, 256);
@@ -184,28 +196,33 @@ fn file_values_take_their_toml_form_or_the_flag_syntax() {
         "max_body_size = 1024\nmax_module_size = \"1MiB\"\nqueue_limits = \"gpu=2\"\n\
          callback_allow = \"::1\"\n",
     );
-    let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap();
+    let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), SecretEnv::default()).unwrap();
     assert_eq!((s.max_body_bytes, s.engine.max_module_bytes), (1024, 1 << 20));
     assert_eq!(s.queue.queue_limits.get("gpu"), Some(&2));
     assert_eq!(s.callbacks.policy.allowed().len(), 1);
     let f = file("workers = \"three\"\n");
-    let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
+    let err =
+        Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), SecretEnv::default()).unwrap_err();
     assert!(err.to_string().contains("workers: expected a whole number"), "{err}");
     let f = file("token = \"\"\n");
-    let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
+    let err =
+        Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), SecretEnv::default()).unwrap_err();
     assert!(err.to_string().contains("token must be a non-empty string"), "{err}");
 }
 
 #[test]
 fn a_postgres_database_says_the_backend_is_not_built_in() {
-    let err = Settings::resolve(args(&["--database", "postgresql://u:hunter2@db/wasmq"]), None).unwrap_err();
+    let err =
+        Settings::resolve(args(&["--database", "postgresql://u:hunter2@db/wasmq"]), SecretEnv::default())
+            .unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("database names the PostgreSQL backend, which is not built in yet"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
     let f = file("database = \"postgres://db/wasmq\"\n");
-    let err = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), None).unwrap_err();
+    let err =
+        Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), SecretEnv::default()).unwrap_err();
     assert!(err.to_string().contains("PostgreSQL"), "{err}");
-    let err = Settings::resolve(args(&["--default-fuel", "0"]), None).unwrap_err();
+    let err = Settings::resolve(args(&["--default-fuel", "0"]), SecretEnv::default()).unwrap_err();
     assert!(err.to_string().contains("default_fuel"), "{err}");
 }
 
@@ -215,4 +232,47 @@ fn a_value_clap_refuses_names_the_flag_and_the_variable() {
     assert!(err.contains("expected a whole number") && err.contains("WASMQ_WORKERS"), "{err}");
     let err = Cli::try_parse_from(["serve", "--lease", "5"]).err().unwrap().to_string();
     assert!(err.contains("--lease or WASMQ_LEASE"), "{err}");
+}
+
+#[test]
+fn the_operator_token_comes_from_the_environment_then_its_file_then_the_config_never_a_flag() {
+    let secret = file("  from-token-file\n");
+    let secret_path = secret.path().to_str().unwrap();
+    let conf = file("operator_token = \"from-config\"\n");
+    let conf_path = conf.path().to_str().unwrap();
+    let env = |op: &str| SecretEnv { operator_token: Some(op.into()), ..SecretEnv::default() };
+    let s = Settings::resolve(
+        args(&["--config", conf_path, "--operator-token-file", secret_path]),
+        env("from-env"),
+    )
+    .unwrap();
+    assert_eq!(s.operator_token.as_ref().unwrap().expose(), "from-env");
+    assert!(!format!("{s:?}").contains("from-env"), "the operator token leaked into Debug output");
+    assert!(!format!("{:?}", env("from-env")).contains("from-env"), "SecretEnv leaked it");
+    let s = Settings::resolve(
+        args(&["--config", conf_path, "--operator-token-file", secret_path]),
+        SecretEnv::default(),
+    )
+    .unwrap();
+    assert_eq!(s.operator_token.as_ref().unwrap().expose(), "from-token-file", "trimmed");
+    let s = Settings::resolve(args(&["--config", conf_path]), SecretEnv::default()).unwrap();
+    assert_eq!(s.operator_token.as_ref().unwrap().expose(), "from-config");
+    assert!(s.token.is_none(), "the operator token is not the tenant token");
+
+    let empty = file("\n");
+    let err = Settings::resolve(
+        args(&["--operator-token-file", empty.path().to_str().unwrap()]),
+        SecretEnv::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("operator_token_file") && err.contains("is empty"), "{err}");
+    let same = SecretEnv { token: Some("x".into()), operator_token: Some("x".into()) };
+    let err = Settings::resolve(args(&[]), same).unwrap_err().to_string();
+    assert!(err.contains("must differ"), "{err}");
+
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let serve_flags: Vec<_> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
+    assert!(!serve_flags.contains(&"operator-token"), "the operator token must never be a flag");
+    assert!(Cli::try_parse_from(["serve", "--operator-token", "x"]).is_err());
 }

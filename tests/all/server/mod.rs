@@ -16,6 +16,7 @@ mod queue;
 mod review;
 mod ssrf;
 mod streams;
+mod tenants;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -33,6 +34,8 @@ use crate::support::{artifacts_dir, callback_key_file, database_url, plugin_byte
 pub struct Options {
     pub workers: usize,
     pub token: Option<String>,
+    /// The operator token (manages tenants).
+    pub operator_token: Option<String>,
     pub queue_limits: Vec<(&'static str, usize)>,
     pub lease: Duration,
     pub retry_base: Duration,
@@ -52,6 +55,7 @@ impl Default for Options {
         Self {
             workers: 2,
             token: None,
+            operator_token: None,
             queue_limits: Vec::new(),
             lease: Duration::from_secs(30),
             retry_base: Duration::from_millis(20),
@@ -71,6 +75,7 @@ pub fn settings(opts: &Options, dir: &tempfile::TempDir) -> Settings {
     s.engine.cache_dir = Some(artifacts_dir());
     s.callbacks.key_file = callback_key_file(&db, dir.path());
     s.token = opts.token.clone().map(Secret::new);
+    s.operator_token = opts.operator_token.clone().map(Secret::new);
     s.queue.workers = opts.workers;
     s.queue.queue_limits = opts.queue_limits.iter().map(|(q, n)| (q.to_string(), *n)).collect();
     s.queue.lease = opts.lease;

@@ -1,0 +1,212 @@
+//! The bodies of `/v1/tenants`: requests with their bounds, and views.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ApiError;
+use crate::domain::{Scope, TenantQuotas, time::rfc3339};
+use crate::store::{TenantRecord, TokenRecord};
+
+/// Highest tenant weight.
+pub const MAX_WEIGHT: u32 = 1000;
+/// Most entries in `callback_allow`.
+pub const MAX_CALLBACK_ALLOW: usize = 100;
+/// Longest `callback_allow` entry (a host name's limit).
+pub const MAX_ALLOW_ENTRY: usize = 253;
+/// Longest token name, in characters.
+pub const MAX_TOKEN_NAME: usize = 100;
+/// Longest token lifetime: ten years, in seconds.
+pub const MAX_TOKEN_LIFETIME_S: u64 = 10 * 365 * 24 * 3600;
+
+/// `POST /v1/tenants`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantRequest {
+    /// The tenant's id: `[a-z0-9][a-z0-9._-]{0,63}`.
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+    pub id: String,
+    /// Share of the workers when tenants compete (1..=1000, default 1; applied by fair scheduling, later).
+    #[schema(minimum = 1, maximum = 1000)]
+    pub weight: Option<u32>,
+    /// The tenant's own limits; absent ones are the server's settings.
+    pub quotas: Option<TenantQuotas>,
+    /// Extra address ranges or hosts its callbacks may reach (stored now, applied later).
+    #[schema(max_items = 100)]
+    pub callback_allow: Option<Vec<String>>,
+}
+
+/// `PATCH /v1/tenants/{id}`: each field given replaces the stored one.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPatch {
+    /// New weight (1..=1000).
+    #[schema(minimum = 1, maximum = 1000)]
+    pub weight: Option<u32>,
+    /// New quotas: the whole set (`{}` clears them).
+    pub quotas: Option<TenantQuotas>,
+    /// New callback ranges or hosts: the whole list.
+    #[schema(max_items = 100)]
+    pub callback_allow: Option<Vec<String>>,
+}
+
+/// A tenant.
+#[derive(Serialize, ToSchema)]
+pub struct TenantView {
+    /// Its id.
+    pub id: String,
+    /// Share of the workers when tenants compete.
+    pub weight: u32,
+    /// Its own limits (absent: the server's settings).
+    pub quotas: TenantQuotas,
+    /// Extra callback ranges or hosts.
+    pub callback_allow: Vec<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+impl From<TenantRecord> for TenantView {
+    fn from(t: TenantRecord) -> Self {
+        Self {
+            id: t.id.to_string(),
+            weight: t.weight,
+            quotas: t.quotas,
+            callback_allow: t.callback_allow,
+            created_at: rfc3339(t.created_at),
+            updated_at: rfc3339(t.updated_at),
+        }
+    }
+}
+
+/// `POST /v1/tenants/{id}/tokens`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// What the token may do: `read`, `dispatch` (and read), `admin` (everything of the tenant).
+    pub scope: Scope,
+    /// A label (at most 100 characters).
+    #[schema(max_length = 100)]
+    pub name: Option<String>,
+    /// Lifetime in seconds (1 to ten years); not with `expires_at`.
+    #[schema(minimum = 1, maximum = 315360000)]
+    pub expires_in_s: Option<u64>,
+    /// When it expires, RFC 3339 (within ten years); not with `expires_in_s`.
+    pub expires_at: Option<String>,
+}
+
+/// A token as listed: never its secret.
+#[derive(Serialize, ToSchema)]
+pub struct TokenView {
+    /// Its id (revoke it by this).
+    pub id: String,
+    /// A label.
+    pub name: Option<String>,
+    /// What it may do.
+    pub scope: Scope,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339; absent: never expires.
+    pub expires_at: Option<String>,
+}
+
+impl From<TokenRecord> for TokenView {
+    fn from(t: TokenRecord) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            scope: t.scope,
+            created_at: rfc3339(t.created_at),
+            expires_at: t.expires_at.map(rfc3339),
+        }
+    }
+}
+
+/// A new token: the secret is shown here, once, and never again.
+#[derive(Serialize, ToSchema)]
+pub struct TokenCreated {
+    /// The secret: send it as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// The token as it will be listed.
+    #[serde(flatten)]
+    pub view: TokenView,
+}
+
+/// Checks a weight (400 naming the field).
+pub fn check_weight(w: u32) -> Result<u32, ApiError> {
+    if (1..=MAX_WEIGHT).contains(&w) {
+        Ok(w)
+    } else {
+        Err(ApiError::invalid(format!("weight must be between 1 and {MAX_WEIGHT}, got {w}")))
+    }
+}
+
+/// Checks `callback_allow` (count and entry length, no spaces or control characters).
+pub fn check_allow(list: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if list.len() > MAX_CALLBACK_ALLOW {
+        return Err(ApiError::invalid(format!(
+            "callback_allow must hold at most {MAX_CALLBACK_ALLOW} entries, got {}",
+            list.len()
+        )));
+    }
+    for (i, entry) in list.iter().enumerate() {
+        if entry.is_empty() || entry.len() > MAX_ALLOW_ENTRY || !entry.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ApiError::invalid(format!(
+                "callback_allow[{i}] must be 1 to {MAX_ALLOW_ENTRY} printable ASCII characters \
+                 (an address range or host), got {:?}",
+                entry.chars().take(80).collect::<String>()
+            )));
+        }
+    }
+    Ok(list)
+}
+
+/// Checks quotas: a dispatch rate needs both numbers at least 1.
+pub fn check_quotas(q: TenantQuotas) -> Result<TenantQuotas, ApiError> {
+    if let Some(r) = &q.dispatch_rate
+        && (r.per_second == 0 || r.burst == 0)
+    {
+        return Err(ApiError::invalid("quotas.dispatch_rate: per_second and burst must be at least 1"));
+    }
+    Ok(q)
+}
+
+/// Checks a token name.
+pub fn check_name(name: Option<String>) -> Result<Option<String>, ApiError> {
+    match name {
+        Some(n) if n.chars().count() > MAX_TOKEN_NAME || n.chars().any(char::is_control) => {
+            Err(ApiError::invalid(format!(
+                "name must be at most {MAX_TOKEN_NAME} characters without control characters, got {}",
+                n.chars().count()
+            )))
+        }
+        other => Ok(other),
+    }
+}
+
+/// When a token expires: `expires_in_s` or `expires_at`, at most ten years ahead.
+pub fn expiry(req: &TokenRequest, now: i64) -> Result<Option<i64>, ApiError> {
+    let latest = now + (MAX_TOKEN_LIFETIME_S as i64) * 1000;
+    match (req.expires_in_s, req.expires_at.as_deref()) {
+        (Some(_), Some(_)) => Err(ApiError::invalid("expires_in_s and expires_at cannot both be given")),
+        (Some(s), None) if (1..=MAX_TOKEN_LIFETIME_S).contains(&s) => Ok(Some(now + s as i64 * 1000)),
+        (Some(s), None) => Err(ApiError::invalid(format!(
+            "expires_in_s must be between 1 and {MAX_TOKEN_LIFETIME_S} (ten years), got {s}"
+        ))),
+        (None, Some(t)) => {
+            let at = crate::domain::time::parse_rfc3339(t).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "expires_at must be an RFC 3339 time like 2030-01-31T12:00:00Z, got {t:?}"
+                ))
+            })?;
+            if at <= now || at > latest {
+                return Err(ApiError::invalid(format!(
+                    "expires_at must be in the future and at most ten years ahead (no later than {}), got {t:?}",
+                    rfc3339(latest)
+                )));
+            }
+            Ok(Some(at))
+        }
+        (None, None) => Ok(None),
+    }
+}
