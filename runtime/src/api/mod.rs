@@ -19,6 +19,7 @@ pub mod server;
 mod status;
 mod tenant_views;
 mod tenants;
+mod usage;
 mod views;
 mod watch_caps;
 
@@ -28,6 +29,7 @@ pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 pub use guard::guard;
 pub use server::HttpSettings;
 pub use tenant_views::{TenantPatch, TenantRequest, TenantView, TokenCreated, TokenRequest, TokenView};
+pub use usage::{UsageDay, UsageReport};
 pub use views::*;
 pub use watch_caps::WatchCaps;
 
