@@ -1,5 +1,5 @@
 //! The `wasmq` command line. Each subcommand lives in its own module; the
-//! client commands (`push`, `alias`, `modules`, `dispatch`, `jobs`, `batch`, `status`)
+//! client commands (`push`, `alias`, `modules`, `dispatch`, `jobs`, `batch`, `status`, `usage`)
 //! live in [`client`] and talk to a running `wasmq serve` over HTTP.
 
 pub mod client;

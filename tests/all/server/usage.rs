@@ -226,3 +226,47 @@ async fn usage_is_exact_per_tenant_and_survives_a_restart() {
     assert_eq!(again["days"], every["days"]);
     app.stop().await;
 }
+
+/// Runs `wasmq <args>` against `app` (off the async threads: the server runs on them).
+async fn wasmq(app: &TestApp, args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let env = vec![("WASMQ_URL".to_string(), app.url.clone())];
+    tokio::task::spawn_blocking(move || crate::support::run_wasmq(&args, &env, None)).await.unwrap()
+}
+
+#[tokio::test]
+async fn wasmq_usage_shows_the_days_and_a_total_per_tenant() {
+    let app = spawn_app(Options::default()).await;
+    app.register("echo", "echo").await;
+    for n in 0..2 {
+        let job = app.dispatch("echo", json!(n), json!({})).await;
+        app.wait(job["id"].as_str().unwrap()).await;
+    }
+    let today = Day::of_ms(now_ms()).to_string();
+    let out = wasmq(&app, &["usage", "--from", &today, "--to", &today, "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let days = report["days"].as_array().unwrap();
+    assert_eq!(
+        (days.len(), days[0]["tenant"].as_str(), days[0]["runs"].as_u64()),
+        (1, Some("default"), Some(2))
+    );
+
+    let out = wasmq(&app, &["usage", "--from", &today, "--to", &today, "--tenant", "default"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let cells = |prefix: &str| -> Vec<String> {
+        let line =
+            text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?} in {text}"));
+        line.split_whitespace().map(str::to_string).collect()
+    };
+    assert_eq!(cells("TENANT")[..4], ["TENANT", "DAY", "RUNS", "SUCCEEDED"]);
+    assert_eq!(cells(&format!("default  {today}"))[2..4], ["2", "2"]);
+    assert_eq!(cells("default  total")[2..4], ["2", "2"]);
+
+    // A date that does not exist is a usage error, before any request.
+    let out = wasmq(&app, &["usage", "--from", "2024-02-30"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2024-02-30"));
+    app.stop().await;
+}

@@ -1,5 +1,5 @@
 //! The client commands (`push`, `alias`, `modules`, `dispatch`, `jobs`,
-//! `batch`, `status`): a thin layer over the HTTP API of a running `wasmq serve`.
+//! `batch`, `status`, `usage`): a thin layer over the HTTP API of a running `wasmq serve`.
 //!
 //! Every command prints a human view by default and the server's JSON with
 //! `--json`; API errors show the server's own message and the HTTP status.
@@ -17,6 +17,7 @@ mod output;
 mod push;
 mod status;
 mod units;
+mod usage;
 
 pub use alias::{AliasArgs, AliasCommand};
 pub use batch::{BatchArgs, BatchCommand};
@@ -25,6 +26,7 @@ pub use jobs::{JobsArgs, JobsCommand, OrderArg};
 pub use modules::{ModulesArgs, ModulesCommand};
 pub use push::PushArgs;
 pub use status::StatusArgs;
+pub use usage::UsageArgs;
 
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -90,6 +92,8 @@ pub enum ClientCommand {
     Batch(BatchArgs),
     /// Job counts per status and per queue, and the server's workers.
     Status(StatusArgs),
+    /// Usage per tenant per UTC day: job outcomes, fuel, run time, module bytes, callbacks.
+    Usage(UsageArgs),
 }
 
 impl ClientCommand {
@@ -102,6 +106,7 @@ impl ClientCommand {
             ClientCommand::Jobs(a) => &a.client,
             ClientCommand::Batch(a) => &a.client,
             ClientCommand::Status(a) => &a.client,
+            ClientCommand::Usage(a) => &a.client,
         }
     }
 }
@@ -126,6 +131,7 @@ pub fn main(command: ClientCommand) -> ExitCode {
             ClientCommand::Jobs(a) => jobs::run(&client, a).await,
             ClientCommand::Batch(a) => batch::run(&client, a).await,
             ClientCommand::Status(_) => status::run(&client).await,
+            ClientCommand::Usage(a) => usage::run(&client, a).await,
         }
     });
     match result {
