@@ -246,4 +246,14 @@ pub async fn exercise_two_tenants(store: Arc<dyn Store>) {
     assert_eq!(shown(usage(store.as_ref(), Some(&b), D0, D0 + DAY).await), every[2..]);
     assert_eq!(shown(usage(store.as_ref(), Some(&a), D0 + DAY, D0 + DAY).await), every[1..2]);
     assert!(usage(store.as_ref(), Some(&tenant()), D0, D0 + DAY).await.is_empty());
+
+    // A deleted tenant's usage stays (it is billed on); its storage ends the day it goes.
+    let put = ModulePut { tenant: a.clone(), digest, kind: PluginKind::Job, bytes: vec![1; 64], now: D0 };
+    store.module_put(put).await.unwrap();
+    store.tenant_delete(&a).await.unwrap();
+    assert_eq!(shown(usage(store.as_ref(), Some(&a), D0, D0 + DAY).await), every[..2]);
+    let gone = on(store.as_ref(), &a, now_ms()).await;
+    assert_eq!((gone.module_bytes_max, gone.module_bytes_end), (64, 0));
+    let later = usage(store.as_ref(), Some(&a), now_ms() + DAY, now_ms() + 30 * DAY).await;
+    assert!(later.is_empty(), "{later:?}");
 }
