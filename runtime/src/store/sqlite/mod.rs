@@ -256,6 +256,12 @@ mod tests {
         assert_eq!(statement("INSERT"), normalize(super::jobs::INSERT));
         assert_eq!(statement("CLAIM"), normalize(&super::leases::CLAIM));
         assert_eq!(statement("COMPLETE"), normalize(&super::leases::COMPLETE));
+        assert_eq!(statement("COUNT_RUNS"), normalize(super::usage::COUNT_RUNS));
+        // The usage upsert is rendered from the counters in both.
+        let listed = &script[script.find("COUNTERS = [").expect("the script lists COUNTERS")..];
+        let listed = &listed[..listed.find(']').unwrap()];
+        let names: Vec<&str> = listed.split('"').skip(1).step_by(2).collect();
+        assert_eq!(names, super::usage::COUNTERS);
     }
 
     /// SQL with its layout removed: whitespace runs become one space, none

@@ -13,7 +13,7 @@ use crate::store::rules::{StoredUsage, UsageTally, usage_days};
 use crate::store::{JobCompletion, Lease, StoreResult, UsageCounters, UsageQuery, UsageRecord};
 
 /// The counters, as columns of `usage`, in the order of [`values`].
-const COUNTERS: [&str; 10] = [
+pub(super) const COUNTERS: [&str; 10] = [
     "runs",
     "succeeded",
     "failed",
