@@ -198,8 +198,8 @@ mod tests {
             |r: ApiResult<(Day, Day)>| r.map(|(f, t)| format!("{f}..{t}")).map_err(|e| format!("{e:?}"));
         assert_eq!(shown(range(None, None, today)), Ok("2024-03-01..2024-03-15".into()));
         assert_eq!(shown(range(None, Some("2024-01-20"), today)), Ok("2024-01-01..2024-01-20".into()));
-        assert_eq!(shown(range(Some("2023-03-15"), None, today)), Ok("2023-03-15..2024-03-15".into()));
-        let err = shown(range(Some("2023-03-14"), None, today)).unwrap_err();
+        assert_eq!(shown(range(Some("2023-03-16"), None, today)), Ok("2023-03-16..2024-03-15".into()));
+        let err = shown(range(Some("2023-03-15"), None, today)).unwrap_err();
         assert!(err.contains("to: the range") && err.contains("367 days") && err.contains("366"), "{err}");
         let err = shown(range(Some("2024-03-16"), None, today)).unwrap_err();
         assert!(err.contains("from (2024-03-16) is after to (2024-03-15)"), "{err}");
