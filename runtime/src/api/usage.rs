@@ -25,10 +25,10 @@ pub const MAX_DAYS: i64 = 366;
 #[into_params(parameter_in = Query)]
 pub struct UsageParams {
     /// First day (UTC, `YYYY-MM-DD`), included; default: the first day of `to`'s month.
-    #[param(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    #[param(pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub from: Option<String>,
     /// Last day (UTC, `YYYY-MM-DD`), included; default: today. At most 366 days after `from`, counting both.
-    #[param(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    #[param(pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub to: Option<String>,
     /// Only this tenant. The operator may name any (deleted ones too); a
     /// tenant's token only its own (another answers 404).
