@@ -60,6 +60,21 @@ COMPLETE = """UPDATE jobs SET status = c.status, result = c.result, error_kind =
   WHERE jobs.id = c.id AND jobs.status = 'running' AND jobs.lease_owner = c.owner AND jobs.lease_token = c.token
   RETURNING jobs.id, jobs.lease_token, jobs.batch_id, jobs.status"""
 
+# In the completion's transaction (runtime/src/store/sqlite/usage.rs): each run's claim, counted once,
+# and the batch's usage summed per tenant-day.
+COUNT_RUNS = """INSERT INTO usage_runs (job_id, token)
+  SELECT value ->> 'id', value ->> 'token' FROM json_each(?1)
+  WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = value ->> 'id')
+  ON CONFLICT DO NOTHING
+  RETURNING job_id, token"""
+
+COUNTERS = ["runs", "succeeded", "failed", "dead", "cancelled", "timed_out", "fuel_used", "run_ms",
+            "callbacks_sent", "callbacks_delivered"]
+USAGE_ADD = (f"""INSERT INTO usage (tenant, day, {', '.join(COUNTERS)})
+  SELECT value ->> 'tenant', value ->> 'day', {', '.join(f"value ->> '{c}'" for c in COUNTERS)}
+  FROM json_each(?1) WHERE true
+  ON CONFLICT (tenant, day) DO UPDATE SET {', '.join(f'{c} = {c} + excluded.{c}' for c in COUNTERS)}""")
+
 
 def main():
     db = os.path.join(tempfile.mkdtemp(), "rows.db")
@@ -96,8 +111,12 @@ def main():
                          "logs": None, "progress_percent": None, "progress_message": None, "started_at": 3,
                          "finished_at": 4, "run_at": 1} for r in got[k:k + 32]]
             t = time.perf_counter()
+            usage = {c: 0 for c in COUNTERS}
+            usage.update(tenant="default", day="1970-01-01", runs=len(outcomes), succeeded=len(outcomes))
             con.execute("BEGIN")
+            con.execute(COUNT_RUNS, (json.dumps(outcomes),)).fetchall()
             con.execute(COMPLETE, (json.dumps(outcomes),)).fetchall()
+            con.execute(USAGE_ADD, (json.dumps([usage]),))
             con.execute("COMMIT")
             complete += time.perf_counter() - t
         done += len(got)
@@ -106,7 +125,7 @@ def main():
     print(f"SQLite {sqlite3.sqlite_version}, {N} jobs")
     print(f"insert (1000 per transaction):  {N / insert:8.0f} rows/s")
     print(f"claim (256 per statement):      {N / claim:8.0f} rows/s")
-    print(f"complete (32 per transaction):  {N / complete:8.0f} rows/s")
+    print(f"complete (32 per transaction, with usage):  {N / complete:8.0f} rows/s")
     print(f"all three: {per_job:.0f} us per job -> at most {1e6 / per_job:.0f} jobs/s on one writer")
 
 

@@ -18,7 +18,8 @@
 //!   `store::connect(url)` (SQLite now, PostgreSQL next); the rules all
 //!   backends share in `store/rows.rs` and `store/rules/`, each backend's SQL
 //!   in its folder (`store/sqlite/`, one file per table family); migrations in
-//!   `runtime/migrations/<backend>/`.
+//!   `runtime/migrations/<backend>/`. Usage per tenant per day (`store/usage.rs`)
+//!   is counted inside the transactions of the writes that cause it.
 //! - [`queue`]: orchestration: the producer claims runnable jobs in batches into
 //!   a node-local priority buffer, `workers` runner tasks drain it through the
 //!   executor (which runs a job in the engine and decides retry or death), the
@@ -30,7 +31,8 @@
 //! - [`api`]: transport: the `/v1` HTTP API (axum), its error shape, auth
 //!   ([`api::auth`]: every request resolved to one tenant and scope, which
 //!   handlers take as `Tenant<Read|Dispatch|Admin>`; the operator manages
-//!   tenants and tokens under `/v1/tenants`), the dispatch rules every form of
+//!   tenants and tokens under `/v1/tenants` and reads every tenant's
+//!   `/v1/usage`), the dispatch rules every form of
 //!   dispatch (job, short form, batch) shares (`api::submit`: validate ->
 //!   backpressure -> insert -> wake), and the OpenAPI document built from the
 //!   same route list as the router (`api::openapi`); [`api::server`] is the serving loop
@@ -48,7 +50,8 @@
 //! woken in-process -> `Store::job_claim` (lease, fencing token) -> buffer -> runner ->
 //! executor: `Engine::run` (fresh `Store`, limits applied in `configure_store`,
 //! instantiate, call, classify) -> `Outcome` -> completer: `Store::job_complete`
-//! (succeeded / failed with backoff / dead) -> watchers (`wait`, event
+//! (succeeded / failed with backoff / dead; the run's usage counted once per
+//! claim in the same transaction) -> watchers (`wait`, event
 //! streams) pushed in-process through `queue::JobEvents`, callback sent.
 
 pub mod api;

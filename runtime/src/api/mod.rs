@@ -20,6 +20,7 @@ mod status;
 mod submit;
 mod tenant_views;
 mod tenants;
+mod usage;
 mod views;
 mod watch_caps;
 
@@ -33,6 +34,7 @@ pub use jobs::JobRequest;
 pub use server::HttpSettings;
 pub use status::{StatusView, Watchers, Workers};
 pub use tenant_views::{TenantPatch, TenantRequest, TenantView, TokenCreated, TokenRequest, TokenView};
+pub use usage::{UsageDay, UsageReport};
 pub use views::*;
 pub use watch_caps::WatchCaps;
 

@@ -13,7 +13,7 @@ use utoipa::openapi::{Content, RefOr};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AppState, aliases, batches, events, jobs, modules, status, tenants};
+use super::{AppState, aliases, batches, events, jobs, modules, status, tenants, usage};
 
 /// Tag descriptions, and what every document starts with.
 #[derive(OpenApi)]
@@ -25,6 +25,7 @@ use super::{AppState, aliases, batches, events, jobs, modules, status, tenants};
         (name = "jobs", description = "Dispatch, inspect, wait for, cancel and retry jobs."),
         (name = "batches", description = "Many jobs in one request, with one callback when all have ended."),
         (name = "tenants", description = "Tenants and their tokens: the operator token only."),
+        (name = "usage", description = "Usage per tenant per UTC day: job outcomes, fuel, run time, module storage, callbacks."),
         (name = "server", description = "Status, health, readiness and this document."),
     )
 )]
@@ -57,6 +58,7 @@ pub(super) fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tenants::show, tenants::update, tenants::delete))
         .routes(routes!(tenants::create_token, tenants::list_tokens))
         .routes(routes!(tenants::revoke_token))
+        .routes(routes!(usage::usage))
 }
 
 /// Routes without a token: probes and this document.

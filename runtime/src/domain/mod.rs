@@ -2,6 +2,7 @@
 //! gets, what a run produces, jobs and their names. Nothing here imports
 //! wasmtime, tokio, axum or sqlx.
 
+mod day;
 mod digest;
 mod job;
 pub mod json_int;
@@ -12,6 +13,7 @@ mod outcome;
 mod tenant;
 pub mod time;
 
+pub use day::Day;
 pub use digest::{Digest, DigestParseError};
 pub use job::{Callback, CallbackState, JobStatus, retry_backoff};
 pub use limits::{Limits, LimitsError};

@@ -87,14 +87,23 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, run: RunHandle)
     };
     shared.running.lock().expect("running lock").remove(&job.lease());
     shared.wake.notify_one();
-    if run.is_lost() {
-        // Rescued (and perhaps claimed again) after this node stalled: the
-        // outcome belongs to no current claim. The store would refuse it too.
+    // Rescued (and perhaps claimed again) after this node stalled: the
+    // outcome belongs to no current claim (the store would refuse it too).
+    // Interrupted by shutdown: not the job's failure; `job_release` requeues
+    // it. Either way the run used fuel and time: only that is recorded.
+    let lost = run.is_lost();
+    let released = shared.abandoning.is_cancelled() && matches!(outcome.error, Some(RunError::Cancelled));
+    if lost {
         tracing::info!(job = %id, token = job.lease_token, "run lost its claim; its outcome is dropped");
-        return;
     }
-    if shared.abandoning.is_cancelled() && matches!(outcome.error, Some(RunError::Cancelled)) {
-        // Interrupted by shutdown: not the job's failure; `job_release` requeues it.
+    if lost || released {
+        let completion = JobCompletion { usage_only: true, ..completion(&shared, &job, outcome, started_at) };
+        let msg = CompleterMsg::Complete {
+            completion: Box::new(completion),
+            attempt: job.attempt,
+            callback: false,
+        };
+        let _ = shared.completions.send(msg);
         return;
     }
     record_run_time(&shared, outcome.duration);
@@ -170,6 +179,7 @@ fn completion(shared: &Shared, job: &JobRecord, outcome: Outcome, started_at: i6
     });
     JobCompletion {
         id: job.id.clone(),
+        tenant: job.tenant.clone(),
         token: job.lease_token,
         owner: shared.node.clone(),
         status,
@@ -182,5 +192,6 @@ fn completion(shared: &Shared, job: &JobRecord, outcome: Outcome, started_at: i6
         started_at,
         finished_at: now,
         run_at,
+        usage_only: false,
     }
 }

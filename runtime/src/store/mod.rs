@@ -12,9 +12,11 @@ mod rows;
 mod rules;
 mod sqlite;
 mod tenants;
+mod usage;
 
 pub use records::*;
 pub use tenants::*;
+pub use usage::*;
 
 use std::sync::Arc;
 
@@ -246,6 +248,12 @@ pub trait Store: Send + Sync + 'static {
     /// The tenant and scope of the token whose secret hashes to `hash`, if it
     /// exists, has not expired at `now` and its tenant exists.
     async fn token_lookup(&self, hash: &blake3::Hash, now: i64) -> StoreResult<Option<TokenGrant>>;
+
+    /// Usage per tenant per UTC day from `q.from` to `q.to` (see
+    /// [`UsageCounters`] for what is counted), by tenant then day: a record
+    /// for each day with a counted event or modules stored; one tenant's, or
+    /// every tenant's (deleted tenants' too).
+    async fn usage_list(&self, q: UsageQuery) -> StoreResult<Vec<UsageRecord>>;
 }
 
 #[cfg(test)]

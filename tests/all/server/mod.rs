@@ -18,6 +18,7 @@ mod review;
 mod ssrf;
 mod streams;
 mod tenants;
+mod usage;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -13,6 +13,7 @@ mod pages;
 mod sqlite;
 mod support;
 mod tenants;
+mod usage;
 
 use std::future::Future;
 use std::path::Path;
@@ -61,6 +62,9 @@ cases! {
     fences_stale_claims => fencing::fencing,
     meets_the_idempotency_and_batch_total_contract => idempotency::exercise_idempotency_and_batch_totals,
     keeps_a_bounded_alias_history => aliases::exercise_alias_history,
-    records_every_callback_state => callbacks::exercise_callback_states,
     keeps_tenants_and_their_tokens => tenants::exercise_tenants,
+    records_every_callback_state => callbacks::exercise_callback_states,
+    counts_usage_of_completions_cancels_modules_and_callbacks => usage::exercise_completions,
+    counts_the_fuel_of_fenced_runs_once => usage::exercise_fenced_runs,
+    sums_a_completion_batch_per_tenant_and_day => usage::exercise_two_tenants,
 }

@@ -49,6 +49,7 @@ pub fn due_at(now: i64, limit: u32, lease_until: i64) -> CallbackClaim {
 pub fn done(id: &str, owner: &str, status: JobStatus, at: i64) -> JobCompletion {
     JobCompletion {
         id: id.into(),
+        tenant: tenant(),
         token: 1,
         owner: owner.into(),
         status,
@@ -61,6 +62,7 @@ pub fn done(id: &str, owner: &str, status: JobStatus, at: i64) -> JobCompletion 
         started_at: at - 50,
         finished_at: at,
         run_at: at + 500,
+        usage_only: false,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The client commands (`push`, `alias`, `modules`, `dispatch`, `jobs`,
-//! `batch`, `status`, and the operator's `tenant` and `token`): a thin layer
+//! `batch`, `status`, `usage`, and the operator's `tenant` and `token`): a thin layer
 //! over the HTTP API of a running `wasmq serve`.
 //!
 //! Every command prints a human view by default and the server's JSON with
@@ -22,6 +22,7 @@ mod status;
 mod tenant;
 mod token;
 mod units;
+mod usage;
 
 pub use alias::{AliasArgs, AliasCommand};
 pub use batch::{BatchArgs, BatchCommand};
@@ -33,6 +34,7 @@ pub use quota::{Limit, QuotaFlags};
 pub use status::StatusArgs;
 pub use tenant::{TenantArgs, TenantCommand};
 pub use token::{TokenArgs, TokenCommand};
+pub use usage::UsageArgs;
 
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -104,6 +106,8 @@ pub enum ClientCommand {
     Tenant(Box<TenantArgs>),
     /// Operator: make, list and revoke a tenant's tokens.
     Token(TokenArgs),
+    /// Usage per tenant per UTC day: job outcomes, fuel, run time, module bytes, callbacks.
+    Usage(UsageArgs),
 }
 
 impl ClientCommand {
@@ -118,6 +122,7 @@ impl ClientCommand {
             ClientCommand::Status(a) => &a.client,
             ClientCommand::Tenant(a) => &a.client,
             ClientCommand::Token(a) => &a.client,
+            ClientCommand::Usage(a) => &a.client,
         }
     }
 
@@ -154,6 +159,7 @@ pub fn main(command: ClientCommand) -> ExitCode {
             ClientCommand::Status(_) => status::run(&client).await,
             ClientCommand::Tenant(a) => tenant::run(&client, *a).await,
             ClientCommand::Token(a) => token::run(&client, a).await,
+            ClientCommand::Usage(a) => usage::run(&client, a).await,
         }
     });
     match result {

@@ -1,7 +1,7 @@
 //! Claims of jobs and what runs under them: claim, heartbeat, completion,
 //! rescue.
 
-use crate::domain::JobStatus;
+use crate::domain::{JobStatus, TenantId};
 
 /// One claim of one job: its id and the fencing token the claim was given.
 /// Writes on behalf of a run (heartbeat, progress, completion) present it; the
@@ -57,6 +57,8 @@ pub struct Rescued {
 pub struct JobCompletion {
     /// Job id.
     pub id: String,
+    /// The job's tenant (whose usage the run adds to).
+    pub tenant: TenantId,
     /// Fencing token of the claim the attempt ran under.
     pub token: u64,
     /// Lease holder that ran it.
@@ -82,4 +84,8 @@ pub struct JobCompletion {
     pub finished_at: i64,
     /// Next attempt (for `Failed`).
     pub run_at: i64,
+    /// Only the run's usage is recorded (fuel, run time), never its outcome:
+    /// the run lost its claim, or shutdown interrupted it and its job is
+    /// released for another attempt.
+    pub usage_only: bool,
 }

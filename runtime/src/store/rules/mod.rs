@@ -9,9 +9,11 @@
 
 mod errors;
 mod sql;
+mod usage;
 
 pub(super) use errors::*;
 pub(super) use sql::*;
+pub(super) use usage::*;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,10 +1,11 @@
 //! Callback delivery state on `jobs` and `batches`: claiming due callbacks and
 //! recording attempts.
 
-use super::SqliteStore;
-use crate::domain::TenantId;
+use super::{SqliteStore, usage};
+use crate::domain::time::now_ms;
+use crate::domain::{CallbackState, TenantId};
 use crate::store::rows::{JOB_COLUMNS, JobRow, corrupt, jobs};
-use crate::store::rules::{self, CALLBACK_SENDING};
+use crate::store::rules::{self, CALLBACK_SENDING, UsageTally};
 use crate::store::{CallbackClaim, CallbackDue, CallbackOwner, CallbackRecord, StoreResult};
 
 pub(super) async fn due(s: &SqliteStore, p: CallbackClaim) -> StoreResult<Vec<CallbackDue>> {
@@ -74,15 +75,27 @@ pub(super) async fn record(s: &SqliteStore, p: CallbackRecord) -> StoreResult<()
         CallbackOwner::Job => "jobs",
         CallbackOwner::Batch => "batches",
     };
-    sqlx::query(&format!(
+    let mut tx = s.tx().await?;
+    let tenant: Option<String> = sqlx::query_scalar(&format!(
         "UPDATE {table} SET callback_state = ?, callback_attempts = callback_attempts + 1,
-            callback_last_error = ?, callback_next_at = ? WHERE id = ?"
+            callback_last_error = ?, callback_next_at = ? WHERE id = ? RETURNING tenant"
     ))
     .bind(p.state.as_str())
     .bind(&p.error)
     .bind(p.next_at)
     .bind(&p.id)
-    .execute(&s.writer)
+    .fetch_optional(&mut *tx)
     .await?;
+    // Usage: the attempt, on the day it is recorded (a record gone meanwhile
+    // was deleted with its tenant).
+    if let Some(tenant) = tenant {
+        let tenant = TenantId::parse(tenant).map_err(corrupt)?;
+        let mut tally = UsageTally::default();
+        let day = tally.at(&tenant, now_ms());
+        day.callbacks_sent += 1;
+        day.callbacks_delivered += u64::from(p.state == CallbackState::Delivered);
+        usage::add(&mut tx, &tally).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use sqlx::{Sqlite, Transaction};
 
 use super::SqliteStore;
 use super::batches::schedule_done_batches;
-use crate::domain::{CallbackState, TenantId};
+use crate::domain::{CallbackState, JobStatus, TenantId};
 use crate::store::rows::{
     JOB_COLUMNS, JobRow, JobWatchRow, KeyedJobRow, callback_json, compact_limits, record_of,
 };
@@ -141,6 +141,9 @@ pub(super) async fn cancel(s: &SqliteStore, tenant: &TenantId, id: &str, now: i6
     if let Some(b) = &job.batch_id {
         schedule_done_batches(&mut tx, std::slice::from_ref(b), now).await?;
     }
+    let mut tally = rules::UsageTally::default();
+    tally.outcome(tenant, JobStatus::Cancelled, now);
+    super::usage::add(&mut tx, &tally).await?;
     tx.commit().await?;
     Ok(job)
 }

@@ -6,10 +6,12 @@ use std::sync::LazyLock;
 
 use super::SqliteStore;
 use super::batches::schedule_done_batches;
-use crate::domain::JobStatus;
-use crate::store::rows::{JOB_COLUMNS, JobRow, jobs};
+use super::usage;
+use crate::domain::{JobStatus, TenantId};
+use crate::store::rows::{JOB_COLUMNS, JobRow, corrupt, jobs};
 use crate::store::rules::{
     self, CALLBACK_ON_END, CALLBACK_SENDING, CLAIM_ORDER, DEAD, LEASE_LOST, QUEUED, RUNNABLE, RUNNING,
+    UsageTally,
 };
 use crate::store::{JobClaim, JobCompletion, JobHeartbeat, JobRecord, Lease, Rescued, StoreResult};
 
@@ -123,18 +125,18 @@ pub(super) async fn rescue_expired(s: &SqliteStore, now: i64) -> StoreResult<Res
     let mut tx = s.tx().await?;
     // On the last attempt: dead, ending like any other terminal transition.
     // Then the waiting jobs with no attempt left (see the migration 0003).
-    let mut dead: Vec<(String, Option<String>)> = Vec::new();
+    let mut dead: Vec<(String, Option<String>, String)> = Vec::new();
     for lapsed in [
         format!("status = {RUNNING} AND lease_expires_at < ?1 AND attempt >= max_attempts"),
         format!("status IN {RUNNABLE} AND attempt >= max_attempts"),
     ] {
         dead.extend(
-            sqlx::query_as::<_, (String, Option<String>)>(&format!(
+            sqlx::query_as::<_, (String, Option<String>, String)>(&format!(
                 "UPDATE jobs SET status = {DEAD}, finished_at = ?1, lease_owner = NULL,
                     lease_expires_at = NULL, {LEASE_LOST},
                     {CALLBACK_ON_END} CASE WHEN callback IS NOT NULL THEN ?1 ELSE NULL END
                  WHERE {lapsed}
-                 RETURNING id, batch_id"
+                 RETURNING id, batch_id, tenant"
             ))
             .bind(now)
             .fetch_all(&mut *tx)
@@ -142,19 +144,28 @@ pub(super) async fn rescue_expired(s: &SqliteStore, now: i64) -> StoreResult<Res
         );
     }
     // The rest have attempts left: back to the queue.
-    let requeued: Vec<(String, i64)> = sqlx::query_as(&format!(
+    let requeued: Vec<(String, i64, String)> = sqlx::query_as(&format!(
         "UPDATE jobs SET status = {QUEUED}, lease_owner = NULL, lease_expires_at = NULL, {LEASE_LOST}
          WHERE status = {RUNNING} AND lease_expires_at < ?1
-         RETURNING id, attempt"
+         RETURNING id, attempt, tenant"
     ))
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
-    let requeued = requeued.into_iter().map(|(id, attempt)| (id, attempt as u32)).collect();
-    let batches = rules::ended_batches(dead.iter().map(|(_, b)| (JobStatus::Dead, b.as_ref())));
+    // Usage: a lost attempt with another to come failed; one on its last
+    // attempt ended the job dead. (The lost run's own fuel is counted if its
+    // node ever reports it, keyed by its claim.)
+    let mut tally = UsageTally::default();
+    let ended = requeued.iter().map(|(_, _, t)| (t, JobStatus::Failed));
+    for (tenant, status) in ended.chain(dead.iter().map(|(_, _, t)| (t, JobStatus::Dead))) {
+        tally.outcome(&TenantId::parse(tenant.as_str()).map_err(corrupt)?, status, now);
+    }
+    usage::add(&mut tx, &tally).await?;
+    let requeued = requeued.into_iter().map(|(id, attempt, _)| (id, attempt as u32)).collect();
+    let batches = rules::ended_batches(dead.iter().map(|(_, b, _)| (JobStatus::Dead, b.as_ref())));
     schedule_done_batches(&mut tx, &batches, now).await?;
     tx.commit().await?;
-    Ok(Rescued { requeued, dead: dead.into_iter().map(|(id, _)| id).collect() })
+    Ok(Rescued { requeued, dead: dead.into_iter().map(|(id, _, _)| id).collect() })
 }
 
 pub(super) async fn release(s: &SqliteStore, owner: &str) -> StoreResult<u64> {
@@ -200,7 +211,15 @@ pub(super) async fn complete_in(
         return Ok(Vec::new());
     }
     let now = completions.iter().map(|c| c.finished_at).max().unwrap_or_default();
-    let rows: Vec<serde_json::Value> = completions
+    // Usage first: every run's fuel and time, once per claim, applied or not.
+    let mut tally = UsageTally::default();
+    usage::count_runs(tx, completions, &mut tally).await?;
+    let applying: Vec<&JobCompletion> = completions.iter().filter(|c| !c.usage_only).collect();
+    if applying.is_empty() {
+        usage::add(tx, &tally).await?;
+        return Ok(Vec::new());
+    }
+    let rows: Vec<serde_json::Value> = applying
         .iter()
         .map(|c| {
             serde_json::json!({
@@ -226,12 +245,20 @@ pub(super) async fn complete_in(
         applied.iter().filter_map(|(_, _, b, s)| Some((JobStatus::parse(s)?, b.as_ref()))),
     );
     schedule_done_batches(tx, &batches, now).await?;
-    // Report in the order given.
     let applied: std::collections::HashSet<Lease> =
         applied.into_iter().map(|(id, token, _, _)| Lease { id, token: token as u64 }).collect();
-    Ok(completions
-        .iter()
-        .map(|c| Lease { id: c.id.clone(), token: c.token })
-        .filter(|l| applied.contains(l))
-        .collect())
+    // Report in the order given, and count each applied outcome once.
+    let mut reported = Vec::with_capacity(applied.len());
+    let mut counted = std::collections::HashSet::new();
+    for c in applying {
+        let lease = Lease { id: c.id.clone(), token: c.token };
+        if applied.contains(&lease) {
+            if counted.insert(lease.clone()) {
+                tally.outcome(&c.tenant, c.status, c.finished_at);
+            }
+            reported.push(lease);
+        }
+    }
+    usage::add(tx, &tally).await?;
+    Ok(reported)
 }

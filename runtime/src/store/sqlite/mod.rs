@@ -19,9 +19,11 @@ mod leases;
 mod list;
 mod modules;
 mod tenants;
+mod usage;
 
 use super::records::*;
 use super::tenants::*;
+use super::usage::{UsageQuery, UsageRecord};
 use super::{BackendError, Store, StoreError, StoreResult};
 use crate::domain::{AliasName, Digest, TenantId};
 
@@ -228,6 +230,10 @@ impl Store for SqliteStore {
     async fn token_lookup(&self, hash: &blake3::Hash, now: i64) -> StoreResult<Option<TokenGrant>> {
         tenants::token_lookup(self, hash, now).await
     }
+
+    async fn usage_list(&self, q: UsageQuery) -> StoreResult<Vec<UsageRecord>> {
+        usage::list(self, q).await
+    }
 }
 
 #[cfg(test)]
@@ -250,6 +256,12 @@ mod tests {
         assert_eq!(statement("INSERT"), normalize(super::jobs::INSERT));
         assert_eq!(statement("CLAIM"), normalize(&super::leases::CLAIM));
         assert_eq!(statement("COMPLETE"), normalize(&super::leases::COMPLETE));
+        assert_eq!(statement("COUNT_RUNS"), normalize(super::usage::COUNT_RUNS));
+        // The usage upsert is rendered from the counters in both.
+        let listed = &script[script.find("COUNTERS = [").expect("the script lists COUNTERS")..];
+        let listed = &listed[..listed.find(']').unwrap()];
+        let names: Vec<&str> = listed.split('"').skip(1).step_by(2).collect();
+        assert_eq!(names, super::usage::COUNTERS);
     }
 
     /// SQL with its layout removed: whitespace runs become one space, none

@@ -1,12 +1,14 @@
 //! `modules`: content-addressed plugin bytes, per tenant.
 
-use super::SqliteStore;
+use super::{SqliteStore, usage};
+use crate::domain::time::now_ms;
 use crate::domain::{Digest, TenantId};
 use crate::store::rows::{ModuleRow, kind_str};
 use crate::store::rules::{self, TERMINAL};
 use crate::store::{ModulePut, ModuleRecord, StoreResult};
 
 pub(super) async fn put(s: &SqliteStore, p: ModulePut) -> StoreResult<(ModuleRecord, bool)> {
+    let mut tx = s.tx().await?;
     let inserted = sqlx::query(
         "INSERT INTO modules (tenant, digest, size, kind, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (tenant, digest) DO NOTHING",
@@ -17,10 +19,17 @@ pub(super) async fn put(s: &SqliteStore, p: ModulePut) -> StoreResult<(ModuleRec
     .bind(kind_str(p.kind))
     .bind(&p.bytes)
     .bind(p.now)
-    .execute(&s.writer)
+    .execute(&mut *tx)
     .await?
     .rows_affected()
         == 1;
+    if inserted {
+        // The usage gauge moves with the write that moves it.
+        let after = usage::module_bytes(&mut tx, &p.tenant).await?;
+        let before = after.saturating_sub(p.bytes.len() as u64);
+        usage::modules_changed(&mut tx, &p.tenant, p.now, before, after).await?;
+    }
+    tx.commit().await?;
     let record = get(s, &p.tenant, &p.digest).await?;
     Ok((record, inserted))
 }
@@ -75,15 +84,19 @@ pub(super) async fn delete(s: &SqliteStore, tenant: &TenantId, digest: &Digest) 
     .fetch_one(&mut *tx)
     .await?;
     rules::module_deletable(digest, &users, pending)?;
-    let deleted = sqlx::query("DELETE FROM modules WHERE tenant = ? AND digest = ?")
-        .bind(tenant.as_str())
-        .bind(&d)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
+    let deleted: Option<i64> =
+        sqlx::query_scalar("DELETE FROM modules WHERE tenant = ? AND digest = ? RETURNING size")
+            .bind(tenant.as_str())
+            .bind(&d)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(size) = deleted else {
         return Err(rules::module_missing(digest));
-    }
+    };
+    // The usage gauge, on the day of the delete (the trait's delete takes no time).
+    let after = usage::module_bytes(&mut tx, tenant).await?;
+    let before = after.saturating_add(size.max(0) as u64);
+    usage::modules_changed(&mut tx, tenant, now_ms(), before, after).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `tenants` and `tokens`: who may use the server, and as whom.
 
-use super::SqliteStore;
+use super::{SqliteStore, usage};
 use crate::domain::{Scope, TenantId, TenantQuotas};
 use crate::store::rules::TERMINAL;
 use crate::store::{
@@ -173,6 +173,11 @@ pub(super) async fn delete(s: &SqliteStore, id: &TenantId) -> StoreResult<()> {
             "tenant {id} has {unfinished} unfinished jobs (queued, scheduled, running or retrying): \
              cancel them or let them finish first"
         )));
+    }
+    // Its usage stays (it is billed on), and its module storage ends today.
+    let stored = usage::module_bytes(&mut tx, id).await?;
+    if stored > 0 {
+        usage::modules_changed(&mut tx, id, crate::domain::time::now_ms(), stored, 0).await?;
     }
     for table in ["tokens", "jobs", "batches", "alias_versions", "aliases", "modules"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE tenant = ?"))

@@ -45,7 +45,7 @@ pub fn need(operation_id: &str) -> Need {
     match operation_id {
         "getHealth" | "getReady" | "getOpenApi" => Need::Public,
         "listModules" | "getModule" | "listAliases" | "getAlias" | "listJobs" | "getJob" | "waitJob"
-        | "streamJobEvents" | "getBatch" | "getStatus" => Need::Read,
+        | "streamJobEvents" | "getBatch" | "getStatus" | "getUsage" => Need::Read,
         "createJob" | "dispatchJob" | "createBatch" | "cancelJob" | "retryJob" => Need::Dispatch,
         "uploadModule" | "deleteModule" | "setAlias" | "deleteAlias" | "rollbackAlias" => Need::Admin,
         "listTenants" | "createTenant" | "getTenant" | "updateTenant" | "deleteTenant" | "createToken"

@@ -1,0 +1,197 @@
+//! Usage rules every backend shares: what a completion batch adds (summed per
+//! tenant and day before anything is written, so a batch costs one upsert per
+//! tenant-day, not one per job), and how stored rows become the days of a
+//! listing (the module gauge carried over days without a module change).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::domain::{Day, JobStatus, TenantId};
+use crate::store::{JobCompletion, UsageCounters, UsageRecord};
+
+/// The error kind of a run stopped by its wall-clock limit.
+const TIMEOUT_KIND: &str = "timeout";
+
+/// Usage a transaction adds, per tenant and day.
+#[derive(Debug, Default)]
+pub(in crate::store) struct UsageTally(BTreeMap<(TenantId, Day), UsageCounters>);
+
+impl UsageTally {
+    /// The counters of `tenant` on the day of `at_ms`.
+    pub(in crate::store) fn at(&mut self, tenant: &TenantId, at_ms: i64) -> &mut UsageCounters {
+        self.0.entry((tenant.clone(), Day::of_ms(at_ms))).or_default()
+    }
+
+    /// A run counted for the first time (its claim's usage is new): its fuel
+    /// and run time, and whether its limit stopped it.
+    pub(in crate::store) fn run(&mut self, tenant: &TenantId, c: &JobCompletion) {
+        let day = self.at(tenant, c.finished_at);
+        day.runs += 1;
+        day.fuel_used = day.fuel_used.saturating_add(c.fuel_used);
+        day.run_ms = day.run_ms.saturating_add(c.duration_ms);
+        if c.error.as_ref().is_some_and(|(kind, _)| kind == TIMEOUT_KIND) {
+            day.timed_out += 1;
+        }
+    }
+
+    /// An outcome that was applied: the job ended, or the attempt failed with
+    /// another to come.
+    pub(in crate::store) fn outcome(&mut self, tenant: &TenantId, status: JobStatus, at_ms: i64) {
+        let day = self.at(tenant, at_ms);
+        match status {
+            JobStatus::Succeeded => day.succeeded += 1,
+            JobStatus::Failed => day.failed += 1,
+            JobStatus::Dead => day.dead += 1,
+            JobStatus::Cancelled => day.cancelled += 1,
+            JobStatus::Queued | JobStatus::Scheduled | JobStatus::Running => {}
+        }
+    }
+
+    /// Each tenant-day with its counters.
+    pub(in crate::store) fn iter(&self) -> impl Iterator<Item = (&TenantId, Day, &UsageCounters)> {
+        self.0.iter().map(|((t, d), c)| (t, *d, c))
+    }
+
+    /// Whether nothing was added.
+    pub(in crate::store) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One stored row: a tenant-day's counters, and its module gauge if modules
+/// were stored or deleted that day (`None`: unchanged since an earlier day).
+#[derive(Debug, Clone)]
+pub(in crate::store) struct StoredUsage {
+    pub(in crate::store) tenant: TenantId,
+    pub(in crate::store) day: Day,
+    pub(in crate::store) counters: UsageCounters,
+    pub(in crate::store) module_bytes: Option<(u64, u64)>,
+}
+
+/// The days of a listing from `from` to `to`: the stored rows of those days
+/// (`rows`) and, per tenant, its module bytes at the end of its last day with a
+/// module change before `from` (`before`). A tenant gets a record for each
+/// day it has a row, and for each day it stores modules (billed daily, though
+/// nothing changed); a day without a module change carries the bytes of the
+/// day before. By tenant, then day.
+pub(in crate::store) fn usage_days(
+    rows: Vec<StoredUsage>,
+    before: HashMap<TenantId, u64>,
+    from: Day,
+    to: Day,
+) -> Vec<UsageRecord> {
+    let mut by_tenant: BTreeMap<TenantId, BTreeMap<Day, StoredUsage>> = BTreeMap::new();
+    for (tenant, bytes) in &before {
+        if *bytes > 0 {
+            by_tenant.entry(tenant.clone()).or_default();
+        }
+    }
+    for row in rows {
+        if row.day >= from && row.day <= to {
+            by_tenant.entry(row.tenant.clone()).or_default().insert(row.day, row);
+        }
+    }
+    let mut out = Vec::new();
+    for (tenant, days) in by_tenant {
+        let mut gauge = before.get(&tenant).copied().unwrap_or(0);
+        let mut day = from;
+        loop {
+            match days.get(&day) {
+                Some(row) => {
+                    let (max, end) = row.module_bytes.unwrap_or((gauge, gauge));
+                    gauge = end;
+                    out.push(record(&tenant, day, row.counters, max.max(end), end));
+                }
+                None if gauge > 0 => out.push(record(&tenant, day, UsageCounters::default(), gauge, gauge)),
+                None => {}
+            }
+            if day >= to || day.next() == day {
+                break;
+            }
+            day = day.next();
+        }
+    }
+    out
+}
+
+fn record(tenant: &TenantId, day: Day, counters: UsageCounters, max: u64, end: u64) -> UsageRecord {
+    UsageRecord { tenant: tenant.clone(), day, counters, module_bytes_max: max, module_bytes_end: end }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> Day {
+        Day::parse(s).unwrap()
+    }
+
+    fn row(tenant: &TenantId, d: &str, runs: u64, modules: Option<(u64, u64)>) -> StoredUsage {
+        let counters = UsageCounters { runs, ..Default::default() };
+        StoredUsage { tenant: tenant.clone(), day: day(d), counters, module_bytes: modules }
+    }
+
+    #[test]
+    fn the_module_gauge_carries_over_days_without_a_change() {
+        let (a, b) = (TenantId::parse("a").unwrap(), TenantId::parse("b").unwrap());
+        let rows = vec![
+            row(&a, "2024-03-02", 2, None),
+            row(&a, "2024-03-03", 0, Some((900, 400))),
+            row(&b, "2024-03-02", 1, None),
+        ];
+        let before = HashMap::from([(a.clone(), 700)]);
+        let days = usage_days(rows, before, day("2024-03-01"), day("2024-03-04"));
+        let shown: Vec<(String, String, u64, u64, u64)> = days
+            .iter()
+            .map(|r| {
+                (
+                    r.tenant.to_string(),
+                    r.day.to_string(),
+                    r.counters.runs,
+                    r.module_bytes_max,
+                    r.module_bytes_end,
+                )
+            })
+            .collect();
+        let want = [
+            ("a", "2024-03-01", 0, 700, 700),
+            ("a", "2024-03-02", 2, 700, 700),
+            ("a", "2024-03-03", 0, 900, 400),
+            ("a", "2024-03-04", 0, 400, 400),
+            ("b", "2024-03-02", 1, 0, 0),
+        ];
+        let want: Vec<_> =
+            want.iter().map(|(t, d, r, m, e)| (t.to_string(), d.to_string(), *r, *m, *e)).collect();
+        assert_eq!(shown, want);
+    }
+
+    #[test]
+    fn a_run_counts_its_fuel_time_and_timeout_once_per_call() {
+        let t = TenantId::default_tenant();
+        let mut tally = UsageTally::default();
+        let c = JobCompletion {
+            id: "j".into(),
+            tenant: t.clone(),
+            token: 1,
+            owner: "n".into(),
+            status: JobStatus::Dead,
+            result: None,
+            error: Some((TIMEOUT_KIND.into(), "took too long".into())),
+            fuel_used: 7,
+            duration_ms: 30,
+            logs: None,
+            progress: None,
+            started_at: 0,
+            finished_at: 10,
+            run_at: 0,
+            usage_only: false,
+        };
+        tally.run(&t, &c);
+        tally.run(&t, &c);
+        tally.outcome(&t, JobStatus::Dead, 10);
+        let all: Vec<_> = tally.iter().collect();
+        assert_eq!(all.len(), 1);
+        let counted = all[0].2;
+        assert_eq!((counted.runs, counted.fuel_used, counted.run_ms, counted.timed_out), (2, 14, 60, 2));
+        assert_eq!(counted.dead, 1);
+    }
+}

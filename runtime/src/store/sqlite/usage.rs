@@ -1,0 +1,235 @@
+//! `usage` and `usage_runs`: adding usage inside the transactions of the
+//! writes that cause it (see `store::usage`), and listing it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use sqlx::{Sqlite, Transaction};
+
+use super::SqliteStore;
+use crate::domain::{Day, TenantId};
+use crate::store::rows::corrupt;
+use crate::store::rules::{StoredUsage, UsageTally, usage_days};
+use crate::store::{JobCompletion, Lease, StoreResult, UsageCounters, UsageQuery, UsageRecord};
+
+/// The counters, as columns of `usage`, in the order of [`values`].
+pub(super) const COUNTERS: [&str; 10] = [
+    "runs",
+    "succeeded",
+    "failed",
+    "dead",
+    "cancelled",
+    "timed_out",
+    "fuel_used",
+    "run_ms",
+    "callbacks_sent",
+    "callbacks_delivered",
+];
+
+fn values(c: &UsageCounters) -> [u64; 10] {
+    [
+        c.runs,
+        c.succeeded,
+        c.failed,
+        c.dead,
+        c.cancelled,
+        c.timed_out,
+        c.fuel_used,
+        c.run_ms,
+        c.callbacks_sent,
+        c.callbacks_delivered,
+    ]
+}
+
+fn counters(v: [i64; 10]) -> UsageCounters {
+    let v = v.map(|n| n.max(0) as u64);
+    UsageCounters {
+        runs: v[0],
+        succeeded: v[1],
+        failed: v[2],
+        dead: v[3],
+        cancelled: v[4],
+        timed_out: v[5],
+        fuel_used: v[6],
+        run_ms: v[7],
+        callbacks_sent: v[8],
+        callbacks_delivered: v[9],
+    }
+}
+
+/// Inserts the claims of a completion batch into `usage_runs`; returns those
+/// that were not there (their runs are counted now). A claim of a job that no
+/// longer exists (pruned long after its run) is skipped.
+pub(super) static COUNT_RUNS: &str = "INSERT INTO usage_runs (job_id, token)
+     SELECT value ->> 'id', value ->> 'token' FROM json_each(?1)
+     WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = value ->> 'id')
+     ON CONFLICT DO NOTHING
+     RETURNING job_id, token";
+
+/// Adds a tally: one row per tenant-day, summed onto the stored one.
+static ADD: LazyLock<String> = LazyLock::new(|| {
+    let columns = COUNTERS.join(", ");
+    let picked: Vec<String> = COUNTERS.iter().map(|c| format!("value ->> '{c}'")).collect();
+    let summed: Vec<String> = COUNTERS.iter().map(|c| format!("{c} = {c} + excluded.{c}")).collect();
+    format!(
+        "INSERT INTO usage (tenant, day, {columns})
+         SELECT value ->> 'tenant', value ->> 'day', {} FROM json_each(?1) WHERE true
+         ON CONFLICT (tenant, day) DO UPDATE SET {}",
+        picked.join(", "),
+        summed.join(", ")
+    )
+});
+
+/// Counts the runs of `completions` whose claims were not counted before
+/// into `tally` (each claim once, even if it appears twice in the batch).
+pub(super) async fn count_runs(
+    tx: &mut Transaction<'_, Sqlite>,
+    completions: &[JobCompletion],
+    tally: &mut UsageTally,
+) -> StoreResult<()> {
+    let claims: Vec<Lease> = completions.iter().map(|c| Lease { id: c.id.clone(), token: c.token }).collect();
+    let fresh: Vec<(String, i64)> =
+        sqlx::query_as(COUNT_RUNS).bind(super::leases::leases_json(&claims)).fetch_all(&mut **tx).await?;
+    let mut fresh: HashSet<Lease> =
+        fresh.into_iter().map(|(id, token)| Lease { id, token: token as u64 }).collect();
+    for (c, claim) in completions.iter().zip(claims) {
+        if fresh.remove(&claim) {
+            tally.run(&c.tenant, c);
+        }
+    }
+    Ok(())
+}
+
+/// Stores `tally` inside `tx`.
+pub(super) async fn add(tx: &mut Transaction<'_, Sqlite>, tally: &UsageTally) -> StoreResult<()> {
+    if tally.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = tally
+        .iter()
+        .map(|(tenant, day, c)| {
+            let mut row = serde_json::Map::new();
+            row.insert("tenant".into(), tenant.as_str().into());
+            row.insert("day".into(), day.to_string().into());
+            for (name, n) in COUNTERS.iter().zip(values(c)) {
+                row.insert((*name).into(), n.min(i64::MAX as u64).into());
+            }
+            serde_json::Value::Object(row)
+        })
+        .collect();
+    sqlx::query(&ADD).bind(serde_json::Value::Array(rows).to_string()).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The bytes of modules `tenant` stores now (inside `tx`).
+pub(super) async fn module_bytes(tx: &mut Transaction<'_, Sqlite>, tenant: &TenantId) -> StoreResult<u64> {
+    let bytes: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(size), 0) FROM modules WHERE tenant = ?")
+        .bind(tenant.as_str())
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(bytes.max(0) as u64)
+}
+
+/// Moves `tenant`'s module gauge on the day of `at` from `before` bytes to
+/// `after`: the day's most keeps the larger (the day began at `before`, or
+/// higher if it changed earlier that day), its end becomes `after`.
+pub(super) async fn modules_changed(
+    tx: &mut Transaction<'_, Sqlite>,
+    tenant: &TenantId,
+    at: i64,
+    before: u64,
+    after: u64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO usage (tenant, day, module_bytes_max, module_bytes_end) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (tenant, day) DO UPDATE SET
+            module_bytes_max = MAX(COALESCE(module_bytes_max, 0), excluded.module_bytes_max),
+            module_bytes_end = excluded.module_bytes_end",
+    )
+    .bind(tenant.as_str())
+    .bind(Day::of_ms(at).to_string())
+    .bind(before.max(after).min(i64::MAX as u64) as i64)
+    .bind(after.min(i64::MAX as u64) as i64)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct UsageRow {
+    tenant: String,
+    day: String,
+    runs: i64,
+    succeeded: i64,
+    failed: i64,
+    dead: i64,
+    cancelled: i64,
+    timed_out: i64,
+    fuel_used: i64,
+    run_ms: i64,
+    callbacks_sent: i64,
+    callbacks_delivered: i64,
+    module_bytes_max: Option<i64>,
+    module_bytes_end: Option<i64>,
+}
+
+impl TryFrom<UsageRow> for StoredUsage {
+    type Error = crate::store::StoreError;
+
+    fn try_from(r: UsageRow) -> StoreResult<Self> {
+        let tenant = TenantId::parse(r.tenant).map_err(corrupt)?;
+        let day = Day::parse(&r.day).ok_or_else(|| corrupt(format!("usage day {:?}", r.day)))?;
+        let counters = counters([
+            r.runs,
+            r.succeeded,
+            r.failed,
+            r.dead,
+            r.cancelled,
+            r.timed_out,
+            r.fuel_used,
+            r.run_ms,
+            r.callbacks_sent,
+            r.callbacks_delivered,
+        ]);
+        let module_bytes = match (r.module_bytes_max, r.module_bytes_end) {
+            (Some(max), Some(end)) => Some((max.max(0) as u64, end.max(0) as u64)),
+            _ => None,
+        };
+        Ok(StoredUsage { tenant, day, counters, module_bytes })
+    }
+}
+
+pub(super) async fn list(s: &SqliteStore, q: UsageQuery) -> StoreResult<Vec<UsageRecord>> {
+    let (from, to) = (q.from.to_string(), q.to.to_string());
+    let tenant = q.tenant.as_ref().map(|t| t.as_str());
+    let rows: Vec<UsageRow> = sqlx::query_as(&format!(
+        "SELECT tenant, day, {}, module_bytes_max, module_bytes_end FROM usage
+         WHERE day >= ?1 AND day <= ?2 AND (?3 IS NULL OR tenant = ?3)
+         ORDER BY tenant, day",
+        COUNTERS.join(", ")
+    ))
+    .bind(&from)
+    .bind(&to)
+    .bind(tenant)
+    .fetch_all(&s.reader)
+    .await?;
+    // Each tenant's gauge as its last module change before `from` left it.
+    let before: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT t.tenant, (SELECT u.module_bytes_end FROM usage AS u
+                           WHERE u.tenant = t.tenant AND u.day < ?1 AND u.module_bytes_end IS NOT NULL
+                           ORDER BY u.day DESC LIMIT 1)
+         FROM (SELECT DISTINCT tenant FROM usage WHERE ?2 IS NULL OR tenant = ?2) AS t",
+    )
+    .bind(&from)
+    .bind(tenant)
+    .fetch_all(&s.reader)
+    .await?;
+    let mut carried = HashMap::new();
+    for (t, bytes) in before {
+        if let Some(bytes) = bytes {
+            carried.insert(TenantId::parse(t).map_err(corrupt)?, bytes.max(0) as u64);
+        }
+    }
+    let rows = rows.into_iter().map(StoredUsage::try_from).collect::<StoreResult<Vec<_>>>()?;
+    Ok(usage_days(rows, carried, q.from, q.to))
+}
