@@ -13,6 +13,7 @@ mod fencing;
 mod misc_faults;
 mod openapi;
 mod queue;
+mod quotas;
 mod review;
 mod ssrf;
 mod streams;
