@@ -13,6 +13,7 @@ mod pages;
 mod sqlite;
 mod support;
 mod tenants;
+mod waiting;
 
 use std::future::Future;
 use std::path::Path;
@@ -63,4 +64,5 @@ cases! {
     keeps_a_bounded_alias_history => aliases::exercise_alias_history,
     records_every_callback_state => callbacks::exercise_callback_states,
     keeps_tenants_and_their_tokens => tenants::exercise_tenants,
+    counts_waiting_jobs_per_tenant => waiting::exercise_waiting_per_tenant,
 }
