@@ -30,7 +30,9 @@
 //! - [`api`]: transport: the `/v1` HTTP API (axum), its error shape, auth
 //!   ([`api::auth`]: every request resolved to one tenant and scope, which
 //!   handlers take as `Tenant<Read|Dispatch|Admin>`; the operator manages
-//!   tenants and tokens under `/v1/tenants`) and the OpenAPI document built from the same route list as the router
+//!   tenants and tokens under `/v1/tenants`), per-tenant quotas at admission
+//!   (`api::quota`: the tenant's own over the server's defaults, cached; dispatch
+//!   rate, backpressure and watch caps per tenant) and the OpenAPI document built from the same route list as the router
 //!   (`api::openapi`); [`api::server`] is the serving loop
 //!   (hyper connections with header deadlines, a connection limit sized to the
 //!   open-file limit, graceful drain) and `api::guard` the layers every
