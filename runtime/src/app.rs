@@ -74,6 +74,7 @@ impl App {
             )),
             max_body_bytes: settings.max_body_bytes,
             backpressure: Arc::new(api::Backpressure::new(settings.max_queued_jobs)),
+            quotas: Arc::new(api::Quotas::new(settings.tenant_quotas.clone(), settings.alias_history)),
             inserter: crate::queue::Inserter::start(store.clone()),
             aliases: Arc::new(api::AliasCache::default()),
             callback_policy: settings.callbacks.policy.clone(),

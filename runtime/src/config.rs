@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use crate::api::HttpSettings;
 use crate::callbacks::CallbackSettings;
-use crate::domain::{Limits, LimitsError, NetPolicy};
+use crate::domain::{DispatchRate, Limits, LimitsError, NetPolicy, TenantQuotas};
 use crate::queue::QueueSettings;
 use crate::sandbox::{CompileMode, EngineSettings};
 use declare::settings;
-use values::{Bytes, at_least, at_most_100_years, database_url, positive};
+use values::{Bytes, Unlimited, at_least, at_most_100_years, database_url, positive};
 pub use values::{CallbackAllow, QueueLimits, Retention, default_cache_dir, parse_bytes};
 
 /// The secrets the environment gives (read by `main`, passed in so tests
@@ -137,6 +137,48 @@ settings! {
     /// Most job event streams open at once; more get 503 with Retry-After.
     max_event_streams: usize, env "WASMQ_MAX_EVENT_STREAMS", default "1000",
         |s, v| s.max_event_streams = at_least(1, v)?;
+    /// Jobs one tenant may have waiting to run (queued, scheduled or
+    /// retrying) before its dispatches get 429; the tenant's `max_waiting`
+    /// quota overrides it (`max_queued_jobs` still caps the whole server).
+    tenant_max_waiting: Unlimited<u64>, env "WASMQ_TENANT_MAX_WAITING", default "100000",
+        |s, v| s.tenant_quotas.max_waiting = v.0;
+    /// Most fuel a job of a tenant may ask for (job or alias `fuel`); the
+    /// tenant's `max_fuel` quota overrides it.
+    tenant_max_fuel: Unlimited<u64>, env "WASMQ_TENANT_MAX_FUEL", default "unlimited",
+        |s, v| s.tenant_quotas.max_fuel = v.0.map(|n| at_least(1, n)).transpose()?;
+    /// Longest wall-clock limit a job of a tenant may ask for; the tenant's
+    /// `max_timeout_ms` quota overrides it.
+    tenant_max_timeout: Unlimited<Duration>, env "WASMQ_TENANT_MAX_TIMEOUT", default "unlimited",
+        |s, v| s.tenant_quotas.max_timeout_ms = v.0.map(|d| positive(d).map(|d| d.as_millis() as u64)).transpose()?;
+    /// Most memory a job of a tenant may ask for (whole MiB); the tenant's
+    /// `max_memory_mb` quota overrides it.
+    tenant_max_memory: Unlimited<Bytes>, env "WASMQ_TENANT_MAX_MEMORY", default "unlimited",
+        |s, v| s.tenant_quotas.max_memory_mb = v.0.map(|b| at_least(1, b.0 >> 20)
+            .map_err(|_| "must be at least 1MiB".to_string())).transpose()?;
+    /// Largest module a tenant may upload (`max_module_size` caps every
+    /// upload); the tenant's `max_module_bytes` quota overrides it.
+    tenant_max_module_size: Unlimited<Bytes>, env "WASMQ_TENANT_MAX_MODULE_SIZE", default "unlimited",
+        |s, v| s.tenant_quotas.max_module_bytes = v.0.map(|b| b.0);
+    /// Total bytes of one tenant's modules; the tenant's
+    /// `max_module_storage_bytes` quota overrides it.
+    tenant_max_module_storage: Unlimited<Bytes>, env "WASMQ_TENANT_MAX_MODULE_STORAGE", default "unlimited",
+        |s, v| s.tenant_quotas.max_module_storage_bytes = v.0.map(|b| b.0);
+    /// Modules one tenant may keep; the tenant's `max_modules` quota overrides it.
+    tenant_max_modules: Unlimited<u64>, env "WASMQ_TENANT_MAX_MODULES", default "1000",
+        |s, v| s.tenant_quotas.max_modules = v.0;
+    /// Dispatch rate of one tenant, a token bucket (`per_second=100,burst=200`;
+    /// a batch takes one token per job); past it, 429 with Retry-After. The
+    /// tenant's `dispatch_rate` quota overrides it.
+    tenant_dispatch_rate: Unlimited<DispatchRate>, env "WASMQ_TENANT_DISPATCH_RATE", default "unlimited",
+        |s, v| s.tenant_quotas.dispatch_rate = v.0;
+    /// Most `wait` requests one tenant may hold open (`max_waits` caps the
+    /// server); the tenant's `max_waits` quota overrides it.
+    tenant_max_waits: Unlimited<u64>, env "WASMQ_TENANT_MAX_WAITS", default "1000",
+        |s, v| s.tenant_quotas.max_waits = v.0;
+    /// Most event streams one tenant may hold open (`max_event_streams` caps
+    /// the server); the tenant's `max_event_streams` quota overrides it.
+    tenant_max_event_streams: Unlimited<u64>, env "WASMQ_TENANT_MAX_EVENT_STREAMS", default "100",
+        |s, v| s.tenant_quotas.max_event_streams = v.0;
     /// File holding the operator token (which manages tenants); read at
     /// start. `WASMQ_OPERATOR_TOKEN` wins over it, and it over
     /// `operator_token` in the config file. The token itself is never a flag.
@@ -214,6 +256,8 @@ pub struct Settings {
     pub max_waits: usize,
     /// Event streams open at once before 503.
     pub max_event_streams: usize,
+    /// Every tenant's quotas unless its own say otherwise (`None`: unlimited).
+    pub tenant_quotas: TenantQuotas,
     /// Client connections: header and body deadlines, connection limit.
     pub http: HttpSettings,
 }
@@ -249,6 +293,7 @@ impl Settings {
             alias_history: 0,
             max_waits: 0,
             max_event_streams: 0,
+            tenant_quotas: TenantQuotas::default(),
             http: HttpSettings::default(),
         };
         // Every row with a `default` sets its field here, and every declared

@@ -32,10 +32,12 @@
 //!   ([`api::auth`]: every request resolved to one tenant and scope, which
 //!   handlers take as `Tenant<Read|Dispatch|Admin>`; the operator manages
 //!   tenants and tokens under `/v1/tenants` and reads every tenant's
-//!   `/v1/usage`), the dispatch rules every form of
-//!   dispatch (job, short form, batch) shares (`api::submit`: validate ->
-//!   backpressure -> insert -> wake), and the OpenAPI document built from the
-//!   same route list as the router (`api::openapi`); [`api::server`] is the serving loop
+//!   `/v1/usage`), per-tenant quotas at admission (`api::quota`: the tenant's own
+//!   over the server's defaults, cached; dispatch rate, backpressure and watch caps
+//!   per tenant), the dispatch rules every form of dispatch (job, short form, batch)
+//!   shares (`api::submit`: validate -> backpressure -> insert -> wake), and the
+//!   OpenAPI document built from the same route list as the router
+//!   (`api::openapi`); [`api::server`] is the serving loop
 //!   (hyper connections with header deadlines, a connection limit sized to the
 //!   open-file limit, graceful drain) and `api::guard` the layers every
 //!   request passes (body deadline, panic -> JSON 500).

@@ -10,7 +10,7 @@ use super::auth::{Admin, Read, Tenant};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery};
 use super::{AliasView, ApiError, ApiResult, AppState};
-use crate::domain::{AliasName, Digest, time::now_ms};
+use crate::domain::{AliasName, Digest, TenantQuotas, time::now_ms};
 use crate::store::{AliasConfig, AliasHistory, AliasRollback, AliasSet};
 
 /// Versions per history page unless `limit` says otherwise.
@@ -92,7 +92,7 @@ pub(super) fn parse_alias(name: &str) -> ApiResult<AliasName> {
 }
 
 /// Checks an alias config's ranges (shared with job options).
-pub(super) fn check_config(state: &AppState, c: &AliasConfig) -> ApiResult<()> {
+pub(super) fn check_config(state: &AppState, c: &AliasConfig, quotas: &TenantQuotas) -> ApiResult<()> {
     if let Some(p) = c.priority
         && p > 1000
     {
@@ -103,7 +103,7 @@ pub(super) fn check_config(state: &AppState, c: &AliasConfig) -> ApiResult<()> {
     {
         return Err(ApiError::invalid(format!("max_attempts must be between 1 and 100, got {a}")));
     }
-    super::submit::limits(state, c, &Default::default()).map(drop)
+    super::submit::limits(state, c, &Default::default(), quotas).map(drop)
 }
 
 /// Points an alias at a module; the version counts up.
@@ -124,14 +124,15 @@ pub(super) async fn set(
         .parse()
         .map_err(|e: crate::domain::DigestParseError| ApiError::invalid(format!("module: {e}")))?;
     let config = req.config();
-    check_config(&state, &config)?;
+    let quotas = state.quotas.of(state.store.as_ref(), &tenant).await?;
+    check_config(&state, &config, &quotas)?;
     let set = AliasSet {
         tenant: tenant.0.clone(),
         name: name.clone(),
         module,
         config,
         now: now_ms(),
-        keep_versions: state.alias_history,
+        keep_versions: quotas.alias_history.unwrap_or(state.alias_history),
     };
     let record = state.store.alias_set(set).await?;
     state.aliases.forget(&tenant, &name);
@@ -207,11 +208,12 @@ pub(super) async fn rollback(
     Path(name): Path<String>,
 ) -> ApiResult<Json<AliasView>> {
     let name = parse_alias(&name)?;
+    let quotas = state.quotas.of(state.store.as_ref(), &tenant).await?;
     let rollback = AliasRollback {
         tenant: tenant.0.clone(),
         name: name.clone(),
         now: now_ms(),
-        keep_versions: state.alias_history,
+        keep_versions: quotas.alias_history.unwrap_or(state.alias_history),
     };
     let record = state.store.alias_rollback(rollback).await?;
     state.aliases.forget(&tenant, &name);

@@ -1,52 +1,118 @@
-//! Backpressure: dispatches are refused with 429 while too many jobs wait.
+//! Backpressure: dispatches are refused with 429 while too many jobs wait:
+//! per tenant (its `max_waiting` quota: `quota_exceeded`, and other tenants
+//! are unaffected) and on the whole server (`max_queued_jobs`: `queue_full`,
+//! the database's safety net).
 //!
-//! Counting waiting jobs costs a scan of the runnable index, too much for every
-//! dispatch, so the count is cached for a short interval and the jobs accepted
-//! since are added to it. The limit is therefore approximate (by at most one
-//! interval's dispatches on other nodes), which is what backpressure needs.
+//! Counting waiting jobs costs a scan of an index, too much for every
+//! dispatch, so the counts (all tenants in one query) are cached for a short
+//! interval and the jobs accepted since are added to them. The limits are
+//! therefore approximate (by at most one interval's dispatches on other
+//! nodes), which is what backpressure needs. Nothing already queued is ever
+//! dropped: only new dispatches are refused.
 
+use axum::http::StatusCode;
+use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{ApiError, ApiResult};
+use crate::domain::TenantId;
 use crate::store::Store;
 
 /// How long a counted figure is trusted.
 const REFRESH: Duration = Duration::from_millis(250);
 
+/// Waiting jobs as last counted, plus those admitted since.
+struct Counts {
+    at: Instant,
+    total: u64,
+    per_tenant: HashMap<TenantId, u64>,
+}
+
 /// The queue-depth guard of one server. Its lock is taken over if poisoned
-/// (the cached count stays valid), so one panicking request cannot fail later ones.
+/// (the cached counts stay valid), so one panicking request cannot fail later ones.
 pub struct Backpressure {
     limit: u64,
-    state: Mutex<Option<(Instant, u64)>>,
+    state: Mutex<Option<Counts>>,
 }
 
 impl Backpressure {
-    /// Refuse dispatches once `limit` jobs wait.
+    /// Refuse dispatches once `limit` jobs wait on the whole server.
     pub fn new(limit: u64) -> Self {
         Self { limit, state: Mutex::new(None) }
     }
 
-    /// Admits `n` new jobs, or answers 429 naming the limit.
-    pub async fn admit(&self, store: &dyn Store, n: u64) -> ApiResult<()> {
-        let cached = *self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let waiting = match cached {
-            Some((at, count)) if at.elapsed() < REFRESH => count,
-            _ => {
-                let count = store.job_waiting().await?;
-                *self.state.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), count));
-                count
-            }
-        };
-        if waiting + n > self.limit {
+    /// Admits `n` new jobs of `tenant`, whose quota is `max_waiting` (`None`:
+    /// only the server's limit), or answers 429 naming the limit.
+    pub async fn admit(
+        &self,
+        store: &dyn Store,
+        tenant: &TenantId,
+        max_waiting: Option<u64>,
+        n: u64,
+    ) -> ApiResult<()> {
+        let fresh = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|c| c.at.elapsed() < REFRESH);
+        if !fresh {
+            let per_tenant: HashMap<TenantId, u64> = store.job_waiting().await?.into_iter().collect();
+            let total = per_tenant.values().sum();
+            *self.state.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(Counts { at: Instant::now(), total, per_tenant });
+        }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let counts = state.as_mut().ok_or_else(|| ApiError::internal("backpressure counts missing"))?;
+        Self::check(self.limit, counts, tenant, max_waiting, n)?;
+        counts.total += n;
+        *counts.per_tenant.entry(tenant.clone()).or_default() += n;
+        Ok(())
+    }
+
+    fn check(
+        limit: u64,
+        counts: &Counts,
+        tenant: &TenantId,
+        max_waiting: Option<u64>,
+        n: u64,
+    ) -> ApiResult<()> {
+        let mine = counts.per_tenant.get(tenant).copied().unwrap_or(0);
+        if let Some(max) = max_waiting
+            && mine + n > max
+        {
+            return Err(ApiError::quota_exceeded(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("{mine} jobs of this tenant wait to run, its max_waiting is {max}; retry later"),
+            ));
+        }
+        if counts.total + n > limit {
             return Err(ApiError::queue_full(format!(
-                "queue is full: {waiting} jobs waiting, the limit is {} (max_queued_jobs); retry later",
-                self.limit
+                "queue is full: {} jobs waiting, the limit is {limit} (max_queued_jobs); retry later",
+                counts.total
             )));
         }
-        if let Some((_, count)) = self.state.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
-            *count += n;
-        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_tenant_is_refused_while_others_and_the_server_have_room() {
+        let (a, b) = (TenantId::parse("a").unwrap(), TenantId::parse("b").unwrap());
+        let counts = Counts { at: Instant::now(), total: 10, per_tenant: HashMap::from([(a.clone(), 10)]) };
+        let e = Backpressure::check(100, &counts, &a, Some(10), 1).unwrap_err();
+        assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            format!("{e:?}").contains("quota_exceeded") && format!("{e:?}").contains("max_waiting is 10")
+        );
+        assert!(Backpressure::check(100, &counts, &b, Some(10), 10).is_ok());
+        assert!(Backpressure::check(100, &counts, &a, None, 90).is_ok());
+        let e = Backpressure::check(100, &counts, &b, None, 91).unwrap_err();
+        assert!(format!("{e:?}").contains("max_queued_jobs"), "{e:?}");
     }
 }

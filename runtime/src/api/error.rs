@@ -17,6 +17,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds for `Retry-After` on a 429 or 503 (1 unless set).
+    retry_after: Option<u64>,
 }
 
 /// The body of every error answer; the CLI client reads the same type.
@@ -38,7 +40,7 @@ pub struct ErrorDetail {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), retry_after: None }
     }
 
     /// 400: a field breaks its rule (the message names field and rule).
@@ -85,6 +87,21 @@ impl ApiError {
     /// 429: too many jobs waiting; retry later.
     pub fn queue_full(message: impl Into<String>) -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", message)
+    }
+
+    /// `quota_exceeded`: a tenant's quota refuses this (the message names the
+    /// quota and its value). The status says what helps: 400 (the request
+    /// asks more than the tenant may ever have), 413 (a module too large), 409
+    /// (stored modules at their quota: delete some first; waiting does not
+    /// help), 429 (a rate or a count of waiting work: retry later).
+    pub fn quota_exceeded(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, "quota_exceeded", message)
+    }
+
+    /// The same error with `Retry-After: secs` (at least 1).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
     }
 
     /// 503: a shared resource (the compiler) is busy; retry after a second.
@@ -139,7 +156,8 @@ impl IntoResponse for ApiError {
         let body = ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message } };
         let mut response = (self.status, Json(body)).into_response();
         if retry_after {
-            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
+            let secs = self.retry_after.unwrap_or(1);
+            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from(secs));
         }
         if self.status == StatusCode::REQUEST_TIMEOUT {
             // The unread rest of the body would otherwise be parsed as the next request.

@@ -29,7 +29,6 @@ use futures_util::StreamExt;
 use serde_json::json;
 use std::convert::Infallible;
 use std::time::Duration;
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::auth::{Read, Tenant};
 use super::{ApiError, ApiResult, AppState, JobView};
@@ -55,18 +54,20 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Streams a job's status, progress and end (`text/event-stream`).
 ///
 /// At most `max_event_streams` (server setting, default 1000) streams are open
-/// at once; past that the answer is 503 `at_capacity` with `Retry-After`.
+/// at once; past that the answer is 503 `at_capacity` with `Retry-After`. A
+/// tenant past its own `max_event_streams` quota gets 429 `quota_exceeded`.
 #[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs", operation_id = "streamJobEvents",
     params(("id" = String, Path, description = "The job's id (a UUIDv7).")),
     responses((status = 200, content_type = "text/event-stream", body = JobEvent,
                description = "`status`, `progress` and a final `end` event with the job, as server-sent events."),
-              (status = 404, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody)))]
+              (status = 404, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody)))]
 pub(super) async fn events(
     State(state): State<AppState>,
     tenant: Tenant<Read>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let slot = state.watch_caps.stream()?;
+    let quotas = state.quotas.of(state.store.as_ref(), &tenant).await?;
+    let slot = state.watch_caps.stream(&tenant, quotas.max_event_streams)?;
     // A missing job is a 404 before the stream starts.
     let follow = state.queue.follow(&tenant, &id).await?;
     // The stream ends when the server shuts down (clients reconnect elsewhere).
@@ -103,7 +104,7 @@ struct JobStream {
     tenant: TenantId,
     id: String,
     follow: Follow,
-    _slot: OwnedSemaphorePermit,
+    _slot: super::watch_caps::WatchSlot,
     /// What the client has been shown.
     shown: Option<JobWatch>,
     ended: bool,

@@ -347,10 +347,12 @@ fn parse_cursor(cursor: &str, _order: JobOrder) -> ApiResult<JobCursor> {
 /// (or as soon as the server starts shutting down).
 ///
 /// At most `max_waits` (server setting, default 10000) waits are open at once;
-/// past that the answer is 503 `at_capacity` with `Retry-After`.
+/// past that the answer is 503 `at_capacity` with `Retry-After`. A tenant past
+/// its own `max_waits` quota gets 429 `quota_exceeded`.
 #[utoipa::path(get, path = "/v1/jobs/{id}/wait", tag = "jobs", operation_id = "waitJob", params(("id" = String, Path, description = "The job's id (a UUIDv7)."), WaitQuery),
     responses((status = 200, description = "The job: ended, or as it is at the timeout.", body = JobView),
-              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 pub(super) async fn wait(
     State(state): State<AppState>,
     tenant: Tenant<Read>,
@@ -359,7 +361,8 @@ pub(super) async fn wait(
 ) -> ApiResult<Response> {
     let timeout = q.timeout_ms.unwrap_or(30_000);
     check_range("timeout_ms", timeout, 0, MAX_WAIT_MS)?;
-    let _slot = state.watch_caps.wait()?;
+    let quotas = state.quotas.of(state.store.as_ref(), &tenant).await?;
+    let _slot = state.watch_caps.wait(&tenant, quotas.max_waits)?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout);
     // Status only while waiting (pushed by this node, polled narrowly for
     // others'); registered until this request ends, however it ends.

@@ -15,6 +15,8 @@ mod idempotency;
 mod jobs;
 mod modules;
 mod openapi;
+mod quota;
+mod rate;
 pub mod server;
 mod status;
 mod submit;
@@ -31,6 +33,7 @@ pub use batches::BatchCreated;
 pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 pub use guard::guard;
 pub use jobs::JobRequest;
+pub use quota::Quotas;
 pub use server::HttpSettings;
 pub use status::{StatusView, Watchers, Workers};
 pub use tenant_views::{TenantPatch, TenantRequest, TenantView, TokenCreated, TokenRequest, TokenView};
@@ -65,8 +68,10 @@ pub struct AppState {
     pub auth: Arc<auth::Authenticator>,
     /// Largest JSON body (jobs, batches).
     pub max_body_bytes: usize,
-    /// Refuses dispatches while too many jobs wait.
+    /// Refuses dispatches while too many jobs wait (per tenant and in all).
     pub backpressure: Arc<Backpressure>,
+    /// Each tenant's quotas as they apply now (cached), and its dispatch rate.
+    pub quotas: Arc<Quotas>,
     /// Group-commits dispatches.
     pub inserter: Inserter,
     /// Recently resolved aliases.

@@ -48,6 +48,9 @@ pub struct StatusView {
     pub compiler: crate::sandbox::CompileStats,
     /// Requests watching jobs on this node.
     pub watchers: Watchers,
+    /// The quotas that apply to the caller's tenant now (absent: unlimited).
+    #[serde(default)]
+    pub quotas: crate::domain::TenantQuotas,
 }
 
 /// Counts per status and per queue, and this node's workers.
@@ -58,6 +61,7 @@ pub(super) async fn status(
     tenant: Tenant<Read>,
 ) -> ApiResult<Json<StatusView>> {
     let counts = state.store.status_counts(&tenant).await?;
+    let quotas = state.quotas.of(state.store.as_ref(), &tenant).await?;
     let (max, busy) = (state.queue.workers(), state.queue.busy());
     Ok(Json(StatusView {
         jobs: counts.by_status,
@@ -65,6 +69,7 @@ pub(super) async fn status(
         workers: Workers { max, busy, free: max.saturating_sub(busy) },
         compiler: state.engine.compile_stats(),
         watchers: watchers(&state),
+        quotas: (*quotas).clone(),
     }))
 }
 

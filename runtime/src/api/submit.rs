@@ -3,7 +3,8 @@
 //! [`submit_many`] (the first two through [`submit`], its one-job case):
 //!
 //! validate (alias resolved, module pinned, options checked against their
-//! ranges, callback against the address policy) -> backpressure -> insert
+//! ranges and the tenant's quotas, callback against the address policy) ->
+//! dispatch rate -> backpressure (the tenant's and the server's) -> insert
 //! (one transaction, group-committed) -> wake the workers (only when a job
 //! is new: a repeated idempotency key answers the existing one).
 //!
@@ -13,10 +14,11 @@
 use serde_json::value::RawValue;
 use std::time::Duration;
 
+use super::quota::within;
 use super::{ApiError, ApiResult, AppState};
 use crate::domain::{
-    Callback, IdempotencyKey, JobStatus, Limits, QueueName, TenantId, time::now_ms, time::parse_rfc3339,
-    time::rfc3339,
+    Callback, IdempotencyKey, JobStatus, Limits, QueueName, TenantId, TenantQuotas, time::now_ms,
+    time::parse_rfc3339, time::rfc3339,
 };
 use crate::store::{AliasConfig, Inserted, NewBatch, NewJob, StoreError};
 
@@ -129,12 +131,20 @@ pub(super) async fn submit_many(
         None => None,
     };
     let batch_id = batch.as_ref().map(|b| b.id.clone());
+    let quotas = state.quotas.of(state.store.as_ref(), tenant).await?;
     let mut prepared = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.into_iter().enumerate() {
-        let job = prepare(state, tenant, job, batch_id.clone(), now).await.map_err(|e| name(i, e))?;
+        let job =
+            prepare(state, tenant, &quotas, job, batch_id.clone(), now).await.map_err(|e| name(i, e))?;
         prepared.push(job);
     }
-    state.backpressure.admit(state.store.as_ref(), prepared.len() as u64).await?;
+    let n = prepared.len() as u64;
+    state.quotas.rates.take(tenant, quotas.dispatch_rate, n)?;
+    if let Err(e) = state.backpressure.admit(state.store.as_ref(), tenant, quotas.max_waiting, n).await {
+        // Not dispatched: the tokens were not spent.
+        state.quotas.rates.refund(tenant, n);
+        return Err(e);
+    }
     let keys: Vec<Option<(String, Option<String>)>> = prepared
         .iter()
         .map(|j| {
@@ -178,6 +188,7 @@ fn conflicting(keys: &[Option<(String, Option<String>)>], key: &str) -> Option<u
 async fn prepare(
     state: &AppState,
     tenant: &TenantId,
+    quotas: &TenantQuotas,
     job: Submission,
     batch_id: Option<String>,
     now: i64,
@@ -217,7 +228,7 @@ async fn prepare(
         .map(IdempotencyKey::parse)
         .transpose()
         .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let limits = limits(state, cfg, &opts)?;
+    let limits = limits(state, cfg, &opts, quotas)?;
     let id = uuid::Uuid::now_v7().to_string();
     let callback = opts.callback.map(|c| stored_callback(state, c, &id));
     Ok(NewJob {
@@ -241,23 +252,48 @@ async fn prepare(
     })
 }
 
-/// The limits of a job: server defaults, then the alias's, then the job's own.
-/// Each field a client set is checked against its range first, so the 400
-/// names the field as the client spelled it (`memory_mb`, not bytes).
-pub(super) fn limits(state: &AppState, alias: &AliasConfig, job: &JobOptions) -> ApiResult<Limits> {
+/// The limits of a job: server defaults, then the alias's, then the job's own,
+/// within the tenant's quotas. Each field a client set is checked against its
+/// range first, so the 400 names the field as the client spelled it
+/// (`memory_mb`, not bytes), then against the quota (a 400 `quota_exceeded`
+/// naming the quota and its value; an alias's value counts like the job's).
+/// A server default above a quota is lowered to it: a job that asks nothing
+/// still runs. The tenant's result and log sizes replace the server's.
+pub(super) fn limits(
+    state: &AppState,
+    alias: &AliasConfig,
+    job: &JobOptions,
+    quotas: &TenantQuotas,
+) -> ApiResult<Limits> {
     let mut l: Limits = state.default_limits.clone();
+    let source = |own: Option<u64>| if own.is_some() { "" } else { " (the alias's default)" };
     if let Some(f) = job.fuel.or(alias.fuel) {
         check_range("fuel", f, 1, MAX_FUEL)?;
+        within("fuel", source(job.fuel), f, "max_fuel", quotas.max_fuel)?;
         l.fuel = Some(f);
+    } else if let Some(max) = quotas.max_fuel {
+        l.fuel = Some(l.fuel.map_or(max, |f| f.min(max)));
     }
     if let Some(t) = job.timeout_ms.or(alias.timeout_ms) {
         check_range("timeout_ms", t, 1, MAX_TIMEOUT_MS)?;
+        within("timeout_ms", source(job.timeout_ms), t, "max_timeout_ms", quotas.max_timeout_ms)?;
         l.timeout = Duration::from_millis(t);
+    } else if let Some(max) = quotas.max_timeout_ms {
+        l.timeout = l.timeout.min(Duration::from_millis(max));
     }
     if let Some(m) = job.memory_mb.or(alias.memory_mb) {
         let max_mb = state.engine.settings().max_memory_bytes >> 20;
         check_range("memory_mb", m, 1, max_mb)?;
+        within("memory_mb", source(job.memory_mb), m, "max_memory_mb", quotas.max_memory_mb)?;
         l.memory_bytes = m << 20;
+    } else if let Some(max) = quotas.max_memory_mb {
+        l.memory_bytes = l.memory_bytes.min(max.saturating_mul(1 << 20));
+    }
+    if let Some(b) = quotas.max_result_bytes {
+        l.max_result_bytes = b;
+    }
+    if let Some(b) = quotas.max_log_bytes {
+        l.max_log_bytes = b;
     }
     state.engine.validate_limits(&l).map_err(|e| ApiError::invalid(e.to_string()))?;
     Ok(l)

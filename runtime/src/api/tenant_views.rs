@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ApiError;
+use super::{ApiError, Quotas};
 use crate::domain::{Scope, TenantQuotas, time::rfc3339};
 use crate::store::{TenantRecord, TokenRecord};
 
@@ -64,6 +64,9 @@ pub struct TenantView {
     pub weight: u32,
     /// Its own limits (absent: the server's settings).
     pub quotas: TenantQuotas,
+    /// The limits that apply now: its own over the server's settings
+    /// (absent: unlimited).
+    pub effective_quotas: TenantQuotas,
     /// Extra callback ranges or hosts.
     pub callback_allow: Vec<String>,
     /// RFC 3339.
@@ -72,11 +75,13 @@ pub struct TenantView {
     pub updated_at: String,
 }
 
-impl From<TenantRecord> for TenantView {
-    fn from(t: TenantRecord) -> Self {
+impl TenantView {
+    /// The view of `t`, with what applies to it by `quotas`.
+    pub fn new(t: TenantRecord, quotas: &Quotas) -> Self {
         Self {
             id: t.id.to_string(),
             weight: t.weight,
+            effective_quotas: quotas.effective(&t.quotas),
             quotas: t.quotas,
             callback_allow: t.callback_allow,
             created_at: rfc3339(t.created_at),
@@ -170,12 +175,35 @@ pub fn check_allow(list: Vec<String>) -> Result<Vec<String>, ApiError> {
     Ok(list)
 }
 
-/// Checks quotas: a dispatch rate needs both numbers at least 1.
+/// Largest `max_result_bytes` / `max_log_bytes` (what a job's limits allow).
+pub const MAX_OUTPUT_QUOTA: u64 = 1 << 30;
+
+/// Checks quotas: a dispatch rate needs both numbers at least 1; per-job
+/// limits at least 1 (a job needs some fuel, time, memory and result);
+/// output sizes at most [`MAX_OUTPUT_QUOTA`]; `alias_history` at least 2
+/// (rollback needs the version before the current).
 pub fn check_quotas(q: TenantQuotas) -> Result<TenantQuotas, ApiError> {
     if let Some(r) = &q.dispatch_rate
         && (r.per_second == 0 || r.burst == 0)
     {
         return Err(ApiError::invalid("quotas.dispatch_rate: per_second and burst must be at least 1"));
+    }
+    let ranges = [
+        ("max_fuel", q.max_fuel, 1, u64::MAX),
+        ("max_timeout_ms", q.max_timeout_ms, 1, u64::MAX),
+        ("max_memory_mb", q.max_memory_mb, 1, u64::MAX),
+        ("max_result_bytes", q.max_result_bytes, 1, MAX_OUTPUT_QUOTA),
+        ("max_log_bytes", q.max_log_bytes, 0, MAX_OUTPUT_QUOTA),
+        ("alias_history", q.alias_history.map(u64::from), 2, u64::from(u32::MAX)),
+    ];
+    for (field, value, min, max) in ranges {
+        if let Some(v) = value
+            && !(min..=max).contains(&v)
+        {
+            return Err(ApiError::invalid(format!(
+                "quotas.{field} must be between {min} and {max}, got {v}"
+            )));
+        }
     }
     Ok(q)
 }

@@ -35,14 +35,15 @@ pub(super) async fn create(
         now: now_ms(),
     };
     let tenant = state.store.tenant_create(create).await?;
-    Ok((StatusCode::CREATED, Json(tenant.into())))
+    Ok((StatusCode::CREATED, Json(TenantView::new(tenant, &state.quotas))))
 }
 
 /// Every tenant, by id.
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", operation_id = "listTenants",
     responses((status = 200, description = "Every tenant, by id.", body = Vec<TenantView>)))]
 pub(super) async fn list(State(state): State<AppState>, _: Operator) -> ApiResult<Json<Vec<TenantView>>> {
-    Ok(Json(state.store.tenant_list().await?.into_iter().map(Into::into).collect()))
+    let tenants = state.store.tenant_list().await?;
+    Ok(Json(tenants.into_iter().map(|t| TenantView::new(t, &state.quotas)).collect()))
 }
 
 /// One tenant.
@@ -55,11 +56,13 @@ pub(super) async fn show(
     _: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TenantView>> {
-    Ok(Json(state.store.tenant_get(&parse_tenant(&id)?).await?.into()))
+    let tenant = state.store.tenant_get(&parse_tenant(&id)?).await?;
+    Ok(Json(TenantView::new(tenant, &state.quotas)))
 }
 
 /// Changes a tenant's weight, quotas or callback ranges (each given field
-/// replaces the stored one).
+/// replaces the stored one). New quotas apply from the next request (on this
+/// node at once; other nodes within a second).
 #[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "tenants", operation_id = "updateTenant",
     params(("id" = String, Path, description = "The tenant's id.", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")),
     request_body = TenantPatch,
@@ -79,7 +82,9 @@ pub(super) async fn update(
         callback_allow: req.callback_allow.map(check_allow).transpose()?,
         now: now_ms(),
     };
-    Ok(Json(state.store.tenant_update(update).await?.into()))
+    let tenant = state.store.tenant_update(update).await?;
+    state.quotas.forget(&tenant.id);
+    Ok(Json(TenantView::new(tenant, &state.quotas)))
 }
 
 /// Deletes a tenant with its tokens, modules, aliases, jobs and batches; 409
@@ -97,6 +102,8 @@ pub(super) async fn delete(
     state.store.tenant_delete(&id).await?;
     state.auth.cache.forget_tenant(&id);
     state.aliases.forget_tenant(&id);
+    state.quotas.forget(&id);
+    state.quotas.rates.forget(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 

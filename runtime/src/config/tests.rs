@@ -276,3 +276,42 @@ fn the_operator_token_comes_from_the_environment_then_its_file_then_the_config_n
     assert!(!serve_flags.contains(&"operator-token"), "the operator token must never be a flag");
     assert!(Cli::try_parse_from(["serve", "--operator-token", "x"]).is_err());
 }
+
+#[test]
+fn tenant_quota_defaults_come_from_flags_or_the_file_and_may_be_unlimited() {
+    let s = Settings::resolve(args(&[]), SecretEnv::default()).unwrap();
+    let q = &s.tenant_quotas;
+    assert_eq!(
+        (q.max_waiting, q.max_modules, q.max_waits, q.max_event_streams),
+        (Some(100_000), Some(1000), Some(1000), Some(100))
+    );
+    assert_eq!(
+        (q.max_fuel, q.max_timeout_ms, q.max_memory_mb, q.dispatch_rate),
+        (None, None, None, None),
+        "unlimited"
+    );
+    let f = file(
+        "tenant_max_fuel = 5000\ntenant_max_modules = \"unlimited\"\n\
+         tenant_dispatch_rate = { per_second = 10, burst = 20 }\n",
+    );
+    let path = f.path().to_str().unwrap();
+    let argv = [
+        "--config",
+        path,
+        "--tenant-max-memory",
+        "128MiB",
+        "--tenant-max-timeout",
+        "90s",
+        "--tenant-max-fuel",
+        "7000",
+    ];
+    let s = Settings::resolve(args(&argv), SecretEnv::default()).unwrap();
+    let q = &s.tenant_quotas;
+    assert_eq!(
+        (q.max_fuel, q.max_memory_mb, q.max_timeout_ms, q.max_modules),
+        (Some(7000), Some(128), Some(90_000), None)
+    );
+    assert_eq!(q.dispatch_rate, Some(DispatchRate { per_second: 10, burst: 20 }));
+    let err = Settings::resolve(args(&["--tenant-max-memory", "1kB"]), SecretEnv::default()).unwrap_err();
+    assert!(err.to_string().contains("tenant_max_memory must be at least 1MiB"), "{err}");
+}

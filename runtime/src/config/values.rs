@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::domain::NetPolicy;
+use crate::domain::{DispatchRate, NetPolicy};
 
 /// A value a setting can hold.
 pub trait SettingValue: Sized + Clone + Send + Sync + 'static {
@@ -182,6 +182,64 @@ impl SettingValue for CallbackAllow {
     }
 }
 
+/// A limit that may be switched off: `unlimited`, or a value of `T` (in the
+/// file, the word as a string, or `T`'s own form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unlimited<T>(pub Option<T>);
+
+impl<T: SettingValue> SettingValue for Unlimited<T> {
+    fn parse(s: &str) -> Result<Self, String> {
+        if s.trim().eq_ignore_ascii_case("unlimited") {
+            return Ok(Unlimited(None));
+        }
+        T::parse(s).map(|v| Unlimited(Some(v))).map_err(|e| format!("{e}, or unlimited"))
+    }
+
+    fn from_toml(v: toml::Value) -> Result<Self, String> {
+        match v {
+            toml::Value::String(s) if s.trim().eq_ignore_ascii_case("unlimited") => Ok(Unlimited(None)),
+            other => {
+                T::from_toml(other).map(|v| Unlimited(Some(v))).map_err(|e| format!("{e}, or \"unlimited\""))
+            }
+        }
+    }
+}
+
+/// A dispatch rate: `per_second=100,burst=200` (in the file the same string,
+/// or a table `{ per_second = 100, burst = 200 }`).
+impl SettingValue for DispatchRate {
+    fn parse(s: &str) -> Result<Self, String> {
+        let (mut per_second, mut burst) = (None, None);
+        for part in s.split(',').filter(|p| !p.trim().is_empty()) {
+            let (key, n) = part.split_once('=').ok_or_else(|| format!("expected key=N, got {part:?}"))?;
+            let n = u32::parse(n).map_err(|_| format!("{} must be a number, got {n:?}", key.trim()))?;
+            match key.trim() {
+                "per_second" => per_second = Some(n),
+                "burst" => burst = Some(n),
+                other => return Err(format!("unknown key {other:?} (per_second, burst)")),
+            }
+        }
+        match (per_second, burst) {
+            (Some(p), Some(b)) if p >= 1 && b >= 1 => Ok(DispatchRate { per_second: p, burst: b }),
+            _ => Err(format!("expected per_second=N,burst=N with both at least 1, got {s:?}")),
+        }
+    }
+
+    fn from_toml(v: toml::Value) -> Result<Self, String> {
+        match v {
+            toml::Value::Table(t) => {
+                let text = t.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+                Self::parse(&text)
+            }
+            toml::Value::String(s) => Self::parse(&s),
+            other => Err(format!(
+                "expected a table like {{ per_second = 100, burst = 200 }}, got {}",
+                other.type_str()
+            )),
+        }
+    }
+}
+
 /// `$XDG_CACHE_HOME/wasmq`, else `~/.cache/wasmq`: where compiled artifacts are
 /// kept unless a cache directory is set.
 pub fn default_cache_dir() -> Option<PathBuf> {
@@ -256,6 +314,16 @@ mod tests {
         assert!(QueueLimits::parse("gpu").is_err());
         assert_eq!(CallbackAllow::parse("10.0.0.0/8, ::1").unwrap().0.len(), 2);
         assert!(Retention::parse("forever").unwrap().0.is_none());
+        assert_eq!(Unlimited::<u64>::parse("unlimited").unwrap(), Unlimited(None));
+        assert_eq!(Unlimited::<Bytes>::parse("1GiB").unwrap(), Unlimited(Some(Bytes(1 << 30))));
+        assert_eq!(Unlimited::<u64>::from_toml(toml::Value::Integer(5)).unwrap(), Unlimited(Some(5)));
+        assert!(Unlimited::<u64>::parse("lots").unwrap_err().contains("or unlimited"));
+        let rate = DispatchRate { per_second: 10, burst: 20 };
+        assert_eq!(DispatchRate::parse("per_second=10,burst=20").unwrap(), rate);
+        let t = toml::from_str::<toml::Table>("r = { per_second = 10, burst = 20 }").unwrap();
+        assert_eq!(DispatchRate::from_toml(t["r"].clone()).unwrap(), rate);
+        assert!(DispatchRate::parse("per_second=10").is_err());
+        assert!(DispatchRate::parse("per_second=0,burst=1").is_err());
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Tenants and what their tokens may do: [`Scope`], [`TenantQuotas`].
 //!
 //! A tenant owns its modules, aliases, jobs and batches; a token belongs to
-//! one tenant and carries one scope. The quotas are stored and shown by the
-//! tenant API now; each field says that it is enforced by the scheduling and
-//! admission work that builds on this seam (issue 13), not yet here.
+//! one tenant and carries one scope. A tenant's own quotas override the
+//! server's defaults field by field ([`TenantQuotas::over`]); a field absent
+//! from both is unlimited. Admission (`api::quota`) enforces them, except
+//! `max_running`, which the claim enforces.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -67,55 +68,77 @@ pub struct DispatchRate {
     pub burst: u32,
 }
 
-/// A tenant's own limits; `None` means the server's setting applies. Stored
-/// and shown now; ENFORCED by later work on issue 13 (admission, fair
-/// scheduling, storage accounting), not by this release.
+/// A tenant's limits. As stored for a tenant, `None` means the server's
+/// default applies; as resolved ([`TenantQuotas::over`]), `None` means
+/// unlimited.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantQuotas {
-    /// Jobs of this tenant running at once, across the server (not enforced yet).
+    /// Jobs of this tenant running at once, across the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_running: Option<u64>,
-    /// Jobs of this tenant waiting to run (not enforced yet).
+    /// Jobs of this tenant waiting to run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_waiting: Option<u64>,
-    /// Fuel a job of this tenant may ask for (not enforced yet).
+    /// Fuel a job of this tenant may ask for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_fuel: Option<u64>,
-    /// Wall-clock limit a job of this tenant may ask for, ms (not enforced yet).
+    /// Wall-clock limit a job of this tenant may ask for, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_timeout_ms: Option<u64>,
-    /// Memory a job of this tenant may ask for, MiB (not enforced yet).
+    /// Memory a job of this tenant may ask for, MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_memory_mb: Option<u64>,
-    /// Largest module upload, bytes (not enforced yet).
+    /// Largest module upload, bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_module_bytes: Option<u64>,
-    /// Total bytes of the tenant's modules (not enforced yet).
+    /// Total bytes of the tenant's modules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_module_storage_bytes: Option<u64>,
-    /// Modules the tenant may keep (not enforced yet).
+    /// Modules the tenant may keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_modules: Option<u64>,
-    /// Dispatch rate, a token bucket (not enforced yet).
+    /// Dispatch rate, a token bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispatch_rate: Option<DispatchRate>,
-    /// Event streams the tenant may hold open (not enforced yet).
+    /// Event streams the tenant may hold open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_event_streams: Option<u64>,
-    /// Long-poll waits the tenant may hold open (not enforced yet).
+    /// Long-poll waits the tenant may hold open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_waits: Option<u64>,
-    /// Stored result bytes per job (not enforced yet).
+    /// Stored result bytes per job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_result_bytes: Option<u64>,
-    /// Stored log bytes per job (not enforced yet).
+    /// Stored log bytes per job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_log_bytes: Option<u64>,
-    /// Versions kept per alias (not enforced yet: the server's
-    /// `alias_history` applies).
+    /// Versions kept per alias (at most the server's `alias_history`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias_history: Option<u32>,
+}
+
+impl TenantQuotas {
+    /// These quotas with each absent field taken from `defaults` (the
+    /// server's settings): what applies to the tenant.
+    pub fn over(&self, defaults: &TenantQuotas) -> TenantQuotas {
+        TenantQuotas {
+            max_running: self.max_running.or(defaults.max_running),
+            max_waiting: self.max_waiting.or(defaults.max_waiting),
+            max_fuel: self.max_fuel.or(defaults.max_fuel),
+            max_timeout_ms: self.max_timeout_ms.or(defaults.max_timeout_ms),
+            max_memory_mb: self.max_memory_mb.or(defaults.max_memory_mb),
+            max_module_bytes: self.max_module_bytes.or(defaults.max_module_bytes),
+            max_module_storage_bytes: self.max_module_storage_bytes.or(defaults.max_module_storage_bytes),
+            max_modules: self.max_modules.or(defaults.max_modules),
+            dispatch_rate: self.dispatch_rate.or(defaults.dispatch_rate),
+            max_event_streams: self.max_event_streams.or(defaults.max_event_streams),
+            max_waits: self.max_waits.or(defaults.max_waits),
+            max_result_bytes: self.max_result_bytes.or(defaults.max_result_bytes),
+            max_log_bytes: self.max_log_bytes.or(defaults.max_log_bytes),
+            alias_history: self.alias_history.or(defaults.alias_history),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -145,5 +168,15 @@ mod tests {
         assert_eq!(back, q);
         let err = serde_json::from_str::<TenantQuotas>(r#"{"max_runing":4}"#).unwrap_err();
         assert!(err.to_string().contains("max_runing"), "{err}");
+    }
+
+    #[test]
+    fn a_tenants_own_quota_overrides_the_default_field_by_field() {
+        let defaults = TenantQuotas { max_waiting: Some(100), max_fuel: Some(10), ..TenantQuotas::default() };
+        let own = TenantQuotas { max_fuel: Some(5), max_waits: Some(2), ..TenantQuotas::default() };
+        let q = own.over(&defaults);
+        assert_eq!((q.max_waiting, q.max_fuel, q.max_waits), (Some(100), Some(5), Some(2)));
+        assert_eq!(q.max_modules, None, "absent from both: unlimited");
+        assert_eq!(TenantQuotas::default().over(&defaults), defaults);
     }
 }

@@ -192,9 +192,10 @@ pub trait Store: Send + Sync + 'static {
     async fn job_rescue_expired(&self, now: i64) -> StoreResult<Rescued>;
     /// Returns every job `owner` holds to `queued` (graceful shutdown).
     async fn job_release(&self, owner: &str) -> StoreResult<u64>;
-    /// Jobs waiting to run (queued, scheduled or failed-and-retrying): the
-    /// figure behind backpressure (429 when the queue is full).
-    async fn job_waiting(&self) -> StoreResult<u64>;
+    /// Jobs waiting to run (queued, scheduled or failed-and-retrying) per
+    /// tenant (tenants with none are left out): the figures behind
+    /// backpressure (429 when the queue or a tenant's share of it is full).
+    async fn job_waiting(&self) -> StoreResult<Vec<(TenantId, u64)>>;
     /// Deletes up to `limit` finished jobs (succeeded, dead, cancelled) that
     /// ended before `finished_before` and have no callback still to deliver,
     /// then up to `limit` batches created before `finished_before` whose jobs

@@ -14,6 +14,7 @@ mod isolation;
 mod misc_faults;
 mod openapi;
 mod queue;
+mod quotas;
 mod review;
 mod ssrf;
 mod streams;

@@ -14,6 +14,7 @@ mod sqlite;
 mod support;
 mod tenants;
 mod usage;
+mod waiting;
 
 use std::future::Future;
 use std::path::Path;
@@ -67,4 +68,5 @@ cases! {
     counts_usage_of_completions_cancels_modules_and_callbacks => usage::exercise_completions,
     counts_the_fuel_of_fenced_runs_once => usage::exercise_fenced_runs,
     sums_a_completion_batch_per_tenant_and_day => usage::exercise_two_tenants,
+    counts_waiting_jobs_per_tenant => waiting::exercise_waiting_per_tenant,
 }

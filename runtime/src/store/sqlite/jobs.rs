@@ -172,11 +172,16 @@ pub(super) async fn retry(s: &SqliteStore, tenant: &TenantId, id: &str, now: i64
     }
 }
 
-pub(super) async fn waiting(s: &SqliteStore) -> StoreResult<u64> {
-    let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM jobs WHERE status IN {RUNNABLE}"))
-        .fetch_one(&s.reader)
-        .await?;
-    Ok(n as u64)
+pub(super) async fn waiting(s: &SqliteStore) -> StoreResult<Vec<(TenantId, u64)>> {
+    // An index-only scan of `jobs_waiting_tenant` (migration 0008).
+    let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+        "SELECT tenant, COUNT(*) FROM jobs WHERE status IN {RUNNABLE} GROUP BY tenant"
+    ))
+    .fetch_all(&s.reader)
+    .await?;
+    rows.into_iter()
+        .map(|(t, n)| Ok((TenantId::parse(t).map_err(crate::store::rows::corrupt)?, n as u64)))
+        .collect()
 }
 
 pub(super) async fn prune(s: &SqliteStore, finished_before: i64, limit: u32) -> StoreResult<u64> {

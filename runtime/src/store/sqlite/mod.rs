@@ -159,7 +159,7 @@ impl Store for SqliteStore {
     async fn job_release(&self, owner: &str) -> StoreResult<u64> {
         leases::release(self, owner).await
     }
-    async fn job_waiting(&self) -> StoreResult<u64> {
+    async fn job_waiting(&self) -> StoreResult<Vec<(TenantId, u64)>> {
         jobs::waiting(self).await
     }
     async fn job_prune(&self, finished_before: i64, limit: u32) -> StoreResult<u64> {
