@@ -7,12 +7,14 @@
 //! tenant. The conformance suite in `tests/all/store/` runs against each
 //! backend; extend it whenever semantics change.
 
+mod keys;
 mod records;
 mod rows;
 mod rules;
 mod sqlite;
 mod tenants;
 
+pub use keys::*;
 pub use records::*;
 pub use tenants::*;
 
@@ -246,6 +248,20 @@ pub trait Store: Send + Sync + 'static {
     /// The tenant and scope of the token whose secret hashes to `hash`, if it
     /// exists, has not expired at `now` and its tenant exists.
     async fn token_lookup(&self, hash: &blake3::Hash, now: i64) -> StoreResult<Option<TokenGrant>>;
+
+    /// Stores a signing key (its secret sealed); `NotFound` for an unknown
+    /// tenant, `Conflict` if the id is taken.
+    async fn key_create(&self, p: KeyCreate) -> StoreResult<KeyRecord>;
+    /// A tenant's signing keys, oldest first, without secrets; `NotFound`
+    /// for an unknown tenant.
+    async fn key_list(&self, tenant: &TenantId) -> StoreResult<Vec<KeyRecord>>;
+    /// Revokes (deletes) a signing key of the tenant; `NotFound` if it has
+    /// none by that id. Requests signed with it are refused from then on.
+    async fn key_revoke(&self, tenant: &TenantId, id: &str) -> StoreResult<()>;
+    /// The key `id` with its sealed secret, if it exists (deleting a tenant
+    /// deletes its keys). Read so that a key made or revoked a moment ago is
+    /// seen at once.
+    async fn key_lookup(&self, id: &str) -> StoreResult<Option<KeyGrant>>;
 }
 
 #[cfg(test)]

@@ -15,11 +15,13 @@ mod aliases;
 mod batches;
 mod callbacks;
 mod jobs;
+mod keys;
 mod leases;
 mod list;
 mod modules;
 mod tenants;
 
+use super::keys::*;
 use super::records::*;
 use super::tenants::*;
 use super::{BackendError, Store, StoreError, StoreResult};
@@ -227,6 +229,18 @@ impl Store for SqliteStore {
     }
     async fn token_lookup(&self, hash: &blake3::Hash, now: i64) -> StoreResult<Option<TokenGrant>> {
         tenants::token_lookup(self, hash, now).await
+    }
+    async fn key_create(&self, p: KeyCreate) -> StoreResult<KeyRecord> {
+        keys::create(self, p).await
+    }
+    async fn key_list(&self, tenant: &TenantId) -> StoreResult<Vec<KeyRecord>> {
+        keys::list(self, tenant).await
+    }
+    async fn key_revoke(&self, tenant: &TenantId, id: &str) -> StoreResult<()> {
+        keys::revoke(self, tenant, id).await
+    }
+    async fn key_lookup(&self, id: &str) -> StoreResult<Option<KeyGrant>> {
+        keys::lookup(self, id).await
     }
 }
 
