@@ -14,6 +14,7 @@ mod misc_faults;
 mod openapi;
 mod queue;
 mod review;
+mod signed;
 mod ssrf;
 mod streams;
 mod tenants;
