@@ -17,6 +17,7 @@ mod review;
 mod signed;
 mod ssrf;
 mod streams;
+mod tenant_callbacks;
 mod tenants;
 
 use reqwest::StatusCode;
