@@ -8,6 +8,7 @@ mod aliases;
 mod callbacks;
 mod fencing;
 mod idempotency;
+mod keys;
 mod lifecycle;
 mod pages;
 mod sqlite;
@@ -63,4 +64,5 @@ cases! {
     keeps_a_bounded_alias_history => aliases::exercise_alias_history,
     records_every_callback_state => callbacks::exercise_callback_states,
     keeps_tenants_and_their_tokens => tenants::exercise_tenants,
+    keeps_signing_keys_per_tenant => keys::exercise_keys,
 }
