@@ -33,6 +33,7 @@ impl App {
         if !settings.listen.ip().is_loopback()
             && settings.token.is_none()
             && settings.operator_token.is_none()
+            && settings.signing_secret.is_none()
         {
             bail!(
                 "refusing to listen on {} without a token: set WASMQ_TOKEN or `token` in the config file, \
@@ -68,10 +69,13 @@ impl App {
             queue: queue.clone(),
             default_limits: settings.default_limits.clone(),
             default_max_attempts: settings.default_max_attempts,
-            auth: Arc::new(api::auth::Authenticator::new(
-                settings.operator_token.as_ref().map(|t| t.expose()),
-                settings.token.as_ref().map(|t| t.expose()),
-            )),
+            auth: Arc::new(
+                api::auth::Authenticator::new(
+                    settings.operator_token.as_ref().map(|t| t.expose()),
+                    settings.token.as_ref().map(|t| t.expose()),
+                )
+                .with_default_key(settings.signing_secret.as_ref().map(|t| t.expose())),
+            ),
             max_body_bytes: settings.max_body_bytes,
             backpressure: Arc::new(api::Backpressure::new(settings.max_queued_jobs)),
             quotas: Arc::new(api::Quotas::new(settings.tenant_quotas.clone(), settings.alias_history)),

@@ -5,7 +5,10 @@
 //! keys are rejected; the token is read only from `WASMQ_TOKEN` or the file (a
 //! flag would show in `ps`) and never printed. The operator token likewise:
 //! `WASMQ_OPERATOR_TOKEN`, else the file `--operator-token-file` names (a path,
-//! not the secret), else `operator_token` in the config file.
+//! not the secret), else `operator_token` in the config file. The signing
+//! secret (`WASMQ_SECRET`, else `secret` in the config file) makes the signing
+//! key `default` of signed requests; `wasmq serve` reads `./.env` first, if
+//! there is one, without overriding variables already set (`cli::dotenv`).
 
 mod declare;
 pub mod values;
@@ -33,6 +36,8 @@ pub struct SecretEnv {
     pub token: Option<String>,
     /// `WASMQ_OPERATOR_TOKEN`: manages tenants.
     pub operator_token: Option<String>,
+    /// `WASMQ_SECRET`: the secret of the signing key `default`.
+    pub secret: Option<String>,
 }
 
 impl fmt::Debug for SecretEnv {
@@ -42,10 +47,14 @@ impl fmt::Debug for SecretEnv {
 }
 
 impl SecretEnv {
-    /// `WASMQ_TOKEN` and `WASMQ_OPERATOR_TOKEN` of this process (empty = unset).
+    /// `WASMQ_TOKEN`, `WASMQ_OPERATOR_TOKEN` and `WASMQ_SECRET` of this process (empty = unset).
     pub fn from_process() -> Self {
         let var = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
-        Self { token: var("WASMQ_TOKEN"), operator_token: var("WASMQ_OPERATOR_TOKEN") }
+        Self {
+            token: var("WASMQ_TOKEN"),
+            operator_token: var("WASMQ_OPERATOR_TOKEN"),
+            secret: var("WASMQ_SECRET"),
+        }
     }
 }
 
@@ -236,6 +245,9 @@ pub struct Settings {
     pub token: Option<Secret>,
     /// Operator token: manages tenants and acts for any of them.
     pub operator_token: Option<Secret>,
+    /// Secret of the signing key `default` (signed requests as admin of the
+    /// `default` tenant); at least 32 bytes.
+    pub signing_secret: Option<Secret>,
     /// Sandbox engine.
     pub engine: EngineSettings,
     /// Worker pool.
@@ -279,6 +291,7 @@ impl Settings {
             database_url: String::new(),
             token: None,
             operator_token: None,
+            signing_secret: None,
             engine: EngineSettings {
                 compile_mode: CompileMode::Subprocess { program: compiler },
                 cache_dir: default_cache_dir(),
@@ -321,6 +334,16 @@ impl Settings {
             .map(Secret::new)
             .or(s.operator_token.take())
             .or(secrets.operator_token);
+        s.signing_secret = env.secret.filter(|t| !t.trim().is_empty()).map(Secret::new).or(secrets.secret);
+        if let Some(secret) = &s.signing_secret
+            && secret.expose().trim().len() < crate::api::auth::signed::MIN_SECRET_BYTES
+        {
+            bail!(
+                "WASMQ_SECRET (or `secret` in the config file) must be at least {} bytes; \
+                 `wasmq secret generate` makes one",
+                crate::api::auth::signed::MIN_SECRET_BYTES
+            );
+        }
         if let (Some(op), Some(single)) = (&s.operator_token, &s.token)
             && op.expose().trim() == single.expose().trim()
         {
@@ -348,6 +371,7 @@ impl Settings {
 struct FileSecrets {
     token: Option<Secret>,
     operator_token: Option<Secret>,
+    secret: Option<Secret>,
 }
 
 /// Reads a file holding one secret (surrounding whitespace dropped).
@@ -360,7 +384,7 @@ fn read_secret_file(path: &std::path::Path) -> Result<Secret, String> {
     Ok(Secret::new(secret))
 }
 
-/// Reads the `--config` file: its settings, its `token` and `operator_token`.
+/// Reads the `--config` file: its settings, its `token`, `operator_token` and `secret`.
 /// Unknown keys are errors.
 fn read_file(path: &std::path::Path) -> anyhow::Result<(ServeArgs, FileSecrets)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -371,12 +395,16 @@ fn read_file(path: &std::path::Path) -> anyhow::Result<(ServeArgs, FileSecrets)>
         Some(toml::Value::String(t)) if !t.is_empty() => Ok(Some(Secret::new(t))),
         Some(_) => bail!("config file {}: {key} must be a non-empty string", path.display()),
     };
-    let secrets = FileSecrets { token: secret("token")?, operator_token: secret("operator_token")? };
+    let secrets = FileSecrets {
+        token: secret("token")?,
+        operator_token: secret("operator_token")?,
+        secret: secret("secret")?,
+    };
     let file = ServeArgs::take_from(&mut table)
         .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
     if let Some(unknown) = table.keys().next() {
         bail!(
-            "config file {}: unknown setting `{unknown}` (known: token, operator_token, {})",
+            "config file {}: unknown setting `{unknown}` (known: token, operator_token, secret, {})",
             path.display(),
             ServeArgs::KEYS.join(", ")
         );

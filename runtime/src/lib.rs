@@ -26,12 +26,14 @@
 //!   completer writes outcomes in batches, the inserter group-commits dispatches,
 //!   maintenance renews leases and rescues expired ones.
 //! - [`callbacks`]: signed webhook delivery with retries, off the workers, in a
-//!   pool capped per receiver; targets checked against the `NetPolicy` at
-//!   dispatch and on every resolved address, secrets sealed at rest.
+//!   pool capped per receiver; targets checked against the `NetPolicy` (the
+//!   server's, widened by the tenant's `callback_allow`) at dispatch and on
+//!   every resolved address, secrets sealed at rest.
 //! - [`api`]: transport: the `/v1` HTTP API (axum), its error shape, auth
 //!   ([`api::auth`]: every request resolved to one tenant and scope, which
-//!   handlers take as `Tenant<Read|Dispatch|Admin>`; the operator manages
-//!   tenants and tokens under `/v1/tenants` and reads every tenant's
+//!   handlers take as `Tenant<Read|Dispatch|Admin>`, from a bearer token or a
+//!   signed request ([`api::auth::signed`]); the operator manages tenants,
+//!   tokens and signing keys under `/v1/tenants` and reads every tenant's
 //!   `/v1/usage`), per-tenant quotas at admission (`api::quota`: the tenant's own
 //!   over the server's defaults, cached; dispatch rate, backpressure and watch caps
 //!   per tenant), the dispatch rules every form of dispatch (job, short form, batch)
@@ -43,7 +45,7 @@
 //!   request passes (body deadline, panic -> JSON 500).
 //! - [`config`] and [`app`]: settings (one table row each; flags > env > TOML > defaults) and the
 //!   wiring `App::build(settings).await?.run_until_stopped(shutdown)`.
-//! - [`cli`]: the `wasmq` command line (`run`, `serve`, and the hidden
+//! - [`cli`]: the `wasmq` command line (`run`, `serve`, `secret generate`, and the hidden
 //!   `__compile` child the engine uses to compile untrusted modules).
 //!
 //! A job flows: `POST /v1/jobs` (api: auth resolves the tenant) -> `api::submit`:

@@ -63,6 +63,11 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token")
     }
 
+    /// 401 saying why (a signed request's signature, key or timestamp).
+    pub fn unauthorized_because(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
     /// 403: the caller is known but may not do this (scope, operator-only);
     /// the message says what is needed.
     pub fn forbidden(message: impl Into<String>) -> Self {

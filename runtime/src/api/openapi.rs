@@ -8,12 +8,14 @@ use axum::extract::State;
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{Content, RefOr};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AppState, aliases, batches, events, jobs, modules, status, tenants, usage};
+use super::{AppState, aliases, batches, events, jobs, modules, status, tenant_keys, tenants, usage};
 
 /// Tag descriptions, and what every document starts with.
 #[derive(OpenApi)]
@@ -59,6 +61,8 @@ pub(super) fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tenants::create_token, tenants::list_tokens))
         .routes(routes!(tenants::revoke_token))
         .routes(routes!(usage::usage))
+        .routes(routes!(tenant_keys::create_key, tenant_keys::list_keys))
+        .routes(routes!(tenant_keys::revoke_key))
 }
 
 /// Routes without a token: probes and this document.
@@ -89,11 +93,31 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, max_memory_mb: u64) {
         "bearer",
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
     );
+    // The alternative: a signed request (`api::auth::signed`), both headers together.
+    components.add_security_scheme(
+        "signing_key",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "X-Wasmq-Key",
+            "The id of a signing key (`default`: the server's WASMQ_SECRET); with X-Wasmq-Signature.",
+        ))),
+    );
+    components.add_security_scheme(
+        "signature",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "X-Wasmq-Signature",
+            "`t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<METHOD>.<path?query>.<body>\")>`, \
+             within 5 minutes of the server's clock, each signature accepted once.",
+        ))),
+    );
     for (path, item) in doc.paths.paths.iter_mut() {
         let authenticated = path.starts_with("/v1/");
         for op in operations(item) {
             if authenticated {
-                op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+                op.security = Some(vec![
+                    SecurityRequirement::new("bearer", Vec::<String>::new()),
+                    SecurityRequirement::new("signing_key", Vec::<String>::new())
+                        .add("signature", Vec::<String>::new()),
+                ]);
                 op.responses.responses.entry("401".into()).or_insert_with(|| RefOr::T(error_response("401")));
                 op.responses.responses.entry("403".into()).or_insert_with(|| RefOr::T(error_response("403")));
             }
@@ -143,7 +167,10 @@ fn error_response(status: &str) -> Response {
 fn error_description(status: &str) -> &'static str {
     match status {
         "400" => "A field, parameter or body breaks its rule; the message names it.",
-        "401" => "The bearer token is missing or wrong (unknown, revoked or expired).",
+        "401" => {
+            "The bearer token is missing or wrong (unknown, revoked or expired), or the signature is \
+             (wrong, stale, from the future, replayed, or by an unknown or revoked key; the message says which)."
+        }
         "403" => {
             "The token may not do this: its scope is too small (the message names the scope needed), \
              the route is the operator's, or the operator token names no tenant in `X-Wasmq-Tenant`."

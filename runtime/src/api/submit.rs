@@ -119,7 +119,7 @@ pub(super) async fn submit_many(
     let batch = match batch {
         Some(b) => {
             if let Some(c) = &b.callback {
-                check_callback(state, c, CallbackForm::Body)?;
+                check_callback(state, tenant, c, CallbackForm::Body).await?;
             }
             Some(NewBatch {
                 callback: b.callback.map(|c| stored_callback(state, c, &b.id)),
@@ -195,7 +195,7 @@ async fn prepare(
 ) -> ApiResult<NewJob> {
     let Submission { alias, payload, options: opts, form } = job;
     if let Some(c) = &opts.callback {
-        check_callback(state, c, form)?;
+        check_callback(state, tenant, c, form).await?;
     }
     let fingerprint = super::idempotency::fingerprint(&alias, &payload, &opts);
     let alias = super::aliases::parse_alias(&alias)?;
@@ -342,10 +342,29 @@ fn due_at(delay_ms: Option<u64>, run_at: Option<&str>, now: i64) -> ApiResult<i6
 }
 
 /// Checks a callback against the address policy and its rules (see
-/// `callbacks::target`); a 400 names the field as the client spelled it.
-fn check_callback(state: &AppState, c: &Callback, form: CallbackForm) -> ApiResult<()> {
+/// `callbacks::target`); a 400 names the field as the client spelled it. The
+/// policy is the server's, widened by the tenant's `callback_allow` (read only
+/// when the server's refuses: most callbacks need no lookup).
+async fn check_callback(
+    state: &AppState,
+    tenant: &TenantId,
+    c: &Callback,
+    form: CallbackForm,
+) -> ApiResult<()> {
     use crate::callbacks::target::{Field, check};
-    check(c, &state.callback_policy).map(drop).map_err(|e| {
+    let mut checked = check(c, &state.callback_policy).map(drop);
+    if let Err(e) = &checked
+        && e.refused_by_policy
+    {
+        let allow = state.store.tenant_get(tenant).await?.callback_allow;
+        // An entry that does not parse (stored before entries were checked) widens nothing.
+        if !allow.is_empty()
+            && let Ok(policy) = state.callback_policy.widened(&allow)
+        {
+            checked = check(c, &policy).map(drop);
+        }
+    }
+    checked.map_err(|e| {
         let field = match (e.field, form) {
             (Field::Url, CallbackForm::Body) => "callback.url",
             (Field::Url, CallbackForm::Query) => "callback_url",

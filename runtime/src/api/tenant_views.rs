@@ -32,7 +32,8 @@ pub struct TenantRequest {
     /// The tenant's own limits; absent ones are the server's settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<TenantQuotas>,
-    /// Extra address ranges or hosts its callbacks may reach (stored now, applied later).
+    /// Extra address ranges (`10.1.0.0/16`), addresses or host names its callbacks may reach, besides
+    /// the server's policy; a host name is allowed whatever it resolves to. Only the operator sets them.
     #[schema(max_items = 100)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_allow: Option<Vec<String>>,
@@ -49,7 +50,7 @@ pub struct TenantPatch {
     /// New quotas: the whole set (`{}` clears them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<TenantQuotas>,
-    /// New callback ranges or hosts: the whole list.
+    /// New callback ranges, addresses or hosts: the whole list (`[]` clears it).
     #[schema(max_items = 100)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_allow: Option<Vec<String>>,
@@ -155,7 +156,9 @@ pub fn check_weight(w: u32) -> Result<u32, ApiError> {
     }
 }
 
-/// Checks `callback_allow` (count and entry length, no spaces or control characters).
+/// Checks `callback_allow`: at most [`MAX_CALLBACK_ALLOW`] entries, each a
+/// CIDR range, an address or a host name (`NetPolicy::parse_entry`), kept in
+/// its normal form.
 pub fn check_allow(list: Vec<String>) -> Result<Vec<String>, ApiError> {
     if list.len() > MAX_CALLBACK_ALLOW {
         return Err(ApiError::invalid(format!(
@@ -172,7 +175,14 @@ pub fn check_allow(list: Vec<String>) -> Result<Vec<String>, ApiError> {
             )));
         }
     }
-    Ok(list)
+    list.iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            crate::domain::NetPolicy::parse_entry(entry).map_err(|e| {
+                ApiError::invalid(format!("callback_allow[{i}] must be an address range or host: {e}"))
+            })
+        })
+        .collect()
 }
 
 /// Largest `max_result_bytes` / `max_log_bytes` (what a job's limits allow).

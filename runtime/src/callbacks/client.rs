@@ -53,7 +53,10 @@ impl Resolve for PolicyResolver {
         let host = name.as_str().to_string();
         Box::pin(async move {
             let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let passed = PolicyResolver::filter(&policy, resolved);
+            // A host the operator allowed (a tenant's `callback_allow`) may
+            // resolve to anything: the operator trusts that name.
+            let passed =
+                if policy.allows_host(&host) { resolved } else { PolicyResolver::filter(&policy, resolved) };
             if passed.is_empty() {
                 return Err(Box::new(PolicyRefusal) as Box<dyn std::error::Error + Send + Sync>);
             }
@@ -62,14 +65,14 @@ impl Resolve for PolicyResolver {
     }
 }
 
-/// The client every delivery uses.
-pub fn build(settings: &CallbackSettings) -> reqwest::Result<reqwest::Client> {
+/// The client deliveries use: `policy` is the server's, or a tenant's widened one.
+pub fn build(settings: &CallbackSettings, policy: &NetPolicy) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .dns_resolver(Arc::new(PolicyResolver::new(settings.policy.clone())))
+        .dns_resolver(Arc::new(PolicyResolver::new(policy.clone())))
         .user_agent(concat!("wasmq-callbacks/", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -152,7 +155,7 @@ mod tests {
     #[tokio::test]
     async fn a_name_that_resolves_only_to_refused_addresses_fails_as_refused() {
         let settings = CallbackSettings::default();
-        let client = build(&settings).unwrap();
+        let client = build(&settings, &settings.policy).unwrap();
         // `localhost` resolves from /etc/hosts, no network needed; the sender
         // refuses the name earlier, here the resolver alone is under test.
         let err = client.post("http://localhost:9/").send().await.unwrap_err();

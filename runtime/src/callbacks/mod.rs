@@ -5,7 +5,8 @@
 //!
 //! Nothing here reaches the operator's network: targets are checked against
 //! the [`NetPolicy`](crate::domain::NetPolicy) at dispatch ([`target`]) and on
-//! every resolved address at delivery ([`client`]), redirects are not followed,
+//! every resolved address at delivery ([`client`]), each tenant's widened by the
+//! ranges the operator allowed it ([`tenant_policy`]), redirects are not followed,
 //! and secrets are sealed at rest ([`SecretBox`]).
 
 pub mod client;
@@ -13,6 +14,7 @@ mod secrets;
 mod sender;
 mod signature;
 pub mod target;
+pub mod tenant_policy;
 
 pub use secrets::{OpenError, SecretBox};
 pub use sender::{CallbackSettings, run as run_sender};

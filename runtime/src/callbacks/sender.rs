@@ -21,6 +21,7 @@ use super::client::{self, Failure};
 use super::secrets::SecretBox;
 use super::signature::{SIGNATURE_HEADER, sign};
 use super::target;
+use super::tenant_policy::TenantClients;
 use crate::domain::{CallbackState, NetPolicy, retry_backoff, time::now_ms};
 use crate::store::{CallbackClaim, CallbackDue, CallbackOwner, CallbackRecord, Store};
 
@@ -111,14 +112,15 @@ pub async fn run(
     wake: Arc<Notify>,
     poll: Duration,
 ) {
-    let http = match client::build(&settings) {
+    let http = match client::build(&settings, &settings.policy) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the HTTP client; callbacks are disabled");
             return;
         }
     };
-    let shared = Arc::new(Deliverer { store, settings, secrets, http });
+    let clients = TenantClients::new(settings.clone(), http);
+    let shared = Arc::new(Deliverer { store, settings, secrets, clients });
     let mut pool = Pool::new(shared.clone());
     loop {
         pool.unpark();
@@ -262,7 +264,8 @@ struct Deliverer {
     store: Arc<dyn Store>,
     settings: CallbackSettings,
     secrets: SecretBox,
-    http: reqwest::Client,
+    /// The server's client, and tenants' with their own callback ranges.
+    clients: TenantClients,
 }
 
 impl Deliverer {
@@ -321,10 +324,12 @@ impl Deliverer {
         for value in callback.headers.values_mut() {
             *value = self.secrets.open(value, &due.id).map_err(|_| Failure::Secret)?;
         }
-        let url = target::check_stored(&callback, &self.settings.policy)
+        // The tenant's policy: the server's, widened by its `callback_allow`.
+        let (policy, http) = self.clients.for_tenant(self.store.as_ref(), &due.tenant).await;
+        let url = target::check_stored(&callback, &policy)
             .map_err(|e| if e.refused_by_policy { Failure::Refused } else { Failure::Invalid(e.message) })?;
         let body = serde_json::to_vec(&body(due)).expect("callback body serializes");
-        let mut request = self.http.post(url).header("content-type", "application/json");
+        let mut request = http.post(url).header("content-type", "application/json");
         for (name, value) in &callback.headers {
             request = request.header(name, value);
         }

@@ -74,7 +74,10 @@ fn invalid(field: Field, message: String) -> TargetError {
 fn refused(r: Refused) -> TargetError {
     TargetError {
         field: Field::Url,
-        message: format!("must not target {r}; an operator can allow ranges with --callback-allow"),
+        message: format!(
+            "must not target {r}: refused by the address policy (an operator can allow ranges with \
+             --callback-allow, or per tenant with its callback_allow)"
+        ),
         refused_by_policy: true,
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod client;
 mod run;
+mod secret;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,9 @@ enum Command {
     Run(RunArgs),
     /// Start the job server (HTTP API, workers, callbacks) on SQLite.
     Serve(Box<crate::config::ServeArgs>),
+    /// Signing secrets for signed requests: `wasmq secret generate` writes
+    /// WASMQ_SECRET to ./.env (read by `wasmq serve`).
+    Secret(secret::SecretArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
     /// Internal: compile a module read from stdin (the engine's compiler child).
@@ -55,10 +59,41 @@ pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(args) => run::main(args),
         Command::Serve(args) => serve::main(*args),
+        Command::Secret(args) => secret::main(args),
         Command::Client(command) => client::main(command),
         Command::Compile { settings, expect_hash, component, module: _ } => {
             crate::sandbox::compile_child_main(&settings, &expect_hash, component)
         }
+    }
+}
+
+/// Parses the command line. `wasmq serve` first reads `./.env`, if there is
+/// one (`KEY=value` lines, as `wasmq secret generate` writes), into the
+/// environment without overriding variables already set, so its `WASMQ_*`
+/// values count as environment variables (flags still win). Other commands
+/// do not read it.
+pub fn parse() -> Cli {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        return cli;
+    }
+    match dotenv(std::path::Path::new(".env")) {
+        Ok(true) => Cli::parse(), // again: clap reads WASMQ_* variables while parsing
+        Ok(false) => cli,
+        Err(e) => {
+            eprintln!("error: reading ./.env: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Loads the env file at `path` into the process environment, keeping
+/// variables already set; `Ok(false)` if there is no such file.
+pub fn dotenv(path: &std::path::Path) -> Result<bool, dotenvy::Error> {
+    match dotenvy::from_path(path) {
+        Ok(()) => Ok(true),
+        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -267,7 +267,8 @@ fn the_operator_token_comes_from_the_environment_then_its_file_then_the_config_n
     .unwrap_err()
     .to_string();
     assert!(err.contains("operator_token_file") && err.contains("is empty"), "{err}");
-    let same = SecretEnv { token: Some("x".into()), operator_token: Some("x".into()) };
+    let same =
+        SecretEnv { token: Some("x".into()), operator_token: Some("x".into()), ..SecretEnv::default() };
     let err = Settings::resolve(args(&[]), same).unwrap_err().to_string();
     assert!(err.contains("must differ"), "{err}");
 

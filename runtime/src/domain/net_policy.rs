@@ -16,6 +16,11 @@
 //! they carry. Decimal, octal and hex IPv4 spellings (`2130706433`, `0177.0.0.1`,
 //! `0x7f.1`) are normalized by the WHATWG URL parser before a host gets here.
 //!
+//! Per tenant, the operator may widen the policy ([`NetPolicy::widened`] by
+//! the tenant's `callback_allow`): more ranges, or host names whose every
+//! resolved address is accepted (the operator trusts that name's DNS). A
+//! tenant's policy is the server's plus its own entries, never less.
+//!
 //! Pure: `std::net` and `ipnet`, no I/O.
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -79,12 +84,15 @@ pub enum Refused {
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct NetPolicy {
     allow: Vec<IpNet>,
+    /// Host names (lowercase, no trailing dot) allowed whatever they resolve to.
+    hosts: Vec<String>,
 }
 
 impl fmt::Debug for NetPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NetPolicy")
             .field("allow", &self.allow.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .field("hosts", &self.hosts)
             .finish()
     }
 }
@@ -92,7 +100,53 @@ impl fmt::Debug for NetPolicy {
 impl NetPolicy {
     /// A policy that allows, besides the public internet, exactly `allow`.
     pub fn new(allow: Vec<IpNet>) -> Self {
-        Self { allow }
+        Self { allow, hosts: Vec::new() }
+    }
+
+    /// Checks one entry of a tenant's `callback_allow`: a CIDR range, an
+    /// address, or a host name (letters, digits, `-` and `.`; labels of 1 to
+    /// 63 characters; at most 253 in all). Returns its normal form.
+    pub fn parse_entry(entry: &str) -> Result<String, String> {
+        if let Ok(net) = parse_range(entry) {
+            return Ok(net.to_string());
+        }
+        let name = entry.trim_end_matches('.').to_ascii_lowercase();
+        let label_ok = |l: &str| {
+            (1..=63).contains(&l.len())
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) {
+            return Ok(name);
+        }
+        Err(format!(
+            "expected a CIDR range like 10.1.0.0/16, an address, or a host name like hooks.example.com, got {entry:?}"
+        ))
+    }
+
+    /// This policy widened by a tenant's `callback_allow` entries (see
+    /// [`NetPolicy::parse_entry`]); an entry that is none of those is an error
+    /// naming it.
+    pub fn widened(&self, entries: &[String]) -> Result<NetPolicy, String> {
+        let mut out = self.clone();
+        for entry in entries {
+            let normal = Self::parse_entry(entry)?;
+            match parse_range(&normal) {
+                Ok(net) => out.allow.push(net),
+                Err(_) => out.hosts.push(normal),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether `name` is a host the operator allowed whatever it resolves to.
+    pub fn allows_host(&self, name: &str) -> bool {
+        if self.hosts.is_empty() {
+            return false;
+        }
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        self.hosts.contains(&name)
     }
 
     /// Parses a comma-separated allow list of CIDR ranges or single addresses
@@ -124,6 +178,9 @@ impl NetPolicy {
     /// they pass only when loopback is allowed. Every other name is judged by
     /// the addresses it resolves to, at connection time.
     pub fn check_name(&self, name: &str) -> Result<(), Refused> {
+        if self.allows_host(name) {
+            return Ok(());
+        }
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         let local = name == "localhost" || name.ends_with(".localhost") || name == "localhost.localdomain";
         let loopback_allowed = self.check_ip(IpAddr::V4(Ipv4Addr::LOCALHOST)).is_ok()
@@ -260,5 +317,24 @@ mod tests {
         }
         let open = NetPolicy::new(NetPolicy::parse_allow("127.0.0.0/8").unwrap());
         assert_eq!(open.check_name("localhost"), Ok(()));
+    }
+
+    #[test]
+    fn a_tenants_entries_widen_the_servers_policy_and_nothing_else() {
+        let server = NetPolicy::new(NetPolicy::parse_allow("10.1.0.0/16").unwrap());
+        let entries = ["127.0.0.1".to_string(), "192.168.0.0/24".into(), "Hooks.Internal.".into()];
+        let tenant = server.widened(&entries).unwrap();
+        assert_eq!(tenant.check_ip(ip("10.1.2.3")), Ok(()), "the server's ranges stay");
+        assert_eq!(tenant.check_ip(ip("127.0.0.1")), Ok(()));
+        assert!(tenant.check_ip(ip("127.0.0.2")).is_err());
+        assert_eq!(tenant.check_ip(ip("192.168.0.9")), Ok(()));
+        assert!(tenant.allows_host("hooks.internal") && tenant.allows_host("HOOKS.internal."));
+        assert!(!tenant.allows_host("other.internal") && !server.allows_host("hooks.internal"));
+        assert!(server.check_ip(ip("127.0.0.1")).is_err(), "the server's own policy is unchanged");
+        assert_eq!(NetPolicy::parse_entry("10.0.0.1").unwrap(), "10.0.0.1/32");
+        for bad in ["", "-x.com", "a..b", "exa mple.com", "10.0.0.0/33x", "x_y.com", &"a".repeat(64)] {
+            assert!(NetPolicy::parse_entry(bad).is_err(), "{bad:?}");
+        }
+        assert!(server.widened(&["not a host".into()]).unwrap_err().contains("not a host"));
     }
 }

@@ -7,6 +7,7 @@
 //! tenant. The conformance suite in `tests/all/store/` runs against each
 //! backend; extend it whenever semantics change.
 
+mod keys;
 mod records;
 mod rows;
 mod rules;
@@ -14,6 +15,7 @@ mod sqlite;
 mod tenants;
 mod usage;
 
+pub use keys::*;
 pub use records::*;
 pub use tenants::*;
 pub use usage::*;
@@ -255,6 +257,19 @@ pub trait Store: Send + Sync + 'static {
     /// for each day with a counted event or modules stored; one tenant's, or
     /// every tenant's (deleted tenants' too).
     async fn usage_list(&self, q: UsageQuery) -> StoreResult<Vec<UsageRecord>>;
+    /// Stores a signing key (its secret sealed); `NotFound` for an unknown
+    /// tenant, `Conflict` if the id is taken.
+    async fn key_create(&self, p: KeyCreate) -> StoreResult<KeyRecord>;
+    /// A tenant's signing keys, oldest first, without secrets; `NotFound`
+    /// for an unknown tenant.
+    async fn key_list(&self, tenant: &TenantId) -> StoreResult<Vec<KeyRecord>>;
+    /// Revokes (deletes) a signing key of the tenant; `NotFound` if it has
+    /// none by that id. Requests signed with it are refused from then on.
+    async fn key_revoke(&self, tenant: &TenantId, id: &str) -> StoreResult<()>;
+    /// The key `id` with its sealed secret, if it exists (deleting a tenant
+    /// deletes its keys). Read so that a key made or revoked a moment ago is
+    /// seen at once.
+    async fn key_lookup(&self, id: &str) -> StoreResult<Option<KeyGrant>>;
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ pub struct TenantRecord {
     pub weight: u32,
     /// Its own limits (`None` fields: the server's settings).
     pub quotas: TenantQuotas,
-    /// Extra address ranges or hosts its callbacks may reach (applied by later work).
+    /// Extra address ranges or hosts its callbacks may reach (besides the
+    /// server's policy; applied at dispatch and at delivery).
     pub callback_allow: Vec<String>,
     /// Unix ms.
     pub created_at: i64,

@@ -16,8 +16,10 @@ mod openapi;
 mod queue;
 mod quotas;
 mod review;
+mod signed;
 mod ssrf;
 mod streams;
+mod tenant_callbacks;
 mod tenants;
 mod usage;
 

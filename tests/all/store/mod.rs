@@ -8,6 +8,7 @@ mod aliases;
 mod callbacks;
 mod fencing;
 mod idempotency;
+mod keys;
 mod lifecycle;
 mod pages;
 mod sqlite;
@@ -69,4 +70,5 @@ cases! {
     counts_the_fuel_of_fenced_runs_once => usage::exercise_fenced_runs,
     sums_a_completion_batch_per_tenant_and_day => usage::exercise_two_tenants,
     counts_waiting_jobs_per_tenant => waiting::exercise_waiting_per_tenant,
+    keeps_signing_keys_per_tenant => keys::exercise_keys,
 }

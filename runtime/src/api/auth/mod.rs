@@ -10,13 +10,19 @@
 //! 2. the single token of one-tenant installs (`WASMQ_TOKEN`): admin of `default`;
 //! 3. a tenant token from the store, by the blake3 hash of its secret
 //!    ([`tokens::TokenCache`] keeps recent lookups for a second);
-//! 4. with no token and no operator token configured (loopback only), every
-//!    request is admin of `default`.
+//! 4. with no token, no operator token and no `WASMQ_SECRET` configured
+//!    (loopback only), every request is admin of `default`.
+//!
+//! A request that carries `X-Wasmq-Key` and `X-Wasmq-Signature` instead of a
+//! bearer token is verified by [`signed`] (HMAC-SHA256 of timestamp, method,
+//! path and body with the key's secret; a 5-minute window; each signature
+//! accepted once).
 //!
 //! Configured tokens are kept only as blake3 hashes, and `blake3::Hash`
 //! equality is constant-time, so neither memory dumps nor timing reveal them.
 
 mod caller;
+pub mod signed;
 pub mod tokens;
 
 pub use caller::{Admin, Caller, Dispatch, NeedsScope, Operator, Read, Tenant};
@@ -41,6 +47,10 @@ pub struct Authenticator {
     single: Option<blake3::Hash>,
     /// Recent store lookups; revoke and tenant delete clear their entries.
     pub cache: TokenCache,
+    /// The secret of the signing key `default` (`WASMQ_SECRET`), if configured.
+    pub(super) default_key: Option<Vec<u8>>,
+    /// Signatures accepted within the window (replays are refused).
+    pub signatures: signed::SeenSignatures,
 }
 
 impl Authenticator {
@@ -51,22 +61,35 @@ impl Authenticator {
             operator: operator_token.map(hash),
             single: single_token.map(hash),
             cache: TokenCache::default(),
+            default_key: None,
+            signatures: signed::SeenSignatures::default(),
         }
     }
 
-    /// Whether any token is configured (else loopback-only, everyone admin of `default`).
+    /// With `secret` (`WASMQ_SECRET`) as the signing key `default`: admin of
+    /// the `default` tenant.
+    pub fn with_default_key(mut self, secret: Option<&str>) -> Self {
+        self.default_key = secret.map(|s| s.trim().as_bytes().to_vec());
+        self
+    }
+
+    /// Whether nothing is configured (loopback-only, everyone admin of `default`).
     fn open(&self) -> bool {
-        self.operator.is_none() && self.single.is_none()
+        self.operator.is_none() && self.single.is_none() && self.default_key.is_none()
     }
 }
 
 /// The middleware: resolves the caller or answers 401.
 pub(super) async fn authenticate(
     State(state): State<AppState>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let caller = resolve(&state, req.headers()).await?;
+    let (caller, mut req) = if !state.auth.open() && signed::is_signed(req.headers()) {
+        signed::verify(&state, req).await?
+    } else {
+        (resolve(&state, req.headers()).await?, req)
+    };
     req.extensions_mut().insert(caller);
     Ok(next.run(req).await)
 }

@@ -1,7 +1,7 @@
 //! Callback delivery: claiming due callbacks and recording attempts.
 
 use super::{BatchRecord, JobRecord};
-use crate::domain::{Callback, CallbackState};
+use crate::domain::{Callback, CallbackState, TenantId};
 
 /// Which record a callback belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub struct CallbackClaim {
 pub struct CallbackDue {
     /// Job or batch.
     pub owner: CallbackOwner,
+    /// The tenant of the job or batch (whose address allowances apply).
+    pub tenant: TenantId,
     /// Its id.
     pub id: String,
     /// Target.

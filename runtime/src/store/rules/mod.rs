@@ -22,7 +22,7 @@ use super::{
     AliasVersion, BatchRecord, CallbackDue, CallbackOwner, JOB_FIXED_BYTES, JobRecord, StatusCounts,
     StoreError, StoreResult,
 };
-use crate::domain::{AliasName, Callback, CallbackState, Digest, IdempotencyKey, JobStatus};
+use crate::domain::{AliasName, Callback, CallbackState, Digest, IdempotencyKey, JobStatus, TenantId};
 
 /// Sorts claimed jobs into [`CLAIM_ORDER`] (an `UPDATE ... RETURNING` gives
 /// its rows in no particular order).
@@ -178,6 +178,7 @@ pub(super) fn job_callback_due(job: JobRecord) -> StoreResult<CallbackDue> {
     let callback = job.callback.clone().ok_or_else(|| corrupt("sending callback without target"))?;
     Ok(CallbackDue {
         owner: CallbackOwner::Job,
+        tenant: job.tenant.clone(),
         id: job.id.clone(),
         callback,
         attempts: job.callback_attempts,
@@ -186,11 +187,16 @@ pub(super) fn job_callback_due(job: JobRecord) -> StoreResult<CallbackDue> {
     })
 }
 
-/// A batch's callback, claimed for delivery after `attempts` earlier ones.
-pub(super) fn batch_callback_due(batch: BatchRecord, attempts: i64) -> StoreResult<CallbackDue> {
+/// A batch's callback (of `tenant`'s batch), claimed for delivery after `attempts` earlier ones.
+pub(super) fn batch_callback_due(
+    batch: BatchRecord,
+    tenant: TenantId,
+    attempts: i64,
+) -> StoreResult<CallbackDue> {
     let callback = batch.callback.clone().ok_or_else(|| corrupt("sending callback without target"))?;
     Ok(CallbackDue {
         owner: CallbackOwner::Batch,
+        tenant,
         id: batch.id.clone(),
         callback,
         attempts: attempts as u32,

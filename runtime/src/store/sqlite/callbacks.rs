@@ -44,7 +44,7 @@ pub(super) async fn due(s: &SqliteStore, p: CallbackClaim) -> StoreResult<Vec<Ca
     for (id, tenant, attempts) in batches {
         let tenant = TenantId::parse(tenant).map_err(corrupt)?;
         let batch = super::batches::get(s, &tenant, &id).await?;
-        due.push(rules::batch_callback_due(batch, attempts)?);
+        due.push(rules::batch_callback_due(batch, tenant, attempts)?);
     }
     let rest = p.limit.saturating_sub(due.len() as u32);
     if rest == 0 || !jobs_due {

@@ -15,12 +15,14 @@ mod aliases;
 mod batches;
 mod callbacks;
 mod jobs;
+mod keys;
 mod leases;
 mod list;
 mod modules;
 mod tenants;
 mod usage;
 
+use super::keys::*;
 use super::records::*;
 use super::tenants::*;
 use super::usage::{UsageQuery, UsageRecord};
@@ -233,6 +235,18 @@ impl Store for SqliteStore {
 
     async fn usage_list(&self, q: UsageQuery) -> StoreResult<Vec<UsageRecord>> {
         usage::list(self, q).await
+    }
+    async fn key_create(&self, p: KeyCreate) -> StoreResult<KeyRecord> {
+        keys::create(self, p).await
+    }
+    async fn key_list(&self, tenant: &TenantId) -> StoreResult<Vec<KeyRecord>> {
+        keys::list(self, tenant).await
+    }
+    async fn key_revoke(&self, tenant: &TenantId, id: &str) -> StoreResult<()> {
+        keys::revoke(self, tenant, id).await
+    }
+    async fn key_lookup(&self, id: &str) -> StoreResult<Option<KeyGrant>> {
+        keys::lookup(self, id).await
     }
 }
 

@@ -49,7 +49,7 @@ pub fn need(operation_id: &str) -> Need {
         "createJob" | "dispatchJob" | "createBatch" | "cancelJob" | "retryJob" => Need::Dispatch,
         "uploadModule" | "deleteModule" | "setAlias" | "deleteAlias" | "rollbackAlias" => Need::Admin,
         "listTenants" | "createTenant" | "getTenant" | "updateTenant" | "deleteTenant" | "createToken"
-        | "listTokens" | "revokeToken" => Need::Operator,
+        | "listTokens" | "revokeToken" | "createKey" | "listKeys" | "revokeKey" => Need::Operator,
         other => panic!(
             "the document has a new operation `{other}`: teach tests/all/server/isolation/doc.rs::need \
              which scope it needs (and Records::path_value its path parameters)"
@@ -119,7 +119,7 @@ impl Records {
             ("jobs", "id") => &self.job,
             ("batches", "id") => &self.batch,
             ("tenants", "id") => &self.tenant,
-            ("tenants", "token_id") => &self.token,
+            ("tenants", "token_id") | ("tenants", "key_id") => &self.token,
             _ => panic!(
                 "{path} has a path parameter `{param}` this test cannot fill: teach \
                  tests/all/server/isolation/doc.rs::Records::path_value which record it names"

@@ -1,0 +1,102 @@
+//! `signing_keys`: the sealed secrets of signed requests.
+
+use super::{SqliteStore, tenants};
+use crate::domain::{Scope, TenantId};
+use crate::store::{KeyCreate, KeyGrant, KeyRecord, StoreError, StoreResult};
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: String,
+    tenant: String,
+    scope: String,
+    name: Option<String>,
+    created_at: i64,
+}
+
+fn corrupt(id: &str, what: &str) -> StoreError {
+    StoreError::Corrupt(format!("signing key {id}: {what}"))
+}
+
+fn parse(id: &str, tenant: String, scope: &str) -> StoreResult<(TenantId, Scope)> {
+    let tenant = TenantId::parse(tenant).map_err(|e| corrupt(id, &e.to_string()))?;
+    let scope = Scope::parse(scope).ok_or_else(|| corrupt(id, &format!("scope {scope:?}")))?;
+    Ok((tenant, scope))
+}
+
+impl TryFrom<KeyRow> for KeyRecord {
+    type Error = StoreError;
+
+    fn try_from(r: KeyRow) -> StoreResult<Self> {
+        let (tenant, scope) = parse(&r.id, r.tenant, &r.scope)?;
+        Ok(KeyRecord { id: r.id, tenant, scope, name: r.name, created_at: r.created_at })
+    }
+}
+
+pub(super) async fn create(s: &SqliteStore, p: KeyCreate) -> StoreResult<KeyRecord> {
+    let mut tx = s.tx().await?;
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = ?")
+        .bind(p.tenant.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound(format!("tenant {}", p.tenant)));
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO signing_keys (id, tenant, scope, sealed, name, created_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&p.id)
+    .bind(p.tenant.as_str())
+    .bind(p.scope.as_str())
+    .bind(&p.sealed)
+    .bind(&p.name)
+    .bind(p.now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::Conflict(format!("signing key {} exists already", p.id)));
+    }
+    tx.commit().await?;
+    Ok(KeyRecord { id: p.id, tenant: p.tenant, scope: p.scope, name: p.name, created_at: p.now })
+}
+
+pub(super) async fn list(s: &SqliteStore, tenant: &TenantId) -> StoreResult<Vec<KeyRecord>> {
+    tenants::get(s, tenant).await?;
+    sqlx::query_as::<_, KeyRow>(
+        "SELECT id, tenant, scope, name, created_at FROM signing_keys WHERE tenant = ? ORDER BY created_at, id",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(&s.writer)
+    .await?
+    .into_iter()
+    .map(KeyRecord::try_from)
+    .collect()
+}
+
+pub(super) async fn revoke(s: &SqliteStore, tenant: &TenantId, id: &str) -> StoreResult<()> {
+    let deleted = sqlx::query("DELETE FROM signing_keys WHERE tenant = ? AND id = ?")
+        .bind(tenant.as_str())
+        .bind(id)
+        .execute(&s.writer)
+        .await?
+        .rows_affected();
+    if deleted == 0 {
+        return Err(StoreError::NotFound(format!("signing key {id}")));
+    }
+    Ok(())
+}
+
+pub(super) async fn lookup(s: &SqliteStore, id: &str) -> StoreResult<Option<KeyGrant>> {
+    // The writer: a key made or revoked a moment ago is seen at once.
+    let row: Option<(String, String, String)> =
+        sqlx::query_as("SELECT tenant, scope, sealed FROM signing_keys WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&s.writer)
+            .await?;
+    row.map(|(tenant, scope, sealed)| {
+        let (tenant, scope) = parse(id, tenant, &scope)?;
+        Ok(KeyGrant { id: id.to_string(), tenant, scope, sealed })
+    })
+    .transpose()
+}
