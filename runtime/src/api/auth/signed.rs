@@ -38,6 +38,9 @@ pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-wasmq-signat
 pub const WINDOW_S: i64 = 300;
 /// The id of the key `WASMQ_SECRET` gives (admin of the `default` tenant).
 pub const DEFAULT_KEY_ID: &str = "default";
+/// Longest key id accepted in `X-Wasmq-Key` (ids are UUIDs or `default`);
+/// a longer one is refused before any lookup, and never echoed.
+pub const MAX_KEY_ID: usize = 64;
 /// Shortest signing secret, bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
 /// Signatures remembered at most; beyond, signed requests get 503 until the
@@ -68,9 +71,16 @@ pub fn sign(secret: &[u8], t: i64, method: &str, path: &str, body: &[u8]) -> Str
 /// The signatures seen within the window, so each is accepted once. In
 /// memory, on this node: across nodes a replay sent to another node is not
 /// caught until the seen set lives in the shared store (later work).
-#[derive(Default)]
 pub struct SeenSignatures {
     inner: Mutex<Seen>,
+    /// Signatures kept at most ([`MAX_SEEN`]).
+    max: usize,
+}
+
+impl Default for SeenSignatures {
+    fn default() -> Self {
+        Self::with_capacity(MAX_SEEN)
+    }
 }
 
 #[derive(Default)]
@@ -90,6 +100,11 @@ pub enum Reuse {
 }
 
 impl SeenSignatures {
+    /// Remembering at most `max` signatures at once.
+    pub fn with_capacity(max: usize) -> Self {
+        Self { inner: Mutex::default(), max }
+    }
+
     /// Records `tag`, valid until `expires` (unix seconds); refuses a tag
     /// already seen. Forgets the tags whose window ended before `now`.
     pub fn first_use(&self, tag: [u8; 32], expires: i64, now: i64) -> Result<(), Reuse> {
@@ -104,7 +119,7 @@ impl SeenSignatures {
         if seen.set.contains(&tag) {
             return Err(Reuse::Replay);
         }
-        if seen.set.len() >= MAX_SEEN {
+        if seen.set.len() >= self.max {
             return Err(Reuse::Full);
         }
         seen.set.insert(tag);
@@ -135,6 +150,12 @@ pub(super) async fn verify(state: &AppState, req: Request) -> Result<(Caller, Re
         })
     };
     let key_id = header(&KEY_HEADER)?.to_string();
+    if key_id.is_empty() || key_id.len() > MAX_KEY_ID {
+        return Err(ApiError::unauthorized_because(format!(
+            "X-Wasmq-Key must be a key id of 1 to {MAX_KEY_ID} characters, got {}",
+            key_id.len()
+        )));
+    }
     let (t, tag) = parse(header(&SIGNATURE_HEADER)?)?;
     let (tenant, scope, secret) = secret_of(state, &key_id).await?;
     let (parts, body) = req.into_parts();
@@ -147,16 +168,18 @@ pub(super) async fn verify(state: &AppState, req: Request) -> Result<(Caller, Re
         )
     })?;
     let now = now_ms().div_euclid(1000);
-    let age = now - t;
+    // Saturating: a correctly signed `t` near i64::MIN or MAX is refused as
+    // old or future, not an overflow.
+    let age = now.saturating_sub(t);
     if age > WINDOW_S {
         return Err(ApiError::unauthorized_because(format!(
             "signature timestamp is {age} s old; the window is {WINDOW_S} s"
         )));
     }
-    if -age > WINDOW_S {
+    if age.saturating_neg() > WINDOW_S {
         return Err(ApiError::unauthorized_because(format!(
             "signature timestamp is {} s in the future; the window is {WINDOW_S} s (check the clocks)",
-            -age
+            age.saturating_neg()
         )));
     }
     let tag: [u8; 32] = tag.try_into().expect("a verified SHA-256 tag is 32 bytes");
@@ -176,16 +199,24 @@ pub(super) async fn verify(state: &AppState, req: Request) -> Result<(Caller, Re
     Ok((Caller::Tenant { tenant, scope }, Request::from_parts(parts, Body::from(bytes))))
 }
 
-/// `t=<unix seconds>,v1=<64 hex digits>`.
+/// `t=<unix seconds>,v1=<64 hex digits>`. Each part at most once: with two
+/// timestamps or two signatures it is ambiguous which one was verified, so
+/// such a header is refused. Unknown parts (a later version) are ignored.
 fn parse(value: &str) -> Result<(i64, Vec<u8>), ApiError> {
-    let (mut t, mut v1) = (None, None);
+    let (mut t, mut v1): (Option<&str>, Option<&str>) = (None, None);
     for part in value.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", v)) => t = v.parse::<i64>().ok(),
-            Some(("v1", v)) => v1 = hex::decode(v).ok().filter(|b| b.len() == 32),
-            _ => {}
+        let Some((name, v)) = part.trim().split_once('=') else { continue };
+        let slot = match name {
+            "t" => &mut t,
+            "v1" => &mut v1,
+            _ => continue,
+        };
+        if slot.replace(v).is_some() {
+            return Err(ApiError::unauthorized_because("X-Wasmq-Signature must hold t= and v1= once each"));
         }
     }
+    let t = t.and_then(|v| v.parse::<i64>().ok());
+    let v1 = v1.and_then(|v| hex::decode(v).ok()).filter(|b| b.len() == 32);
     match (t, v1) {
         (Some(t), Some(v1)) => Ok((t, v1)),
         _ => Err(ApiError::unauthorized_because(
@@ -269,6 +300,26 @@ mod tests {
         for bad in ["", "t=5", "v1=00", "t=x,v1=00", &format!("t=5,v1={}", "0".repeat(62))] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+        let v1 = good.split_once(",v1=").unwrap().1;
+        for twice in [format!("t=5,t=5,v1={v1}"), format!("t=5,v1={v1},v1={v1}"), format!("v1=zz,{good}")] {
+            let e = parse(&twice).unwrap_err();
+            assert!(format!("{e:?}").contains("once each"), "{twice:?}: {e:?}");
+        }
+        assert_eq!(parse(&format!("{good},v2=later")).unwrap().0, 5, "unknown parts are ignored");
+    }
+
+    #[test]
+    fn a_full_seen_set_refuses_until_the_oldest_leave_the_window_then_recovers() {
+        let seen = SeenSignatures::with_capacity(2);
+        assert_eq!(seen.first_use([1; 32], 100, 0), Ok(()));
+        assert_eq!(seen.first_use([2; 32], 200, 0), Ok(()));
+        assert_eq!(seen.first_use([3; 32], 300, 50), Err(Reuse::Full));
+        assert_eq!(seen.first_use([1; 32], 100, 50), Err(Reuse::Replay), "a replay is still a replay");
+        // The first leaves its window at 100: room for one more, and no more.
+        assert_eq!(seen.first_use([3; 32], 300, 101), Ok(()));
+        assert_eq!(seen.first_use([4; 32], 300, 101), Err(Reuse::Full));
+        assert_eq!(seen.first_use([4; 32], 400, 301), Ok(()));
+        assert_eq!(seen.inner.lock().unwrap().set.len(), 1);
     }
 
     #[test]
