@@ -157,8 +157,9 @@ pub fn check_weight(w: u32) -> Result<u32, ApiError> {
 }
 
 /// Checks `callback_allow`: at most [`MAX_CALLBACK_ALLOW`] entries, each a
-/// CIDR range, an address or a host name (`NetPolicy::parse_entry`), kept in
-/// its normal form.
+/// CIDR range no wider than a `/8` (IPv6 `/16`), an address or a host name
+/// (`NetPolicy::parse_entry`, `NetPolicy::check_tenant_range`), kept in its
+/// normal form.
 pub fn check_allow(list: Vec<String>) -> Result<Vec<String>, ApiError> {
     if list.len() > MAX_CALLBACK_ALLOW {
         return Err(ApiError::invalid(format!(
@@ -175,12 +176,16 @@ pub fn check_allow(list: Vec<String>) -> Result<Vec<String>, ApiError> {
             )));
         }
     }
+    let policy = crate::domain::NetPolicy::parse_entry;
     list.iter()
         .enumerate()
         .map(|(i, entry)| {
-            crate::domain::NetPolicy::parse_entry(entry).map_err(|e| {
+            let normal = policy(entry).map_err(|e| {
                 ApiError::invalid(format!("callback_allow[{i}] must be an address range or host: {e}"))
-            })
+            })?;
+            crate::domain::NetPolicy::check_tenant_range(&normal)
+                .map_err(|e| ApiError::invalid(format!("callback_allow[{i}]: {e}")))?;
+            Ok(normal)
         })
         .collect()
 }

@@ -62,6 +62,15 @@ const REFUSED_V6: &[(Ipv6Net, &str)] = &[
     (Ipv6Net::new_assert(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8), "multicast"),
 ];
 
+/// The IPv6 blocks that spell IPv4 addresses (see [`embedded_v4`]), with the
+/// prefix length before the IPv4 bits.
+const V4_CARRIERS: &[(Ipv6Net, u8)] = &[
+    (Ipv6Net::new_assert(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96), 96),
+    (Ipv6Net::new_assert(Ipv6Addr::UNSPECIFIED, 96), 96),
+    (Ipv6Net::new_assert(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96), 96),
+    (Ipv6Net::new_assert(Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16), 16),
+];
+
 /// Why an address or name was refused (its message names the range).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
@@ -123,6 +132,38 @@ impl NetPolicy {
         Err(format!(
             "expected a CIDR range like 10.1.0.0/16, an address, or a host name like hooks.example.com, got {entry:?}"
         ))
+    }
+
+    /// Refuses a tenant range wider than an IPv4 `/8` or an IPv6 `/7` (the
+    /// unique-local block, the widest special-purpose one worth allowing)
+    /// (`entry` in normal form, see [`NetPolicy::parse_entry`]; host names
+    /// pass). A wider range switches the policy off for the tenant rather
+    /// than opening part of a network: `0.0.0.0/0` or `::/0` would reach
+    /// loopback, the metadata service and every private range at once. IPv6
+    /// ranges that spell IPv4 addresses (IPv4-mapped `::ffff:0:0/96`, NAT64,
+    /// 6to4 `2002::/16`) are judged by the IPv4 range they carry, as
+    /// [`NetPolicy::check_ip`] judges addresses. Checked when the operator
+    /// writes the list, so a list stored before still loads.
+    pub fn check_tenant_range(entry: &str) -> Result<(), String> {
+        let Ok(net) = parse_range(entry) else { return Ok(()) };
+        let narrow_enough = match net {
+            IpNet::V4(n) => n.prefix_len() >= 8,
+            IpNet::V6(n) => match V4_CARRIERS.iter().find(|(c, _)| c.contains(&n) || n.contains(c)) {
+                // Inside a carrier: as wide as the IPv4 range it spells.
+                Some((c, bits)) if c.contains(&n) => n.prefix_len() - bits >= 8,
+                // Holding a whole carrier: every IPv4 address.
+                Some(_) => false,
+                None => n.prefix_len() >= 7,
+            },
+        };
+        if narrow_enough {
+            Ok(())
+        } else {
+            Err(format!(
+                "{entry} is wider than an IPv4 /8 or an IPv6 /7: a tenant's range opens part of a network, \
+                 never every address (the server's --callback-allow is the place for that)"
+            ))
+        }
     }
 
     /// This policy widened by a tenant's `callback_allow` entries (see
@@ -236,6 +277,45 @@ pub fn special_range(ip: IpAddr) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_range_wider_than_a_slash_8_or_7_is_refused() {
+        for wide in [
+            "0.0.0.0/0",
+            "0.0.0.0/1",
+            "10.0.0.0/7",
+            "::/0",
+            "::/6",
+            "::/8",
+            "::/64",
+            "2000::/3",
+            "::ffff:0.0.0.0/96",
+            "::ffff:0.0.0.0/100",
+            "64:ff9b::/96",
+            "2002::/16",
+            "2002::/20",
+        ] {
+            let normal = NetPolicy::parse_entry(wide).unwrap();
+            let e = NetPolicy::check_tenant_range(&normal).unwrap_err();
+            assert!(e.contains("wider than"), "{wide}: {e}");
+        }
+        for narrow in [
+            "10.0.0.0/8",
+            "169.254.169.254",
+            "127.0.0.1",
+            "fc00::/7",
+            "fd00::/8",
+            "fe80::/10",
+            "::1",
+            "::ffff:10.0.0.0/104",
+            "2002:a00::/24",
+            "hooks.example.com",
+            "localhost",
+        ] {
+            let normal = NetPolicy::parse_entry(narrow).unwrap();
+            assert_eq!(NetPolicy::check_tenant_range(&normal), Ok(()), "{narrow}");
+        }
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

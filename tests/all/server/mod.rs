@@ -15,6 +15,8 @@ mod misc_faults;
 mod openapi;
 mod queue;
 mod quotas;
+mod red_signed;
+mod red_tenants;
 mod review;
 mod signed;
 mod ssrf;
