@@ -20,7 +20,17 @@ const TTL: Duration = Duration::from_secs(1);
 /// any single insert or remove, and a panic must not fail later requests.
 #[derive(Default)]
 pub struct AliasCache {
-    entries: Mutex<HashMap<(TenantId, AliasName), (Instant, AliasRecord)>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<(TenantId, AliasName), (Instant, AliasRecord)>,
+    /// Counts every forget. A lookup that read the store while an entry was
+    /// forgotten (an alias set, deleted or rolled back, a tenant deleted) may
+    /// hold the record from before the change: it answers it (its request
+    /// raced the change) but does not cache it, so no later request sees it.
+    generation: u64,
 }
 
 impl AliasCache {
@@ -32,26 +42,77 @@ impl AliasCache {
         name: &AliasName,
     ) -> StoreResult<AliasRecord> {
         let key = (tenant.clone(), name.clone());
-        if let Some((at, record)) = self.entries.lock().unwrap_or_else(PoisonError::into_inner).get(&key)
-            && at.elapsed() < TTL
-        {
-            return Ok(record.clone());
-        }
+        let generation = {
+            let entries = self.lock();
+            if let Some((at, record)) = entries.map.get(&key)
+                && at.elapsed() < TTL
+            {
+                return Ok(record.clone());
+            }
+            entries.generation
+        };
         let record = store.alias_get(tenant, name).await?;
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, (Instant::now(), record.clone()));
+        self.remember(key, &record, generation);
         Ok(record)
+    }
+
+    /// Caches `record`, read from the store after [`Entries::generation`] was
+    /// `generation`, unless something was forgotten since.
+    fn remember(&self, key: (TenantId, AliasName), record: &AliasRecord, generation: u64) {
+        let mut entries = self.lock();
+        if entries.generation == generation {
+            entries.map.insert(key, (Instant::now(), record.clone()));
+        }
     }
 
     /// Drops every entry of a tenant (deleted).
     pub fn forget_tenant(&self, tenant: &TenantId) {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner).retain(|(t, _), _| t != tenant);
+        let mut entries = self.lock();
+        entries.generation += 1;
+        entries.map.retain(|(t, _), _| t != tenant);
     }
 
     /// Drops an entry after a change through this node.
     pub fn forget(&self, tenant: &TenantId, name: &AliasName) {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(&(tenant.clone(), name.clone()));
+        let mut entries = self.lock();
+        entries.generation += 1;
+        entries.map.remove(&(tenant.clone(), name.clone()));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Digest;
+
+    #[test]
+    fn a_lookup_that_raced_a_change_is_not_cached() {
+        let cache = AliasCache::default();
+        let key = (TenantId::default_tenant(), AliasName::parse("thumbnail").unwrap());
+        let old = AliasRecord {
+            name: key.1.clone(),
+            version: 1,
+            module: Digest::of(b"old"),
+            config: Default::default(),
+            updated_at: 0,
+        };
+        // A dispatch notes the generation and reads the old record from the
+        // store; meanwhile the alias is set again (or its tenant deleted).
+        let seen = cache.lock().generation;
+        cache.forget(&key.0, &key.1);
+        cache.remember(key.clone(), &old, seen);
+        assert!(cache.lock().map.is_empty(), "the record from before the change must not be cached");
+        let seen = cache.lock().generation;
+        cache.forget_tenant(&key.0);
+        cache.remember(key.clone(), &old, seen);
+        assert!(cache.lock().map.is_empty(), "nor one from before a tenant delete");
+        // Without a change in between, it is cached.
+        let seen = cache.lock().generation;
+        cache.remember(key.clone(), &old, seen);
+        assert_eq!(cache.lock().map.get(&key).map(|(_, r)| r.version), Some(1));
     }
 }

@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, HeaderName};
 use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use super::super::{ApiError, AppState};
@@ -43,9 +43,12 @@ pub const DEFAULT_KEY_ID: &str = "default";
 pub const MAX_KEY_ID: usize = 64;
 /// Shortest signing secret, bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
-/// Signatures remembered at most; beyond, signed requests get 503 until the
-/// oldest leave the window (only holders of a valid key can fill it).
-const MAX_SEEN: usize = 200_000;
+/// Signatures remembered at most per tenant (about 330 signed requests a
+/// second, sustained over the window); beyond, that tenant's signed requests
+/// get 429 until its oldest leave the window. Per tenant, so that one tenant
+/// (any holder of a valid key can fill its own share) never blocks another's
+/// signed requests; memory stays bounded by the tenants the operator made.
+const MAX_SEEN: usize = 100_000;
 
 /// What the secret box binds a key's sealed secret to (its id, in its own
 /// namespace: a sealed callback secret does not open as a key).
@@ -72,8 +75,8 @@ pub fn sign(secret: &[u8], t: i64, method: &str, path: &str, body: &[u8]) -> Str
 /// memory, on this node: across nodes a replay sent to another node is not
 /// caught until the seen set lives in the shared store (later work).
 pub struct SeenSignatures {
-    inner: Mutex<Seen>,
-    /// Signatures kept at most ([`MAX_SEEN`]).
+    inner: Mutex<HashMap<TenantId, Seen>>,
+    /// Signatures kept at most per tenant ([`MAX_SEEN`]).
     max: usize,
 }
 
@@ -105,10 +108,16 @@ impl SeenSignatures {
         Self { inner: Mutex::default(), max }
     }
 
-    /// Records `tag`, valid until `expires` (unix seconds); refuses a tag
-    /// already seen. Forgets the tags whose window ended before `now`.
-    pub fn first_use(&self, tag: [u8; 32], expires: i64, now: i64) -> Result<(), Reuse> {
-        let mut seen = self.inner.lock().expect("seen signatures lock");
+    /// Records `tag` of a request of `tenant`, valid until `expires` (unix
+    /// seconds); refuses a tag already seen. Forgets the tenant's tags whose
+    /// window ended before `now`.
+    pub fn first_use(&self, tenant: &TenantId, tag: [u8; 32], expires: i64, now: i64) -> Result<(), Reuse> {
+        let mut all = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Tenants with nothing in the window hold no memory.
+        if all.len() > 1 && all.values().any(|s| s.by_expiry.last().is_some_and(|&(at, _)| at < now)) {
+            all.retain(|_, s| s.by_expiry.last().is_some_and(|&(at, _)| at >= now));
+        }
+        let seen = all.entry(tenant.clone()).or_default();
         while let Some(&(at, old)) = seen.by_expiry.first() {
             if at >= now {
                 break;
@@ -183,7 +192,7 @@ pub(super) async fn verify(state: &AppState, req: Request) -> Result<(Caller, Re
         )));
     }
     let tag: [u8; 32] = tag.try_into().expect("a verified SHA-256 tag is 32 bytes");
-    match state.auth.signatures.first_use(tag, t + WINDOW_S, now) {
+    match state.auth.signatures.first_use(&tenant, tag, t.saturating_add(WINDOW_S), now) {
         Ok(()) => {}
         Err(Reuse::Replay) => {
             return Err(ApiError::unauthorized_because(
@@ -191,9 +200,15 @@ pub(super) async fn verify(state: &AppState, req: Request) -> Result<(Caller, Re
             ));
         }
         Err(Reuse::Full) => {
-            return Err(ApiError::at_capacity(
-                "too many signed requests within the replay window; retry in a few seconds",
-            ));
+            return Err(ApiError::quota_exceeded(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "this tenant sent more than {} signed requests within the {WINDOW_S} s replay window; \
+                     retry in a few seconds",
+                    state.auth.signatures.max
+                ),
+            )
+            .retry_after(5));
         }
     }
     Ok((Caller::Tenant { tenant, scope }, Request::from_parts(parts, Body::from(bytes))))
@@ -311,25 +326,40 @@ mod tests {
     #[test]
     fn a_full_seen_set_refuses_until_the_oldest_leave_the_window_then_recovers() {
         let seen = SeenSignatures::with_capacity(2);
-        assert_eq!(seen.first_use([1; 32], 100, 0), Ok(()));
-        assert_eq!(seen.first_use([2; 32], 200, 0), Ok(()));
-        assert_eq!(seen.first_use([3; 32], 300, 50), Err(Reuse::Full));
-        assert_eq!(seen.first_use([1; 32], 100, 50), Err(Reuse::Replay), "a replay is still a replay");
+        let a = TenantId::default_tenant();
+        assert_eq!(seen.first_use(&a, [1; 32], 100, 0), Ok(()));
+        assert_eq!(seen.first_use(&a, [2; 32], 200, 0), Ok(()));
+        assert_eq!(seen.first_use(&a, [3; 32], 300, 50), Err(Reuse::Full));
+        assert_eq!(seen.first_use(&a, [1; 32], 100, 50), Err(Reuse::Replay), "a replay is still a replay");
         // The first leaves its window at 100: room for one more, and no more.
-        assert_eq!(seen.first_use([3; 32], 300, 101), Ok(()));
-        assert_eq!(seen.first_use([4; 32], 300, 101), Err(Reuse::Full));
-        assert_eq!(seen.first_use([4; 32], 400, 301), Ok(()));
-        assert_eq!(seen.inner.lock().unwrap().set.len(), 1);
+        assert_eq!(seen.first_use(&a, [3; 32], 300, 101), Ok(()));
+        assert_eq!(seen.first_use(&a, [4; 32], 300, 101), Err(Reuse::Full));
+        assert_eq!(seen.first_use(&a, [4; 32], 400, 301), Ok(()));
+        assert_eq!(seen.inner.lock().unwrap()[&a].set.len(), 1);
     }
 
     #[test]
     fn a_signature_is_accepted_once_while_in_the_window() {
         let seen = SeenSignatures::default();
-        assert_eq!(seen.first_use([1; 32], 100, 0), Ok(()));
-        assert_eq!(seen.first_use([1; 32], 100, 50), Err(Reuse::Replay));
-        assert_eq!(seen.first_use([2; 32], 100, 50), Ok(()));
+        let a = TenantId::default_tenant();
+        assert_eq!(seen.first_use(&a, [1; 32], 100, 0), Ok(()));
+        assert_eq!(seen.first_use(&a, [1; 32], 100, 50), Err(Reuse::Replay));
+        assert_eq!(seen.first_use(&a, [2; 32], 100, 50), Ok(()));
         // After its window the tag is forgotten (the timestamp check refuses it then).
-        assert_eq!(seen.first_use([1; 32], 300, 101), Ok(()));
-        assert_eq!(seen.inner.lock().unwrap().set.len(), 1);
+        assert_eq!(seen.first_use(&a, [1; 32], 300, 101), Ok(()));
+        assert_eq!(seen.inner.lock().unwrap()[&a].set.len(), 1);
+    }
+
+    #[test]
+    fn one_tenant_filling_its_share_never_blocks_another() {
+        let seen = SeenSignatures::with_capacity(1);
+        let (a, b) = (TenantId::default_tenant(), TenantId::parse("other").unwrap());
+        assert_eq!(seen.first_use(&a, [1; 32], 100, 0), Ok(()));
+        assert_eq!(seen.first_use(&a, [2; 32], 100, 0), Err(Reuse::Full));
+        assert_eq!(seen.first_use(&b, [2; 32], 100, 0), Ok(()), "b has its own share");
+        assert_eq!(seen.first_use(&b, [1; 32], 100, 0), Err(Reuse::Full));
+        // Once a's window ends, its share is free and b's empty entry goes too.
+        assert_eq!(seen.first_use(&a, [3; 32], 300, 150), Ok(()));
+        assert_eq!(seen.inner.lock().unwrap().len(), 1, "tenants with nothing in the window hold no memory");
     }
 }
