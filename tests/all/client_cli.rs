@@ -1,10 +1,12 @@
 //! The client commands (`push`, `alias`, `modules`, `dispatch`, `jobs`, `batch`,
-//! `status`; the operator's `tenant` and `token` in `tenants`) driven as a user
-//! would from a shell, against a real server on an ephemeral port; `live` runs
-//! them on a pseudo-terminal and watches their output as it comes.
+//! `status`; the operator's `tenant` and `token` in `tenants`, `key` and signed
+//! requests in `keys`) driven as a user would from a shell, against a real
+//! server on an ephemeral port; `live` runs them on a pseudo-terminal and
+//! watches their output as it comes.
 
 mod errors;
 mod inspect;
+mod keys;
 mod live;
 mod tenants;
 

@@ -21,8 +21,8 @@ use crate::store::{KeyCreate, KeyRecord};
 /// Longest signing secret, bytes.
 pub const MAX_SECRET_BYTES: usize = 1024;
 
-/// `POST /v1/tenants/{id}/keys`.
-#[derive(Deserialize, ToSchema)]
+/// `POST /v1/tenants/{id}/keys` (also what `wasmq key create` sends).
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRequest {
     /// What requests signed with it may do: `read`, `dispatch` (and read), `admin`.
@@ -37,7 +37,7 @@ pub struct KeyRequest {
 }
 
 /// A signing key as listed: never its secret.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct KeyView {
     /// Its id: send it as `X-Wasmq-Key`.
     pub id: String,
@@ -56,7 +56,7 @@ impl From<KeyRecord> for KeyView {
 }
 
 /// A new signing key: the secret is shown here, once, and never again.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct KeyCreated {
     /// The secret: sign requests with HMAC-SHA256 keyed by its bytes.
     pub secret: String,

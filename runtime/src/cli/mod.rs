@@ -1,6 +1,6 @@
 //! The `wasmq` command line. Each subcommand lives in its own module; the
 //! client commands (`push`, `alias`, `modules`, `dispatch`, `jobs`, `batch`, `status`,
-//! `usage`, and the operator's `tenant` and `token`)
+//! `usage`, and the operator's `tenant`, `token` and `key`)
 //! live in [`client`] and talk to a running `wasmq serve` over HTTP.
 
 pub mod client;

@@ -117,6 +117,57 @@ async fn tenant_commands_create_list_show_change_quotas_and_delete() {
 }
 
 #[tokio::test]
+async fn tenant_update_changes_the_weight_and_callback_ranges_and_nothing_else() {
+    let app = spawn_app(app_options()).await;
+    ok(&op(&app, &["tenant", "create", "acme", "--max-waiting", "7", "--callback-allow", "10.1.0.0/16"])
+        .await);
+    let out = ok(&op(&app, &["tenant", "update", "acme", "--weight", "5"]).await);
+    assert_eq!((field(&out, "weight"), field(&out, "callback allow")), ("5".into(), "10.1.0.0/16".into()));
+    assert_eq!(field(&out, "quotas"), "max-waiting=7");
+
+    // The list given replaces the whole list; the weight stays.
+    let out = ok(&op(
+        &app,
+        &[
+            "tenant",
+            "update",
+            "acme",
+            "--callback-allow",
+            "10.2.0.0/16",
+            "--callback-allow",
+            "hooks.example.com",
+        ],
+    )
+    .await);
+    assert_eq!(field(&out, "callback allow"), "10.2.0.0/16 hooks.example.com");
+    let t = tenant(&app, "acme").await;
+    assert_eq!(
+        (&t["weight"], &t["callback_allow"]),
+        (&json!(5), &json!(["10.2.0.0/16", "hooks.example.com"]))
+    );
+    assert_eq!(t["quotas"], json!({ "max_waiting": 7 }));
+
+    let v = ok_json(&op(&app, &["tenant", "update", "acme", "--no-callback-allow", "--json"]).await);
+    assert_eq!((&v["callback_allow"], &v["weight"]), (&json!([]), &json!(5)));
+
+    // Nothing to change, or contradicting flags: usage errors; bad values: the server's words.
+    for args in [
+        &["tenant", "update", "acme"][..],
+        &["tenant", "update", "acme", "--no-callback-allow", "--callback-allow", "10.0.0.0/8"],
+    ] {
+        let out = op(&app, args).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    let out = op(&app, &["tenant", "update", "acme", "--weight", "1001"]).await;
+    assert_eq!(stderr(&out), "error (400 invalid_field): weight must be between 1 and 1000, got 1001\n");
+    let out = op(&app, &["tenant", "update", "acme", "--callback-allow", "not a range"]).await;
+    assert!(stderr(&out).starts_with("error (400 invalid_field): callback_allow[0] "), "{}", stderr(&out));
+    let out = op(&app, &["tenant", "update", "nosuch", "--weight", "2"]).await;
+    assert!(stderr(&out).starts_with("error (404 not_found): "), "{}", stderr(&out));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn token_commands_print_the_secret_once_and_revoke_it() {
     let app = spawn_app(app_options()).await;
     ok(&op(&app, &["tenant", "create", "acme"]).await);
@@ -171,7 +222,7 @@ async fn the_operator_token_comes_from_the_environment_or_a_file_never_a_tenant_
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).starts_with("error (401 unauthorized): "), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("hint: tenant and token commands need the operator token"),
+        stderr(&out).contains("hint: tenant, token and key commands need the operator token"),
         "{}",
         stderr(&out)
     );

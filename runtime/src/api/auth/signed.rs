@@ -43,6 +43,9 @@ pub const DEFAULT_KEY_ID: &str = "default";
 pub const MAX_KEY_ID: usize = 64;
 /// Shortest signing secret, bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
+/// The message of the 401 a replayed signature gets: nothing was done, so a
+/// client may sign the same request afresh (a later timestamp) and resend it.
+pub const REPLAY_MESSAGE: &str = "this signature was used already (a replay): sign every request afresh";
 /// Signatures remembered at most per tenant (about 330 signed requests a
 /// second, sustained over the window); beyond, that tenant's signed requests
 /// get 429 until its oldest leave the window. Per tenant, so that one tenant
@@ -66,7 +69,8 @@ fn mac(secret: &[u8], t: i64, method: &str, path: &str, body: &[u8]) -> Hmac<Sha
     mac
 }
 
-/// The `X-Wasmq-Signature` value of a request (for clients and tests).
+/// The `X-Wasmq-Signature` value of a request, from the same MAC `verify`
+/// checks: what the `wasmq` client's signer (and the tests) send.
 pub fn sign(secret: &[u8], t: i64, method: &str, path: &str, body: &[u8]) -> String {
     format!("t={t},v1={}", hex::encode(mac(secret, t, method, path, body).finalize().into_bytes()))
 }
@@ -194,11 +198,7 @@ pub(super) async fn verify(state: &AppState, req: Request) -> Result<(Caller, Re
     let tag: [u8; 32] = tag.try_into().expect("a verified SHA-256 tag is 32 bytes");
     match state.auth.signatures.first_use(&tenant, tag, t.saturating_add(WINDOW_S), now) {
         Ok(()) => {}
-        Err(Reuse::Replay) => {
-            return Err(ApiError::unauthorized_because(
-                "this signature was used already (a replay): sign every request afresh",
-            ));
-        }
+        Err(Reuse::Replay) => return Err(ApiError::unauthorized_because(REPLAY_MESSAGE)),
         Err(Reuse::Full) => {
             return Err(ApiError::quota_exceeded(
                 axum::http::StatusCode::TOO_MANY_REQUESTS,

@@ -1,4 +1,5 @@
-//! The HTTP client wrapper: base URL, bearer token, and the API's error shape.
+//! The HTTP client wrapper: base URL, bearer token or request signer, and the
+//! API's error shape.
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
@@ -6,6 +7,7 @@ use serde::de::DeserializeOwned;
 use std::time::Duration;
 
 use super::ClientOpts;
+use super::signer::Signer;
 
 /// Why a client command failed.
 #[derive(Debug)]
@@ -36,7 +38,7 @@ impl Failure {
 
     /// The failure of an error answer: the code and message of the API's
     /// [`ErrorBody`](crate::api::ErrorBody), or the body itself when it is not one.
-    fn api(status: StatusCode, body: &str) -> Self {
+    pub(crate) fn api(status: StatusCode, body: &str) -> Self {
         let (code, message) = match serde_json::from_str::<crate::api::ErrorBody>(body) {
             Ok(b) => (Some(b.error.code.into_owned()), b.error.message),
             Err(_) if body.trim().is_empty() => (None, "the server answered with an empty body".into()),
@@ -82,6 +84,8 @@ pub(crate) struct Client {
     streams: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// Signs each request when there is no token.
+    signer: Option<Signer>,
     /// Print JSON instead of the human view.
     pub(crate) json: bool,
 }
@@ -89,7 +93,9 @@ pub(crate) struct Client {
 impl Client {
     /// A client for the server and token of `opts`; the `operator`'s token
     /// comes from `WASMQ_OPERATOR_TOKEN` (or `WASMQ_OPERATOR_TOKEN_FILE`, as
-    /// the server reads it) instead of `WASMQ_TOKEN`.
+    /// the server reads it) instead of `WASMQ_TOKEN`. Without a token, a
+    /// tenant's requests are signed with `WASMQ_KEY_ID` and `WASMQ_SECRET`
+    /// when both are set (the operator has no signing key).
     pub(crate) fn new(opts: &ClientOpts, operator: bool) -> Outcome<Self> {
         let base = opts.server.trim_end_matches('/').to_string();
         match reqwest::Url::parse(&base) {
@@ -117,6 +123,17 @@ impl Client {
             None => env("WASMQ_TOKEN"),
         }
         .filter(|t| !t.is_empty());
+        let signer = match (&token, operator, env("WASMQ_KEY_ID"), env("WASMQ_SECRET")) {
+            (None, false, Some(key_id), Some(secret)) => Some(Signer::new(&key_id, &secret)?),
+            (None, false, Some(_), None) => {
+                return Err(Failure::other(
+                    "WASMQ_KEY_ID is set but WASMQ_SECRET is not: signed requests need both",
+                ));
+            }
+            // WASMQ_SECRET alone is the server's own setting (`wasmq serve`
+            // reads it as the key `default`): it signs only with WASMQ_KEY_ID.
+            _ => None,
+        };
         let builder = || {
             reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
@@ -134,15 +151,16 @@ impl Client {
         // by silence instead (the server sends a keep-alive every 15 s).
         let http = built(builder().timeout(REQUEST_TIMEOUT).build())?;
         let streams = built(builder().read_timeout(STREAM_READ_TIMEOUT).build())?;
-        Ok(Self { http, streams, base, token, json: opts.json })
+        Ok(Self { http, streams, base, token, signer, json: opts.json })
     }
 
-    /// A token is configured.
-    pub(crate) fn has_token(&self) -> bool {
-        self.token.is_some()
+    /// A token or a signing key is configured.
+    pub(crate) fn has_credentials(&self) -> bool {
+        self.token.is_some() || self.signer.is_some()
     }
 
-    /// A request to `path` (under the server URL), with the token.
+    /// A request to `path` (under the server URL), with the token (a signature
+    /// is added when it is sent).
     pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.authorized(self.http.request(method, format!("{}{path}", self.base)))
     }
@@ -188,7 +206,7 @@ impl Client {
     /// Sends a request and reads the whole answer; a non-2xx answer becomes
     /// [`Failure::Api`].
     pub(crate) async fn send(&self, request: RequestBuilder) -> Outcome<Reply> {
-        let response = request.send().await.map_err(|e| self.transport(&e))?;
+        let response = self.execute(request).await?;
         let status = response.status();
         let body = response.text().await.map_err(|e| self.transport(&e))?;
         if status.is_success() {
@@ -201,13 +219,24 @@ impl Client {
     /// [`Client::stream_request`]): the response once its headers arrived, or
     /// [`Failure::Api`].
     pub(crate) async fn open(&self, request: RequestBuilder) -> Outcome<reqwest::Response> {
-        let response = request.send().await.map_err(|e| self.transport(&e))?;
+        let response = self.execute(request).await?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         let body = response.text().await.map_err(|e| self.transport(&e))?;
         Err(Failure::api(status, &body))
+    }
+
+    /// Sends a request as built, signed last (the signature covers the final
+    /// target and body).
+    async fn execute(&self, request: RequestBuilder) -> Outcome<reqwest::Response> {
+        let (client, request) = request.build_split();
+        let request = request.map_err(|e| Failure::other(format!("cannot build the request: {e}")))?;
+        match &self.signer {
+            Some(signer) => signer.execute(&client, request, |e| self.transport(e)).await,
+            None => client.execute(request).await.map_err(|e| self.transport(&e)),
+        }
     }
 
     /// A transport error, naming the server it tried (and, when it could not

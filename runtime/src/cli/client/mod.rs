@@ -1,6 +1,7 @@
 //! The client commands (`push`, `alias`, `modules`, `dispatch`, `jobs`,
-//! `batch`, `status`, `usage`, and the operator's `tenant` and `token`): a thin layer
-//! over the HTTP API of a running `wasmq serve`.
+//! `batch`, `status`, `usage`, and the operator's `tenant`, `token` and `key`): a
+//! thin layer over the HTTP API of a running `wasmq serve`. They authenticate
+//! with a bearer token, or sign each request with a signing key ([`signer`]).
 //!
 //! Every command prints a human view by default and the server's JSON with
 //! `--json`; API errors show the HTTP status, the server's error code and its
@@ -13,11 +14,13 @@ mod dispatch;
 mod follow;
 mod http;
 mod jobs;
+mod key;
 mod model;
 mod modules;
 mod output;
 mod push;
 mod quota;
+mod signer;
 mod status;
 mod tenant;
 mod token;
@@ -28,6 +31,7 @@ pub use alias::{AliasArgs, AliasCommand};
 pub use batch::{BatchArgs, BatchCommand};
 pub use dispatch::{DispatchArgs, JobFlags};
 pub use jobs::{JobsArgs, JobsCommand, OrderArg};
+pub use key::{KeyArgs, KeyCommand};
 pub use modules::{ModulesArgs, ModulesCommand};
 pub use push::PushArgs;
 pub use quota::{Limit, QuotaFlags};
@@ -75,8 +79,9 @@ pub struct ClientOpts {
     pub server: String,
 
     /// Read the bearer token from this file (the token itself is otherwise
-    /// taken from `WASMQ_TOKEN`, or for `tenant` and `token` from
-    /// `WASMQ_OPERATOR_TOKEN`; there is no flag for it, so it never shows in `ps`).
+    /// taken from `WASMQ_TOKEN`, or for `tenant`, `token` and `key` from
+    /// `WASMQ_OPERATOR_TOKEN`; there is no flag for it, so it never shows in
+    /// `ps`). Without a token, `WASMQ_KEY_ID` and `WASMQ_SECRET` sign requests.
     #[arg(long, global = true, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
 
@@ -102,10 +107,12 @@ pub enum ClientCommand {
     Batch(BatchArgs),
     /// Job counts per status and per queue, and the server's workers.
     Status(StatusArgs),
-    /// Operator: create, list, show and delete tenants; set their quotas.
+    /// Operator: create, list, show, change and delete tenants; set their quotas.
     Tenant(Box<TenantArgs>),
     /// Operator: make, list and revoke a tenant's tokens.
     Token(TokenArgs),
+    /// Operator: make, list and revoke a tenant's signing keys (for signed requests).
+    Key(KeyArgs),
     /// Usage per tenant per UTC day: job outcomes, fuel, run time, module bytes, callbacks.
     Usage(UsageArgs),
 }
@@ -122,13 +129,14 @@ impl ClientCommand {
             ClientCommand::Status(a) => &a.client,
             ClientCommand::Tenant(a) => &a.client,
             ClientCommand::Token(a) => &a.client,
+            ClientCommand::Key(a) => &a.client,
             ClientCommand::Usage(a) => &a.client,
         }
     }
 
     /// Whether the command is the operator's (sends the operator token).
     fn operator(&self) -> bool {
-        matches!(self, ClientCommand::Tenant(_) | ClientCommand::Token(_))
+        matches!(self, ClientCommand::Tenant(_) | ClientCommand::Token(_) | ClientCommand::Key(_))
     }
 }
 
@@ -143,7 +151,7 @@ pub fn main(command: ClientCommand) -> ExitCode {
         Ok(c) => c,
         Err(f) => return report(f, Hint::None),
     };
-    let hint = match (client.has_token(), operator) {
+    let hint = match (client.has_credentials(), operator) {
         (true, _) => Hint::None,
         (false, false) => Hint::Token,
         (false, true) => Hint::OperatorToken,
@@ -159,6 +167,7 @@ pub fn main(command: ClientCommand) -> ExitCode {
             ClientCommand::Status(_) => status::run(&client).await,
             ClientCommand::Tenant(a) => tenant::run(&client, *a).await,
             ClientCommand::Token(a) => token::run(&client, a).await,
+            ClientCommand::Key(a) => key::run(&client, a).await,
             ClientCommand::Usage(a) => usage::run(&client, a).await,
         }
     });
@@ -171,7 +180,7 @@ pub fn main(command: ClientCommand) -> ExitCode {
 /// What to suggest on a 401.
 #[derive(Clone, Copy)]
 enum Hint {
-    /// A token was sent: nothing to suggest.
+    /// A token or a signature was sent: nothing to suggest.
     None,
     /// No tenant token was configured.
     Token,
@@ -190,10 +199,13 @@ fn report(failure: Failure, hint: Hint) -> ExitCode {
             match hint {
                 _ if status != reqwest::StatusCode::UNAUTHORIZED => {}
                 Hint::Token => {
-                    eprintln!("hint: set WASMQ_TOKEN or pass --token-file with the server's token")
+                    eprintln!(
+                        "hint: set WASMQ_TOKEN or pass --token-file with the server's token, \
+                         or sign requests with WASMQ_KEY_ID and WASMQ_SECRET"
+                    )
                 }
                 Hint::OperatorToken => eprintln!(
-                    "hint: tenant and token commands need the operator token: set WASMQ_OPERATOR_TOKEN \
+                    "hint: tenant, token and key commands need the operator token: set WASMQ_OPERATOR_TOKEN \
                      or pass --token-file"
                 ),
                 Hint::None => {}

@@ -1,8 +1,8 @@
-//! `wasmq tenant`: the operator creates, lists, shows and deletes tenants and
-//! sets their quotas. These commands send the operator token
+//! `wasmq tenant`: the operator creates, lists, shows, changes and deletes
+//! tenants and sets their quotas. These commands send the operator token
 //! (`WASMQ_OPERATOR_TOKEN`, or the file `--token-file` names), never a tenant's.
 
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 
 use super::ClientOpts;
 use super::http::{Client, Outcome, segment};
@@ -45,6 +45,23 @@ pub enum TenantCommand {
     Show {
         /// The tenant's id.
         id: String,
+    },
+    /// Change a tenant's weight or extra callback ranges (its quotas:
+    /// `wasmq tenant quota`); what is not given stays.
+    #[command(group = ArgGroup::new("change").required(true).multiple(true))]
+    Update {
+        /// The tenant's id.
+        id: String,
+        /// Share of the workers when tenants compete (1..=1000).
+        #[arg(long, group = "change")]
+        weight: Option<u32>,
+        /// The extra address ranges or hosts its callbacks may reach
+        /// (repeatable; replaces the whole list).
+        #[arg(long, value_name = "RANGE_OR_HOST", group = "change")]
+        callback_allow: Vec<String>,
+        /// Drop every extra callback range: the server's policy alone applies.
+        #[arg(long, group = "change", conflicts_with = "callback_allow")]
+        no_callback_allow: bool,
     },
     /// Delete a tenant with everything it owns: tokens, modules, aliases,
     /// jobs, batches (refused while it has unfinished jobs).
@@ -102,6 +119,11 @@ pub(super) async fn run(client: &Client, args: TenantArgs) -> Outcome {
             }
             fields(&reply.parse()?).print();
         }
+        TenantCommand::Update { id, weight, callback_allow, no_callback_allow } => {
+            let callback_allow = (no_callback_allow || !callback_allow.is_empty()).then_some(callback_allow);
+            let body = TenantPatch { weight, quotas: None, callback_allow };
+            patch(client, &id, &body).await?;
+        }
         TenantCommand::Delete { id } => {
             client.delete(&path(&id)).await?;
             if client.json {
@@ -116,14 +138,20 @@ pub(super) async fn run(client: &Client, args: TenantArgs) -> Outcome {
             let current: Tenant = client.get(&path(&id)).await?.parse()?;
             let base = if clear { Default::default() } else { current.quotas };
             let body = TenantPatch { weight: None, quotas: Some(quotas.apply(base)?), callback_allow: None };
-            let reply = client.send(client.request(reqwest::Method::PATCH, &path(&id)).json(&body)).await?;
-            if client.json {
-                reply.print_raw();
-                return Ok(());
-            }
-            fields(&reply.parse()?).print();
+            patch(client, &id, &body).await?;
         }
     }
+    Ok(())
+}
+
+/// `PATCH /v1/tenants/{id}`, then prints the tenant as changed.
+async fn patch(client: &Client, id: &str, body: &TenantPatch) -> Outcome {
+    let reply = client.send(client.request(reqwest::Method::PATCH, &path(id)).json(body)).await?;
+    if client.json {
+        reply.print_raw();
+        return Ok(());
+    }
+    fields(&reply.parse()?).print();
     Ok(())
 }
 

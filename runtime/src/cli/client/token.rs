@@ -29,7 +29,7 @@ pub enum TokenCommand {
         /// The tenant's id.
         tenant: String,
         /// What it may do: `read`, `dispatch` (and read), `admin` (everything of the tenant).
-        #[arg(long, value_parser = |s: &str| Scope::parse(s).ok_or("expected read, dispatch or admin"))]
+        #[arg(long, value_parser = scope)]
         scope: Scope,
         /// A label (at most 100 characters).
         #[arg(long)]
@@ -103,6 +103,11 @@ pub(super) async fn run(client: &Client, args: TokenArgs) -> Outcome {
         }
     }
     Ok(())
+}
+
+/// A `--scope` value: `read`, `dispatch` or `admin`.
+pub(super) fn scope(s: &str) -> Result<Scope, &'static str> {
+    Scope::parse(s).ok_or("expected read, dispatch or admin")
 }
 
 fn path(tenant: &str) -> String {
