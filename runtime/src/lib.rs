@@ -16,7 +16,7 @@
 //!   `engine.run(&plugin, payload, &limits, ctx) -> Outcome`.
 //! - [`store`]: persistence behind the [`store::Store`] trait, opened by
 //!   `store::connect(url)` (SQLite now, PostgreSQL next); the rules all
-//!   backends share in `store/rows.rs` and `store/rules.rs`, each backend's SQL
+//!   backends share in `store/rows.rs` and `store/rules/`, each backend's SQL
 //!   in its folder (`store/sqlite/`, one file per table family); migrations in
 //!   `runtime/migrations/<backend>/`.
 //! - [`queue`]: orchestration: the producer claims runnable jobs in batches into

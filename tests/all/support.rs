@@ -1,4 +1,12 @@
-//! Shared helpers: the plugin build, engines, and common assertions.
+//! Shared helpers: the plugin build, engines, common assertions, the test
+//! database, and [`Serve`], the one way to start a `wasmq serve` process.
+
+// By path: `benches/engine.rs` includes this file by its path too.
+#[path = "support/serve.rs"]
+mod serve;
+
+#[allow(unused_imports)] // by the engine bench, which starts no server
+pub use serve::{Serve, ServeProcess};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -116,4 +124,38 @@ pub async fn register_over_http(client: &reqwest::Client, url: &str, alias: &str
     let put =
         client.put(format!("{url}/v1/aliases/{alias}")).json(&alias_body).send().await.expect("alias sent");
     assert!(put.status().is_success(), "alias {alias}: {}", put.status());
+}
+
+/// The database of a test server whose files live in `dir`:
+/// `WASMQ_TEST_DATABASE_URL` when set (a `{dir}` in it becomes `dir`, so each
+/// test gets its own database), else the SQLite file `wasmq.db` in `dir`.
+pub fn database_url(dir: &Path) -> String {
+    let dir = dir.display().to_string();
+    match std::env::var("WASMQ_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url.replace("{dir}", &dir),
+        _ => format!("sqlite://{dir}/wasmq.db"),
+    }
+}
+
+/// The file a SQLite database URL names (`None` for another backend, or an
+/// in-memory database). The few checks that reach into the database file
+/// itself (its bytes, its removal) only make sense there: they run under the
+/// default and are skipped, saying so, under another backend.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then(|| path.into())
+}
+
+/// The callback key file a test server on `url` is given, if any: none for
+/// SQLite, whose server keeps the key beside the database file (what the
+/// tests check), else `callback-key` in `dir`, so that the key, like the
+/// rows it seals, survives a restart.
+pub fn callback_key_file(url: &str, dir: &Path) -> Option<PathBuf> {
+    sqlite_file(url).is_none().then(|| dir.join("callback-key"))
+}
+
+/// Compiled artifacts, shared by every test server (and kept between runs).
+pub fn artifacts_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("server-artifacts")
 }

@@ -101,6 +101,18 @@ fn never_serialized(_: &Option<String>) -> bool {
 }
 
 /// Delivery state of a job's callback.
+// Also a batch's. Who moves it (a plain comment: the doc above is the
+// OpenAPI description):
+//
+//  (new, with a callback) ─> pending      the store, on insert
+//  pending ─> sending                     the store, when the job (every job of the batch) ends
+//  sending ─> delivered                   the sender: the receiver answered 2xx
+//  sending ─> sending (due again later)   the sender: an attempt failed, tries are left
+//  sending ─> failed                      the sender: out of tries, or not retryable
+//  any ─> pending                         the store, on `job_retry` (a job's callback only)
+//
+// `delivered` and `failed` are settled (`is_settled`): nothing delivers
+// again, and retention may delete the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CallbackState {
@@ -115,6 +127,10 @@ pub enum CallbackState {
 }
 
 impl CallbackState {
+    /// Every state, in delivery order.
+    pub const ALL: [CallbackState; 4] =
+        [CallbackState::Pending, CallbackState::Sending, CallbackState::Delivered, CallbackState::Failed];
+
     /// As stored.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -127,7 +143,13 @@ impl CallbackState {
 
     /// Parses a stored state.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Sending, Self::Delivered, Self::Failed].into_iter().find(|c| c.as_str() == s)
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// No delivery is attempted again: the receiver took it, or every
+    /// attempt failed.
+    pub fn is_settled(self) -> bool {
+        matches!(self, CallbackState::Delivered | CallbackState::Failed)
     }
 }
 
@@ -153,6 +175,16 @@ mod tests {
         }
         assert_eq!(JobStatus::parse("done"), None);
         assert!(JobStatus::Dead.is_terminal() && !JobStatus::Failed.is_terminal());
+    }
+
+    #[test]
+    fn callback_states_round_trip() {
+        for c in CallbackState::ALL {
+            assert_eq!(CallbackState::parse(c.as_str()), Some(c));
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+        assert_eq!(CallbackState::parse("sent"), None);
+        assert!(CallbackState::Failed.is_settled() && !CallbackState::Sending.is_settled());
     }
 
     #[test]

@@ -287,7 +287,7 @@ pub(super) fn record_of(job: &NewJob) -> JobRecord {
         idempotency_key: job.idempotency_key.as_ref().map(|k| k.as_str().to_string()),
         batch_id: job.batch_id.clone(),
         callback: job.callback.clone(),
-        callback_state: job.callback.as_ref().map(|_| CallbackState::Pending),
+        callback_state: super::rules::initial_callback_state(&job.callback),
         callback_attempts: 0,
         callback_last_error: None,
     }

@@ -1,10 +1,11 @@
 //! Nothing accepted is lost: across a graceful restart, and across `kill -9`.
 
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Options, spawn_app};
+use crate::support::{Serve, ServeProcess};
 
 #[tokio::test]
 async fn queued_jobs_survive_a_restart() {
@@ -30,47 +31,19 @@ async fn queued_jobs_survive_a_restart() {
     app.stop().await;
 }
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(db: &std::path::Path, port: u16) -> Server {
-        let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("server-artifacts");
-        let child = Command::new(env!("CARGO_BIN_EXE_wasmq"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--lease", "1s", "--workers", "2"])
-            .arg("--database")
-            .arg(format!("sqlite://{}", db.display()))
-            .arg("--cache-dir")
-            .arg(cache)
-            .env_remove("WASMQ_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Server { child, url: format!("http://127.0.0.1:{port}") }
+/// A `wasmq serve` process with a 1 s lease, on a fresh database or (a
+/// restart) on the one `dir` holds.
+async fn serve(dir: Option<Arc<tempfile::TempDir>>) -> ServeProcess {
+    let serve = Serve::new().args(&["--lease", "1s", "--workers", "2"]);
+    match dir {
+        Some(dir) => serve.dir(dir).start().await,
+        None => serve.start().await,
     }
-
-    async fn ready(&self) {
-        let client = reqwest::Client::new();
-        for _ in 0..500 {
-            if client.get(format!("{}/healthz", self.url)).send().await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("server did not come up");
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Registers `primes` on a process server, dispatches a sieve up to `limit`
 /// with unlimited fuel, and returns its id once a worker is running it.
-async fn running_primes_job(server: &Server, limit: u64) -> String {
+async fn running_primes_job(server: &ServeProcess, limit: u64) -> String {
     let client = reqwest::Client::new();
     crate::support::register_over_http(&client, &server.url, "primes", "primes").await;
     let request = json!({"alias": "primes", "payload": {"limit": limit}, "fuel": 1_000_000_000_000u64, "timeout_ms": 120000});
@@ -96,18 +69,12 @@ async fn running_primes_job(server: &Server, limit: u64) -> String {
 
 #[tokio::test]
 async fn a_job_running_at_kill_9_completes_after_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("wasmq.db");
-    let port = free_port();
-    let mut server = Server::start(&db, port);
-    server.ready().await;
+    let mut server = serve(None).await;
     // About a second of sieving: long enough to be killed in the middle.
     let id = running_primes_job(&server, 300_000_000).await;
-    server.child.kill().unwrap(); // SIGKILL
-    server.child.wait().unwrap();
+    server.kill(); // SIGKILL
 
-    let mut server = Server::start(&db, port);
-    server.ready().await;
+    let server = serve(Some(server.dir.clone())).await;
     let client = reqwest::Client::new();
     let done: serde_json::Value = loop {
         let j: serde_json::Value = client
@@ -122,8 +89,7 @@ async fn a_job_running_at_kill_9_completes_after_restart() {
             break j;
         }
     };
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    drop(server);
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["result"]["count"], 16_252_325, "{done}");
     assert_eq!(done["attempt"], 2, "the killed attempt counts: {done}");
@@ -131,20 +97,14 @@ async fn a_job_running_at_kill_9_completes_after_restart() {
 
 #[tokio::test]
 async fn sigterm_lets_the_running_job_finish_before_exit() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("wasmq.db");
-    let port = free_port();
-    let mut server = Server::start(&db, port);
-    server.ready().await;
+    let mut server = serve(None).await;
     let id = running_primes_job(&server, 100_000_000).await;
-    let pid = server.child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || server.child.wait().unwrap()).await.unwrap();
+    server.signal("-TERM");
+    let status = server.exited(Duration::from_secs(300)).await;
     assert!(status.success(), "wasmq serve exited with {status}");
 
     // The job finished before the process exited: its outcome is stored.
-    let store = wasmq::store::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let store = server.store().await;
     let job = store.job_get(&wasmq::domain::TenantId::default_tenant(), &id).await.unwrap();
     assert_eq!(job.status, wasmq::domain::JobStatus::Succeeded, "{job:?}");
     assert_eq!(job.attempt, 1);

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use super::{Options, TestApp, spawn_app};
+use crate::support::sqlite_file;
 
 fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
@@ -187,28 +188,47 @@ async fn read_events(resp: &mut reqwest::Response, until: &str) -> Vec<(String, 
     }
 }
 
+/// A scheduled `echo` job of the default tenant and queue, due at `run_at`,
+/// as the store takes it from a dispatch.
+fn planted_job(module: wasmq::domain::Digest, payload: Value, now: i64, run_at: i64) -> wasmq::store::NewJob {
+    use wasmq::domain::{AliasName, JobStatus, Limits, QueueName, TenantId};
+    wasmq::store::NewJob {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant: TenantId::default_tenant(),
+        alias: AliasName::parse("echo").unwrap(),
+        module,
+        status: JobStatus::Scheduled,
+        priority: 0,
+        queue: QueueName::default_queue(),
+        context: None,
+        payload: payload.to_string(),
+        max_attempts: 3,
+        limits: Limits::default(),
+        run_at,
+        created_at: now,
+        idempotency_key: None,
+        idempotency_fingerprint: None,
+        batch_id: None,
+        callback: None,
+    }
+}
+
 #[tokio::test]
 async fn a_job_stored_with_a_huge_run_at_still_renders_everywhere() {
     let app = spawn_app(Options::default()).await;
     app.register("echo", "echo").await;
-    // Two scheduled jobs; their due times are then rewritten as an older server
-    // stored them: `now + 300000000000000` and the saturated `i64::MAX`.
-    let far = app.dispatch("echo", json!({"far": 1}), json!({"delay_ms": 600_000})).await;
-    let max = app.dispatch("echo", json!({"max": 1}), json!({"delay_ms": 600_000})).await;
-    let (far, max) = (far["id"].as_str().unwrap().to_string(), max["id"].as_str().unwrap().to_string());
-    let db = format!("sqlite://{}", app.dir.path().join("wasmq.db").display());
-    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    // Two scheduled jobs, planted through the store as an older server stored
+    // them: due at `now + 300000000000000` and at the saturated `i64::MAX`.
     let now = wasmq::domain::time::now_ms();
-    for (id, run_at) in [(&far, now + HUGE_DELAY as i64), (&max, i64::MAX)] {
-        let done = sqlx::query("UPDATE jobs SET run_at = ? WHERE id = ?")
-            .bind(run_at)
-            .bind(id)
-            .execute(&pool)
-            .await
-            .unwrap();
-        assert_eq!(done.rows_affected(), 1);
-    }
-    pool.close().await;
+    let store = app.store().await;
+    let module: wasmq::domain::Digest = app.upload("echo").await.parse().unwrap();
+    let far = planted_job(module, json!({"far": 1}), now, now + HUGE_DELAY as i64);
+    let max = planted_job(module, json!({"max": 1}), now, i64::MAX);
+    let (far_id, max_id) = (far.id.clone(), max.id.clone());
+    let inserted = store.job_insert(vec![far, max], None).await.unwrap();
+    assert!(inserted.iter().all(|i| i.created), "{inserted:?}");
+    drop(store);
+    let (far, max) = (far_id, max_id);
     const SHOWN: &str = "9999-12-31T23:59:59.999Z";
 
     let (status, page) = app.get("/v1/jobs").await;
@@ -297,14 +317,21 @@ async fn readyz_reports_the_database_while_healthz_stays_up() {
     let (_, doc) = app.get("/openapi.json").await;
     assert!(doc["paths"]["/readyz"]["get"]["responses"]["503"].is_object(), "{}", doc["paths"]["/readyz"]);
 
-    // The database file (and its directory) goes away under the server.
-    std::fs::remove_dir_all(app.dir.path()).unwrap();
+    // SQLite-specific: the database file (and its directory) goes away under
+    // the server.
+    let Some(file) = sqlite_file(&app.database_url) else {
+        eprintln!("skipped removing the database file: {} is not SQLite", app.database_url);
+        app.stop().await;
+        return;
+    };
+    std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
     let resp = client.get(format!("{}/readyz", app.url)).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(code(&body), "unavailable", "{body}");
     assert!(message(&body).contains("not ready: the database"), "{body}");
-    assert!(message(&body).contains("wasmq.db"), "{body}");
+    let name = file.file_name().unwrap().to_str().unwrap();
+    assert!(message(&body).contains(name), "{body}");
     let health = client.get(format!("{}/healthz", app.url)).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     // The process still answers its other clients.

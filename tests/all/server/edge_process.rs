@@ -5,69 +5,33 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::support::{Serve, ServeProcess};
+
 /// A `wasmq serve` child on a free port with a fresh database.
 struct Server {
-    child: Child,
+    process: ServeProcess,
     addr: String,
     url: String,
-    _dir: tempfile::TempDir,
 }
 
 impl Server {
     /// Starts `wasmq serve` with `extra` flags; `nofile` runs it under that
-    /// open-file limit (through the shell's `ulimit -n`).
+    /// open-file limit.
     async fn start(extra: &[&str], nofile: Option<u32>) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr = format!("127.0.0.1:{port}");
-        let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("server-artifacts");
-        let mut args: Vec<String> = vec![
-            "serve".into(),
-            "--listen".into(),
-            addr.clone(),
-            "--workers".into(),
-            "2".into(),
-            "--database".into(),
-            format!("sqlite://{}", dir.path().join("wasmq.db").display()),
-            "--cache-dir".into(),
-            cache.display().to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut command = match nofile {
-            None => {
-                let mut c = Command::new(env!("CARGO_BIN_EXE_wasmq"));
-                c.args(&args);
-                c
-            }
-            Some(n) => {
-                let mut c = Command::new("sh");
-                c.arg("-c")
-                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
-                    .arg(env!("CARGO_BIN_EXE_wasmq"));
-                c.args(&args);
-                c
-            }
-        };
-        let child =
-            command.env_remove("WASMQ_TOKEN").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        let server = Server { child, url: format!("http://{addr}"), addr, _dir: dir };
-        let client = reqwest::Client::new();
-        for _ in 0..1000 {
-            if client.get(format!("{}/healthz", server.url)).send().await.is_ok() {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut serve = Serve::new().args(&["--workers", "2"]).args(extra);
+        if let Some(n) = nofile {
+            serve = serve.nofile(n);
         }
-        panic!("wasmq serve did not come up");
+        let process = serve.start().await;
+        Server { addr: process.addr().to_string(), url: process.url.clone(), process }
     }
 
     fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
+        self.process.running()
     }
 
     /// Registers `echo`, dispatches a job through it and waits for the result
@@ -100,24 +64,9 @@ impl Server {
     /// SIGTERM, then the exit status (waiting at most `limit`).
     async fn terminate(&mut self, limit: Duration) -> (std::process::ExitStatus, Duration) {
         let started = Instant::now();
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, started.elapsed());
-            }
-            assert!(started.elapsed() < limit, "wasmq serve still running {limit:?} after SIGTERM");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.process.signal("-TERM");
+        let status = self.process.exited(limit).await;
+        (status, started.elapsed())
     }
 }
 

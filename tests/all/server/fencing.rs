@@ -6,9 +6,10 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+use crate::support::{Serve, ServeProcess};
 
 /// Longer than the 2 s lease, with a margin over the heartbeat period.
 const PAUSE: Duration = Duration::from_millis(4_500);
@@ -16,62 +17,28 @@ const PAUSE: Duration = Duration::from_millis(4_500);
 const DEADLINE: Duration = Duration::from_secs(180);
 
 struct Server {
-    child: Child,
+    process: ServeProcess,
     url: String,
     client: reqwest::Client,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
 }
 
 impl Server {
     async fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("server-artifacts");
-        let log = dir.path().join("serve.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_wasmq"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--lease", "2s", "--workers", "2"])
-            .arg("--database")
-            .arg(format!("sqlite://{}", dir.path().join("wasmq.db").display()))
-            .arg("--cache-dir")
-            .arg(cache)
-            .env_remove("WASMQ_TOKEN")
-            .env("RUST_LOG", "wasmq=info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let server = Server {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
-            log,
-            _dir: dir,
-        };
-        for _ in 0..1000 {
-            if server.client.get(format!("{}/healthz", server.url)).send().await.is_ok() {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("server did not come up:\n{}", server.log());
+        let serve = Serve::new().args(&["--lease", "2s", "--workers", "2"]).env("RUST_LOG", "wasmq=info");
+        let process = serve.start().await;
+        Server { url: process.url.clone(), process, client: reqwest::Client::new() }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, signal: &str) {
-        let sent = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
-        assert!(sent.success(), "kill {signal}");
+        self.process.stderr()
     }
 
     /// Stops the whole process (every thread: workers, heartbeat, rescuer)
     /// for longer than its lease, then lets it continue.
     async fn pause(&self) {
-        self.signal("-STOP");
+        self.process.signal("-STOP");
         tokio::time::sleep(PAUSE).await;
-        self.signal("-CONT");
+        self.process.signal("-CONT");
     }
 
     async fn send(&self, r: reqwest::RequestBuilder) -> (StatusCode, Value) {
@@ -152,15 +119,6 @@ impl Server {
         );
         let (status, _) = self.get("/healthz").await;
         assert_eq!(status, StatusCode::OK);
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // A paused process does not die of SIGKILL until it is continued.
-        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

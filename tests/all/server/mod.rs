@@ -1,9 +1,10 @@
 //! The job server driven over HTTP: a real server on an ephemeral port with a
 //! temp database (SQLite unless `WASMQ_TEST_DATABASE_URL` says otherwise, see
-//! `database_url`), real plugins, and a real callback receiver.
+//! `support::database_url`), real plugins, and a real callback receiver.
 
 mod api;
 mod attempts;
+mod callback_secrets;
 mod callbacks;
 mod durability;
 mod edge;
@@ -18,7 +19,6 @@ mod streams;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -26,7 +26,7 @@ use wasmq::app::App;
 use wasmq::config::{Secret, Settings};
 use wasmq::domain::NetPolicy;
 
-use crate::support::plugin_bytes;
+use crate::support::{artifacts_dir, callback_key_file, database_url, plugin_bytes};
 
 /// Knobs a test may turn; everything else is the server's default.
 #[derive(Clone)]
@@ -64,27 +64,12 @@ impl Default for Options {
     }
 }
 
-/// Compiled artifacts are shared by every test server (and survive between runs).
-fn cache_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("server-artifacts")
-}
-
-/// The database of a test server: `WASMQ_TEST_DATABASE_URL` when set (a
-/// `{dir}` in it becomes the test's own temp directory, so each test gets its
-/// own database), else the SQLite file `wasmq.db` in that directory. Tests
-/// that open the SQLite file themselves (restarts, corruption) use the file.
-pub fn database_url(dir: &std::path::Path) -> String {
-    let dir = dir.display().to_string();
-    match std::env::var("WASMQ_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => url.replace("{dir}", &dir),
-        _ => format!("sqlite://{dir}/wasmq.db"),
-    }
-}
-
 pub fn settings(opts: &Options, dir: &tempfile::TempDir) -> Settings {
     let db = database_url(dir.path());
-    let mut s = Settings::new("127.0.0.1:0".parse().unwrap(), db, env!("CARGO_BIN_EXE_wasmq").into());
-    s.engine.cache_dir = Some(cache_dir());
+    let mut s =
+        Settings::new("127.0.0.1:0".parse().unwrap(), db.as_str(), env!("CARGO_BIN_EXE_wasmq").into());
+    s.engine.cache_dir = Some(artifacts_dir());
+    s.callbacks.key_file = callback_key_file(&db, dir.path());
     s.token = opts.token.clone().map(Secret::new);
     s.queue.workers = opts.workers;
     s.queue.queue_limits = opts.queue_limits.iter().map(|(q, n)| (q.to_string(), *n)).collect();
@@ -103,6 +88,8 @@ pub struct TestApp {
     pub url: String,
     pub client: reqwest::Client,
     pub dir: Arc<tempfile::TempDir>,
+    /// The database it serves from.
+    pub database_url: String,
     token: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -117,6 +104,7 @@ pub async fn spawn_app_with(opts: Options, tweak: impl FnOnce(&mut Settings)) ->
     let dir = opts.dir.clone().unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
     let mut settings = settings(&opts, &dir);
     tweak(&mut settings);
+    let database_url = settings.database_url.clone();
     let app = App::build(settings).await.expect("server builds");
     let url = format!("http://{}", app.local_addr());
     let (tx, rx) = oneshot::channel::<()>();
@@ -129,6 +117,7 @@ pub async fn spawn_app_with(opts: Options, tweak: impl FnOnce(&mut Settings)) ->
         // request never races it (hyper::Error(IncompleteMessage)).
         client: reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(4)).build().unwrap(),
         dir,
+        database_url,
         token: opts.token,
         shutdown: Some(tx),
         handle: Some(handle),
@@ -174,6 +163,13 @@ impl TestApp {
 
     pub fn raw(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.request(method, path)
+    }
+
+    /// Its database opened through `wasmq::store::connect`, as the server
+    /// opens it: the backend-neutral way to look at (or plant) rows.
+    pub async fn store(&self) -> Arc<dyn wasmq::store::Store> {
+        let url = &self.database_url;
+        wasmq::store::connect(url).await.unwrap_or_else(|e| panic!("opening {url}: {e}"))
     }
 
     /// Uploads a built plugin; returns its digest.

@@ -5,6 +5,7 @@
 //! server opens its own. A new backend adds a line to `BACKENDS`, not cases.
 
 mod aliases;
+mod callbacks;
 mod fencing;
 mod idempotency;
 mod lifecycle;
@@ -61,4 +62,5 @@ cases! {
     meets_the_idempotency_and_batch_total_contract => idempotency::exercise_idempotency_and_batch_totals,
     keeps_a_bounded_alias_history => aliases::exercise_alias_history,
     keeps_tenants_and_their_tokens => tenants::exercise_tenants,
+    records_every_callback_state => callbacks::exercise_callback_states,
 }

@@ -7,7 +7,7 @@ use crate::domain::{AliasName, Digest, TenantId};
 use crate::store::rows::{AliasRow, AliasVersionRow, alias_config_json};
 use crate::store::rules;
 use crate::store::{
-    AliasConfig, AliasHistory, AliasRecord, AliasRollback, AliasSet, AliasVersion, StoreError, StoreResult,
+    AliasConfig, AliasHistory, AliasRecord, AliasRollback, AliasSet, AliasVersion, StoreResult,
 };
 
 pub(super) async fn set(s: &SqliteStore, p: AliasSet) -> StoreResult<AliasRecord> {
@@ -18,7 +18,7 @@ pub(super) async fn set(s: &SqliteStore, p: AliasSet) -> StoreResult<AliasRecord
         .fetch_optional(&mut *tx)
         .await?;
     if exists.is_none() {
-        return Err(StoreError::NotFound(format!("module {}", p.module)));
+        return Err(rules::module_missing(&p.module));
     }
     let record = put_alias_version(&mut tx, &p.tenant, &p.name, &p.module, &p.config, p.now).await?;
     prune_alias_versions(&mut tx, &p.tenant, &p.name, record.version, p.keep_versions).await?;
@@ -34,7 +34,7 @@ pub(super) async fn get(s: &SqliteStore, tenant: &TenantId, name: &AliasName) ->
     .bind(name.as_str())
     .fetch_optional(&s.writer)
     .await?
-    .ok_or_else(|| StoreError::NotFound(format!("alias {name}")))?
+    .ok_or_else(|| rules::alias_missing(name))?
     .try_into()
 }
 
@@ -74,7 +74,7 @@ pub(super) async fn rollback(s: &SqliteStore, p: AliasRollback) -> StoreResult<A
         .bind(name.as_str())
         .fetch_optional(&mut *tx)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("alias {name}")))?;
+        .ok_or_else(|| rules::alias_missing(name))?;
     let previous = sqlx::query_as::<_, AliasVersionRow>(
         "SELECT version, module, config, created_at FROM alias_versions
          WHERE tenant = ? AND name = ? AND version = ?",
@@ -108,7 +108,7 @@ pub(super) async fn delete(s: &SqliteStore, tenant: &TenantId, name: &AliasName)
         .await?
         .rows_affected();
     if deleted == 0 {
-        return Err(StoreError::NotFound(format!("alias {name}")));
+        return Err(rules::alias_missing(name));
     }
     sqlx::query("DELETE FROM alias_versions WHERE tenant = ? AND name = ?")
         .bind(tenant.as_str())

@@ -5,8 +5,8 @@ use sqlx::{Sqlite, Transaction};
 use super::SqliteStore;
 use crate::domain::TenantId;
 use crate::store::rows::BatchRow;
-use crate::store::rules::{self, TERMINAL};
-use crate::store::{BatchRecord, StoreError, StoreResult};
+use crate::store::rules::{self, CALLBACK_PENDING, CALLBACK_SENDING, TERMINAL};
+use crate::store::{BatchRecord, StoreResult};
 
 /// After jobs reached a terminal status: batches whose jobs are now all
 /// terminal get their callback scheduled (once: only from `pending`).
@@ -17,8 +17,8 @@ pub(super) async fn schedule_done_batches(
 ) -> StoreResult<()> {
     for id in batch_ids {
         sqlx::query(&format!(
-            "UPDATE batches SET callback_state = 'sending', callback_next_at = ?1
-             WHERE id = ?2 AND callback_state = 'pending'
+            "UPDATE batches SET callback_state = {CALLBACK_SENDING}, callback_next_at = ?1
+             WHERE id = ?2 AND callback_state = {CALLBACK_PENDING}
                AND NOT EXISTS (SELECT 1 FROM jobs WHERE batch_id = ?2 AND status NOT IN {TERMINAL})"
         ))
         .bind(now)
@@ -38,7 +38,7 @@ pub(super) async fn get(s: &SqliteStore, tenant: &TenantId, id: &str) -> StoreRe
     .bind(id)
     .fetch_optional(&s.writer)
     .await?
-    .ok_or_else(|| StoreError::NotFound(format!("batch {id}")))?;
+    .ok_or_else(|| rules::batch_missing(id))?;
     let counted: Vec<(String, i64)> =
         sqlx::query_as("SELECT status, COUNT(*) FROM jobs WHERE batch_id = ? GROUP BY status")
             .bind(id)

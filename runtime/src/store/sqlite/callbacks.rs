@@ -4,21 +4,17 @@
 use super::SqliteStore;
 use crate::domain::TenantId;
 use crate::store::rows::{JOB_COLUMNS, JobRow, corrupt, jobs};
-use crate::store::rules;
+use crate::store::rules::{self, CALLBACK_SENDING};
 use crate::store::{CallbackClaim, CallbackDue, CallbackOwner, CallbackRecord, StoreResult};
-
-/// The SQL that moves a job's callback to `sending` when it ends.
-pub(super) const CALLBACK_ON_END: &str =
-    "callback_state = CASE WHEN callback IS NOT NULL THEN 'sending' ELSE NULL END, callback_next_at = ";
 
 pub(super) async fn due(s: &SqliteStore, p: CallbackClaim) -> StoreResult<Vec<CallbackDue>> {
     // Senders poll this: an idle poll stays a read (through the partial
     // indexes), so it never takes the write lock other writers (and other
     // processes on the same file) would have to wait for.
-    let (jobs_due, batches_due): (bool, bool) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM jobs WHERE callback_state = 'sending' AND callback_next_at <= ?1),
-                EXISTS (SELECT 1 FROM batches WHERE callback_state = 'sending' AND callback_next_at <= ?1)",
-    )
+    let (jobs_due, batches_due): (bool, bool) = sqlx::query_as(&format!(
+        "SELECT EXISTS (SELECT 1 FROM jobs WHERE callback_state = {CALLBACK_SENDING} AND callback_next_at <= ?1),
+                EXISTS (SELECT 1 FROM batches WHERE callback_state = {CALLBACK_SENDING} AND callback_next_at <= ?1)"
+    ))
     .bind(p.now)
     .fetch_one(&s.reader)
     .await?;
@@ -28,14 +24,14 @@ pub(super) async fn due(s: &SqliteStore, p: CallbackClaim) -> StoreResult<Vec<Ca
     let batches: Vec<(String, String, i64)> = if !batches_due {
         Vec::new()
     } else {
-        sqlx::query_as(
+        sqlx::query_as(&format!(
             "UPDATE batches SET callback_next_at = ?3 WHERE id IN (
-            SELECT id FROM batches WHERE callback_state = 'sending' AND callback_next_at <= ?1
+            SELECT id FROM batches WHERE callback_state = {CALLBACK_SENDING} AND callback_next_at <= ?1
               AND NOT EXISTS (SELECT 1 FROM json_each(?4) AS s
                 WHERE substr(batches.callback ->> 'url', 1, length(s.value)) = s.value)
             ORDER BY callback_next_at LIMIT ?2)
-         RETURNING id, tenant, callback_attempts",
-        )
+         RETURNING id, tenant, callback_attempts"
+        ))
         .bind(p.now)
         .bind(p.limit)
         .bind(p.lease_until)
@@ -55,7 +51,7 @@ pub(super) async fn due(s: &SqliteStore, p: CallbackClaim) -> StoreResult<Vec<Ca
     }
     let rows = sqlx::query_as::<_, JobRow>(&format!(
         "UPDATE jobs SET callback_next_at = ?3 WHERE id IN (
-            SELECT id FROM jobs WHERE callback_state = 'sending' AND callback_next_at <= ?1
+            SELECT id FROM jobs WHERE callback_state = {CALLBACK_SENDING} AND callback_next_at <= ?1
               AND NOT EXISTS (SELECT 1 FROM json_each(?4) AS s
                 WHERE substr(jobs.callback ->> 'url', 1, length(s.value)) = s.value)
             ORDER BY callback_next_at LIMIT ?2)

@@ -5,13 +5,15 @@ use sqlx::{Sqlite, Transaction};
 
 use super::SqliteStore;
 use super::batches::schedule_done_batches;
-use super::callbacks::CALLBACK_ON_END;
-use crate::domain::TenantId;
+use crate::domain::{CallbackState, TenantId};
 use crate::store::rows::{
     JOB_COLUMNS, JobRow, JobWatchRow, KeyedJobRow, callback_json, compact_limits, record_of,
 };
-use crate::store::rules::{self, CANCELLED, DELAYED, QUEUED, RETRYABLE, RUNNABLE, TERMINAL};
-use crate::store::{Inserted, JobRecord, JobWatch, NewBatch, NewJob, StatusCounts, StoreError, StoreResult};
+use crate::store::rules::{
+    self, CALLBACK_ON_END, CALLBACK_PENDING, CALLBACK_SETTLED, CANCELLED, DELAYED, QUEUED, RETRYABLE,
+    RUNNABLE, TERMINAL,
+};
+use crate::store::{Inserted, JobRecord, JobWatch, NewBatch, NewJob, StatusCounts, StoreResult};
 
 pub(super) async fn insert(
     s: &SqliteStore,
@@ -28,7 +30,7 @@ pub(super) async fn insert(
         .bind(b.tenant.as_str())
         .bind(new.len() as i64)
         .bind(callback_json(&b.callback))
-        .bind(b.callback.as_ref().map(|_| "pending"))
+        .bind(rules::initial_callback_state(&b.callback).map(CallbackState::as_str))
         .bind(b.created_at)
         .execute(&mut *tx)
         .await?;
@@ -54,15 +56,12 @@ pub(super) async fn insert(
                 .await?;
                 match existing {
                     Some(row) => {
-                        // A row from before fingerprints (NULL), or a caller
-                        // that gives none, matches any request.
-                        if let (Some(stored), Some(given)) =
-                            (&row.idempotency_fingerprint, &job.idempotency_fingerprint)
-                            && stored != given
-                        {
-                            // Dropping `tx` rolls back the whole insert.
-                            return Err(StoreError::IdempotencyConflict { key: key.as_str().into() });
-                        }
+                        // On a conflict, dropping `tx` rolls back the whole insert.
+                        rules::idempotent_reuse(
+                            key,
+                            row.idempotency_fingerprint.as_deref(),
+                            job.idempotency_fingerprint.as_deref(),
+                        )?;
                         out.push(Some(Inserted { job: row.job.try_into()?, created: false }));
                     }
                     None => {
@@ -101,7 +100,7 @@ pub(super) async fn get(s: &SqliteStore, tenant: &TenantId, id: &str) -> StoreRe
         .bind(id)
         .fetch_optional(&s.reader)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("job {id}")))?
+        .ok_or_else(|| rules::job_missing(id))?
         .try_into()
 }
 
@@ -113,7 +112,7 @@ pub(super) async fn watch(s: &SqliteStore, tenant: &TenantId, id: &str) -> Store
     .bind(id)
     .fetch_optional(&s.reader)
     .await?
-    .ok_or_else(|| StoreError::NotFound(format!("job {id}")))?
+    .ok_or_else(|| rules::job_missing(id))?
     .try_into()
 }
 
@@ -121,7 +120,7 @@ pub(super) async fn cancel(s: &SqliteStore, tenant: &TenantId, id: &str, now: i6
     let mut tx = s.tx().await?;
     let row = sqlx::query_as::<_, JobRow>(&format!(
         "UPDATE jobs SET status = {CANCELLED}, finished_at = ?1, lease_owner = NULL, lease_expires_at = NULL,
-            error_kind = 'cancelled', error_message = 'cancelled by request',
+            error_kind = ?4, error_message = ?5,
             {CALLBACK_ON_END} CASE WHEN callback IS NOT NULL THEN ?1 ELSE NULL END
          WHERE tenant = ?2 AND id = ?3 AND status NOT IN {TERMINAL}
          RETURNING {JOB_COLUMNS}"
@@ -129,12 +128,14 @@ pub(super) async fn cancel(s: &SqliteStore, tenant: &TenantId, id: &str, now: i6
     .bind(now)
     .bind(tenant.as_str())
     .bind(id)
+    .bind(rules::CANCELLED_BY_REQUEST.0)
+    .bind(rules::CANCELLED_BY_REQUEST.1)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
         drop(tx);
         let job = get(s, tenant, id).await?;
-        return Err(StoreError::Conflict(format!("job {id} is already {}", job.status.as_str())));
+        return Err(rules::cancel_refused(id, job.status));
     };
     let job: JobRecord = row.try_into()?;
     if let Some(b) = &job.batch_id {
@@ -149,7 +150,7 @@ pub(super) async fn retry(s: &SqliteStore, tenant: &TenantId, id: &str, now: i64
         "UPDATE jobs SET status = {QUEUED}, attempt = 0, run_at = ?1, finished_at = NULL, started_at = NULL,
             result = NULL, error_kind = NULL, error_message = NULL, progress_percent = NULL,
             progress_message = NULL,
-            callback_state = CASE WHEN callback IS NOT NULL THEN 'pending' ELSE NULL END,
+            callback_state = CASE WHEN callback IS NOT NULL THEN {CALLBACK_PENDING} ELSE NULL END,
             callback_attempts = 0, callback_last_error = NULL, callback_next_at = NULL
          WHERE tenant = ?2 AND id = ?3 AND status IN {RETRYABLE}
          RETURNING {JOB_COLUMNS}"
@@ -163,10 +164,7 @@ pub(super) async fn retry(s: &SqliteStore, tenant: &TenantId, id: &str, now: i64
         Some(row) => row.try_into(),
         None => {
             let job = get(s, tenant, id).await?;
-            Err(StoreError::Conflict(format!(
-                "job {id} is {}; only failed, dead or cancelled jobs can be retried",
-                job.status.as_str()
-            )))
+            Err(rules::retry_refused(id, job.status))
         }
     }
 }
@@ -183,7 +181,7 @@ pub(super) async fn prune(s: &SqliteStore, finished_before: i64, limit: u32) -> 
         "DELETE FROM jobs WHERE id IN (
             SELECT id FROM jobs
             WHERE status IN {TERMINAL} AND finished_at < ?1
-              AND (callback_state IS NULL OR callback_state IN ('delivered', 'failed'))
+              AND (callback_state IS NULL OR callback_state IN {CALLBACK_SETTLED})
             LIMIT ?2)"
     ))
     .bind(finished_before)
@@ -192,14 +190,14 @@ pub(super) async fn prune(s: &SqliteStore, finished_before: i64, limit: u32) -> 
     .await?
     .rows_affected();
     // A batch goes after its last job (`jobs_batch` answers "any job left?").
-    let batches = sqlx::query(
+    let batches = sqlx::query(&format!(
         "DELETE FROM batches WHERE id IN (
             SELECT id FROM batches
             WHERE created_at < ?1
-              AND (callback_state IS NULL OR callback_state IN ('delivered', 'failed'))
+              AND (callback_state IS NULL OR callback_state IN {CALLBACK_SETTLED})
               AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id)
-            LIMIT ?2)",
-    )
+            LIMIT ?2)"
+    ))
     .bind(finished_before)
     .bind(limit)
     .execute(&s.writer)
@@ -236,7 +234,7 @@ pub(super) fn insert_row(job: &NewJob) -> serde_json::Value {
         "run_at": job.run_at, "created_at": job.created_at, "idempotency_key": null,
         "idempotency_fingerprint": null,
         "batch_id": job.batch_id, "callback": callback_json(&job.callback),
-        "callback_state": job.callback.as_ref().map(|_| "pending"),
+        "callback_state": rules::initial_callback_state(&job.callback).map(CallbackState::as_str),
     })
 }
 

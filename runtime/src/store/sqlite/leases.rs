@@ -6,16 +6,12 @@ use std::sync::LazyLock;
 
 use super::SqliteStore;
 use super::batches::schedule_done_batches;
-use super::callbacks::CALLBACK_ON_END;
 use crate::domain::JobStatus;
 use crate::store::rows::{JOB_COLUMNS, JobRow, jobs};
-use crate::store::rules::{self, CLAIM_ORDER, DEAD, QUEUED, RUNNABLE, RUNNING};
+use crate::store::rules::{
+    self, CALLBACK_ON_END, CALLBACK_SENDING, CLAIM_ORDER, DEAD, LEASE_LOST, QUEUED, RUNNABLE, RUNNING,
+};
 use crate::store::{JobClaim, JobCompletion, JobHeartbeat, JobRecord, Lease, Rescued, StoreResult};
-
-/// The error a rescue records: the attempt whose worker stopped renewing.
-pub(super) const LEASE_LOST: &str =
-    "error_kind = 'lease_expired', error_message = 'the worker running attempt ' || attempt
-    || ' of ' || max_attempts || ' stopped renewing its lease'";
 
 /// Claims as the JSON array `[{"id", "token"}]` the statements read with `json_each`.
 pub(super) fn leases_json(leases: &[Lease]) -> String {
@@ -49,7 +45,7 @@ pub(super) static COMPLETE: LazyLock<String> = LazyLock::new(|| {
         progress_message = COALESCE(c.progress_message, jobs.progress_message),
         finished_at = CASE WHEN c.terminal THEN c.finished_at ELSE NULL END,
         run_at = c.run_at, started_at = c.started_at, lease_owner = NULL, lease_expires_at = NULL,
-        callback_state = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN 'sending'
+        callback_state = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN {CALLBACK_SENDING}
                               ELSE jobs.callback_state END,
         callback_next_at = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN c.finished_at
                                 ELSE jobs.callback_next_at END

@@ -10,7 +10,8 @@ use sqlx::SqlitePool;
 
 use crate::domain::JobStatus;
 use crate::store::rows::{JOB_COLUMNS, JobRow, jobs};
-use crate::store::{JOB_FIXED_BYTES, JobList, JobListPage, JobOrder, StoreResult};
+use crate::store::rules;
+use crate::store::{JobList, JobListPage, JobOrder, StoreResult};
 
 /// The stored text a job's view carries, summed from the row headers.
 const SIZE: &str = "octet_length(payload) + ifnull(octet_length(result), 0) + ifnull(octet_length(logs), 0) \
@@ -60,7 +61,7 @@ pub(super) async fn job_list(reader: &SqlitePool, p: JobList) -> StoreResult<Job
         .bind(&p.batch)
         .fetch_all(&mut *tx)
         .await?;
-    let ids = within_budget(&sized[..sized.len().min(p.limit as usize)], p.max_bytes);
+    let ids = rules::within_budget(&sized[..sized.len().min(p.limit as usize)], p.max_bytes);
     let more = sized.len() > ids.len();
     if ids.is_empty() {
         return Ok(JobListPage { jobs: Vec::new(), more });
@@ -74,39 +75,6 @@ pub(super) async fn job_list(reader: &SqlitePool, p: JobList) -> StoreResult<Job
     tx.commit().await?;
     let mut page = jobs(rows)?;
     // `IN` gives no order: restore the page's.
-    let rank: std::collections::HashMap<&str, usize> =
-        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    page.sort_by_key(|j| rank.get(j.id.as_str()).copied());
+    rules::in_order_of(&ids, &mut page);
     Ok(JobListPage { jobs: page, more })
-}
-
-/// The ids of the leading jobs whose sizes (plus `JOB_FIXED_BYTES` each) fit
-/// `max_bytes`; at least the first, so a page always makes progress.
-fn within_budget(sized: &[(String, i64)], max_bytes: u64) -> Vec<&str> {
-    let mut used = 0u64;
-    let mut ids = Vec::new();
-    for (id, size) in sized {
-        used = used.saturating_add((*size).max(0) as u64 + JOB_FIXED_BYTES);
-        if used > max_bytes && !ids.is_empty() {
-            break;
-        }
-        ids.push(id.as_str());
-    }
-    ids
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_page_takes_jobs_while_they_fit_and_always_one() {
-        let sized: Vec<(String, i64)> = (0..5).map(|i| (format!("j{i}"), 10_000)).collect();
-        let each = 10_000 + JOB_FIXED_BYTES;
-        assert_eq!(within_budget(&sized, 2 * each), ["j0", "j1"]);
-        assert_eq!(within_budget(&sized, 2 * each - 1), ["j0"]);
-        assert_eq!(within_budget(&sized, 1), ["j0"], "the first job goes even past the budget");
-        assert_eq!(within_budget(&sized, u64::MAX).len(), 5);
-        assert!(within_budget(&[], 1).is_empty());
-    }
 }

@@ -4,7 +4,7 @@ use super::SqliteStore;
 use crate::domain::{Digest, TenantId};
 use crate::store::rows::{ModuleRow, kind_str};
 use crate::store::rules::{self, TERMINAL};
-use crate::store::{ModulePut, ModuleRecord, StoreError, StoreResult};
+use crate::store::{ModulePut, ModuleRecord, StoreResult};
 
 pub(super) async fn put(s: &SqliteStore, p: ModulePut) -> StoreResult<(ModuleRecord, bool)> {
     let inserted = sqlx::query(
@@ -33,7 +33,7 @@ pub(super) async fn get(s: &SqliteStore, tenant: &TenantId, digest: &Digest) -> 
     .bind(digest.to_string())
     .fetch_optional(&s.writer)
     .await?
-    .ok_or_else(|| StoreError::NotFound(format!("module {digest}")))?
+    .ok_or_else(|| rules::module_missing(digest))?
     .try_into()
 }
 
@@ -43,7 +43,7 @@ pub(super) async fn bytes(s: &SqliteStore, tenant: &TenantId, digest: &Digest) -
         .bind(digest.to_string())
         .fetch_optional(&s.reader)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("module {digest}")))
+        .ok_or_else(|| rules::module_missing(digest))
 }
 
 pub(super) async fn list(s: &SqliteStore, tenant: &TenantId) -> StoreResult<Vec<ModuleRecord>> {
@@ -82,7 +82,7 @@ pub(super) async fn delete(s: &SqliteStore, tenant: &TenantId, digest: &Digest) 
         .await?
         .rows_affected();
     if deleted == 0 {
-        return Err(StoreError::NotFound(format!("module {digest}")));
+        return Err(rules::module_missing(digest));
     }
     tx.commit().await?;
     Ok(())

@@ -1,76 +1,26 @@
 //! The rules every backend would otherwise copy, written once above them: the
-//! job status sets (rendered into SQL from [`JobStatus`]), the claim order,
+//! job status and callback state sets and the claim order (rendered into SQL
+//! from the domain enums, in `sql`),
 //! the module-delete and alias-rollback checks, alias pruning, batch
-//! completion and counts, and the assembly of due callbacks. A backend runs
+//! completion and counts, idempotent reuse, the byte budget of a list page,
+//! the assembly of due callbacks, and the wording of errors (`errors`). A backend runs
 //! the statements and hands what it read to these functions; it decides no
 //! outcome and words no error itself.
 
-use std::collections::BTreeMap;
-use std::fmt;
+mod errors;
+mod sql;
+
+pub(super) use errors::*;
+pub(super) use sql::*;
+
+use std::collections::{BTreeMap, HashMap};
 
 use super::rows::{BatchRow, callback_state, corrupt, parse_callback, status};
 use super::{
-    AliasVersion, BatchRecord, CallbackDue, CallbackOwner, JobRecord, StatusCounts, StoreError, StoreResult,
+    AliasVersion, BatchRecord, CallbackDue, CallbackOwner, JOB_FIXED_BYTES, JobRecord, StatusCounts,
+    StoreError, StoreResult,
 };
-use crate::domain::{AliasName, Digest, JobStatus};
-
-/// A set of statuses, shown as an SQL list: `('queued', 'scheduled', 'failed')`
-/// (in [`JobStatus::ALL`] order).
-#[derive(Clone, Copy)]
-pub(super) struct StatusSet(fn(JobStatus) -> bool);
-
-impl StatusSet {
-    /// Whether `status` is in the set.
-    pub(super) fn contains(self, status: JobStatus) -> bool {
-        (self.0)(status)
-    }
-}
-
-impl fmt::Display for StatusSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<String> = JobStatus::ALL
-            .into_iter()
-            .filter(|s| self.contains(*s))
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect();
-        write!(f, "({})", names.join(", "))
-    }
-}
-
-/// One status as an SQL literal: `'running'`.
-#[derive(Clone, Copy)]
-pub(super) struct StatusLit(pub(super) JobStatus);
-
-impl fmt::Display for StatusLit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "'{}'", self.0.as_str())
-    }
-}
-
-/// Statuses a claim picks from (when due and with an attempt left); the jobs
-/// waiting to run, behind backpressure.
-pub(super) const RUNNABLE: StatusSet =
-    StatusSet(|s| matches!(s, JobStatus::Queued | JobStatus::Scheduled | JobStatus::Failed));
-/// Statuses waiting for a due time (`job_next_due`).
-pub(super) const DELAYED: StatusSet = StatusSet(|s| matches!(s, JobStatus::Scheduled | JobStatus::Failed));
-/// Statuses that end a job ([`JobStatus::is_terminal`]).
-pub(super) const TERMINAL: StatusSet = StatusSet(JobStatus::is_terminal);
-/// Statuses `job_retry` queues again.
-pub(super) const RETRYABLE: StatusSet =
-    StatusSet(|s| matches!(s, JobStatus::Failed | JobStatus::Dead | JobStatus::Cancelled));
-
-/// `'queued'`.
-pub(super) const QUEUED: StatusLit = StatusLit(JobStatus::Queued);
-/// `'running'`.
-pub(super) const RUNNING: StatusLit = StatusLit(JobStatus::Running);
-/// `'dead'`.
-pub(super) const DEAD: StatusLit = StatusLit(JobStatus::Dead);
-/// `'cancelled'`.
-pub(super) const CANCELLED: StatusLit = StatusLit(JobStatus::Cancelled);
-
-/// The order claims take runnable jobs in, as SQL: highest priority first,
-/// then earliest due, then oldest id. [`claim_order`] is the same order.
-pub(super) const CLAIM_ORDER: &str = "priority DESC, run_at, id";
+use crate::domain::{AliasName, Callback, CallbackState, Digest, IdempotencyKey, JobStatus};
 
 /// Sorts claimed jobs into [`CLAIM_ORDER`] (an `UPDATE ... RETURNING` gives
 /// its rows in no particular order).
@@ -120,6 +70,55 @@ pub(super) fn rollback_module(name: &AliasName, target: &AliasVersion, present: 
 /// so rollback always works.
 pub(super) fn pruned_up_to(current: i64, keep: u32) -> i64 {
     current - i64::from(keep.max(2))
+}
+
+/// The error a cancel records on the job: kind and message.
+pub(super) const CANCELLED_BY_REQUEST: (&str, &str) = ("cancelled", "cancelled by request");
+
+/// Whether a job stored under an idempotency key (with `stored`
+/// fingerprint) may stand for a new request (with `given`): yes unless both
+/// fingerprints are known and differ. A row from before fingerprints, or a
+/// caller that gives none, matches any request.
+pub(super) fn idempotent_reuse(
+    key: &IdempotencyKey,
+    stored: Option<&str>,
+    given: Option<&str>,
+) -> StoreResult<()> {
+    match (stored, given) {
+        (Some(stored), Some(given)) if stored != given => {
+            Err(StoreError::IdempotencyConflict { key: key.as_str().into() })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The ids of the leading jobs of a list page (`sized`: id and stored text
+/// size, in the page's order) whose sizes plus [`JOB_FIXED_BYTES`] each fit
+/// `max_bytes`; at least the first, so a page always makes progress.
+pub(super) fn within_budget(sized: &[(String, i64)], max_bytes: u64) -> Vec<&str> {
+    let mut used = 0u64;
+    let mut ids = Vec::new();
+    for (id, size) in sized {
+        used = used.saturating_add((*size).max(0) as u64 + JOB_FIXED_BYTES);
+        if used > max_bytes && !ids.is_empty() {
+            break;
+        }
+        ids.push(id.as_str());
+    }
+    ids
+}
+
+/// Sorts `jobs` into the order of `ids` (a backend that reads a page's rows
+/// by id gets them in no particular order).
+pub(super) fn in_order_of(ids: &[&str], jobs: &mut [JobRecord]) {
+    let rank: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    jobs.sort_by_key(|j| rank.get(j.id.as_str()).copied());
+}
+
+/// The state a new job's or batch's callback starts in: `pending`, when it
+/// has one (it becomes due when the job, or every job of the batch, ends).
+pub(super) fn initial_callback_state(callback: &Option<Callback>) -> Option<CallbackState> {
+    callback.as_ref().map(|_| CallbackState::Pending)
 }
 
 /// The batches to check for completion after jobs changed status: those of
@@ -203,16 +202,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_sets_render_as_the_sql_lists_the_statements_always_used() {
-        assert_eq!(RUNNABLE.to_string(), "('queued', 'scheduled', 'failed')");
-        assert_eq!(TERMINAL.to_string(), "('succeeded', 'dead', 'cancelled')");
-        assert_eq!(RETRYABLE.to_string(), "('failed', 'dead', 'cancelled')");
-        assert_eq!(DELAYED.to_string(), "('scheduled', 'failed')");
-        assert_eq!(RUNNING.to_string(), "'running'");
-        for s in JobStatus::ALL {
-            assert_eq!(TERMINAL.contains(s), s.is_terminal(), "{s:?}");
-            assert!(!(RUNNABLE.contains(s) && TERMINAL.contains(s)), "{s:?} is runnable and terminal");
-        }
+    fn a_page_takes_jobs_while_they_fit_and_always_one() {
+        let sized: Vec<(String, i64)> = (0..5).map(|i| (format!("j{i}"), 10_000)).collect();
+        let each = 10_000 + JOB_FIXED_BYTES;
+        assert_eq!(within_budget(&sized, 2 * each), ["j0", "j1"]);
+        assert_eq!(within_budget(&sized, 2 * each - 1), ["j0"]);
+        assert_eq!(within_budget(&sized, 1), ["j0"], "the first job goes even past the budget");
+        assert_eq!(within_budget(&sized, u64::MAX).len(), 5);
+        assert!(within_budget(&[], 1).is_empty());
+    }
+
+    #[test]
+    fn an_idempotency_key_is_reused_unless_both_fingerprints_differ() {
+        let key = IdempotencyKey::parse("k").unwrap();
+        assert!(idempotent_reuse(&key, Some("a"), Some("a")).is_ok());
+        assert!(idempotent_reuse(&key, None, Some("a")).is_ok(), "a row from before fingerprints");
+        assert!(idempotent_reuse(&key, Some("a"), None).is_ok(), "a caller that gives none");
+        let err = idempotent_reuse(&key, Some("a"), Some("b")).unwrap_err();
+        assert!(matches!(err, StoreError::IdempotencyConflict { key } if key == "k"));
     }
 
     #[test]

@@ -1,0 +1,85 @@
+//! Claims of jobs and what runs under them: claim, heartbeat, completion,
+//! rescue.
+
+use crate::domain::JobStatus;
+
+/// One claim of one job: its id and the fencing token the claim was given.
+/// Writes on behalf of a run (heartbeat, progress, completion) present it; the
+/// store applies them only while that claim is the job's current one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Lease {
+    /// Job id.
+    pub id: String,
+    /// Fencing token of the claim (`JobRecord::lease_token`).
+    pub token: u64,
+}
+
+/// `job_claim` parameters.
+#[derive(Debug, Clone)]
+pub struct JobClaim {
+    /// Worker identity (node id); holds the leases.
+    pub owner: String,
+    /// Unix ms.
+    pub now: i64,
+    /// Lease end for the claimed jobs.
+    pub lease_expires_at: i64,
+    /// Most jobs to claim.
+    pub limit: u32,
+    /// Queues whose concurrency limit is reached: claim none from them.
+    pub exclude_queues: Vec<String>,
+}
+
+/// `job_heartbeat` parameters.
+#[derive(Debug, Clone)]
+pub struct JobHeartbeat {
+    /// Worker identity (node id) that holds the leases.
+    pub owner: String,
+    /// The claims to renew.
+    pub leases: Vec<Lease>,
+    /// Unix ms: a lease that lapsed before this is not renewed.
+    pub now: i64,
+    /// New lease end.
+    pub lease_expires_at: i64,
+}
+
+/// What `job_rescue_expired` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rescued {
+    /// Jobs returned to `queued` for another attempt: id and the attempt
+    /// whose lease lapsed.
+    pub requeued: Vec<(String, u32)>,
+    /// Jobs that had no attempt left and are now `dead` (ids).
+    pub dead: Vec<String>,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone)]
+pub struct JobCompletion {
+    /// Job id.
+    pub id: String,
+    /// Fencing token of the claim the attempt ran under.
+    pub token: u64,
+    /// Lease holder that ran it.
+    pub owner: String,
+    /// `Succeeded`, `Failed` (retry at `run_at`) or `Dead`.
+    pub status: JobStatus,
+    /// JSON result.
+    pub result: Option<String>,
+    /// Error kind and message.
+    pub error: Option<(String, String)>,
+    /// Fuel used.
+    pub fuel_used: u64,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// JSON object of the attempt's logs (`None` when it logged nothing).
+    pub logs: Option<String>,
+    /// Latest progress.
+    pub progress: Option<(u8, String)>,
+    /// When the attempt actually started in a sandbox (unix ms; a claimed job may
+    /// wait in its node's buffer for a worker after the claim).
+    pub started_at: i64,
+    /// End time (unix ms).
+    pub finished_at: i64,
+    /// Next attempt (for `Failed`).
+    pub run_at: i64,
+}

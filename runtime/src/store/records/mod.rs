@@ -1,0 +1,18 @@
+//! What the store keeps and the parameters its methods take, one file per
+//! area; all re-exported here (and from `store`).
+
+mod aliases;
+mod batches;
+mod callbacks;
+mod jobs;
+mod leases;
+mod list;
+mod modules;
+
+pub use aliases::*;
+pub use batches::*;
+pub use callbacks::*;
+pub use jobs::*;
+pub use leases::*;
+pub use list::*;
+pub use modules::*;
