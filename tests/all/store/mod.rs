@@ -6,6 +6,7 @@
 
 mod aliases;
 mod callbacks;
+mod fairness;
 mod fencing;
 mod idempotency;
 mod lifecycle;
@@ -63,4 +64,8 @@ cases! {
     keeps_a_bounded_alias_history => aliases::exercise_alias_history,
     keeps_tenants_and_their_tokens => tenants::exercise_tenants,
     records_every_callback_state => callbacks::exercise_callback_states,
+    claims_share_workers_across_tenants_by_weight => fairness::claims_share_by_weight,
+    claims_apply_priorities_within_a_tenant => fairness::priorities_apply_within_a_tenant,
+    claims_hold_max_running_even_when_alone => fairness::max_running_holds_even_alone,
+    claims_give_no_share_to_delayed_work => fairness::delayed_work_takes_no_share,
 }

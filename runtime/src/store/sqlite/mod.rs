@@ -14,6 +14,7 @@ use std::time::Duration;
 mod aliases;
 mod batches;
 mod callbacks;
+mod claim;
 mod jobs;
 mod leases;
 mod list;
@@ -134,7 +135,7 @@ impl Store for SqliteStore {
         list::job_list(&self.reader, p).await
     }
     async fn job_claim(&self, p: JobClaim) -> StoreResult<Vec<JobRecord>> {
-        leases::claim(self, p).await
+        claim::claim(self, p).await
     }
     async fn job_heartbeat(&self, p: JobHeartbeat) -> StoreResult<Vec<Lease>> {
         leases::heartbeat(self, p).await
@@ -248,7 +249,7 @@ mod tests {
             normalize(&body.replace("{COLS}", crate::store::rows::JOB_COLUMNS))
         };
         assert_eq!(statement("INSERT"), normalize(super::jobs::INSERT));
-        assert_eq!(statement("CLAIM"), normalize(&super::leases::CLAIM));
+        assert_eq!(statement("CLAIM"), normalize(&super::claim::CLAIM));
         assert_eq!(statement("COMPLETE"), normalize(&super::leases::COMPLETE));
     }
 
