@@ -245,7 +245,7 @@ fn main() {
         if phase("latency") {
         // Phase 3: start latency on an idle server.
         let server = start(workers).await;
-        let (client_side, server_side) = start_latencies(&server, 1000).await;
+        let (client_side, server_side) = start_latencies(&server, 1000, None).await;
         println!(
             "idle server, one job at a time: dispatch -> result (client-side, POST + wait) p50 {:.2} ms, p99 {:.2} ms",
             ms(percentile(&client_side, 0.5)),
@@ -267,11 +267,20 @@ fn main() {
         let flood_jobs = env_usize("LOAD_FLOOD", 20_000);
         let samples = env_usize("LOAD_FAIR_SAMPLES", 200);
         let server = start(workers).await;
-        let (idle_client, idle_server) = start_latencies(&server, samples).await;
+        let (idle_client, idle_server) = start_latencies(&server, samples, None).await;
         let store = wasmq::store::connect(&format!("sqlite://{}", server.db)).await.unwrap();
         let flood = plant_flood(&*store, flood_jobs).await;
-        let (flood_client, flood_server) = start_latencies(&server, samples).await;
-        let left = store.status_counts(&flood).await.unwrap().by_status["queued"];
+        // Planted as delayed (the server would drain the first chunks while the
+        // rest are written), then all made due at once.
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", server.db)).await.unwrap();
+        sqlx::query("UPDATE jobs SET status = 'queued', run_at = ? WHERE tenant = 'flood'")
+            .bind(wasmq::domain::time::now_ms())
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let during = Some((&*store, &flood));
+        let (flood_client, flood_server) = start_latencies(&server, samples, during).await;
         for (label, client, server_side) in
             [("idle", &idle_client, &idle_server), ("flooded", &flood_client, &flood_server)]
         {
@@ -284,7 +293,10 @@ fn main() {
                 percentile(server_side, 0.95).as_millis()
             );
         }
-        println!("fairness: {left} of the flood's {flood_jobs} jobs were still queued after the flooded samples");
+        println!(
+            "fairness: {} flooded samples, each dispatched while the flood of {flood_jobs} still had jobs queued",
+            flood_client.len()
+        );
         server.stop().await;
         }
     });
@@ -296,11 +308,21 @@ fn ms(d: Duration) -> f64 {
 
 /// `n` echo jobs of tenant `default`, one at a time: dispatch -> result as the
 /// client sees it (POST, then long-poll `wait`), and created_at -> started_at
-/// on the server's clock; both sorted.
-async fn start_latencies(server: &Server, n: usize) -> (Vec<Duration>, Vec<Duration>) {
+/// on the server's clock; both sorted. With `flood`, only while that tenant
+/// still has jobs queued (checked before each dispatch).
+async fn start_latencies(
+    server: &Server,
+    n: usize,
+    flood: Option<(&dyn wasmq::store::Store, &wasmq::domain::TenantId)>,
+) -> (Vec<Duration>, Vec<Duration>) {
     let mut client_side = Vec::new();
     let mut server_side = Vec::new();
     for i in 0..n {
+        if let Some((store, tenant)) = flood
+            && store.status_counts(tenant).await.unwrap().by_status["queued"] == 0
+        {
+            break;
+        }
         let t0 = Instant::now();
         let job: Value = server
             .client
@@ -332,7 +354,7 @@ async fn start_latencies(server: &Server, n: usize) -> (Vec<Duration>, Vec<Durat
     (client_side, server_side)
 }
 
-/// Creates tenant `flood` with the echo module and `n` queued no-op jobs.
+/// Creates tenant `flood` with the echo module and `n` no-op jobs, due in an hour.
 async fn plant_flood(store: &dyn wasmq::store::Store, n: usize) -> wasmq::domain::TenantId {
     use wasmq::domain::{
         AliasName, Digest, JobStatus, Limits, PluginKind, QueueName, TenantId, TenantQuotas,
@@ -358,14 +380,14 @@ async fn plant_flood(store: &dyn wasmq::store::Store, n: usize) -> wasmq::domain
                 tenant: flood.clone(),
                 alias: AliasName::parse("echo").unwrap(),
                 module: digest,
-                status: JobStatus::Queued,
+                status: JobStatus::Scheduled,
                 priority: 0,
                 queue: QueueName::default_queue(),
                 context: None,
                 payload: json!({"k": k}).to_string(),
                 max_attempts: 1,
                 limits: Limits::default(),
-                run_at: now,
+                run_at: now + 3_600_000,
                 created_at: now,
                 idempotency_key: None,
                 idempotency_fingerprint: None,
