@@ -24,8 +24,8 @@ COLS = ("id, tenant, alias, module, status, priority, queue, context, payload, a
         "progress_percent, progress_message, logs, fuel_used, duration_ms, idempotency_key, batch_id, "
         "callback, callback_state, callback_attempts, callback_last_error, lease_token")
 
-# The statements, as the server runs them (runtime/src/store/sqlite/jobs.rs `INSERT`, leases.rs `CLAIM`
-# and `COMPLETE`): the unit test `the_row_cost_script_mirrors_the_insert_claim_and_completion` fails
+# The statements, as the server runs them (runtime/src/store/sqlite/jobs.rs `INSERT`, claim.rs `CLAIM`
+# (one tenant's share) and leases.rs `COMPLETE`): the unit test `the_row_cost_script_mirrors_the_insert_claim_and_completion` fails
 # when they drift apart.
 INSERT = """INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
     limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback, callback_state)
@@ -37,7 +37,7 @@ INSERT = """INSERT INTO jobs (id, tenant, alias, module, status, priority, queue
 
 CLAIM = f"""UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
     started_at = ?1, lease_owner = ?2, lease_expires_at = ?3, progress_percent = NULL, progress_message = NULL
-  WHERE id IN (SELECT id FROM jobs WHERE status IN ('queued', 'scheduled', 'failed') AND run_at <= ?1
+  WHERE id IN (SELECT id FROM jobs WHERE tenant = ?6 AND status IN ('queued', 'scheduled', 'failed') AND run_at <= ?1
     AND attempt < max_attempts AND queue NOT IN (SELECT value FROM json_each(?5)) ORDER BY priority DESC, run_at, id LIMIT ?4)
   RETURNING {COLS}"""
 
@@ -101,7 +101,7 @@ def main():
     done = 0
     while done < N:
         t = time.perf_counter()
-        got = con.execute(CLAIM, (2, "node-1", 99999, 256, "[]")).fetchall()
+        got = con.execute(CLAIM, (2, "node-1", 99999, 256, "[]", "default")).fetchall()
         claim += time.perf_counter() - t
         if not got:
             break

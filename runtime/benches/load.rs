@@ -4,7 +4,9 @@
 //!
 //! `cargo bench --bench load` (env: `LOAD_JOBS` jobs per phase, default 20000;
 //! `LOAD_CLIENTS` concurrent clients, default 64; `LOAD_WORKERS` server workers,
-//! default 2; `LOAD_PHASES` a comma list of `single,batch,drain,latency`, default all;
+//! default 2; `LOAD_PHASES` a comma list of `single,batch,drain,latency,fair`, default all;
+//! `LOAD_FLOOD` the fairness phase's flood, default 20000; `LOAD_FAIR_SAMPLES` its
+//! single jobs per measurement, default 200;
 //! `LOAD_KEEP_RESIDENT` overrides the pool's kept-resident bytes per slot;
 //! `LOAD_PREFETCH` the jobs claimed ahead of free workers).
 //!
@@ -18,6 +20,8 @@
 //!    has started, p50/p99 (client-side: POST, then long-poll `wait` for the
 //!    result, minus the plugin's own duration; and server-side started_at -
 //!    created_at, at millisecond resolution).
+//! 4. fairness: the same single-job latency for tenant `default` (p50/p95),
+//!    idle and then while tenant `flood` has `LOAD_FLOOD` no-op jobs queued.
 
 #![allow(missing_docs)]
 
@@ -166,7 +170,7 @@ fn main() {
     let jobs = env_usize("LOAD_JOBS", 20_000);
     let clients = env_usize("LOAD_CLIENTS", 64);
     let workers = env_usize("LOAD_WORKERS", 2);
-    let phases = std::env::var("LOAD_PHASES").unwrap_or_else(|_| "single,batch,drain,latency".into());
+    let phases = std::env::var("LOAD_PHASES").unwrap_or_else(|_| "single,batch,drain,latency,fair".into());
     let phase = |name: &str| phases.split(',').any(|p| p.trim() == name);
     support::plugins_dir(); // build plugins before timing anything
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -241,42 +245,11 @@ fn main() {
         if phase("latency") {
         // Phase 3: start latency on an idle server.
         let server = start(workers).await;
-        let mut client_side = Vec::new();
-        let mut server_side = Vec::new();
-        for i in 0..1000 {
-            let t0 = Instant::now();
-            let job: Value = server
-                .client
-                .post(format!("{}/v1/jobs", server.url))
-                .json(&json!({"alias": "echo", "payload": {"i": i}}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let id = job["id"].as_str().unwrap();
-            let done: Value = server
-                .client
-                .get(format!("{}/v1/jobs/{id}/wait?timeout_ms=10000", server.url))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let round_trip = t0.elapsed();
-            assert_eq!(done["status"], "succeeded");
-            client_side.push(round_trip);
-            let parse = |k: &str| humantime::parse_rfc3339(done[k].as_str().unwrap()).unwrap();
-            server_side.push(parse("started_at").duration_since(parse("created_at")).unwrap_or_default());
-        }
-        client_side.sort();
-        server_side.sort();
+        let (client_side, server_side) = start_latencies(&server, 1000, None).await;
         println!(
             "idle server, one job at a time: dispatch -> result (client-side, POST + wait) p50 {:.2} ms, p99 {:.2} ms",
-            percentile(&client_side, 0.5).as_secs_f64() * 1000.0,
-            percentile(&client_side, 0.99).as_secs_f64() * 1000.0
+            ms(percentile(&client_side, 0.5)),
+            ms(percentile(&client_side, 0.99))
         );
         println!(
             "idle server: created_at -> started_at (server clock, ms resolution) p50 {} ms, p99 {} ms",
@@ -285,5 +258,144 @@ fn main() {
         );
         server.stop().await;
         }
+
+        if phase("fair") {
+        // Phase 4: fairness. Tenant `default` dispatches single jobs, one at a
+        // time, first on an idle server, then while tenant `flood` has
+        // `LOAD_FLOOD` no-op jobs queued (planted through the store: the
+        // tenant API is not this harness's subject).
+        let flood_jobs = env_usize("LOAD_FLOOD", 20_000);
+        let samples = env_usize("LOAD_FAIR_SAMPLES", 200);
+        let server = start(workers).await;
+        let (idle_client, idle_server) = start_latencies(&server, samples, None).await;
+        let store = wasmq::store::connect(&format!("sqlite://{}", server.db)).await.unwrap();
+        let flood = plant_flood(&*store, flood_jobs).await;
+        // Planted as delayed (the server would drain the first chunks while the
+        // rest are written), then all made due at once.
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", server.db)).await.unwrap();
+        sqlx::query("UPDATE jobs SET status = 'queued', run_at = ? WHERE tenant = 'flood'")
+            .bind(wasmq::domain::time::now_ms())
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let during = Some((&*store, &flood));
+        let (flood_client, flood_server) = start_latencies(&server, samples, during).await;
+        for (label, client, server_side) in
+            [("idle", &idle_client, &idle_server), ("flooded", &flood_client, &flood_server)]
+        {
+            println!(
+                "fairness, {label}: single job dispatch -> result (client-side) p50 {:.2} ms, p95 {:.2} ms; \
+                 created_at -> started_at p50 {} ms, p95 {} ms",
+                ms(percentile(client, 0.5)),
+                ms(percentile(client, 0.95)),
+                percentile(server_side, 0.5).as_millis(),
+                percentile(server_side, 0.95).as_millis()
+            );
+        }
+        println!(
+            "fairness: {} flooded samples, each dispatched while the flood of {flood_jobs} still had jobs queued",
+            flood_client.len()
+        );
+        server.stop().await;
+        }
     });
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `n` echo jobs of tenant `default`, one at a time: dispatch -> result as the
+/// client sees it (POST, then long-poll `wait`), and created_at -> started_at
+/// on the server's clock; both sorted. With `flood`, only while that tenant
+/// still has jobs queued (checked before each dispatch).
+async fn start_latencies(
+    server: &Server,
+    n: usize,
+    flood: Option<(&dyn wasmq::store::Store, &wasmq::domain::TenantId)>,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let mut client_side = Vec::new();
+    let mut server_side = Vec::new();
+    for i in 0..n {
+        if let Some((store, tenant)) = flood
+            && store.status_counts(tenant).await.unwrap().by_status["queued"] == 0
+        {
+            break;
+        }
+        let t0 = Instant::now();
+        let job: Value = server
+            .client
+            .post(format!("{}/v1/jobs", server.url))
+            .json(&json!({"alias": "echo", "payload": {"i": i}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = job["id"].as_str().unwrap();
+        let done: Value = server
+            .client
+            .get(format!("{}/v1/jobs/{id}/wait?timeout_ms=30000", server.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        client_side.push(t0.elapsed());
+        assert_eq!(done["status"], "succeeded");
+        let parse = |k: &str| humantime::parse_rfc3339(done[k].as_str().unwrap()).unwrap();
+        server_side.push(parse("started_at").duration_since(parse("created_at")).unwrap_or_default());
+    }
+    client_side.sort();
+    server_side.sort();
+    (client_side, server_side)
+}
+
+/// Creates tenant `flood` with the echo module and `n` no-op jobs, due in an hour.
+async fn plant_flood(store: &dyn wasmq::store::Store, n: usize) -> wasmq::domain::TenantId {
+    use wasmq::domain::{
+        AliasName, Digest, JobStatus, Limits, PluginKind, QueueName, TenantId, TenantQuotas,
+    };
+    use wasmq::store::{ModulePut, NewJob, TenantCreate};
+    let flood = TenantId::parse("flood").unwrap();
+    let quotas = TenantQuotas::default();
+    store
+        .tenant_create(TenantCreate { id: flood.clone(), weight: 1, quotas, callback_allow: vec![], now: 1 })
+        .await
+        .unwrap();
+    let bytes = support::plugin_bytes("echo");
+    let digest = Digest::of(&bytes);
+    store
+        .module_put(ModulePut { tenant: flood.clone(), digest, kind: PluginKind::Job, bytes, now: 1 })
+        .await
+        .unwrap();
+    let now = wasmq::domain::time::now_ms();
+    for chunk in 0..n.div_ceil(1000) {
+        let jobs = (chunk * 1000..((chunk + 1) * 1000).min(n))
+            .map(|k| NewJob {
+                id: uuid::Uuid::now_v7().to_string(),
+                tenant: flood.clone(),
+                alias: AliasName::parse("echo").unwrap(),
+                module: digest,
+                status: JobStatus::Scheduled,
+                priority: 0,
+                queue: QueueName::default_queue(),
+                context: None,
+                payload: json!({"k": k}).to_string(),
+                max_attempts: 1,
+                limits: Limits::default(),
+                run_at: now + 3_600_000,
+                created_at: now,
+                idempotency_key: None,
+                idempotency_fingerprint: None,
+                batch_id: None,
+                callback: None,
+            })
+            .collect();
+        store.job_insert(jobs, None).await.unwrap();
+    }
+    flood
 }

@@ -100,6 +100,15 @@ settings! {
     /// file a table, `queue_limits = { gpu = 1 }`).
     queue_limits: QueueLimits, env "WASMQ_QUEUE_LIMITS", described "none",
         |s, v| s.queue.queue_limits = v.0;
+    /// Most jobs of one tenant running at once across the server, for tenants
+    /// whose quota sets no `max_running`; holds even when that tenant's work
+    /// is the only work.
+    tenant_max_running: u64, env "WASMQ_TENANT_MAX_RUNNING", described "no limit",
+        |s, v| {
+            let n = at_least(1, v)?;
+            s.queue.tenant_max_running = Some(n);
+            s.tenant_quotas.max_running = Some(n);
+        };
     /// Largest module upload.
     max_module_size: Bytes, env "WASMQ_MAX_MODULE_SIZE", default "32MiB",
         |s, v| s.engine.max_module_bytes = v.0;

@@ -11,8 +11,11 @@ CREATE TABLE tenants (
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL
 );
+-- Unix ms from julianday (unixepoch('subsec') needs SQLite 3.42; tools such
+-- as Python's sqlite3 module often link an older one).
 INSERT INTO tenants (id, weight, created_at, updated_at)
-    VALUES ('default', 1, CAST(unixepoch('subsec') * 1000 AS INTEGER), CAST(unixepoch('subsec') * 1000 AS INTEGER));
+    VALUES ('default', 1, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER),
+            CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
 
 -- A token is kept only as the blake3 hash of its secret (hex); the secret is
 -- shown once, when it is made. Revoking deletes the row.

@@ -25,7 +25,8 @@ pub struct TenantRequest {
     /// The tenant's id: `[a-z0-9][a-z0-9._-]{0,63}`.
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub id: String,
-    /// Share of the workers when tenants compete (1..=1000, default 1; applied by fair scheduling, later).
+    /// Share of the workers when tenants compete (1..=1000, default 1): each claim hands free workers
+    /// to the waiting tenant furthest below its weighted share of what runs server-wide.
     #[schema(minimum = 1, maximum = 1000)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,

@@ -1,10 +1,15 @@
 //! The node-local buffer of claimed jobs and the worker tasks that drain it.
 //!
 //! Claims fetch more jobs than there are workers (see `producer`), so the order
-//! in which held jobs start is decided here: always the best eligible job
-//! (highest priority, then earliest due, then oldest), skipping queues that are
-//! at their concurrency limit. A fixed set of `workers` runner tasks pulls from
-//! it; no task is spawned per job.
+//! in which held jobs start is decided here, skipping queues that are at their
+//! concurrency limit. Across tenants it is fair: the next job goes to the
+//! tenant with the fewest jobs running on this node, ties to the tenant whose
+//! job was claimed first (claims hand tenants out in fair order, see
+//! `Store::job_claim`), so a tenant whose jobs this node holds by the hundred
+//! does not make another's newly claimed job wait behind them. Within a
+//! tenant: the best job (highest priority, then earliest due, then oldest).
+//! A fixed set of `workers` runner tasks pulls from it; no task is spawned per
+//! job.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +17,7 @@ use std::sync::atomic::Ordering;
 
 use super::executor::execute;
 use super::{RunHandle, Shared};
+use crate::domain::TenantId;
 use crate::store::{JobRecord, Lease};
 
 /// A claimed job waiting for a worker.
@@ -20,26 +26,44 @@ pub(crate) struct Held {
     pub(crate) run: RunHandle,
 }
 
-/// Jobs held, and how many of each queue are running.
+/// A held job and when it arrived (in claim order across claims).
+struct Slot {
+    held: Held,
+    seq: u64,
+}
+
+/// Jobs held, and how many of each queue and of each tenant are running.
 #[derive(Default)]
 pub(crate) struct Buffer {
-    held: Vec<Held>,
+    held: Vec<Slot>,
+    next_seq: u64,
     running_per_queue: HashMap<String, usize>,
+    running_per_tenant: HashMap<TenantId, usize>,
+    held_per_tenant: HashMap<TenantId, usize>,
 }
 
 impl Buffer {
+    /// Adds a claimed job; push a claim's jobs in the order the claim gave.
     pub(crate) fn push(&mut self, held: Held) {
-        self.held.push(held);
+        bump(&mut self.held_per_tenant, &held.job.tenant);
+        self.held.push(Slot { held, seq: self.next_seq });
+        self.next_seq += 1;
     }
 
     /// Removes every held job (shutdown); returns their claims.
     pub(crate) fn drain_leases(&mut self) -> Vec<Lease> {
-        self.held.drain(..).map(|h| h.job.lease()).collect()
+        self.held_per_tenant.clear();
+        self.held.drain(..).map(|s| s.held.job.lease()).collect()
     }
 
-    /// Takes the best job whose queue has room. The buffer holds at most
-    /// `workers + prefetch` jobs, so a scan is cheaper than keeping a heap
-    /// consistent with per-queue limits.
+    /// How many tenants have jobs held here.
+    pub(crate) fn tenants(&self) -> usize {
+        self.held_per_tenant.len()
+    }
+
+    /// Takes the best job whose queue has room (see the module doc). The
+    /// buffer holds at most `workers + prefetch` jobs, so a scan is cheaper
+    /// than keeping heaps consistent with per-queue limits.
     fn take(&mut self, limits: &HashMap<String, usize>) -> Option<Held> {
         let running = &self.running_per_queue;
         let eligible = |h: &Held| {
@@ -47,34 +71,72 @@ impl Buffer {
                 .get(&h.job.queue)
                 .is_none_or(|limit| running.get(&h.job.queue).copied().unwrap_or(0) < *limit)
         };
-        let best = self
-            .held
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| eligible(h))
-            .min_by(|(_, a), (_, b)| {
-                b.job
-                    .priority
-                    .cmp(&a.job.priority)
-                    .then(a.job.run_at.cmp(&b.job.run_at))
-                    .then(a.job.id.cmp(&b.job.id))
-            })
-            .map(|(i, _)| i)?;
-        let held = self.held.swap_remove(best);
+        let better = |a: &JobRecord, b: &JobRecord| {
+            b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)).then(a.id.cmp(&b.id))
+        };
+        let best = if self.held_per_tenant.len() <= 1 {
+            self.held
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| eligible(&s.held))
+                .min_by(|(_, a), (_, b)| better(&a.held.job, &b.held.job))
+                .map(|(i, _)| i)?
+        } else {
+            // Per tenant: its best eligible job and its earliest claimed one.
+            let mut heads: Vec<(&TenantId, usize, u64)> = Vec::with_capacity(self.held_per_tenant.len());
+            for (i, slot) in self.held.iter().enumerate().filter(|(_, s)| eligible(&s.held)) {
+                let job = &slot.held.job;
+                match heads.iter_mut().find(|(t, _, _)| **t == job.tenant) {
+                    Some((_, best, first)) => {
+                        if better(job, &self.held[*best].held.job).is_lt() {
+                            *best = i;
+                        }
+                        *first = (*first).min(slot.seq);
+                    }
+                    None => heads.push((&job.tenant, i, slot.seq)),
+                }
+            }
+            let runs = |t: &TenantId| self.running_per_tenant.get(t).copied().unwrap_or(0);
+            heads.iter().min_by_key(|(t, _, first)| (runs(t), *first)).map(|(_, best, _)| *best)?
+        };
+        let held = self.held.swap_remove(best).held;
         *self.running_per_queue.entry(held.job.queue.clone()).or_default() += 1;
+        bump(&mut self.running_per_tenant, &held.job.tenant);
+        drop_one(&mut self.held_per_tenant, &held.job.tenant);
         Some(held)
     }
 
-    fn finished(&mut self, queue: &str) {
+    fn finished(&mut self, queue: &str, tenant: &TenantId) {
         if let Some(n) = self.running_per_queue.get_mut(queue) {
             *n = n.saturating_sub(1);
         }
+        drop_one(&mut self.running_per_tenant, tenant);
     }
 
     /// Jobs of `queue` held or running (for the producer's per-queue limit).
     pub(crate) fn count(&self, queue: &str) -> usize {
         self.running_per_queue.get(queue).copied().unwrap_or(0)
-            + self.held.iter().filter(|h| h.job.queue == queue).count()
+            + self.held.iter().filter(|s| s.held.job.queue == queue).count()
+    }
+}
+
+fn bump(counts: &mut HashMap<TenantId, usize>, tenant: &TenantId) {
+    match counts.get_mut(tenant) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(tenant.clone(), 1);
+        }
+    }
+}
+
+/// Counts one less; a tenant at zero leaves the map (its size is the number
+/// of tenants present).
+fn drop_one(counts: &mut HashMap<TenantId, usize>, tenant: &TenantId) {
+    if let Some(n) = counts.get_mut(tenant) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(tenant);
+        }
     }
 }
 
@@ -90,11 +152,11 @@ pub(crate) async fn runner(shared: Arc<Shared>) {
         let next = shared.buffer.lock().expect("buffer lock").take(&shared.settings.queue_limits);
         match next {
             Some(held) => {
-                let queue = held.job.queue.clone();
+                let (queue, tenant) = (held.job.queue.clone(), held.job.tenant.clone());
                 shared.busy.fetch_add(1, Ordering::AcqRel);
                 execute(shared.clone(), held.job, held.run).await;
                 shared.busy.fetch_sub(1, Ordering::AcqRel);
-                shared.buffer.lock().expect("buffer lock").finished(&queue);
+                shared.buffer.lock().expect("buffer lock").finished(&queue, &tenant);
                 // A freed queue slot may make another held job eligible.
                 shared.ready.notify_waiters();
             }

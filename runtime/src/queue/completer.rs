@@ -18,10 +18,14 @@ const MAX_BATCH: usize = 512;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 const BUSY: usize = 8;
 
+/// `wake_producer` is called after each commit: a tenant at its `max_running`
+/// may claim again only once its finished jobs stopped counting as running in
+/// the store, and the runner that woke the producer did so before that.
 pub(crate) async fn run(
     store: Arc<dyn Store>,
     events: JobEvents,
     callbacks_wake: Arc<Notify>,
+    wake_producer: impl Fn() + Send + 'static,
     mut rx: mpsc::UnboundedReceiver<CompleterMsg>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -73,6 +77,7 @@ pub(crate) async fn run(
                             }
                         }
                         drop(order);
+                        wake_producer();
                         if std::mem::take(&mut callbacks_due) {
                             callbacks_wake.notify_one();
                         }

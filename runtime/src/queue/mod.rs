@@ -58,6 +58,9 @@ pub struct QueueSettings {
     /// Most jobs of one queue running at once on this node (queues not listed:
     /// only `workers` bounds them).
     pub queue_limits: HashMap<String, usize>,
+    /// Most jobs of one tenant running at once across the server, for tenants
+    /// whose quota sets no `max_running` (`None`: unbounded).
+    pub tenant_max_running: Option<u64>,
     /// How long a claim holds a job without renewal before it is rescued.
     pub lease: Duration,
     /// First retry delay; doubles per attempt, with jitter.
@@ -81,6 +84,7 @@ impl Default for QueueSettings {
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             prefetch: 256,
             queue_limits: HashMap::new(),
+            tenant_max_running: None,
             lease: Duration::from_secs(30),
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
@@ -221,6 +225,14 @@ impl Queue {
             shared.store.clone(),
             shared.events.clone(),
             shared.callbacks_wake.clone(),
+            {
+                let shared = Arc::downgrade(&shared);
+                move || {
+                    if let Some(shared) = shared.upgrade() {
+                        shared.wake.notify_one();
+                    }
+                }
+            },
             rx,
         ));
         let mut tasks = JoinSet::new();

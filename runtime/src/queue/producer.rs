@@ -4,6 +4,16 @@
 //! other nodes respect), claims many at once when it can, and sleeps on an
 //! in-process notification until a dispatch, a completion, the next due time of
 //! a delayed job, or the fallback poll for other nodes' work.
+//!
+//! Fairness across tenants is the claim's (`Store::job_claim`: shares by
+//! weight over what each tenant runs in the store, which counts held jobs as
+//! running). Holding jobs ahead would blur it: a tenant's share would be
+//! spent on jobs that wait here while another tenant's run. So the node claims
+//! ahead only while one tenant has work; as soon as a claim or the buffer
+//! spans several tenants it claims for idle workers only, and what runs is
+//! what the claim shared out. A tenant arriving while the node holds another's
+//! backlog is claimed on the next claim (at most `HELD_WORK` per worker
+//! away) and started next by the buffer's own fair order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +26,13 @@ use crate::store::{JobClaim, JobWatch};
 
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut failures = 0u32;
+    // Whether the last claim handed out jobs of several tenants.
+    let mut shared_claim = false;
     loop {
         if shared.stopping.is_cancelled() {
             return;
         }
-        let (free, exclude) = capacity(&shared);
+        let (free, exclude) = capacity(&shared, shared_claim);
         let mut sleep_for = shared.settings.poll_interval;
         if free > 0 {
             let now = now_ms();
@@ -30,6 +42,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 lease_expires_at: now + shared.settings.lease.as_millis() as i64,
                 limit: free as u32,
                 exclude_queues: exclude,
+                default_max_running: shared.settings.tenant_max_running,
             };
             // Claims are published in commit order with rescues and completions.
             let order = shared.events.in_order().await;
@@ -45,6 +58,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     failures = 0;
                     let full = jobs.len() == free;
                     if !jobs.is_empty() {
+                        shared_claim = jobs.iter().any(|j| j.tenant != jobs[0].tenant);
                         let mut buffer = shared.buffer.lock().expect("buffer lock");
                         for job in jobs {
                             let run = register(&shared, &job);
@@ -56,7 +70,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     if full {
                         continue; // more may be waiting; claim again once slots free up
                     }
-                    if let Ok(Some(due)) = shared.store.job_next_due().await {
+                    // A job due already but not claimed waits for a slot (its
+                    // queue's or its tenant's limit): a completion wakes us.
+                    if let Ok(Some(due)) = shared.store.job_next_due().await
+                        && due > now
+                    {
                         let wait = Duration::from_millis(due.saturating_sub(now_ms()).max(0) as u64);
                         sleep_for = sleep_for.min(wait);
                     }
@@ -91,11 +109,13 @@ pub(crate) fn prefetch(shared: &Shared) -> usize {
 }
 
 /// Free claim slots (workers plus prefetch, minus jobs held), and the queues
-/// that reached their own limit.
-fn capacity(shared: &Shared) -> (usize, Vec<String>) {
+/// that reached their own limit. No prefetch while several tenants have work
+/// (`shared_claim`, or the buffer holds several): see the module doc.
+fn capacity(shared: &Shared, shared_claim: bool) -> (usize, Vec<String>) {
+    let several = shared_claim || shared.buffer.lock().expect("buffer lock").tenants() > 1;
     let running = shared.running.lock().expect("running lock");
     let held = running.len();
-    let limit = shared.settings.workers + prefetch(shared);
+    let limit = shared.settings.workers + if several { 0 } else { prefetch(shared) };
     // Claim when workers would otherwise idle or a quarter of the window is
     // free, so claims come in batches rather than one job per completion.
     let free = if held <= shared.settings.workers || limit - held.min(limit) >= limit / 4 {

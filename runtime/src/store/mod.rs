@@ -157,11 +157,18 @@ pub trait Store: Send + Sync + 'static {
     /// `limit` jobs within `max_bytes` (but always one, if any is left), and
     /// whether more follow.
     async fn job_list(&self, p: JobList) -> StoreResult<JobListPage>;
-    /// Claims up to `limit` runnable jobs for `owner`, highest priority first,
-    /// then earliest due; marks them running with a lease, counts the attempt
-    /// and gives each claim the job's next fencing token
-    /// (`JobRecord::lease_token`). A job that has used all its attempts is
-    /// never claimed (`job_rescue_expired` ends it).
+    /// Claims up to `limit` runnable jobs for `owner`; marks them running with
+    /// a lease, counts the attempt and gives each claim the job's next fencing
+    /// token (`JobRecord::lease_token`). A job that has used all its attempts
+    /// is never claimed (`job_rescue_expired` ends it).
+    ///
+    /// Fair across tenants (`rules/fair.rs`): the slots are shared among the
+    /// tenants with waiting work by weight, counting what each runs across the
+    /// server; a tenant never runs more than its `max_running` (its quota, else
+    /// `p.default_max_running`), even alone. Within a tenant, highest priority
+    /// first, then earliest due, then oldest. The jobs come back interleaved
+    /// in the order a node should start them. Atomic: a job is claimed once,
+    /// and concurrent claims never take a tenant past its `max_running`.
     async fn job_claim(&self, p: JobClaim) -> StoreResult<Vec<JobRecord>>;
     /// Extends the leases `p.owner` holds; returns the claims it still holds.
     /// A claim is held while the job is running under that exact token and its

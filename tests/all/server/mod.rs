@@ -9,6 +9,7 @@ mod callbacks;
 mod durability;
 mod edge;
 mod edge_process;
+mod fairness;
 mod fencing;
 mod isolation;
 mod misc_faults;

@@ -6,6 +6,7 @@
 
 mod aliases;
 mod callbacks;
+mod fairness;
 mod fencing;
 mod idempotency;
 mod keys;
@@ -71,4 +72,8 @@ cases! {
     sums_a_completion_batch_per_tenant_and_day => usage::exercise_two_tenants,
     counts_waiting_jobs_per_tenant => waiting::exercise_waiting_per_tenant,
     keeps_signing_keys_per_tenant => keys::exercise_keys,
+    claims_share_workers_across_tenants_by_weight => fairness::claims_share_by_weight,
+    claims_apply_priorities_within_a_tenant => fairness::priorities_apply_within_a_tenant,
+    claims_hold_max_running_even_when_alone => fairness::max_running_holds_even_alone,
+    claims_give_no_share_to_delayed_work => fairness::delayed_work_takes_no_share,
 }

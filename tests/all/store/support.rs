@@ -38,7 +38,14 @@ pub fn beat(owner: &str, leases: &[Lease], now: i64, until: i64) -> JobHeartbeat
 }
 
 pub fn claim(owner: &str, now: i64, limit: u32) -> JobClaim {
-    JobClaim { owner: owner.into(), now, lease_expires_at: now + 1_000, limit, exclude_queues: vec![] }
+    JobClaim {
+        owner: owner.into(),
+        now,
+        lease_expires_at: now + 1_000,
+        limit,
+        exclude_queues: vec![],
+        default_max_running: None,
+    }
 }
 
 pub fn due_at(now: i64, limit: u32, lease_until: i64) -> CallbackClaim {

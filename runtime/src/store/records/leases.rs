@@ -27,6 +27,9 @@ pub struct JobClaim {
     pub limit: u32,
     /// Queues whose concurrency limit is reached: claim none from them.
     pub exclude_queues: Vec<String>,
+    /// Most jobs of one tenant running at once across the server, for tenants
+    /// whose quota sets no `max_running` (`None`: unbounded).
+    pub default_max_running: Option<u64>,
 }
 
 /// `job_heartbeat` parameters.

@@ -173,7 +173,7 @@ pub(super) async fn retry(s: &SqliteStore, tenant: &TenantId, id: &str, now: i64
 }
 
 pub(super) async fn waiting(s: &SqliteStore) -> StoreResult<Vec<(TenantId, u64)>> {
-    // An index-only scan of `jobs_waiting_tenant` (migration 0008).
+    // An index-only scan of `jobs_runnable` (tenant first: migration 0010).
     let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
         "SELECT tenant, COUNT(*) FROM jobs WHERE status IN {RUNNABLE} GROUP BY tenant"
     ))

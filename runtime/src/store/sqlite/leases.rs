@@ -1,5 +1,6 @@
-//! The claims on `jobs`: claim, heartbeat, progress, completion, rescue and
-//! release, all fenced by the claim's token.
+//! What runs under a claim of a job (the claim itself is in `claim`):
+//! heartbeat, progress, completion, rescue and release, all fenced by the
+//! claim's token.
 
 use sqlx::{Sqlite, Transaction};
 use std::sync::LazyLock;
@@ -8,12 +9,11 @@ use super::SqliteStore;
 use super::batches::schedule_done_batches;
 use super::usage;
 use crate::domain::{JobStatus, TenantId};
-use crate::store::rows::{JOB_COLUMNS, JobRow, corrupt, jobs};
+use crate::store::rows::corrupt;
 use crate::store::rules::{
-    self, CALLBACK_ON_END, CALLBACK_SENDING, CLAIM_ORDER, DEAD, LEASE_LOST, QUEUED, RUNNABLE, RUNNING,
-    UsageTally,
+    self, CALLBACK_ON_END, CALLBACK_SENDING, DEAD, LEASE_LOST, QUEUED, RUNNABLE, RUNNING, UsageTally,
 };
-use crate::store::{JobClaim, JobCompletion, JobHeartbeat, JobRecord, Lease, Rescued, StoreResult};
+use crate::store::{JobCompletion, JobHeartbeat, Lease, Rescued, StoreResult};
 
 /// Claims as the JSON array `[{"id", "token"}]` the statements read with `json_each`.
 pub(super) fn leases_json(leases: &[Lease]) -> String {
@@ -22,21 +22,6 @@ pub(super) fn leases_json(leases: &[Lease]) -> String {
     )
     .to_string()
 }
-
-/// The claim (see `Store::job_claim`): the hot path, so rendered once.
-pub(super) static CLAIM: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE jobs SET status = {RUNNING}, attempt = attempt + 1, lease_token = lease_token + 1,
-        started_at = ?1, lease_owner = ?2, lease_expires_at = ?3, progress_percent = NULL,
-        progress_message = NULL
-     WHERE id IN (
-        SELECT id FROM jobs
-        WHERE status IN {RUNNABLE} AND run_at <= ?1 AND attempt < max_attempts
-          AND queue NOT IN (SELECT value FROM json_each(?5))
-        ORDER BY {CLAIM_ORDER} LIMIT ?4)
-     RETURNING {JOB_COLUMNS}"
-    )
-});
 
 /// The completion of a batch of attempts (see `complete_in`), rendered once.
 pub(super) static COMPLETE: LazyLock<String> = LazyLock::new(|| {
@@ -66,10 +51,6 @@ pub(super) static COMPLETE: LazyLock<String> = LazyLock::new(|| {
      RETURNING jobs.id, jobs.lease_token, jobs.batch_id, jobs.status"
     )
 });
-
-pub(super) async fn claim(s: &SqliteStore, p: JobClaim) -> StoreResult<Vec<JobRecord>> {
-    claim_in(&s.writer, &p).await
-}
 
 pub(super) async fn heartbeat(s: &SqliteStore, p: JobHeartbeat) -> StoreResult<Vec<Lease>> {
     if p.leases.is_empty() {
@@ -180,26 +161,6 @@ pub(super) async fn release(s: &SqliteStore, owner: &str) -> StoreResult<u64> {
     .execute(&s.writer)
     .await?
     .rows_affected())
-}
-
-/// Claims runnable jobs (see `Store::job_claim`) on `conn`.
-pub(super) async fn claim_in<'c, E: sqlx::Executor<'c, Database = Sqlite>>(
-    conn: E,
-    p: &JobClaim,
-) -> StoreResult<Vec<JobRecord>> {
-    let excluded = serde_json::to_string(&p.exclude_queues).expect("strings serialize");
-    let rows = sqlx::query_as::<_, JobRow>(&CLAIM)
-        .bind(p.now)
-        .bind(&p.owner)
-        .bind(p.lease_expires_at)
-        .bind(p.limit)
-        .bind(excluded)
-        .fetch_all(conn)
-        .await?;
-    let mut claimed = jobs(rows)?;
-    // RETURNING gives no order: restore the claim order.
-    rules::claim_order(&mut claimed);
-    Ok(claimed)
 }
 
 /// Records outcomes (see `Store::job_complete`) inside `tx`.

@@ -14,6 +14,7 @@ use std::time::Duration;
 mod aliases;
 mod batches;
 mod callbacks;
+mod claim;
 mod jobs;
 mod keys;
 mod leases;
@@ -138,7 +139,7 @@ impl Store for SqliteStore {
         list::job_list(&self.reader, p).await
     }
     async fn job_claim(&self, p: JobClaim) -> StoreResult<Vec<JobRecord>> {
-        leases::claim(self, p).await
+        claim::claim(self, p).await
     }
     async fn job_heartbeat(&self, p: JobHeartbeat) -> StoreResult<Vec<Lease>> {
         leases::heartbeat(self, p).await
@@ -268,7 +269,7 @@ mod tests {
             normalize(&body.replace("{COLS}", crate::store::rows::JOB_COLUMNS))
         };
         assert_eq!(statement("INSERT"), normalize(super::jobs::INSERT));
-        assert_eq!(statement("CLAIM"), normalize(&super::leases::CLAIM));
+        assert_eq!(statement("CLAIM"), normalize(&super::claim::CLAIM));
         assert_eq!(statement("COMPLETE"), normalize(&super::leases::COMPLETE));
         assert_eq!(statement("COUNT_RUNS"), normalize(super::usage::COUNT_RUNS));
         // The usage upsert is rendered from the counters in both.

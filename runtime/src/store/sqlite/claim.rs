@@ -1,0 +1,116 @@
+//! The claim (see `Store::job_claim`): which tenants have waiting work and
+//! what they run (`LOADS`), then one `CLAIM` per tenant for the share the
+//! rules give it (`rules::FairClaim`), all in one `BEGIN IMMEDIATE`
+//! transaction so that two claimers never both count a tenant below its
+//! `max_running`.
+
+use sqlx::{Sqlite, SqliteConnection};
+use std::sync::LazyLock;
+
+use super::SqliteStore;
+use crate::store::rows::{JOB_COLUMNS, JobRow, jobs};
+use crate::store::rules::{self, FairClaim, RUNNABLE, RUNNING, TenantLoad};
+use crate::store::{JobClaim, JobRecord, StoreResult};
+
+/// The tenants with waiting jobs, each with its weight, its `max_running`
+/// quota and the jobs it runs now. The tenants are found by skipping from one
+/// to the next along `jobs_runnable` (`tenant` leads it), so the cost grows
+/// with the number of tenants waiting, not with their backlogs; the running
+/// count walks `jobs_running`, as long as what runs. A tenant whose waiting
+/// jobs are all delayed is listed too: its claim comes back short and its
+/// slots go to the others.
+pub(super) static LOADS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE waiting(tenant) AS (
+        SELECT MIN(tenant) FROM jobs WHERE status IN {RUNNABLE}
+        UNION ALL
+        SELECT (SELECT MIN(j.tenant) FROM jobs j WHERE j.status IN {RUNNABLE} AND j.tenant > waiting.tenant)
+        FROM waiting WHERE waiting.tenant IS NOT NULL)
+     SELECT w.tenant, t.weight, t.quotas ->> '$.max_running',
+        (SELECT COUNT(*) FROM jobs r WHERE r.tenant = w.tenant AND r.status = {RUNNING})
+     FROM waiting w LEFT JOIN tenants t ON t.id = w.tenant
+     WHERE w.tenant IS NOT NULL"
+    )
+});
+
+/// One tenant's share of a claim: the hot path, so rendered once.
+pub(super) static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET status = {RUNNING}, attempt = attempt + 1, lease_token = lease_token + 1,
+        started_at = ?1, lease_owner = ?2, lease_expires_at = ?3, progress_percent = NULL,
+        progress_message = NULL
+     WHERE id IN (
+        SELECT id FROM jobs
+        WHERE tenant = ?6 AND status IN {RUNNABLE} AND run_at <= ?1 AND attempt < max_attempts
+          AND queue NOT IN (SELECT value FROM json_each(?5))
+        ORDER BY {CLAIM_ORDER} LIMIT ?4)
+     RETURNING {JOB_COLUMNS}",
+        CLAIM_ORDER = rules::CLAIM_ORDER
+    )
+});
+
+pub(super) async fn claim(s: &SqliteStore, p: JobClaim) -> StoreResult<Vec<JobRecord>> {
+    if p.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let excluded = serde_json::to_string(&p.exclude_queues).expect("strings serialize");
+    // The common install: one tenant, no bound. Its claim is one statement
+    // on its own (nothing to keep consistent with the loads read before).
+    let mut conn = s.writer.acquire().await?;
+    let plan: FairClaim<JobRecord> = FairClaim::new(loads(&mut conn, &p).await?, p.limit);
+    if plan.round().is_empty() {
+        return Ok(Vec::new());
+    }
+    if plan.is_plain() {
+        return claim_tenant(&mut conn, &p, &excluded, plan.tenant(0), p.limit).await;
+    }
+    drop(conn);
+    let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut plan = FairClaim::new(loads(&mut tx, &p).await?, p.limit);
+    loop {
+        let round = plan.round();
+        if round.is_empty() {
+            break;
+        }
+        for (index, asked) in round {
+            let got = claim_tenant(&mut tx, &p, &excluded, plan.tenant(index), asked).await?;
+            plan.record(index, asked, got);
+        }
+    }
+    tx.commit().await?;
+    Ok(plan.into_jobs())
+}
+
+async fn loads(conn: &mut SqliteConnection, p: &JobClaim) -> StoreResult<Vec<TenantLoad>> {
+    let rows: Vec<(String, Option<i64>, Option<i64>, i64)> =
+        sqlx::query_as(&LOADS).fetch_all(&mut *conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(tenant, weight, quota, running)| {
+            TenantLoad::new(tenant, weight, running, quota, p.default_max_running)
+        })
+        .collect())
+}
+
+/// Claims up to `limit` of `tenant`'s runnable jobs, in `CLAIM_ORDER`.
+async fn claim_tenant(
+    conn: &mut SqliteConnection,
+    p: &JobClaim,
+    excluded: &str,
+    tenant: &str,
+    limit: u32,
+) -> StoreResult<Vec<JobRecord>> {
+    let rows = sqlx::query_as::<Sqlite, JobRow>(&CLAIM)
+        .bind(p.now)
+        .bind(&p.owner)
+        .bind(p.lease_expires_at)
+        .bind(limit)
+        .bind(excluded)
+        .bind(tenant)
+        .fetch_all(conn)
+        .await?;
+    let mut claimed = jobs(rows)?;
+    // RETURNING gives no order: restore the claim order.
+    rules::claim_order(&mut claimed);
+    Ok(claimed)
+}
