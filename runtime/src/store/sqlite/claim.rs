@@ -18,7 +18,9 @@ use crate::store::{JobClaim, JobRecord, StoreResult};
 /// with the number of tenants waiting, not with their backlogs; the running
 /// count walks `jobs_running`, as long as what runs. A tenant whose waiting
 /// jobs are all delayed is listed too: its claim comes back short and its
-/// slots go to the others.
+/// slots go to the others. A quota is stored as JSON, where a number past
+/// i64 (up to u64::MAX is accepted) reads back as a float: CAST saturates it
+/// to i64::MAX, in effect no bound, instead of failing every claim.
 pub(super) static LOADS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH RECURSIVE waiting(tenant) AS (
@@ -26,7 +28,7 @@ pub(super) static LOADS: LazyLock<String> = LazyLock::new(|| {
         UNION ALL
         SELECT (SELECT MIN(j.tenant) FROM jobs j WHERE j.status IN {RUNNABLE} AND j.tenant > waiting.tenant)
         FROM waiting WHERE waiting.tenant IS NOT NULL)
-     SELECT w.tenant, t.weight, t.quotas ->> '$.max_running',
+     SELECT w.tenant, t.weight, CAST(t.quotas ->> '$.max_running' AS INTEGER),
         (SELECT COUNT(*) FROM jobs r WHERE r.tenant = w.tenant AND r.status = {RUNNING})
      FROM waiting w LEFT JOIN tenants t ON t.id = w.tenant
      WHERE w.tenant IS NOT NULL"
