@@ -18,6 +18,22 @@ pub const MAX_TOKEN_NAME: usize = 100;
 /// Longest token lifetime: ten years, in seconds.
 pub const MAX_TOKEN_LIFETIME_S: u64 = 10 * 365 * 24 * 3600;
 
+/// One `callback_allow` entry as the document states it: an address range
+/// (`10.1.0.0/16`), an address or a host name, 1 to 253 printable ASCII
+/// characters (`check_allow` parses it further). Schema only.
+pub struct CallbackAllowEntry;
+
+impl utoipa::PartialSchema for CallbackAllowEntry {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(r"^[!-~]{1,253}$"))
+            .into()
+    }
+}
+
+impl ToSchema for CallbackAllowEntry {}
+
 /// `POST /v1/tenants`.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -28,14 +44,18 @@ pub struct TenantRequest {
     /// Share of the workers when tenants compete (1..=1000, default 1): each claim hands free workers
     /// to the waiting tenant furthest below its weighted share of what runs server-wide.
     #[schema(minimum = 1, maximum = 1000)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub weight: Option<u32>,
     /// The tenant's own limits; absent ones are the server's settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<TenantQuotas>,
     /// Extra address ranges (`10.1.0.0/16`), addresses or host names its callbacks may reach, besides
     /// the server's policy; a host name is allowed whatever it resolves to. Only the operator sets them.
-    #[schema(max_items = 100)]
+    #[schema(max_items = 100, value_type = Option<Vec<CallbackAllowEntry>>)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_allow: Option<Vec<String>>,
 }
@@ -46,13 +66,17 @@ pub struct TenantRequest {
 pub struct TenantPatch {
     /// New weight (1..=1000).
     #[schema(minimum = 1, maximum = 1000)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub weight: Option<u32>,
     /// New quotas: the whole set (`{}` clears them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<TenantQuotas>,
     /// New callback ranges, addresses or hosts: the whole list (`[]` clears it).
-    #[schema(max_items = 100)]
+    #[schema(max_items = 100, value_type = Option<Vec<CallbackAllowEntry>>)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_allow: Option<Vec<String>>,
 }
@@ -104,7 +128,11 @@ pub struct TokenRequest {
     pub name: Option<String>,
     /// Lifetime in seconds (1 to ten years); not with `expires_at`.
     #[schema(minimum = 1, maximum = 315360000)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub expires_in_s: Option<u64>,
     /// When it expires, RFC 3339 (within ten years); not with `expires_in_s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

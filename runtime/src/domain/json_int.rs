@@ -32,6 +32,15 @@ where
     })
 }
 
+/// A required integer of type `T`, written in any JSON form of an integer.
+pub fn exact<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i128>,
+{
+    opt(d)?.ok_or_else(|| D::Error::invalid_type(Unexpected::Option, &"an integer"))
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
@@ -61,5 +70,19 @@ mod tests {
         assert!(parse(r#"{"n": -1}"#).unwrap_err().contains("expected u32"));
         assert!(parse(r#"{"n": 4294967296}"#).unwrap_err().contains("expected u32"));
         assert!(parse(r#"{"n": "1"}"#).is_err());
+    }
+
+    #[test]
+    fn a_required_integer_takes_every_spelling_and_must_be_there() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct R {
+            #[serde(deserialize_with = "super::exact")]
+            n: u32,
+        }
+        let parse = |json: &str| serde_json::from_str::<R>(json).map_err(|e| e.to_string());
+        assert_eq!(parse(r#"{"n": 51.0}"#), Ok(R { n: 51 }));
+        assert!(parse(r#"{"n": null}"#).is_err());
+        assert!(parse("{}").is_err());
+        assert!(parse(r#"{"n": 4294967296}"#).unwrap_err().contains("u32"));
     }
 }

@@ -62,9 +62,11 @@ impl fmt::Display for Scope {
 pub struct DispatchRate {
     /// Dispatches per second, sustained.
     #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::domain::json_int::exact")]
     pub per_second: u32,
     /// Dispatches allowed at once above the sustained rate.
     #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::domain::json_int::exact")]
     pub burst: u32,
 }
 
@@ -75,46 +77,98 @@ pub struct DispatchRate {
 #[serde(deny_unknown_fields)]
 pub struct TenantQuotas {
     /// Jobs of this tenant running at once, across the server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub max_running: Option<u64>,
     /// Jobs of this tenant waiting to run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub max_waiting: Option<u64>,
     /// Fuel a job of this tenant may ask for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub max_fuel: Option<u64>,
     /// Wall-clock limit a job of this tenant may ask for, ms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub max_timeout_ms: Option<u64>,
     /// Memory a job of this tenant may ask for, MiB.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub max_memory_mb: Option<u64>,
     /// Largest module upload, bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub max_module_bytes: Option<u64>,
     /// Total bytes of the tenant's modules.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub max_module_storage_bytes: Option<u64>,
     /// Modules the tenant may keep.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub max_modules: Option<u64>,
     /// Dispatch rate, a token bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispatch_rate: Option<DispatchRate>,
     /// Event streams the tenant may hold open.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub max_event_streams: Option<u64>,
     /// Long-poll waits the tenant may hold open.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub max_waits: Option<u64>,
     /// Stored result bytes per job.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub max_result_bytes: Option<u64>,
     /// Stored log bytes per job.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub max_log_bytes: Option<u64>,
     /// Versions kept per alias (at most the server's `alias_history`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
     pub alias_history: Option<u32>,
 }
 
