@@ -87,13 +87,19 @@ pub fn rss_bytes() -> u64 {
 }
 
 /// Runs the built `wasmq` binary as a shell user would: `args`, extra `env`,
-/// `stdin` piped in (closed when `None`), `WASMQ_TOKEN` cleared. Blocking.
+/// `stdin` piped in (closed when `None`), every ambient `WASMQ_*` variable
+/// cleared (a token, operator token or signing key of the shell running the
+/// tests must not change what a test sees) except those the test passes in
+/// `env`. Blocking.
 pub fn run_wasmq(args: &[String], env: &[(String, String)], stdin: Option<&str>) -> std::process::Output {
     use std::io::Write;
     use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmq"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmq"));
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("WASMQ_")) {
+        command.env_remove(name);
+    }
+    let mut child = command
         .args(args)
-        .env_remove("WASMQ_TOKEN")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
