@@ -270,3 +270,24 @@ async fn wasmq_usage_shows_the_days_and_a_total_per_tenant() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("2024-02-30"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn wasmq_usage_takes_the_operator_token_from_the_environment_when_no_tenant_token_is_set() {
+    let app = spawn_app(Options { operator_token: Some("op-usage".into()), ..Options::default() }).await;
+    let today = Day::of_ms(now_ms()).to_string();
+    let args: Vec<String> =
+        ["usage", "--from", &today, "--to", &today, "--json"].iter().map(|s| s.to_string()).collect();
+    let run = |env: Vec<(String, String)>| {
+        let args = args.clone();
+        tokio::task::spawn_blocking(move || crate::support::run_wasmq(&args, &env, None))
+    };
+    let url = ("WASMQ_URL".to_string(), app.url.clone());
+    let out = run(vec![url.clone(), ("WASMQ_OPERATOR_TOKEN".into(), "op-usage".into())]).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["days"].is_array(), "{report}");
+    // Without any token the server refuses, and the CLI says so.
+    let out = run(vec![url]).await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    app.stop().await;
+}

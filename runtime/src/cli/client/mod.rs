@@ -135,8 +135,21 @@ impl ClientCommand {
     }
 
     /// Whether the command is the operator's (sends the operator token).
+    /// `usage` is either: a tenant's own usage with a tenant's credentials,
+    /// and every tenant's with the operator token when no tenant credential
+    /// (`--token-file`, `WASMQ_TOKEN`, `WASMQ_KEY_ID`) is given.
     fn operator(&self) -> bool {
-        matches!(self, ClientCommand::Tenant(_) | ClientCommand::Token(_) | ClientCommand::Key(_))
+        match self {
+            ClientCommand::Tenant(_) | ClientCommand::Token(_) | ClientCommand::Key(_) => true,
+            ClientCommand::Usage(a) => {
+                let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+                a.client.token_file.is_none()
+                    && !set("WASMQ_TOKEN")
+                    && !set("WASMQ_KEY_ID")
+                    && (set("WASMQ_OPERATOR_TOKEN") || set("WASMQ_OPERATOR_TOKEN_FILE"))
+            }
+            _ => false,
+        }
     }
 }
 
