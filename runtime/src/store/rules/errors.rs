@@ -2,7 +2,7 @@
 //! cancel or a retry is refused. The API shows these messages as they are.
 
 use super::RETRYABLE;
-use crate::domain::{AliasName, Digest, JobStatus};
+use crate::domain::{AliasName, Digest, JobStatus, TenantId};
 use crate::store::StoreError;
 
 /// No such job for the tenant.
@@ -23,6 +23,44 @@ pub(in crate::store) fn module_missing(digest: &Digest) -> StoreError {
 /// No such alias for the tenant.
 pub(in crate::store) fn alias_missing(name: &AliasName) -> StoreError {
     StoreError::NotFound(format!("alias {name}"))
+}
+
+/// No such tenant.
+pub(in crate::store) fn tenant_missing(id: &TenantId) -> StoreError {
+    StoreError::NotFound(format!("tenant {id}"))
+}
+
+/// A tenant by that id exists already.
+pub(in crate::store) fn tenant_exists(id: &TenantId) -> StoreError {
+    StoreError::Conflict(format!("tenant {id} exists already"))
+}
+
+/// The `default` tenant is kept (the single-token and no-token modes act as it).
+pub(in crate::store) fn default_tenant_kept() -> StoreError {
+    StoreError::Conflict("the default tenant cannot be deleted".into())
+}
+
+/// A tenant delete found `unfinished` jobs of the tenant.
+pub(in crate::store) fn tenant_busy(id: &TenantId, unfinished: i64) -> StoreError {
+    StoreError::Conflict(format!(
+        "tenant {id} has {unfinished} unfinished jobs (queued, scheduled, running or retrying): \
+         cancel them or let them finish first"
+    ))
+}
+
+/// No such token for the tenant.
+pub(in crate::store) fn token_missing(id: &str) -> StoreError {
+    StoreError::NotFound(format!("token {id}"))
+}
+
+/// No such signing key for the tenant.
+pub(in crate::store) fn key_missing(id: &str) -> StoreError {
+    StoreError::NotFound(format!("signing key {id}"))
+}
+
+/// A signing key by that id exists already.
+pub(in crate::store) fn key_exists(id: &str) -> StoreError {
+    StoreError::Conflict(format!("signing key {id} exists already"))
 }
 
 /// A cancel found the job already finished (`status`).

@@ -2,6 +2,7 @@
 
 use super::{SqliteStore, tenants};
 use crate::domain::{Scope, TenantId};
+use crate::store::rules;
 use crate::store::{KeyCreate, KeyGrant, KeyRecord, StoreError, StoreResult};
 
 #[derive(sqlx::FromRow)]
@@ -34,12 +35,8 @@ impl TryFrom<KeyRow> for KeyRecord {
 
 pub(super) async fn create(s: &SqliteStore, p: KeyCreate) -> StoreResult<KeyRecord> {
     let mut tx = s.tx().await?;
-    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = ?")
-        .bind(p.tenant.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-    if exists.is_none() {
-        return Err(StoreError::NotFound(format!("tenant {}", p.tenant)));
+    if !tenants::exists_in(&mut tx, &p.tenant).await? {
+        return Err(rules::tenant_missing(&p.tenant));
     }
     let inserted = sqlx::query(
         "INSERT INTO signing_keys (id, tenant, scope, sealed, name, created_at) VALUES (?, ?, ?, ?, ?, ?)
@@ -55,7 +52,7 @@ pub(super) async fn create(s: &SqliteStore, p: KeyCreate) -> StoreResult<KeyReco
     .await?
     .rows_affected();
     if inserted == 0 {
-        return Err(StoreError::Conflict(format!("signing key {} exists already", p.id)));
+        return Err(rules::key_exists(&p.id));
     }
     tx.commit().await?;
     Ok(KeyRecord { id: p.id, tenant: p.tenant, scope: p.scope, name: p.name, created_at: p.now })
@@ -75,16 +72,7 @@ pub(super) async fn list(s: &SqliteStore, tenant: &TenantId) -> StoreResult<Vec<
 }
 
 pub(super) async fn revoke(s: &SqliteStore, tenant: &TenantId, id: &str) -> StoreResult<()> {
-    let deleted = sqlx::query("DELETE FROM signing_keys WHERE tenant = ? AND id = ?")
-        .bind(tenant.as_str())
-        .bind(id)
-        .execute(&s.writer)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
-        return Err(StoreError::NotFound(format!("signing key {id}")));
-    }
-    Ok(())
+    tenants::delete_owned(s, "signing_keys", tenant, id, rules::key_missing).await
 }
 
 pub(super) async fn lookup(s: &SqliteStore, id: &str) -> StoreResult<Option<KeyGrant>> {

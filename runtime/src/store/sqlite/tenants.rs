@@ -2,7 +2,7 @@
 
 use super::{SqliteStore, usage};
 use crate::domain::{Scope, TenantId, TenantQuotas};
-use crate::store::rules::TERMINAL;
+use crate::store::rules::{self, TERMINAL};
 use crate::store::{
     StoreError, StoreResult, TenantCreate, TenantRecord, TenantUpdate, TokenCreate, TokenGrant, TokenRecord,
 };
@@ -84,8 +84,34 @@ fn allow_json(a: &[String]) -> Option<String> {
     (!a.is_empty()).then(|| serde_json::to_string(a).expect("strings serialize"))
 }
 
-fn tenant_not_found(id: &TenantId) -> StoreError {
-    StoreError::NotFound(format!("tenant {id}"))
+/// Whether the tenant exists, read inside the caller's transaction.
+pub(super) async fn exists_in(conn: &mut sqlx::SqliteConnection, id: &TenantId) -> StoreResult<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = ?")
+        .bind(id.as_str())
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Deletes the row of `table` (tokens, signing keys) with this tenant and id;
+/// `missing` names it when there is none.
+pub(super) async fn delete_owned(
+    s: &SqliteStore,
+    table: &str,
+    tenant: &TenantId,
+    id: &str,
+    missing: fn(&str) -> StoreError,
+) -> StoreResult<()> {
+    let deleted = sqlx::query(&format!("DELETE FROM {table} WHERE tenant = ? AND id = ?"))
+        .bind(tenant.as_str())
+        .bind(id)
+        .execute(&s.writer)
+        .await?
+        .rows_affected();
+    if deleted == 0 {
+        return Err(missing(id));
+    }
+    Ok(())
 }
 
 pub(super) async fn create(s: &SqliteStore, p: TenantCreate) -> StoreResult<TenantRecord> {
@@ -103,7 +129,7 @@ pub(super) async fn create(s: &SqliteStore, p: TenantCreate) -> StoreResult<Tena
     .await?
     .rows_affected();
     if inserted == 0 {
-        return Err(StoreError::Conflict(format!("tenant {} exists already", p.id)));
+        return Err(rules::tenant_exists(&p.id));
     }
     get(s, &p.id).await
 }
@@ -113,7 +139,7 @@ pub(super) async fn get(s: &SqliteStore, id: &TenantId) -> StoreResult<TenantRec
         .bind(id.as_str())
         .fetch_optional(&s.writer)
         .await?
-        .ok_or_else(|| tenant_not_found(id))?
+        .ok_or_else(|| rules::tenant_missing(id))?
         .try_into()
 }
 
@@ -133,7 +159,7 @@ pub(super) async fn update(s: &SqliteStore, p: TenantUpdate) -> StoreResult<Tena
             .bind(p.id.as_str())
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or_else(|| tenant_not_found(&p.id))?
+            .ok_or_else(|| rules::tenant_missing(&p.id))?
             .try_into()?;
     let weight = p.weight.unwrap_or(current.weight);
     let quotas = p.quotas.unwrap_or(current.quotas);
@@ -152,15 +178,11 @@ pub(super) async fn update(s: &SqliteStore, p: TenantUpdate) -> StoreResult<Tena
 
 pub(super) async fn delete(s: &SqliteStore, id: &TenantId) -> StoreResult<()> {
     if *id == TenantId::default_tenant() {
-        return Err(StoreError::Conflict("the default tenant cannot be deleted".into()));
+        return Err(rules::default_tenant_kept());
     }
     let mut tx = s.tx().await?;
-    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = ?")
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-    if exists.is_none() {
-        return Err(tenant_not_found(id));
+    if !exists_in(&mut tx, id).await? {
+        return Err(rules::tenant_missing(id));
     }
     let unfinished: i64 = sqlx::query_scalar(&format!(
         "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND status NOT IN {TERMINAL}"
@@ -169,10 +191,7 @@ pub(super) async fn delete(s: &SqliteStore, id: &TenantId) -> StoreResult<()> {
     .fetch_one(&mut *tx)
     .await?;
     if unfinished > 0 {
-        return Err(StoreError::Conflict(format!(
-            "tenant {id} has {unfinished} unfinished jobs (queued, scheduled, running or retrying): \
-             cancel them or let them finish first"
-        )));
+        return Err(rules::tenant_busy(id, unfinished));
     }
     // Its usage stays (it is billed on), and its module storage ends today.
     let stored = usage::module_bytes(&mut tx, id).await?;
@@ -197,7 +216,7 @@ pub(super) async fn token_create(s: &SqliteStore, p: TokenCreate) -> StoreResult
         .fetch_optional(&mut *tx)
         .await?;
     if exists.is_none() {
-        return Err(tenant_not_found(&p.tenant));
+        return Err(rules::tenant_missing(&p.tenant));
     }
     sqlx::query(
         "INSERT INTO tokens (id, tenant, scope, hash, name, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -236,16 +255,7 @@ pub(super) async fn token_list(s: &SqliteStore, tenant: &TenantId) -> StoreResul
 }
 
 pub(super) async fn token_revoke(s: &SqliteStore, tenant: &TenantId, id: &str) -> StoreResult<()> {
-    let deleted = sqlx::query("DELETE FROM tokens WHERE tenant = ? AND id = ?")
-        .bind(tenant.as_str())
-        .bind(id)
-        .execute(&s.writer)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
-        return Err(StoreError::NotFound(format!("token {id}")));
-    }
-    Ok(())
+    delete_owned(s, "tokens", tenant, id, rules::token_missing).await
 }
 
 pub(super) async fn token_lookup(
