@@ -28,31 +28,15 @@ fn options() -> Options {
     Options { operator_token: Some(OPERATOR.into()), ..Options::default() }
 }
 
-/// Sends `method path` with `token` (and a JSON body).
-async fn call(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-) -> (StatusCode, Value) {
-    let r = app.client.request(method, format!("{}{path}", app.url)).bearer_auth(token);
-    app.send(match body {
-        Some(b) => r.json(b),
-        None => r,
-    })
-    .await
-}
-
 /// Creates `tenant` and returns a token of each scope asked for, with its id.
 async fn tenant(app: &TestApp, tenant: &str, scopes: &[&str]) -> Vec<(String, String)> {
     let (status, body) =
-        call(app, OPERATOR, Method::POST, "/v1/tenants", Some(&json!({ "id": tenant }))).await;
+        app.call(OPERATOR, Method::POST, "/v1/tenants", Some(&json!({ "id": tenant }))).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let mut tokens = Vec::new();
     for scope in scopes {
         let path = format!("/v1/tenants/{tenant}/tokens");
-        let (status, made) = call(app, OPERATOR, Method::POST, &path, Some(&json!({ "scope": scope }))).await;
+        let (status, made) = app.call(OPERATOR, Method::POST, &path, Some(&json!({ "scope": scope }))).await;
         assert_eq!(status, StatusCode::CREATED, "{made}");
         tokens.push((made["token"].as_str().unwrap().to_string(), made["id"].as_str().unwrap().to_string()));
     }
@@ -72,21 +56,21 @@ async fn a_records(app: &TestApp, admin: &str, token_id: String) -> Records {
     assert_eq!(status, StatusCode::CREATED, "{module}");
     let digest = module["digest"].as_str().unwrap().to_string();
     let alias = "a-private-alias".to_string();
-    let (status, body) =
-        call(app, admin, Method::PUT, &format!("/v1/aliases/{alias}"), Some(&json!({ "module": digest })))
-            .await;
+    let (status, body) = app
+        .call(admin, Method::PUT, &format!("/v1/aliases/{alias}"), Some(&json!({ "module": digest })))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let job =
         json!({ "alias": alias, "payload": { "secret": A_PAYLOAD }, "context": A_CONTEXT, "queue": A_QUEUE });
-    let (status, job) = call(app, admin, Method::POST, "/v1/jobs", Some(&job)).await;
+    let (status, job) = app.call(admin, Method::POST, "/v1/jobs", Some(&job)).await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     let job = job["id"].as_str().unwrap().to_string();
     let (_, done) =
-        call(app, admin, Method::GET, &format!("/v1/jobs/{job}/wait?timeout_ms=30000"), None).await;
+        app.call(admin, Method::GET, &format!("/v1/jobs/{job}/wait?timeout_ms=30000"), None).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let batch =
         json!({ "jobs": [{ "alias": alias, "payload": { "secret": A_PAYLOAD }, "context": A_CONTEXT }] });
-    let (status, batch) = call(app, admin, Method::POST, "/v1/batches", Some(&batch)).await;
+    let (status, batch) = app.call(admin, Method::POST, "/v1/batches", Some(&batch)).await;
     assert_eq!(status, StatusCode::CREATED, "{batch}");
     let batch = batch["id"].as_str().unwrap().to_string();
     Records { tenant: "tenant-a".into(), digest, alias, job, batch, token: token_id }
@@ -100,10 +84,10 @@ async fn snapshot(app: &TestApp, admin: &str, a: &Records) -> Vec<(StatusCode, V
         format!("/v1/aliases/{}", a.alias),
         format!("/v1/jobs/{}", a.job),
     ] {
-        seen.push(call(app, admin, Method::GET, &path, None).await);
+        seen.push(app.call(admin, Method::GET, &path, None).await);
     }
     let (_, tokens) =
-        call(app, OPERATOR, Method::GET, &format!("/v1/tenants/{}/tokens", a.tenant), None).await;
+        app.call(OPERATOR, Method::GET, &format!("/v1/tenants/{}/tokens", a.tenant), None).await;
     seen.push((
         StatusCode::OK,
         json!(tokens.as_array().unwrap().iter().map(|t| &t["id"]).collect::<Vec<_>>()),
@@ -222,22 +206,17 @@ async fn events_waits_and_callbacks_carry_only_the_tenants_own_data() {
             .header("content-type", "application/wasm")
             .body(crate::support::plugin_bytes("echo"));
         let (_, module) = app.send(upload).await;
-        let (status, _) = call(
-            &app,
-            token,
-            Method::PUT,
-            "/v1/aliases/shared",
-            Some(&json!({ "module": module["digest"] })),
-        )
-        .await;
+        let (status, _) = app
+            .call(token, Method::PUT, "/v1/aliases/shared", Some(&json!({ "module": module["digest"] })))
+            .await;
         assert_eq!(status, StatusCode::OK);
         let job = json!({ "alias": "shared", "payload": { "secret": secret }, "callback": { "url": receiver.url } });
-        let (status, job) = call(&app, token, Method::POST, "/v1/jobs", Some(&job)).await;
+        let (status, job) = app.call(token, Method::POST, "/v1/jobs", Some(&job)).await;
         assert_eq!(status, StatusCode::CREATED, "{job}");
         jobs.push(job["id"].as_str().unwrap().to_string());
     }
     let batch = json!({ "jobs": [{ "alias": "shared", "payload": { "secret": A_PAYLOAD } }], "callback": { "url": ra.url } });
-    let (status, batch) = call(&app, &a, Method::POST, "/v1/batches", Some(&batch)).await;
+    let (status, batch) = app.call(&a, Method::POST, "/v1/batches", Some(&batch)).await;
     assert_eq!(status, StatusCode::CREATED, "{batch}");
     let a_batch = batch["id"].as_str().unwrap().to_string();
     let (a_job, b_job) = (&jobs[0], &jobs[1]);
@@ -245,8 +224,8 @@ async fn events_waits_and_callbacks_carry_only_the_tenants_own_data() {
     // B's wait and event stream on A's job: the 404 of a job that does not exist.
     let missing = Records::missing().job;
     for path in ["/v1/jobs/{}/events", "/v1/jobs/{}/wait?timeout_ms=1000"] {
-        let (status, theirs) = call(&app, &b, Method::GET, &path.replace("{}", a_job), None).await;
-        let (_, none) = call(&app, &b, Method::GET, &path.replace("{}", &missing), None).await;
+        let (status, theirs) = app.call(&b, Method::GET, &path.replace("{}", a_job), None).await;
+        let (_, none) = app.call(&b, Method::GET, &path.replace("{}", &missing), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {theirs}");
         assert_eq!(
             theirs.to_string().replace(a_job, "ID"),

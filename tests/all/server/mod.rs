@@ -146,6 +146,22 @@ impl TestApp {
         }
     }
 
+    /// Sends `method path` with `token` as the bearer (and a JSON body).
+    pub async fn call(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let r = self.client.request(method, format!("{}{path}", self.url)).bearer_auth(token);
+        self.send(match body {
+            Some(b) => r.json(b),
+            None => r,
+        })
+        .await
+    }
+
     pub async fn send(&self, r: reqwest::RequestBuilder) -> (StatusCode, Value) {
         let resp = r.send().await.expect("request sent");
         let status = resp.status();

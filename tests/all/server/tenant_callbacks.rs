@@ -12,29 +12,14 @@ use crate::support::plugin_bytes;
 
 const OPERATOR: &str = "operator-secret";
 
-async fn call(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-) -> (StatusCode, Value) {
-    let r = app.client.request(method, format!("{}{path}", app.url)).bearer_auth(token);
-    app.send(match body {
-        Some(b) => r.json(b),
-        None => r,
-    })
-    .await
-}
-
 /// Makes tenant `id` with `allow`, an admin token for it, and its alias `echo`; returns the token.
 async fn tenant(app: &TestApp, id: &str, allow: &[&str]) -> String {
-    let (status, t) =
-        call(app, OPERATOR, Method::POST, "/v1/tenants", Some(&json!({ "id": id, "callback_allow": allow })))
-            .await;
+    let (status, t) = app
+        .call(OPERATOR, Method::POST, "/v1/tenants", Some(&json!({ "id": id, "callback_allow": allow })))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{t}");
     let path = format!("/v1/tenants/{id}/tokens");
-    let (status, made) = call(app, OPERATOR, Method::POST, &path, Some(&json!({ "scope": "admin" }))).await;
+    let (status, made) = app.call(OPERATOR, Method::POST, &path, Some(&json!({ "scope": "admin" }))).await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
     let token = made["token"].as_str().unwrap().to_string();
     let r = app.client.post(format!("{}/v1/modules", app.url)).bearer_auth(&token);
@@ -42,7 +27,7 @@ async fn tenant(app: &TestApp, id: &str, allow: &[&str]) -> String {
         app.send(r.header("content-type", "application/wasm").body(plugin_bytes("echo"))).await;
     assert!(status.is_success(), "{module}");
     let alias = json!({ "module": module["digest"] });
-    let (status, body) = call(app, &token, Method::PUT, "/v1/aliases/echo", Some(&alias)).await;
+    let (status, body) = app.call(&token, Method::PUT, "/v1/aliases/echo", Some(&alias)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     token
 }
@@ -63,8 +48,7 @@ async fn a_tenants_extra_callback_range_works_for_it_and_not_for_another() {
     let allowed = tenant(&app, "allowed", &["127.0.0.0/8"]).await;
     let plain = tenant(&app, "plain", &[]).await;
 
-    let (status, created) =
-        call(&app, &allowed, Method::POST, "/v1/jobs", Some(&job(&receiver.url, 1))).await;
+    let (status, created) = app.call(&allowed, Method::POST, "/v1/jobs", Some(&job(&receiver.url, 1))).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let (_, delivered) = receiver.next().await;
     assert_eq!(
@@ -74,7 +58,7 @@ async fn a_tenants_extra_callback_range_works_for_it_and_not_for_another() {
     );
 
     // Another tenant, and the query form of the callback: refused at dispatch.
-    let (status, err) = call(&app, &plain, Method::POST, "/v1/jobs", Some(&job(&receiver.url, 2))).await;
+    let (status, err) = app.call(&plain, Method::POST, "/v1/jobs", Some(&job(&receiver.url, 2))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
     let msg = err["error"]["message"].as_str().unwrap();
     assert!(
@@ -83,25 +67,24 @@ async fn a_tenants_extra_callback_range_works_for_it_and_not_for_another() {
     );
     let url: String = form_urlencoded::byte_serialize(receiver.url.as_bytes()).collect();
     let path = format!("/v1/dispatch/echo?callback_url={url}");
-    let (status, err) = call(&app, &plain, Method::POST, &path, Some(&json!({ "n": 3 }))).await;
+    let (status, err) = app.call(&plain, Method::POST, &path, Some(&json!({ "n": 3 }))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
     assert!(err["error"]["message"].as_str().unwrap().starts_with("callback_url must not target"), "{err}");
 
     // A tenant cannot widen its own; the operator can, and narrow it again.
     let widen = json!({ "callback_allow": ["127.0.0.0/8"] });
-    let (status, err) = call(&app, &plain, Method::PATCH, "/v1/tenants/plain", Some(&widen)).await;
+    let (status, err) = app.call(&plain, Method::PATCH, "/v1/tenants/plain", Some(&widen)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
-    let (status, t) = call(&app, OPERATOR, Method::PATCH, "/v1/tenants/plain", Some(&widen)).await;
+    let (status, t) = app.call(OPERATOR, Method::PATCH, "/v1/tenants/plain", Some(&widen)).await;
     assert_eq!((status, &t["callback_allow"]), (StatusCode::OK, &json!(["127.0.0.0/8"])), "{t}");
-    let (status, created) = call(&app, &plain, Method::POST, "/v1/jobs", Some(&job(&receiver.url, 4))).await;
+    let (status, created) = app.call(&plain, Method::POST, "/v1/jobs", Some(&job(&receiver.url, 4))).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let (_, delivered) = receiver.next().await;
     assert_eq!(delivered["job_id"], created["id"], "{delivered}");
     let (status, _) =
-        call(&app, OPERATOR, Method::PATCH, "/v1/tenants/plain", Some(&json!({ "callback_allow": [] })))
-            .await;
+        app.call(OPERATOR, Method::PATCH, "/v1/tenants/plain", Some(&json!({ "callback_allow": [] }))).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, err) = call(&app, &plain, Method::POST, "/v1/jobs", Some(&job(&receiver.url, 5))).await;
+    let (status, err) = app.call(&plain, Method::POST, "/v1/jobs", Some(&job(&receiver.url, 5))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
 }
 
@@ -115,28 +98,28 @@ async fn a_tenants_allowed_host_is_reached_whatever_it_resolves_to_and_entries_a
     let app = spawn_app(opts).await;
     let receiver = Receiver::start(0).await;
     let named = tenant(&app, "named", &["LOCALHOST."]).await;
-    let (_, t) = call(&app, OPERATOR, Method::GET, "/v1/tenants/named", None).await;
+    let (_, t) = app.call(OPERATOR, Method::GET, "/v1/tenants/named", None).await;
     assert_eq!(t["callback_allow"], json!(["localhost"]), "kept in its normal form: {t}");
 
     let by_name = receiver.url.replace("127.0.0.1", "localhost");
-    let (status, created) = call(&app, &named, Method::POST, "/v1/jobs", Some(&job(&by_name, 1))).await;
+    let (status, created) = app.call(&named, Method::POST, "/v1/jobs", Some(&job(&by_name, 1))).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let (_, delivered) = receiver.next().await;
     assert_eq!(delivered["job_id"], created["id"], "{delivered}");
     // The name is allowed, not the addresses it has: the literal address is still refused.
-    let (status, err) = call(&app, &named, Method::POST, "/v1/jobs", Some(&job(&receiver.url, 2))).await;
+    let (status, err) = app.call(&named, Method::POST, "/v1/jobs", Some(&job(&receiver.url, 2))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
     // Entries are checked: each a range, an address or a host name.
-    let (status, err) = call(
-        &app,
-        OPERATOR,
-        Method::POST,
-        "/v1/tenants",
-        Some(&json!({
-            "id": "bad", "callback_allow": ["10.0.0.0/8", "not a host!"]
-        })),
-    )
-    .await;
+    let (status, err) = app
+        .call(
+            OPERATOR,
+            Method::POST,
+            "/v1/tenants",
+            Some(&json!({
+                "id": "bad", "callback_allow": ["10.0.0.0/8", "not a host!"]
+            })),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
     let msg = err["error"]["message"].as_str().unwrap();
     assert!(msg.starts_with("callback_allow[1] must be") && msg.contains("not a host!"), "{msg}");
