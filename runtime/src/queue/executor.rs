@@ -80,6 +80,7 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, run: RunHandle)
                     last: Mutex::new(None),
                 })),
                 cancel: run.cancel_token(),
+                ..RunContext::default()
             };
             shared.engine.run(&plugin, &job.payload, &job.limits, ctx).await
         }

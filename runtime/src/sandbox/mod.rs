@@ -18,11 +18,14 @@
 //! - `plugin`: a loaded plugin: its kind and pre-instantiated form.
 //! - `state`: per-run store data, the resource limiter and `configure_store`.
 //! - `host`: the `wasmq:plugin/host` interface.
+//! - `capabilities`: what a run may reach beyond its payload (configuration,
+//!   secrets, key-value state), as a trait the server implements per alias.
 //! - `output`: bounded capture of stdout and stderr.
 //! - `run`: one run, and the classification of how it ended.
 
 mod artifact;
 mod cache;
+mod capabilities;
 mod compile;
 mod engine;
 mod gate;
@@ -35,6 +38,7 @@ mod state;
 mod ticker;
 mod validate;
 
+pub use capabilities::{Capabilities, CapabilityError};
 pub use compile::compile_child_main;
 pub use engine::{Engine, LoadError};
 pub use gate::CompileStats;

@@ -51,6 +51,9 @@ pub struct RunContext {
     pub hooks: Option<Arc<dyn HostHooks>>,
     /// Cancels the run.
     pub cancel: CancelToken,
+    /// Configuration, secrets and key-value state granted to the run (`None`:
+    /// nothing granted).
+    pub capabilities: Option<Arc<dyn super::Capabilities>>,
 }
 
 /// Grace on top of the limit for the outer timeout, which only matters while
