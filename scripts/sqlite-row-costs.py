@@ -28,11 +28,14 @@ COLS = ("id, tenant, alias, module, status, priority, queue, context, payload, a
 # (one tenant's share) and leases.rs `COMPLETE`): the unit test `the_row_cost_script_mirrors_the_insert_claim_and_completion` fails
 # when they drift apart.
 INSERT = """INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
-    limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback, callback_state)
+    limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback, callback_state,
+    attempt, lease_token, started_at, lease_owner, lease_expires_at)
   SELECT value ->> 'id', value ->> 'tenant', value ->> 'alias', value ->> 'module', value ->> 'status',
     value ->> 'priority', value ->> 'queue', value ->> 'context', value ->> 'payload', value ->> 'max_attempts',
     value ->> 'limits', value ->> 'run_at', value ->> 'created_at', value ->> 'idempotency_key',
-    value ->> 'idempotency_fingerprint', value ->> 'batch_id', value ->> 'callback', value ->> 'callback_state'
+    value ->> 'idempotency_fingerprint', value ->> 'batch_id', value ->> 'callback', value ->> 'callback_state',
+    value ->> 'attempt', value ->> 'lease_token', value ->> 'started_at', value ->> 'lease_owner',
+    value ->> 'lease_expires_at'
   FROM json_each(?1)"""
 
 CLAIM = f"""UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
@@ -88,7 +91,9 @@ def main():
              "status": "queued", "priority": 500, "queue": "default", "context": None,
              "payload": json.dumps({"b": 1, "i": k}), "max_attempts": 3, "limits": '{"timeout_ms":30000}',
              "run_at": 1, "created_at": 1, "idempotency_key": None, "idempotency_fingerprint": None,
-             "batch_id": "batch-1", "callback": None, "callback_state": None} for k in range(N)]
+             "batch_id": "batch-1", "callback": None, "callback_state": None,
+             "attempt": 0, "lease_token": 0, "started_at": None, "lease_owner": None,
+             "lease_expires_at": None} for k in range(N)]
 
     t = time.perf_counter()
     for k in range(0, N, 1000):

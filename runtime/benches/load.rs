@@ -393,6 +393,7 @@ async fn plant_flood(store: &dyn wasmq::store::Store, n: usize) -> wasmq::domain
                 idempotency_fingerprint: None,
                 batch_id: None,
                 callback: None,
+                lease: None,
             })
             .collect();
         store.job_insert(jobs, None).await.unwrap();

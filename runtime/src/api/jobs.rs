@@ -183,7 +183,7 @@ impl DispatchQuery {
 /// same request came before with its idempotency key; 409 when the key came
 /// with a different request.
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs", operation_id = "createJob", request_body = JobRequest,
-    responses((status = 201, description = "Dispatched: the new job.", body = JobView),
+    responses((status = 201, description = "Dispatched: the new job, `running` already when a worker of this node had room for it (it was claimed in its insert), else `queued` or `scheduled`.", body = JobView),
               (status = 200, description = "The job first dispatched with this idempotency key.", body = JobView),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 408, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),

@@ -151,6 +151,8 @@ pub(super) async fn submit_many(
             j.idempotency_key.as_ref().map(|k| (k.as_str().to_string(), j.idempotency_fingerprint.clone()))
         })
         .collect();
+    // Jobs this node can start now are inserted leased to it (no claim write).
+    let reservation = state.queue.reserve(tenant, quotas.max_running.is_some(), &mut prepared, now);
     let inserted = match state.inserter.insert(prepared, batch).await {
         Ok(inserted) => inserted,
         Err(StoreError::IdempotencyConflict { key }) => {
@@ -163,7 +165,8 @@ pub(super) async fn submit_many(
         }
         Err(e) => return Err(e.into()),
     };
-    if inserted.iter().any(|i| i.created) {
+    state.queue.hand_over(reservation, &inserted);
+    if inserted.iter().any(|i| i.created && i.job.lease_owner.is_none()) {
         state.queue.notify_dispatch();
     }
     Ok(inserted)
@@ -232,6 +235,7 @@ async fn prepare(
     let id = uuid::Uuid::now_v7().to_string();
     let callback = opts.callback.map(|c| stored_callback(state, c, &id));
     Ok(NewJob {
+        lease: None,
         id,
         tenant: tenant.clone(),
         alias,

@@ -40,6 +40,10 @@ pub(crate) struct Buffer {
     running_per_queue: HashMap<String, usize>,
     running_per_tenant: HashMap<TenantId, usize>,
     held_per_tenant: HashMap<TenantId, usize>,
+    /// Jobs being inserted under this node's lease (see `direct`), in all and
+    /// per tenant: they count as held.
+    reserved: usize,
+    reserved_per_tenant: HashMap<TenantId, usize>,
 }
 
 impl Buffer {
@@ -54,6 +58,40 @@ impl Buffer {
     pub(crate) fn drain_leases(&mut self) -> Vec<Lease> {
         self.held_per_tenant.clear();
         self.held.drain(..).map(|s| s.held.job.lease()).collect()
+    }
+
+    /// Jobs being inserted under this node's lease (they count as held).
+    pub(crate) fn reserved(&self) -> usize {
+        self.reserved
+    }
+
+    /// How many due jobs of `tenant` this node may take in their insert (see
+    /// `direct`), with `held` jobs registered and `cap` the most it holds.
+    pub(crate) fn direct_room(&self, tenant: &TenantId, held: usize, workers: usize, cap: usize) -> usize {
+        let held = held + self.reserved;
+        if held < workers {
+            return workers - held;
+        }
+        let present = self.held_per_tenant.contains_key(tenant)
+            || self.running_per_tenant.contains_key(tenant)
+            || self.reserved_per_tenant.contains_key(tenant);
+        usize::from(!present && held < cap)
+    }
+
+    /// Sets aside `n` slots for `tenant`'s jobs being inserted.
+    pub(crate) fn reserve(&mut self, tenant: &TenantId, n: usize) {
+        if n > 0 {
+            self.reserved += n;
+            *self.reserved_per_tenant.entry(tenant.clone()).or_default() += n;
+        }
+    }
+
+    /// Ends a reservation of `n` slots (its jobs were pushed, or not inserted).
+    pub(crate) fn reserve_done(&mut self, tenant: &TenantId, n: usize) {
+        self.reserved -= n;
+        for _ in 0..n {
+            drop_one(&mut self.reserved_per_tenant, tenant);
+        }
     }
 
     /// How many tenants have jobs held here.
@@ -167,5 +205,31 @@ pub(crate) async fn runner(shared: Arc<Shared>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_room_fills_idle_workers_then_gives_one_slot_to_a_tenant_absent_from_the_node() {
+        let (a, b) = (TenantId::parse("a").unwrap(), TenantId::parse("b").unwrap());
+        let mut buffer = Buffer::default();
+        // Idle workers: as many jobs as would otherwise idle, whoever's.
+        assert_eq!(buffer.direct_room(&a, 0, 2, 10), 2);
+        assert_eq!(buffer.direct_room(&a, 1, 2, 10), 1);
+        buffer.reserve(&a, 1);
+        assert_eq!(buffer.direct_room(&a, 1, 2, 10), 0, "the reservation counts as held");
+        // Workers busy: one slot for a tenant with nothing here, none for one
+        // with a job being inserted, none past the cap.
+        assert_eq!(buffer.direct_room(&b, 1, 2, 10), 1);
+        assert_eq!(buffer.direct_room(&b, 9, 2, 10), 0);
+        buffer.reserve(&b, 1);
+        assert_eq!(buffer.direct_room(&b, 1, 2, 10), 0);
+        buffer.reserve_done(&b, 1);
+        buffer.reserve_done(&a, 1);
+        assert_eq!(buffer.reserved(), 0);
+        assert_eq!(buffer.direct_room(&b, 1, 2, 10), 1);
     }
 }

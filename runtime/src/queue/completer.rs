@@ -2,12 +2,13 @@
 //! transaction committed goes into the next one, so under load one commit (and
 //! one fsync) serves many jobs, and when idle a completion is written at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{CompleterMsg, JobEvents};
-use crate::store::{JobWatch, Lease, Store};
+use crate::domain::TenantId;
+use crate::store::{JobCompletion, JobWatch, Lease, Store};
 
 /// Most completions in one transaction.
 const MAX_BATCH: usize = 512;
@@ -28,34 +29,31 @@ pub(crate) async fn run(
     wake_producer: impl Fn() + Send + 'static,
     mut rx: mpsc::UnboundedReceiver<CompleterMsg>,
 ) {
+    let mut pending = Pending::default();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // What each completion makes of its job, for watchers once it is stored.
     let mut ends: HashMap<Lease, JobWatch> = HashMap::new();
     let mut flushes = Vec::new();
     let mut callbacks_due = false;
     let mut last_size = 0;
-    while let Some(first) = rx.recv().await {
-        if last_size >= BUSY {
-            tokio::time::sleep(LINGER).await;
+    loop {
+        if pending.is_empty() {
+            match rx.recv().await {
+                Some(msg) => pending.add(msg, &mut flushes),
+                None => return,
+            }
+            if last_size >= BUSY {
+                tokio::time::sleep(LINGER).await;
+            }
         }
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                CompleterMsg::Complete { completion, attempt, callback } => {
-                    callbacks_due |= callback;
-                    let end = JobWatch {
-                        status: completion.status,
-                        attempt,
-                        progress: completion.progress.clone(),
-                    };
-                    ends.insert(Lease { id: completion.id.clone(), token: completion.token }, end);
-                    batch.push(*completion);
-                }
-                CompleterMsg::Flush(ack) => flushes.push(ack),
-            }
-            if batch.len() < MAX_BATCH {
-                next = rx.try_recv().ok();
-            }
+        while let Ok(msg) = rx.try_recv() {
+            pending.add(msg, &mut flushes);
+        }
+        for (completion, attempt, callback) in pending.take(MAX_BATCH) {
+            callbacks_due |= callback;
+            let end = JobWatch { status: completion.status, attempt, progress: completion.progress.clone() };
+            ends.insert(Lease { id: completion.id.clone(), token: completion.token }, end);
+            batch.push(completion);
         }
         last_size = batch.len();
         if !batch.is_empty() {
@@ -100,8 +98,113 @@ pub(crate) async fn run(
             batch.clear();
             ends.clear();
         }
-        for ack in flushes.drain(..) {
-            let _ = ack.send(());
+        // Everything sent before a flush is committed once nothing is pending.
+        if pending.is_empty() {
+            for ack in flushes.drain(..) {
+                let _ = ack.send(());
+            }
         }
+    }
+}
+
+/// A completion waiting for its transaction: the outcome, the attempt it
+/// ends, and whether a callback may be due.
+type Waiting = (JobCompletion, u32, bool);
+
+/// Completions received and not yet written, in a queue per tenant. Each
+/// transaction takes them round-robin across tenants, so a tenant's one job
+/// is stored in the next commit, not after another tenant's backlog that
+/// arrived before it (under a flood, completions arrive faster than a
+/// transaction of `MAX_BATCH` commits).
+#[derive(Default)]
+struct Pending {
+    tenants: Vec<(TenantId, VecDeque<Waiting>)>,
+}
+
+impl Pending {
+    fn add(&mut self, msg: CompleterMsg, flushes: &mut Vec<oneshot::Sender<()>>) {
+        match msg {
+            CompleterMsg::Complete { completion, attempt, callback } => {
+                let waiting = (*completion, attempt, callback);
+                match self.tenants.iter_mut().find(|(t, _)| *t == waiting.0.tenant) {
+                    Some((_, queue)) => queue.push_back(waiting),
+                    None => self.tenants.push((waiting.0.tenant.clone(), VecDeque::from([waiting]))),
+                }
+            }
+            CompleterMsg::Flush(ack) => flushes.push(ack),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tenants.is_empty()
+    }
+
+    /// Up to `max` completions, one per tenant in turn.
+    fn take(&mut self, max: usize) -> Vec<Waiting> {
+        let mut out = Vec::with_capacity(max.min(self.tenants.iter().map(|(_, q)| q.len()).sum()));
+        while out.len() < max && !self.tenants.is_empty() {
+            for (_, queue) in &mut self.tenants {
+                if out.len() == max {
+                    break;
+                }
+                out.extend(queue.pop_front());
+            }
+            self.tenants.retain(|(_, queue)| !queue.is_empty());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::JobStatus;
+
+    fn completion(tenant: &str, id: &str) -> CompleterMsg {
+        CompleterMsg::Complete {
+            completion: Box::new(JobCompletion {
+                id: id.into(),
+                tenant: TenantId::parse(tenant).unwrap(),
+                token: 1,
+                owner: "node".into(),
+                status: JobStatus::Succeeded,
+                result: Some("{}".into()),
+                error: None,
+                fuel_used: 1,
+                duration_ms: 0,
+                logs: None,
+                progress: None,
+                started_at: 0,
+                finished_at: 0,
+                run_at: 0,
+                usage_only: false,
+            }),
+            attempt: 1,
+            callback: false,
+        }
+    }
+
+    fn ids(taken: &[Waiting]) -> Vec<&str> {
+        taken.iter().map(|(c, _, _)| c.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_tenants_one_completion_goes_into_the_next_transaction_past_another_tenants_backlog() {
+        let mut pending = Pending::default();
+        let mut flushes = Vec::new();
+        for k in 0..5 {
+            pending.add(completion("flood", &format!("f{k}")), &mut flushes);
+        }
+        pending.add(completion("calm", "c0"), &mut flushes);
+        // Round-robin: the calm tenant's job is in the first batch of three.
+        assert_eq!(ids(&pending.take(3)), ["f0", "c0", "f1"]);
+        // Each tenant's own completions keep their order.
+        assert_eq!(ids(&pending.take(10)), ["f2", "f3", "f4"]);
+        assert!(pending.is_empty());
+        // A flush waits outside the tenants' queues.
+        let (ack, _rx) = oneshot::channel();
+        pending.add(CompleterMsg::Flush(ack), &mut flushes);
+        assert!(pending.is_empty());
+        assert_eq!(flushes.len(), 1);
     }
 }

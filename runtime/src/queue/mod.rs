@@ -13,6 +13,8 @@
 //!   claim this node lost) and rescues jobs whose lease expired (their worker
 //!   died or stalled): requeued, or `dead` on their last attempt.
 //! - `inserter`: group commit for dispatches.
+//! - `direct`: claim in the insert: a dispatch this node has room for is
+//!   inserted leased to it and buffered at once, without a claim write.
 //! - `events`: publishes claims, progress, completions and cancels in-process
 //!   to the requests watching a job (`wait`, event streams); `follow` is one
 //!   request's view of a job, pushed by `events`, polled narrowly as a fallback.
@@ -24,6 +26,7 @@
 
 mod buffer;
 mod completer;
+mod direct;
 mod events;
 mod executor;
 mod follow;
@@ -31,6 +34,7 @@ mod inserter;
 mod maintenance;
 mod producer;
 
+pub use direct::Reservation;
 pub use events::{JobEvents, WatchCounts};
 pub use follow::Follow;
 pub use inserter::Inserter;

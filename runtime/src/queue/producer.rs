@@ -112,9 +112,12 @@ pub(crate) fn prefetch(shared: &Shared) -> usize {
 /// that reached their own limit. No prefetch while several tenants have work
 /// (`shared_claim`, or the buffer holds several): see the module doc.
 fn capacity(shared: &Shared, shared_claim: bool) -> (usize, Vec<String>) {
-    let several = shared_claim || shared.buffer.lock().expect("buffer lock").tenants() > 1;
+    let (several, reserved) = {
+        let buffer = shared.buffer.lock().expect("buffer lock");
+        (shared_claim || buffer.tenants() > 1, buffer.reserved())
+    };
     let running = shared.running.lock().expect("running lock");
-    let held = running.len();
+    let held = running.len() + reserved;
     let limit = shared.settings.workers + if several { 0 } else { prefetch(shared) };
     // Claim when workers would otherwise idle or a quarter of the window is
     // free, so claims come in batches rather than one job per completion.

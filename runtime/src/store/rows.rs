@@ -8,7 +8,7 @@ use sqlx::FromRow;
 
 use crate::domain::{AliasName, Callback, CallbackState, Digest, JobStatus, Limits, PluginKind, TenantId};
 use crate::store::{
-    AliasConfig, AliasRecord, AliasVersion, JobRecord, JobWatch, ModuleRecord, NewJob, StoreError,
+    AliasConfig, AliasRecord, AliasVersion, JobRecord, JobWatch, ModuleRecord, NewJob, NewLease, StoreError,
     StoreResult,
 };
 
@@ -257,27 +257,28 @@ pub(super) fn callback_state(s: Option<&str>) -> Option<CallbackState> {
     s.and_then(CallbackState::parse)
 }
 
-/// The stored form of a job just inserted (what `RETURNING *` would give).
+/// The stored form of a job just inserted (what `RETURNING *` would give):
+/// claimed already if it carries a lease.
 pub(super) fn record_of(job: &NewJob) -> JobRecord {
     JobRecord {
         id: job.id.clone(),
         tenant: job.tenant.clone(),
         alias: job.alias.to_string(),
         module: job.module,
-        status: job.status,
+        status: if job.lease.is_some() { JobStatus::Running } else { job.status },
         priority: job.priority,
         queue: job.queue.to_string(),
         context: job.context.clone(),
         payload: job.payload.clone(),
-        attempt: 0,
+        attempt: u32::from(job.lease.is_some()),
         max_attempts: job.max_attempts,
         limits: job.limits.clone(),
         run_at: job.run_at,
         created_at: job.created_at,
-        started_at: None,
+        started_at: job.lease.as_ref().map(|_| job.created_at),
         finished_at: None,
-        lease_owner: None,
-        lease_token: 0,
+        lease_owner: job.lease.as_ref().map(|l| l.owner.clone()),
+        lease_token: if job.lease.is_some() { NewLease::TOKEN } else { 0 },
         result: None,
         error: None,
         progress: None,

@@ -210,6 +210,7 @@ fn planted_job(module: wasmq::domain::Digest, payload: Value, now: i64, run_at: 
         idempotency_fingerprint: None,
         batch_id: None,
         callback: None,
+        lease: None,
     }
 }
 

@@ -57,6 +57,7 @@ async fn a_single_job_starts_while_another_tenants_flood_is_still_queued() {
             idempotency_fingerprint: None,
             batch_id: None,
             callback: None,
+            lease: None,
         })
         .collect();
     store.job_insert(jobs, None).await.unwrap();
@@ -69,6 +70,9 @@ async fn a_single_job_starts_while_another_tenants_flood_is_still_queued() {
     }
 
     let job = app.dispatch("echo", json!({"hello": "fair"}), json!({})).await;
+    // Its tenant has nothing on this node: the job is claimed in its insert
+    // and starts at the next free worker, not after the flood's next claim.
+    assert_eq!(job["status"], "running", "{job}");
     let done = app.wait(job["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let (queued, _) = counts(&*store, &flood).await;

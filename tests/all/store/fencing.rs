@@ -119,3 +119,69 @@ pub async fn fencing(store: Arc<dyn Store>) {
     let once = store.job_get(&t, "once").await.unwrap();
     assert_eq!((once.status, once.attempt, once.finished_at), (JobStatus::Dead, 1, Some(7_000)));
 }
+
+/// A job inserted under a lease (the claim made in the insert) is stored as a
+/// claim leaves it: running, first attempt, fencing token 1, owned by the
+/// node; no claim hands it out again, its heartbeat and completion behave as
+/// after a claim, it counts as running for the tenant, and a lapsed lease is
+/// rescued like any other. An idempotent repeat returns the stored job, not a
+/// second lease.
+pub async fn leased_in_the_insert(store: Arc<dyn Store>) {
+    let t = tenant();
+    let digest = Digest::of(b"direct");
+    let leased = |id: &str| NewJob {
+        lease: Some(NewLease { owner: "n1".into(), expires_at: 2_000 }),
+        ..new_job(id, digest, 1, 1_000)
+    };
+    let inserted =
+        store.job_insert(vec![leased("direct"), new_job("queued", digest, 1, 1_000)], None).await.unwrap();
+    let direct = &inserted[0].job;
+    assert_eq!(
+        (direct.status, direct.attempt, direct.lease_token, direct.lease_owner.as_deref(), direct.started_at),
+        (JobStatus::Running, 1, NewLease::TOKEN, Some("n1"), Some(1_000))
+    );
+    assert_eq!(inserted[1].job.status, JobStatus::Queued);
+    // The insert's answer is what is stored.
+    let stored = store.job_get(&t, "direct").await.unwrap();
+    assert_eq!((stored.status, stored.attempt, stored.lease_token), (JobStatus::Running, 1, 1));
+    assert_eq!(stored.lease_owner.as_deref(), Some("n1"));
+    assert_eq!(store.job_watch(&t, "direct").await.unwrap().status, JobStatus::Running);
+
+    // A claim hands out only the queued job.
+    let claimed = store.job_claim(claim("n2", 1_500, 10)).await.unwrap();
+    assert_eq!(claimed.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["queued"]);
+    assert_eq!(store.job_claim(claim("n2", 1_500, 10)).await.unwrap().len(), 0);
+
+    // Renewed by its owner only, under its token.
+    let direct_lease = lease("direct", NewLease::TOKEN);
+    let renewed = store.job_heartbeat(beat("n1", std::slice::from_ref(&direct_lease), 1_600, 5_000)).await;
+    assert_eq!(renewed.unwrap(), std::slice::from_ref(&direct_lease));
+    assert_eq!(
+        store.job_heartbeat(beat("n2", std::slice::from_ref(&direct_lease), 1_600, 5_000)).await.unwrap(),
+        []
+    );
+
+    // It completes under its token like a claimed job.
+    let applied = store.job_complete(vec![done("direct", "n1", JobStatus::Succeeded, 1_700)]).await.unwrap();
+    assert_eq!(applied, [direct_lease]);
+    assert_eq!(store.job_get(&t, "direct").await.unwrap().status, JobStatus::Succeeded);
+
+    // A lapsed lease of the insert is rescued like any other.
+    store.job_insert(vec![NewJob { max_attempts: 2, ..leased("lapsed") }], None).await.unwrap();
+    let rescued = store.job_rescue_expired(2_500).await.unwrap();
+    assert_eq!(rescued.requeued.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["lapsed"]);
+    let again = store.job_claim(claim("n2", 2_600, 10)).await.unwrap();
+    assert_eq!(
+        again.iter().map(|j| (j.id.as_str(), j.attempt, j.lease_token)).collect::<Vec<_>>(),
+        [("lapsed", 2, 2)]
+    );
+
+    // An idempotent repeat under a lease returns the stored job unchanged.
+    let key = wasmq::domain::IdempotencyKey::parse("direct-key").unwrap();
+    let keyed = |id: &str| NewJob { idempotency_key: Some(key.clone()), ..leased(id) };
+    store.job_insert(vec![keyed("first")], None).await.unwrap();
+    let repeat = store.job_insert(vec![keyed("second")], None).await.unwrap();
+    assert!(!repeat[0].created);
+    assert_eq!((repeat[0].job.id.as_str(), repeat[0].job.lease_token), ("first", 1));
+    assert!(store.job_get(&t, "second").await.is_err());
+}

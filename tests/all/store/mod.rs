@@ -63,6 +63,7 @@ cases! {
     meets_the_store_contract => lifecycle::exercise,
     watches_jobs_and_lists_them_in_bounded_pages => pages::exercise_watch_and_pages,
     fences_stale_claims => fencing::fencing,
+    stores_a_claim_made_in_the_insert => fencing::leased_in_the_insert,
     meets_the_idempotency_and_batch_total_contract => idempotency::exercise_idempotency_and_batch_totals,
     keeps_a_bounded_alias_history => aliases::exercise_alias_history,
     keeps_tenants_and_their_tokens => tenants::exercise_tenants,

@@ -43,6 +43,24 @@ pub struct NewJob {
     pub batch_id: Option<String>,
     /// Where to report its end.
     pub callback: Option<Callback>,
+    /// Inserted already claimed by this lease holder (a node with room for it
+    /// right now): stored `running` on its first attempt under fencing token 1,
+    /// so no claim write follows. `None`: queued for a claim.
+    pub lease: Option<NewLease>,
+}
+
+/// The claim a job is inserted under (see `NewJob::lease`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLease {
+    /// Lease holder (a node).
+    pub owner: String,
+    /// When the lease lapses unless renewed (unix ms).
+    pub expires_at: i64,
+}
+
+impl NewLease {
+    /// The fencing token of a claim made in the insert (the first claim).
+    pub const TOKEN: u64 = 1;
 }
 
 /// An inserted (or deduplicated) job.

@@ -42,8 +42,9 @@ pub(super) async fn insert(
     for job in &new {
         match &job.idempotency_key {
             None => {
-                bulk.push(insert_row(job));
-                out.push(Some(Inserted { job: record_of(job), created: true }));
+                let record = record_of(job);
+                bulk.push(insert_row(job, &record));
+                out.push(Some(Inserted { job: record, created: true }));
             }
             Some(key) => {
                 let existing = sqlx::query_as::<_, KeyedJobRow>(&format!(
@@ -65,11 +66,12 @@ pub(super) async fn insert(
                         out.push(Some(Inserted { job: row.job.try_into()?, created: false }));
                     }
                     None => {
-                        let mut row = insert_row(job);
+                        let record = record_of(job);
+                        let mut row = insert_row(job, &record);
                         row["idempotency_key"] = key.as_str().into();
                         row["idempotency_fingerprint"] = job.idempotency_fingerprint.clone().into();
                         insert_rows(&mut tx, &[row]).await?;
-                        out.push(Some(Inserted { job: record_of(job), created: true }));
+                        out.push(Some(Inserted { job: record, created: true }));
                     }
                 }
             }
@@ -231,18 +233,22 @@ pub(super) async fn status_counts(s: &SqliteStore, tenant: &TenantId) -> StoreRe
     Ok(rules::status_counts(rows))
 }
 
-/// The row of a new job, as the JSON object `insert_rows` reads.
-pub(super) fn insert_row(job: &NewJob) -> serde_json::Value {
+/// The row of a new job, as the JSON object `insert_rows` reads;
+/// `record` is `record_of(job)`: a job inserted under a lease is stored as
+/// its claim would leave it.
+pub(super) fn insert_row(job: &NewJob, record: &JobRecord) -> serde_json::Value {
     serde_json::json!({
         "id": job.id, "tenant": job.tenant.as_str(), "alias": job.alias.as_str(),
-        "module": job.module.to_string(), "status": job.status.as_str(), "priority": job.priority,
+        "module": job.module.to_string(), "status": record.status.as_str(), "priority": job.priority,
         "queue": job.queue.as_str(), "context": job.context, "payload": job.payload,
         "max_attempts": job.max_attempts,
         "limits": compact_limits(&job.limits),
         "run_at": job.run_at, "created_at": job.created_at, "idempotency_key": null,
         "idempotency_fingerprint": null,
         "batch_id": job.batch_id, "callback": callback_json(&job.callback),
-        "callback_state": rules::initial_callback_state(&job.callback).map(CallbackState::as_str),
+        "callback_state": record.callback_state.map(CallbackState::as_str),
+        "attempt": record.attempt, "lease_token": record.lease_token, "started_at": record.started_at,
+        "lease_owner": record.lease_owner, "lease_expires_at": job.lease.as_ref().map(|l| l.expires_at),
     })
 }
 
@@ -250,12 +256,13 @@ pub(super) fn insert_row(job: &NewJob) -> serde_json::Value {
 pub(super) const INSERT: &str =
     "INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
         limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback,
-        callback_state)
+        callback_state, attempt, lease_token, started_at, lease_owner, lease_expires_at)
      SELECT value ->> 'id', value ->> 'tenant', value ->> 'alias', value ->> 'module', value ->> 'status',
         value ->> 'priority', value ->> 'queue', value ->> 'context', value ->> 'payload',
         value ->> 'max_attempts', value ->> 'limits', value ->> 'run_at', value ->> 'created_at',
         value ->> 'idempotency_key', value ->> 'idempotency_fingerprint', value ->> 'batch_id',
-        value ->> 'callback', value ->> 'callback_state'
+        value ->> 'callback', value ->> 'callback_state', value ->> 'attempt', value ->> 'lease_token',
+        value ->> 'started_at', value ->> 'lease_owner', value ->> 'lease_expires_at'
      FROM json_each(?1)";
 
 /// Inserts many jobs with one statement.
