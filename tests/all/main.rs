@@ -3,6 +3,7 @@
 //! Tests run real plugins built from `plugins/` by `scripts/build-plugins.sh`,
 //! once per test run (see `support::plugin`).
 
+mod capabilities;
 mod cli;
 mod client_cli;
 mod examples;
