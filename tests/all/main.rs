@@ -5,6 +5,7 @@
 
 mod capabilities;
 mod cli;
+mod cli_capabilities;
 mod client_cli;
 mod examples;
 mod invalid_modules;
