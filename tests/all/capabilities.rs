@@ -269,8 +269,9 @@ async fn a_secret_never_appears_in_the_outcome() {
     for plugin in ["capabilities-probe", "sign"] {
         let plugin = load(&engine, plugin).await;
         let payload = json!({"ops": [{"op": "secret", "key": "key"}], "message": "hello"});
-        let outcome = run_with(&engine, &plugin, &payload, &Limits::default(), Some(caps.clone()), CancelToken::new())
-            .await;
+        let outcome =
+            run_with(&engine, &plugin, &payload, &Limits::default(), Some(caps.clone()), CancelToken::new())
+                .await;
         assert!(outcome.error.is_none(), "{:?}", outcome.error);
         let text = serde_json::to_string(&outcome).unwrap();
         assert!(!text.contains(SECRET), "the secret leaked into the outcome: {text}");
@@ -323,7 +324,8 @@ async fn sign_answers_the_hmac_of_the_message_with_the_secret() {
     assert_eq!(plugin.contract(), Some("wasmq:plugin@0.2.0"));
     let caps = Arc::new(TestCaps::with_secret());
     let payload = json!({"message": "pay 10 to bob"});
-    let outcome = run_with(&engine, &plugin, &payload, &Limits::default(), Some(caps), CancelToken::new()).await;
+    let outcome =
+        run_with(&engine, &plugin, &payload, &Limits::default(), Some(caps), CancelToken::new()).await;
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(b"pay 10 to bob");
     let expected = hex::encode(mac.finalize().into_bytes());
@@ -331,7 +333,8 @@ async fn sign_answers_the_hmac_of_the_message_with_the_secret() {
 
     // Without the secret (or without any capabilities) it fails, naming it.
     for caps in [Some(Arc::new(TestCaps::default())), None] {
-        let outcome = run_with(&engine, &plugin, &payload, &Limits::default(), caps, CancelToken::new()).await;
+        let outcome =
+            run_with(&engine, &plugin, &payload, &Limits::default(), caps, CancelToken::new()).await;
         assert_eq!(
             err(&outcome),
             &RunError::PluginError { message: "the alias has no secret \"key\"".into(), retryable: false }
@@ -345,8 +348,8 @@ async fn counter_is_exact_under_100_concurrent_runs() {
     let plugin = load(&engine, "counter").await;
     let caps = Arc::new(TestCaps::default());
     let (empty, limits) = (json!({}), Limits::default());
-    let runs = (0..100)
-        .map(|_| run_with(&engine, &plugin, &empty, &limits, Some(caps.clone()), CancelToken::new()));
+    let runs =
+        (0..100).map(|_| run_with(&engine, &plugin, &empty, &limits, Some(caps.clone()), CancelToken::new()));
     let mut values: Vec<i64> = futures_util::future::join_all(runs)
         .await
         .iter()
@@ -355,8 +358,15 @@ async fn counter_is_exact_under_100_concurrent_runs() {
     values.sort();
     assert_eq!(values, (1..=100).collect::<Vec<_>>());
     let v = ok_json(
-        &run_with(&engine, &plugin, &json!({"key": "other", "by": -3}), &Limits::default(), Some(caps.clone()), CancelToken::new())
-            .await,
+        &run_with(
+            &engine,
+            &plugin,
+            &json!({"key": "other", "by": -3}),
+            &Limits::default(),
+            Some(caps.clone()),
+            CancelToken::new(),
+        )
+        .await,
     );
     assert_eq!(v, json!({"key": "other", "value": -3}));
     assert_eq!(caps.kv.lock().unwrap().get("count").map(Vec::as_slice), Some(&b"100"[..]));
@@ -364,7 +374,9 @@ async fn counter_is_exact_under_100_concurrent_runs() {
     // Without a key-value store it fails, naming the setting.
     let outcome = run(&engine, &plugin, "{}", &Limits::default()).await;
     match err(&outcome) {
-        RunError::PluginError { message, retryable: false } => assert!(message.contains("kv_store"), "{message}"),
+        RunError::PluginError { message, retryable: false } => {
+            assert!(message.contains("kv_store"), "{message}")
+        }
         other => panic!("expected a plugin error, got {other:?}"),
     }
 }
@@ -378,8 +390,15 @@ async fn command_plugins_get_exactly_the_capabilities_env() {
     });
     for name in ["env-command", "env-command.p1"] {
         let plugin = load(&engine, name).await;
-        let granted =
-            run_with(&engine, &plugin, &json!({}), &Limits::default(), Some(caps.clone()), CancelToken::new()).await;
+        let granted = run_with(
+            &engine,
+            &plugin,
+            &json!({}),
+            &Limits::default(),
+            Some(caps.clone()),
+            CancelToken::new(),
+        )
+        .await;
         assert_eq!(ok_json(&granted), json!({"env": {"API_KEY": "abc", "MODE": "test"}}), "{name}");
         let none = run(&engine, &plugin, "{}", &Limits::default()).await;
         assert_eq!(ok_json(&none), json!({"env": {}}), "{name}");
@@ -395,7 +414,8 @@ async fn a_plugin_built_against_0_1_0_runs_unchanged() {
     assert_eq!(load(&engine, "hello-command").await.contract(), None);
     // With or without capabilities: 0.1.0 cannot reach them and does not care.
     for caps in [None, Some(Arc::new(TestCaps::with_secret()))] {
-        let outcome = run_with(&engine, &plugin, &json!({"x": 1}), &Limits::default(), caps, CancelToken::new()).await;
+        let outcome =
+            run_with(&engine, &plugin, &json!({"x": 1}), &Limits::default(), caps, CancelToken::new()).await;
         let v = ok_json(&outcome);
         assert_eq!(v["contract"], "0.1.0");
         assert_eq!(v["input"], json!({"x": 1}));

@@ -71,7 +71,9 @@ fn counter_keeps_its_state_in_the_kv_file() {
     std::fs::write(kv, r#"{"count": "many"}"#).unwrap();
     let out = wasmq(&["run", &path("counter"), "{}", "--kv-file", kv]);
     assert_eq!(out.status.code(), Some(10));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the value of key \"count\" is not a decimal integer"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the value of key \"count\" is not a decimal integer")
+    );
 }
 
 #[test]

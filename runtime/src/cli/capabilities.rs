@@ -68,11 +68,9 @@ impl LocalCapabilities {
         for (key, value) in map {
             let bytes = match &value {
                 Value::String(s) => s.clone().into_bytes(),
-                Value::Object(o) if o.len() == 1 && o.get("base64").is_some_and(Value::is_string) => {
-                    BASE64.decode(o["base64"].as_str().unwrap_or_default()).map_err(|e| {
-                        bad(format!("key {key:?}: invalid base64: {e}"))
-                    })?
-                }
+                Value::Object(o) if o.len() == 1 && o.get("base64").is_some_and(Value::is_string) => BASE64
+                    .decode(o["base64"].as_str().unwrap_or_default())
+                    .map_err(|e| bad(format!("key {key:?}: invalid base64: {e}")))?,
                 _ => return Err(bad(format!("key {key:?}: expected a string or {{\"base64\": \"...\"}}"))),
             };
             store.insert(key, bytes);
@@ -194,11 +192,14 @@ pub fn parse_pair(s: &str) -> Result<(String, String), String> {
 
 /// Parses `--env NAME=config:KEY` or `NAME=secret:KEY`.
 pub fn parse_env(s: &str) -> Result<(String, EnvSource), String> {
-    let (name, source) = parse_pair(s).map_err(|_| format!("expected NAME=config:KEY or NAME=secret:KEY, got {s:?}"))?;
+    let (name, source) =
+        parse_pair(s).map_err(|_| format!("expected NAME=config:KEY or NAME=secret:KEY, got {s:?}"))?;
     let valid_name = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());
     if !valid_name {
-        return Err(format!("environment variable name {name:?} must be letters, digits and _, not starting with a digit"));
+        return Err(format!(
+            "environment variable name {name:?} must be letters, digits and _, not starting with a digit"
+        ));
     }
     let source = match source.split_once(':') {
         Some(("config", key)) if !key.is_empty() => EnvSource::Config(key.to_string()),

@@ -13,7 +13,7 @@ use super::capabilities::{
 };
 use crate::config::{default_cache_dir, parse_bytes};
 use crate::domain::{Limits, LogLevel, Outcome, RunError};
-use crate::sandbox::{Capabilities, CancelToken, Engine, EngineSettings, HostHooks, LoadError, RunContext};
+use crate::sandbox::{CancelToken, Capabilities, Engine, EngineSettings, HostHooks, LoadError, RunContext};
 
 /// Exit codes of `wasmq run`, one per outcome kind (documented in `--help`).
 pub mod exit {

@@ -52,14 +52,13 @@ pub fn check_value(key: &str, value: &[u8], limit: usize) -> Result<(), Capabili
 pub fn increment(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64, CapabilityError> {
     let current = match current {
         None => 0,
-        Some(bytes) => std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .ok_or_else(|| {
+        Some(bytes) => {
+            std::str::from_utf8(bytes).ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or_else(|| {
                 CapabilityError::Limit(format!(
                     "the value of key {key:?} is not a decimal integer, so it cannot be incremented"
                 ))
-            })?,
+            })?
+        }
     };
     current.checked_add(delta).ok_or_else(|| {
         CapabilityError::Limit(format!("incrementing key {key:?} by {delta} overflows a 64-bit integer"))
@@ -86,9 +85,13 @@ mod tests {
         assert_eq!(increment("n", None, 5), Ok(5));
         assert_eq!(increment("n", Some(b"41"), 1), Ok(42));
         assert_eq!(increment("n", Some(b"-3"), -4), Ok(-7));
-        assert!(matches!(increment("n", Some(b"x"), 1), Err(CapabilityError::Limit(m)) if m.contains("\"n\"")));
+        assert!(
+            matches!(increment("n", Some(b"x"), 1), Err(CapabilityError::Limit(m)) if m.contains("\"n\""))
+        );
         assert!(matches!(increment("n", Some(&[0xff]), 1), Err(CapabilityError::Limit(_))));
-        assert!(matches!(increment("n", Some(b"9223372036854775807"), 1), Err(CapabilityError::Limit(m)) if m.contains("overflows")));
+        assert!(
+            matches!(increment("n", Some(b"9223372036854775807"), 1), Err(CapabilityError::Limit(m)) if m.contains("overflows"))
+        );
     }
 
     #[test]

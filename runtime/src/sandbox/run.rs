@@ -156,10 +156,12 @@ impl Engine {
         let (ended, fuel_left, state) = match &plugin.inner.pre {
             Pre::Job(pre) => {
                 let state = component_state(&mut wasi, run_state);
-                self.drive(state, &limits, &cancel, deadline, async |store| match pre.call(store, payload).await {
-                    Ok(Ok(json)) => Ended::Returned(json),
-                    Ok(Err((message, retryable))) => Ended::PluginError { message, retryable },
-                    Err(e) => Ended::Failed(e),
+                self.drive(state, &limits, &cancel, deadline, async |store| {
+                    match pre.call(store, payload).await {
+                        Ok(Ok(json)) => Ended::Returned(json),
+                        Ok(Err((message, retryable))) => Ended::PluginError { message, retryable },
+                        Err(e) => Ended::Failed(e),
+                    }
                 })
                 .await
             }

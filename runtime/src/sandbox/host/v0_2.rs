@@ -153,7 +153,12 @@ impl host::Host for ComponentState {
         .await
     }
 
-    async fn kv_list_keys(&mut self, prefix: String, after: Option<String>, limit: u32) -> Answer<Vec<String>> {
+    async fn kv_list_keys(
+        &mut self,
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> Answer<Vec<String>> {
         let caps = self.kv();
         guarded(async move {
             let caps = caps?;
