@@ -5,7 +5,8 @@
 #   WASMQ_PLUGINS_DIR=/some/dir scripts/build-plugins.sh
 #
 # Output names follow the crate names: echo.wasm, thumbnail.wasm, ..., plus
-# hello-command.p1.wasm (the same program as a WASI preview 1 core module).
+# hello-command.p1.wasm and env-command.p1.wasm (the same programs as WASI preview 1
+# core modules).
 # Prints the output directory on its last line. The integration tests call this.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,7 +17,7 @@ export CARGO_TARGET_DIR=$base/target
 manifest=$root/plugins/Cargo.toml
 
 cargo build --quiet --release --locked --manifest-path "$manifest" --target wasm32-wasip2 >&2
-cargo build --quiet --release --locked --manifest-path "$manifest" --target wasm32-wasip1 -p hello-command >&2
+cargo build --quiet --release --locked --manifest-path "$manifest" --target wasm32-wasip1 -p hello-command -p env-command >&2
 
 for dir in "$root"/plugins/examples/* "$root"/plugins/testing/*; do
   name=$(basename "$dir")
@@ -24,5 +25,7 @@ for dir in "$root"/plugins/examples/* "$root"/plugins/testing/*; do
   [ -f "$artifact" ] || artifact=$CARGO_TARGET_DIR/wasm32-wasip2/release/$name.wasm
   cp -f "$artifact" "$out/$name.wasm"
 done
-cp -f "$CARGO_TARGET_DIR/wasm32-wasip1/release/hello-command.wasm" "$out/hello-command.p1.wasm"
+for name in hello-command env-command; do
+  cp -f "$CARGO_TARGET_DIR/wasm32-wasip1/release/$name.wasm" "$out/$name.p1.wasm"
+done
 echo "$out"

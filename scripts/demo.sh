@@ -41,3 +41,8 @@ run dispatch hello-command '{"name": "command plugin"}' --wait
 echo; echo "\$ cargo run --example thumbnails -- examples/images $work/thumbs --size 64"
 "$target/debug/examples/thumbnails" examples/images "$work/thumbs" --size 64
 run status
+# Plugins that use capabilities (contract 0.2.0), run locally: a secret from a flag,
+# key-value state kept in a file between runs (on a server, the alias grants them).
+run run "$plugins/sign.wasm" '{"message": "pay 10 to bob"}' --secret key=demo-key
+run run "$plugins/counter.wasm" '{}' --kv-file "$work/kv.json"
+run run "$plugins/counter.wasm" '{"by": 41}' --kv-file "$work/kv.json"

@@ -13,7 +13,10 @@
 //!   into [`sandbox::Plugin`]s (validated, compiled off the async threads a
 //!   bounded number at a time, failures remembered, cached by digest in memory
 //!   and on disk) and runs one plugin on one payload:
-//!   `engine.run(&plugin, payload, &limits, ctx) -> Outcome`.
+//!   `engine.run(&plugin, payload, &limits, ctx) -> Outcome`. Job plugins of
+//!   contract `wasmq:plugin@0.1.0` and `0.2.0` both run; 0.2.0's configuration,
+//!   secret and key-value calls reach `ctx.capabilities` ([`sandbox::Capabilities`],
+//!   nothing granted by default).
 //! - [`store`]: persistence behind the [`store::Store`] trait, opened by
 //!   `store::connect(url)` (SQLite now, PostgreSQL next); the rules all
 //!   backends share in `store/rows.rs` and `store/rules/`, each backend's SQL
@@ -45,7 +48,8 @@
 //!   request passes (body deadline, panic -> JSON 500).
 //! - [`config`] and [`app`]: settings (one table row each; flags > env > TOML > defaults) and the
 //!   wiring `App::build(settings).await?.run_until_stopped(shutdown)`.
-//! - [`cli`]: the `wasmq` command line (`run`, `serve`, `secret generate`, and the hidden
+//! - [`cli`]: the `wasmq` command line (`run`, which grants capabilities from its
+//!   flags through `cli::capabilities`, `serve`, `secret generate`, and the hidden
 //!   `__compile` child the engine uses to compile untrusted modules).
 //!
 //! A job flows: `POST /v1/jobs` (api: auth resolves the tenant) -> `api::submit`:

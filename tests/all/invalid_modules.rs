@@ -83,5 +83,5 @@ async fn a_run_export_of_the_wrong_type_is_refused() {
         (func (export "run") (result u32) (canon lift (core func $i "f")))
     )"#);
     let reason = reason(component).await;
-    assert!(reason.starts_with(r#"export "run" does not match world wasmq:plugin/job@0.1.0"#), "{reason}");
+    assert!(reason.starts_with(r#"export "run" does not match world wasmq:plugin/job@0.2.0"#), "{reason}");
 }

@@ -3,7 +3,9 @@
 //! Tests run real plugins built from `plugins/` by `scripts/build-plugins.sh`,
 //! once per test run (see `support::plugin`).
 
+mod capabilities;
 mod cli;
+mod cli_capabilities;
 mod client_cli;
 mod examples;
 mod invalid_modules;

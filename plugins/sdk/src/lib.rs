@@ -20,25 +20,39 @@
 //! ```
 //!
 //! Build it with `cargo build --release --target wasm32-wasip2` (crate type
-//! `cdylib`); the result is a component of world `wasmq:plugin/job`.
+//! `cdylib`); the result is a component of world `wasmq:plugin/job`, contract
+//! `wasmq:plugin@0.2.0` (`wit/plugin.wit`). Servers keep running plugins built
+//! against 0.1.0 too.
+//!
+//! A plugin reads its alias's configuration and secrets and keeps state
+//! between runs with one-liners (granted per alias, nothing by default):
+//!
+//! ```ignore
+//! let endpoint = wasmq_plugin::config::get("endpoint");      // Option<String>
+//! let key = wasmq_plugin::secret::require("key")?;            // the secret, or a job error
+//! let runs = wasmq_plugin::kv::increment("runs", 1)?;         // atomic across runs and nodes
+//! wasmq_plugin::kv::set("last", b"done")?;
+//! ```
 //!
 //! The SDK decodes the payload (a payload that does not fit the input type is a
 //! non-retryable error naming the field, e.g. `invalid payload at "box.width":
 //! invalid type: string "x", expected u32`), encodes the result, and turns the
 //! function's [`Error`] into the job's error.
 
+mod capabilities;
 mod error;
 mod host;
 
+pub use capabilities::{CapabilityError, config, kv, secret};
 pub use error::Error;
 pub use host::{JobInfo, Level, job_info, log, progress};
 
-/// Bindings generated from `wit/plugin.wit`. Public so that [`plugin!`] can
+/// Bindings generated from `wit/plugin.wit` (contract 0.2.0). Public so that [`plugin!`] can
 /// name them from the plugin's crate; plugin authors do not need them.
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/plugin.wit",
         world: "job",
         pub_export_macro: true,
         export_macro_name: "export",

@@ -3,6 +3,7 @@
 //! `usage`, and the operator's `tenant`, `token` and `key`)
 //! live in [`client`] and talk to a running `wasmq serve` over HTTP.
 
+pub mod capabilities;
 pub mod client;
 mod run;
 mod secret;

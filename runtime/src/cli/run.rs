@@ -1,15 +1,19 @@
 //! `wasmq run`: one plugin, one payload, locally, in the same sandbox the server uses.
 
 use clap::Args;
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::capabilities::{
+    EnvSource, LocalCapabilities, collect_pairs, parse_env, parse_pair, read_secret_file,
+};
 use crate::config::{default_cache_dir, parse_bytes};
 use crate::domain::{Limits, LogLevel, Outcome, RunError};
-use crate::sandbox::{CancelToken, Engine, EngineSettings, HostHooks, LoadError, RunContext};
+use crate::sandbox::{CancelToken, Capabilities, Engine, EngineSettings, HostHooks, LoadError, RunContext};
 
 /// Exit codes of `wasmq run`, one per outcome kind (documented in `--help`).
 pub mod exit {
@@ -95,6 +99,64 @@ pub struct RunArgs {
     /// `WASMQ_CACHE_DIR` say).
     #[arg(long)]
     pub no_cache: bool,
+
+    /// A configuration value the plugin reads with `config-get`, as on an
+    /// alias's `config` (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub config: Vec<(String, String)>,
+
+    /// A secret the plugin reads with `secret-get` (repeatable). The value is
+    /// visible in shell history and the process list: prefer `--secret-file`.
+    #[arg(long = "secret", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub secret: Vec<(String, String)>,
+
+    /// A secret read from a file (one trailing line break dropped; repeatable).
+    #[arg(long = "secret-file", value_name = "KEY=PATH", value_parser = parse_pair)]
+    pub secret_file: Vec<(String, String)>,
+
+    /// An environment variable of a command plugin, from a `--config` or
+    /// `--secret` value, as on an alias's `env` (repeatable). A command plugin
+    /// sees no other environment.
+    #[arg(long = "env", value_name = "NAME=config:KEY|secret:KEY", value_parser = parse_env)]
+    pub env: Vec<(String, EnvSource)>,
+
+    /// The plugin's key-value store as a JSON file (`{"key": "text" or
+    /// {"base64": "..."}}`): read before the run (missing: empty) and written
+    /// after it. Without it the store lives in memory for this run only.
+    #[arg(long, value_name = "PATH")]
+    pub kv_file: Option<PathBuf>,
+}
+
+/// The capabilities `wasmq run` grants: its flags, and an in-memory
+/// key-value store (loaded from `--kv-file` when given).
+fn capabilities(args: &RunArgs) -> Result<LocalCapabilities, String> {
+    let mut config = BTreeMap::new();
+    collect_pairs("--config", args.config.iter().cloned(), &mut config)?;
+    let mut secrets = BTreeMap::new();
+    collect_pairs("--secret", args.secret.iter().cloned(), &mut secrets)?;
+    let mut from_files = Vec::new();
+    for (key, path) in &args.secret_file {
+        from_files.push((key.clone(), read_secret_file(key, path.as_ref())?));
+    }
+    collect_pairs("--secret/--secret-file", from_files, &mut secrets)?;
+    let mut names = std::collections::BTreeSet::new();
+    for (name, source) in &args.env {
+        if !names.insert(name) {
+            return Err(format!("--env {name} is given twice"));
+        }
+        let missing = match source {
+            EnvSource::Config(key) => (!config.contains_key(key)).then(|| format!("--config {key}")),
+            EnvSource::Secret(key) => (!secrets.contains_key(key)).then(|| format!("--secret {key}")),
+        };
+        if let Some(missing) = missing {
+            return Err(format!("--env {name} names {missing}, which is not given"));
+        }
+    }
+    let mut caps = LocalCapabilities::new(config, secrets, args.env.clone());
+    if let Some(path) = &args.kv_file {
+        caps.load_kv(path)?;
+    }
+    Ok(caps)
 }
 
 /// A fuel budget; `None` is unlimited.
@@ -174,6 +236,10 @@ async fn run(args: RunArgs) -> ExitCode {
     if let Err(e) = engine.validate_limits(&limits) {
         return fail(e.to_string());
     }
+    let caps = match capabilities(&args) {
+        Ok(caps) => Arc::new(caps),
+        Err(e) => return fail(e),
+    };
 
     let outcome = match engine.load(bytes).await {
         Ok(plugin) => {
@@ -186,7 +252,8 @@ async fn run(args: RunArgs) -> ExitCode {
             });
             let hooks: Option<Arc<dyn HostHooks>> =
                 if args.json { None } else { Some(Arc::new(StderrHooks)) };
-            let ctx = RunContext { hooks, cancel, ..RunContext::default() };
+            let capabilities: Arc<dyn Capabilities> = caps.clone();
+            let ctx = RunContext { hooks, cancel, capabilities: Some(capabilities), ..RunContext::default() };
             engine.run(&plugin, &payload, &limits, ctx).await
         }
         Err(LoadError::InvalidModule(reason)) => Outcome::rejected(RunError::InvalidModule { reason }),
@@ -195,7 +262,15 @@ async fn run(args: RunArgs) -> ExitCode {
         }
         Err(e) => return fail(e.to_string()),
     };
-    report(&outcome, args.json)
+    let code = report(&outcome, args.json);
+    // Written whatever the outcome: like on a server, a plugin's writes take
+    // effect when made, not when the job succeeds.
+    if let Some(path) = &args.kv_file
+        && let Err(e) = caps.save_kv(path)
+    {
+        return fail(e);
+    }
+    code
 }
 
 fn report(outcome: &Outcome, json: bool) -> ExitCode {

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 
 use super::artifact::{ArtifactCache, Compiled, compatibility_hash, deserialize};
 use super::cache::PluginCache;
 use super::compile::compile;
 use super::gate::{CompileGate, CompileStats, Wait};
-use super::host::bindings::Job;
+use super::host;
 use super::plugin::{Inner, Plugin};
 use super::settings::EngineSettings;
 use super::state::{ComponentState, CoreState};
@@ -75,7 +75,7 @@ pub(crate) struct EngineInner {
 
 impl Engine {
     /// Builds the engine: wasmtime config, linkers (all of WASI p2 and p1 plus
-    /// the host interface), the epoch ticker and the artifact cache directory.
+    /// both versions of the host interface), the epoch ticker and the artifact cache directory.
     pub fn new(settings: EngineSettings) -> Result<Self, LoadError> {
         let internal =
             |what: &str, e: wasmtime::Error| LoadError::Internal(format!("{what}: {}", error_chain(&e)));
@@ -84,8 +84,7 @@ impl Engine {
 
         let mut component_linker = Linker::new(&wasmtime);
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker).map_err(|e| internal("linker", e))?;
-        Job::add_to_linker::<ComponentState, HasSelf<ComponentState>>(&mut component_linker, |s| s)
-            .map_err(|e| internal("linker", e))?;
+        host::add_to_linker(&mut component_linker).map_err(|e| internal("linker", e))?;
         let mut core_linker = wasmtime::Linker::new(&wasmtime);
         wasmtime_wasi::p1::add_to_linker_async(&mut core_linker, |s: &mut CoreState| &mut s.wasi)
             .map_err(|e| internal("linker", e))?;

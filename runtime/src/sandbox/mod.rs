@@ -17,9 +17,10 @@
 //! - `validate`: what a module may import and must export, and why it is refused.
 //! - `plugin`: a loaded plugin: its kind and pre-instantiated form.
 //! - `state`: per-run store data, the resource limiter and `configure_store`.
-//! - `host`: the `wasmq:plugin/host` interface.
+//! - `host`: the `wasmq:plugin/host` interface, versions 0.1.0 and 0.2.0 linked side by side.
 //! - `capabilities`: what a run may reach beyond its payload (configuration,
-//!   secrets, key-value state), as a trait the server implements per alias.
+//!   secrets, key-value state), as a trait the server implements per alias;
+//!   `kv`: the key-value rules every implementation shares (limits, messages).
 //! - `output`: bounded capture of stdout and stderr.
 //! - `run`: one run, and the classification of how it ended.
 
@@ -30,6 +31,7 @@ mod compile;
 mod engine;
 mod gate;
 mod host;
+pub mod kv;
 mod output;
 mod plugin;
 mod run;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use wasmtime::InstancePre;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use super::host::bindings::JobPre;
+use super::host::JobPre;
 use super::state::{ComponentState, CoreState};
 use crate::domain::{Digest, PluginKind};
 
@@ -23,8 +23,8 @@ pub(crate) struct Inner {
 
 /// The pre-instantiated form, one per contract.
 pub(crate) enum Pre {
-    /// Component of world `wasmq:plugin/job`.
-    Job(JobPre<ComponentState>),
+    /// Component of world `wasmq:plugin/job`, either contract version.
+    Job(JobPre),
     /// WASI p2 command component (`wasi:cli/run`).
     Command(CommandPre<ComponentState>),
     /// WASI p1 core module with `_start`.
@@ -42,6 +42,15 @@ impl Plugin {
         self.inner.size
     }
 
+    /// The `wasmq:plugin` contract a job component was built against
+    /// (`wasmq:plugin@0.1.0` or `wasmq:plugin@0.2.0`); `None` for commands.
+    pub fn contract(&self) -> Option<&'static str> {
+        match &self.inner.pre {
+            Pre::Job(pre) => Some(pre.contract()),
+            Pre::Command(_) | Pre::CoreCommand(_) => None,
+        }
+    }
+
     /// Which contract the plugin follows.
     pub fn kind(&self) -> PluginKind {
         match self.inner.pre {
@@ -56,6 +65,7 @@ impl std::fmt::Debug for Plugin {
         f.debug_struct("Plugin")
             .field("digest", &self.inner.digest)
             .field("kind", &self.kind())
+            .field("contract", &self.contract())
             .field("size", &self.inner.size)
             .finish()
     }

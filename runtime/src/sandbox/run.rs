@@ -111,6 +111,7 @@ impl Engine {
             limiter: Limiter::new(&limits),
             job: ctx.job,
             hooks: ctx.hooks,
+            capabilities: ctx.capabilities.clone(),
             started,
             progress: Default::default(),
             progress_truncated: false,
@@ -132,12 +133,21 @@ impl Engine {
             .allow_tcp(false)
             .allow_udp(false)
             .max_random_size(MAX_RANDOM_BYTES);
+        let cancel = ctx.cancel;
         if command {
             wasi.stdin(MemoryInputPipe::new(payload.as_bytes().to_vec()));
+            // A command's environment is exactly what its alias names, nothing else.
+            if let Some(caps) = &ctx.capabilities {
+                match command_env(caps.as_ref(), &cancel, deadline, &limits).await {
+                    Ok(env) => {
+                        wasi.envs(&env);
+                    }
+                    Err(error) => return Outcome { duration: started.elapsed(), ..Outcome::rejected(error) },
+                }
+            }
         }
 
         let fuel = self.inner.settings.fuel_metering;
-        let cancel = ctx.cancel;
         let component_state = |wasi: &mut WasiCtxBuilder, run| ComponentState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -147,13 +157,9 @@ impl Engine {
             Pre::Job(pre) => {
                 let state = component_state(&mut wasi, run_state);
                 self.drive(state, &limits, &cancel, deadline, async |store| {
-                    let call = async {
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        instance.call_run(&mut *store, payload).await
-                    };
-                    match call.await {
+                    match pre.call(store, payload).await {
                         Ok(Ok(json)) => Ended::Returned(json),
-                        Ok(Err(e)) => Ended::PluginError { message: e.message, retryable: e.retryable },
+                        Ok(Err((message, retryable))) => Ended::PluginError { message, retryable },
                         Err(e) => Ended::Failed(e),
                     }
                 })
@@ -256,6 +262,35 @@ async fn guard<F: Future>(call: F, cancel: &CancelToken, deadline: Instant) -> R
         out = call => Ok(out),
         () = cancel.cancelled() => Err(Ended::OuterCancel),
         () = tokio::time::sleep(remaining(deadline) + OUTER_GRACE) => Err(Ended::OuterTimeout),
+    }
+}
+
+/// The environment a command plugin gets from its capabilities, under the
+/// run's cancellation and deadline. A failure ends the run before it starts:
+/// `unavailable` may pass on a retry, anything else will not.
+async fn command_env(
+    caps: &dyn super::Capabilities,
+    cancel: &CancelToken,
+    deadline: Instant,
+    limits: &Limits,
+) -> Result<Vec<(String, String)>, RunError> {
+    use super::CapabilityError;
+    let env = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(caps.env()));
+    match guard(env, cancel, deadline).await {
+        Ok(Ok(Ok(env))) => Ok(env),
+        Ok(Ok(Err(e))) => Err(RunError::PluginError {
+            message: format!("the plugin's environment could not be prepared: {e}"),
+            retryable: matches!(e, CapabilityError::Unavailable(_)),
+        }),
+        Ok(Err(_panic)) => {
+            tracing::error!("a capability implementation panicked while preparing a command's environment");
+            Err(RunError::PluginError {
+                message: "the plugin's environment could not be prepared: internal error".into(),
+                retryable: true,
+            })
+        }
+        Err(Ended::OuterCancel) => Err(RunError::Cancelled),
+        Err(_) => Err(RunError::Timeout { after_ms: limits.timeout.as_millis() as u64 }),
     }
 }
 

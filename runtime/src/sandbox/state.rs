@@ -9,6 +9,7 @@ use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::Capabilities;
 use super::output::Capture;
 use super::run::{CancelToken, HostHooks};
 use crate::domain::{JobInfo, Limits, LogEntry, LogLevel, Progress};
@@ -42,6 +43,9 @@ pub(crate) struct RunState {
     pub(crate) limiter: Limiter,
     pub(crate) job: JobInfo,
     pub(crate) hooks: Option<Arc<dyn HostHooks>>,
+    /// What contract 0.2.0's configuration, secret and key-value calls reach
+    /// (`None`: nothing granted).
+    pub(crate) capabilities: Option<Arc<dyn Capabilities>>,
     pub(crate) started: Instant,
     pub(crate) progress: VecDeque<Progress>,
     pub(crate) progress_truncated: bool,

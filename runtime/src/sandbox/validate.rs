@@ -10,7 +10,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, ExternType, Module};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use super::host::bindings::JobPre;
+use super::host::{self, JobPre};
 use super::plugin::Pre;
 use super::state::{ComponentState, CoreState};
 
@@ -44,10 +44,12 @@ pub(crate) fn component(
     component: &Component,
 ) -> Result<Pre, String> {
     let ty = component.component_type();
+    let mut imports_v0_1 = false;
     for (name, _) in ty.imports(engine) {
         if !ALLOWED_PACKAGES.iter().any(|p| name.starts_with(p)) {
             return Err(format!("unsupported import \"{name}\""));
         }
+        imports_v0_1 |= name.starts_with("wasmq:plugin/") && name.ends_with("@0.1.0");
     }
     let pre = linker.instantiate_pre(component).map_err(|e| {
         // The linker names the first import it cannot satisfy (e.g. a WASI
@@ -56,9 +58,16 @@ pub(crate) fn component(
     })?;
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
     if exports.iter().any(|n| n == "run") {
-        return JobPre::new(pre).map(Pre::Job).map_err(|e| {
-            format!("export \"run\" does not match world wasmq:plugin/job@0.1.0: {}", error_chain(&e))
-        });
+        // `run` has the same type in every version, so the version is told by
+        // the host interface the component imports (none: the newest).
+        let (pre, world) = if imports_v0_1 {
+            (host::v0_1::bindings::JobPre::new(pre).map(JobPre::V0_1), "wasmq:plugin/job@0.1.0")
+        } else {
+            (host::v0_2::bindings::JobPre::new(pre).map(JobPre::V0_2), "wasmq:plugin/job@0.2.0")
+        };
+        return pre
+            .map(Pre::Job)
+            .map_err(|e| format!("export \"run\" does not match world {world}: {}", error_chain(&e)));
     }
     if exports.iter().any(|n| n.starts_with("wasi:cli/run@0.2")) {
         return CommandPre::new(pre)
@@ -66,8 +75,9 @@ pub(crate) fn component(
             .map_err(|e| format!("export \"wasi:cli/run\" does not match WASI 0.2: {}", error_chain(&e)));
     }
     Err(format!(
-        "component exports neither \"run\" (world wasmq:plugin/job@0.1.0) nor \"wasi:cli/run\" \
+        "component exports neither \"run\" (world wasmq:plugin/job, contract {}) nor \"wasi:cli/run\" \
          (a WASI command); it exports [{}]",
+        host::CONTRACTS.join(" or "),
         exports.join(", ")
     ))
 }

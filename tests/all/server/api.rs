@@ -299,3 +299,25 @@ async fn the_openapi_document_describes_every_endpoint() {
     assert_eq!(status, StatusCode::OK);
     app.stop().await;
 }
+
+/// Contract compatibility through the server: a plugin built against the
+/// frozen 0.1.0 runs unchanged next to 0.2.0 ones, with its job facts.
+#[tokio::test]
+async fn a_plugin_built_against_contract_0_1_0_runs_through_the_server() {
+    let app = spawn_app(Options::default()).await;
+    app.register("old", "contract-v0-1").await;
+    app.register("new", "echo").await;
+    let old = app.dispatch("old", json!({"n": 1}), json!({})).await;
+    let new = app.dispatch("new", json!({"n": 2}), json!({})).await;
+    let done = app.wait(old["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"]["contract"], "0.1.0");
+    assert_eq!(done["result"]["input"], json!({"n": 1}));
+    assert_eq!(done["result"]["job"]["id"], old["id"]);
+    assert_eq!(done["result"]["job"]["alias"], "old");
+    assert_eq!(done["result"]["job"]["attempt"], 1);
+    assert_eq!(done["progress"]["percent"], 50);
+    let done = app.wait(new["id"].as_str().unwrap()).await;
+    assert_eq!(done["result"], json!({"n": 2}));
+    app.stop().await;
+}

@@ -1,11 +1,15 @@
-//! The `wasmq:plugin/host` interface, and the host-side bindings of world `job`.
+//! `wasmq:plugin@0.1.0` (frozen in `wit/v0.1.0/plugin.wit`): progress, log and
+//! job-info. Plugins built against it keep running unchanged.
 
-use super::state::ComponentState;
 use crate::domain::LogLevel;
+use crate::sandbox::state::ComponentState;
+
+/// The package and version this module implements.
+pub(crate) const CONTRACT: &str = "wasmq:plugin@0.1.0";
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/v0.1.0/plugin.wit",
         world: "job",
         exports: { default: async },
     });
