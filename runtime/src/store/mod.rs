@@ -291,7 +291,7 @@ pub trait Store: Send + Sync + 'static {
     /// store or the tenant would then be over `p.limits`. Counts a
     /// `kv_writes` and moves the tenant's key-value gauge.
     async fn kv_set(&self, p: KvSet) -> StoreResult<()>;
-    /// Deletes a key; whether it existed. Counted like `kv_set`.
+    /// Deletes a key; whether it existed. Counted like `kv_set` when it did.
     async fn kv_delete(&self, k: &KvKey, now: i64) -> StoreResult<bool>;
     /// Adds `p.delta` to the canonical decimal i64 stored under the key
     /// (absent: 0) in one atomic statement and returns the new value:

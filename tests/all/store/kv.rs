@@ -49,6 +49,9 @@ pub async fn exercise_kv(store: Arc<dyn Store>) {
 
     assert!(store.kv_delete(&k, 2).await.unwrap());
     assert!(!store.kv_delete(&k, 2).await.unwrap(), "gone");
+    let d = Day::of_ms(2);
+    let usage = store.usage_list(UsageQuery { tenant: Some(t.clone()), from: d, to: d }).await.unwrap();
+    assert_eq!(usage[0].counters.kv_writes, 1, "the delete that found nothing is not counted");
     assert_eq!(store.kv_get(&k).await.unwrap(), None);
     assert_eq!(store.kv_size(&t, &KvStoreName::parse("s").unwrap()).await.unwrap(), KvStoreSize::default());
 

@@ -52,10 +52,14 @@ pub(super) async fn delete(s: &SqliteStore, k: &KvKey, now: i64) -> StoreResult<
         .execute(&mut *tx)
         .await?
         .rows_affected();
+    if deleted == 0 {
+        // Nothing changed: nothing counted.
+        return Ok(false);
+    }
     // A delete only frees space: no limit applies.
     written(&mut tx, &k.tenant, &k.store, before, &CapabilityLimits::default(), now).await?;
     tx.commit().await?;
-    Ok(deleted > 0)
+    Ok(true)
 }
 
 /// One statement adds `delta` to the canonical decimal i64 stored under the
