@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
+use crate::capabilities::Grants;
 use crate::config::Settings;
 use crate::queue::{Queue, QueueTasks};
 use crate::sandbox::Engine;
@@ -54,8 +55,22 @@ impl App {
             &settings.database_url,
         )?;
         let callbacks_wake = Arc::new(Notify::new());
-        let (queue, tasks) =
-            Queue::start(store.clone(), engine.clone(), settings.queue.clone(), callbacks_wake.clone());
+        let aliases = Arc::new(api::AliasCache::default());
+        let quotas = Arc::new(api::Quotas::new(settings.tenant_quotas.clone(), settings.alias_history));
+        let secrets = match &settings.secrets_key {
+            Some(key) => {
+                Some(crate::callbacks::SecretBox::from_hex(key.expose()).map_err(anyhow::Error::msg)?)
+            }
+            None => None,
+        };
+        let grants = Grants::new(store.clone(), aliases.clone(), quotas.clone(), secrets, settings.kv);
+        let (queue, tasks) = Queue::start(
+            store.clone(),
+            engine.clone(),
+            settings.queue.clone(),
+            callbacks_wake.clone(),
+            Some(grants.clone()),
+        );
         let callbacks = tokio::spawn(crate::callbacks::run_sender(
             store.clone(),
             settings.callbacks.clone(),
@@ -78,9 +93,11 @@ impl App {
             ),
             max_body_bytes: settings.max_body_bytes,
             backpressure: Arc::new(api::Backpressure::new(settings.max_queued_jobs)),
-            quotas: Arc::new(api::Quotas::new(settings.tenant_quotas.clone(), settings.alias_history)),
+            quotas,
             inserter: crate::queue::Inserter::start(store.clone()),
-            aliases: Arc::new(api::AliasCache::default()),
+            aliases,
+            grants,
+            kv: settings.kv,
             callback_policy: settings.callbacks.policy.clone(),
             callback_secrets,
             alias_history: settings.alias_history,

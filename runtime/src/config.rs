@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crate::api::HttpSettings;
 use crate::callbacks::CallbackSettings;
-use crate::domain::{DispatchRate, Limits, LimitsError, NetPolicy, TenantQuotas};
+use crate::domain::{DispatchRate, KvLimits, Limits, LimitsError, NetPolicy, TenantQuotas};
 use crate::queue::QueueSettings;
 use crate::sandbox::{CompileMode, EngineSettings};
 use declare::settings;
@@ -38,6 +38,8 @@ pub struct SecretEnv {
     pub operator_token: Option<String>,
     /// `WASMQ_SECRET`: the secret of the signing key `default`.
     pub secret: Option<String>,
+    /// `WASMQ_SECRETS_KEY`: the key sealing alias secrets (64 hex digits).
+    pub secrets_key: Option<String>,
 }
 
 impl fmt::Debug for SecretEnv {
@@ -54,6 +56,7 @@ impl SecretEnv {
             token: var("WASMQ_TOKEN"),
             operator_token: var("WASMQ_OPERATOR_TOKEN"),
             secret: var("WASMQ_SECRET"),
+            secrets_key: var("WASMQ_SECRETS_KEY"),
         }
     }
 }
@@ -184,6 +187,24 @@ settings! {
     /// Modules one tenant may keep; the tenant's `max_modules` quota overrides it.
     tenant_max_modules: Unlimited<u64>, env "WASMQ_TENANT_MAX_MODULES", default "1000",
         |s, v| s.tenant_quotas.max_modules = v.0;
+    /// Bytes (keys plus values) one tenant's key-value stores may hold; the
+    /// tenant's `max_kv_bytes` quota overrides it.
+    tenant_max_kv_storage: Unlimited<Bytes>, env "WASMQ_TENANT_MAX_KV_STORAGE", default "unlimited",
+        |s, v| s.tenant_quotas.max_kv_bytes = v.0.map(|b| b.0);
+    /// Largest value a key-value key may hold.
+    kv_max_value_size: Bytes, env "WASMQ_KV_MAX_VALUE_SIZE", default "64KiB",
+        |s, v| s.kv.max_value_bytes = at_least(1, v.0)?;
+    /// Bytes (keys plus values) one key-value store may hold.
+    kv_max_store_size: Unlimited<Bytes>, env "WASMQ_KV_MAX_STORE_SIZE", default "64MiB",
+        |s, v| s.kv.max_store_bytes = v.0.map(|b| b.0);
+    /// Keys one key-value store may hold.
+    kv_max_store_keys: Unlimited<u64>, env "WASMQ_KV_MAX_STORE_KEYS", default "100000",
+        |s, v| s.kv.max_store_keys = v.0;
+    /// File holding the key that seals alias secrets (64 hex digits, mode
+    /// 0600; `openssl rand -hex 32` makes one); read at start.
+    /// `WASMQ_SECRETS_KEY` wins over it. Without either, setting a secret is refused.
+    secrets_key_file: PathBuf, env "WASMQ_SECRETS_KEY_FILE", described "none: secrets cannot be set",
+        |s, v| s.secrets_key = Some(read_secret_file(&v)?);
     /// Dispatch rate of one tenant, a token bucket (`per_second=100,burst=200`;
     /// a batch takes one token per job); past it, 429 with Retry-After. The
     /// tenant's `dispatch_rate` quota overrides it.
@@ -281,6 +302,10 @@ pub struct Settings {
     pub tenant_quotas: TenantQuotas,
     /// Client connections: header and body deadlines, connection limit.
     pub http: HttpSettings,
+    /// Key-value limits (the tenant's `max_kv_bytes` quota comes on top).
+    pub kv: KvLimits,
+    /// The key sealing alias secrets (64 hex digits); `None`: secrets cannot be set.
+    pub secrets_key: Option<Secret>,
 }
 
 impl Settings {
@@ -317,6 +342,8 @@ impl Settings {
             max_event_streams: 0,
             tenant_quotas: TenantQuotas::default(),
             http: HttpSettings::default(),
+            kv: KvLimits::default(),
+            secrets_key: None,
         };
         // Every row with a `default` sets its field here, and every declared
         // default passes its own check (`every_declared_default_parses_and_applies`).
@@ -343,6 +370,12 @@ impl Settings {
             .map(Secret::new)
             .or(s.operator_token.take())
             .or(secrets.operator_token);
+        s.secrets_key =
+            env.secrets_key.filter(|k| !k.trim().is_empty()).map(Secret::new).or(s.secrets_key.take());
+        if let Some(key) = &s.secrets_key {
+            crate::callbacks::SecretBox::from_hex(key.expose())
+                .map_err(|e| anyhow::anyhow!("WASMQ_SECRETS_KEY (or --secrets-key-file): {e}"))?;
+        }
         s.signing_secret = env.secret.filter(|t| !t.trim().is_empty()).map(Secret::new).or(secrets.secret);
         if let Some(secret) = &s.signing_secret
             && secret.expose().trim().len() < crate::api::auth::signed::MIN_SECRET_BYTES

@@ -46,6 +46,10 @@
 //!   (hyper connections with header deadlines, a connection limit sized to the
 //!   open-file limit, graceful drain) and `api::guard` the layers every
 //!   request passes (body deadline, panic -> JSON 500).
+//! - [`capabilities`]: what an alias grants its jobs' runs (configuration,
+//!   secrets opened on request, a command plugin's environment, key-value
+//!   state with its limits), the server's implementation of
+//!   [`sandbox::Capabilities`], built per job by the executor.
 //! - [`config`] and [`app`]: settings (one table row each; flags > env > TOML > defaults) and the
 //!   wiring `App::build(settings).await?.run_until_stopped(shutdown)`.
 //! - [`cli`]: the `wasmq` command line (`run`, which grants capabilities from its
@@ -65,6 +69,7 @@
 pub mod api;
 pub mod app;
 pub mod callbacks;
+pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -4,13 +4,17 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Admin, Read, Tenant};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery};
 use super::{AliasView, ApiError, ApiResult, AppState};
-use crate::domain::{AliasName, Digest, TenantQuotas, time::now_ms};
+use crate::domain::capabilities::{MAX_CONFIG_ENTRIES, MAX_CONFIG_VALUE_BYTES, MAX_ENV_ENTRIES};
+use crate::domain::{
+    AliasName, Digest, EnvSource, KvStoreName, TenantQuotas, check_config_key, check_env_name, time::now_ms,
+};
 use crate::store::{AliasConfig, AliasHistory, AliasRollback, AliasSet};
 
 /// Versions per history page unless `limit` says otherwise.
@@ -72,6 +76,20 @@ pub struct AliasRequest {
     )]
     #[schema(minimum = 0, maximum = 1000)]
     pub priority: Option<u16>,
+    /// Plain configuration values its plugins read; shown by the API (secrets
+    /// go to `PUT /v1/aliases/{name}/secrets/{key}`). At most 64, keys
+    /// `[A-Za-z0-9_.-]{1,128}`, values up to 8 KiB.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// The tenant's key-value store its plugins may use (shared by the
+    /// aliases naming it); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+    pub kv_store: Option<KvStoreName>,
+    /// A command plugin's environment (it gets no other): variable name to
+    /// `config:<key>` or `secret:<key>` of this alias. At most 64.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
 }
 
 impl AliasRequest {
@@ -83,8 +101,48 @@ impl AliasRequest {
             max_attempts: self.max_attempts,
             queue: self.queue.clone(),
             priority: self.priority,
+            config: self.config.clone(),
+            kv_store: self.kv_store.clone(),
+            env: self.env.clone(),
         }
     }
+}
+
+/// Checks an alias's configuration and environment: names, counts and
+/// sizes, each error naming the field and the limit.
+fn check_capabilities(c: &AliasConfig) -> ApiResult<()> {
+    if c.config.len() > MAX_CONFIG_ENTRIES {
+        return Err(ApiError::invalid(format!(
+            "config has {} entries, at most {MAX_CONFIG_ENTRIES} are allowed",
+            c.config.len()
+        )));
+    }
+    for (key, value) in &c.config {
+        check_config_key("config", key).map_err(ApiError::invalid)?;
+        if value.len() > MAX_CONFIG_VALUE_BYTES {
+            return Err(ApiError::invalid(format!(
+                "config.{key} is {} bytes, at most {MAX_CONFIG_VALUE_BYTES} are allowed",
+                value.len()
+            )));
+        }
+    }
+    if c.env.len() > MAX_ENV_ENTRIES {
+        return Err(ApiError::invalid(format!(
+            "env has {} entries, at most {MAX_ENV_ENTRIES} are allowed",
+            c.env.len()
+        )));
+    }
+    for (var, source) in &c.env {
+        check_env_name(var).map_err(ApiError::invalid)?;
+        if let EnvSource::Config(key) = EnvSource::parse(var, source).map_err(ApiError::invalid)?
+            && !c.config.contains_key(&key)
+        {
+            return Err(ApiError::invalid(format!(
+                "env.{var} names config:{key}, which config does not set"
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn parse_alias(name: &str) -> ApiResult<AliasName> {
@@ -124,6 +182,7 @@ pub(super) async fn set(
         .parse()
         .map_err(|e: crate::domain::DigestParseError| ApiError::invalid(format!("module: {e}")))?;
     let config = req.config();
+    check_capabilities(&config)?;
     let quotas = state.quotas.of(state.store.as_ref(), &tenant).await?;
     check_config(&state, &config, &quotas)?;
     let set = AliasSet {

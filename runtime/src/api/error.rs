@@ -177,6 +177,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             StoreError::Conflict(msg) => ApiError::conflict(msg),
+            StoreError::Limit(msg) => ApiError::quota_exceeded(StatusCode::CONFLICT, msg),
             e @ StoreError::IdempotencyConflict { .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 "idempotency_conflict",

@@ -13,10 +13,12 @@ mod extract;
 mod guard;
 mod idempotency;
 mod jobs;
+mod kv;
 mod modules;
 mod openapi;
 mod quota;
 mod rate;
+mod secrets;
 pub mod server;
 mod status;
 mod submit;
@@ -34,7 +36,9 @@ pub use batches::BatchCreated;
 pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 pub use guard::guard;
 pub use jobs::JobRequest;
+pub use kv::{KvEntry, KvKeysPage, KvRequest};
 pub use quota::Quotas;
+pub use secrets::{SecretRequest, SecretView};
 pub use server::HttpSettings;
 pub use status::{StatusView, Watchers, Workers};
 pub use tenant_keys::{KeyCreated, KeyRequest, KeyView};
@@ -76,8 +80,12 @@ pub struct AppState {
     pub quotas: Arc<Quotas>,
     /// Group-commits dispatches.
     pub inserter: Inserter,
-    /// Recently resolved aliases.
+    /// Recently resolved aliases (shared with the jobs' capabilities).
     pub aliases: Arc<AliasCache>,
+    /// What aliases grant their jobs; seals alias secrets.
+    pub grants: Arc<crate::capabilities::Grants>,
+    /// Key-value limits.
+    pub kv: crate::domain::KvLimits,
     /// Which addresses callbacks may target (checked at dispatch).
     pub callback_policy: crate::domain::NetPolicy,
     /// Seals callback secrets before they are stored.

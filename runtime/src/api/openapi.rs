@@ -15,7 +15,9 @@ use utoipa::openapi::{Content, RefOr};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AppState, aliases, batches, events, jobs, modules, status, tenant_keys, tenants, usage};
+use super::{
+    AppState, aliases, batches, events, jobs, kv, modules, secrets, status, tenant_keys, tenants, usage,
+};
 
 /// Tag descriptions, and what every document starts with.
 #[derive(OpenApi)]
@@ -26,6 +28,7 @@ use super::{AppState, aliases, batches, events, jobs, modules, status, tenant_ke
         (name = "aliases", description = "Names pointing at modules, with version history and rollback."),
         (name = "jobs", description = "Dispatch, inspect, wait for, cancel and retry jobs."),
         (name = "batches", description = "Many jobs in one request, with one callback when all have ended."),
+        (name = "kv", description = "A tenant's key-value stores, as its jobs see them: the tenant's admin and the operator."),
         (name = "tenants", description = "Tenants and their tokens: the operator token only."),
         (name = "usage", description = "Usage per tenant per UTC day: job outcomes, fuel, run time, module storage, callbacks."),
         (name = "server", description = "Status, health, readiness and this document."),
@@ -63,6 +66,10 @@ pub(super) fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(usage::usage))
         .routes(routes!(tenant_keys::create_key, tenant_keys::list_keys))
         .routes(routes!(tenant_keys::revoke_key))
+        .routes(routes!(secrets::list))
+        .routes(routes!(secrets::set, secrets::delete))
+        .routes(routes!(kv::list))
+        .routes(routes!(kv::get, kv::set, kv::delete))
 }
 
 /// Routes without a token: probes and this document.

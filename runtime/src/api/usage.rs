@@ -82,6 +82,15 @@ pub struct UsageDay {
     pub callbacks_sent: u64,
     /// Callback deliveries the receiver accepted.
     pub callbacks_delivered: u64,
+    /// Key-value writes (set, delete, increment) by its jobs and through the API; reads are not counted.
+    #[serde(default)]
+    pub kv_writes: u64,
+    /// The most bytes (keys plus values) in its key-value stores at any moment of the day.
+    #[serde(default)]
+    pub kv_bytes_max: u64,
+    /// Bytes in its key-value stores at the end of the day (now, for today).
+    #[serde(default)]
+    pub kv_bytes_end: u64,
 }
 
 impl From<UsageRecord> for UsageDay {
@@ -102,6 +111,9 @@ impl From<UsageRecord> for UsageDay {
             module_bytes_end: r.module_bytes_end,
             callbacks_sent: c.callbacks_sent,
             callbacks_delivered: c.callbacks_delivered,
+            kv_writes: c.kv_writes,
+            kv_bytes_max: r.kv_bytes_max,
+            kv_bytes_end: r.kv_bytes_end,
         }
     }
 }

@@ -44,6 +44,16 @@ impl SecretBox {
         Self { cipher: XChaCha20Poly1305::new(&XChaCha20Poly1305::generate_key(&mut OsRng)) }
     }
 
+    /// A box with the key given as 64 hex digits (the operator's
+    /// `WASMQ_SECRETS_KEY` or `--secrets-key-file`); the error never shows the key.
+    pub fn from_hex(text: &str) -> Result<Self, String> {
+        let key = hex::decode(text.trim())
+            .ok()
+            .filter(|k| k.len() == 32)
+            .ok_or_else(|| "the key must be 64 hex digits (32 bytes)".to_string())?;
+        Ok(Self { cipher: XChaCha20Poly1305::new_from_slice(&key).expect("32-byte key") })
+    }
+
     /// Reads the key from `path` (64 hex digits), creating the file with a
     /// fresh random key and mode `0600` if it does not exist. A key file that
     /// others can read is refused.

@@ -2,6 +2,7 @@
 //! gets, what a run produces, jobs and their names. Nothing here imports
 //! wasmtime, tokio, axum or sqlx.
 
+pub mod capabilities;
 mod day;
 mod digest;
 mod job;
@@ -13,11 +14,14 @@ mod outcome;
 mod tenant;
 pub mod time;
 
+pub use capabilities::{
+    CapabilityLimits, EnvSource, KvLimits, check_config_key, check_env_name, check_kv_key,
+};
 pub use day::Day;
 pub use digest::{Digest, DigestParseError};
 pub use job::{Callback, CallbackState, JobStatus, retry_backoff};
 pub use limits::{Limits, LimitsError};
-pub use names::{AliasName, IdempotencyKey, NameError, QueueName, TenantId};
+pub use names::{AliasName, IdempotencyKey, KvStoreName, NameError, QueueName, TenantId};
 pub use net_policy::{NetPolicy, Refused, special_range};
 pub use outcome::{Captured, JobInfo, LogEntry, LogLevel, Outcome, PluginKind, Progress, RunError};
 pub use tenant::{DispatchRate, Scope, TenantQuotas};

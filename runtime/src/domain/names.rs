@@ -84,6 +84,11 @@ name_type!(
     TenantId,
     "tenant"
 );
+name_type!(
+    /// A tenant's named key-value store; the aliases naming it in `kv_store` share it.
+    KvStoreName,
+    "kv_store"
+);
 
 impl QueueName {
     /// The queue of jobs that name none.

@@ -132,6 +132,13 @@ pub struct TenantQuotas {
         deserialize_with = "crate::domain::json_int::opt"
     )]
     pub max_modules: Option<u64>,
+    /// Total bytes (keys plus values) of the tenant's key-value stores.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::domain::json_int::opt"
+    )]
+    pub max_kv_bytes: Option<u64>,
     /// Dispatch rate, a token bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispatch_rate: Option<DispatchRate>,
@@ -185,6 +192,7 @@ impl TenantQuotas {
             max_module_bytes: self.max_module_bytes.or(defaults.max_module_bytes),
             max_module_storage_bytes: self.max_module_storage_bytes.or(defaults.max_module_storage_bytes),
             max_modules: self.max_modules.or(defaults.max_modules),
+            max_kv_bytes: self.max_kv_bytes.or(defaults.max_kv_bytes),
             dispatch_rate: self.dispatch_rate.or(defaults.dispatch_rate),
             max_event_streams: self.max_event_streams.or(defaults.max_event_streams),
             max_waits: self.max_waits.or(defaults.max_waits),

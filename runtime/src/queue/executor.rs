@@ -65,6 +65,10 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, run: RunHandle)
     let started_at = now_ms();
     let outcome = match plugin(&shared, &job).await {
         Ok(plugin) => {
+            let capabilities = match &shared.grants {
+                Some(grants) => grants.for_job(&job.tenant, &job.alias).await,
+                None => None,
+            };
             let ctx = RunContext {
                 job: JobInfo {
                     id: job.id.clone(),
@@ -80,7 +84,7 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, run: RunHandle)
                     last: Mutex::new(None),
                 })),
                 cancel: run.cancel_token(),
-                ..RunContext::default()
+                capabilities,
             };
             shared.engine.run(&plugin, &job.payload, &job.limits, ctx).await
         }

@@ -128,6 +128,8 @@ pub(crate) struct Shared {
     pub(crate) completions: mpsc::UnboundedSender<CompleterMsg>,
     /// Wakes the callback sender after completions.
     pub(crate) callbacks_wake: Arc<Notify>,
+    /// What a job's alias grants its run (`None`: nothing, as in unit tests).
+    pub(crate) grants: Option<Arc<crate::capabilities::Grants>>,
 }
 
 /// How this node stops one run.
@@ -205,6 +207,7 @@ impl Queue {
         engine: Engine,
         settings: QueueSettings,
         callbacks_wake: Arc<Notify>,
+        grants: Option<Arc<crate::capabilities::Grants>>,
     ) -> (Queue, QueueTasks) {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -224,6 +227,7 @@ impl Queue {
             abandoning: CancelToken::new(),
             completions: tx,
             callbacks_wake,
+            grants,
         });
         let completer = tokio::spawn(completer::run(
             shared.store.clone(),

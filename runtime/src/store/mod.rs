@@ -22,7 +22,7 @@ pub use usage::*;
 
 use std::sync::Arc;
 
-use crate::domain::{AliasName, Digest, TenantId};
+use crate::domain::{AliasName, Digest, KvStoreName, TenantId};
 
 /// Opens the store `url` names, by its scheme: `sqlite:` (a file, created if
 /// missing, migrated on open). This is the only place a backend is named.
@@ -53,6 +53,12 @@ pub enum StoreError {
     /// an alias points to, cancelling a finished job).
     #[error("{0}")]
     Conflict(String),
+    /// A write would take a key-value store or its tenant past a limit
+    /// (bytes, keys, the tenant's quota), or an increment met a value that is
+    /// not an integer; the message names the limit or the key. The caller's
+    /// (409), never retried as is; nothing was written.
+    #[error("{0}")]
+    Limit(String),
     /// The database failed (connection, I/O, migration, a statement): ours
     /// (5xx, logged). Opaque: no backend's error type shows above the store.
     #[error("database error: {0}")]
@@ -138,7 +144,7 @@ pub trait Store: Send + Sync + 'static {
     /// Re-applies the version before the current one as a new version (and
     /// prunes as `alias_set` does).
     async fn alias_rollback(&self, p: AliasRollback) -> StoreResult<AliasRecord>;
-    /// Deletes an alias and its history.
+    /// Deletes an alias with its history and its secrets.
     async fn alias_delete(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<()>;
 
     /// Inserts jobs in one transaction (a batch, or one dispatch). A job whose
@@ -277,6 +283,40 @@ pub trait Store: Send + Sync + 'static {
     /// deletes its keys). Read so that a key made or revoked a moment ago is
     /// seen at once.
     async fn key_lookup(&self, id: &str) -> StoreResult<Option<KeyGrant>>;
+
+    /// The value of a key-value key, if set. Read so that a value written a
+    /// moment ago (by a job on another node too) is seen at once.
+    async fn kv_get(&self, k: &KvKey) -> StoreResult<Option<Vec<u8>>>;
+    /// Stores a value, replacing any; `Limit` (nothing written) when the
+    /// store or the tenant would then be over `p.limits`. Counts a
+    /// `kv_writes` and moves the tenant's key-value gauge.
+    async fn kv_set(&self, p: KvSet) -> StoreResult<()>;
+    /// Deletes a key; whether it existed. Counted like `kv_set` when it did.
+    async fn kv_delete(&self, k: &KvKey, now: i64) -> StoreResult<bool>;
+    /// Adds `p.delta` to the canonical decimal i64 stored under the key
+    /// (absent: 0) in one atomic statement and returns the new value:
+    /// concurrent increments never lose one. `Limit` for a value that is not
+    /// such an integer, a sum that would overflow, or the limits of `kv_set`.
+    async fn kv_increment(&self, p: KvIncrement) -> StoreResult<i64>;
+    /// A page of keys starting with `p.prefix`, in byte order, after `p.after`.
+    async fn kv_list(&self, p: KvList) -> StoreResult<Vec<String>>;
+    /// What one store holds (an unknown store: nothing).
+    async fn kv_size(&self, tenant: &TenantId, store: &KvStoreName) -> StoreResult<KvStoreSize>;
+
+    /// Stores an alias's secret (sealed by the caller), replacing any;
+    /// `NotFound` for an unknown alias, `Limit` past `p.max_secrets`.
+    async fn secret_put(&self, p: SecretPut) -> StoreResult<SecretRecord>;
+    /// An alias's secrets by key, without values; `NotFound` for an unknown alias.
+    async fn secret_list(&self, tenant: &TenantId, alias: &AliasName) -> StoreResult<Vec<SecretRecord>>;
+    /// Deletes a secret; `NotFound` if the alias has none by that key.
+    async fn secret_delete(&self, tenant: &TenantId, alias: &AliasName, key: &str) -> StoreResult<()>;
+    /// A secret's sealed value, if set.
+    async fn secret_get(
+        &self,
+        tenant: &TenantId,
+        alias: &AliasName,
+        key: &str,
+    ) -> StoreResult<Option<String>>;
 }
 
 #[cfg(test)]

@@ -10,7 +10,10 @@
 //!   their outcome;
 //! - `job_cancel` adds `cancelled`, `job_rescue_expired` adds `failed` or `dead`;
 //! - `module_put` (a new module) and `module_delete` move the storage gauge;
-//! - `callback_record` adds a delivery attempt.
+//! - `callback_record` adds a delivery attempt;
+//! - every key-value write (`kv_set`, `kv_delete`, `kv_increment`) adds
+//!   `kv_writes` and moves the key-value gauge (reads are not counted: that
+//!   would make every read a write).
 //!
 //! Counted on the day of the event (a run: the day it ended), in UTC.
 
@@ -45,6 +48,8 @@ pub struct UsageCounters {
     pub callbacks_sent: u64,
     /// Callback deliveries the receiver accepted.
     pub callbacks_delivered: u64,
+    /// Key-value writes (set, delete, increment), from jobs or the API.
+    pub kv_writes: u64,
 }
 
 impl UsageCounters {
@@ -61,6 +66,7 @@ impl UsageCounters {
             (&mut self.run_ms, other.run_ms),
             (&mut self.callbacks_sent, other.callbacks_sent),
             (&mut self.callbacks_delivered, other.callbacks_delivered),
+            (&mut self.kv_writes, other.kv_writes),
         ];
         for (mine, theirs) in pairs {
             *mine = mine.saturating_add(theirs);
@@ -81,6 +87,10 @@ pub struct UsageRecord {
     pub module_bytes_max: u64,
     /// The bytes of modules it stored at the end of the day (or now, for today).
     pub module_bytes_end: u64,
+    /// The most bytes (keys plus values) in its key-value stores at any moment of the day.
+    pub kv_bytes_max: u64,
+    /// The bytes in its key-value stores at the end of the day (or now, for today).
+    pub kv_bytes_end: u64,
 }
 
 /// `usage_list` parameters.

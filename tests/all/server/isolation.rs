@@ -25,7 +25,14 @@ const A_CONTEXT: &str = "a-private-context";
 const A_QUEUE: &str = "a-private-queue";
 
 fn options() -> Options {
-    Options { operator_token: Some(OPERATOR.into()), ..Options::default() }
+    Options {
+        operator_token: Some(OPERATOR.into()),
+        tweak: |s| {
+            let key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+            s.secrets_key = Some(wasmq::config::Secret::new(key));
+        },
+        ..Options::default()
+    }
 }
 
 /// Creates `tenant` and returns a token of each scope asked for, with its id.
@@ -73,6 +80,13 @@ async fn a_records(app: &TestApp, admin: &str, token_id: String) -> Records {
     let (status, batch) = app.call(admin, Method::POST, "/v1/batches", Some(&batch)).await;
     assert_eq!(status, StatusCode::CREATED, "{batch}");
     let batch = batch["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/aliases/{alias}/secrets/api_key");
+    let (status, body) = app.call(admin, Method::PUT, &path, Some(&json!({ "value": A_PAYLOAD }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let kv = json!({ "value": A_PAYLOAD });
+    let (status, body) =
+        app.call(admin, Method::PUT, "/v1/kv/a-private-store/a-private-key", Some(&kv)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     Records { tenant: "tenant-a".into(), digest, alias, job, batch, token: token_id }
 }
 
@@ -83,6 +97,8 @@ async fn snapshot(app: &TestApp, admin: &str, a: &Records) -> Vec<(StatusCode, V
         format!("/v1/modules/{}", a.digest),
         format!("/v1/aliases/{}", a.alias),
         format!("/v1/jobs/{}", a.job),
+        format!("/v1/aliases/{}/secrets", a.alias),
+        "/v1/kv/a-private-store/a-private-key".to_string(),
     ] {
         seen.push(app.call(admin, Method::GET, &path, None).await);
     }
@@ -132,7 +148,10 @@ async fn every_operation_in_the_document_keeps_tenants_apart() {
         }
         if op.refers_to_records() {
             // Exactly what a record that does not exist answers.
-            if need(&op.id) != Need::Operator {
+            // A store's name is the caller's own namespace: B's write lands
+            // in B's store (the snapshot shows A's untouched); any other
+            // operation on A's names answers 404.
+            if need(&op.id) != Need::Operator && op.id != "setKv" {
                 assert_eq!(theirs.0, StatusCode::NOT_FOUND, "{label} on A's records: {}", theirs.1);
             }
             for other in [&missing, &random] {

@@ -6,6 +6,7 @@ mod api;
 mod attempts;
 mod callback_secrets;
 mod callbacks;
+mod capabilities;
 mod durability;
 mod edge;
 mod edge_process;

@@ -10,6 +10,7 @@ mod fairness;
 mod fencing;
 mod idempotency;
 mod keys;
+mod kv;
 mod lifecycle;
 mod pages;
 mod sqlite;
@@ -73,6 +74,9 @@ cases! {
     sums_a_completion_batch_per_tenant_and_day => usage::exercise_two_tenants,
     counts_waiting_jobs_per_tenant => waiting::exercise_waiting_per_tenant,
     keeps_signing_keys_per_tenant => keys::exercise_keys,
+    keeps_key_value_state_per_tenant_and_store => kv::exercise_kv,
+    holds_key_value_writes_to_their_limits_and_counts_them => kv::exercise_kv_limits,
+    keeps_write_only_secrets_per_alias => kv::exercise_secrets,
     claims_share_workers_across_tenants_by_weight => fairness::claims_share_by_weight,
     claims_apply_priorities_within_a_tenant => fairness::priorities_apply_within_a_tenant,
     claims_hold_max_running_even_when_alone => fairness::max_running_holds_even_alone,

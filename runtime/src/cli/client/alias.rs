@@ -6,7 +6,7 @@ use super::http::{Client, Outcome, segment};
 use super::model::{Alias, AliasConfig, AliasRequest};
 use super::output::{Fields, Table, short_digest};
 use super::{ClientOpts, digest, units};
-use crate::domain::QueueName;
+use crate::domain::{KvStoreName, QueueName};
 
 /// Arguments of `wasmq alias`.
 #[derive(Debug, Args)]
@@ -48,6 +48,25 @@ pub enum AliasCommand {
         /// Priority of the alias's jobs (0..=1000, higher runs first).
         #[arg(long)]
         priority: Option<u16>,
+        /// A plain configuration value its plugins read, `KEY=VALUE`
+        /// (repeatable; shown by `alias show`, so never a secret: use
+        /// `wasmq alias secret set`).
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = pair)]
+        config: Vec<(String, String)>,
+        /// The tenant's key-value store its plugins may use (aliases naming
+        /// the same store share it).
+        #[arg(long, value_name = "STORE", value_parser = |s: &str| KvStoreName::parse(s))]
+        kv_store: Option<KvStoreName>,
+        /// A command plugin's environment variable, `VAR=config:KEY` or
+        /// `VAR=secret:KEY` (repeatable; it gets no other environment).
+        #[arg(long = "env", value_name = "VAR=SOURCE", value_parser = pair)]
+        env: Vec<(String, String)>,
+    },
+    /// Set, list or delete an alias's secrets (write-only: values are never shown).
+    Secret {
+        /// What to do.
+        #[command(subcommand)]
+        command: super::alias_secret::SecretCommand,
     },
     /// Every alias, by name.
     List,
@@ -76,7 +95,19 @@ pub enum AliasCommand {
 
 pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
     match args.command {
-        AliasCommand::Set { name, digest, fuel, timeout, memory, max_attempts, queue, priority } => {
+        AliasCommand::Set {
+            name,
+            digest,
+            fuel,
+            timeout,
+            memory,
+            max_attempts,
+            queue,
+            priority,
+            config,
+            kv_store,
+            env,
+        } => {
             // The server checks every range and names the field it refuses.
             let module = digest::resolve(client, &digest).await?;
             let request = AliasRequest {
@@ -87,6 +118,9 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
                 max_attempts,
                 queue,
                 priority,
+                config: config.into_iter().collect(),
+                kv_store,
+                env: env.into_iter().collect(),
             };
             let reply = client.put(&path(&name), &request).await?;
             if client.json {
@@ -152,6 +186,7 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
                 alias_fields(&reply.parse()?).print();
             }
         }
+        AliasCommand::Secret { command } => super::alias_secret::run(client, command).await?,
         AliasCommand::Delete { name } => {
             client.delete(&path(&name)).await?;
             if client.json {
@@ -164,7 +199,14 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
     Ok(())
 }
 
-fn path(name: &str) -> String {
+/// `KEY=VALUE` (the value may hold `=`).
+fn pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+pub(super) fn path(name: &str) -> String {
     format!("/v1/aliases/{}", segment(name))
 }
 
@@ -187,9 +229,12 @@ fn settings(c: &AliasConfig) -> String {
         c.max_attempts.map(|v| format!("max_attempts={v}")),
         c.queue.as_ref().map(|v| format!("queue={v}")),
         c.priority.map(|v| format!("priority={v}")),
+        c.kv_store.as_ref().map(|v| format!("kv_store={v}")),
     ]
     .into_iter()
     .flatten()
+    .chain(c.config.iter().map(|(k, v)| format!("config:{k}={v}")))
+    .chain(c.env.iter().map(|(k, v)| format!("env:{k}={v}")))
     .collect();
     if parts.is_empty() { "-".into() } else { parts.join(" ") }
 }

@@ -8,6 +8,7 @@
 //! own message: `error (409 idempotency_conflict): ...`.
 
 mod alias;
+mod alias_secret;
 mod batch;
 mod digest;
 mod dispatch;
@@ -15,6 +16,7 @@ mod follow;
 mod http;
 mod jobs;
 mod key;
+mod kv;
 mod model;
 mod modules;
 mod output;
@@ -32,6 +34,7 @@ pub use batch::{BatchArgs, BatchCommand};
 pub use dispatch::{DispatchArgs, JobFlags};
 pub use jobs::{JobsArgs, JobsCommand, OrderArg};
 pub use key::{KeyArgs, KeyCommand};
+pub use kv::{KvArgs, KvCommand};
 pub use modules::{ModulesArgs, ModulesCommand};
 pub use push::PushArgs;
 pub use quota::{Limit, QuotaFlags};
@@ -115,6 +118,8 @@ pub enum ClientCommand {
     Key(KeyArgs),
     /// Usage per tenant per UTC day: job outcomes, fuel, run time, module bytes, callbacks.
     Usage(UsageArgs),
+    /// Get, set, delete and list keys of the tenant's key-value stores.
+    Kv(KvArgs),
 }
 
 impl ClientCommand {
@@ -131,6 +136,7 @@ impl ClientCommand {
             ClientCommand::Token(a) => &a.client,
             ClientCommand::Key(a) => &a.client,
             ClientCommand::Usage(a) => &a.client,
+            ClientCommand::Kv(a) => &a.client,
         }
     }
 
@@ -182,6 +188,7 @@ pub fn main(command: ClientCommand) -> ExitCode {
             ClientCommand::Token(a) => token::run(&client, a).await,
             ClientCommand::Key(a) => key::run(&client, a).await,
             ClientCommand::Usage(a) => usage::run(&client, a).await,
+            ClientCommand::Kv(a) => kv::run(&client, a).await,
         }
     });
     match result {

@@ -117,6 +117,9 @@ fn zero(d: &UsageDay) -> UsageDay {
         module_bytes_end: 0,
         callbacks_sent: 0,
         callbacks_delivered: 0,
+        kv_writes: 0,
+        kv_bytes_max: 0,
+        kv_bytes_end: 0,
     }
 }
 
@@ -132,6 +135,7 @@ fn add(total: &mut UsageDay, d: &UsageDay) {
         (&mut total.run_ms, d.run_ms),
         (&mut total.callbacks_sent, d.callbacks_sent),
         (&mut total.callbacks_delivered, d.callbacks_delivered),
+        (&mut total.kv_writes, d.kv_writes),
     ] {
         *sum = sum.saturating_add(n);
     }

@@ -1,8 +1,9 @@
 //! Aliases: names pointing at modules, with defaults and a bounded history.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-use crate::domain::{AliasName, Digest, QueueName, TenantId};
+use crate::domain::{AliasName, Digest, KvStoreName, QueueName, TenantId};
 
 /// Per-alias defaults applied to jobs dispatched to it (a job may override).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -52,6 +53,20 @@ pub struct AliasConfig {
     )]
     #[schema(minimum = 0, maximum = 1000)]
     pub priority: Option<u16>,
+    /// Plain configuration values its plugins read (`config-get`); shown by
+    /// the API, so never a secret (those are set with
+    /// `PUT /v1/aliases/{name}/secrets/{key}`). At most 64, values up to 8 KiB.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// The tenant's key-value store its plugins may use (aliases naming the
+    /// same store share it); absent: no key-value state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+    pub kv_store: Option<KvStoreName>,
+    /// The environment a command plugin gets (and no other): variable name to
+    /// `config:<key>` or `secret:<key>` of this alias.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
 }
 
 /// An alias: a name pointing at a module, with defaults.

@@ -10,11 +10,13 @@
 
 mod errors;
 mod fair;
+mod kv;
 mod sql;
 mod usage;
 
 pub(super) use errors::*;
 pub(super) use fair::{FairClaim, TenantLoad};
+pub(super) use kv::*;
 pub(super) use sql::*;
 pub(super) use usage::*;
 

@@ -57,31 +57,33 @@ impl UsageTally {
     }
 }
 
-/// One stored row: a tenant-day's counters, and its module gauge if modules
-/// were stored or deleted that day (`None`: unchanged since an earlier day).
+/// One stored row: a tenant-day's counters, and its gauges (module bytes,
+/// key-value bytes: `[max, end]` of the day) if they changed that day (`None`:
+/// unchanged since an earlier day).
 #[derive(Debug, Clone)]
 pub(in crate::store) struct StoredUsage {
     pub(in crate::store) tenant: TenantId,
     pub(in crate::store) day: Day,
     pub(in crate::store) counters: UsageCounters,
-    pub(in crate::store) module_bytes: Option<(u64, u64)>,
+    pub(in crate::store) gauges: [Option<(u64, u64)>; 2],
 }
 
 /// The days of a listing from `from` to `to`: the stored rows of those days
-/// (`rows`) and, per tenant, its module bytes at the end of its last day with a
-/// module change before `from` (`before`). A tenant gets a record for each
-/// day it has a row, and for each day it stores modules (billed daily, though
-/// nothing changed); a day without a module change carries the bytes of the
-/// day before. By tenant, then day.
+/// (`rows`) and, per tenant, its gauges (module bytes, key-value bytes) at
+/// the end of their last day with a change before `from` (`before`). A tenant
+/// gets a record for each day it has a row, and for each day it stores
+/// modules or key-value bytes (billed daily, though nothing changed); a day
+/// without a change of a gauge carries that gauge of the day before. By
+/// tenant, then day.
 pub(in crate::store) fn usage_days(
     rows: Vec<StoredUsage>,
-    before: HashMap<TenantId, u64>,
+    before: HashMap<TenantId, [u64; 2]>,
     from: Day,
     to: Day,
 ) -> Vec<UsageRecord> {
     let mut by_tenant: BTreeMap<TenantId, BTreeMap<Day, StoredUsage>> = BTreeMap::new();
-    for (tenant, bytes) in &before {
-        if *bytes > 0 {
+    for (tenant, gauges) in &before {
+        if *gauges != [0, 0] {
             by_tenant.entry(tenant.clone()).or_default();
         }
     }
@@ -92,16 +94,25 @@ pub(in crate::store) fn usage_days(
     }
     let mut out = Vec::new();
     for (tenant, days) in by_tenant {
-        let mut gauge = before.get(&tenant).copied().unwrap_or(0);
+        let mut gauges = before.get(&tenant).copied().unwrap_or([0, 0]);
         let mut day = from;
         loop {
             match days.get(&day) {
                 Some(row) => {
-                    let (max, end) = row.module_bytes.unwrap_or((gauge, gauge));
-                    gauge = end;
-                    out.push(record(&tenant, day, row.counters, max.max(end), end));
+                    let mut shown = [(0, 0); 2];
+                    for (i, stored) in row.gauges.iter().enumerate() {
+                        let (max, end) = stored.unwrap_or((gauges[i], gauges[i]));
+                        gauges[i] = end;
+                        shown[i] = (max.max(end), end);
+                    }
+                    out.push(record(&tenant, day, row.counters, shown));
                 }
-                None if gauge > 0 => out.push(record(&tenant, day, UsageCounters::default(), gauge, gauge)),
+                None if gauges != [0, 0] => out.push(record(
+                    &tenant,
+                    day,
+                    UsageCounters::default(),
+                    [(gauges[0], gauges[0]), (gauges[1], gauges[1])],
+                )),
                 None => {}
             }
             if day >= to || day.next() == day {
@@ -113,8 +124,17 @@ pub(in crate::store) fn usage_days(
     out
 }
 
-fn record(tenant: &TenantId, day: Day, counters: UsageCounters, max: u64, end: u64) -> UsageRecord {
-    UsageRecord { tenant: tenant.clone(), day, counters, module_bytes_max: max, module_bytes_end: end }
+fn record(tenant: &TenantId, day: Day, counters: UsageCounters, gauges: [(u64, u64); 2]) -> UsageRecord {
+    let [(module_bytes_max, module_bytes_end), (kv_bytes_max, kv_bytes_end)] = gauges;
+    UsageRecord {
+        tenant: tenant.clone(),
+        day,
+        counters,
+        module_bytes_max,
+        module_bytes_end,
+        kv_bytes_max,
+        kv_bytes_end,
+    }
 }
 
 #[cfg(test)]
@@ -127,7 +147,7 @@ mod tests {
 
     fn row(tenant: &TenantId, d: &str, runs: u64, modules: Option<(u64, u64)>) -> StoredUsage {
         let counters = UsageCounters { runs, ..Default::default() };
-        StoredUsage { tenant: tenant.clone(), day: day(d), counters, module_bytes: modules }
+        StoredUsage { tenant: tenant.clone(), day: day(d), counters, gauges: [modules, None] }
     }
 
     #[test]
@@ -138,7 +158,7 @@ mod tests {
             row(&a, "2024-03-03", 0, Some((900, 400))),
             row(&b, "2024-03-02", 1, None),
         ];
-        let before = HashMap::from([(a.clone(), 700)]);
+        let before = HashMap::from([(a.clone(), [700, 0])]);
         let days = usage_days(rows, before, day("2024-03-01"), day("2024-03-04"));
         let shown: Vec<(String, String, u64, u64, u64)> = days
             .iter()

@@ -110,11 +110,13 @@ pub(super) async fn delete(s: &SqliteStore, tenant: &TenantId, name: &AliasName)
     if deleted == 0 {
         return Err(rules::alias_missing(name));
     }
-    sqlx::query("DELETE FROM alias_versions WHERE tenant = ? AND name = ?")
-        .bind(tenant.as_str())
-        .bind(name.as_str())
-        .execute(&mut *tx)
-        .await?;
+    for delete in [
+        "DELETE FROM alias_versions WHERE tenant = ? AND name = ?",
+        // A new alias of the same name starts without the old one's secrets.
+        "DELETE FROM alias_secrets WHERE tenant = ? AND alias = ?",
+    ] {
+        sqlx::query(delete).bind(tenant.as_str()).bind(name.as_str()).execute(&mut *tx).await?;
+    }
     tx.commit().await?;
     Ok(())
 }

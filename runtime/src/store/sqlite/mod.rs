@@ -17,6 +17,7 @@ mod callbacks;
 mod claim;
 mod jobs;
 mod keys;
+mod kv;
 mod leases;
 mod list;
 mod modules;
@@ -28,7 +29,7 @@ use super::records::*;
 use super::tenants::*;
 use super::usage::{UsageQuery, UsageRecord};
 use super::{BackendError, Store, StoreError, StoreResult};
-use crate::domain::{AliasName, Digest, TenantId};
+use crate::domain::{AliasName, Digest, KvStoreName, TenantId};
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
@@ -248,6 +249,43 @@ impl Store for SqliteStore {
     }
     async fn key_lookup(&self, id: &str) -> StoreResult<Option<KeyGrant>> {
         keys::lookup(self, id).await
+    }
+
+    async fn kv_get(&self, k: &KvKey) -> StoreResult<Option<Vec<u8>>> {
+        kv::get(self, k).await
+    }
+    async fn kv_set(&self, p: KvSet) -> StoreResult<()> {
+        kv::set(self, p).await
+    }
+    async fn kv_delete(&self, k: &KvKey, now: i64) -> StoreResult<bool> {
+        kv::delete(self, k, now).await
+    }
+    async fn kv_increment(&self, p: KvIncrement) -> StoreResult<i64> {
+        kv::increment(self, p).await
+    }
+    async fn kv_list(&self, p: KvList) -> StoreResult<Vec<String>> {
+        kv::list(self, p).await
+    }
+    async fn kv_size(&self, tenant: &TenantId, store: &KvStoreName) -> StoreResult<KvStoreSize> {
+        kv::size(self, tenant, store).await
+    }
+
+    async fn secret_put(&self, p: SecretPut) -> StoreResult<SecretRecord> {
+        kv::secret_put(self, p).await
+    }
+    async fn secret_list(&self, tenant: &TenantId, alias: &AliasName) -> StoreResult<Vec<SecretRecord>> {
+        kv::secret_list(self, tenant, alias).await
+    }
+    async fn secret_delete(&self, tenant: &TenantId, alias: &AliasName, key: &str) -> StoreResult<()> {
+        kv::secret_delete(self, tenant, alias, key).await
+    }
+    async fn secret_get(
+        &self,
+        tenant: &TenantId,
+        alias: &AliasName,
+        key: &str,
+    ) -> StoreResult<Option<String>> {
+        kv::secret_get(self, tenant, alias, key).await
     }
 }
 

@@ -198,7 +198,26 @@ pub(super) async fn delete(s: &SqliteStore, id: &TenantId) -> StoreResult<()> {
     if stored > 0 {
         usage::modules_changed(&mut tx, id, crate::domain::time::now_ms(), stored, 0).await?;
     }
-    for table in ["tokens", "jobs", "batches", "alias_versions", "aliases", "modules"] {
+    // Its key-value state ends today too (the gauge drops to 0).
+    let kv: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(bytes), 0) FROM kv_stores WHERE tenant = ?")
+        .bind(id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+    if kv > 0 {
+        let now = crate::domain::time::now_ms();
+        usage::gauge_changed(&mut tx, usage::Gauge::Kv, id, now, kv as u64, 0).await?;
+    }
+    for table in [
+        "tokens",
+        "jobs",
+        "batches",
+        "alias_secrets",
+        "alias_versions",
+        "aliases",
+        "modules",
+        "kv",
+        "kv_stores",
+    ] {
         sqlx::query(&format!("DELETE FROM {table} WHERE tenant = ?"))
             .bind(id.as_str())
             .execute(&mut *tx)

@@ -13,7 +13,7 @@ use crate::store::rules::{StoredUsage, UsageTally, usage_days};
 use crate::store::{JobCompletion, Lease, StoreResult, UsageCounters, UsageQuery, UsageRecord};
 
 /// The counters, as columns of `usage`, in the order of [`values`].
-pub(super) const COUNTERS: [&str; 10] = [
+pub(super) const COUNTERS: [&str; 11] = [
     "runs",
     "succeeded",
     "failed",
@@ -24,9 +24,10 @@ pub(super) const COUNTERS: [&str; 10] = [
     "run_ms",
     "callbacks_sent",
     "callbacks_delivered",
+    "kv_writes",
 ];
 
-fn values(c: &UsageCounters) -> [u64; 10] {
+fn values(c: &UsageCounters) -> [u64; 11] {
     [
         c.runs,
         c.succeeded,
@@ -38,10 +39,11 @@ fn values(c: &UsageCounters) -> [u64; 10] {
         c.run_ms,
         c.callbacks_sent,
         c.callbacks_delivered,
+        c.kv_writes,
     ]
 }
 
-fn counters(v: [i64; 10]) -> UsageCounters {
+fn counters(v: [i64; 11]) -> UsageCounters {
     let v = v.map(|n| n.max(0) as u64);
     UsageCounters {
         runs: v[0],
@@ -54,6 +56,7 @@ fn counters(v: [i64; 10]) -> UsageCounters {
         run_ms: v[7],
         callbacks_sent: v[8],
         callbacks_delivered: v[9],
+        kv_writes: v[10],
     }
 }
 
@@ -130,9 +133,17 @@ pub(super) async fn module_bytes(tx: &mut Transaction<'_, Sqlite>, tenant: &Tena
     Ok(bytes.max(0) as u64)
 }
 
+/// A storage gauge kept per tenant-day.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Gauge {
+    /// Bytes of modules.
+    Modules,
+    /// Bytes of key-value stores.
+    Kv,
+}
+
 /// Moves `tenant`'s module gauge on the day of `at` from `before` bytes to
-/// `after`: the day's most keeps the larger (the day began at `before`, or
-/// higher if it changed earlier that day), its end becomes `after`.
+/// `after` (see [`gauge_changed`]).
 pub(super) async fn modules_changed(
     tx: &mut Transaction<'_, Sqlite>,
     tenant: &TenantId,
@@ -140,12 +151,30 @@ pub(super) async fn modules_changed(
     before: u64,
     after: u64,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO usage (tenant, day, module_bytes_max, module_bytes_end) VALUES (?1, ?2, ?3, ?4)
+    gauge_changed(tx, Gauge::Modules, tenant, at, before, after).await
+}
+
+/// Moves one of `tenant`'s gauges on the day of `at` from `before` bytes to
+/// `after`: the day's most keeps the larger (the day began at `before`, or
+/// higher if it changed earlier that day), its end becomes `after`.
+pub(super) async fn gauge_changed(
+    tx: &mut Transaction<'_, Sqlite>,
+    gauge: Gauge,
+    tenant: &TenantId,
+    at: i64,
+    before: u64,
+    after: u64,
+) -> StoreResult<()> {
+    let (max, end) = match gauge {
+        Gauge::Modules => ("module_bytes_max", "module_bytes_end"),
+        Gauge::Kv => ("kv_bytes_max", "kv_bytes_end"),
+    };
+    sqlx::query(&format!(
+        "INSERT INTO usage (tenant, day, {max}, {end}) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (tenant, day) DO UPDATE SET
-            module_bytes_max = MAX(COALESCE(module_bytes_max, 0), excluded.module_bytes_max),
-            module_bytes_end = excluded.module_bytes_end",
-    )
+            {max} = MAX(COALESCE({max}, 0), excluded.{max}),
+            {end} = excluded.{end}"
+    ))
     .bind(tenant.as_str())
     .bind(Day::of_ms(at).to_string())
     .bind(before.max(after).min(i64::MAX as u64) as i64)
@@ -169,8 +198,11 @@ struct UsageRow {
     run_ms: i64,
     callbacks_sent: i64,
     callbacks_delivered: i64,
+    kv_writes: i64,
     module_bytes_max: Option<i64>,
     module_bytes_end: Option<i64>,
+    kv_bytes_max: Option<i64>,
+    kv_bytes_end: Option<i64>,
 }
 
 impl TryFrom<UsageRow> for StoredUsage {
@@ -190,12 +222,15 @@ impl TryFrom<UsageRow> for StoredUsage {
             r.run_ms,
             r.callbacks_sent,
             r.callbacks_delivered,
+            r.kv_writes,
         ]);
-        let module_bytes = match (r.module_bytes_max, r.module_bytes_end) {
+        let gauge = |max: Option<i64>, end: Option<i64>| match (max, end) {
             (Some(max), Some(end)) => Some((max.max(0) as u64, end.max(0) as u64)),
             _ => None,
         };
-        Ok(StoredUsage { tenant, day, counters, module_bytes })
+        let module_bytes = gauge(r.module_bytes_max, r.module_bytes_end);
+        let kv_bytes = gauge(r.kv_bytes_max, r.kv_bytes_end);
+        Ok(StoredUsage { tenant, day, counters, gauges: [module_bytes, kv_bytes] })
     }
 }
 
@@ -203,7 +238,7 @@ pub(super) async fn list(s: &SqliteStore, q: UsageQuery) -> StoreResult<Vec<Usag
     let (from, to) = (q.from.to_string(), q.to.to_string());
     let tenant = q.tenant.as_ref().map(|t| t.as_str());
     let rows: Vec<UsageRow> = sqlx::query_as(&format!(
-        "SELECT tenant, day, {}, module_bytes_max, module_bytes_end FROM usage
+        "SELECT tenant, day, {}, module_bytes_max, module_bytes_end, kv_bytes_max, kv_bytes_end FROM usage
          WHERE day >= ?1 AND day <= ?2 AND (?3 IS NULL OR tenant = ?3)
          ORDER BY tenant, day",
         COUNTERS.join(", ")
@@ -213,11 +248,15 @@ pub(super) async fn list(s: &SqliteStore, q: UsageQuery) -> StoreResult<Vec<Usag
     .bind(tenant)
     .fetch_all(&s.reader)
     .await?;
-    // Each tenant's gauge as its last module change before `from` left it.
-    let before: Vec<(String, Option<i64>)> = sqlx::query_as(
-        "SELECT t.tenant, (SELECT u.module_bytes_end FROM usage AS u
-                           WHERE u.tenant = t.tenant AND u.day < ?1 AND u.module_bytes_end IS NOT NULL
-                           ORDER BY u.day DESC LIMIT 1)
+    // Each tenant's gauges as their last change before `from` left them.
+    let before: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT t.tenant,
+            (SELECT u.module_bytes_end FROM usage AS u
+             WHERE u.tenant = t.tenant AND u.day < ?1 AND u.module_bytes_end IS NOT NULL
+             ORDER BY u.day DESC LIMIT 1),
+            (SELECT u.kv_bytes_end FROM usage AS u
+             WHERE u.tenant = t.tenant AND u.day < ?1 AND u.kv_bytes_end IS NOT NULL
+             ORDER BY u.day DESC LIMIT 1)
          FROM (SELECT DISTINCT tenant FROM usage WHERE ?2 IS NULL OR tenant = ?2) AS t",
     )
     .bind(&from)
@@ -225,9 +264,10 @@ pub(super) async fn list(s: &SqliteStore, q: UsageQuery) -> StoreResult<Vec<Usag
     .fetch_all(&s.reader)
     .await?;
     let mut carried = HashMap::new();
-    for (t, bytes) in before {
-        if let Some(bytes) = bytes {
-            carried.insert(TenantId::parse(t).map_err(corrupt)?, bytes.max(0) as u64);
+    for (t, modules, kv) in before {
+        let gauges = [modules.unwrap_or(0).max(0) as u64, kv.unwrap_or(0).max(0) as u64];
+        if gauges != [0, 0] {
+            carried.insert(TenantId::parse(t).map_err(corrupt)?, gauges);
         }
     }
     let rows = rows.into_iter().map(StoredUsage::try_from).collect::<StoreResult<Vec<_>>>()?;

@@ -45,9 +45,10 @@ pub fn need(operation_id: &str) -> Need {
     match operation_id {
         "getHealth" | "getReady" | "getOpenApi" => Need::Public,
         "listModules" | "getModule" | "listAliases" | "getAlias" | "listJobs" | "getJob" | "waitJob"
-        | "streamJobEvents" | "getBatch" | "getStatus" | "getUsage" => Need::Read,
+        | "streamJobEvents" | "getBatch" | "getStatus" | "getUsage" | "listAliasSecrets" => Need::Read,
         "createJob" | "dispatchJob" | "createBatch" | "cancelJob" | "retryJob" => Need::Dispatch,
-        "uploadModule" | "deleteModule" | "setAlias" | "deleteAlias" | "rollbackAlias" => Need::Admin,
+        "uploadModule" | "deleteModule" | "setAlias" | "deleteAlias" | "rollbackAlias" | "setAliasSecret"
+        | "deleteAliasSecret" | "getKv" | "setKv" | "deleteKv" | "listKvKeys" => Need::Admin,
         "listTenants" | "createTenant" | "getTenant" | "updateTenant" | "deleteTenant" | "createToken"
         | "listTokens" | "revokeToken" | "createKey" | "listKeys" | "revokeKey" => Need::Operator,
         other => panic!(
@@ -120,6 +121,11 @@ impl Records {
             ("batches", "id") => &self.batch,
             ("tenants", "id") => &self.tenant,
             ("tenants", "token_id") | ("tenants", "key_id") => &self.token,
+            // A's secret's key and A's store and key: the names are A's
+            // records only together with A's tenant.
+            ("aliases", "key") => "api_key",
+            ("kv", "store") => "a-private-store",
+            ("kv", "key") => "a-private-key",
             _ => panic!(
                 "{path} has a path parameter `{param}` this test cannot fill: teach \
                  tests/all/server/isolation/doc.rs::Records::path_value which record it names"
@@ -135,6 +141,7 @@ impl Records {
             "id" => Some((json!(self.tenant), true)),
             "payload" => Some((json!({ "n": 1 }), false)),
             "scope" => Some((json!("read"), false)),
+            "value" => Some((json!("a value"), false)),
             _ => None,
         }
     }
