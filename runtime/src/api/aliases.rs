@@ -72,6 +72,16 @@ pub struct AliasRequest {
     )]
     #[schema(minimum = 0, maximum = 1000)]
     pub priority: Option<u16>,
+    /// Hosts its jobs may send HTTP requests to: `api.example.com` (https on
+    /// 443 or http on 80), `*.example.com` (any subdomain), or an origin
+    /// `https://api.example.com:8443`. Empty or absent: no network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 64)]
+    pub allowed_hosts: Vec<String>,
+    /// Outbound HTTP limits per job (each absent: the server's ceiling,
+    /// `--http-max-*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<crate::domain::HttpLimits>,
 }
 
 impl AliasRequest {
@@ -83,6 +93,8 @@ impl AliasRequest {
             max_attempts: self.max_attempts,
             queue: self.queue.clone(),
             priority: self.priority,
+            allowed_hosts: self.allowed_hosts.clone(),
+            http: self.http.clone(),
         }
     }
 }
@@ -103,6 +115,7 @@ pub(super) fn check_config(state: &AppState, c: &AliasConfig, quotas: &TenantQuo
     {
         return Err(ApiError::invalid(format!("max_attempts must be between 1 and 100, got {a}")));
     }
+    crate::domain::check_allowed_hosts(&c.allowed_hosts).map_err(ApiError::invalid)?;
     super::submit::limits(state, c, &Default::default(), quotas).map(drop)
 }
 
@@ -123,9 +136,10 @@ pub(super) async fn set(
         .module
         .parse()
         .map_err(|e: crate::domain::DigestParseError| ApiError::invalid(format!("module: {e}")))?;
-    let config = req.config();
+    let mut config = req.config();
     let quotas = state.quotas.of(state.store.as_ref(), &tenant).await?;
     check_config(&state, &config, &quotas)?;
+    config.allowed_hosts = crate::domain::check_allowed_hosts(&config.allowed_hosts).map_err(ApiError::invalid)?;
     let set = AliasSet {
         tenant: tenant.0.clone(),
         name: name.clone(),

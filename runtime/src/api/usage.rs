@@ -82,6 +82,15 @@ pub struct UsageDay {
     pub callbacks_sent: u64,
     /// Callback deliveries the receiver accepted.
     pub callbacks_delivered: u64,
+    /// Outbound HTTP requests plugins sent (refused ones included).
+    #[serde(default)]
+    pub http_requests: u64,
+    /// Bytes of outbound request bodies.
+    #[serde(default)]
+    pub http_bytes_sent: u64,
+    /// Bytes of outbound response bodies received.
+    #[serde(default)]
+    pub http_bytes_received: u64,
 }
 
 impl From<UsageRecord> for UsageDay {
@@ -102,6 +111,9 @@ impl From<UsageRecord> for UsageDay {
             module_bytes_end: r.module_bytes_end,
             callbacks_sent: c.callbacks_sent,
             callbacks_delivered: c.callbacks_delivered,
+            http_requests: c.http_requests,
+            http_bytes_sent: c.http_bytes_sent,
+            http_bytes_received: c.http_bytes_received,
         }
     }
 }

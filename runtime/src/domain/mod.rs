@@ -4,6 +4,7 @@
 
 mod day;
 mod digest;
+mod http_grant;
 mod job;
 pub mod json_int;
 mod limits;
@@ -15,6 +16,9 @@ pub mod time;
 
 pub use day::Day;
 pub use digest::{Digest, DigestParseError};
+pub use http_grant::{
+    HostPattern, HttpCall, HttpCeilings, HttpGrant, HttpLimits, HttpUsage, MAX_RECORDED_CALLS, check_allowed_hosts,
+};
 pub use job::{Callback, CallbackState, JobStatus, retry_backoff};
 pub use limits::{Limits, LimitsError};
 pub use names::{AliasName, IdempotencyKey, NameError, QueueName, TenantId};

@@ -48,6 +48,11 @@ pub enum AliasCommand {
         /// Priority of the alias's jobs (0..=1000, higher runs first).
         #[arg(long)]
         priority: Option<u16>,
+        /// A host the alias's jobs may send HTTP requests to (repeat for
+        /// more): `api.example.com`, `*.example.com` or
+        /// `https://api.example.com:8443`. None: no network.
+        #[arg(long = "allow-host", value_name = "HOST")]
+        allow_hosts: Vec<String>,
     },
     /// Every alias, by name.
     List,
@@ -76,7 +81,7 @@ pub enum AliasCommand {
 
 pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
     match args.command {
-        AliasCommand::Set { name, digest, fuel, timeout, memory, max_attempts, queue, priority } => {
+        AliasCommand::Set { name, digest, fuel, timeout, memory, max_attempts, queue, priority, allow_hosts } => {
             // The server checks every range and names the field it refuses.
             let module = digest::resolve(client, &digest).await?;
             let request = AliasRequest {
@@ -87,6 +92,8 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
                 max_attempts,
                 queue,
                 priority,
+                allowed_hosts: allow_hosts,
+                http: None,
             };
             let reply = client.put(&path(&name), &request).await?;
             if client.json {

@@ -117,6 +117,9 @@ fn zero(d: &UsageDay) -> UsageDay {
         module_bytes_end: 0,
         callbacks_sent: 0,
         callbacks_delivered: 0,
+        http_requests: 0,
+        http_bytes_sent: 0,
+        http_bytes_received: 0,
     }
 }
 
@@ -132,6 +135,9 @@ fn add(total: &mut UsageDay, d: &UsageDay) {
         (&mut total.run_ms, d.run_ms),
         (&mut total.callbacks_sent, d.callbacks_sent),
         (&mut total.callbacks_delivered, d.callbacks_delivered),
+        (&mut total.http_requests, d.http_requests),
+        (&mut total.http_bytes_sent, d.http_bytes_sent),
+        (&mut total.http_bytes_received, d.http_bytes_received),
     ] {
         *sum = sum.saturating_add(n);
     }

@@ -13,7 +13,7 @@ use crate::store::rules::{StoredUsage, UsageTally, usage_days};
 use crate::store::{JobCompletion, Lease, StoreResult, UsageCounters, UsageQuery, UsageRecord};
 
 /// The counters, as columns of `usage`, in the order of [`values`].
-pub(super) const COUNTERS: [&str; 10] = [
+pub(super) const COUNTERS: [&str; 13] = [
     "runs",
     "succeeded",
     "failed",
@@ -24,9 +24,12 @@ pub(super) const COUNTERS: [&str; 10] = [
     "run_ms",
     "callbacks_sent",
     "callbacks_delivered",
+    "http_requests",
+    "http_bytes_sent",
+    "http_bytes_received",
 ];
 
-fn values(c: &UsageCounters) -> [u64; 10] {
+fn values(c: &UsageCounters) -> [u64; 13] {
     [
         c.runs,
         c.succeeded,
@@ -38,10 +41,13 @@ fn values(c: &UsageCounters) -> [u64; 10] {
         c.run_ms,
         c.callbacks_sent,
         c.callbacks_delivered,
+        c.http_requests,
+        c.http_bytes_sent,
+        c.http_bytes_received,
     ]
 }
 
-fn counters(v: [i64; 10]) -> UsageCounters {
+fn counters(v: [i64; 13]) -> UsageCounters {
     let v = v.map(|n| n.max(0) as u64);
     UsageCounters {
         runs: v[0],
@@ -54,6 +60,9 @@ fn counters(v: [i64; 10]) -> UsageCounters {
         run_ms: v[7],
         callbacks_sent: v[8],
         callbacks_delivered: v[9],
+        http_requests: v[10],
+        http_bytes_sent: v[11],
+        http_bytes_received: v[12],
     }
 }
 
@@ -169,6 +178,9 @@ struct UsageRow {
     run_ms: i64,
     callbacks_sent: i64,
     callbacks_delivered: i64,
+    http_requests: i64,
+    http_bytes_sent: i64,
+    http_bytes_received: i64,
     module_bytes_max: Option<i64>,
     module_bytes_end: Option<i64>,
 }
@@ -190,6 +202,9 @@ impl TryFrom<UsageRow> for StoredUsage {
             r.run_ms,
             r.callbacks_sent,
             r.callbacks_delivered,
+            r.http_requests,
+            r.http_bytes_sent,
+            r.http_bytes_received,
         ]);
         let module_bytes = match (r.module_bytes_max, r.module_bytes_end) {
             (Some(max), Some(end)) => Some((max.max(0) as u64, end.max(0) as u64)),
