@@ -19,7 +19,7 @@
 
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme, http_error_code,
 };
 use wasip2::io::streams::StreamError;
 
@@ -58,12 +58,14 @@ impl Response {
 
     /// The body as UTF-8 text.
     pub fn text(&self) -> Result<String, Error> {
-        String::from_utf8(self.body.clone()).map_err(|_| Error::new(format!("the body of {} is not UTF-8", self.url)))
+        String::from_utf8(self.body.clone())
+            .map_err(|_| Error::new(format!("the body of {} is not UTF-8", self.url)))
     }
 
     /// The body decoded from JSON.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::new(format!("the body of {} is not the JSON expected: {e}", self.url)))
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::new(format!("the body of {} is not the JSON expected: {e}", self.url)))
     }
 }
 
@@ -89,7 +91,12 @@ pub struct Request {
 impl Request {
     /// A request with any method (`GET`, `PATCH`, ...).
     pub fn new(method: &str, url: &str) -> Self {
-        Self { method: method.to_ascii_uppercase(), url: url.to_string(), headers: Vec::new(), body: Vec::new() }
+        Self {
+            method: method.to_ascii_uppercase(),
+            url: url.to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     /// `GET url`.
@@ -149,23 +156,28 @@ fn send_once(method: &str, url: &str, headers: &[(String, String)], body: &[u8])
     let parts = Url::parse(url).ok_or_else(|| Error::new(format!("{}: not an http(s) URL", what())))?;
     let fields: Vec<(String, Vec<u8>)> =
         headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec())).collect();
-    let fields = Fields::from_list(&fields).map_err(|e| Error::new(format!("{}: bad header: {e:?}", what())))?;
+    let fields =
+        Fields::from_list(&fields).map_err(|e| Error::new(format!("{}: bad header: {e:?}", what())))?;
     let request = OutgoingRequest::new(fields);
     let bad = |part: &str| Error::new(format!("{}: invalid {part}", what()));
     request.set_method(&method_of(method)).map_err(|()| bad("method"))?;
-    request.set_scheme(Some(&if parts.https { Scheme::Https } else { Scheme::Http })).map_err(|()| bad("scheme"))?;
+    request
+        .set_scheme(Some(&if parts.https { Scheme::Https } else { Scheme::Http }))
+        .map_err(|()| bad("scheme"))?;
     request.set_authority(Some(&parts.authority)).map_err(|()| bad("host"))?;
     request.set_path_with_query(Some(&parts.path)).map_err(|()| bad("path"))?;
     let outgoing = request.body().map_err(|()| bad("body"))?;
     let future = outgoing_handler::handle(request, None).map_err(|e| failed(&what(), &e))?;
-    write_body(&outgoing, body).map_err(|e| Error::retryable(format!("{}: sending the body: {e}", what())))?;
+    write_body(&outgoing, body).map_err(|e| e.into_error(&what(), "sending the body"))?;
     OutgoingBody::finish(outgoing, None).map_err(|e| failed(&what(), &e))?;
 
     future.subscribe().block();
     let incoming = match future.get() {
         Some(Ok(Ok(r))) => r,
         Some(Ok(Err(e))) => return Err(failed(&what(), &e)),
-        Some(Err(())) | None => return Err(Error::new(format!("{}: the response was already taken", what()))),
+        Some(Err(())) | None => {
+            return Err(Error::new(format!("{}: the response was already taken", what())));
+        }
     };
     let status = incoming.status();
     let headers = incoming
@@ -175,37 +187,63 @@ fn send_once(method: &str, url: &str, headers: &[(String, String)], body: &[u8])
         .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
         .collect();
     let body = incoming.consume().map_err(|()| Error::new(format!("{}: no response body", what())))?;
-    let bytes = read_body(&body).map_err(|e| Error::new(format!("{}: reading the response: {e}", what())))?;
+    let bytes = read_body(&body).map_err(|e| e.into_error(&what(), "reading the response"))?;
     Ok(Response { url: url.to_string(), status, headers, body: bytes })
 }
 
-fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), String> {
+fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), BodyError> {
     if bytes.is_empty() {
         return Ok(());
     }
-    let stream = body.write().map_err(|()| "no body stream".to_string())?;
+    let stream = body.write().map_err(|()| BodyError::Other("no body stream".into()))?;
     for chunk in bytes.chunks(WRITE_CHUNK) {
-        stream.blocking_write_and_flush(chunk).map_err(|e| stream_error(&e))?;
+        stream.blocking_write_and_flush(chunk).map_err(BodyError::from)?;
     }
     Ok(())
 }
 
-fn read_body(body: &IncomingBody) -> Result<Vec<u8>, String> {
-    let stream = body.stream().map_err(|()| "no body stream".to_string())?;
+fn read_body(body: &IncomingBody) -> Result<Vec<u8>, BodyError> {
+    let stream = body.stream().map_err(|()| BodyError::Other("no body stream".into()))?;
     let mut out = Vec::new();
     loop {
         match stream.blocking_read(READ_CHUNK) {
             Ok(chunk) => out.extend_from_slice(&chunk),
             Err(StreamError::Closed) => return Ok(out),
-            Err(e) => return Err(stream_error(&e)),
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
-fn stream_error(e: &StreamError) -> String {
-    match e {
-        StreamError::Closed => "the stream closed".into(),
-        StreamError::LastOperationFailed(err) => err.to_debug_string(),
+/// Why a body stream failed: an HTTP error code when the host gave one.
+enum BodyError {
+    Http(ErrorCode),
+    Other(String),
+}
+
+impl From<StreamError> for BodyError {
+    fn from(e: StreamError) -> Self {
+        match e {
+            StreamError::Closed => Self::Other("the stream closed".into()),
+            StreamError::LastOperationFailed(err) => match http_error_code(&err) {
+                Some(code) => Self::Http(code),
+                // wasmtime 48 passes a body's failure on as plain text (its
+                // first line; a backtrace may follow).
+                None => Self::Other(err.to_debug_string().lines().next().unwrap_or("").to_string()),
+            },
+        }
+    }
+}
+
+impl BodyError {
+    fn into_error(self, what: &str, doing: &str) -> Error {
+        match self {
+            Self::Http(code) => failed(&format!("{what}: {doing}"), &code),
+            // A byte budget of the job ran out: another attempt spends it again.
+            Self::Other(message) if message.contains("body size exceeds limit") => {
+                Error::new(format!("{what}: {doing}: over the job's HTTP byte limit ({message})"))
+            }
+            Self::Other(message) => Error::retryable(format!("{what}: {doing}: {message}")),
+        }
     }
 }
 
@@ -261,7 +299,11 @@ impl Url {
             return None;
         }
         let path = if path.starts_with('?') { format!("/{path}") } else { path.to_string() };
-        Some(Self { https, authority: authority.to_string(), path: if path.is_empty() { "/".into() } else { path } })
+        Some(Self {
+            https,
+            authority: authority.to_string(),
+            path: if path.is_empty() { "/".into() } else { path },
+        })
     }
 }
 

@@ -139,7 +139,8 @@ pub(super) async fn set(
     let mut config = req.config();
     let quotas = state.quotas.of(state.store.as_ref(), &tenant).await?;
     check_config(&state, &config, &quotas)?;
-    config.allowed_hosts = crate::domain::check_allowed_hosts(&config.allowed_hosts).map_err(ApiError::invalid)?;
+    config.allowed_hosts =
+        crate::domain::check_allowed_hosts(&config.allowed_hosts).map_err(ApiError::invalid)?;
     let set = AliasSet {
         tenant: tenant.0.clone(),
         name: name.clone(),

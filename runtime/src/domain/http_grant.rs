@@ -122,7 +122,10 @@ impl HttpGrant {
     /// Whether a request to `scheme://host:port` is allowed (`scheme` is
     /// `http` or `https`, `host` lowercase without brackets or trailing dot).
     pub fn permits(&self, scheme: &str, host: &str, port: u16) -> bool {
-        self.allowed_hosts.iter().filter_map(|h| HostPattern::parse(h).ok()).any(|p| p.matches(scheme, host, port))
+        self.allowed_hosts
+            .iter()
+            .filter_map(|h| HostPattern::parse(h).ok())
+            .any(|p| p.matches(scheme, host, port))
     }
 }
 
@@ -130,9 +133,15 @@ impl HttpGrant {
 /// them in normal form; the error names the field and the entry.
 pub fn check_allowed_hosts(hosts: &[String]) -> Result<Vec<String>, String> {
     if hosts.len() > MAX_ALLOWED_HOSTS {
-        return Err(format!("allowed_hosts must list at most {MAX_ALLOWED_HOSTS} hosts, got {}", hosts.len()));
+        return Err(format!(
+            "allowed_hosts must list at most {MAX_ALLOWED_HOSTS} hosts, got {}",
+            hosts.len()
+        ));
     }
-    hosts.iter().map(|h| HostPattern::parse(h).map(|p| p.to_string()).map_err(|e| format!("allowed_hosts: {e}"))).collect()
+    hosts
+        .iter()
+        .map(|h| HostPattern::parse(h).map(|p| p.to_string()).map_err(|e| format!("allowed_hosts: {e}")))
+        .collect()
 }
 
 /// One entry of `allowed_hosts`.
@@ -214,7 +223,9 @@ impl std::fmt::Display for HostPattern {
         match self {
             Self::Host(h) => f.write_str(h),
             Self::Subdomains(s) => write!(f, "*.{s}"),
-            Self::Origin { scheme, host, port } if host.contains(':') => write!(f, "{scheme}://[{host}]:{port}"),
+            Self::Origin { scheme, host, port } if host.contains(':') => {
+                write!(f, "{scheme}://[{host}]:{port}")
+            }
             Self::Origin { scheme, host, port } => write!(f, "{scheme}://{host}:{port}"),
         }
     }
@@ -283,7 +294,10 @@ mod tests {
     #[test]
     fn hosts_wildcards_and_origins_match_what_they_say() {
         let g = grant(&["API.example.com.", "*.example.org", "http://127.0.0.1:8080", "https://[::1]"]);
-        assert_eq!(g.allowed_hosts, ["api.example.com", "*.example.org", "http://127.0.0.1:8080", "https://[::1]:443"]);
+        assert_eq!(
+            g.allowed_hosts,
+            ["api.example.com", "*.example.org", "http://127.0.0.1:8080", "https://[::1]:443"]
+        );
         assert!(g.permits("https", "api.example.com", 443));
         assert!(g.permits("http", "api.example.com", 80));
         assert!(!g.permits("https", "api.example.com", 8443));
@@ -300,12 +314,15 @@ mod tests {
 
     #[test]
     fn bad_patterns_and_limits_name_the_entry_and_the_setting() {
-        for bad in ["", "*", "*.com", "ftp://x.com", "http://x.com:0", "http://x.com:99999", "a b.com", "x_y.com"] {
+        for bad in
+            ["", "*", "*.com", "ftp://x.com", "http://x.com:0", "http://x.com:99999", "a b.com", "x_y.com"]
+        {
             assert!(check_allowed_hosts(&[bad.into()]).is_err(), "{bad:?}");
         }
         assert_eq!(HttpGrant::of_alias(&[], None, &HttpCeilings::default()).unwrap(), None);
         let limits = HttpLimits { max_requests: Some(1000), ..Default::default() };
-        let err = HttpGrant::of_alias(&["a.com".into()], Some(&limits), &HttpCeilings::default()).unwrap_err();
+        let err =
+            HttpGrant::of_alias(&["a.com".into()], Some(&limits), &HttpCeilings::default()).unwrap_err();
         assert_eq!(err, "http.max_requests must be at most 100 (the server's --http-max-requests), got 1000");
         let many: Vec<String> = (0..=MAX_ALLOWED_HOSTS).map(|i| format!("h{i}.com")).collect();
         assert!(check_allowed_hosts(&many).unwrap_err().contains("at most 64"));

@@ -17,7 +17,8 @@ pub mod time;
 pub use day::Day;
 pub use digest::{Digest, DigestParseError};
 pub use http_grant::{
-    HostPattern, HttpCall, HttpCeilings, HttpGrant, HttpLimits, HttpUsage, MAX_RECORDED_CALLS, check_allowed_hosts,
+    HostPattern, HttpCall, HttpCeilings, HttpGrant, HttpLimits, HttpUsage, MAX_RECORDED_CALLS,
+    check_allowed_hosts,
 };
 pub use job::{Callback, CallbackState, JobStatus, retry_backoff};
 pub use limits::{Limits, LimitsError};

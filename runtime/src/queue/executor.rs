@@ -182,7 +182,8 @@ fn completion(shared: &Shared, job: &JobRecord, outcome: Outcome, started_at: i6
         // Outbound requests (the first MAX_RECORDED_CALLS), only when there were some.
         if !outcome.http.is_empty() {
             logs["http"] = serde_json::json!(outcome.http);
-            logs["http_truncated"] = serde_json::json!(outcome.http_usage.requests > outcome.http.len() as u64);
+            logs["http_truncated"] =
+                serde_json::json!(outcome.http_usage.requests > outcome.http.len() as u64);
         }
         logs.to_string()
     });

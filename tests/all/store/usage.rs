@@ -56,11 +56,7 @@ pub async fn exercise_completions(store: Arc<dyn Store>) {
     // A run's outbound HTTP counts with its fuel, once per claim.
     let mut ok = ran("ok", &t, 1, JobStatus::Succeeded, at, 100);
     ok.http = wasmq::domain::HttpUsage { requests: 3, sent_bytes: 40, received_bytes: 500 };
-    let batch = vec![
-        ok,
-        retry,
-        ran("dead", &t, 1, JobStatus::Dead, at, 300),
-    ];
+    let batch = vec![ok, retry, ran("dead", &t, 1, JobStatus::Dead, at, 300)];
     assert_eq!(store.job_complete(batch.clone()).await.unwrap().len(), 3);
     let want = UsageCounters {
         runs: 3,

@@ -81,7 +81,17 @@ pub enum AliasCommand {
 
 pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
     match args.command {
-        AliasCommand::Set { name, digest, fuel, timeout, memory, max_attempts, queue, priority, allow_hosts } => {
+        AliasCommand::Set {
+            name,
+            digest,
+            fuel,
+            timeout,
+            memory,
+            max_attempts,
+            queue,
+            priority,
+            allow_hosts,
+        } => {
             // The server checks every range and names the field it refuses.
             let module = digest::resolve(client, &digest).await?;
             let request = AliasRequest {

@@ -95,7 +95,10 @@ async fn exchange(
         Ok(r) => r,
         Err(_) if tripped.load(Ordering::Relaxed) => {
             // The budget's message is already recorded.
-            return Err(Refusal { code: Error::HttpRequestBodySize(Some(grant.max_request_bytes)), message: String::new() });
+            return Err(Refusal {
+                code: Error::HttpRequestBodySize(Some(grant.max_request_bytes)),
+                message: String::new(),
+            });
         }
         Err(e) => return Err(failed(&origin, Error::Hyper(e), "no response")),
     };
@@ -128,16 +131,20 @@ async fn open(egress: &Egress, target: &Target) -> Result<Box<dyn Stream>, Refus
             std::io::ErrorKind::TimedOut => Error::ConnectionTimeout,
             _ => Error::DestinationUnavailable,
         };
-        return Err(Refusal { code, message: format!("request to {origin} failed: connecting to {addr}: {e}") });
+        return Err(Refusal {
+            code,
+            message: format!("request to {origin} failed: connecting to {addr}: {e}"),
+        });
     };
     if !target.tls() {
         return Ok(Box::new(tcp));
     }
-    let name = rustls::pki_types::ServerName::try_from(target.host.clone())
-        .map_err(|_| Refusal { code: Error::TlsProtocolError, message: format!("request to {origin} failed: not a TLS server name") })?;
-    let tls = tokio_rustls::TlsConnector::from(tls_config()).connect(name, tcp).await.map_err(|e| Refusal {
+    let name = rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|_| Refusal {
         code: Error::TlsProtocolError,
-        message: format!("request to {origin} failed: TLS: {e}"),
+        message: format!("request to {origin} failed: not a TLS server name"),
+    })?;
+    let tls = tokio_rustls::TlsConnector::from(tls_config()).connect(name, tcp).await.map_err(|e| {
+        Refusal { code: Error::TlsProtocolError, message: format!("request to {origin} failed: TLS: {e}") }
     })?;
     Ok(Box::new(tls))
 }
@@ -191,12 +198,18 @@ async fn resolve(egress: &Egress, target: &Target) -> Result<Vec<SocketAddr>, Re
 }
 
 /// Runs `fut` within the guest's timeout, if it set one.
-async fn within<T>(limit: Option<Duration>, origin: &str, fut: impl Future<Output = T>) -> Result<T, Refusal> {
+async fn within<T>(
+    limit: Option<Duration>,
+    origin: &str,
+    fut: impl Future<Output = T>,
+) -> Result<T, Refusal> {
     match limit {
         None => Ok(fut.await),
         Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| Refusal {
             code: Error::ConnectionTimeout,
-            message: format!("request to {origin} failed: no answer within the request's own timeout of {d:?}"),
+            message: format!(
+                "request to {origin} failed: no answer within the request's own timeout of {d:?}"
+            ),
         }),
     }
 }
@@ -207,7 +220,10 @@ fn failed(origin: &str, code: Error, what: &str) -> Refusal {
 }
 
 fn refused_uri(origin: &str) -> Refusal {
-    Refusal { code: Error::HttpRequestUriInvalid, message: format!("request to {origin} refused: invalid path") }
+    Refusal {
+        code: Error::HttpRequestUriInvalid,
+        message: format!("request to {origin} refused: invalid path"),
+    }
 }
 
 /// The client TLS configuration: ring, the webpki roots (no system store, so
