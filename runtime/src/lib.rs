@@ -13,7 +13,12 @@
 //!   into [`sandbox::Plugin`]s (validated, compiled off the async threads a
 //!   bounded number at a time, failures remembered, cached by digest in memory
 //!   and on disk) and runs one plugin on one payload:
-//!   `engine.run(&plugin, payload, &limits, ctx) -> Outcome`.
+//!   `engine.run(&plugin, payload, &limits, ctx) -> Outcome`. Outbound
+//!   `wasi:http` goes only through `sandbox::http`: the job's grant
+//!   ([`domain::HttpGrant`], its alias's `allowed_hosts` pinned at dispatch in
+//!   its limits), the [`domain::NetPolicy`] on every resolved address
+//!   (`--http-allow`), per-job request and byte budgets, and a record of each
+//!   request in the outcome (shown in the job view, counted in usage).
 //! - [`store`]: persistence behind the [`store::Store`] trait, opened by
 //!   `store::connect(url)` (SQLite now, PostgreSQL next); the rules all
 //!   backends share in `store/rows.rs` and `store/rules/`, each backend's SQL

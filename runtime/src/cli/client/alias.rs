@@ -6,7 +6,7 @@ use super::http::{Client, Outcome, segment};
 use super::model::{Alias, AliasConfig, AliasRequest};
 use super::output::{Fields, Table, short_digest};
 use super::{ClientOpts, digest, units};
-use crate::domain::QueueName;
+use crate::domain::{HttpLimits, QueueName};
 
 /// Arguments of `wasmq alias`.
 #[derive(Debug, Args)]
@@ -53,6 +53,15 @@ pub enum AliasCommand {
         /// `https://api.example.com:8443`. None: no network.
         #[arg(long = "allow-host", value_name = "HOST")]
         allow_hosts: Vec<String>,
+        /// Outbound HTTP requests per job (at most the server's ceiling, its default).
+        #[arg(long, value_name = "N")]
+        http_max_requests: Option<u32>,
+        /// Bytes of outbound request bodies per job, e.g. `1MiB`.
+        #[arg(long, value_name = "SIZE", value_parser = units::bytes)]
+        http_max_request_size: Option<u64>,
+        /// Bytes of outbound response bodies per job, e.g. `10MiB`.
+        #[arg(long, value_name = "SIZE", value_parser = units::bytes)]
+        http_max_response_size: Option<u64>,
     },
     /// Every alias, by name.
     List,
@@ -91,6 +100,9 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
             queue,
             priority,
             allow_hosts,
+            http_max_requests,
+            http_max_request_size,
+            http_max_response_size,
         } => {
             // The server checks every range and names the field it refuses.
             let module = digest::resolve(client, &digest).await?;
@@ -103,7 +115,14 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
                 queue,
                 priority,
                 allowed_hosts: allow_hosts,
-                http: None,
+                http: (http_max_requests.is_some()
+                    || http_max_request_size.is_some()
+                    || http_max_response_size.is_some())
+                .then_some(HttpLimits {
+                    max_requests: http_max_requests,
+                    max_request_bytes: http_max_request_size,
+                    max_response_bytes: http_max_response_size,
+                }),
             };
             let reply = client.put(&path(&name), &request).await?;
             if client.json {
@@ -204,6 +223,10 @@ fn settings(c: &AliasConfig) -> String {
         c.max_attempts.map(|v| format!("max_attempts={v}")),
         c.queue.as_ref().map(|v| format!("queue={v}")),
         c.priority.map(|v| format!("priority={v}")),
+        (!c.allowed_hosts.is_empty()).then(|| format!("allow_host={}", c.allowed_hosts.join(","))),
+        c.http.as_ref().and_then(|h| h.max_requests).map(|v| format!("http_max_requests={v}")),
+        c.http.as_ref().and_then(|h| h.max_request_bytes).map(|v| format!("http_max_request_size={v}")),
+        c.http.as_ref().and_then(|h| h.max_response_bytes).map(|v| format!("http_max_response_size={v}")),
     ]
     .into_iter()
     .flatten()
