@@ -193,3 +193,16 @@ async fn a_hanging_server_is_stopped_by_the_time_limit_and_by_cancel() {
     assert!(outcome.http[0].error.as_deref().unwrap().starts_with("interrupted"));
     assert_eq!(engine.active_runs(), 0);
 }
+
+#[tokio::test]
+async fn https_goes_through_tls_and_a_server_that_does_not_speak_it_fails_the_request() {
+    // The upstream speaks plain HTTP: the TLS handshake fails, and says so.
+    let up = Upstream::start().await;
+    let engine = engine_allowing("127.0.0.0/8");
+    let origin = format!("https://{}", up.addr);
+    let outcome = fetch(&engine, &format!("{origin}/hello"), &granted(&[&origin], None)).await;
+    let message = err(&outcome).to_string();
+    assert!(message.contains(&format!("GET {origin}/hello")), "{message}");
+    let error = outcome.http[0].error.clone().unwrap();
+    assert!(error.starts_with(&format!("request to {origin} failed: TLS: ")), "{error}");
+}
