@@ -72,7 +72,8 @@ COUNT_RUNS = """INSERT INTO usage_runs (job_id, token)
   RETURNING job_id, token"""
 
 COUNTERS = ["runs", "succeeded", "failed", "dead", "cancelled", "timed_out", "fuel_used", "run_ms",
-            "callbacks_sent", "callbacks_delivered", "kv_writes"]
+            "callbacks_sent", "callbacks_delivered", "kv_writes", "http_requests", "http_bytes_sent",
+            "http_bytes_received"]
 USAGE_ADD = (f"""INSERT INTO usage (tenant, day, {', '.join(COUNTERS)})
   SELECT value ->> 'tenant', value ->> 'day', {', '.join(f"value ->> '{c}'" for c in COUNTERS)}
   FROM json_each(?1) WHERE true

@@ -83,6 +83,7 @@ impl App {
             engine,
             queue: queue.clone(),
             default_limits: settings.default_limits.clone(),
+            http_ceilings: settings.http_ceilings,
             default_max_attempts: settings.default_max_attempts,
             auth: Arc::new(
                 api::auth::Authenticator::new(

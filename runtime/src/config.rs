@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crate::api::HttpSettings;
 use crate::callbacks::CallbackSettings;
-use crate::domain::{DispatchRate, KvLimits, Limits, LimitsError, NetPolicy, TenantQuotas};
+use crate::domain::{DispatchRate, HttpCeilings, KvLimits, Limits, LimitsError, NetPolicy, TenantQuotas};
 use crate::queue::QueueSettings;
 use crate::sandbox::{CompileMode, EngineSettings};
 use declare::settings;
@@ -245,6 +245,24 @@ settings! {
     callback_allow: CallbackAllow, env "WASMQ_CALLBACK_ALLOW",
         described "none: loopback, private, link-local and other special-purpose addresses are refused",
         |s, v| s.callbacks.policy = NetPolicy::new(v.0);
+    /// Address ranges plugins' outbound HTTP may reach although they are not
+    /// public, e.g. `10.1.0.0/16` (in the file an array of ranges). Which
+    /// hosts a plugin may call at all is its alias's `allowed_hosts`.
+    http_allow: CallbackAllow, env "WASMQ_HTTP_ALLOW",
+        described "none: loopback, private, link-local and other special-purpose addresses are refused",
+        |s, v| s.engine.http_policy = NetPolicy::new(v.0);
+    /// Most outbound HTTP requests per job: the ceiling of an alias's
+    /// `http.max_requests`, and what an alias that sets none gets.
+    http_max_requests: u32, env "WASMQ_HTTP_MAX_REQUESTS", default "100",
+        |s, v| s.http_ceilings.max_requests = at_least(1, v)?;
+    /// Most bytes of outbound request bodies per job (ceiling and default of
+    /// an alias's `http.max_request_bytes`).
+    http_max_request_size: Bytes, env "WASMQ_HTTP_MAX_REQUEST_SIZE", default "10MiB",
+        |s, v| s.http_ceilings.max_request_bytes = at_least(1, v.0)?;
+    /// Most bytes of outbound response bodies per job (ceiling and default of
+    /// an alias's `http.max_response_bytes`).
+    http_max_response_size: Bytes, env "WASMQ_HTTP_MAX_RESPONSE_SIZE", default "50MiB",
+        |s, v| s.http_ceilings.max_response_bytes = at_least(1, v.0)?;
     /// Key file sealing callback secrets at rest (created with mode 0600 if missing).
     callback_key_file: PathBuf, env "WASMQ_CALLBACK_KEY_FILE", described "<database file>.callback-key",
         |s, v| s.callbacks.key_file = Some(v);
@@ -286,6 +304,8 @@ pub struct Settings {
     pub callbacks: CallbackSettings,
     /// Limits of jobs that set none.
     pub default_limits: Limits,
+    /// Outbound HTTP per job: ceilings of aliases' `http` limits.
+    pub http_ceilings: HttpCeilings,
     /// Attempts of jobs that set none.
     pub default_max_attempts: u32,
     /// Largest JSON body.
@@ -334,6 +354,7 @@ impl Settings {
             queue: QueueSettings::default(),
             callbacks: CallbackSettings::default(),
             default_limits: Limits::default(),
+            http_ceilings: HttpCeilings::default(),
             default_max_attempts: 0,
             max_body_bytes: 0,
             max_queued_jobs: 0,

@@ -17,6 +17,12 @@
 //!   contract `wasmq:plugin@0.1.0` and `0.2.0` both run; 0.2.0's configuration,
 //!   secret and key-value calls reach `ctx.capabilities` ([`sandbox::Capabilities`],
 //!   nothing granted by default).
+//!   `engine.run(&plugin, payload, &limits, ctx) -> Outcome`. Outbound
+//!   `wasi:http` goes only through `sandbox::http`: the job's grant
+//!   ([`domain::HttpGrant`], its alias's `allowed_hosts` pinned at dispatch in
+//!   its limits), the [`domain::NetPolicy`] on every resolved address
+//!   (`--http-allow`), per-job request and byte budgets, and a record of each
+//!   request in the outcome (shown in the job view, counted in usage).
 //! - [`store`]: persistence behind the [`store::Store`] trait, opened by
 //!   `store::connect(url)` (SQLite now, PostgreSQL next); the rules all
 //!   backends share in `store/rows.rs` and `store/rules/`, each backend's SQL

@@ -8,6 +8,7 @@ mod errors;
 mod inspect;
 mod keys;
 mod live;
+mod outbound;
 mod tenants;
 
 use serde_json::Value;

@@ -10,6 +10,7 @@ mod client_cli;
 mod examples;
 mod invalid_modules;
 mod misbehaving;
+mod outbound;
 mod plugins;
 mod sandbox;
 mod serve_cli;

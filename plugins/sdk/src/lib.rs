@@ -38,10 +38,14 @@
 //! non-retryable error naming the field, e.g. `invalid payload at "box.width":
 //! invalid type: string "x", expected u32`), encodes the result, and turns the
 //! function's [`Error`] into the job's error.
+//!
+//! Outbound HTTP is one line too (`wasmq_plugin::http::get(url)?`, see
+//! [`http`]); the server allows only the hosts the plugin's alias lists.
 
 mod capabilities;
 mod error;
 mod host;
+pub mod http;
 
 pub use capabilities::{CapabilityError, config, kv, secret};
 pub use error::Error;

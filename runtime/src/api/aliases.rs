@@ -90,6 +90,16 @@ pub struct AliasRequest {
     /// `config:<key>` or `secret:<key>` of this alias. At most 64.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Hosts its jobs may send HTTP requests to: `api.example.com` (https on
+    /// 443 or http on 80), `*.example.com` (any subdomain), or an origin
+    /// `https://api.example.com:8443`. Empty or absent: no network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 64)]
+    pub allowed_hosts: Vec<String>,
+    /// Outbound HTTP limits per job (each absent: the server's ceiling,
+    /// `--http-max-*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<crate::domain::HttpLimits>,
 }
 
 impl AliasRequest {
@@ -104,6 +114,8 @@ impl AliasRequest {
             config: self.config.clone(),
             kv_store: self.kv_store.clone(),
             env: self.env.clone(),
+            allowed_hosts: self.allowed_hosts.clone(),
+            http: self.http.clone(),
         }
     }
 }
@@ -161,6 +173,7 @@ pub(super) fn check_config(state: &AppState, c: &AliasConfig, quotas: &TenantQuo
     {
         return Err(ApiError::invalid(format!("max_attempts must be between 1 and 100, got {a}")));
     }
+    crate::domain::check_allowed_hosts(&c.allowed_hosts).map_err(ApiError::invalid)?;
     super::submit::limits(state, c, &Default::default(), quotas).map(drop)
 }
 
@@ -183,8 +196,11 @@ pub(super) async fn set(
         .map_err(|e: crate::domain::DigestParseError| ApiError::invalid(format!("module: {e}")))?;
     let config = req.config();
     check_capabilities(&config)?;
+    let mut config = req.config();
     let quotas = state.quotas.of(state.store.as_ref(), &tenant).await?;
     check_config(&state, &config, &quotas)?;
+    config.allowed_hosts =
+        crate::domain::check_allowed_hosts(&config.allowed_hosts).map_err(ApiError::invalid)?;
     let set = AliasSet {
         tenant: tenant.0.clone(),
         name: name.clone(),

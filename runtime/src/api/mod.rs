@@ -68,6 +68,8 @@ pub struct AppState {
     pub queue: Queue,
     /// Defaults for jobs that set no limit of their own.
     pub default_limits: Limits,
+    /// Ceilings (and defaults) of aliases' outbound HTTP limits.
+    pub http_ceilings: crate::domain::HttpCeilings,
     /// Attempts for jobs and aliases that set none.
     pub default_max_attempts: u32,
     /// Resolves each request's caller (tokens, operator, tenant tokens).

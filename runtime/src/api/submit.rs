@@ -299,6 +299,10 @@ pub(super) fn limits(
     if let Some(b) = quotas.max_log_bytes {
         l.max_log_bytes = b;
     }
+    // The alias's network grant, pinned on the job like its module.
+    l.http =
+        crate::domain::HttpGrant::of_alias(&alias.allowed_hosts, alias.http.as_ref(), &state.http_ceilings)
+            .map_err(ApiError::invalid)?;
     state.engine.validate_limits(&l).map_err(|e| ApiError::invalid(e.to_string()))?;
     Ok(l)
 }

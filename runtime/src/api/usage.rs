@@ -91,6 +91,15 @@ pub struct UsageDay {
     /// Bytes in its key-value stores at the end of the day (now, for today).
     #[serde(default)]
     pub kv_bytes_end: u64,
+    /// Outbound HTTP requests plugins sent (refused ones included).
+    #[serde(default)]
+    pub http_requests: u64,
+    /// Bytes of outbound request bodies.
+    #[serde(default)]
+    pub http_bytes_sent: u64,
+    /// Bytes of outbound response bodies received.
+    #[serde(default)]
+    pub http_bytes_received: u64,
 }
 
 impl From<UsageRecord> for UsageDay {
@@ -114,6 +123,9 @@ impl From<UsageRecord> for UsageDay {
             kv_writes: c.kv_writes,
             kv_bytes_max: r.kv_bytes_max,
             kv_bytes_end: r.kv_bytes_end,
+            http_requests: c.http_requests,
+            http_bytes_sent: c.http_bytes_sent,
+            http_bytes_received: c.http_bytes_received,
         }
     }
 }

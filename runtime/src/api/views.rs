@@ -159,7 +159,10 @@ pub struct JobView {
     pub error: Option<JobErrorView>,
     /// Latest progress.
     pub progress: Option<ProgressView>,
-    /// Logs of the latest attempt: `{log, log_truncated, stdout, stderr}`.
+    /// Logs of the latest attempt: `{log, log_truncated, stdout, stderr}`,
+    /// and when the plugin sent HTTP requests, `http` (each request's
+    /// `method`, `origin`, `status` or `error`, `sent_bytes`,
+    /// `received_bytes`, `duration_ms`; the first 100) and `http_truncated`.
     #[schema(value_type = Option<Object>)]
     pub logs: Option<Box<RawValue>>,
     /// Fuel of the latest attempt.

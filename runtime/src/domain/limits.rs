@@ -27,6 +27,10 @@ pub struct Limits {
     /// Bytes kept of each of stdout and stderr, and of the host log; the rest is
     /// dropped and the capture marked truncated.
     pub max_log_bytes: u64,
+    /// Outbound HTTP granted to the run (`None`: no network), pinned from the
+    /// alias at dispatch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<super::HttpGrant>,
 }
 
 /// Default fuel: about a second of CPU-heavy guest code on this class of machine.
@@ -42,6 +46,7 @@ impl Default for Limits {
             instances: 32,
             max_result_bytes: 1 << 20,
             max_log_bytes: 64 << 10,
+            http: None,
         }
     }
 }

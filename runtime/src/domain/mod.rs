@@ -5,6 +5,7 @@
 pub mod capabilities;
 mod day;
 mod digest;
+mod http_grant;
 mod job;
 pub mod json_int;
 mod limits;
@@ -19,6 +20,10 @@ pub use capabilities::{
 };
 pub use day::Day;
 pub use digest::{Digest, DigestParseError};
+pub use http_grant::{
+    HostPattern, HttpCall, HttpCeilings, HttpGrant, HttpLimits, HttpUsage, MAX_RECORDED_CALLS,
+    check_allowed_hosts,
+};
 pub use job::{Callback, CallbackState, JobStatus, retry_backoff};
 pub use limits::{Limits, LimitsError};
 pub use names::{AliasName, IdempotencyKey, KvStoreName, NameError, QueueName, TenantId};

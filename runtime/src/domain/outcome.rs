@@ -208,6 +208,10 @@ pub struct Outcome {
     pub stdout: Captured,
     /// The guest's stderr.
     pub stderr: Captured,
+    /// Outbound HTTP requests, oldest first (the first `MAX_RECORDED_CALLS`).
+    pub http: Vec<super::HttpCall>,
+    /// What every outbound request together cost (all of them, recorded or not).
+    pub http_usage: super::HttpUsage,
 }
 
 fn as_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -230,6 +234,8 @@ impl Outcome {
             logs_truncated: false,
             stdout: Captured::default(),
             stderr: Captured::default(),
+            http: Vec::new(),
+            http_usage: super::HttpUsage::default(),
         }
     }
 

@@ -178,6 +178,7 @@ mod tests {
                 finished_at: 0,
                 run_at: 0,
                 usage_only: false,
+                http: Default::default(),
             }),
             attempt: 1,
             callback: false,

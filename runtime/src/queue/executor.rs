@@ -172,15 +172,24 @@ fn completion(shared: &Shared, job: &JobRecord, outcome: Outcome, started_at: i6
         Some(_) => (JobStatus::Dead, job.run_at),
     };
     // Most jobs log nothing: store nothing then (rows stay small on the hot path).
-    let quiet = outcome.logs.is_empty() && outcome.stdout.text.is_empty() && outcome.stderr.text.is_empty();
+    let quiet = outcome.logs.is_empty()
+        && outcome.stdout.text.is_empty()
+        && outcome.stderr.text.is_empty()
+        && outcome.http.is_empty();
     let logs = (!quiet).then(|| {
-        serde_json::json!({
+        let mut logs = serde_json::json!({
             "log": outcome.logs,
             "log_truncated": outcome.logs_truncated,
             "stdout": outcome.stdout,
             "stderr": outcome.stderr,
-        })
-        .to_string()
+        });
+        // Outbound requests (the first MAX_RECORDED_CALLS), only when there were some.
+        if !outcome.http.is_empty() {
+            logs["http"] = serde_json::json!(outcome.http);
+            logs["http_truncated"] =
+                serde_json::json!(outcome.http_usage.requests > outcome.http.len() as u64);
+        }
+        logs.to_string()
     });
     JobCompletion {
         id: job.id.clone(),
@@ -198,5 +207,6 @@ fn completion(shared: &Shared, job: &JobRecord, outcome: Outcome, started_at: i6
         finished_at: now,
         run_at,
         usage_only: false,
+        http: outcome.http_usage,
     }
 }

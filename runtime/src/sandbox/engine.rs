@@ -85,6 +85,10 @@ impl Engine {
         let mut component_linker = Linker::new(&wasmtime);
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker).map_err(|e| internal("linker", e))?;
         host::add_to_linker(&mut component_linker).map_err(|e| internal("linker", e))?;
+        // wasi:http types and outgoing-handler; every request goes through
+        // `sandbox::http`, which refuses all of them without a grant.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker)
+            .map_err(|e| internal("linker", e))?;
         let mut core_linker = wasmtime::Linker::new(&wasmtime);
         wasmtime_wasi::p1::add_to_linker_async(&mut core_linker, |s: &mut CoreState| &mut s.wasi)
             .map_err(|e| internal("linker", e))?;

@@ -18,6 +18,8 @@
 //! - `plugin`: a loaded plugin: its kind and pre-instantiated form.
 //! - `state`: per-run store data, the resource limiter and `configure_store`.
 //! - `host`: the `wasmq:plugin/host` interface, versions 0.1.0 and 0.2.0 linked side by side.
+//! - `http`: outbound `wasi:http` requests: the job's grant, the address
+//!   policy, byte budgets, and the record of each request.
 //! - `capabilities`: what a run may reach beyond its payload (configuration,
 //!   secrets, key-value state), as a trait the server implements per alias;
 //!   `kv`: the key-value rules every implementation shares (limits, messages).
@@ -31,6 +33,7 @@ mod compile;
 mod engine;
 mod gate;
 mod host;
+mod http;
 pub mod kv;
 mod output;
 mod plugin;

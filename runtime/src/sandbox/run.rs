@@ -10,8 +10,10 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::engine::Engine;
+use super::http::{Egress, HttpSession, OutboundHooks};
 use super::output::{Capture, Keep, OutputOverflow};
 use super::plugin::{Plugin, Pre};
 use super::state::{
@@ -122,7 +124,14 @@ impl Engine {
             interrupted: None,
             stdout: stdout.clone(),
             stderr: stderr.clone(),
+            http: HttpSession::default(),
         };
+        let egress = Arc::new(Egress {
+            grant: limits.http.clone().map(Arc::new),
+            policy: self.inner.settings.http_policy.clone(),
+            alias: run_state.job.alias.clone(),
+        });
+        let session = run_state.http.clone();
         let mut wasi = WasiCtxBuilder::new();
         // Deny by default: no environment, no preopened directories, no sockets,
         // no name lookups (the builder's defaults, stated here so they stay so).
@@ -152,6 +161,8 @@ impl Engine {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             run,
+            http: WasiHttpCtx::new(),
+            outbound: OutboundHooks { egress: egress.clone(), session: session.clone() },
         };
         let (ended, fuel_left, state) = match &plugin.inner.pre {
             Pre::Job(pre) => {
@@ -200,6 +211,7 @@ impl Engine {
             if fuel { limits.fuel.unwrap_or(UNLIMITED_FUEL).saturating_sub(fuel_left) } else { 0 };
         let result = classify(ended, &state, &limits, fuel_used, command);
         let stdout_capture = if command { Default::default() } else { state.stdout.finish() };
+        let (http, http_usage) = state.http.finish();
         Outcome {
             status: if result.is_ok() { "succeeded" } else { "failed" },
             error: result.as_ref().err().cloned(),
@@ -213,6 +225,8 @@ impl Engine {
             logs_truncated: state.logs_truncated,
             stdout: stdout_capture,
             stderr: state.stderr.finish(),
+            http,
+            http_usage,
         }
     }
 }

@@ -70,6 +70,11 @@ pub struct EngineSettings {
     pub failed_compiles_remembered: usize,
     /// How long a failed load is remembered.
     pub failed_compile_ttl: Duration,
+    /// Which addresses a plugin's outbound HTTP may connect to (besides the
+    /// public internet): the server's `--http-allow`. Not needed by the
+    /// compiler child, so not serialized.
+    #[serde(skip)]
+    pub http_policy: crate::domain::NetPolicy,
 }
 
 impl Default for EngineSettings {
@@ -101,6 +106,7 @@ impl Default for EngineSettings {
             compile_queue: 16,
             failed_compiles_remembered: 1024,
             failed_compile_ttl: Duration::from_secs(600),
+            http_policy: crate::domain::NetPolicy::default(),
         }
     }
 }

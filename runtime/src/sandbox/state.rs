@@ -8,8 +8,10 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::Capabilities;
+use super::http::{HttpSession, OutboundHooks};
 use super::output::Capture;
 use super::run::{CancelToken, HostHooks};
 use crate::domain::{JobInfo, Limits, LogEntry, LogLevel, Progress};
@@ -56,6 +58,8 @@ pub(crate) struct RunState {
     pub(crate) interrupted: Option<Interrupt>,
     pub(crate) stdout: Capture,
     pub(crate) stderr: Capture,
+    /// Outbound HTTP records and budgets (shared with the request tasks).
+    pub(crate) http: HttpSession,
 }
 
 impl RunState {
@@ -181,11 +185,20 @@ pub(crate) struct ComponentState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) run: RunState,
+    pub(crate) http: WasiHttpCtx,
+    /// Where every outgoing request is checked and sent (`sandbox::http`).
+    pub(crate) outbound: OutboundHooks,
 }
 
 impl WasiView for ComponentState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for ComponentState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Toolchains import more WASI than a plugin uses, so every standard WASI p2 and
 //! p1 interface is linked and access is denied at run time instead (no preopens,
-//! no environment, every socket refused). Anything outside WASI and the
+//! no environment, every socket refused; `wasi:http` requests refused unless the
+//! job's alias grants hosts, see `sandbox::http`). Anything outside WASI and the
 //! `wasmq:plugin` host interface is refused here, before any code runs.
 
 use wasmtime::component::{Component, Linker};

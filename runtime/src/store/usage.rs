@@ -3,8 +3,8 @@
 //!
 //! Every counter is added in the transaction of the write that causes it, so
 //! a crash neither loses nor double-counts one:
-//! - a completion batch (`job_complete`) adds each run's fuel and run time
-//!   once per claim (job id and fencing token), whether or not the completion
+//! - a completion batch (`job_complete`) adds each run's fuel, run time and
+//!   outbound HTTP (requests, bytes) once per claim (job id and fencing token), whether or not the completion
 //!   is applied: a cancelled run's completion, fenced off, still counts its
 //!   fuel, and a completion written twice counts once; the applied ones add
 //!   their outcome;
@@ -50,6 +50,12 @@ pub struct UsageCounters {
     pub callbacks_delivered: u64,
     /// Key-value writes (set, delete, increment), from jobs or the API.
     pub kv_writes: u64,
+    /// Outbound HTTP requests the counted runs sent (refused ones included).
+    pub http_requests: u64,
+    /// Bytes of request bodies they sent.
+    pub http_bytes_sent: u64,
+    /// Bytes of response bodies they received.
+    pub http_bytes_received: u64,
 }
 
 impl UsageCounters {
@@ -67,6 +73,9 @@ impl UsageCounters {
             (&mut self.callbacks_sent, other.callbacks_sent),
             (&mut self.callbacks_delivered, other.callbacks_delivered),
             (&mut self.kv_writes, other.kv_writes),
+            (&mut self.http_requests, other.http_requests),
+            (&mut self.http_bytes_sent, other.http_bytes_sent),
+            (&mut self.http_bytes_received, other.http_bytes_received),
         ];
         for (mine, theirs) in pairs {
             *mine = mine.saturating_add(theirs);

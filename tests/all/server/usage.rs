@@ -159,6 +159,7 @@ async fn usage_is_exact_per_tenant_and_survives_a_restart() {
         "runs": 4, "succeeded": 1, "failed": 0, "dead": 3, "cancelled": 0, "timed_out": 1,
         "fuel_used": fuel, "run_ms": run_ms, "module_bytes_max": stored, "module_bytes_end": stored,
         "callbacks_sent": 1, "callbacks_delivered": 1, "kv_writes": 0, "kv_bytes_max": 0, "kv_bytes_end": 0,
+        "http_requests": 0, "http_bytes_sent": 0, "http_bytes_received": 0,
     });
     assert_eq!(t, want);
 

@@ -71,6 +71,7 @@ pub fn done(id: &str, owner: &str, status: JobStatus, at: i64) -> JobCompletion 
         finished_at: at,
         run_at: at + 500,
         usage_only: false,
+        http: Default::default(),
     }
 }
 

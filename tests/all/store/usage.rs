@@ -53,11 +53,10 @@ pub async fn exercise_completions(store: Arc<dyn Store>) {
     let timeout = Some(("timeout".to_string(), "took longer than 10ms".to_string()));
     let mut retry = ran("retry", &t, 1, JobStatus::Failed, at, 200);
     retry.error = timeout;
-    let batch = vec![
-        ran("ok", &t, 1, JobStatus::Succeeded, at, 100),
-        retry,
-        ran("dead", &t, 1, JobStatus::Dead, at, 300),
-    ];
+    // A run's outbound HTTP counts with its fuel, once per claim.
+    let mut ok = ran("ok", &t, 1, JobStatus::Succeeded, at, 100);
+    ok.http = wasmq::domain::HttpUsage { requests: 3, sent_bytes: 40, received_bytes: 500 };
+    let batch = vec![ok, retry, ran("dead", &t, 1, JobStatus::Dead, at, 300)];
     assert_eq!(store.job_complete(batch.clone()).await.unwrap().len(), 3);
     let want = UsageCounters {
         runs: 3,
@@ -67,6 +66,9 @@ pub async fn exercise_completions(store: Arc<dyn Store>) {
         timed_out: 1,
         fuel_used: 600,
         run_ms: 60,
+        http_requests: 3,
+        http_bytes_sent: 40,
+        http_bytes_received: 500,
         ..UsageCounters::default()
     };
     assert_eq!(on(store.as_ref(), &t, at).await.counters, want);

@@ -6,7 +6,7 @@ use super::http::{Client, Outcome, segment};
 use super::model::{Alias, AliasConfig, AliasRequest};
 use super::output::{Fields, Table, short_digest};
 use super::{ClientOpts, digest, units};
-use crate::domain::{KvStoreName, QueueName};
+use crate::domain::{HttpLimits, KvStoreName, QueueName};
 
 /// Arguments of `wasmq alias`.
 #[derive(Debug, Args)]
@@ -61,6 +61,20 @@ pub enum AliasCommand {
         /// `VAR=secret:KEY` (repeatable; it gets no other environment).
         #[arg(long = "env", value_name = "VAR=SOURCE", value_parser = pair)]
         env: Vec<(String, String)>,
+        /// A host the alias's jobs may send HTTP requests to (repeat for
+        /// more): `api.example.com`, `*.example.com` or
+        /// `https://api.example.com:8443`. None: no network.
+        #[arg(long = "allow-host", value_name = "HOST")]
+        allow_hosts: Vec<String>,
+        /// Outbound HTTP requests per job (at most the server's ceiling, its default).
+        #[arg(long, value_name = "N")]
+        http_max_requests: Option<u32>,
+        /// Bytes of outbound request bodies per job, e.g. `1MiB`.
+        #[arg(long, value_name = "SIZE", value_parser = units::bytes)]
+        http_max_request_size: Option<u64>,
+        /// Bytes of outbound response bodies per job, e.g. `10MiB`.
+        #[arg(long, value_name = "SIZE", value_parser = units::bytes)]
+        http_max_response_size: Option<u64>,
     },
     /// Set, list or delete an alias's secrets (write-only: values are never shown).
     Secret {
@@ -107,6 +121,10 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
             config,
             kv_store,
             env,
+            allow_hosts,
+            http_max_requests,
+            http_max_request_size,
+            http_max_response_size,
         } => {
             // The server checks every range and names the field it refuses.
             let module = digest::resolve(client, &digest).await?;
@@ -121,6 +139,15 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
                 config: config.into_iter().collect(),
                 kv_store,
                 env: env.into_iter().collect(),
+                allowed_hosts: allow_hosts,
+                http: (http_max_requests.is_some()
+                    || http_max_request_size.is_some()
+                    || http_max_response_size.is_some())
+                .then_some(HttpLimits {
+                    max_requests: http_max_requests,
+                    max_request_bytes: http_max_request_size,
+                    max_response_bytes: http_max_response_size,
+                }),
             };
             let reply = client.put(&path(&name), &request).await?;
             if client.json {
@@ -230,6 +257,10 @@ fn settings(c: &AliasConfig) -> String {
         c.queue.as_ref().map(|v| format!("queue={v}")),
         c.priority.map(|v| format!("priority={v}")),
         c.kv_store.as_ref().map(|v| format!("kv_store={v}")),
+        (!c.allowed_hosts.is_empty()).then(|| format!("allow_host={}", c.allowed_hosts.join(","))),
+        c.http.as_ref().and_then(|h| h.max_requests).map(|v| format!("http_max_requests={v}")),
+        c.http.as_ref().and_then(|h| h.max_request_bytes).map(|v| format!("http_max_request_size={v}")),
+        c.http.as_ref().and_then(|h| h.max_response_bytes).map(|v| format!("http_max_response_size={v}")),
     ]
     .into_iter()
     .flatten()

@@ -153,8 +153,14 @@ pub(super) async fn run(client: &Client, args: JobsArgs) -> Outcome {
             match (stdout, stderr) {
                 (true, _) => print!("{}", logs.stdout.text),
                 (_, true) => print!("{}", logs.stderr.text),
-                _ if logs.log.is_empty() && logs.stdout.text.is_empty() && logs.stderr.text.is_empty() => {
-                    eprintln!("job {id} logged and printed nothing (in its latest attempt)");
+                _ if logs.log.is_empty()
+                    && logs.stdout.text.is_empty()
+                    && logs.stderr.text.is_empty()
+                    && logs.http.is_empty() =>
+                {
+                    eprintln!(
+                        "job {id} logged and printed nothing and sent no request (in its latest attempt)"
+                    );
                 }
                 _ => print!("{}", logs_text(&logs)),
             }
@@ -280,6 +286,20 @@ fn logs_text(logs: &JobLogs) -> String {
         out.push_str(&format!("{name}{}:\n", truncated(captured.truncated)));
         for line in captured.text.lines() {
             out.push_str(&format!("  {line}\n"));
+        }
+    }
+    if !logs.http.is_empty() {
+        out.push_str(&format!("http{}:\n", truncated(logs.http_truncated)));
+        for c in &logs.http {
+            let answer = match (&c.status, &c.error) {
+                (_, Some(error)) => error.clone(),
+                (Some(status), None) => status.to_string(),
+                (None, None) => "-".into(),
+            };
+            out.push_str(&format!(
+                "  {} {} {answer} (sent {} B, received {} B, {} ms)\n",
+                c.method, c.origin, c.sent_bytes, c.received_bytes, c.duration_ms
+            ));
         }
     }
     out

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::domain::{Captured, LogEntry};
+use crate::domain::{Captured, HttpCall, LogEntry};
 
 pub(crate) use crate::api::{
     AliasRequest, AliasView as Alias, BatchCreated, BatchView as Batch, JobPage, JobRequest, JobView as Job,
@@ -28,6 +28,11 @@ pub(crate) struct JobLogs {
     pub(crate) stdout: Captured,
     #[serde(default)]
     pub(crate) stderr: Captured,
+    /// Outbound HTTP requests (the first 100).
+    #[serde(default)]
+    pub(crate) http: Vec<HttpCall>,
+    #[serde(default)]
+    pub(crate) http_truncated: bool,
 }
 
 impl JobLogs {

@@ -120,6 +120,9 @@ fn zero(d: &UsageDay) -> UsageDay {
         kv_writes: 0,
         kv_bytes_max: 0,
         kv_bytes_end: 0,
+        http_requests: 0,
+        http_bytes_sent: 0,
+        http_bytes_received: 0,
     }
 }
 
@@ -136,6 +139,9 @@ fn add(total: &mut UsageDay, d: &UsageDay) {
         (&mut total.callbacks_sent, d.callbacks_sent),
         (&mut total.callbacks_delivered, d.callbacks_delivered),
         (&mut total.kv_writes, d.kv_writes),
+        (&mut total.http_requests, d.http_requests),
+        (&mut total.http_bytes_sent, d.http_bytes_sent),
+        (&mut total.http_bytes_received, d.http_bytes_received),
     ] {
         *sum = sum.saturating_add(n);
     }

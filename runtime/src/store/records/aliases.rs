@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::domain::{AliasName, Digest, KvStoreName, QueueName, TenantId};
+use crate::domain::{AliasName, Digest, HttpLimits, KvStoreName, QueueName, TenantId};
 
 /// Per-alias defaults applied to jobs dispatched to it (a job may override).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -67,6 +67,14 @@ pub struct AliasConfig {
     /// `config:<key>` or `secret:<key>` of this alias.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Hosts its jobs may send HTTP requests to: `api.example.com` (https
+    /// on 443 or http on 80), `*.example.com` (any subdomain), or an origin
+    /// `https://api.example.com:8443`. Empty: no network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+    /// Outbound HTTP limits per job (each absent: the server's ceiling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpLimits>,
 }
 
 /// An alias: a name pointing at a module, with defaults.

@@ -91,4 +91,6 @@ pub struct JobCompletion {
     /// the run lost its claim, or shutdown interrupted it and its job is
     /// released for another attempt.
     pub usage_only: bool,
+    /// What the run's outbound HTTP cost (counted with its fuel, once per claim).
+    pub http: crate::domain::HttpUsage,
 }

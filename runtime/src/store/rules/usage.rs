@@ -28,6 +28,9 @@ impl UsageTally {
         day.runs += 1;
         day.fuel_used = day.fuel_used.saturating_add(c.fuel_used);
         day.run_ms = day.run_ms.saturating_add(c.duration_ms);
+        day.http_requests = day.http_requests.saturating_add(c.http.requests);
+        day.http_bytes_sent = day.http_bytes_sent.saturating_add(c.http.sent_bytes);
+        day.http_bytes_received = day.http_bytes_received.saturating_add(c.http.received_bytes);
         if c.error.as_ref().is_some_and(|(kind, _)| kind == TIMEOUT_KIND) {
             day.timed_out += 1;
         }
@@ -204,6 +207,7 @@ mod tests {
             finished_at: 10,
             run_at: 0,
             usage_only: false,
+            http: crate::domain::HttpUsage { requests: 2, sent_bytes: 3, received_bytes: 4 },
         };
         tally.run(&t, &c);
         tally.run(&t, &c);
@@ -213,5 +217,6 @@ mod tests {
         let counted = all[0].2;
         assert_eq!((counted.runs, counted.fuel_used, counted.run_ms, counted.timed_out), (2, 14, 60, 2));
         assert_eq!(counted.dead, 1);
+        assert_eq!((counted.http_requests, counted.http_bytes_sent, counted.http_bytes_received), (4, 6, 8));
     }
 }

@@ -13,7 +13,7 @@ use crate::store::rules::{StoredUsage, UsageTally, usage_days};
 use crate::store::{JobCompletion, Lease, StoreResult, UsageCounters, UsageQuery, UsageRecord};
 
 /// The counters, as columns of `usage`, in the order of [`values`].
-pub(super) const COUNTERS: [&str; 11] = [
+pub(super) const COUNTERS: [&str; 14] = [
     "runs",
     "succeeded",
     "failed",
@@ -25,9 +25,12 @@ pub(super) const COUNTERS: [&str; 11] = [
     "callbacks_sent",
     "callbacks_delivered",
     "kv_writes",
+    "http_requests",
+    "http_bytes_sent",
+    "http_bytes_received",
 ];
 
-fn values(c: &UsageCounters) -> [u64; 11] {
+fn values(c: &UsageCounters) -> [u64; 14] {
     [
         c.runs,
         c.succeeded,
@@ -40,10 +43,13 @@ fn values(c: &UsageCounters) -> [u64; 11] {
         c.callbacks_sent,
         c.callbacks_delivered,
         c.kv_writes,
+        c.http_requests,
+        c.http_bytes_sent,
+        c.http_bytes_received,
     ]
 }
 
-fn counters(v: [i64; 11]) -> UsageCounters {
+fn counters(v: [i64; 14]) -> UsageCounters {
     let v = v.map(|n| n.max(0) as u64);
     UsageCounters {
         runs: v[0],
@@ -57,6 +63,9 @@ fn counters(v: [i64; 11]) -> UsageCounters {
         callbacks_sent: v[8],
         callbacks_delivered: v[9],
         kv_writes: v[10],
+        http_requests: v[11],
+        http_bytes_sent: v[12],
+        http_bytes_received: v[13],
     }
 }
 
@@ -199,6 +208,9 @@ struct UsageRow {
     callbacks_sent: i64,
     callbacks_delivered: i64,
     kv_writes: i64,
+    http_requests: i64,
+    http_bytes_sent: i64,
+    http_bytes_received: i64,
     module_bytes_max: Option<i64>,
     module_bytes_end: Option<i64>,
     kv_bytes_max: Option<i64>,
@@ -223,6 +235,9 @@ impl TryFrom<UsageRow> for StoredUsage {
             r.callbacks_sent,
             r.callbacks_delivered,
             r.kv_writes,
+            r.http_requests,
+            r.http_bytes_sent,
+            r.http_bytes_received,
         ]);
         let gauge = |max: Option<i64>, end: Option<i64>| match (max, end) {
             (Some(max), Some(end)) => Some((max.max(0) as u64, end.max(0) as u64)),
