@@ -7,6 +7,7 @@ mod attempts;
 mod callback_secrets;
 mod callbacks;
 mod capabilities;
+mod capabilities_jobs;
 mod durability;
 mod edge;
 mod edge_process;
