@@ -17,6 +17,7 @@ use crate::api::{AliasCache, Quotas};
 use crate::callbacks::SecretBox;
 use crate::domain::{
     AliasName, CapabilityLimits, EnvSource, KvLimits, KvStoreName, TenantId, check_config_key, check_kv_key,
+    capabilities::check_kv_value,
     time::now_ms,
 };
 use crate::sandbox::{Capabilities, CapabilityError};
@@ -190,13 +191,7 @@ impl Capabilities for JobCapabilities {
 
     async fn kv_set(&self, key: &str, value: Vec<u8>) -> Result<(), CapabilityError> {
         let at = self.kv_key(key)?;
-        let max = self.grants.kv.max_value_bytes;
-        if value.len() as u64 > max {
-            return Err(CapabilityError::Limit(format!(
-                "the value for key {key:?} is {} bytes, over kv_max_value_size {max}",
-                value.len()
-            )));
-        }
+        check_kv_value(key, value.len(), self.grants.kv.max_value_bytes).map_err(CapabilityError::Limit)?;
         let limits = self.limits().await?;
         let set = KvSet { at, value, limits, now: now_ms() };
         self.grants.store.kv_set(set).await.map_err(|e| self.store_error(e))

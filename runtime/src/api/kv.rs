@@ -16,6 +16,7 @@ use super::auth::{Admin, Tenant};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery};
 use super::{ApiError, ApiResult, AppState};
+use crate::domain::capabilities::check_kv_value;
 use crate::domain::{CapabilityLimits, KvStoreName, check_kv_key, time::now_ms};
 use crate::store::{KvKey, KvList, KvSet};
 
@@ -141,13 +142,7 @@ pub(super) async fn set(
             .map_err(|e| ApiError::invalid(format!("value_base64 is not base64: {e}")))?,
         _ => return Err(ApiError::invalid("give exactly one of value and value_base64")),
     };
-    let max = state.kv.max_value_bytes;
-    if value.len() as u64 > max {
-        return Err(ApiError::too_large(format!(
-            "value is {} bytes, over kv_max_value_size {max}",
-            value.len()
-        )));
-    }
+    check_kv_value(&at.key, value.len(), state.kv.max_value_bytes).map_err(ApiError::too_large)?;
     let quotas = state.quotas.of(state.store.as_ref(), &tenant).await?;
     let limits = CapabilityLimits::of(&state.kv, &quotas);
     state.store.kv_set(KvSet { at, value, limits, now: now_ms() }).await?;
