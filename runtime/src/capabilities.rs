@@ -226,3 +226,6 @@ impl Capabilities for JobCapabilities {
         self.grants.store.kv_list(list).await.map_err(|e| self.store_error(e))
     }
 }
+
+#[cfg(test)]
+mod tests;
