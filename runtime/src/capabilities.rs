@@ -16,9 +16,8 @@ use std::sync::Arc;
 use crate::api::{AliasCache, Quotas};
 use crate::callbacks::SecretBox;
 use crate::domain::{
-    AliasName, CapabilityLimits, EnvSource, KvLimits, KvStoreName, TenantId, check_config_key, check_kv_key,
-    capabilities::check_kv_value,
-    time::now_ms,
+    AliasName, CapabilityLimits, EnvSource, KvLimits, KvStoreName, TenantId, capabilities::check_kv_value,
+    check_config_key, check_kv_key, time::now_ms,
 };
 use crate::sandbox::{Capabilities, CapabilityError};
 use crate::store::{AliasConfig, KvIncrement, KvKey, KvList, KvSet, Store, StoreError};

@@ -22,7 +22,8 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::connect(&format!("sqlite://{}/caps.db", dir.path().display())).await.unwrap();
+        let store =
+            crate::store::connect(&format!("sqlite://{}/caps.db", dir.path().display())).await.unwrap();
         let tenant = TenantId::default_tenant();
         let bytes = b"\0asm capabilities module".to_vec();
         let module = Digest::of(&bytes);
@@ -74,7 +75,9 @@ impl Fixture {
 }
 
 fn settings(pairs: &[(&str, &str)], env: &[(&str, &str)], kv_store: Option<&str>) -> AliasConfig {
-    let map = |p: &[(&str, &str)]| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+    let map = |p: &[(&str, &str)]| {
+        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()
+    };
     AliasConfig {
         config: map(pairs),
         env: map(env),
@@ -87,8 +90,11 @@ fn settings(pairs: &[(&str, &str)], env: &[(&str, &str)], kv_store: Option<&str>
 async fn env_takes_config_and_secrets_and_names_what_is_missing() {
     let f = Fixture::new().await;
     let grants = f.grants(Some(KEY_A));
-    f.alias("signer", settings(&[("region", "eu")], &[("A_REGION", "config:region"), ("B_TOKEN", "secret:token")], None))
-        .await;
+    f.alias(
+        "signer",
+        settings(&[("region", "eu")], &[("A_REGION", "config:region"), ("B_TOKEN", "secret:token")], None),
+    )
+    .await;
     let caps = grants.for_job(&f.tenant, "signer").await.unwrap();
     assert_eq!((caps.config("region"), caps.config("nope")), (Some("eu".into()), None));
     assert_eq!(
@@ -121,7 +127,8 @@ async fn key_value_needs_a_store_and_keeps_to_its_limits() {
     f.alias("stateful", settings(&[], &[], Some("s"))).await;
     let plain = grants.for_job(&f.tenant, "plain").await.unwrap();
     let not_granted = CapabilityError::NotGranted(
-        "alias plain grants no key-value store: set its kv_store (`wasmq alias set --kv-store <name>`)".into(),
+        "alias plain grants no key-value store: set its kv_store (`wasmq alias set --kv-store <name>`)"
+            .into(),
     );
     assert_eq!(plain.kv_get("k").await, Err(not_granted.clone()));
     assert_eq!(plain.kv_set("k", b"v".to_vec()).await, Err(not_granted.clone()));
@@ -135,7 +142,8 @@ async fn key_value_needs_a_store_and_keeps_to_its_limits() {
     assert_eq!(
         caps.kv_set("k", b"abcdefghi".to_vec()).await,
         Err(CapabilityError::Limit(
-            "the value for key \"k\" is 9 bytes, over the per-value limit of 8 bytes (kv_max_value_size)".into()
+            "the value for key \"k\" is 9 bytes, over the per-value limit of 8 bytes (kv_max_value_size)"
+                .into()
         ))
     );
     assert_eq!(caps.kv_get("k").await, Ok(Some(b"abcdefgh".to_vec())), "nothing changed");

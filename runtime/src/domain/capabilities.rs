@@ -128,7 +128,11 @@ pub struct KvLimits {
 
 impl Default for KvLimits {
     fn default() -> Self {
-        Self { max_value_bytes: DEFAULT_KV_MAX_VALUE_BYTES, max_store_bytes: Some(64 << 20), max_store_keys: Some(100_000) }
+        Self {
+            max_value_bytes: DEFAULT_KV_MAX_VALUE_BYTES,
+            max_store_bytes: Some(64 << 20),
+            max_store_keys: Some(100_000),
+        }
     }
 }
 

@@ -77,7 +77,10 @@ mod tests {
         assert!(matches!(increment("n", Some(&[0xff]), 1), Err(CapabilityError::Limit(_))));
         // Canonical text only, as the server's store: no sign, padding or zeros in front.
         for text in ["+1", " 1", "1\n", "01"] {
-            assert!(matches!(increment("n", Some(text.as_bytes()), 1), Err(CapabilityError::Limit(_))), "{text:?}");
+            assert!(
+                matches!(increment("n", Some(text.as_bytes()), 1), Err(CapabilityError::Limit(_))),
+                "{text:?}"
+            );
         }
         assert!(
             matches!(increment("n", Some(b"9223372036854775807"), 1), Err(CapabilityError::Limit(m)) if m.contains("would overflow"))

@@ -32,8 +32,18 @@ async fn alias_settings_and_secrets_reach_the_plugins() {
     let set = ok(&wasmq(
         &app,
         &[
-            "alias", "set", "env", &env, "--config", "region=eu", "--kv-store", "state", "--env",
-            "REGION=config:region", "--env", "TOKEN=secret:token",
+            "alias",
+            "set",
+            "env",
+            &env,
+            "--config",
+            "region=eu",
+            "--kv-store",
+            "state",
+            "--env",
+            "REGION=config:region",
+            "--env",
+            "TOKEN=secret:token",
         ],
     )
     .await);
@@ -45,14 +55,17 @@ async fn alias_settings_and_secrets_reach_the_plugins() {
     assert_eq!(shown["kv_store"], "state", "{shown}");
 
     // A secret from stdin (one trailing newline dropped) reaches the command's env.
-    let out = wasmq_with(&app.url, &["alias", "secret", "set", "env", "token"], &[], Some("s3cr3t-from-stdin\n")).await;
+    let out =
+        wasmq_with(&app.url, &["alias", "secret", "set", "env", "token"], &[], Some("s3cr3t-from-stdin\n"))
+            .await;
     assert_eq!(ok(&out), "set secret token of alias env\n");
     let result = ok_json(&wasmq(&app, &["dispatch", "env", "{}", "--wait"]).await);
     assert_eq!(result["env"], serde_json::json!({ "REGION": "eu", "TOKEN": "s3cr3t-from-stdin" }));
 
     // sign: the secret from stdin, then rotated from --value-file.
     push(&app, "sign", "signer").await;
-    let out = wasmq_with(&app.url, &["alias", "secret", "set", "signer", "key"], &[], Some("first-key")).await;
+    let out =
+        wasmq_with(&app.url, &["alias", "secret", "set", "signer", "key"], &[], Some("first-key")).await;
     ok(&out);
     let signed = ok_json(&wasmq(&app, &["dispatch", "signer", r#"{"message":"hi"}"#, "--wait"]).await);
     assert_eq!(signed["signature"], hmac_hex("first-key", "hi"));
@@ -62,7 +75,8 @@ async fn alias_settings_and_secrets_reach_the_plugins() {
     ok(&wasmq(&app, &["alias", "secret", "set", "signer", "key", "--value-file", &file]).await);
     let signed = ok_json(&wasmq(&app, &["dispatch", "signer", r#"{"message":"hi"}"#, "--wait"]).await);
     assert_eq!(signed["signature"], hmac_hex("second-key", "hi"));
-    let missing = wasmq(&app, &["alias", "secret", "set", "signer", "key", "--value-file", "/nonexistent/k"]).await;
+    let missing =
+        wasmq(&app, &["alias", "secret", "set", "signer", "key", "--value-file", "/nonexistent/k"]).await;
     assert_eq!(missing.status.code(), Some(1), "{}", stdout(&missing));
     assert!(stderr(&missing).contains("cannot read /nonexistent/k"), "{}", stderr(&missing));
 
@@ -130,7 +144,10 @@ async fn kv_commands_see_what_the_jobs_wrote() {
     assert_eq!(json["keys"], serde_json::json!(["blob", "count", "greeting"]), "{json}");
 
     // delete, then each command on what is gone.
-    assert_eq!(ok(&wasmq(&app, &["kv", "delete", "state", "greeting"]).await), "deleted greeting from state\n");
+    assert_eq!(
+        ok(&wasmq(&app, &["kv", "delete", "state", "greeting"]).await),
+        "deleted greeting from state\n"
+    );
     for args in [&["kv", "get", "state", "greeting"][..], &["kv", "delete", "state", "greeting"]] {
         let gone = wasmq(&app, args).await;
         assert_eq!(gone.status.code(), Some(1), "{args:?}");

@@ -109,7 +109,8 @@ async fn counter_is_exact_under_100_concurrent_jobs_and_stores_are_per_tenant() 
         let (url, client, a) = (app.url.clone(), app.client.clone(), a.clone());
         dispatched.spawn(async move {
             let body = json!({ "alias": "count", "payload": {} });
-            let resp = client.post(format!("{url}/v1/jobs")).bearer_auth(&a).json(&body).send().await.unwrap();
+            let resp =
+                client.post(format!("{url}/v1/jobs")).bearer_auth(&a).json(&body).send().await.unwrap();
             assert_eq!(resp.status(), StatusCode::CREATED);
             resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
         });

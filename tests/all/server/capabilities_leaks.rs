@@ -17,15 +17,11 @@ const SECRET_TEXT: &str = "wq-secret-9d1f7c3e-must-never-show";
 
 /// The whole event stream of a job, as bytes (it ends after `end`).
 async fn event_stream(app: &TestApp, token: &str, id: &str) -> String {
-    let response = app
-        .client
-        .get(format!("{}/v1/jobs/{id}/events", app.url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.client.get(format!("{}/v1/jobs/{id}/events", app.url)).bearer_auth(token).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let bytes = tokio::time::timeout(Duration::from_secs(60), response.bytes()).await.expect("the stream ends");
+    let bytes =
+        tokio::time::timeout(Duration::from_secs(60), response.bytes()).await.expect("the stream ends");
     String::from_utf8(bytes.unwrap().to_vec()).unwrap()
 }
 
@@ -41,14 +37,18 @@ async fn a_secret_is_in_no_response_callback_event_or_log_line() {
     let app = TestApp::of_process(&server);
     let receiver = Receiver::start(0).await;
     let a = admin(&app, "tenant-a").await;
-    alias(&app, &a, "probe", "capabilities-probe", json!({ "config": { "mode": "live" }, "kv_store": "s" })).await;
+    alias(&app, &a, "probe", "capabilities-probe", json!({ "config": { "mode": "live" }, "kv_store": "s" }))
+        .await;
     alias(&app, &a, "signer", "sign", json!({})).await;
     // Reads the secret for A_TOKEN, then fails on B_MISSING (a secret never set).
     let env = json!({ "A_TOKEN": "secret:token", "B_MISSING": "secret:absent" });
     alias(&app, &a, "env-fails", "env-command", json!({ "env": env })).await;
     let mut bodies: Vec<(String, String)> = Vec::new();
-    for path in ["/v1/aliases/probe/secrets/token", "/v1/aliases/signer/secrets/key", "/v1/aliases/env-fails/secrets/token"]
-    {
+    for path in [
+        "/v1/aliases/probe/secrets/token",
+        "/v1/aliases/signer/secrets/key",
+        "/v1/aliases/env-fails/secrets/token",
+    ] {
         let got = app.call(&a, Method::PUT, path, Some(&json!({ "value": SECRET_TEXT }))).await;
         assert_eq!(got.0, StatusCode::OK, "{}", got.1);
         bodies.push((format!("PUT {path}"), got.1.to_string()));
@@ -129,7 +129,10 @@ async fn a_secret_is_in_no_response_callback_event_or_log_line() {
     for (what, body) in &bodies {
         assert!(!body.contains(SECRET_TEXT), "the secret shows in {what}: {body}");
     }
-    assert!(bodies.iter().any(|(_, b)| b.contains("read secret token")), "the probe's log is in its job view");
+    assert!(
+        bodies.iter().any(|(_, b)| b.contains("read secret token")),
+        "the probe's log is in its job view"
+    );
 
     // Stored sealed: in no row of the database file (SQLite) ...
     let database = server.database_url.clone().unwrap();
@@ -166,7 +169,11 @@ async fn a_command_plugin_gets_a_secret_as_its_env_and_only_its_own_output_shows
     }
     for name in ["env", "env-p1"] {
         let job = run(&app, &a, name, json!({})).await;
-        assert_eq!(job["result"], json!({ "env": { "TOKEN": SECRET_TEXT, "REGION": "eu" } }), "{name}: {job}");
+        assert_eq!(
+            job["result"],
+            json!({ "env": { "TOKEN": SECRET_TEXT, "REGION": "eu" } }),
+            "{name}: {job}"
+        );
         // Nothing but the result (the plugin's own stdout) carries it.
         let mut rest = job.clone();
         rest.as_object_mut().unwrap().remove("result");
