@@ -47,7 +47,10 @@ export WASMQ_OPERATOR_TOKEN=conformance-operator-token
 # Created here: the server's redirection happens in its own process, which a
 # busy machine may not have run yet when the loop below first reads the log.
 : > "$work/server.log"
-WASMQ_TOKEN=$WASMQ_TOKEN WASMQ_OPERATOR_TOKEN=$WASMQ_OPERATOR_TOKEN "$wasmq" serve --listen 127.0.0.1:0 --database "sqlite://$work/wasmq.db" \
+# A secrets key, so the alias secret routes store (without one they answer
+# 503 as documented, which schemathesis counts as a server error).
+WASMQ_SECRETS_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+WASMQ_SECRETS_KEY=$WASMQ_SECRETS_KEY WASMQ_TOKEN=$WASMQ_TOKEN WASMQ_OPERATOR_TOKEN=$WASMQ_OPERATOR_TOKEN "$wasmq" serve --listen 127.0.0.1:0 --database "sqlite://$work/wasmq.db" \
   --cache-dir "$work/cache" 2> "$work/server.log" &
 server=$!
 url=

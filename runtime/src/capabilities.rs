@@ -16,8 +16,8 @@ use std::sync::Arc;
 use crate::api::{AliasCache, Quotas};
 use crate::callbacks::SecretBox;
 use crate::domain::{
-    AliasName, CapabilityLimits, EnvSource, KvLimits, KvStoreName, TenantId, check_config_key, check_kv_key,
-    time::now_ms,
+    AliasName, CapabilityLimits, EnvSource, KvLimits, KvStoreName, TenantId, capabilities::check_kv_value,
+    check_config_key, check_kv_key, time::now_ms,
 };
 use crate::sandbox::{Capabilities, CapabilityError};
 use crate::store::{AliasConfig, KvIncrement, KvKey, KvList, KvSet, Store, StoreError};
@@ -190,13 +190,7 @@ impl Capabilities for JobCapabilities {
 
     async fn kv_set(&self, key: &str, value: Vec<u8>) -> Result<(), CapabilityError> {
         let at = self.kv_key(key)?;
-        let max = self.grants.kv.max_value_bytes;
-        if value.len() as u64 > max {
-            return Err(CapabilityError::Limit(format!(
-                "the value for key {key:?} is {} bytes, over kv_max_value_size {max}",
-                value.len()
-            )));
-        }
+        check_kv_value(key, value.len(), self.grants.kv.max_value_bytes).map_err(CapabilityError::Limit)?;
         let limits = self.limits().await?;
         let set = KvSet { at, value, limits, now: now_ms() };
         self.grants.store.kv_set(set).await.map_err(|e| self.store_error(e))
@@ -231,3 +225,6 @@ impl Capabilities for JobCapabilities {
         self.grants.store.kv_list(list).await.map_err(|e| self.store_error(e))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -254,9 +254,12 @@ async fn the_sandbox_checks_keys_before_any_implementation_sees_them() {
     .await;
     assert_eq!(
         results[0],
-        json!({"error": {"kind": "limit", "message": "key is 513 bytes, over the limit of 512 bytes"}})
+        json!({"error": {"kind": "limit", "message": "key must be 1 to 512 bytes, got 513"}})
     );
-    assert_eq!(results[1], json!({"error": {"kind": "limit", "message": "key must not be empty"}}));
+    assert_eq!(
+        results[1],
+        json!({"error": {"kind": "limit", "message": "key must be 1 to 512 bytes, got 0"}})
+    );
     assert_eq!(results[2], json!({"ok": []}));
     assert_eq!(results[3], json!({"ok": null}));
     assert_eq!(caps.calls.load(Ordering::SeqCst), 1, "only the valid call reached the implementation");

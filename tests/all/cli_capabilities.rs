@@ -72,7 +72,7 @@ fn counter_keeps_its_state_in_the_kv_file() {
     let out = wasmq(&["run", &path("counter"), "{}", "--kv-file", kv]);
     assert_eq!(out.status.code(), Some(10));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("the value of key \"count\" is not a decimal integer")
+        String::from_utf8_lossy(&out.stderr).contains("key \"count\" does not hold a decimal 64-bit integer")
     );
 }
 
@@ -101,7 +101,7 @@ fn config_secrets_and_kv_reach_the_plugin_with_the_servers_limits() {
         json!([
             {"ok": "https://x.example=1"},
             {"ok": {"len": 3}},
-            {"error": {"kind": "limit", "message": "value for key \"big\" is 65537 bytes, over the per-value limit of 65536 bytes"}},
+            {"error": {"kind": "limit", "message": "the value for key \"big\" is 65537 bytes, over the per-value limit of 65536 bytes (kv_max_value_size)"}},
             {"ok": null},
             {"ok": ["a"]},
         ])

@@ -16,6 +16,7 @@ use super::auth::{Admin, Tenant};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery};
 use super::{ApiError, ApiResult, AppState};
+use crate::domain::capabilities::check_kv_value;
 use crate::domain::{CapabilityLimits, KvStoreName, check_kv_key, time::now_ms};
 use crate::store::{KvKey, KvList, KvSet};
 
@@ -28,12 +29,21 @@ const MAX_PAGE: u32 = 1000;
 /// `value_base64` (any bytes).
 #[derive(Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+// Exactly one member: what the schema can say of "one of the two fields"
+// (with no other member allowed and neither nullable); the lower bound is
+// set in `openapi::one_kv_value`.
+#[schema(max_properties = 1)]
 pub struct KvRequest {
     /// The value as text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub value: Option<String>,
     /// The value's bytes, base64 (standard alphabet, padded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        nullable = false,
+        pattern = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+    )]
     pub value_base64: Option<String>,
 }
 
@@ -100,7 +110,7 @@ fn key_missing(k: &KvKey) -> ApiError {
 /// One key's value.
 #[utoipa::path(get, path = "/v1/kv/{store}/{key}", tag = "kv", operation_id = "getKv",
     params(("store" = String, Path, description = "The store.", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$"),
-           ("key" = String, Path, description = "The key (percent-encoded).")),
+           ("key" = String, Path, description = "The key (percent-encoded): 1 to 512 bytes of UTF-8 without control characters.", min_length = 1, max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$")),
     responses((status = 200, description = "The value.", body = KvEntry),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn get(
@@ -122,7 +132,7 @@ pub(super) async fn get(
 /// Stores a value under a key, replacing any.
 #[utoipa::path(put, path = "/v1/kv/{store}/{key}", tag = "kv", operation_id = "setKv",
     params(("store" = String, Path, description = "The store.", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$"),
-           ("key" = String, Path, description = "The key (percent-encoded).")),
+           ("key" = String, Path, description = "The key (percent-encoded): 1 to 512 bytes of UTF-8 without control characters.", min_length = 1, max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$")),
     request_body = KvRequest,
     responses((status = 204, description = "Stored."),
               (status = 400, body = ErrorBody), (status = 408, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -141,13 +151,7 @@ pub(super) async fn set(
             .map_err(|e| ApiError::invalid(format!("value_base64 is not base64: {e}")))?,
         _ => return Err(ApiError::invalid("give exactly one of value and value_base64")),
     };
-    let max = state.kv.max_value_bytes;
-    if value.len() as u64 > max {
-        return Err(ApiError::too_large(format!(
-            "value is {} bytes, over kv_max_value_size {max}",
-            value.len()
-        )));
-    }
+    check_kv_value(&at.key, value.len(), state.kv.max_value_bytes).map_err(ApiError::too_large)?;
     let quotas = state.quotas.of(state.store.as_ref(), &tenant).await?;
     let limits = CapabilityLimits::of(&state.kv, &quotas);
     state.store.kv_set(KvSet { at, value, limits, now: now_ms() }).await?;
@@ -157,7 +161,7 @@ pub(super) async fn set(
 /// Deletes a key.
 #[utoipa::path(delete, path = "/v1/kv/{store}/{key}", tag = "kv", operation_id = "deleteKv",
     params(("store" = String, Path, description = "The store.", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$"),
-           ("key" = String, Path, description = "The key (percent-encoded).")),
+           ("key" = String, Path, description = "The key (percent-encoded): 1 to 512 bytes of UTF-8 without control characters.", min_length = 1, max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$")),
     responses((status = 204, description = "Deleted."),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn delete(

@@ -141,6 +141,7 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, max_memory_mb: u64) {
     merge_flattened(doc);
     callback_headers(doc);
     one_due_time(doc);
+    one_kv_value(doc);
 }
 
 /// Every operation of a path item.
@@ -304,6 +305,18 @@ fn one_due_time(doc: &mut utoipa::openapi::OpenApi) {
     job.extensions
         .get_or_insert_with(Default::default)
         .insert("not".into(), serde_json::json!({"required": ["delay_ms", "run_at"]}));
+}
+
+/// `KvRequest` takes exactly one member: its `max_properties = 1` is derived,
+/// but utoipa-gen 5.5 emits a `min_properties` attribute as `maxProperties`
+/// too, so the lower bound is set here.
+fn one_kv_value(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::Schema;
+    if let Some(RefOr::T(Schema::Object(kv))) =
+        doc.components.as_mut().and_then(|c| c.schemas.get_mut("KvRequest"))
+    {
+        kv.min_properties = Some(1);
+    }
 }
 
 /// The OpenAPI 3.1 document of this server.

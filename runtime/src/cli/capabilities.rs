@@ -2,7 +2,8 @@
 //! (`--config`, `--secret`, `--secret-file`), a command plugin's environment
 //! (`--env NAME=config:KEY|secret:KEY`, like an alias's `env`), and key-value
 //! state in memory, loaded from and saved to `--kv-file` when given. The
-//! limits and error messages are the server's (`sandbox::kv`), so a plugin
+//! limits and error messages are the server's (`sandbox::kv` over
+//! `domain::capabilities`), so a plugin
 //! that works here behaves the same on a server whose alias grants the same.
 //!
 //! The key-value file is a JSON object, one member per key: a string for a
@@ -261,7 +262,8 @@ mod tests {
         assert_eq!(
             e,
             CapabilityError::Limit(
-                "value for key \"k\" is 65537 bytes, over the per-value limit of 65536 bytes".into()
+                "the value for key \"k\" is 65537 bytes, over the per-value limit of 65536 bytes (kv_max_value_size)"
+                    .into()
             )
         );
         assert_eq!(c.kv_get("k").await.unwrap(), Some(vec![1; DEFAULT_MAX_VALUE_BYTES]));

@@ -14,6 +14,8 @@ pub const MAX_SECRET_VALUE_BYTES: usize = 8 * 1024;
 pub const MAX_SECRETS: usize = 64;
 /// Longest key-value key, in bytes.
 pub const MAX_KV_KEY_BYTES: usize = 512;
+/// The per-value limit unless the operator sets another (`kv_max_value_size`).
+pub const DEFAULT_KV_MAX_VALUE_BYTES: u64 = 64 * 1024;
 
 /// `[A-Za-z0-9_.-]{1,128}`: configuration and secret keys (`api_key`,
 /// `SIGNING.KEY`), safe in URLs and environment references.
@@ -49,6 +51,38 @@ pub fn check_kv_key(key: &str) -> Result<(), String> {
         return Err(format!("key must not contain control characters, got {:?}", clip(key)));
     }
     Ok(())
+}
+
+// The key-value errors below are worded once: the server (its API, its jobs'
+// capabilities and the store's rules) and `wasmq run` (`sandbox::kv`) all
+// answer a plugin or a user with these, so the same limit reads the same.
+
+/// A value of `len` bytes for `key` against the per-value limit `max`; the
+/// error names the operator's setting.
+pub fn check_kv_value(key: &str, len: usize, max: u64) -> Result<(), String> {
+    if len as u64 > max {
+        return Err(format!(
+            "the value for key {key:?} is {len} bytes, over the per-value limit of {max} bytes (kv_max_value_size)"
+        ));
+    }
+    Ok(())
+}
+
+/// The integer an increment adds to: a stored value that is a decimal i64 in
+/// canonical form (`42`, `-7`; not `+1`, `007` or ` 5`), else `None`.
+pub fn kv_integer(stored: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(stored).ok()?;
+    text.parse::<i64>().ok().filter(|n| n.to_string() == text)
+}
+
+/// Why `key`, holding something other than [`kv_integer`] text, cannot be incremented.
+pub fn kv_not_an_integer(key: &str) -> String {
+    format!("key {key:?} does not hold a decimal 64-bit integer, so it cannot be incremented")
+}
+
+/// Why adding `delta` to `key`, which holds `holds`, is refused.
+pub fn kv_increment_overflows(key: &str, delta: i64, holds: i64) -> String {
+    format!("incrementing key {key:?} by {delta} would overflow a 64-bit integer (it holds {holds})")
 }
 
 /// Where an environment variable of a command plugin takes its value from:
@@ -94,7 +128,11 @@ pub struct KvLimits {
 
 impl Default for KvLimits {
     fn default() -> Self {
-        Self { max_value_bytes: 64 * 1024, max_store_bytes: Some(64 << 20), max_store_keys: Some(100_000) }
+        Self {
+            max_value_bytes: DEFAULT_KV_MAX_VALUE_BYTES,
+            max_store_bytes: Some(64 << 20),
+            max_store_keys: Some(100_000),
+        }
     }
 }
 

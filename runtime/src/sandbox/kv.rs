@@ -7,13 +7,17 @@
 //! constructors here.
 
 use super::CapabilityError;
+use crate::domain::capabilities::{
+    DEFAULT_KV_MAX_VALUE_BYTES, MAX_KV_KEY_BYTES, check_kv_key, check_kv_value, kv_increment_overflows,
+    kv_integer, kv_not_an_integer,
+};
 
 /// Longest key, in bytes (UTF-8). Empty keys are refused too.
-pub const MAX_KEY_BYTES: usize = 512;
+pub const MAX_KEY_BYTES: usize = MAX_KV_KEY_BYTES;
 /// Most keys one `kv-list-keys` call returns; larger limits are capped.
 pub const MAX_LIST_LIMIT: u32 = 1000;
 /// The per-value limit unless the operator sets another (64 KiB).
-pub const DEFAULT_MAX_VALUE_BYTES: usize = 64 * 1024;
+pub const DEFAULT_MAX_VALUE_BYTES: usize = DEFAULT_KV_MAX_VALUE_BYTES as usize;
 
 /// The alias has no key-value store.
 pub fn not_granted() -> CapabilityError {
@@ -22,47 +26,28 @@ pub fn not_granted() -> CapabilityError {
     )
 }
 
-/// Checks a key against [`MAX_KEY_BYTES`].
+/// Checks a key against the key rules the server applies too
+/// ([`check_kv_key`]: 1 to [`MAX_KEY_BYTES`] bytes, no control characters).
 pub fn check_key(key: &str) -> Result<(), CapabilityError> {
-    if key.is_empty() {
-        return Err(CapabilityError::Limit("key must not be empty".into()));
-    }
-    if key.len() > MAX_KEY_BYTES {
-        return Err(CapabilityError::Limit(format!(
-            "key is {} bytes, over the limit of {MAX_KEY_BYTES} bytes",
-            key.len()
-        )));
-    }
-    Ok(())
+    check_kv_key(key).map_err(CapabilityError::Limit)
 }
 
-/// Checks a value against the store's per-value limit.
+/// Checks a value against the store's per-value limit ([`check_kv_value`]).
 pub fn check_value(key: &str, value: &[u8], limit: usize) -> Result<(), CapabilityError> {
-    if value.len() > limit {
-        return Err(CapabilityError::Limit(format!(
-            "value for key {key:?} is {} bytes, over the per-value limit of {limit} bytes",
-            value.len()
-        )));
-    }
-    Ok(())
+    check_kv_value(key, value.len(), limit as u64).map_err(CapabilityError::Limit)
 }
 
 /// Adds `delta` to the value stored under `key` (absent: 0): the new value,
-/// or a `Limit` error when the value is not a decimal i64 or the sum overflows.
+/// or a `Limit` error when the value is not a canonical decimal i64
+/// ([`kv_integer`], as the server's store requires) or the sum overflows.
 pub fn increment(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64, CapabilityError> {
     let current = match current {
         None => 0,
-        Some(bytes) => {
-            std::str::from_utf8(bytes).ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or_else(|| {
-                CapabilityError::Limit(format!(
-                    "the value of key {key:?} is not a decimal integer, so it cannot be incremented"
-                ))
-            })?
-        }
+        Some(bytes) => kv_integer(bytes).ok_or_else(|| CapabilityError::Limit(kv_not_an_integer(key)))?,
     };
-    current.checked_add(delta).ok_or_else(|| {
-        CapabilityError::Limit(format!("incrementing key {key:?} by {delta} overflows a 64-bit integer"))
-    })
+    current
+        .checked_add(delta)
+        .ok_or_else(|| CapabilityError::Limit(kv_increment_overflows(key, delta, current)))
 }
 
 #[cfg(test)]
@@ -75,9 +60,10 @@ mod tests {
         assert!(check_key(&"k".repeat(MAX_KEY_BYTES)).is_ok());
         assert_eq!(
             check_key(&"k".repeat(MAX_KEY_BYTES + 1)),
-            Err(CapabilityError::Limit("key is 513 bytes, over the limit of 512 bytes".into()))
+            Err(CapabilityError::Limit("key must be 1 to 512 bytes, got 513".into()))
         );
         assert!(matches!(check_key(""), Err(CapabilityError::Limit(_))));
+        assert!(matches!(check_key("a\u{7}b"), Err(CapabilityError::Limit(m)) if m.contains("control")));
     }
 
     #[test]
@@ -89,8 +75,15 @@ mod tests {
             matches!(increment("n", Some(b"x"), 1), Err(CapabilityError::Limit(m)) if m.contains("\"n\""))
         );
         assert!(matches!(increment("n", Some(&[0xff]), 1), Err(CapabilityError::Limit(_))));
+        // Canonical text only, as the server's store: no sign, padding or zeros in front.
+        for text in ["+1", " 1", "1\n", "01"] {
+            assert!(
+                matches!(increment("n", Some(text.as_bytes()), 1), Err(CapabilityError::Limit(_))),
+                "{text:?}"
+            );
+        }
         assert!(
-            matches!(increment("n", Some(b"9223372036854775807"), 1), Err(CapabilityError::Limit(m)) if m.contains("overflows"))
+            matches!(increment("n", Some(b"9223372036854775807"), 1), Err(CapabilityError::Limit(m)) if m.contains("would overflow"))
         );
     }
 
@@ -100,7 +93,8 @@ mod tests {
         assert_eq!(
             check_value("k", &[0; 11], 10),
             Err(CapabilityError::Limit(
-                "value for key \"k\" is 11 bytes, over the per-value limit of 10 bytes".into()
+                "the value for key \"k\" is 11 bytes, over the per-value limit of 10 bytes (kv_max_value_size)"
+                    .into()
             ))
         );
     }

@@ -121,7 +121,12 @@ async fn config_is_shown_secrets_never_and_kv_stays_with_its_tenant() {
 
     // Limits: the value size (413) and the tenant's quota (409), by name.
     let got = app.call(&a, Method::PUT, "/v1/kv/shared/big", Some(&json!({ "value": "x".repeat(17) }))).await;
-    refused(&got, StatusCode::PAYLOAD_TOO_LARGE, "too_large", "kv_max_value_size 16");
+    refused(
+        &got,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        "the value for key \"big\" is 17 bytes, over the per-value limit of 16 bytes (kv_max_value_size)",
+    );
     let got = app.call(&a, Method::PUT, "/v1/kv/other/k", Some(&json!({ "value": "x".repeat(16) }))).await;
     assert_eq!(got.0, StatusCode::NO_CONTENT, "{}", got.1);
     let got = app.call(&a, Method::PUT, "/v1/kv/other/k2", Some(&json!({ "value": "x".repeat(16) }))).await;

@@ -7,6 +7,8 @@ mod attempts;
 mod callback_secrets;
 mod callbacks;
 mod capabilities;
+mod capabilities_jobs;
+mod capabilities_leaks;
 mod durability;
 mod edge;
 mod edge_process;
@@ -139,6 +141,20 @@ pub async fn spawn_app_with(opts: Options, tweak: impl FnOnce(&mut Settings)) ->
 }
 
 impl TestApp {
+    /// A client of a `wasmq serve` process with the same calls as a spawned
+    /// app's; its `stop` does nothing (the process stops with its own handle).
+    pub fn of_process(server: &crate::support::ServeProcess) -> TestApp {
+        TestApp {
+            url: server.url.clone(),
+            client: reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(4)).build().unwrap(),
+            dir: server.dir.clone(),
+            database_url: server.database_url.clone().unwrap_or_default(),
+            token: None,
+            shutdown: None,
+            handle: None,
+        }
+    }
+
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let r = self.client.request(method, format!("{}{path}", self.url));
         match &self.token {

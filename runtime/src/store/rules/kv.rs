@@ -3,6 +3,7 @@
 //! backend rolls back on an error), what an increment refuses, and the
 //! wording of their errors.
 
+use crate::domain::capabilities::{kv_increment_overflows, kv_integer, kv_not_an_integer};
 use crate::domain::{AliasName, CapabilityLimits, KvStoreName};
 use crate::store::{KvStoreSize, StoreError};
 
@@ -42,16 +43,11 @@ pub(in crate::store) fn kv_within(
 
 /// Why an increment of `key` did not apply, given its stored value (the
 /// statement refuses a value that is not a canonical decimal i64, and a sum
-/// that would overflow).
+/// that would overflow); worded as `wasmq run` words it (`domain::capabilities`).
 pub(in crate::store) fn kv_not_incremented(key: &str, stored: Option<&[u8]>, delta: i64) -> StoreError {
-    let text = stored.map(String::from_utf8_lossy).unwrap_or_default();
-    match text.parse::<i64>() {
-        Ok(n) if n.to_string() == text => StoreError::Limit(format!(
-            "incrementing key {key:?} by {delta} would overflow a 64-bit integer (it holds {n})"
-        )),
-        _ => StoreError::Limit(format!(
-            "key {key:?} does not hold a decimal 64-bit integer, so it cannot be incremented"
-        )),
+    match stored.and_then(kv_integer) {
+        Some(n) => StoreError::Limit(kv_increment_overflows(key, delta, n)),
+        None => StoreError::Limit(kv_not_an_integer(key)),
     }
 }
 
