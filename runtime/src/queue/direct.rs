@@ -78,7 +78,13 @@ impl Queue {
         }
         let shared = &self.shared;
         let mut buffer = shared.buffer.lock().expect("buffer lock");
-        for i in inserted.iter().filter(|i| i.created && i.job.lease_owner.as_deref() == Some(&shared.node)) {
+        // Checked under the buffer lock, which shutdown holds while it drains
+        // the buffer after setting `stopping`: jobs pushed now would never
+        // run, and shutdown would wait for them. Left unregistered, they go
+        // back with the node's release (or lease expiry).
+        let stopping = shared.stopping.is_cancelled();
+        let ours = |i: &&Inserted| i.created && i.job.lease_owner.as_deref() == Some(&shared.node);
+        for i in inserted.iter().filter(|_| !stopping).filter(ours) {
             let run = register(shared, &i.job);
             buffer.push(Held { job: i.job.clone(), run });
         }

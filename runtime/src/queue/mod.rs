@@ -310,6 +310,8 @@ impl QueueTasks {
         shared.stopping.cancel();
         shared.wake.notify_waiters();
         // Held jobs that never started go back to the queue (`job_release`).
+        // Claims and direct inserts finishing from now on see `stopping`
+        // under this lock and push nothing.
         let held = shared.buffer.lock().expect("buffer lock").drain_leases();
         {
             let mut running = shared.running.lock().expect("running lock");

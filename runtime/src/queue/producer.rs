@@ -60,6 +60,14 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     if !jobs.is_empty() {
                         shared_claim = jobs.iter().any(|j| j.tenant != jobs[0].tenant);
                         let mut buffer = shared.buffer.lock().expect("buffer lock");
+                        // Shutdown began during the claim: it has drained the
+                        // buffer already, or will once we let go of it. Left
+                        // unregistered, these jobs go back with the node's
+                        // release (or lease expiry), and shutdown does not
+                        // wait for runs that no runner will start.
+                        if shared.stopping.is_cancelled() {
+                            return;
+                        }
                         for job in jobs {
                             let run = register(&shared, &job);
                             buffer.push(Held { job, run });
