@@ -142,6 +142,7 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, max_memory_mb: u64) {
     callback_headers(doc);
     one_due_time(doc);
     one_kv_value(doc);
+    alias_grants(doc);
 }
 
 /// Every operation of a path item.
@@ -316,6 +317,51 @@ fn one_kv_value(doc: &mut utoipa::openapi::OpenApi) {
         doc.components.as_mut().and_then(|c| c.schemas.get_mut("KvRequest"))
     {
         kv.min_properties = Some(1);
+    }
+}
+
+/// One DNS label (1..=63 letters, digits and inner hyphens).
+const LABEL: &str = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+
+/// What utoipa cannot derive for an alias's grants: the key rules of its
+/// `config` and `env` maps (`propertyNames`, `maxProperties`), the form of an
+/// `env` source, and the forms of an `allowed_hosts` entry. Each pattern
+/// describes a subset of what the server accepts (host names of at most
+/// three labels, ports below 10000), so a value the document allows is never
+/// refused.
+fn alias_grants(doc: &mut utoipa::openapi::OpenApi) {
+    use crate::domain::capabilities::{MAX_CONFIG_ENTRIES, MAX_ENV_ENTRIES};
+    use utoipa::openapi::schema::{ArrayItems, Object, Schema, Type};
+    let string = |pattern: String| Object::builder().schema_type(Type::String).pattern(Some(pattern)).build();
+    let name = format!("{LABEL}(\\.{LABEL}){{0,2}}");
+    let host = format!("^({name}|\\*\\.{LABEL}(\\.{LABEL}){{1,2}}|https?://{name}(:[1-9][0-9]{{0,3}})?)$");
+    let Some(components) = doc.components.as_mut() else { return };
+    for schema in ["AliasRequest", "AliasConfig"] {
+        let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else { continue };
+        let maps = [
+            ("config", "^[A-Za-z0-9_.-]{1,128}$", None, MAX_CONFIG_ENTRIES),
+            (
+                "env",
+                "^[A-Za-z_][A-Za-z0-9_]{0,127}$",
+                Some("^(config|secret):[A-Za-z0-9_.-]{1,128}$"),
+                MAX_ENV_ENTRIES,
+            ),
+        ];
+        for (field, keys, values, max) in maps {
+            if let Some(RefOr::T(Schema::Object(map))) = object.properties.get_mut(field) {
+                map.property_names = Some(Box::new(Schema::Object(string(keys.into()))));
+                map.max_properties = Some(max);
+                if let Some(values) = values {
+                    map.additional_properties =
+                        Some(Box::new(utoipa::openapi::schema::AdditionalProperties::RefOr(RefOr::T(
+                            Schema::Object(string(values.into())),
+                        ))));
+                }
+            }
+        }
+        if let Some(RefOr::T(Schema::Array(hosts))) = object.properties.get_mut("allowed_hosts") {
+            hosts.items = ArrayItems::RefOrSchema(Box::new(RefOr::T(Schema::Object(string(host.clone())))));
+        }
     }
 }
 

@@ -18,16 +18,24 @@ pub const MAX_TOKEN_NAME: usize = 100;
 /// Longest token lifetime: ten years, in seconds.
 pub const MAX_TOKEN_LIFETIME_S: u64 = 10 * 365 * 24 * 3600;
 
-/// One `callback_allow` entry as the document states it: an address range
-/// (`10.1.0.0/16`), an address or a host name, 1 to 253 printable ASCII
-/// characters (`check_allow` parses it further). Schema only.
+/// One `callback_allow` entry as the document states it: an IPv4 address or
+/// range no wider than /8 (`10.1.0.0/16`), or a host name. The server also
+/// takes IPv6 ranges and longer names (`check_allow`); the pattern states a
+/// subset, so that nothing it allows is refused. Schema only.
 pub struct CallbackAllowEntry;
+
+/// See [`CallbackAllowEntry`].
+const CALLBACK_ALLOW_PATTERN: &str = concat!(
+    r"^(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])",
+    r"(/([89]|[12][0-9]|3[0-2]))?",
+    r"|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){0,2}[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)$"
+);
 
 impl utoipa::PartialSchema for CallbackAllowEntry {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .pattern(Some(r"^[!-~]{1,253}$"))
+            .pattern(Some(CALLBACK_ALLOW_PATTERN))
             .into()
     }
 }

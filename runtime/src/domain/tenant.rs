@@ -96,6 +96,7 @@ pub struct TenantQuotas {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::domain::json_int::opt"
     )]
+    #[schema(minimum = 1)]
     pub max_fuel: Option<u64>,
     /// Wall-clock limit a job of this tenant may ask for, ms.
     #[serde(
@@ -103,6 +104,7 @@ pub struct TenantQuotas {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::domain::json_int::opt"
     )]
+    #[schema(minimum = 1)]
     pub max_timeout_ms: Option<u64>,
     /// Memory a job of this tenant may ask for, MiB.
     #[serde(
@@ -110,6 +112,7 @@ pub struct TenantQuotas {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::domain::json_int::opt"
     )]
+    #[schema(minimum = 1)]
     pub max_memory_mb: Option<u64>,
     /// Largest module upload, bytes.
     #[serde(
@@ -162,6 +165,7 @@ pub struct TenantQuotas {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::domain::json_int::opt"
     )]
+    #[schema(minimum = 1, maximum = 1073741824)]
     pub max_result_bytes: Option<u64>,
     /// Stored log bytes per job.
     #[serde(
@@ -169,6 +173,7 @@ pub struct TenantQuotas {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::domain::json_int::opt"
     )]
+    #[schema(maximum = 1073741824)]
     pub max_log_bytes: Option<u64>,
     /// Versions kept per alias (at most the server's `alias_history`).
     #[serde(
@@ -176,6 +181,7 @@ pub struct TenantQuotas {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::domain::json_int::opt"
     )]
+    #[schema(minimum = 2)]
     pub alias_history: Option<u32>,
 }
 
