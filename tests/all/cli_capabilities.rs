@@ -136,7 +136,7 @@ fn bad_capability_flags_are_refused_naming_the_flag() {
     std::fs::write(&broken, "[]").unwrap();
     let cases: [(&[&str], i32, &str); 6] = [
         (&["--config", "novalue"], 2, "expected KEY=VALUE"),
-        (&["--env", "X=env:HOME"], 2, "expected NAME=config:KEY or NAME=secret:KEY"),
+        (&["--env", "X=env:HOME"], 2, r#"env.X must be "config:<key>" or "secret:<key>", got "env:HOME""#),
         (&["--env", "X=secret:missing"], 1, "--env X names --secret missing, which is not given"),
         (&["--config", "a=1", "--config", "a=2"], 1, "--config a is given twice"),
         (&["--secret-file", "k=/nonexistent/file"], 1, "--secret-file k: cannot read /nonexistent/file"),

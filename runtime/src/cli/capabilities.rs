@@ -16,17 +16,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+pub use crate::domain::EnvSource;
 use crate::sandbox::kv::{self, DEFAULT_MAX_VALUE_BYTES};
 use crate::sandbox::{Capabilities, CapabilityError};
-
-/// What a command plugin's environment variable is taken from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EnvSource {
-    /// A `--config` value.
-    Config(String),
-    /// A `--secret` (or `--secret-file`) value.
-    Secret(String),
-}
 
 /// `wasmq run`'s implementation of [`Capabilities`].
 pub struct LocalCapabilities {
@@ -131,8 +123,8 @@ impl Capabilities for LocalCapabilities {
                 EnvSource::Config(key) => self.config.get(key),
                 EnvSource::Secret(key) => self.secrets.get(key),
             };
-            // Checked when the flags were parsed; a variable whose source is
-            // unset is left out, as the server does.
+            // `wasmq run` refuses an `--env` whose source is not given, as
+            // the server fails the job; nothing is left out silently.
             if let Some(value) = value {
                 vars.push((name.clone(), value.clone()));
             }
@@ -191,22 +183,13 @@ pub fn parse_pair(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Parses `--env NAME=config:KEY` or `NAME=secret:KEY`.
+/// Parses `--env NAME=config:KEY` or `NAME=secret:KEY`, by the rules of an
+/// alias's `env` setting.
 pub fn parse_env(s: &str) -> Result<(String, EnvSource), String> {
     let (name, source) =
         parse_pair(s).map_err(|_| format!("expected NAME=config:KEY or NAME=secret:KEY, got {s:?}"))?;
-    let valid_name = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit());
-    if !valid_name {
-        return Err(format!(
-            "environment variable name {name:?} must be letters, digits and _, not starting with a digit"
-        ));
-    }
-    let source = match source.split_once(':') {
-        Some(("config", key)) if !key.is_empty() => EnvSource::Config(key.to_string()),
-        Some(("secret", key)) if !key.is_empty() => EnvSource::Secret(key.to_string()),
-        _ => return Err(format!("expected NAME=config:KEY or NAME=secret:KEY, got {s:?}")),
-    };
+    crate::domain::check_env_name(&name)?;
+    let source = EnvSource::parse(&name, &source)?;
     Ok((name, source))
 }
 
