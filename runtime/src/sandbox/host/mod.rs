@@ -9,6 +9,39 @@
 //! Both `run` exports have the same shape; [`JobPre`] remembers which contract
 //! the component imports so the outcome and `Plugin::contract` can say so.
 
+/// The calls every contract version has (progress, log, job-info), as
+/// methods of its `host::Host` impl; `types` is that version's generated
+/// module at the call site.
+macro_rules! common_host_calls {
+    () => {
+        fn progress(&mut self, percent: u8, message: String) {
+            self.run.record_progress(percent, message);
+        }
+
+        fn log(&mut self, level: types::LogLevel, message: String) {
+            use $crate::domain::LogLevel;
+            let level = match level {
+                types::LogLevel::Trace => LogLevel::Trace,
+                types::LogLevel::Debug => LogLevel::Debug,
+                types::LogLevel::Info => LogLevel::Info,
+                types::LogLevel::Warn => LogLevel::Warn,
+                types::LogLevel::Error => LogLevel::Error,
+            };
+            self.run.record_log(level, message);
+        }
+
+        fn job_info(&mut self) -> types::JobInfo {
+            let job = &self.run.job;
+            types::JobInfo {
+                id: job.id.clone(),
+                alias: job.alias.clone(),
+                attempt: job.attempt,
+                tenant: job.tenant.clone(),
+            }
+        }
+    };
+}
+
 pub(crate) mod v0_1;
 pub(crate) mod v0_2;
 

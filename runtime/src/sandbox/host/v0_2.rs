@@ -11,7 +11,6 @@ use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use crate::domain::LogLevel;
 use crate::sandbox::kv::{self, MAX_LIST_LIMIT};
 use crate::sandbox::state::ComponentState;
 use crate::sandbox::{Capabilities, CapabilityError};
@@ -75,30 +74,7 @@ async fn guarded<T>(call: impl Future<Output = Result<T, CapabilityError>>) -> A
 }
 
 impl host::Host for ComponentState {
-    fn progress(&mut self, percent: u8, message: String) {
-        self.run.record_progress(percent, message);
-    }
-
-    fn log(&mut self, level: types::LogLevel, message: String) {
-        let level = match level {
-            types::LogLevel::Trace => LogLevel::Trace,
-            types::LogLevel::Debug => LogLevel::Debug,
-            types::LogLevel::Info => LogLevel::Info,
-            types::LogLevel::Warn => LogLevel::Warn,
-            types::LogLevel::Error => LogLevel::Error,
-        };
-        self.run.record_log(level, message);
-    }
-
-    fn job_info(&mut self) -> types::JobInfo {
-        let job = &self.run.job;
-        types::JobInfo {
-            id: job.id.clone(),
-            alias: job.alias.clone(),
-            attempt: job.attempt,
-            tenant: job.tenant.clone(),
-        }
-    }
+    common_host_calls!();
 
     fn config_get(&mut self, key: String) -> Option<String> {
         let caps = self.capabilities()?;
