@@ -162,3 +162,44 @@ fn a_plugin_built_against_0_1_0_runs_unchanged_in_wasmq_run() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("[ 50%] half way") && stderr.contains("contract 0.1.0"), "{stderr}");
 }
+
+/// `wasmq run --allow-host` grants outbound HTTP as an alias's `allowed_hosts`
+/// does, and `--http-allow` the address ranges as the server's flag does:
+/// without either, the same request is refused, naming what to set.
+#[tokio::test]
+async fn wasmq_run_grants_hosts_and_address_ranges_like_the_server() {
+    let up = crate::outbound::Upstream::start().await;
+    let payload = json!({"url": up.url("/hello")}).to_string();
+    let run = |flags: Vec<String>| {
+        let payload = payload.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec!["run".to_string(), path("fetch"), payload, "--json".into()];
+            args.extend(flags);
+            wasmq(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+    };
+    let granted = run(vec!["--allow-host".into(), up.origin(), "--http-allow".into(), "127.0.0.0/8".into()]);
+    let outcome = json_out(&granted.await.unwrap());
+    assert_eq!(
+        (&outcome["result"]["status"], &outcome["result"]["size"]),
+        (&json!(200), &json!(12)),
+        "{outcome}"
+    );
+
+    let no_range = run(vec!["--allow-host".into(), up.origin()]).await.unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&no_range.stdout), String::from_utf8_lossy(&no_range.stderr));
+    assert!(
+        text.contains("127.0.0.1, a non-public address (loopback)") && text.contains("--http-allow"),
+        "{text}"
+    );
+
+    let no_host = run(vec!["--http-allow".into(), "127.0.0.0/8".into()]).await.unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&no_host.stdout), String::from_utf8_lossy(&no_host.stderr));
+    assert!(text.contains("outbound HTTP is not granted"), "{text}");
+
+    let bad = run(vec!["--allow-host".into(), "ftp://x.example.com".into()]).await.unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--allow-host: "), "{bad:?}");
+}

@@ -12,8 +12,9 @@ use super::capabilities::{
     EnvSource, LocalCapabilities, collect_pairs, parse_env, parse_pair, read_secret_file,
 };
 use crate::config::{default_cache_dir, parse_bytes};
-use crate::domain::{Limits, LogLevel, Outcome, RunError};
+use crate::domain::{HttpCeilings, HttpGrant, Limits, LogLevel, NetPolicy, Outcome, RunError};
 use crate::sandbox::{CancelToken, Capabilities, Engine, EngineSettings, HostHooks, LoadError, RunContext};
+use ipnet::IpNet;
 
 /// Exit codes of `wasmq run`, one per outcome kind (documented in `--help`).
 pub mod exit {
@@ -125,7 +126,24 @@ pub struct RunArgs {
     /// after it. Without it the store lives in memory for this run only.
     #[arg(long, value_name = "PATH")]
     pub kv_file: Option<PathBuf>,
+
+    /// A host the plugin may send HTTP requests to, as on an alias's
+    /// `allowed_hosts` (repeatable): `api.example.com`, `*.example.com` or
+    /// `https://api.example.com:8443`. None: no network. The server's default
+    /// budgets apply (100 requests, 10MiB sent, 50MiB received).
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
+
+    /// Address ranges the plugin's requests may reach although they are not
+    /// public (loopback, private, ...), as the server's `--http-allow`:
+    /// comma-separated, e.g. `127.0.0.0/8,10.1.0.0/16`.
+    #[arg(long, value_name = "RANGES", value_parser = |s: &str| NetPolicy::parse_allow(s).map(Ranges))]
+    pub http_allow: Option<Ranges>,
 }
+
+/// Address ranges of `--http-allow` (one flag value holds the list).
+#[derive(Debug, Clone)]
+pub struct Ranges(pub Vec<IpNet>);
 
 /// The capabilities `wasmq run` grants: its flags, and an in-memory
 /// key-value store (loaded from `--kv-file` when given).
@@ -220,17 +238,23 @@ async fn run(args: RunArgs) -> ExitCode {
     };
     let settings = EngineSettings {
         cache_dir: if args.no_cache { None } else { args.cache_dir.clone().or_else(default_cache_dir) },
+        http_policy: NetPolicy::new(args.http_allow.clone().map(|r| r.0).unwrap_or_default()),
         ..EngineSettings::default()
     };
     let engine = match Engine::new(settings) {
         Ok(e) => e,
         Err(e) => return fail(e.to_string()),
     };
+    let http = match HttpGrant::of_alias(&args.allow_hosts, None, &HttpCeilings::default()) {
+        Ok(grant) => grant,
+        Err(e) => return fail(format!("--allow-host: {e}")),
+    };
     let limits = Limits {
         fuel: args.fuel.0,
         timeout: args.timeout,
         memory_bytes: args.memory,
         max_result_bytes: args.max_result,
+        http,
         ..Limits::default()
     };
     if let Err(e) = engine.validate_limits(&limits) {
