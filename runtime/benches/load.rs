@@ -365,10 +365,8 @@ async fn start_latencies(
 
 /// Creates tenant `flood` with the echo module and `n` no-op jobs, due in an hour.
 async fn plant_flood(store: &dyn wasmq::store::Store, n: usize) -> wasmq::domain::TenantId {
-    use wasmq::domain::{
-        AliasName, Digest, JobStatus, Limits, PluginKind, QueueName, TenantId, TenantQuotas,
-    };
-    use wasmq::store::{ModulePut, NewJob, TenantCreate};
+    use wasmq::domain::{Digest, PluginKind, TenantId, TenantQuotas};
+    use wasmq::store::{ModulePut, TenantCreate};
     let flood = TenantId::parse("flood").unwrap();
     let quotas = TenantQuotas::default();
     store
@@ -384,25 +382,15 @@ async fn plant_flood(store: &dyn wasmq::store::Store, n: usize) -> wasmq::domain
     let now = wasmq::domain::time::now_ms();
     for chunk in 0..n.div_ceil(1000) {
         let jobs = (chunk * 1000..((chunk + 1) * 1000).min(n))
-            .map(|k| NewJob {
-                id: uuid::Uuid::now_v7().to_string(),
-                tenant: flood.clone(),
-                alias: AliasName::parse("echo").unwrap(),
-                module: digest,
-                status: JobStatus::Scheduled,
-                priority: 0,
-                queue: QueueName::default_queue(),
-                context: None,
-                payload: json!({"k": k}).to_string(),
-                max_attempts: 1,
-                limits: Limits::default(),
-                run_at: now + 3_600_000,
-                created_at: now,
-                idempotency_key: None,
-                idempotency_fingerprint: None,
-                batch_id: None,
-                callback: None,
-                lease: None,
+            .map(|k| {
+                support::planted_job(
+                    &flood,
+                    "echo",
+                    digest,
+                    json!({"k": k}).to_string(),
+                    now,
+                    now + 3_600_000,
+                )
             })
             .collect();
         store.job_insert(jobs, None).await.unwrap();

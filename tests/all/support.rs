@@ -165,3 +165,38 @@ pub fn callback_key_file(url: &str, dir: &Path) -> Option<PathBuf> {
 pub fn artifacts_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("server-artifacts")
 }
+
+/// A job as a dispatch would hand it to the store: `tenant`'s, of `alias` and
+/// `module`, default queue, priority 0, one attempt, created at `now`, queued
+/// if due by then, else scheduled. For tests and the load bench that plant
+/// work through the store where the API is not their subject.
+pub fn planted_job(
+    tenant: &wasmq::domain::TenantId,
+    alias: &str,
+    module: wasmq::domain::Digest,
+    payload: String,
+    now: i64,
+    run_at: i64,
+) -> wasmq::store::NewJob {
+    use wasmq::domain::{AliasName, JobStatus, QueueName};
+    wasmq::store::NewJob {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant: tenant.clone(),
+        alias: AliasName::parse(alias).unwrap(),
+        module,
+        status: if run_at <= now { JobStatus::Queued } else { JobStatus::Scheduled },
+        priority: 0,
+        queue: QueueName::default_queue(),
+        context: None,
+        payload,
+        max_attempts: 1,
+        limits: Limits::default(),
+        run_at,
+        created_at: now,
+        idempotency_key: None,
+        idempotency_fingerprint: None,
+        batch_id: None,
+        callback: None,
+        lease: None,
+    }
+}

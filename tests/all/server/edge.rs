@@ -188,32 +188,6 @@ async fn read_events(resp: &mut reqwest::Response, until: &str) -> Vec<(String, 
     }
 }
 
-/// A scheduled `echo` job of the default tenant and queue, due at `run_at`,
-/// as the store takes it from a dispatch.
-fn planted_job(module: wasmq::domain::Digest, payload: Value, now: i64, run_at: i64) -> wasmq::store::NewJob {
-    use wasmq::domain::{AliasName, JobStatus, Limits, QueueName, TenantId};
-    wasmq::store::NewJob {
-        id: uuid::Uuid::now_v7().to_string(),
-        tenant: TenantId::default_tenant(),
-        alias: AliasName::parse("echo").unwrap(),
-        module,
-        status: JobStatus::Scheduled,
-        priority: 0,
-        queue: QueueName::default_queue(),
-        context: None,
-        payload: payload.to_string(),
-        max_attempts: 3,
-        limits: Limits::default(),
-        run_at,
-        created_at: now,
-        idempotency_key: None,
-        idempotency_fingerprint: None,
-        batch_id: None,
-        callback: None,
-        lease: None,
-    }
-}
-
 #[tokio::test]
 async fn a_job_stored_with_a_huge_run_at_still_renders_everywhere() {
     let app = spawn_app(Options::default()).await;
@@ -223,8 +197,19 @@ async fn a_job_stored_with_a_huge_run_at_still_renders_everywhere() {
     let now = wasmq::domain::time::now_ms();
     let store = app.store().await;
     let module: wasmq::domain::Digest = app.upload("echo").await.parse().unwrap();
-    let far = planted_job(module, json!({"far": 1}), now, now + HUGE_DELAY as i64);
-    let max = planted_job(module, json!({"max": 1}), now, i64::MAX);
+    let planted = |payload: Value, run_at: i64| wasmq::store::NewJob {
+        max_attempts: 3,
+        ..crate::support::planted_job(
+            &wasmq::domain::TenantId::default_tenant(),
+            "echo",
+            module,
+            payload.to_string(),
+            now,
+            run_at,
+        )
+    };
+    let far = planted(json!({"far": 1}), now + HUGE_DELAY as i64);
+    let max = planted(json!({"max": 1}), i64::MAX);
     let (far_id, max_id) = (far.id.clone(), max.id.clone());
     let inserted = store.job_insert(vec![far, max], None).await.unwrap();
     assert!(inserted.iter().all(|i| i.created), "{inserted:?}");

@@ -13,7 +13,7 @@ use wasmq::domain::{AliasName, Digest, JobStatus, Limits, PluginKind, QueueName,
 use wasmq::store::{ModulePut, NewJob, Store, TenantCreate};
 
 use super::{Options, spawn_app};
-use crate::support::plugin_bytes;
+use crate::support::{planted_job, plugin_bytes};
 
 /// Jobs the flooding tenant queues (each a short `log-spam` run).
 const FLOOD: usize = 3_000;
@@ -39,25 +39,8 @@ async fn a_single_job_starts_while_another_tenants_flood_is_still_queued() {
     store.module_put(put).await.unwrap();
     let now = wasmq::domain::time::now_ms();
     let jobs: Vec<NewJob> = (0..FLOOD)
-        .map(|k| NewJob {
-            id: uuid::Uuid::now_v7().to_string(),
-            tenant: flood.clone(),
-            alias: AliasName::parse("spam").unwrap(),
-            module: digest,
-            status: JobStatus::Queued,
-            priority: 0,
-            queue: QueueName::default_queue(),
-            context: None,
-            payload: json!({"iterations": 2_000, "k": k}).to_string(),
-            max_attempts: 1,
-            limits: Limits::default(),
-            run_at: now,
-            created_at: now,
-            idempotency_key: None,
-            idempotency_fingerprint: None,
-            batch_id: None,
-            callback: None,
-            lease: None,
+        .map(|k| {
+            planted_job(&flood, "spam", digest, json!({"iterations": 2_000, "k": k}).to_string(), now, now)
         })
         .collect();
     store.job_insert(jobs, None).await.unwrap();
