@@ -9,7 +9,7 @@
 
 use serde_json::json;
 use std::time::{Duration, Instant};
-use wasmq::domain::{AliasName, Digest, JobStatus, Limits, PluginKind, QueueName, TenantId, TenantQuotas};
+use wasmq::domain::{Digest, PluginKind, TenantId, TenantQuotas};
 use wasmq::store::{ModulePut, NewJob, Store, TenantCreate};
 
 use super::{Options, spawn_app};
