@@ -4,7 +4,7 @@
 //!
 //! `cargo bench --bench load` (env: `LOAD_JOBS` jobs per phase, default 20000;
 //! `LOAD_CLIENTS` concurrent clients, default 64; `LOAD_WORKERS` server workers,
-//! default 2; `LOAD_PHASES` a comma list of `single,batch,drain,latency,fair`, default all;
+//! default 2; `LOAD_PHASES` a comma list of `single,batch,progress,drain,latency,fair`, default all;
 //! `LOAD_FLOOD` the fairness phase's flood, default 20000; `LOAD_FAIR_SAMPLES` its
 //! single jobs per measurement, default 200;
 //! `LOAD_KEEP_RESIDENT` overrides the pool's kept-resident bytes per slot;
@@ -16,6 +16,8 @@
 //! 2. batches: the same number of jobs in batches of 1,000 (POST /v1/batches).
 //!    2b. drain: the same, all due at one instant after inserting is over: the
 //!    processing rate of a full queue, without inserts competing for the writer.
+//!    2c. progress: batches of the no-op `bench-job`, without and then with one
+//!    progress report per job: what a progress report costs a short job.
 //! 3. start latency on an idle server: one job at a time, dispatch -> the job
 //!    has started, p50/p99 (client-side: POST, then long-poll `wait` for the
 //!    result, minus the plugin's own duration; and server-side started_at -
@@ -81,6 +83,22 @@ async fn start(workers: usize) -> Server {
     client
         .put(format!("{url}/v1/aliases/echo"))
         .json(&json!({"module": module["digest"]}))
+        .send()
+        .await
+        .unwrap();
+    let bench = client
+        .post(format!("{url}/v1/modules"))
+        .header("content-type", "application/wasm")
+        .body(support::plugin_bytes("bench-job"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    client
+        .put(format!("{url}/v1/aliases/bench"))
+        .json(&json!({"module": bench["digest"]}))
         .send()
         .await
         .unwrap();
@@ -151,6 +169,22 @@ async fn post_batches(server: &Arc<Server>, batches: usize, extra: Value) {
     }
 }
 
+/// Dispatches `jobs` jobs in batches of 1,000 (`extra` merged into each) to a
+/// fresh server and reports; returns the completed jobs per second.
+async fn batch_phase(label: &str, workers: usize, jobs: usize, extra: Value) -> f64 {
+    let server = Arc::new(start(workers).await);
+    let batches = jobs.div_ceil(1000);
+    let started = Instant::now();
+    let started_wall = std::time::SystemTime::now();
+    post_batches(&server, batches, extra).await;
+    let accepted = started.elapsed();
+    let total = batches * 1000;
+    let done = server.until_succeeded(total as u64, started_wall).await;
+    report(label, total, accepted, done);
+    Arc::into_inner(server).expect("no other owners").stop().await;
+    total as f64 / done.as_secs_f64()
+}
+
 /// One throughput line: how fast `n` jobs were accepted and completed.
 fn report(label: &str, n: usize, accepted: Duration, done: Duration) {
     println!(
@@ -170,7 +204,8 @@ fn main() {
     let jobs = env_usize("LOAD_JOBS", 20_000);
     let clients = env_usize("LOAD_CLIENTS", 64);
     let workers = env_usize("LOAD_WORKERS", 2);
-    let phases = std::env::var("LOAD_PHASES").unwrap_or_else(|_| "single,batch,drain,latency,fair".into());
+    let phases =
+        std::env::var("LOAD_PHASES").unwrap_or_else(|_| "single,batch,progress,drain,latency,fair".into());
     let phase = |name: &str| phases.split(',').any(|p| p.trim() == name);
     support::plugins_dir(); // build plugins before timing anything
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -211,16 +246,17 @@ fn main() {
 
         if phase("batch") {
         // Phase 2: batches of 1,000.
-        let server = Arc::new(start(workers).await);
-        let batches = jobs.div_ceil(1000);
-        let started = Instant::now();
-        let started_wall = std::time::SystemTime::now();
-        post_batches(&server, batches, json!({})).await;
-        let accepted = started.elapsed();
-        let total = batches * 1000;
-        let done = server.until_succeeded(total as u64, started_wall).await;
-        report("batches of 1000", total, accepted, done);
-        Arc::into_inner(server).expect("no other owners").stop().await;
+        batch_phase("batches of 1000", workers, jobs, json!({})).await;
+        }
+
+        if phase("progress") {
+        // Phase 2c: the same no-op job (bench-job) without and with one
+        // progress report: what reporting progress costs a short job.
+        let plain = batch_phase("bench-job {}, batches of 1000", workers, jobs,
+            json!({"alias": "bench", "payload": {}})).await;
+        let progress = batch_phase("bench-job {\"progress\": 1}, batches of 1000", workers, jobs,
+            json!({"alias": "bench", "payload": {"progress": 1}})).await;
+        println!("one progress report costs {:+.1}% per job", (plain / progress - 1.0) * 100.0);
         }
 
         if phase("drain") {
