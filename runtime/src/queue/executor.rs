@@ -1,56 +1,13 @@
 //! Runs one claimed job and decides what its outcome means.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use super::progress::ProgressHooks;
 use super::{CompleterMsg, RunHandle, Shared};
-use crate::domain::{JobInfo, JobStatus, LogLevel, Outcome, RunError, retry_backoff, time::now_ms};
-use crate::sandbox::{HostHooks, Plugin, RunContext};
-use crate::store::{JobCompletion, JobRecord, JobWatch, Lease};
-
-/// Progress is written to the store at most this often per job (the latest
-/// value is always written with the outcome).
-const PROGRESS_EVERY: Duration = Duration::from_millis(250);
-
-/// Streams a running job's progress to the store, throttled.
-struct ProgressHooks {
-    shared: Arc<Shared>,
-    id: String,
-    /// Fencing token of the run's claim: a stale run's progress is not stored.
-    token: u64,
-    /// The attempt running (what the progress belongs to, for watchers).
-    attempt: u32,
-    last: Mutex<Option<Instant>>,
-}
-
-impl HostHooks for ProgressHooks {
-    fn progress(&self, percent: u8, message: &str) {
-        let mut last = self.last.lock().expect("progress lock");
-        if last.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
-            return;
-        }
-        *last = Some(Instant::now());
-        let (store, message) = (self.shared.store.clone(), message.to_string());
-        let lease = Lease { id: self.id.clone(), token: self.token };
-        let (events, attempt) = (self.shared.events.clone(), self.attempt);
-        tokio::spawn(async move {
-            match store.job_progress(&lease, percent, &message).await {
-                Ok(true) => {
-                    // Pushed after the write, so a watcher's read never lags the push.
-                    let progress = Some((percent, message));
-                    events.publish(&lease.id, JobWatch { status: JobStatus::Running, attempt, progress });
-                }
-                // A stale run's progress: not stored, not shown.
-                Ok(false) => {}
-                Err(e) => tracing::warn!(job = %lease.id, error = %e, "could not store progress"),
-            }
-        });
-    }
-
-    fn log(&self, level: LogLevel, message: &str) {
-        tracing::debug!(job = %self.id, ?level, message, "plugin log");
-    }
-}
+use crate::domain::{JobInfo, JobStatus, Outcome, RunError, retry_backoff, time::now_ms};
+use crate::sandbox::{Plugin, RunContext};
+use crate::store::{JobCompletion, JobRecord};
 
 /// Runs `job` (claimed, registered in `running`, taken from the buffer by a
 /// runner) and sends its completion, unless its claim was lost meanwhile.
@@ -65,6 +22,7 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, run: RunHandle)
     let started_at = now_ms();
     let outcome = match plugin(&shared, &job).await {
         Ok(plugin) => {
+            let hooks = Arc::new(ProgressHooks::new(&shared, &job));
             let capabilities = match &shared.grants {
                 Some(grants) => grants.for_job(&job.tenant, &job.alias).await,
                 None => None,
@@ -76,17 +34,13 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, run: RunHandle)
                     attempt: job.attempt,
                     tenant: job.tenant.to_string(),
                 },
-                hooks: Some(Arc::new(ProgressHooks {
-                    shared: shared.clone(),
-                    id: id.clone(),
-                    token: job.lease_token,
-                    attempt: job.attempt,
-                    last: Mutex::new(None),
-                })),
+                hooks: Some(hooks.clone()),
                 cancel: run.cancel_token(),
                 capabilities,
             };
-            shared.engine.run(&plugin, &job.payload, &job.limits, ctx).await
+            let outcome = shared.engine.run(&plugin, &job.payload, &job.limits, ctx).await;
+            hooks.end();
+            outcome
         }
         Err(error) => Outcome::rejected(error),
     };

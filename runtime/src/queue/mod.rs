@@ -8,6 +8,8 @@
 //!   runner tasks that drain it (per-queue limits enforced there).
 //! - `executor`: runs one claimed job in the engine and decides what its outcome
 //!   means (succeeded, failed and retried with backoff, dead).
+//! - `progress`: a running job's progress, written delayed and throttled (a short
+//!   job's last progress travels with its outcome instead).
 //! - `completer`: writes outcomes in batches (one transaction for many jobs).
 //! - `maintenance`: renews the leases of running jobs (stopping the runs whose
 //!   claim this node lost) and rescues jobs whose lease expired (their worker
@@ -33,6 +35,7 @@ mod follow;
 mod inserter;
 mod maintenance;
 mod producer;
+mod progress;
 
 pub use direct::Reservation;
 pub use events::{JobEvents, WatchCounts};
