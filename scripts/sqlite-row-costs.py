@@ -39,7 +39,8 @@ INSERT = """INSERT INTO jobs (id, tenant, alias, module, status, priority, queue
   FROM json_each(?1)"""
 
 CLAIM = f"""UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
-    started_at = ?1, lease_owner = ?2, lease_expires_at = ?3, progress_percent = NULL, progress_message = NULL
+    started_at = ?1, lease_owner = ?2, lease_expires_at = ?3, progress_percent = NULL, progress_message = NULL,
+    fuel_used = NULL
   WHERE id IN (SELECT id FROM jobs WHERE tenant = ?6 AND status IN ('queued', 'scheduled', 'failed') AND run_at <= ?1
     AND attempt < max_attempts AND queue NOT IN (SELECT value FROM json_each(?5)) ORDER BY priority DESC, run_at, id LIMIT ?4)
   RETURNING {COLS}"""
@@ -63,14 +64,9 @@ COMPLETE = """UPDATE jobs SET status = c.status, result = c.result, error_kind =
   WHERE jobs.id = c.id AND jobs.status = 'running' AND jobs.lease_owner = c.owner AND jobs.lease_token = c.token
   RETURNING jobs.id, jobs.lease_token, jobs.batch_id, jobs.status"""
 
-# In the completion's transaction (runtime/src/store/sqlite/usage.rs): each run's claim, counted once,
-# and the batch's usage summed per tenant-day.
-COUNT_RUNS = """INSERT INTO usage_runs (job_id, token)
-  SELECT value ->> 'id', value ->> 'token' FROM json_each(?1)
-  WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = value ->> 'id')
-  ON CONFLICT DO NOTHING
-  RETURNING job_id, token"""
-
+# In the completion's transaction (runtime/src/store/sqlite/usage.rs): the batch's usage summed per
+# tenant-day. (Runs whose completion is fenced off are also recorded in usage_runs; applied ones, the hot
+# path, are not: a completion applies once.)
 COUNTERS = ["runs", "succeeded", "failed", "dead", "cancelled", "timed_out", "fuel_used", "run_ms",
             "callbacks_sent", "callbacks_delivered", "kv_writes", "http_requests", "http_bytes_sent",
             "http_bytes_received"]
@@ -120,7 +116,6 @@ def main():
             usage = {c: 0 for c in COUNTERS}
             usage.update(tenant="default", day="1970-01-01", runs=len(outcomes), succeeded=len(outcomes))
             con.execute("BEGIN")
-            con.execute(COUNT_RUNS, (json.dumps(outcomes),)).fetchall()
             con.execute(COMPLETE, (json.dumps(outcomes),)).fetchall()
             con.execute(USAGE_ADD, (json.dumps([usage]),))
             con.execute("COMMIT")

@@ -40,7 +40,7 @@ pub(super) static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE jobs SET status = {RUNNING}, attempt = attempt + 1, lease_token = lease_token + 1,
         started_at = ?1, lease_owner = ?2, lease_expires_at = ?3, progress_percent = NULL,
-        progress_message = NULL
+        progress_message = NULL, fuel_used = NULL
      WHERE id IN (
         SELECT id FROM jobs
         WHERE tenant = ?6 AND status IN {RUNNABLE} AND run_at <= ?1 AND attempt < max_attempts

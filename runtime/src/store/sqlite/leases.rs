@@ -172,54 +172,60 @@ pub(super) async fn complete_in(
         return Ok(Vec::new());
     }
     let now = completions.iter().map(|c| c.finished_at).max().unwrap_or_default();
-    // Usage first: every run's fuel and time, once per claim, applied or not.
     let mut tally = UsageTally::default();
-    usage::count_runs(tx, completions, &mut tally).await?;
     let applying: Vec<&JobCompletion> = completions.iter().filter(|c| !c.usage_only).collect();
-    if applying.is_empty() {
-        usage::add(tx, &tally).await?;
-        return Ok(Vec::new());
-    }
-    let rows: Vec<serde_json::Value> = applying
-        .iter()
-        .map(|c| {
-            serde_json::json!({
-                "id": c.id, "token": c.token, "owner": c.owner, "status": c.status.as_str(),
-                "terminal": c.status.is_terminal(),
-                "result": c.result, "error_kind": c.error.as_ref().map(|e| &e.0),
-                "error_message": c.error.as_ref().map(|e| &e.1), "fuel_used": c.fuel_used,
-                "duration_ms": c.duration_ms, "logs": c.logs,
-                "progress_percent": c.progress.as_ref().map(|p| p.0),
-                "progress_message": c.progress.as_ref().map(|p| &p.1),
-                "started_at": c.started_at, "finished_at": c.finished_at, "run_at": c.run_at,
+    let applied: Vec<(String, i64, Option<String>, String)> = if applying.is_empty() {
+        Vec::new()
+    } else {
+        let rows: Vec<serde_json::Value> = applying
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.id, "token": c.token, "owner": c.owner, "status": c.status.as_str(),
+                    "terminal": c.status.is_terminal(),
+                    "result": c.result, "error_kind": c.error.as_ref().map(|e| &e.0),
+                    "error_message": c.error.as_ref().map(|e| &e.1), "fuel_used": c.fuel_used,
+                    "duration_ms": c.duration_ms, "logs": c.logs,
+                    "progress_percent": c.progress.as_ref().map(|p| p.0),
+                    "progress_message": c.progress.as_ref().map(|p| &p.1),
+                    "started_at": c.started_at, "finished_at": c.finished_at, "run_at": c.run_at,
+                })
             })
-        })
-        .collect();
-    // One statement for the whole batch: the completions travel as a JSON
-    // array; only rows still running under the completing run's own claim
-    // (owner and fencing token) change.
-    let applied: Vec<(String, i64, Option<String>, String)> = sqlx::query_as(&COMPLETE)
-        .bind(serde_json::Value::Array(rows).to_string())
-        .fetch_all(&mut **tx)
-        .await?;
+            .collect();
+        // One statement for the whole batch: the completions travel as a JSON
+        // array; only rows still running under the completing run's own claim
+        // (owner and fencing token) change.
+        sqlx::query_as(&COMPLETE)
+            .bind(serde_json::Value::Array(rows).to_string())
+            .fetch_all(&mut **tx)
+            .await?
+    };
     let batches = rules::ended_batches(
         applied.iter().filter_map(|(_, _, b, s)| Some((JobStatus::parse(s)?, b.as_ref()))),
     );
     schedule_done_batches(tx, &batches, now).await?;
     let applied: std::collections::HashSet<Lease> =
         applied.into_iter().map(|(id, token, _, _)| Lease { id, token: token as u64 }).collect();
-    // Report in the order given, and count each applied outcome once.
+    // Report in the order given, and count each applied run and outcome once
+    // (a completion applies once: its run needs no `usage_runs` row).
     let mut reported = Vec::with_capacity(applied.len());
     let mut counted = std::collections::HashSet::new();
-    for c in applying {
+    let mut fenced = Vec::new();
+    for c in completions {
         let lease = Lease { id: c.id.clone(), token: c.token };
-        if applied.contains(&lease) {
+        if !c.usage_only && applied.contains(&lease) {
             if counted.insert(lease.clone()) {
+                tally.run(&c.tenant, c);
                 tally.outcome(&c.tenant, c.status, c.finished_at);
             }
             reported.push(lease);
+        } else if !counted.contains(&lease) {
+            fenced.push(c);
         }
     }
+    // Runs whose completion did not apply still used fuel and time: each
+    // claim counted once however often it is reported.
+    usage::count_fenced_runs(tx, &fenced, &mut tally).await?;
     usage::add(tx, &tally).await?;
     Ok(reported)
 }

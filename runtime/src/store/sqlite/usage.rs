@@ -9,7 +9,7 @@ use sqlx::{Sqlite, Transaction};
 use super::SqliteStore;
 use crate::domain::{Day, TenantId};
 use crate::store::rows::corrupt;
-use crate::store::rules::{StoredUsage, UsageTally, usage_days};
+use crate::store::rules::{RUNNING, StoredUsage, UsageTally, usage_days};
 use crate::store::{JobCompletion, Lease, StoreResult, UsageCounters, UsageQuery, UsageRecord};
 
 /// The counters, as columns of `usage`, in the order of [`values`].
@@ -69,14 +69,26 @@ fn counters(v: [i64; 14]) -> UsageCounters {
     }
 }
 
-/// Inserts the claims of a completion batch into `usage_runs`; returns those
-/// that were not there (their runs are counted now). A claim of a job that no
-/// longer exists (pruned long after its run) is skipped.
-pub(super) static COUNT_RUNS: &str = "INSERT INTO usage_runs (job_id, token)
+/// Inserts into `usage_runs` the claims of runs whose completion did not
+/// apply (fenced off: the job was cancelled, rescued or claimed again; or a
+/// usage-only report); returns those that were not there (their runs are
+/// counted now). An applied completion is counted with its job row instead
+/// (`complete_in`): it applies once, so it needs no row here. A claim whose
+/// completion applied earlier (the same batch written again after a commit
+/// whose answer was lost) shows in its job: the row still holds the claim's
+/// token and the run's fuel (a claim clears `fuel_used`, only a completion
+/// sets it); it is skipped. So is a claim of a job that no longer exists.
+pub(super) static COUNT_RUNS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO usage_runs (job_id, token)
      SELECT value ->> 'id', value ->> 'token' FROM json_each(?1)
-     WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = value ->> 'id')
+     WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = value ->> 'id'
+       AND NOT (jobs.lease_token = value ->> 'token' AND jobs.status <> {RUNNING}
+                AND jobs.fuel_used IS NOT NULL))
      ON CONFLICT DO NOTHING
-     RETURNING job_id, token";
+     RETURNING job_id, token"
+    )
+});
 
 /// Adds a tally: one row per tenant-day, summed onto the stored one.
 static ADD: LazyLock<String> = LazyLock::new(|| {
@@ -92,16 +104,20 @@ static ADD: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Counts the runs of `completions` whose claims were not counted before
-/// into `tally` (each claim once, even if it appears twice in the batch).
-pub(super) async fn count_runs(
+/// Counts the runs of `completions` (none of them applied in this
+/// transaction) whose claims were not counted before into `tally` (each claim
+/// once, even if it appears twice).
+pub(super) async fn count_fenced_runs(
     tx: &mut Transaction<'_, Sqlite>,
-    completions: &[JobCompletion],
+    completions: &[&JobCompletion],
     tally: &mut UsageTally,
 ) -> StoreResult<()> {
+    if completions.is_empty() {
+        return Ok(());
+    }
     let claims: Vec<Lease> = completions.iter().map(|c| Lease { id: c.id.clone(), token: c.token }).collect();
     let fresh: Vec<(String, i64)> =
-        sqlx::query_as(COUNT_RUNS).bind(super::leases::leases_json(&claims)).fetch_all(&mut **tx).await?;
+        sqlx::query_as(&COUNT_RUNS).bind(super::leases::leases_json(&claims)).fetch_all(&mut **tx).await?;
     let mut fresh: HashSet<Lease> =
         fresh.into_iter().map(|(id, token)| Lease { id, token: token as u64 }).collect();
     for (c, claim) in completions.iter().zip(claims) {
