@@ -181,7 +181,10 @@ async fn a_hanging_server_is_stopped_by_the_time_limit_and_by_cancel() {
     let error = outcome.http[0].error.clone().unwrap();
     assert!(error.starts_with("interrupted"), "{error}");
 
-    let limits = Limits { timeout: Duration::from_secs(3600), ..limits };
+    // A fresh upstream: the first hang left a stored `arrived` permit, which
+    // would let the cancel below fire before this run's request is made.
+    let up = Upstream::start().await;
+    let limits = Limits { timeout: Duration::from_secs(3600), ..granted(&[&up.origin()], None) };
     let cancel = CancelToken::new();
     let run = run_as(&engine, "fetch", json!({"url": up.url("/hang")}), &limits, cancel.clone());
     let canceller = async {
