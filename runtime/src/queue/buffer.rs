@@ -66,9 +66,22 @@ impl Buffer {
     }
 
     /// How many due jobs of `tenant` this node may take in their insert (see
-    /// `direct`), with `held` jobs registered and `cap` the most it holds.
-    pub(crate) fn direct_room(&self, tenant: &TenantId, held: usize, workers: usize, cap: usize) -> usize {
+    /// `direct`), with `held` jobs registered, `window` the jobs it would
+    /// claim ahead now (0 while the store may hold jobs to claim first), and
+    /// `cap` the most it holds.
+    pub(crate) fn direct_room(
+        &self,
+        tenant: &TenantId,
+        held: usize,
+        workers: usize,
+        window: usize,
+        cap: usize,
+    ) -> usize {
         let held = held + self.reserved;
+        let fill = workers.max(window.min(cap));
+        if held < fill && self.held_per_tenant.keys().all(|t| t == tenant) {
+            return fill - held;
+        }
         if held < workers {
             return workers - held;
         }
@@ -217,19 +230,33 @@ mod tests {
         let (a, b) = (TenantId::parse("a").unwrap(), TenantId::parse("b").unwrap());
         let mut buffer = Buffer::default();
         // Idle workers: as many jobs as would otherwise idle, whoever's.
-        assert_eq!(buffer.direct_room(&a, 0, 2, 10), 2);
-        assert_eq!(buffer.direct_room(&a, 1, 2, 10), 1);
+        assert_eq!(buffer.direct_room(&a, 0, 2, 0, 10), 2);
+        assert_eq!(buffer.direct_room(&a, 1, 2, 0, 10), 1);
         buffer.reserve(&a, 1);
-        assert_eq!(buffer.direct_room(&a, 1, 2, 10), 0, "the reservation counts as held");
+        assert_eq!(buffer.direct_room(&a, 1, 2, 0, 10), 0, "the reservation counts as held");
         // Workers busy: one slot for a tenant with nothing here, none for one
         // with a job being inserted, none past the cap.
-        assert_eq!(buffer.direct_room(&b, 1, 2, 10), 1);
-        assert_eq!(buffer.direct_room(&b, 9, 2, 10), 0);
+        assert_eq!(buffer.direct_room(&b, 1, 2, 0, 10), 1);
+        assert_eq!(buffer.direct_room(&b, 9, 2, 0, 10), 0);
         buffer.reserve(&b, 1);
-        assert_eq!(buffer.direct_room(&b, 1, 2, 10), 0);
+        assert_eq!(buffer.direct_room(&b, 1, 2, 0, 10), 0);
         buffer.reserve_done(&b, 1);
         buffer.reserve_done(&a, 1);
         assert_eq!(buffer.reserved(), 0);
-        assert_eq!(buffer.direct_room(&b, 1, 2, 10), 1);
+        assert_eq!(buffer.direct_room(&b, 1, 2, 0, 10), 1);
+    }
+
+    #[test]
+    fn direct_room_fills_the_prefetch_window_only_while_one_tenant_is_held() {
+        let (a, b) = (TenantId::parse("a").unwrap(), TenantId::parse("b").unwrap());
+        let mut buffer = Buffer::default();
+        // The store's backlog is clear: the window (here 8, capped at 6) may be filled.
+        assert_eq!(buffer.direct_room(&a, 0, 2, 8, 6), 6);
+        assert_eq!(buffer.direct_room(&a, 5, 2, 8, 6), 1);
+        assert_eq!(buffer.direct_room(&a, 6, 2, 8, 6), 0);
+        // Another tenant's job held here: no window, only the fair single slot.
+        bump(&mut buffer.held_per_tenant, &b);
+        assert_eq!(buffer.direct_room(&a, 3, 2, 8, 6), 1);
+        assert_eq!(buffer.direct_room(&b, 3, 2, 8, 6), 3, "b is the only one held");
     }
 }

@@ -4,8 +4,12 @@
 //! the producer's next claim.
 //!
 //! Room means: a worker would otherwise idle (the node holds fewer jobs than
-//! it has workers), or the job's tenant has nothing held, running or being
-//! inserted here. The second is the fair share a claim would give it anyway:
+//! it has workers); or the store holds nothing this node would claim first
+//! (its last claim came back short, one tenant had work, and no dispatch since
+//! was left to the store) and the prefetch window has room: the claim would
+//! take these very jobs next, so the insert takes them instead of leaving
+//! them for a claim write; or the job's tenant has nothing held, running or
+//! being inserted here. The second is the fair share a claim would give it anyway:
 //! under another tenant's flood, the buffer starts the tenant with the fewest
 //! jobs running on the node first, so its job starts at the next free worker
 //! instead of after the flood's next claim and the writes queued before it.
@@ -18,9 +22,11 @@
 //! (the claim counts those across the server in its transaction).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::buffer::Held;
 use super::executor::register;
+use super::producer::prefetch;
 use super::{Queue, Shared};
 use crate::domain::{JobStatus, TenantId};
 use crate::store::{Inserted, NewJob, NewLease};
@@ -42,28 +48,40 @@ impl Queue {
         let shared = &self.shared;
         let mut reservation = Reservation { shared: shared.clone(), tenant: tenant.clone(), slots: 0 };
         if bounded || shared.settings.tenant_max_running.is_some() || shared.stopping.is_cancelled() {
+            shared.backlog_clear.store(false, Ordering::Relaxed);
             return reservation;
         }
         let held = shared.running.lock().expect("running lock").len();
         let settings = &shared.settings;
+        // Only while the store holds nothing this node would claim first (the
+        // claim would take these very jobs next) does the window count.
+        let window = match shared.backlog_clear.load(Ordering::Relaxed) {
+            true => settings.workers + prefetch(shared),
+            false => 0,
+        };
         let mut buffer = shared.buffer.lock().expect("buffer lock");
         let mut room =
-            buffer.direct_room(tenant, held, settings.workers, settings.workers + settings.prefetch);
+            buffer.direct_room(tenant, held, settings.workers, window, settings.workers + settings.prefetch);
+        let mut left = false;
         for job in jobs.iter_mut() {
-            if room == 0 {
-                break;
-            }
             let eligible = job.status == JobStatus::Queued
                 && job.run_at <= now
                 && !settings.queue_limits.contains_key(job.queue.as_str());
-            if eligible {
+            if eligible && room > 0 {
                 job.lease = Some(NewLease {
                     owner: shared.node.clone(),
                     expires_at: now + settings.lease.as_millis() as i64,
                 });
                 room -= 1;
                 reservation.slots += 1;
+            } else if eligible {
+                left = true;
             }
+        }
+        if left {
+            // A due job goes to the store's backlog: the claim must see it
+            // before later dispatches jump ahead of it.
+            shared.backlog_clear.store(false, Ordering::Relaxed);
         }
         buffer.reserve(tenant, reservation.slots);
         reservation

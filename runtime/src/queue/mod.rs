@@ -123,6 +123,12 @@ pub(crate) struct Shared {
     pub(crate) busy: std::sync::atomic::AtomicUsize,
     /// Moving average of recent run times, in microseconds (sizes the prefetch).
     pub(crate) avg_run_us: std::sync::atomic::AtomicU64,
+    /// The store holds no job this node would claim now, as far as it knows:
+    /// set by a claim that came back short while one tenant had work, cleared
+    /// by a full claim and by every dispatch it did not take in its insert.
+    /// While set, a dispatch may fill the whole prefetch window in its insert
+    /// (see `direct`): the claim would have taken exactly those jobs next.
+    pub(crate) backlog_clear: std::sync::atomic::AtomicBool,
     pub(crate) events: JobEvents,
     /// Set when shutdown starts: claim nothing more.
     pub(crate) stopping: CancelToken,
@@ -221,6 +227,7 @@ impl Queue {
             busy: std::sync::atomic::AtomicUsize::new(0),
             // Until jobs have been measured, assume they are long: no hoarding.
             avg_run_us: std::sync::atomic::AtomicU64::new(u64::MAX / 2),
+            backlog_clear: std::sync::atomic::AtomicBool::new(false),
             settings,
             node: format!("node-{}", uuid::Uuid::now_v7()),
             wake: Notify::new(),

@@ -16,6 +16,7 @@
 //! away) and started next by the buffer's own fair order.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::Shared;
@@ -59,6 +60,12 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     let full = jobs.len() == free;
                     if !jobs.is_empty() {
                         shared_claim = jobs.iter().any(|j| j.tenant != jobs[0].tenant);
+                    }
+                    // A short claim of one tenant's jobs emptied what this node
+                    // may claim: until a dispatch is not taken in its insert,
+                    // dispatches may fill the prefetch window themselves.
+                    shared.backlog_clear.store(!full && !shared_claim, Ordering::Relaxed);
+                    if !jobs.is_empty() {
                         let mut buffer = shared.buffer.lock().expect("buffer lock");
                         // Shutdown began during the claim: it has drained the
                         // buffer already, or will once we let go of it. Left
@@ -111,7 +118,7 @@ const HELD_WORK: std::time::Duration = std::time::Duration::from_millis(50);
 /// the recent average run time, capped by the `prefetch` setting. Short jobs
 /// (echo: ~20 us) get the full window; second-long jobs get none.
 pub(crate) fn prefetch(shared: &Shared) -> usize {
-    let avg = shared.avg_run_us.load(std::sync::atomic::Ordering::Relaxed).max(1);
+    let avg = shared.avg_run_us.load(Ordering::Relaxed).max(1);
     let per_worker = (HELD_WORK.as_micros() as u64 / avg) as usize;
     per_worker.saturating_mul(shared.settings.workers).min(shared.settings.prefetch)
 }
