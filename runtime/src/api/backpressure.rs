@@ -5,13 +5,17 @@
 //!
 //! Counting waiting jobs costs a scan of an index, too much for every
 //! dispatch, so the counts (all tenants in one query) are cached for a short
-//! interval and the jobs accepted since are added to them. The limits are
+//! interval and the jobs accepted since are added to them. One request counts
+//! at a time (the others use the figures being refreshed), and a count that
+//! took long is trusted for longer: with a backlog of a million jobs the scan
+//! takes a good part of a second, and must not become the load itself. The limits are
 //! therefore approximate (by at most one interval's dispatches on other
 //! nodes), which is what backpressure needs. Nothing already queued is ever
 //! dropped: only new dispatches are refused.
 
 use axum::http::StatusCode;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -19,12 +23,15 @@ use super::{ApiError, ApiResult};
 use crate::domain::TenantId;
 use crate::store::Store;
 
-/// How long a counted figure is trusted.
+/// How long a counted figure is trusted, at least.
 const REFRESH: Duration = Duration::from_millis(250);
+/// ... and at least this many times as long as counting it took.
+const REFRESH_PER_COST: u32 = 10;
 
 /// Waiting jobs as last counted, plus those admitted since.
 struct Counts {
-    at: Instant,
+    /// When the figures stop being trusted.
+    until: Instant,
     total: u64,
     per_tenant: HashMap<TenantId, u64>,
 }
@@ -34,12 +41,14 @@ struct Counts {
 pub struct Backpressure {
     limit: u64,
     state: Mutex<Option<Counts>>,
+    /// A request is counting (the others keep the figures they have).
+    counting: AtomicBool,
 }
 
 impl Backpressure {
     /// Refuse dispatches once `limit` jobs wait on the whole server.
     pub fn new(limit: u64) -> Self {
-        Self { limit, state: Mutex::new(None) }
+        Self { limit, state: Mutex::new(None), counting: AtomicBool::new(false) }
     }
 
     /// Admits `n` new jobs of `tenant`, whose quota is `max_waiting` (`None`:
@@ -51,17 +60,16 @@ impl Backpressure {
         max_waiting: Option<u64>,
         n: u64,
     ) -> ApiResult<()> {
-        let fresh = self
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|c| c.at.elapsed() < REFRESH);
-        if !fresh {
-            let per_tenant: HashMap<TenantId, u64> = store.job_waiting().await?.into_iter().collect();
-            let total = per_tenant.values().sum();
-            *self.state.lock().unwrap_or_else(PoisonError::into_inner) =
-                Some(Counts { at: Instant::now(), total, per_tenant });
+        let (fresh, known) = match &*self.state.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(c) => (Instant::now() < c.until, true),
+            None => (false, false),
+        };
+        // The first count is waited for by all; later ones by the one request
+        // that takes it on.
+        if !fresh && (!known || !self.counting.swap(true, Ordering::AcqRel)) {
+            let counted = self.count(store).await;
+            self.counting.store(false, Ordering::Release);
+            *self.state.lock().unwrap_or_else(PoisonError::into_inner) = Some(counted?);
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let counts = state.as_mut().ok_or_else(|| ApiError::internal("backpressure counts missing"))?;
@@ -69,6 +77,14 @@ impl Backpressure {
         counts.total += n;
         *counts.per_tenant.entry(tenant.clone()).or_default() += n;
         Ok(())
+    }
+
+    async fn count(&self, store: &dyn Store) -> ApiResult<Counts> {
+        let started = Instant::now();
+        let per_tenant: HashMap<TenantId, u64> = store.job_waiting().await?.into_iter().collect();
+        let total = per_tenant.values().sum();
+        let trusted = REFRESH.max(started.elapsed() * REFRESH_PER_COST);
+        Ok(Counts { until: Instant::now() + trusted, total, per_tenant })
     }
 
     fn check(
@@ -104,7 +120,8 @@ mod tests {
     #[test]
     fn a_full_tenant_is_refused_while_others_and_the_server_have_room() {
         let (a, b) = (TenantId::parse("a").unwrap(), TenantId::parse("b").unwrap());
-        let counts = Counts { at: Instant::now(), total: 10, per_tenant: HashMap::from([(a.clone(), 10)]) };
+        let counts =
+            Counts { until: Instant::now(), total: 10, per_tenant: HashMap::from([(a.clone(), 10)]) };
         let e = Backpressure::check(100, &counts, &a, Some(10), 1).unwrap_err();
         assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(
