@@ -253,17 +253,20 @@ pub(super) fn insert_row(job: &NewJob, record: &JobRecord) -> serde_json::Value 
 }
 
 /// The bulk insert: the new jobs travel as one JSON array of `insert_row`s.
-pub(super) const INSERT: &str =
-    "INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
+/// Each row is taken out of the array once, in SQLite's binary JSON (`r`,
+/// materialized): `json_each`'s `value` would render the row as text again
+/// for every field read from it (23 here), which cost more than the insert.
+pub(super) const INSERT: &str = "WITH r AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1))
+     INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
         limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback,
         callback_state, attempt, lease_token, started_at, lease_owner, lease_expires_at)
-     SELECT value ->> 'id', value ->> 'tenant', value ->> 'alias', value ->> 'module', value ->> 'status',
-        value ->> 'priority', value ->> 'queue', value ->> 'context', value ->> 'payload',
-        value ->> 'max_attempts', value ->> 'limits', value ->> 'run_at', value ->> 'created_at',
-        value ->> 'idempotency_key', value ->> 'idempotency_fingerprint', value ->> 'batch_id',
-        value ->> 'callback', value ->> 'callback_state', value ->> 'attempt', value ->> 'lease_token',
-        value ->> 'started_at', value ->> 'lease_owner', value ->> 'lease_expires_at'
-     FROM json_each(?1)";
+     SELECT v ->> 'id', v ->> 'tenant', v ->> 'alias', v ->> 'module', v ->> 'status',
+        v ->> 'priority', v ->> 'queue', v ->> 'context', v ->> 'payload',
+        v ->> 'max_attempts', v ->> 'limits', v ->> 'run_at', v ->> 'created_at',
+        v ->> 'idempotency_key', v ->> 'idempotency_fingerprint', v ->> 'batch_id',
+        v ->> 'callback', v ->> 'callback_state', v ->> 'attempt', v ->> 'lease_token',
+        v ->> 'started_at', v ->> 'lease_owner', v ->> 'lease_expires_at'
+     FROM r";
 
 /// Inserts many jobs with one statement.
 pub(super) async fn insert_rows(

@@ -24,9 +24,11 @@ pub(super) fn leases_json(leases: &[Lease]) -> String {
 }
 
 /// The completion of a batch of attempts (see `complete_in`), rendered once.
+/// Each row is read from binary JSON taken out once (see `jobs::INSERT`).
 pub(super) static COMPLETE: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE jobs SET status = c.status, result = c.result, error_kind = c.error_kind,
+        "WITH r AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1))
+     UPDATE jobs SET status = c.status, result = c.result, error_kind = c.error_kind,
         error_message = c.error_message, fuel_used = c.fuel_used, duration_ms = c.duration_ms,
         logs = c.logs, progress_percent = COALESCE(c.progress_percent, jobs.progress_percent),
         progress_message = COALESCE(c.progress_message, jobs.progress_message),
@@ -36,16 +38,16 @@ pub(super) static COMPLETE: LazyLock<String> = LazyLock::new(|| {
                               ELSE jobs.callback_state END,
         callback_next_at = CASE WHEN c.terminal AND jobs.callback IS NOT NULL THEN c.finished_at
                                 ELSE jobs.callback_next_at END
-     FROM (SELECT value ->> 'id' AS id, value ->> 'token' AS token, value ->> 'owner' AS owner,
-                  value ->> 'status' AS status,
-                  value ->> 'terminal' AS terminal, value ->> 'result' AS result,
-                  value ->> 'error_kind' AS error_kind, value ->> 'error_message' AS error_message,
-                  value ->> 'fuel_used' AS fuel_used, value ->> 'duration_ms' AS duration_ms,
-                  value ->> 'logs' AS logs, value ->> 'progress_percent' AS progress_percent,
-                  value ->> 'progress_message' AS progress_message,
-                  value ->> 'started_at' AS started_at, value ->> 'finished_at' AS finished_at,
-                  value ->> 'run_at' AS run_at
-           FROM json_each(?1)) AS c
+     FROM (SELECT v ->> 'id' AS id, v ->> 'token' AS token, v ->> 'owner' AS owner,
+                  v ->> 'status' AS status,
+                  v ->> 'terminal' AS terminal, v ->> 'result' AS result,
+                  v ->> 'error_kind' AS error_kind, v ->> 'error_message' AS error_message,
+                  v ->> 'fuel_used' AS fuel_used, v ->> 'duration_ms' AS duration_ms,
+                  v ->> 'logs' AS logs, v ->> 'progress_percent' AS progress_percent,
+                  v ->> 'progress_message' AS progress_message,
+                  v ->> 'started_at' AS started_at, v ->> 'finished_at' AS finished_at,
+                  v ->> 'run_at' AS run_at
+           FROM r) AS c
      WHERE jobs.id = c.id AND jobs.status = {RUNNING} AND jobs.lease_owner = c.owner
        AND jobs.lease_token = c.token
      RETURNING jobs.id, jobs.lease_token, jobs.batch_id, jobs.status"
