@@ -70,10 +70,18 @@ async fn start(workers: usize) -> Server {
         let _ = rx.await;
     }));
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
+    register(&client, &url, "echo", "echo").await;
+    register(&client, &url, "bench-job", "bench").await;
+    let db = dir.path().join("load.db").display().to_string();
+    Server { url, db, client, shutdown, handle, _dir: dir }
+}
+
+/// Uploads the plugin `plugin` (built from plugins/) and names it `alias`.
+async fn register(client: &reqwest::Client, url: &str, plugin: &str, alias: &str) {
     let module = client
         .post(format!("{url}/v1/modules"))
         .header("content-type", "application/wasm")
-        .body(support::plugin_bytes("echo"))
+        .body(support::plugin_bytes(plugin))
         .send()
         .await
         .unwrap()
@@ -81,29 +89,11 @@ async fn start(workers: usize) -> Server {
         .await
         .unwrap();
     client
-        .put(format!("{url}/v1/aliases/echo"))
+        .put(format!("{url}/v1/aliases/{alias}"))
         .json(&json!({"module": module["digest"]}))
         .send()
         .await
         .unwrap();
-    let bench = client
-        .post(format!("{url}/v1/modules"))
-        .header("content-type", "application/wasm")
-        .body(support::plugin_bytes("bench-job"))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
-    client
-        .put(format!("{url}/v1/aliases/bench"))
-        .json(&json!({"module": bench["digest"]}))
-        .send()
-        .await
-        .unwrap();
-    let db = dir.path().join("load.db").display().to_string();
-    Server { url, db, client, shutdown, handle, _dir: dir }
 }
 
 impl Server {
