@@ -34,6 +34,8 @@ async fn global_state_does_not_leak_between_runs() {
         let v = ok_json(&outcome);
         assert_eq!(v["runs"], 1, "state survived into run {attempt}");
         assert_eq!(v["scratch_len"], 4096);
+        // The page the previous run grew and filled comes back zeroed.
+        assert_eq!(v["grown_page_zero"], true, "memory written by run {} survived", attempt - 1);
         assert_eq!(v["job"]["id"], format!("job-{attempt}"));
         assert_eq!(v["job"]["attempt"], attempt);
         assert_eq!(v["job"]["alias"], "counter");
