@@ -78,7 +78,7 @@ impl App {
             callbacks_wake,
             settings.queue.poll_interval,
         ));
-        let state = AppState {
+        let state = AppState::new(crate::api::AppContext {
             store: store.clone(),
             engine,
             queue: queue.clone(),
@@ -105,7 +105,7 @@ impl App {
             watch_caps: Arc::new(api::WatchCaps::new(settings.max_waits, settings.max_event_streams)),
             shutdown: CancellationToken::new(),
             http: settings.http.clone(),
-        };
+        });
         Ok(App { listener, state, tasks, callbacks, drain: settings.queue.shutdown_grace })
     }
 

@@ -57,9 +57,29 @@ use crate::queue::{Inserter, Queue};
 use crate::sandbox::Engine;
 use crate::store::Store;
 
-/// What every handler can reach.
+/// What every request handler shares, behind one `Arc`: axum clones the
+/// state for each extractor and middleware of every request, so a clone must
+/// cost one reference count, not a copy of every setting (limits, policies,
+/// keys) it holds.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppContext>);
+
+impl AppState {
+    /// Wraps what the handlers share.
+    pub fn new(shared: AppContext) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppContext;
+    fn deref(&self) -> &AppContext {
+        &self.0
+    }
+}
+
+/// The handlers' shared parts (see [`AppState`]).
+pub struct AppContext {
     /// Persistence.
     pub store: Arc<dyn Store>,
     /// Sandbox (validates uploads).
