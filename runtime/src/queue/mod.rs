@@ -129,6 +129,8 @@ pub(crate) struct Shared {
     /// While set, a dispatch may fill the whole prefetch window in its insert
     /// (see `direct`): the claim would have taken exactly those jobs next.
     pub(crate) backlog_clear: std::sync::atomic::AtomicBool,
+    /// Progress writes scheduled for running jobs (see `progress`).
+    pub(crate) progress: progress::Board,
     pub(crate) events: JobEvents,
     /// Set when shutdown starts: claim nothing more.
     pub(crate) stopping: CancelToken,
@@ -228,6 +230,7 @@ impl Queue {
             // Until jobs have been measured, assume they are long: no hoarding.
             avg_run_us: std::sync::atomic::AtomicU64::new(u64::MAX / 2),
             backlog_clear: std::sync::atomic::AtomicBool::new(false),
+            progress: progress::Board::default(),
             settings,
             node: format!("node-{}", uuid::Uuid::now_v7()),
             wake: Notify::new(),

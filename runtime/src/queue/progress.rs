@@ -6,9 +6,9 @@
 //! the throttle delays a report, it never drops the last one while the job
 //! still runs.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use crate::domain::{JobStatus, LogLevel};
@@ -67,9 +67,9 @@ struct Inner {
     token: u64,
     /// The attempt running (what the progress belongs to, for watchers).
     attempt: u32,
-    /// Cancelled when the run ends: a write not yet due is dropped (the
-    /// completion carries the last progress).
-    ended: CancellationToken,
+    /// Set when the run ends: a write not yet due is dropped (the completion
+    /// carries the last progress).
+    ended: AtomicBool,
     throttle: Mutex<Throttle>,
 }
 
@@ -81,7 +81,7 @@ impl ProgressHooks {
                 id: job.id.clone(),
                 token: job.lease_token,
                 attempt: job.attempt,
-                ended: CancellationToken::new(),
+                ended: AtomicBool::new(false),
                 throttle: Mutex::new(Throttle::new(Instant::now())),
             }),
         }
@@ -89,35 +89,89 @@ impl ProgressHooks {
 
     /// The run ended: nothing more is written from here.
     pub(super) fn end(&self) {
-        self.inner.ended.cancel();
+        self.inner.ended.store(true, Ordering::Release);
     }
 }
 
 impl HostHooks for ProgressHooks {
     fn progress(&self, percent: u8, message: &str) {
         let inner = &self.inner;
-        if inner.ended.is_cancelled() {
+        if inner.ended.load(Ordering::Acquire) {
             return;
         }
         let Some(due) = inner.throttle.lock().expect("progress lock").report(percent, message) else {
             return;
         };
-        let inner = inner.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                biased;
-                () = inner.ended.cancelled() => return,
-                () = tokio::time::sleep_until(due.into()) => {}
+        // No task or timer per job: the node's one board writes it when due
+        // (most jobs have ended by then, and cost nothing more).
+        inner.shared.progress.schedule(due, inner.clone());
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        tracing::debug!(job = %self.inner.id, ?level, message, "plugin log");
+    }
+}
+
+/// The node's scheduled progress writes; one task works them off while there
+/// are any and exits when none are left (an idle node has no timer running
+/// for it). An entry scheduled while the task sleeps towards a later one waits
+/// for that one (entries are due about one interval after they are made, so
+/// this delays a write by less than one interval).
+#[derive(Default)]
+pub(crate) struct Board {
+    state: Mutex<BoardState>,
+}
+
+#[derive(Default)]
+struct BoardState {
+    due: Vec<(Instant, Arc<Inner>)>,
+    ticking: bool,
+}
+
+impl Board {
+    fn schedule(&self, due: Instant, inner: Arc<Inner>) {
+        let shared = inner.shared.clone();
+        let mut state = self.state.lock().expect("progress board lock");
+        state.due.push((due, inner));
+        if !state.ticking {
+            state.ticking = true;
+            tokio::spawn(tick(shared));
+        }
+    }
+}
+
+/// Writes the scheduled progress as it falls due, until none is scheduled.
+async fn tick(shared: Arc<Shared>) {
+    loop {
+        let next = {
+            let mut state = shared.progress.state.lock().expect("progress board lock");
+            // Runs that ended need nothing more.
+            state.due.retain(|(_, inner)| !inner.ended.load(Ordering::Acquire));
+            match state.due.iter().map(|(due, _)| *due).min() {
+                Some(next) => next,
+                None => {
+                    state.ticking = false;
+                    return;
+                }
+            }
+        };
+        tokio::time::sleep_until(next.into()).await;
+        let now = Instant::now();
+        let ready: Vec<Arc<Inner>> = {
+            let mut state = shared.progress.state.lock().expect("progress board lock");
+            let (ready, later) = std::mem::take(&mut state.due).into_iter().partition(|(due, _)| *due <= now);
+            state.due = later;
+            ready.into_iter().map(|(_, inner)| inner).collect()
+        };
+        for inner in ready {
+            if inner.ended.load(Ordering::Acquire) {
+                continue;
             }
             let taken = inner.throttle.lock().expect("progress lock").take(Instant::now());
             if let Some((percent, message)) = taken {
                 inner.write(percent, message).await;
             }
-        });
-    }
-
-    fn log(&self, level: LogLevel, message: &str) {
-        tracing::debug!(job = %self.inner.id, ?level, message, "plugin log");
+        }
     }
 }
 
