@@ -25,7 +25,7 @@ use crate::domain::{DispatchRate, HttpCeilings, KvLimits, Limits, LimitsError, N
 use crate::queue::QueueSettings;
 use crate::sandbox::{CompileMode, EngineSettings};
 use declare::settings;
-use values::{Bytes, Unlimited, at_least, at_most_100_years, database_url, positive};
+use values::{Bytes, Unlimited, at_least, at_most_100_years, between, database_url, positive};
 pub use values::{CallbackAllow, QueueLimits, Retention, default_cache_dir, parse_bytes};
 
 /// The secrets the environment gives (read by `main`, passed in so tests
@@ -92,7 +92,7 @@ settings! {
         |s, v| s.database_url = database_url(v)?;
     /// Jobs run at once.
     workers: usize, env "WASMQ_WORKERS", described "number of cores",
-        |s, v| s.queue.workers = at_least(1, v)?;
+        |s, v| s.queue.workers = between(1, MAX_WORKERS, v)?;
     /// Most jobs claimed ahead of free workers. The node holds about 50 ms of
     /// work per worker (by recent run times) up to this cap, so short jobs
     /// drain in big claims and long jobs are not hoarded; 0 claims only for
@@ -425,9 +425,21 @@ impl Settings {
                 anyhow::anyhow!("{setting}: default job limits: {e}")
             }
         })?;
+        // Every worker runs in a pool slot of its own, with room for the
+        // instances that are not jobs (upload validation, shutdown overlap):
+        // with more workers than slots, the runs past the pool would trap.
+        let slots = u32::try_from(s.queue.workers).unwrap_or(u32::MAX).saturating_add(POOL_HEADROOM);
+        s.engine.max_instances = s.engine.max_instances.max(slots);
         Ok(s)
     }
 }
+
+/// Most `workers`: each is a sandbox slot (its memory reserved up front) and a
+/// runner task; past a few thousand a node needs more nodes, not more workers.
+const MAX_WORKERS: usize = 4096;
+
+/// Pool slots kept beyond `workers`.
+const POOL_HEADROOM: u32 = 16;
 
 /// The secrets a config file holds.
 #[derive(Default)]

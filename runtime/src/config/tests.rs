@@ -65,7 +65,14 @@ fn unknown_file_keys_and_bad_values_are_errors_naming_them() {
         Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), SecretEnv::default()).unwrap_err();
     assert!(format!("{err:#}").contains("wrokers"), "{err:#}");
     let err = Settings::resolve(args(&["--workers", "0"]), SecretEnv::default()).unwrap_err();
-    assert!(err.to_string().contains("workers must be at least 1"), "{err}");
+    assert!(err.to_string().contains("workers must be between 1 and 4096"), "{err}");
+    let err = Settings::resolve(args(&["--workers", "4097"]), SecretEnv::default()).unwrap_err();
+    assert!(err.to_string().contains("workers must be between 1 and 4096"), "{err}");
+    // Every worker gets a sandbox slot: past the default pool, the pool grows with them.
+    let s = Settings::resolve(args(&["--workers", "1000"]), SecretEnv::default()).unwrap();
+    assert_eq!(s.engine.max_instances, 1000 + POOL_HEADROOM);
+    let s = Settings::resolve(args(&["--workers", "2"]), SecretEnv::default()).unwrap();
+    assert_eq!(s.engine.max_instances, 128, "the default pool");
     assert!(Cli::try_parse_from(["serve", "--queue-limits", "gpu=x"]).is_err());
     let s = Settings::resolve(args(&["--queue-limits", "gpu=1, mail=4"]), SecretEnv::default()).unwrap();
     assert_eq!(s.queue.queue_limits.get("mail"), Some(&4));

@@ -278,6 +278,13 @@ pub(super) fn at_least<T: PartialOrd + std::fmt::Display>(min: T, n: T) -> Resul
     Ok(n)
 }
 
+pub(super) fn between<T: PartialOrd + std::fmt::Display>(min: T, max: T, n: T) -> Result<T, String> {
+    if n < min || n > max {
+        return Err(format!("must be between {min} and {max}"));
+    }
+    Ok(n)
+}
+
 /// A database URL this build can open. Only the backend's scheme is named in
 /// errors: the rest of a URL may hold a password.
 pub(super) fn database_url(url: String) -> Result<String, String> {
