@@ -62,7 +62,7 @@ class Worker:
         self.stderr_path = os.path.join(args.tmp, "celery-worker.stderr")
         self._err = open(self.stderr_path, "ab")
         argv = [sys.executable, "-m", "celery", "-A", "celery_bench", "worker", "--pool", "prefork",
-                "--concurrency", str(args.concurrency), "--loglevel", "WARNING", "-n", self.name,
+                "--concurrency", str(args.concurrency), "--loglevel", os.environ.get("BENCH_CELERY_LOGLEVEL", "WARNING"), "-n", self.name,
                 "--without-gossip", "--without-mingle", "--without-heartbeat",
                 "-Q", QUEUE if consume_now else f"{QUEUE}-idle"]
         here = os.path.dirname(os.path.abspath(__file__))
