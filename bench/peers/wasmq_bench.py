@@ -17,6 +17,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -316,19 +317,35 @@ def _batch_client_proc(host, port, log, n):
     c.close()
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def http_phase(args, name, run_clients):
-    """Start a fresh server, run the clients, time from the first request to the last finished_at."""
+    """Start a fresh server, run the clients, time from the first request to the last finished_at.
+
+    Also the CPU seconds the server and the client processes used: they share the machine's cores,
+    so a client-bound phase shows as client CPU close to the wall time times the cores."""
     s = Server(args, f"http-{name}", 2)
     try:
         s.push("bench-job.wasm", "bench")
+        server_cpu0 = cpu_seconds(s.proc.pid)
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.time()
         run_clients(s)
         accepted_s = time.time() - t0
+        children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         s.wait_all_finished(timeout=max(120, args.n / 100))
         s.check_all_succeeded(args.n)
         (last,), = s.query("SELECT max(finished_at) FROM jobs")
         seconds = max(last / 1000.0 - t0, 0.001)
-        return {"jobs_per_s": args.n / seconds, "accepted_per_s": args.n / accepted_s}
+        server_cpu = cpu_seconds(s.proc.pid) - server_cpu0
+        client_cpu = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
+        return {"jobs_per_s": args.n / seconds, "accepted_per_s": args.n / accepted_s, "seconds": seconds,
+                "server_cpu_s": server_cpu, "client_cpu_s": client_cpu}
     finally:
         s.stop()
 
@@ -364,9 +381,8 @@ def http_api(args):
 
     out = {}
     for name, fn in (("single", singles), ("batch1", batches(1)), ("batch4", batches(4))):
-        r = http_phase(args, name, fn)
-        out[f"{name}_jobs_per_s"] = r["jobs_per_s"]
-        out[f"{name}_accepted_per_s"] = r["accepted_per_s"]
+        for k, v in http_phase(args, name, fn).items():
+            out[f"{name}_{k}"] = v
     out["clients"] = args.clients
     return out
 
