@@ -67,7 +67,7 @@ async function workerMain() {
 
 function startWorker(expect) {
   const w = c.forkWorker(script, ["worker", "--tmp", a.tmp, "--ns", a.ns, "--concurrency", String(a.concurrency),
-    "--expect", String(expect), "--chunk", String(a.chunk || 0)]);
+    "--expect", String(expect), "--chunk", String(a.chunk || 0)], `${a.tmp}/bullmq-worker.stderr`);
   return w;
 }
 

@@ -3,7 +3,7 @@
 // last of stdout); anything else goes to stderr; a failure exits non-zero. bench/run copies
 // these files next to the installed node_modules and runs them from there.
 
-import { readFileSync, readdirSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readdirSync } from "node:fs";
 import { fork } from "node:child_process";
 
 export function parseArgs(argv = process.argv.slice(2)) {
@@ -127,17 +127,25 @@ export async function sampleMemory(pid, seconds = 1.5, every = 250) {
 
 // ---- the worker child: JSON messages over the IPC channel ---------------------------
 
-/** Forks this same script as `worker ...`; `next(key, timeoutS)` resolves with its next message holding key. */
+/**
+ * Forks this same script as `worker ...` with its stderr going to `stderrPath` (a file: the
+ * worker's own logging costs what it would in production, no pipe reader in this process);
+ * `next(key, timeoutS)` resolves with its next IPC message holding `key`.
+ */
 export function forkWorker(script, args, stderrPath) {
-  const child = fork(script, args, { stdio: ["ignore", "ignore", "pipe", "ipc"] });
+  const fd = openSync(stderrPath, "a");
+  const child = fork(script, args, { stdio: ["ignore", "ignore", fd, "ipc"] });
+  closeSync(fd);
   const messages = [];
   const waiters = [];
   let exited = null;
-  let stderr = "";
-  child.stderr.on("data", (d) => {
-    stderr += d;
-    if (stderr.length > 20000) stderr = stderr.slice(-20000);
-  });
+  const stderr = () => {
+    try {
+      return readFileSync(stderrPath, "utf8").slice(-2000);
+    } catch {
+      return "";
+    }
+  };
   const settle = () => {
     for (const w of [...waiters]) {
       const i = messages.findIndex((m) => w.key in m);
@@ -148,7 +156,7 @@ export function forkWorker(script, args, stderrPath) {
       } else if (exited !== null) {
         waiters.splice(waiters.indexOf(w), 1);
         clearTimeout(w.timer);
-        w.reject(new Error(`worker exited (${exited}) before '${w.key}': ${stderr.slice(-2000)}`));
+        w.reject(new Error(`worker exited (${exited}) before '${w.key}'; ${stderrPath}: ${stderr()}`));
       }
     }
   };
@@ -167,7 +175,7 @@ export function forkWorker(script, args, stderrPath) {
         const w = { key, resolve, reject };
         w.timer = setTimeout(() => {
           waiters.splice(waiters.indexOf(w), 1);
-          reject(new Error(`no '${key}' from the worker within ${timeoutS} s: ${stderr.slice(-2000)}`));
+          reject(new Error(`no '${key}' from the worker within ${timeoutS} s; ${stderrPath}: ${stderr()}`));
         }, timeoutS * 1000);
         waiters.push(w);
         settle();

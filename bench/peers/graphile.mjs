@@ -82,7 +82,7 @@ async function setup() {
 
 function startWorker(expect) {
   return c.forkWorker(script, ["worker", "--tmp", a.tmp, "--ns", a.ns, "--concurrency", String(a.concurrency),
-    "--expect", String(expect), "--chunk", String(a.chunk || 0)]);
+    "--expect", String(expect), "--chunk", String(a.chunk || 0)], `${a.tmp}/graphile-worker.stderr`);
 }
 
 async function addMany(utils, n, identifier, payload) {
