@@ -190,8 +190,12 @@ def backlog(args, n, alias, payload, plugin, name, chunk=0):
     inserts still ran past T the run is repeated with a later T, so no job starts during insertion.
     """
     # A rate measured by an earlier run of the same size is close; a probe on a small table
-    # overestimates a large one (inserts slow down as the indexes grow).
-    rate, factor = (args.insert_rate, 1.25) if args.insert_rate else (probe_insert_rate(args, min(5000, n)), 1.6)
+    # overestimates a large one (inserts slow down as the indexes grow), and a repeat of a
+    # million-job insert costs more than idling a little longer.
+    if args.insert_rate:
+        rate, factor = args.insert_rate, 1.25
+    else:
+        rate, factor = probe_insert_rate(args, min(5000, n)), (1.6 if n <= 100_000 else 2.0)
     for attempt in range(3):
         margin_s = 0.5 + factor * n / rate * (2 ** attempt)
         s = Server(args, f"{name}-{attempt}", 2)
