@@ -61,7 +61,7 @@ async fn each_setting_comes_from_the_flag_then_the_environment_then_the_file() {
 
     // A bad value in the environment is refused naming it; the flag overrides it.
     let stderr = refused(&dir, &["--config", config], &[("WASMQ_WORKERS", "0")]).await;
-    assert!(stderr.contains("workers must be at least 1"), "{stderr}");
+    assert!(stderr.contains("workers must be between 1 and 4096"), "{stderr}");
     let env = [("WASMQ_WORKERS", "0")];
     let server = serve(&dir, &["--config", config, "--workers", "2", "--listen", "127.0.0.1:0"], &env).await;
     healthy(&server).await;
