@@ -142,8 +142,7 @@ async function rss() {
     await c.sleep(300);
     const busy = await c.sampleMemory(w.child.pid, 1.0);
     const counts = await queue.getJobCounts("active");
-    return { idle_rss_kib: idle.rss_kib, idle_hwm_kib: idle.hwm_kib, busy_rss_kib: busy.rss_kib,
-      busy_hwm_kib: busy.hwm_kib, running: counts.active, in_flight: a.n, processes: busy.processes };
+    return c.memoryResult(idle, busy, counts.active, a.n);
   } finally {
     w.kill();
     await queue.close();
@@ -151,21 +150,4 @@ async function rss() {
   }
 }
 
-const workloads = {
-  drain: () => backlog(a.n, "noop", {}),
-  cpu: async () => {
-    const { limit, ms } = c.calibrate(a.targetMs);
-    const out = await backlog(a.n, "sieve", { limit });
-    return { ...out, limit, per_job_ms: ms };
-  },
-  latency,
-  rss,
-};
-
-if (a.workload === "worker") {
-  workerMain().catch((e) => c.fail(e.stack || String(e)));
-} else if (workloads[a.workload]) {
-  c.runMain(workloads[a.workload]);
-} else {
-  c.fail(`unknown workload ${a.workload}`);
-}
+c.adapterMain(a, { backlog, latency, rss, workerMain });

@@ -238,3 +238,33 @@ export function runMain(main) {
     (e) => fail(e && e.stack ? e.stack : String(e)),
   );
 }
+
+/** The memory workload's answer from two samples (idle, then with jobs in flight). */
+export function memoryResult(idle, busy, running, inFlight) {
+  return { idle_rss_kib: idle.rss_kib, idle_hwm_kib: idle.hwm_kib, busy_rss_kib: busy.rss_kib,
+    busy_hwm_kib: busy.hwm_kib, running, in_flight: inFlight, processes: busy.processes };
+}
+
+/**
+ * The adapter's entry point, alike for every Node peer: `worker` runs the worker process,
+ * every other workload is built from the adapter's `backlog` (drain, cpu), `latency` and `rss`.
+ */
+export function adapterMain(a, { backlog, latency, rss, workerMain }) {
+  const workloads = {
+    drain: () => backlog(a.n, "noop", {}),
+    cpu: async () => {
+      const { limit, ms } = calibrate(a.targetMs);
+      const out = await backlog(a.n, "sieve", { limit });
+      return { ...out, limit, per_job_ms: ms };
+    },
+    latency,
+    rss,
+  };
+  if (a.workload === "worker") {
+    workerMain().catch((e) => fail(e.stack || String(e)));
+  } else if (workloads[a.workload]) {
+    runMain(workloads[a.workload]);
+  } else {
+    fail(`unknown workload ${a.workload}`);
+  }
+}

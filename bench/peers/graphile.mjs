@@ -163,8 +163,7 @@ async function rss() {
       const r = await client.query("SELECT count(*)::int AS n FROM graphile_worker.jobs WHERE locked_at IS NOT NULL");
       return r.rows[0].n;
     });
-    return { idle_rss_kib: idle.rss_kib, idle_hwm_kib: idle.hwm_kib, busy_rss_kib: busy.rss_kib,
-      busy_hwm_kib: busy.hwm_kib, running, in_flight: a.n, processes: busy.processes };
+    return c.memoryResult(idle, busy, running, a.n);
   } finally {
     w.kill();
     await utils.release();
@@ -172,21 +171,4 @@ async function rss() {
   }
 }
 
-const workloads = {
-  drain: () => backlog(a.n, "noop", {}),
-  cpu: async () => {
-    const { limit, ms } = c.calibrate(a.targetMs);
-    const out = await backlog(a.n, "sieve", { limit });
-    return { ...out, limit, per_job_ms: ms };
-  },
-  latency,
-  rss,
-};
-
-if (a.workload === "worker") {
-  workerMain().catch((e) => c.fail(e.stack || String(e)));
-} else if (workloads[a.workload]) {
-  c.runMain(workloads[a.workload]);
-} else {
-  c.fail(`unknown workload ${a.workload}`);
-}
+c.adapterMain(a, { backlog, latency, rss, workerMain });
