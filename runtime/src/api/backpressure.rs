@@ -67,9 +67,12 @@ impl Backpressure {
         // The first count is waited for by all; later ones by the one request
         // that takes it on.
         if !fresh && (!known || !self.counting.swap(true, Ordering::AcqRel)) {
-            let counted = self.count(store).await;
-            self.counting.store(false, Ordering::Release);
-            *self.state.lock().unwrap_or_else(PoisonError::into_inner) = Some(counted?);
+            // Released however the count ends, also when the request is
+            // dropped mid-count (its client went away): a flag left set would
+            // keep every later request on stale figures for good.
+            let _counting = Counting(&self.counting);
+            let counted = self.count(store).await?;
+            *self.state.lock().unwrap_or_else(PoisonError::into_inner) = Some(counted);
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let counts = state.as_mut().ok_or_else(|| ApiError::internal("backpressure counts missing"))?;
@@ -110,6 +113,15 @@ impl Backpressure {
             )));
         }
         Ok(())
+    }
+}
+
+/// Clears the `counting` flag when dropped.
+struct Counting<'a>(&'a AtomicBool);
+
+impl Drop for Counting<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
