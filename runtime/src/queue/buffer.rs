@@ -78,9 +78,9 @@ impl Buffer {
         cap: usize,
     ) -> usize {
         let held = held + self.reserved;
-        let fill = workers.max(window.min(cap));
-        if held < fill && self.held_per_tenant.keys().all(|t| t == tenant) {
-            return fill - held;
+        let window = window.min(cap);
+        if held < window && self.held_per_tenant.keys().all(|t| t == tenant) {
+            return window - held;
         }
         if held < workers {
             return workers - held;
