@@ -73,15 +73,25 @@ impl SqliteStore {
             .pragma("cache_size", "-32000")
             // Read pages through a memory map instead of read(2) copies.
             .pragma("mmap_size", "268435456");
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        // No ping before each use (sqlx's default): the connections are in
+        // this process, and a ping is one more round trip to the connection's
+        // thread on every store call, the idle dispatch's included.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&writer)
             .await
             .map_err(|e| StoreError::Database(BackendError::new(e)))?;
         let file = options.get_filename().to_path_buf();
         let file = FileId::of(&file).ok().map(|id| (file, id));
-        let reader =
-            SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .test_before_acquire(false)
+            .connect_with(options.read_only(true))
+            .await?;
         Ok(Self { writer, reader, file })
     }
 
