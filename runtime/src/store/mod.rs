@@ -105,6 +105,13 @@ impl std::error::Error for BackendError {
     }
 }
 
+/// Every backend speaks sqlx: its errors are the backend's own.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(BackendError::new(e))
+    }
+}
+
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 

@@ -31,12 +31,6 @@ use super::usage::{UsageQuery, UsageRecord};
 use super::{BackendError, Store, StoreError, StoreResult};
 use crate::domain::{AliasName, Digest, KvStoreName, TenantId};
 
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        StoreError::Database(BackendError::new(e))
-    }
-}
-
 /// The SQLite store.
 #[derive(Clone)]
 pub(super) struct SqliteStore {
@@ -313,7 +307,7 @@ mod tests {
         let listed = &script[script.find("COUNTERS = [").expect("the script lists COUNTERS")..];
         let listed = &listed[..listed.find(']').unwrap()];
         let names: Vec<&str> = listed.split('"').skip(1).step_by(2).collect();
-        assert_eq!(names, super::usage::COUNTERS);
+        assert_eq!(names, crate::store::rows::USAGE_COUNTERS);
     }
 
     /// SQL with its layout removed: whitespace runs become one space, none
