@@ -2,9 +2,11 @@
 //! meet, one file per area. Each case is an `async fn(Arc<dyn Store>)` written
 //! once; `cases!` makes one test of it that runs it on a fresh store of every
 //! backend in [`BACKENDS`], opened through `wasmq::store::connect` like the
-//! server opens its own. A new backend adds a line to `BACKENDS`, not cases.
+//! server opens its own. A new backend adds a line to `BACKENDS`
+//! (`backends.rs`), not cases.
 
 mod aliases;
+mod backends;
 mod callbacks;
 mod fairness;
 mod fencing;
@@ -20,32 +22,36 @@ mod usage;
 mod waiting;
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use wasmq::store::Store;
 
-/// A backend the suite runs against.
-pub struct Backend {
-    /// Named in the output of a failing case.
-    pub name: &'static str,
-    /// The URL of a fresh, empty database, given a temp directory the case
-    /// owns (removed when it ends).
-    pub url: fn(&Path) -> String,
-}
+use backends::BACKENDS;
 
-/// Every backend there is.
-pub const BACKENDS: &[Backend] =
-    &[Backend { name: "sqlite", url: |dir| format!("sqlite://{}", dir.join("store.db").display()) }];
+/// Runs `case` once per backend, each time with the URL of a fresh, empty
+/// database (dropped when the case ends).
+async fn on_every_database<F: Future<Output = ()>>(case: impl Fn(String) -> F) {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let db = match (backend.fresh)(dir.path()).await {
+            Ok(db) => db,
+            Err(why) => {
+                backends::unavailable(backend, &why);
+                continue;
+            }
+        };
+        eprintln!("running on the {} backend ({})", backend.name, db.url);
+        case(db.url.clone()).await;
+    }
+}
 
 /// Runs `case` once per backend, each time on a fresh store.
 async fn on_every_backend<F: Future<Output = ()>>(case: impl Fn(Arc<dyn Store>) -> F) {
-    for backend in BACKENDS {
-        let dir = tempfile::tempdir().unwrap();
-        let url = (backend.url)(dir.path());
+    let case = &case;
+    on_every_database(|url| async move {
         let store = wasmq::store::connect(&url).await.unwrap_or_else(|e| panic!("opening {url}: {e}"));
-        eprintln!("running on the {} backend ({url})", backend.name);
         case(store).await;
-    }
+    })
+    .await;
 }
 
 /// One `#[tokio::test]` per case, run on every backend.
