@@ -2,15 +2,18 @@
 //! meet, one file per area. Each case is an `async fn(Arc<dyn Store>)` written
 //! once; `cases!` makes one test of it that runs it on a fresh store of every
 //! backend in [`BACKENDS`], opened through `wasmq::store::connect` like the
-//! server opens its own. A new backend adds a line to `BACKENDS`
-//! (`backends.rs`), not cases.
+//! server opens its own. A case that needs several stores on one database
+//! (several nodes) takes the database's URL instead (`url_cases!`). A new
+//! backend adds a line to `BACKENDS` (`backends.rs`), not cases.
 
 mod aliases;
 mod backends;
 mod callbacks;
+mod concurrency;
 mod fairness;
 mod fencing;
 mod idempotency;
+mod isolation;
 mod keys;
 mod kv;
 mod lifecycle;
@@ -66,6 +69,19 @@ macro_rules! cases {
     };
 }
 
+/// One multi-threaded `#[tokio::test]` per case that opens its own stores
+/// (`async fn(String)`, given the database's URL), run on every backend.
+macro_rules! url_cases {
+    ($($test:ident => $case:path,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $test() {
+                on_every_database($case).await;
+            }
+        )*
+    };
+}
+
 cases! {
     meets_the_store_contract => lifecycle::exercise,
     watches_jobs_and_lists_them_in_bounded_pages => pages::exercise_watch_and_pages,
@@ -87,4 +103,14 @@ cases! {
     claims_apply_priorities_within_a_tenant => fairness::priorities_apply_within_a_tenant,
     claims_hold_max_running_even_when_alone => fairness::max_running_holds_even_alone,
     claims_give_no_share_to_delayed_work => fairness::delayed_work_takes_no_share,
+    keeps_every_scoped_record_to_its_tenant => isolation::exercise_tenant_isolation,
+}
+
+url_cases! {
+    concurrent_claims_through_two_stores_take_each_job_once => concurrency::claims_take_each_job_once,
+    concurrent_claims_through_two_stores_hold_max_running => concurrency::claims_hold_max_running,
+    racing_inserts_of_one_idempotency_key_make_one_job => concurrency::idempotency_key_races,
+    two_stores_deliver_each_callback_once => concurrency::callbacks_delivered_once,
+    a_batch_ended_through_two_stores_at_once_is_due => concurrency::batch_ended_by_both,
+    a_stale_completion_from_another_store_is_fenced => concurrency::stale_completion_fenced,
 }
