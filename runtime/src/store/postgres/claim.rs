@@ -2,7 +2,7 @@
 //! what they run (`LOADS`), then one `CLAIM` per tenant for the share the
 //! rules give it (`rules::FairClaim`).
 //!
-//! Every `CLAIM` takes its rows `FOR UPDATE SKIP LOCKED`: rows another
+//! Every `CLAIM` takes its rows `FOR NO KEY UPDATE SKIP LOCKED`: rows another
 //! claimer is taking are passed over, not waited for, and a row is taken only
 //! while it is still runnable, so no job is claimed twice. A tenant's
 //! `max_running` needs more: two claimers that each count its running jobs

@@ -6,10 +6,10 @@
 //!
 //! What SQLite's single writer serializes, this backend makes hold across
 //! nodes and connections:
-//! - claims take jobs `FOR UPDATE SKIP LOCKED` in claim order, so two
+//! - claims take jobs `FOR NO KEY UPDATE SKIP LOCKED` in claim order, so two
 //!   claimers never take one job and never wait for each other's rows; a
 //!   claim that plans for a tenant with a `max_running` bound first takes that
-//!   tenant's advisory lock ([`Lock::Claims`]), so claimers count its running
+//!   tenant's advisory lock (`claim::lock_bounded`), so claimers count its running
 //!   jobs one after the other (`claim`);
 //! - callback deliveries are claimed like jobs (`callbacks`);
 //! - an idempotency key is one row by a unique index: the insert does nothing
@@ -23,6 +23,9 @@
 //! - checks made before a write (key-value limits, an alias's next version,
 //!   a module still unused) run under an advisory lock of what they guard
 //!   ([`Lock`]).
+//!
+//! Rows are locked `FOR NO KEY UPDATE` (the strength of an UPDATE that keeps
+//! the key), which foreign-key checks (`usage_runs` names its job) do not wait for.
 //!
 //! Times are i64 unix milliseconds and JSON is TEXT, as in SQLite, so the rows
 //! decode through the same `store::rows` types; row lists travel as one JSON
