@@ -24,10 +24,11 @@
 //!   (`--http-allow`), per-job request and byte budgets, and a record of each
 //!   request in the outcome (shown in the job view, counted in usage).
 //! - [`store`]: persistence behind the [`store::Store`] trait, opened by
-//!   `store::connect(url)` (SQLite now, PostgreSQL next); the rules all
-//!   backends share in `store/rows.rs` and `store/rules/`, each backend's SQL
-//!   in its folder (`store/sqlite/`, one file per table family); migrations in
-//!   `runtime/migrations/<backend>/`. Usage per tenant per day (`store/usage.rs`)
+//!   `store::connect(url)` (SQLite, the embedded default, or PostgreSQL, which
+//!   several nodes share); the rules all backends share in `store/rows/` and
+//!   `store/rules/`, each backend's SQL in its folder (`store/sqlite/`,
+//!   `store/postgres/`, one file per table family, the same files in both);
+//!   migrations in `runtime/migrations/<backend>/`. Usage per tenant per day (`store/usage.rs`)
 //!   is counted inside the transactions of the writes that cause it.
 //! - [`queue`]: orchestration: the producer claims runnable jobs in batches into
 //!   a node-local priority buffer, `workers` runner tasks drain it through the

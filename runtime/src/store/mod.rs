@@ -1,6 +1,7 @@
 //! Persistence layer: the [`Store`] trait every backend implements, its record
 //! and parameter types, [`connect`] (the one place a backend is chosen, by the
-//! URL's scheme), and one module per backend (`sqlite`; PostgreSQL next).
+//! URL's scheme), and one module per backend (`sqlite`, the embedded default;
+//! `postgres`, for several nodes sharing one queue).
 //!
 //! Methods are noun-first (`job_insert`, `job_claim`, `job_complete`,
 //! `job_rescue_expired`) and take parameter structs; every method is scoped by
@@ -8,6 +9,7 @@
 //! backend; extend it whenever semantics change.
 
 mod keys;
+mod postgres;
 mod records;
 mod rows;
 mod rules;
@@ -25,19 +27,19 @@ use std::sync::Arc;
 use crate::domain::{AliasName, Digest, KvStoreName, TenantId};
 
 /// Opens the store `url` names, by its scheme: `sqlite:` (a file, created if
-/// missing, migrated on open). This is the only place a backend is named.
+/// missing) or `postgres:` / `postgresql:` (a database that exists, with a
+/// pool of `max_connections` connections, 10 unless the URL's query says
+/// `?max_connections=N`); either is migrated on open. This is the only place
+/// a backend is named.
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
     match scheme {
         "sqlite" => Ok(Arc::new(sqlite::SqliteStore::connect(url).await?)),
-        "postgres" | "postgresql" => Err(StoreError::Unsupported(
-            "PostgreSQL is not built in yet: set the database URL (`--database`, WASMQ_DATABASE_URL or \
-             `database` in the config file) to a sqlite:// URL"
-                .into(),
-        )),
+        "postgres" | "postgresql" => Ok(Arc::new(postgres::PgStore::connect(url).await?)),
         _ => Err(StoreError::Unsupported(format!(
-            "the database URL {url:?} names no known backend: use sqlite://<file> (set by `--database`, \
-             WASMQ_DATABASE_URL or `database` in the config file)"
+            "the database URL {url:?} names no known backend: use sqlite://<file> or \
+             postgres://<user>@<host>/<database> (set by `--database`, WASMQ_DATABASE_URL or `database` \
+             in the config file)"
         ))),
     }
 }
@@ -63,8 +65,8 @@ pub enum StoreError {
     /// (5xx, logged). Opaque: no backend's error type shows above the store.
     #[error("database error: {0}")]
     Database(BackendError),
-    /// The database URL names a backend this build does not have; the server
-    /// does not start.
+    /// The database URL names a backend this build does not have, or a
+    /// setting its backend does not take; the server does not start.
     #[error("{0}")]
     Unsupported(String),
     /// A stored value could not be decoded (a bug or a corrupted row).
@@ -102,6 +104,13 @@ impl std::fmt::Display for BackendError {
 impl std::error::Error for BackendError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.0.source()
+    }
+}
+
+/// Every backend speaks sqlx: its errors are the backend's own.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(BackendError::new(e))
     }
 }
 
@@ -325,14 +334,18 @@ mod tests {
 
     #[tokio::test]
     async fn connect_chooses_the_backend_by_scheme_and_names_the_setting_otherwise() {
-        for url in ["postgres://localhost/wasmq", "postgresql://u@db/wasmq"] {
-            let err = connect(url).await.err().expect("PostgreSQL is not built in");
-            assert!(matches!(err, StoreError::Unsupported(_)), "{err:?}");
-            let msg = err.to_string();
-            assert!(msg.contains("PostgreSQL is not built in yet") && msg.contains("--database"), "{msg}");
+        // Both PostgreSQL schemes reach the PostgreSQL backend: here it finds
+        // no server (port 1), and says so as a database error, or rejects a
+        // setting it does not take.
+        for url in ["postgres://127.0.0.1:1/wasmq", "postgresql://u@127.0.0.1:1/wasmq"] {
+            let err = connect(url).await.err().expect("nothing listens on port 1");
+            assert!(matches!(err, StoreError::Database(_)), "{err:?}");
         }
+        let err = connect("postgres://127.0.0.1:1/wasmq?max_connections=0").await.err().expect("bad size");
+        assert!(err.to_string().contains("max_connections"), "{err}");
         let err = connect("mysql://db/wasmq").await.err().expect("no such backend").to_string();
         assert!(err.contains("mysql://db/wasmq") && err.contains("WASMQ_DATABASE_URL"), "{err}");
+        assert!(err.contains("sqlite://") && err.contains("postgres://"), "{err}");
         let store = connect("sqlite::memory:").await.expect("an in-memory SQLite store opens");
         store.store_ping().await.expect("and answers");
     }

@@ -2,13 +2,18 @@
 //! meet, one file per area. Each case is an `async fn(Arc<dyn Store>)` written
 //! once; `cases!` makes one test of it that runs it on a fresh store of every
 //! backend in [`BACKENDS`], opened through `wasmq::store::connect` like the
-//! server opens its own. A new backend adds a line to `BACKENDS`, not cases.
+//! server opens its own. A case that needs several stores on one database
+//! (several nodes) takes the database's URL instead (`url_cases!`). A new
+//! backend adds a line to `BACKENDS` (`backends.rs`), not cases.
 
 mod aliases;
+mod backends;
 mod callbacks;
+mod concurrency;
 mod fairness;
 mod fencing;
 mod idempotency;
+mod isolation;
 mod keys;
 mod kv;
 mod lifecycle;
@@ -20,32 +25,36 @@ mod usage;
 mod waiting;
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use wasmq::store::Store;
 
-/// A backend the suite runs against.
-pub struct Backend {
-    /// Named in the output of a failing case.
-    pub name: &'static str,
-    /// The URL of a fresh, empty database, given a temp directory the case
-    /// owns (removed when it ends).
-    pub url: fn(&Path) -> String,
-}
+use backends::BACKENDS;
 
-/// Every backend there is.
-pub const BACKENDS: &[Backend] =
-    &[Backend { name: "sqlite", url: |dir| format!("sqlite://{}", dir.join("store.db").display()) }];
+/// Runs `case` once per backend, each time with the URL of a fresh, empty
+/// database (dropped when the case ends).
+async fn on_every_database<F: Future<Output = ()>>(case: impl Fn(String) -> F) {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let db = match (backend.fresh)(dir.path()).await {
+            Ok(db) => db,
+            Err(why) => {
+                backends::unavailable(backend, &why);
+                continue;
+            }
+        };
+        eprintln!("running on the {} backend ({})", backend.name, db.url);
+        case(db.url.clone()).await;
+    }
+}
 
 /// Runs `case` once per backend, each time on a fresh store.
 async fn on_every_backend<F: Future<Output = ()>>(case: impl Fn(Arc<dyn Store>) -> F) {
-    for backend in BACKENDS {
-        let dir = tempfile::tempdir().unwrap();
-        let url = (backend.url)(dir.path());
+    let case = &case;
+    on_every_database(|url| async move {
         let store = wasmq::store::connect(&url).await.unwrap_or_else(|e| panic!("opening {url}: {e}"));
-        eprintln!("running on the {} backend ({url})", backend.name);
         case(store).await;
-    }
+    })
+    .await;
 }
 
 /// One `#[tokio::test]` per case, run on every backend.
@@ -55,6 +64,19 @@ macro_rules! cases {
             #[tokio::test]
             async fn $test() {
                 on_every_backend($case).await;
+            }
+        )*
+    };
+}
+
+/// One multi-threaded `#[tokio::test]` per case that opens its own stores
+/// (`async fn(String)`, given the database's URL), run on every backend.
+macro_rules! url_cases {
+    ($($test:ident => $case:path,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $test() {
+                on_every_database($case).await;
             }
         )*
     };
@@ -81,4 +103,14 @@ cases! {
     claims_apply_priorities_within_a_tenant => fairness::priorities_apply_within_a_tenant,
     claims_hold_max_running_even_when_alone => fairness::max_running_holds_even_alone,
     claims_give_no_share_to_delayed_work => fairness::delayed_work_takes_no_share,
+    keeps_every_scoped_record_to_its_tenant => isolation::exercise_tenant_isolation,
+}
+
+url_cases! {
+    concurrent_claims_through_two_stores_take_each_job_once => concurrency::claims_take_each_job_once,
+    concurrent_claims_through_two_stores_hold_max_running => concurrency::claims_hold_max_running,
+    racing_inserts_of_one_idempotency_key_make_one_job => concurrency::idempotency_key_races,
+    two_stores_deliver_each_callback_once => concurrency::callbacks_delivered_once,
+    a_batch_ended_through_two_stores_at_once_is_due => concurrency::batch_ended_by_both,
+    a_stale_completion_from_another_store_is_fenced => concurrency::stale_completion_fenced,
 }

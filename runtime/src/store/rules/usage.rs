@@ -3,10 +3,10 @@
 //! tenant-day, not one per job), and how stored rows become the days of a
 //! listing (the module gauge carried over days without a module change).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::domain::{Day, JobStatus, TenantId};
-use crate::store::{JobCompletion, UsageCounters, UsageRecord};
+use crate::store::{JobCompletion, Lease, UsageCounters, UsageRecord};
 
 /// The error kind of a run stopped by its wall-clock limit.
 const TIMEOUT_KIND: &str = "timeout";
@@ -49,6 +49,19 @@ impl UsageTally {
         }
     }
 
+    /// A callback delivery attempt (of a job or batch of `tenant`) recorded
+    /// at `at_ms`, and whether the receiver accepted it.
+    pub(in crate::store) fn callback(&mut self, tenant: &TenantId, at_ms: i64, delivered: bool) {
+        let day = self.at(tenant, at_ms);
+        day.callbacks_sent += 1;
+        day.callbacks_delivered += u64::from(delivered);
+    }
+
+    /// A key-value write (set, delete that found its key, increment).
+    pub(in crate::store) fn kv_write(&mut self, tenant: &TenantId, at_ms: i64) {
+        self.at(tenant, at_ms).kv_writes += 1;
+    }
+
     /// Each tenant-day with its counters.
     pub(in crate::store) fn iter(&self) -> impl Iterator<Item = (&TenantId, Day, &UsageCounters)> {
         self.0.iter().map(|((t, d), c)| (t, *d, c))
@@ -58,6 +71,35 @@ impl UsageTally {
     pub(in crate::store) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// Settles a completion batch once its statement applied the claims in
+/// `applied`: returns the claims applied, in the order given (each once
+/// however often it is listed), and the completions whose runs are still to
+/// be counted as fenced off (`usage_runs`); the applied runs and their
+/// outcomes go into `tally` (a completion applies once, so its run needs no
+/// `usage_runs` row). A usage-only report never applies.
+pub(in crate::store) fn settle_completions<'a>(
+    completions: &'a [JobCompletion],
+    applied: &HashSet<Lease>,
+    tally: &mut UsageTally,
+) -> (Vec<Lease>, Vec<&'a JobCompletion>) {
+    let mut reported = Vec::with_capacity(applied.len());
+    let mut counted = HashSet::new();
+    let mut fenced = Vec::new();
+    for c in completions {
+        let lease = Lease { id: c.id.clone(), token: c.token };
+        if !c.usage_only && applied.contains(&lease) {
+            if counted.insert(lease.clone()) {
+                tally.run(&c.tenant, c);
+                tally.outcome(&c.tenant, c.status, c.finished_at);
+            }
+            reported.push(lease);
+        } else if !counted.contains(&lease) {
+            fenced.push(c);
+        }
+    }
+    (reported, fenced)
 }
 
 /// One stored row: a tenant-day's counters, and its gauges (module bytes,

@@ -91,9 +91,7 @@ pub(super) async fn record(s: &SqliteStore, p: CallbackRecord) -> StoreResult<()
     if let Some(tenant) = tenant {
         let tenant = TenantId::parse(tenant).map_err(corrupt)?;
         let mut tally = UsageTally::default();
-        let day = tally.at(&tenant, now_ms());
-        day.callbacks_sent += 1;
-        day.callbacks_delivered += u64::from(p.state == CallbackState::Delivered);
+        tally.callback(&tenant, now_ms(), p.state == CallbackState::Delivered);
         usage::add(&mut tx, &tally).await?;
     }
     tx.commit().await?;

@@ -7,7 +7,7 @@ use super::SqliteStore;
 use super::batches::schedule_done_batches;
 use crate::domain::{CallbackState, JobStatus, TenantId};
 use crate::store::rows::{
-    JOB_COLUMNS, JobRow, JobWatchRow, KeyedJobRow, callback_json, compact_limits, record_of,
+    JOB_COLUMNS, JobRow, JobWatchRow, KeyedJobRow, callback_json, insert_row, keyed, record_of,
 };
 use crate::store::rules::{
     self, CALLBACK_ON_END, CALLBACK_PENDING, CALLBACK_SETTLED, CANCELLED, DELAYED, QUEUED, RETRYABLE,
@@ -81,10 +81,7 @@ pub(super) async fn insert(
                     }
                     None => {
                         let record = record_of(job);
-                        let mut row = insert_row(job, &record);
-                        row["idempotency_key"] = key.as_str().into();
-                        row["idempotency_fingerprint"] = job.idempotency_fingerprint.clone().into();
-                        insert_rows(&mut *tx, vec![row]).await?;
+                        insert_rows(&mut *tx, vec![keyed(insert_row(job, &record), job)]).await?;
                         out.push(Some(Inserted { job: record, created: true }));
                     }
                 }
@@ -247,26 +244,7 @@ pub(super) async fn status_counts(s: &SqliteStore, tenant: &TenantId) -> StoreRe
     Ok(rules::status_counts(rows))
 }
 
-/// The row of a new job, as the JSON object `insert_rows` reads;
-/// `record` is `record_of(job)`: a job inserted under a lease is stored as
-/// its claim would leave it.
-pub(super) fn insert_row(job: &NewJob, record: &JobRecord) -> serde_json::Value {
-    serde_json::json!({
-        "id": job.id, "tenant": job.tenant.as_str(), "alias": job.alias.as_str(),
-        "module": job.module.to_string(), "status": record.status.as_str(), "priority": job.priority,
-        "queue": job.queue.as_str(), "context": job.context, "payload": job.payload,
-        "max_attempts": job.max_attempts,
-        "limits": compact_limits(&job.limits),
-        "run_at": job.run_at, "created_at": job.created_at, "idempotency_key": null,
-        "idempotency_fingerprint": null,
-        "batch_id": job.batch_id, "callback": callback_json(&job.callback),
-        "callback_state": record.callback_state.map(CallbackState::as_str),
-        "attempt": record.attempt, "lease_token": record.lease_token, "started_at": record.started_at,
-        "lease_owner": record.lease_owner, "lease_expires_at": job.lease.as_ref().map(|l| l.expires_at),
-    })
-}
-
-/// The bulk insert: the new jobs travel as one JSON array of `insert_row`s.
+/// The bulk insert: the new jobs travel as one JSON array of `rows::insert_row`s.
 /// Each row is taken out of the array once, in SQLite's binary JSON (`r`,
 /// materialized): `json_each`'s `value` would render the row as text again
 /// for every field read from it (23 here), which cost more than the insert.

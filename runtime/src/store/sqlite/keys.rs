@@ -1,37 +1,10 @@
 //! `signing_keys`: the sealed secrets of signed requests.
 
 use super::{SqliteStore, tenants};
-use crate::domain::{Scope, TenantId};
+use crate::domain::TenantId;
+use crate::store::rows::{KeyRow, key_grant_parts};
 use crate::store::rules;
-use crate::store::{KeyCreate, KeyGrant, KeyRecord, StoreError, StoreResult};
-
-#[derive(sqlx::FromRow)]
-struct KeyRow {
-    id: String,
-    tenant: String,
-    scope: String,
-    name: Option<String>,
-    created_at: i64,
-}
-
-fn corrupt(id: &str, what: &str) -> StoreError {
-    StoreError::Corrupt(format!("signing key {id}: {what}"))
-}
-
-fn parse(id: &str, tenant: String, scope: &str) -> StoreResult<(TenantId, Scope)> {
-    let tenant = TenantId::parse(tenant).map_err(|e| corrupt(id, &e.to_string()))?;
-    let scope = Scope::parse(scope).ok_or_else(|| corrupt(id, &format!("scope {scope:?}")))?;
-    Ok((tenant, scope))
-}
-
-impl TryFrom<KeyRow> for KeyRecord {
-    type Error = StoreError;
-
-    fn try_from(r: KeyRow) -> StoreResult<Self> {
-        let (tenant, scope) = parse(&r.id, r.tenant, &r.scope)?;
-        Ok(KeyRecord { id: r.id, tenant, scope, name: r.name, created_at: r.created_at })
-    }
-}
+use crate::store::{KeyCreate, KeyGrant, KeyRecord, StoreResult};
 
 pub(super) async fn create(s: &SqliteStore, p: KeyCreate) -> StoreResult<KeyRecord> {
     let mut tx = s.tx().await?;
@@ -83,7 +56,7 @@ pub(super) async fn lookup(s: &SqliteStore, id: &str) -> StoreResult<Option<KeyG
             .fetch_optional(&s.writer)
             .await?;
     row.map(|(tenant, scope, sealed)| {
-        let (tenant, scope) = parse(id, tenant, &scope)?;
+        let (tenant, scope) = key_grant_parts(id, tenant, &scope)?;
         Ok(KeyGrant { id: id.to_string(), tenant, scope, sealed })
     })
     .transpose()

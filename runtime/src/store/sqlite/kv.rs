@@ -9,9 +9,7 @@ use sqlx::{Sqlite, Transaction};
 use super::{SqliteStore, usage};
 use crate::domain::{AliasName, CapabilityLimits, KvStoreName, TenantId};
 use crate::store::rules;
-use crate::store::{
-    KvIncrement, KvKey, KvList, KvSet, KvStoreSize, SecretPut, SecretRecord, StoreResult, UsageCounters,
-};
+use crate::store::{KvIncrement, KvKey, KvList, KvSet, KvStoreSize, SecretPut, SecretRecord, StoreResult};
 
 pub(super) async fn get(s: &SqliteStore, k: &KvKey) -> StoreResult<Option<Vec<u8>>> {
     // The writer: a value set a moment ago (by this node or a job) is seen at once.
@@ -168,7 +166,7 @@ async fn written(
     let size = KvStoreSize { bytes: bytes.max(0) as u64, keys: keys.max(0) as u64 };
     rules::kv_within(store, size, after, limits)?;
     let mut tally = rules::UsageTally::default();
-    *tally.at(tenant, now) = UsageCounters { kv_writes: 1, ..Default::default() };
+    tally.kv_write(tenant, now);
     usage::add(tx, &tally).await?;
     if after != before {
         usage::gauge_changed(tx, usage::Gauge::Kv, tenant, now, before, after).await?;

@@ -9,19 +9,11 @@ use super::SqliteStore;
 use super::batches::schedule_done_batches;
 use super::usage;
 use crate::domain::{JobStatus, TenantId};
-use crate::store::rows::corrupt;
+use crate::store::rows::{completions_json, corrupt, leases_json};
 use crate::store::rules::{
     self, CALLBACK_ON_END, CALLBACK_SENDING, DEAD, LEASE_LOST, QUEUED, RUNNABLE, RUNNING, UsageTally,
 };
 use crate::store::{JobCompletion, JobHeartbeat, Lease, Rescued, StoreResult};
-
-/// Claims as the JSON array `[{"id", "token"}]` the statements read with `json_each`.
-pub(super) fn leases_json(leases: &[Lease]) -> String {
-    serde_json::Value::Array(
-        leases.iter().map(|l| serde_json::json!({"id": l.id, "token": l.token})).collect(),
-    )
-    .to_string()
-}
 
 /// The completion of a batch of attempts (see `complete_in`), rendered once.
 /// Each row is read from binary JSON taken out once (see `jobs::INSERT`).
@@ -179,28 +171,10 @@ pub(super) async fn complete_in(
     let applied: Vec<(String, i64, Option<String>, String)> = if applying.is_empty() {
         Vec::new()
     } else {
-        let rows: Vec<serde_json::Value> = applying
-            .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "id": c.id, "token": c.token, "owner": c.owner, "status": c.status.as_str(),
-                    "terminal": c.status.is_terminal(),
-                    "result": c.result, "error_kind": c.error.as_ref().map(|e| &e.0),
-                    "error_message": c.error.as_ref().map(|e| &e.1), "fuel_used": c.fuel_used,
-                    "duration_ms": c.duration_ms, "logs": c.logs,
-                    "progress_percent": c.progress.as_ref().map(|p| p.0),
-                    "progress_message": c.progress.as_ref().map(|p| &p.1),
-                    "started_at": c.started_at, "finished_at": c.finished_at, "run_at": c.run_at,
-                })
-            })
-            .collect();
         // One statement for the whole batch: the completions travel as a JSON
         // array; only rows still running under the completing run's own claim
         // (owner and fencing token) change.
-        sqlx::query_as(&COMPLETE)
-            .bind(serde_json::Value::Array(rows).to_string())
-            .fetch_all(&mut **tx)
-            .await?
+        sqlx::query_as(&COMPLETE).bind(completions_json(&applying)).fetch_all(&mut **tx).await?
     };
     let batches = rules::ended_batches(
         applied.iter().filter_map(|(_, _, b, s)| Some((JobStatus::parse(s)?, b.as_ref()))),
@@ -208,23 +182,8 @@ pub(super) async fn complete_in(
     schedule_done_batches(tx, &batches, now).await?;
     let applied: std::collections::HashSet<Lease> =
         applied.into_iter().map(|(id, token, _, _)| Lease { id, token: token as u64 }).collect();
-    // Report in the order given, and count each applied run and outcome once
-    // (a completion applies once: its run needs no `usage_runs` row).
-    let mut reported = Vec::with_capacity(applied.len());
-    let mut counted = std::collections::HashSet::new();
-    let mut fenced = Vec::new();
-    for c in completions {
-        let lease = Lease { id: c.id.clone(), token: c.token };
-        if !c.usage_only && applied.contains(&lease) {
-            if counted.insert(lease.clone()) {
-                tally.run(&c.tenant, c);
-                tally.outcome(&c.tenant, c.status, c.finished_at);
-            }
-            reported.push(lease);
-        } else if !counted.contains(&lease) {
-            fenced.push(c);
-        }
-    }
+    // Report in the order given, and count each applied run and outcome once.
+    let (reported, fenced) = rules::settle_completions(completions, &applied, &mut tally);
     // Runs whose completion did not apply still used fuel and time: each
     // claim counted once however often it is reported.
     usage::count_fenced_runs(tx, &fenced, &mut tally).await?;

@@ -4,7 +4,9 @@
 //!
 //! All writes go through the single writer connection, so write transactions
 //! never race each other for SQLite's lock (a deferred transaction upgrading to a
-//! writer fails at once with SQLITE_BUSY instead of waiting).
+//! writer fails at once with SQLITE_BUSY instead of waiting); and each takes the
+//! lock up front (`BEGIN IMMEDIATE`), so writers in other processes on the same
+//! file wait for it rather than fail.
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
@@ -30,12 +32,6 @@ use super::tenants::*;
 use super::usage::{UsageQuery, UsageRecord};
 use super::{BackendError, Store, StoreError, StoreResult};
 use crate::domain::{AliasName, Digest, KvStoreName, TenantId};
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        StoreError::Database(BackendError::new(e))
-    }
-}
 
 /// The SQLite store.
 #[derive(Clone)]
@@ -95,8 +91,14 @@ impl SqliteStore {
         Ok(Self { writer, reader, file })
     }
 
+    /// A write transaction, holding SQLite's write lock from its first
+    /// statement (`BEGIN IMMEDIATE`). In one process the single writer already
+    /// runs them one at a time; another process (or a second store) on the
+    /// same file then waits for the lock (`busy_timeout`) instead of failing:
+    /// a deferred transaction that read first and writes second fails at once
+    /// (SQLITE_BUSY_SNAPSHOT) when another connection wrote in between.
     async fn tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin().await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 
@@ -323,7 +325,7 @@ mod tests {
         let listed = &script[script.find("COUNTERS = [").expect("the script lists COUNTERS")..];
         let listed = &listed[..listed.find(']').unwrap()];
         let names: Vec<&str> = listed.split('"').skip(1).step_by(2).collect();
-        assert_eq!(names, super::usage::COUNTERS);
+        assert_eq!(names, crate::store::rows::USAGE_COUNTERS);
     }
 
     /// SQL with its layout removed: whitespace runs become one space, none

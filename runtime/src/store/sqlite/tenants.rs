@@ -1,88 +1,14 @@
 //! `tenants` and `tokens`: who may use the server, and as whom.
 
 use super::{SqliteStore, usage};
-use crate::domain::{Scope, TenantId, TenantQuotas};
+use crate::domain::TenantId;
+use crate::store::rows::{
+    TENANT_COLUMNS, TOKEN_COLUMNS, TenantRow, TokenGrantRow, TokenRow, allow_json, quotas_json, token_grant,
+};
 use crate::store::rules::{self, TERMINAL};
 use crate::store::{
     StoreError, StoreResult, TenantCreate, TenantRecord, TenantUpdate, TokenCreate, TokenGrant, TokenRecord,
 };
-
-const TENANT_COLUMNS: &str = "id, weight, quotas, callback_allow, created_at, updated_at";
-const TOKEN_COLUMNS: &str = "id, tenant, scope, name, created_at, expires_at";
-
-#[derive(sqlx::FromRow)]
-struct TenantRow {
-    id: String,
-    weight: i64,
-    quotas: Option<String>,
-    callback_allow: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl TryFrom<TenantRow> for TenantRecord {
-    type Error = StoreError;
-
-    fn try_from(r: TenantRow) -> StoreResult<Self> {
-        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
-            StoreError::Corrupt(format!("tenant {}: {what}: {e}", r.id))
-        };
-        let quotas = match &r.quotas {
-            None => TenantQuotas::default(),
-            Some(q) => serde_json::from_str(q).map_err(|e| corrupt("quotas", &e))?,
-        };
-        let callback_allow = match &r.callback_allow {
-            None => Vec::new(),
-            Some(c) => serde_json::from_str(c).map_err(|e| corrupt("callback_allow", &e))?,
-        };
-        Ok(TenantRecord {
-            id: TenantId::parse(r.id.clone()).map_err(|e| corrupt("id", &e))?,
-            weight: u32::try_from(r.weight).map_err(|e| corrupt("weight", &e))?,
-            quotas,
-            callback_allow,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    id: String,
-    tenant: String,
-    scope: String,
-    name: Option<String>,
-    created_at: i64,
-    expires_at: Option<i64>,
-}
-
-impl TryFrom<TokenRow> for TokenRecord {
-    type Error = StoreError;
-
-    fn try_from(r: TokenRow) -> StoreResult<Self> {
-        Ok(TokenRecord {
-            tenant: TenantId::parse(r.tenant)
-                .map_err(|e| StoreError::Corrupt(format!("token {}: {e}", r.id)))?,
-            scope: scope(&r.scope)?,
-            id: r.id,
-            name: r.name,
-            created_at: r.created_at,
-            expires_at: r.expires_at,
-        })
-    }
-}
-
-fn scope(s: &str) -> StoreResult<Scope> {
-    Scope::parse(s).ok_or_else(|| StoreError::Corrupt(format!("token scope {s:?}")))
-}
-
-fn quotas_json(q: &TenantQuotas) -> Option<String> {
-    (*q != TenantQuotas::default()).then(|| serde_json::to_string(q).expect("quotas serialize"))
-}
-
-fn allow_json(a: &[String]) -> Option<String> {
-    (!a.is_empty()).then(|| serde_json::to_string(a).expect("strings serialize"))
-}
 
 /// Whether the tenant exists, read inside the caller's transaction.
 pub(super) async fn exists_in(conn: &mut sqlx::SqliteConnection, id: &TenantId) -> StoreResult<bool> {
@@ -283,7 +209,7 @@ pub(super) async fn token_lookup(
     now: i64,
 ) -> StoreResult<Option<TokenGrant>> {
     // The writer: a token made or revoked a moment ago is seen at once.
-    let row: Option<(String, String, String, Option<i64>)> = sqlx::query_as(
+    let row: Option<TokenGrantRow> = sqlx::query_as(
         "SELECT t.id, t.tenant, t.scope, t.expires_at FROM tokens t JOIN tenants n ON n.id = t.tenant
          WHERE t.hash = ? AND (t.expires_at IS NULL OR t.expires_at > ?)",
     )
@@ -291,14 +217,5 @@ pub(super) async fn token_lookup(
     .bind(now)
     .fetch_optional(&s.writer)
     .await?;
-    row.map(|(token, tenant, sc, expires_at)| {
-        Ok(TokenGrant {
-            tenant: TenantId::parse(tenant)
-                .map_err(|e| StoreError::Corrupt(format!("token {token}: {e}")))?,
-            scope: scope(&sc)?,
-            token,
-            expires_at,
-        })
-    })
-    .transpose()
+    row.map(token_grant).transpose()
 }

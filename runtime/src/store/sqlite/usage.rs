@@ -1,73 +1,16 @@
 //! `usage` and `usage_runs`: adding usage inside the transactions of the
 //! writes that cause it (see `store::usage`), and listing it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use sqlx::{Sqlite, Transaction};
 
 use super::SqliteStore;
 use crate::domain::{Day, TenantId};
-use crate::store::rows::corrupt;
+use crate::store::rows::{USAGE_COUNTERS, UsageRow, carried_gauges, leases_json, tally_json};
 use crate::store::rules::{RUNNING, StoredUsage, UsageTally, usage_days};
-use crate::store::{JobCompletion, Lease, StoreResult, UsageCounters, UsageQuery, UsageRecord};
-
-/// The counters, as columns of `usage`, in the order of [`values`].
-pub(super) const COUNTERS: [&str; 14] = [
-    "runs",
-    "succeeded",
-    "failed",
-    "dead",
-    "cancelled",
-    "timed_out",
-    "fuel_used",
-    "run_ms",
-    "callbacks_sent",
-    "callbacks_delivered",
-    "kv_writes",
-    "http_requests",
-    "http_bytes_sent",
-    "http_bytes_received",
-];
-
-fn values(c: &UsageCounters) -> [u64; 14] {
-    [
-        c.runs,
-        c.succeeded,
-        c.failed,
-        c.dead,
-        c.cancelled,
-        c.timed_out,
-        c.fuel_used,
-        c.run_ms,
-        c.callbacks_sent,
-        c.callbacks_delivered,
-        c.kv_writes,
-        c.http_requests,
-        c.http_bytes_sent,
-        c.http_bytes_received,
-    ]
-}
-
-fn counters(v: [i64; 14]) -> UsageCounters {
-    let v = v.map(|n| n.max(0) as u64);
-    UsageCounters {
-        runs: v[0],
-        succeeded: v[1],
-        failed: v[2],
-        dead: v[3],
-        cancelled: v[4],
-        timed_out: v[5],
-        fuel_used: v[6],
-        run_ms: v[7],
-        callbacks_sent: v[8],
-        callbacks_delivered: v[9],
-        kv_writes: v[10],
-        http_requests: v[11],
-        http_bytes_sent: v[12],
-        http_bytes_received: v[13],
-    }
-}
+use crate::store::{JobCompletion, Lease, StoreResult, UsageQuery, UsageRecord};
 
 /// Inserts into `usage_runs` the claims of runs whose completion did not
 /// apply (fenced off: the job was cancelled, rescued or claimed again; or a
@@ -92,9 +35,9 @@ pub(super) static COUNT_RUNS: LazyLock<String> = LazyLock::new(|| {
 
 /// Adds a tally: one row per tenant-day, summed onto the stored one.
 static ADD: LazyLock<String> = LazyLock::new(|| {
-    let columns = COUNTERS.join(", ");
-    let picked: Vec<String> = COUNTERS.iter().map(|c| format!("value ->> '{c}'")).collect();
-    let summed: Vec<String> = COUNTERS.iter().map(|c| format!("{c} = {c} + excluded.{c}")).collect();
+    let columns = USAGE_COUNTERS.join(", ");
+    let picked: Vec<String> = USAGE_COUNTERS.iter().map(|c| format!("value ->> '{c}'")).collect();
+    let summed: Vec<String> = USAGE_COUNTERS.iter().map(|c| format!("{c} = {c} + excluded.{c}")).collect();
     format!(
         "INSERT INTO usage (tenant, day, {columns})
          SELECT value ->> 'tenant', value ->> 'day', {} FROM json_each(?1) WHERE true
@@ -117,7 +60,7 @@ pub(super) async fn count_fenced_runs(
     }
     let claims: Vec<Lease> = completions.iter().map(|c| Lease { id: c.id.clone(), token: c.token }).collect();
     let fresh: Vec<(String, i64)> =
-        sqlx::query_as(&COUNT_RUNS).bind(super::leases::leases_json(&claims)).fetch_all(&mut **tx).await?;
+        sqlx::query_as(&COUNT_RUNS).bind(leases_json(&claims)).fetch_all(&mut **tx).await?;
     let mut fresh: HashSet<Lease> =
         fresh.into_iter().map(|(id, token)| Lease { id, token: token as u64 }).collect();
     for (c, claim) in completions.iter().zip(claims) {
@@ -133,19 +76,7 @@ pub(super) async fn add(tx: &mut Transaction<'_, Sqlite>, tally: &UsageTally) ->
     if tally.is_empty() {
         return Ok(());
     }
-    let rows: Vec<serde_json::Value> = tally
-        .iter()
-        .map(|(tenant, day, c)| {
-            let mut row = serde_json::Map::new();
-            row.insert("tenant".into(), tenant.as_str().into());
-            row.insert("day".into(), day.to_string().into());
-            for (name, n) in COUNTERS.iter().zip(values(c)) {
-                row.insert((*name).into(), n.min(i64::MAX as u64).into());
-            }
-            serde_json::Value::Object(row)
-        })
-        .collect();
-    sqlx::query(&ADD).bind(serde_json::Value::Array(rows).to_string()).execute(&mut **tx).await?;
+    sqlx::query(&ADD).bind(tally_json(tally)).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -209,62 +140,6 @@ pub(super) async fn gauge_changed(
     Ok(())
 }
 
-#[derive(sqlx::FromRow)]
-struct UsageRow {
-    tenant: String,
-    day: String,
-    runs: i64,
-    succeeded: i64,
-    failed: i64,
-    dead: i64,
-    cancelled: i64,
-    timed_out: i64,
-    fuel_used: i64,
-    run_ms: i64,
-    callbacks_sent: i64,
-    callbacks_delivered: i64,
-    kv_writes: i64,
-    http_requests: i64,
-    http_bytes_sent: i64,
-    http_bytes_received: i64,
-    module_bytes_max: Option<i64>,
-    module_bytes_end: Option<i64>,
-    kv_bytes_max: Option<i64>,
-    kv_bytes_end: Option<i64>,
-}
-
-impl TryFrom<UsageRow> for StoredUsage {
-    type Error = crate::store::StoreError;
-
-    fn try_from(r: UsageRow) -> StoreResult<Self> {
-        let tenant = TenantId::parse(r.tenant).map_err(corrupt)?;
-        let day = Day::parse(&r.day).ok_or_else(|| corrupt(format!("usage day {:?}", r.day)))?;
-        let counters = counters([
-            r.runs,
-            r.succeeded,
-            r.failed,
-            r.dead,
-            r.cancelled,
-            r.timed_out,
-            r.fuel_used,
-            r.run_ms,
-            r.callbacks_sent,
-            r.callbacks_delivered,
-            r.kv_writes,
-            r.http_requests,
-            r.http_bytes_sent,
-            r.http_bytes_received,
-        ]);
-        let gauge = |max: Option<i64>, end: Option<i64>| match (max, end) {
-            (Some(max), Some(end)) => Some((max.max(0) as u64, end.max(0) as u64)),
-            _ => None,
-        };
-        let module_bytes = gauge(r.module_bytes_max, r.module_bytes_end);
-        let kv_bytes = gauge(r.kv_bytes_max, r.kv_bytes_end);
-        Ok(StoredUsage { tenant, day, counters, gauges: [module_bytes, kv_bytes] })
-    }
-}
-
 pub(super) async fn list(s: &SqliteStore, q: UsageQuery) -> StoreResult<Vec<UsageRecord>> {
     let (from, to) = (q.from.to_string(), q.to.to_string());
     let tenant = q.tenant.as_ref().map(|t| t.as_str());
@@ -272,7 +147,7 @@ pub(super) async fn list(s: &SqliteStore, q: UsageQuery) -> StoreResult<Vec<Usag
         "SELECT tenant, day, {}, module_bytes_max, module_bytes_end, kv_bytes_max, kv_bytes_end FROM usage
          WHERE day >= ?1 AND day <= ?2 AND (?3 IS NULL OR tenant = ?3)
          ORDER BY tenant, day",
-        COUNTERS.join(", ")
+        USAGE_COUNTERS.join(", ")
     ))
     .bind(&from)
     .bind(&to)
@@ -294,13 +169,7 @@ pub(super) async fn list(s: &SqliteStore, q: UsageQuery) -> StoreResult<Vec<Usag
     .bind(tenant)
     .fetch_all(&s.reader)
     .await?;
-    let mut carried = HashMap::new();
-    for (t, modules, kv) in before {
-        let gauges = [modules.unwrap_or(0).max(0) as u64, kv.unwrap_or(0).max(0) as u64];
-        if gauges != [0, 0] {
-            carried.insert(TenantId::parse(t).map_err(corrupt)?, gauges);
-        }
-    }
+    let carried = carried_gauges(before)?;
     let rows = rows.into_iter().map(StoredUsage::try_from).collect::<StoreResult<Vec<_>>>()?;
     Ok(usage_days(rows, carried, q.from, q.to))
 }

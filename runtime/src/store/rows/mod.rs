@@ -1,8 +1,18 @@
 //! Rows as a backend returns them and their decoding into records, and the
-//! encoding of the values stored as text (limits, callbacks, plugin kinds):
-//! written once, above the backends. The row types derive `sqlx::FromRow`
-//! generically, so any sqlx backend reads them; a backend only supplies SQL
-//! that returns these columns.
+//! encoding of the values stored as text (limits, callbacks, plugin kinds,
+//! quotas) and of the rows statements take as JSON (`json`): written once,
+//! above the backends. The row types derive `sqlx::FromRow` generically, so
+//! any sqlx backend reads them; a backend only supplies SQL that returns
+//! these columns (with these types: TEXT for the JSON-as-text columns, a
+//! 64-bit integer for every number).
+
+mod json;
+mod tenants;
+mod usage;
+
+pub(super) use json::*;
+pub(super) use tenants::*;
+pub(super) use usage::*;
 
 use sqlx::FromRow;
 

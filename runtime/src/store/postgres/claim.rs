@@ -1,0 +1,158 @@
+//! The claim (see `Store::job_claim`): which tenants have waiting work and
+//! what they run (`LOADS`), then one `CLAIM` per tenant for the share the
+//! rules give it (`rules::FairClaim`).
+//!
+//! Every `CLAIM` takes its rows `FOR NO KEY UPDATE SKIP LOCKED`: rows another
+//! claimer is taking are passed over, not waited for, and a row is taken only
+//! while it is still runnable, so no job is claimed twice. A tenant's
+//! `max_running` needs more: two claimers that each count its running jobs
+//! before the other commits would both fill its room. So a claim that plans
+//! for tenants with a bound first takes their advisory locks (keyed
+//! `hashtextextended(tenant, 0)`, all in one statement in the order of the
+//! keys, so two claims never wait for each other in a cycle), then counts
+//! what they run in a statement of its own: the claimer before it has
+//! committed by then, and its claims are counted. Unbounded tenants take no
+//! lock.
+
+use sqlx::{PgConnection, Postgres};
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use super::PgStore;
+use crate::store::rows::{JOB_COLUMNS, JobRow, jobs};
+use crate::store::rules::{self, FairClaim, RUNNABLE, RUNNING, TenantLoad};
+use crate::store::{JobClaim, JobRecord, StoreResult};
+
+/// The tenants with waiting jobs, each with its weight, its `max_running`
+/// quota and the jobs it runs now. The tenants are found by skipping from one
+/// to the next along `jobs_runnable` (`tenant` leads it), so the cost grows
+/// with the number of tenants waiting, not with their backlogs; the running
+/// count walks `jobs_running`, as long as what runs. A tenant whose waiting
+/// jobs are all delayed is listed too: its claim comes back short and its
+/// slots go to the others. A quota is stored as JSON text; one past i64 (up
+/// to u64::MAX is accepted) is capped at i64::MAX, in effect no bound (and
+/// none stays NULL: `LEAST` would pass over a NULL).
+static LOADS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE waiting(tenant) AS (
+        SELECT MIN(tenant) FROM jobs WHERE status IN {RUNNABLE}
+        UNION ALL
+        SELECT (SELECT MIN(j.tenant) FROM jobs j WHERE j.status IN {RUNNABLE} AND j.tenant > waiting.tenant)
+        FROM waiting WHERE waiting.tenant IS NOT NULL)
+     SELECT w.tenant, t.weight,
+        CASE WHEN t.quotas::jsonb ->> 'max_running' IS NOT NULL
+             THEN LEAST((t.quotas::jsonb ->> 'max_running')::numeric, 9223372036854775807)::bigint END,
+        (SELECT COUNT(*) FROM jobs r WHERE r.tenant = w.tenant AND r.status = {RUNNING})
+     FROM waiting w LEFT JOIN tenants t ON t.id = w.tenant
+     WHERE w.tenant IS NOT NULL"
+    )
+});
+
+/// One tenant's share of a claim: its first `$4` runnable jobs in claim
+/// order that no other claimer holds (`$1` now, `$2` owner, `$3` lease end,
+/// `$5` queues to leave, `$6` the tenant). Rendered once: the hot path.
+static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH picked AS (
+        SELECT id FROM jobs
+        WHERE tenant = $6 AND status IN {RUNNABLE} AND run_at <= $1 AND attempt < max_attempts
+          AND queue <> ALL($5::text[])
+        ORDER BY {CLAIM_ORDER} LIMIT $4
+        FOR NO KEY UPDATE SKIP LOCKED)
+     UPDATE jobs SET status = {RUNNING}, attempt = attempt + 1, lease_token = lease_token + 1,
+        started_at = $1, lease_owner = $2, lease_expires_at = $3, progress_percent = NULL,
+        progress_message = NULL, fuel_used = NULL
+     WHERE id IN (SELECT id FROM picked)
+     RETURNING {JOB_COLUMNS}",
+        CLAIM_ORDER = rules::CLAIM_ORDER
+    )
+});
+
+pub(super) async fn claim(s: &PgStore, p: JobClaim) -> StoreResult<Vec<JobRecord>> {
+    if p.limit == 0 {
+        return Ok(Vec::new());
+    }
+    // The common install: one tenant, no bound. Its claim is one statement
+    // on its own (the skipped locks keep it from any other claimer).
+    let mut conn = s.pool.acquire().await?;
+    let first = loads(&mut conn, &p).await?;
+    let bounded: Vec<String> =
+        first.iter().filter(|l| l.max_running.is_some()).map(|l| l.tenant.clone()).collect();
+    let plan: FairClaim<JobRecord> = FairClaim::new(first, p.limit);
+    if plan.round().is_empty() {
+        return Ok(Vec::new());
+    }
+    if plan.is_plain() {
+        return claim_tenant(&mut conn, &p, plan.tenant(0), p.limit).await;
+    }
+    drop(conn);
+    let mut tx = s.tx().await?;
+    lock_bounded(&mut tx, &bounded).await?;
+    // Counted again under the locks. A bounded tenant that had no waiting
+    // work a moment ago is left to the next claim: its lock was not taken.
+    let locked: HashSet<&str> = bounded.iter().map(String::as_str).collect();
+    let loads = loads(&mut tx, &p).await?;
+    let loads = loads.into_iter().filter(|l| l.max_running.is_none() || locked.contains(l.tenant.as_str()));
+    let mut plan = FairClaim::new(loads.collect(), p.limit);
+    loop {
+        let round = plan.round();
+        if round.is_empty() {
+            break;
+        }
+        for (index, asked) in round {
+            let got = claim_tenant(&mut tx, &p, plan.tenant(index), asked).await?;
+            plan.record(index, asked, got);
+        }
+    }
+    tx.commit().await?;
+    Ok(plan.into_jobs())
+}
+
+/// Takes the claim locks of `tenants` for the rest of the transaction, in the
+/// order of their keys.
+async fn lock_bounded(conn: &mut PgConnection, tenants: &[String]) -> StoreResult<()> {
+    if tenants.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(k) FROM (
+            SELECT DISTINCT hashtextextended(t, 0) AS k FROM unnest($1::text[]) AS t ORDER BY k OFFSET 0) AS keys",
+    )
+    .bind(tenants)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn loads(conn: &mut PgConnection, p: &JobClaim) -> StoreResult<Vec<TenantLoad>> {
+    let rows: Vec<(String, Option<i64>, Option<i64>, i64)> =
+        sqlx::query_as(&LOADS).fetch_all(&mut *conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(tenant, weight, quota, running)| {
+            TenantLoad::new(tenant, weight, running, quota, p.default_max_running)
+        })
+        .collect())
+}
+
+/// Claims up to `limit` of `tenant`'s runnable jobs, in `CLAIM_ORDER`.
+async fn claim_tenant(
+    conn: &mut PgConnection,
+    p: &JobClaim,
+    tenant: &str,
+    limit: u32,
+) -> StoreResult<Vec<JobRecord>> {
+    let rows = sqlx::query_as::<Postgres, JobRow>(&CLAIM)
+        .bind(p.now)
+        .bind(&p.owner)
+        .bind(p.lease_expires_at)
+        .bind(i64::from(limit))
+        .bind(&p.exclude_queues)
+        .bind(tenant)
+        .fetch_all(conn)
+        .await?;
+    let mut claimed = jobs(rows)?;
+    // RETURNING gives no order: restore the claim order.
+    rules::claim_order(&mut claimed);
+    Ok(claimed)
+}

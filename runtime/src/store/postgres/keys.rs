@@ -1,0 +1,62 @@
+//! `signing_keys`: the sealed secrets of signed requests.
+
+use super::{PgStore, tenants};
+use crate::domain::TenantId;
+use crate::store::rows::{KeyRow, key_grant_parts};
+use crate::store::rules;
+use crate::store::{KeyCreate, KeyGrant, KeyRecord, StoreResult};
+
+pub(super) async fn create(s: &PgStore, p: KeyCreate) -> StoreResult<KeyRecord> {
+    let mut tx = s.tx().await?;
+    if !tenants::exists_in(&mut tx, &p.tenant).await? {
+        return Err(rules::tenant_missing(&p.tenant));
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO signing_keys (id, tenant, scope, sealed, name, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&p.id)
+    .bind(p.tenant.as_str())
+    .bind(p.scope.as_str())
+    .bind(&p.sealed)
+    .bind(&p.name)
+    .bind(p.now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(rules::key_exists(&p.id));
+    }
+    tx.commit().await?;
+    Ok(KeyRecord { id: p.id, tenant: p.tenant, scope: p.scope, name: p.name, created_at: p.now })
+}
+
+pub(super) async fn list(s: &PgStore, tenant: &TenantId) -> StoreResult<Vec<KeyRecord>> {
+    tenants::get(s, tenant).await?;
+    sqlx::query_as::<_, KeyRow>(
+        "SELECT id, tenant, scope, name, created_at FROM signing_keys WHERE tenant = $1 ORDER BY created_at, id",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(&s.pool)
+    .await?
+    .into_iter()
+    .map(KeyRecord::try_from)
+    .collect()
+}
+
+pub(super) async fn revoke(s: &PgStore, tenant: &TenantId, id: &str) -> StoreResult<()> {
+    tenants::delete_owned(s, "signing_keys", tenant, id, rules::key_missing).await
+}
+
+pub(super) async fn lookup(s: &PgStore, id: &str) -> StoreResult<Option<KeyGrant>> {
+    let row: Option<(String, String, String)> =
+        sqlx::query_as("SELECT tenant, scope, sealed FROM signing_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&s.pool)
+            .await?;
+    row.map(|(tenant, scope, sealed)| {
+        let (tenant, scope) = key_grant_parts(id, tenant, &scope)?;
+        Ok(KeyGrant { id: id.to_string(), tenant, scope, sealed })
+    })
+    .transpose()
+}
