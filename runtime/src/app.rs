@@ -43,17 +43,19 @@ impl App {
                 settings.listen
             );
         }
-        let store: Arc<dyn Store> = crate::store::connect(&settings.database_url)
-            .await
-            .with_context(|| format!("opening database {}", settings.database_url))?;
-        let engine = Engine::new(settings.engine.clone()).context("starting the sandbox engine")?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("binding {}", settings.listen))?;
+        // Before the store: a database that needs a key file is refused untouched.
         let callback_secrets = crate::callbacks::SecretBox::for_database(
             settings.callbacks.key_file.as_deref(),
             &settings.database_url,
         )?;
+        let store: Arc<dyn Store> =
+            crate::store::connect(&settings.database_url).await.with_context(|| {
+                format!("opening database {}", crate::store::redacted(&settings.database_url))
+            })?;
+        let engine = Engine::new(settings.engine.clone()).context("starting the sandbox engine")?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
         let callbacks_wake = Arc::new(Notify::new());
         let aliases = Arc::new(api::AliasCache::default());
         let quotas = Arc::new(api::Quotas::new(settings.tenant_quotas.clone(), settings.alias_history));

@@ -87,7 +87,7 @@ settings! {
     /// Address to listen on. Beyond loopback, a token is required.
     listen: SocketAddr, env "WASMQ_LISTEN", default "127.0.0.1:7700",
         |s, v| s.listen = v;
-    /// Database URL (`sqlite://PATH`; the PostgreSQL backend is not built in yet).
+    /// Database URL: `sqlite://PATH` (embedded) or `postgres://USER@HOST/DB` (several nodes).
     database: String, env "WASMQ_DATABASE_URL", default "sqlite://wasmq.db",
         |s, v| s.database_url = database_url(v)?;
     /// Jobs run at once.

@@ -69,15 +69,27 @@ async fn each_setting_comes_from_the_flag_then_the_environment_then_the_file() {
 }
 
 #[tokio::test]
-async fn a_postgres_database_is_refused_naming_the_setting_not_the_password() {
+async fn an_unreachable_postgres_database_fails_the_start_naming_it_but_not_its_password() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let url = "postgres://wasmq:hunter2@db.internal/wasmq";
-    for (args, env) in [(vec!["--database", url], vec![]), (vec![], vec![("WASMQ_DATABASE_URL", url)])] {
-        let stderr = refused(&dir, &args, &env).await;
-        assert!(stderr.contains("database") && stderr.contains("PostgreSQL backend"), "{stderr}");
-        assert!(stderr.contains("not built in yet"), "{stderr}");
-        assert!(!stderr.contains("hunter2") && !stderr.contains("SQLite"), "{stderr}");
+    let key = dir.path().join("callback-key");
+    let key = key.to_str().unwrap();
+    // Nothing listens on port 1.
+    let url = "postgres://wasmq:hunter2@127.0.0.1:1/wasmq";
+    for (args, env) in [
+        (vec!["--database", url, "--callback-key-file", key], vec![]),
+        (vec!["--callback-key-file", key], vec![("WASMQ_DATABASE_URL", url)]),
+    ] {
+        let out = operator(&dir, &args, &env).exit().await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains("opening database postgres://wasmq:***@127.0.0.1:1/wasmq"), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
     }
+    // Without a callback key file a PostgreSQL database is refused before it
+    // is opened: each node would seal callback secrets with a key of its own.
+    let out = operator(&dir, &["--database", url], &[]).exit().await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("needs --callback-key-file"), "{stderr}");
     // Nothing was created, and a server with a good URL still starts.
     assert!(!dir.path().join("wasmq.db").exists());
     let server = serve(&dir, &["--listen", "127.0.0.1:0"], &[]).await;

@@ -99,6 +99,9 @@ impl SecretBox {
     /// The server's box: the key from `key_file` if given, else from
     /// `<database file>.callback-key` beside a SQLite database file, else (an
     /// in-memory database, whose rows die with the process) a key in memory.
+    /// A database server (PostgreSQL) needs `key_file`: a key of this node's
+    /// own would leave the callbacks it sealed undeliverable by the others,
+    /// and by itself after a restart.
     pub fn for_database(key_file: Option<&Path>, database_url: &str) -> anyhow::Result<Self> {
         if let Some(path) = key_file {
             return Self::load_or_create(path);
@@ -109,7 +112,12 @@ impl SecretBox {
                 path.push(".callback-key");
                 Self::load_or_create(Path::new(&path))
             }
-            None => Ok(Self::ephemeral()),
+            None if database_url.starts_with("sqlite:") => Ok(Self::ephemeral()),
+            None => anyhow::bail!(
+                "a PostgreSQL database needs --callback-key-file (WASMQ_CALLBACK_KEY_FILE or \
+                 `callback_key_file`): the key that seals callback secrets, the same file on every node \
+                 (created with mode 0600 if missing)"
+            ),
         }
     }
 

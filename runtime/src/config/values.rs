@@ -290,14 +290,11 @@ pub(super) fn between<T: PartialOrd + std::fmt::Display>(min: T, max: T, n: T) -
 pub(super) fn database_url(url: String) -> Result<String, String> {
     let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
-        Some("sqlite") => Ok(url),
-        Some("postgres" | "postgresql") => {
-            Err("names the PostgreSQL backend, which is not built in yet; use a sqlite:// URL".into())
-        }
-        Some(other) if !other.is_empty() && !other.contains(['/', '\\', '.']) => {
-            Err(format!("has the scheme `{other}:`, which no backend handles; use a sqlite:// URL"))
-        }
-        _ => Err("must be a URL such as sqlite://wasmq.db".into()),
+        Some("sqlite" | "postgres" | "postgresql") => Ok(url),
+        Some(other) if !other.is_empty() && !other.contains(['/', '\\', '.']) => Err(format!(
+            "has the scheme `{other}:`, which no backend handles; use a sqlite:// or postgres:// URL"
+        )),
+        _ => Err("must be a URL such as sqlite://wasmq.db or postgres://user@host/wasmq".into()),
     }
 }
 
@@ -337,10 +334,10 @@ mod tests {
     fn database_urls_name_the_backend_not_the_password() {
         assert!(database_url("sqlite://wasmq.db".into()).is_ok());
         assert!(database_url("sqlite::memory:".into()).is_ok());
-        let err = database_url("postgres://admin:hunter2@db/wasmq".into()).unwrap_err();
-        assert!(err.contains("PostgreSQL backend") && err.contains("not built in yet"), "{err}");
-        assert!(!err.contains("hunter2"), "{err}");
-        assert!(database_url("mysql://u:p@h/db".into()).unwrap_err().contains("`mysql:`"));
+        assert!(database_url("postgres://admin:hunter2@db/wasmq".into()).is_ok());
+        assert!(database_url("postgresql://db/wasmq?max_connections=4".into()).is_ok());
+        let err = database_url("mysql://u:hunter2@h/db".into()).unwrap_err();
+        assert!(err.contains("`mysql:`") && !err.contains("hunter2"), "{err}");
         assert!(database_url("wasmq.db".into()).unwrap_err().contains("sqlite://"));
         assert!(database_url("/var/lib/wasmq.db".into()).is_err());
     }

@@ -37,10 +37,22 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
         "sqlite" => Ok(Arc::new(sqlite::SqliteStore::connect(url).await?)),
         "postgres" | "postgresql" => Ok(Arc::new(postgres::PgStore::connect(url).await?)),
         _ => Err(StoreError::Unsupported(format!(
-            "the database URL {url:?} names no known backend: use sqlite://<file> or \
+            "the database URL {:?} names no known backend: use sqlite://<file> or \
              postgres://<user>@<host>/<database> (set by `--database`, WASMQ_DATABASE_URL or `database` \
-             in the config file)"
+             in the config file)",
+            redacted(url)
         ))),
+    }
+}
+
+/// `url` as it may be shown (logs, errors): its password, if any, masked.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.into()
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -346,6 +358,14 @@ mod tests {
         let err = connect("mysql://db/wasmq").await.err().expect("no such backend").to_string();
         assert!(err.contains("mysql://db/wasmq") && err.contains("WASMQ_DATABASE_URL"), "{err}");
         assert!(err.contains("sqlite://") && err.contains("postgres://"), "{err}");
+        let err = connect("mysql://u:hunter2@db/wasmq").await.err().expect("no such backend").to_string();
+        assert!(err.contains("mysql://u:***@db/wasmq"), "{err}");
+        assert_eq!(
+            redacted("postgres://u:hunter2@db/wasmq?max_connections=2"),
+            "postgres://u:***@db/wasmq?max_connections=2"
+        );
+        assert_eq!(redacted("postgres://u@db/wasmq"), "postgres://u@db/wasmq");
+        assert_eq!(redacted("sqlite://wasmq.db"), "sqlite://wasmq.db");
         let store = connect("sqlite::memory:").await.expect("an in-memory SQLite store opens");
         store.store_ping().await.expect("and answers");
     }
