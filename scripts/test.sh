@@ -9,6 +9,16 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/setup.sh
 cargo test --locked --workspace "$@"
+# The integration suite again with every test server on PostgreSQL (a database
+# of its own per test, see tests/all/support.rs); the storage suite already ran
+# on both backends above. Needs PostgreSQL at WASMQ_TEST_POSTGRES (default
+# postgres://postgres@127.0.0.1:5432/postgres): required under CI=true,
+# skipped loudly elsewhere when nothing listens on 127.0.0.1:5432.
+if [ "${CI:-}" = true ] || [ -n "${WASMQ_TEST_POSTGRES:-}" ] || (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+  WASMQ_TEST_BACKEND=postgres cargo test --locked --test all "$@" -- --skip store::
+else
+  echo "SKIPPED: the integration suite on PostgreSQL (nothing listens on 127.0.0.1:5432; set WASMQ_TEST_POSTGRES)" >&2
+fi
 if [ $# -eq 0 ]; then
   # Bounded: a hung server or checker fails the run instead of stalling it.
   timeout 900 scripts/api-conformance.sh

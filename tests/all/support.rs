@@ -132,15 +132,74 @@ pub async fn register_over_http(client: &reqwest::Client, url: &str, alias: &str
     assert!(put.status().is_success(), "alias {alias}: {}", put.status());
 }
 
-/// The database of a test server whose files live in `dir`:
-/// `WASMQ_TEST_DATABASE_URL` when set (a `{dir}` in it becomes `dir`, so each
-/// test gets its own database), else the SQLite file `wasmq.db` in `dir`.
+/// The database of a test server whose files live in `dir`: with
+/// `WASMQ_TEST_BACKEND=postgres`, a PostgreSQL database of its own (see
+/// [`postgres_database`]); else `WASMQ_TEST_DATABASE_URL` when set (a `{dir}`
+/// in it becomes `dir`, so each test gets its own database), else the SQLite
+/// file `wasmq.db` in `dir`.
 pub fn database_url(dir: &Path) -> String {
+    if std::env::var("WASMQ_TEST_BACKEND").is_ok_and(|b| b == "postgres") {
+        return postgres_database(dir);
+    }
     let dir = dir.display().to_string();
     match std::env::var("WASMQ_TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => url.replace("{dir}", &dir),
         _ => format!("sqlite://{dir}/wasmq.db"),
     }
+}
+
+/// The PostgreSQL database of the test whose files live in `dir`: created on
+/// first use through the maintenance URL (`WASMQ_TEST_POSTGRES`, default
+/// `postgres://postgres@127.0.0.1:5432/postgres`) and named in `dir`, so a
+/// server restarted in `dir` finds the same one. The databases are dropped by
+/// a later run (a test's end has no hook that outlives a panic): each name
+/// carries its creation time, and the first database a run makes drops those
+/// older than an hour.
+pub fn postgres_database(dir: &Path) -> String {
+    let named = dir.join(".test-database-url");
+    if let Ok(url) = std::fs::read_to_string(&named) {
+        return url;
+    }
+    let admin = std::env::var("WASMQ_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let name = format!("wasmq_s_{now}_{:08x}", fastrand::u32(..));
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    let sweep = SWEPT.set(()).is_ok();
+    let (admin_url, db) = (admin.clone(), name.clone());
+    // A thread with a runtime of its own: callers may be inside a runtime.
+    std::thread::spawn(move || {
+        use sqlx::Connection;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+                panic!("WASMQ_TEST_BACKEND=postgres, but PostgreSQL at {admin_url} cannot be reached: {e}")
+            });
+            if sweep {
+                let stale: Vec<(String,)> =
+                    sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'wasmq\\_s\\_%'")
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap();
+                for (old,) in stale {
+                    let made = old.split('_').nth(2).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+                    if made + 3600 < now {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
+                    }
+                }
+            }
+            sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut conn).await.unwrap();
+        })
+    })
+    .join()
+    .expect("creating the test database");
+    let mut url = url::Url::parse(&admin).expect("WASMQ_TEST_POSTGRES is a URL");
+    url.set_path(&name);
+    let url = String::from(url);
+    std::fs::write(&named, &url).unwrap();
+    url
 }
 
 /// The file a SQLite database URL names (`None` for another backend, or an
