@@ -149,9 +149,13 @@ pub(super) async fn rescue_expired(s: &PgStore, now: i64) -> StoreResult<Rescued
             .await?,
         );
     }
+    // Only jobs with attempts left: a last attempt skipped above (its row was
+    // held, e.g. by a heartbeat that then found the lease lapsed) is free by
+    // now, and must end dead at the next rescue, not be queued again.
     let requeued: Vec<(String, i64, String)> = sqlx::query_as(&format!(
         "WITH lapsed AS (
             SELECT id FROM jobs WHERE status = {RUNNING} AND lease_expires_at < $1
+              AND attempt < max_attempts
             ORDER BY id FOR NO KEY UPDATE SKIP LOCKED)
          UPDATE jobs SET status = {QUEUED}, lease_owner = NULL, lease_expires_at = NULL, {LEASE_LOST}
          WHERE id IN (SELECT id FROM lapsed)
