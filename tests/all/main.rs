@@ -7,6 +7,7 @@ mod capabilities;
 mod cli;
 mod cli_capabilities;
 mod client_cli;
+mod cluster;
 mod examples;
 mod invalid_modules;
 mod misbehaving;

@@ -1,6 +1,6 @@
 //! Lease renewal for this node's running jobs, rescue of jobs whose lease
-//! expired because their worker died (crash, `kill -9`, lost node), and the
-//! retention of finished jobs.
+//! expired because their worker died (crash, `kill -9`, lost node), the
+//! retention of finished jobs, and the notices of other nodes' changes.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::Shared;
 use crate::domain::JobStatus;
 use crate::domain::time::now_ms;
-use crate::store::{JobHeartbeat, JobWatch, Lease};
+use crate::store::{JobHeartbeat, JobWatch, Lease, Notice};
 
 /// Renews the leases of held jobs every third of the lease, and stops the runs
 /// whose claim this node no longer holds (cancelled through another node,
@@ -42,6 +42,38 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>) {
                 }
             }
             Err(e) => tracing::error!(error = %e, jobs = leases.len(), "could not renew leases"),
+        }
+    }
+}
+
+/// Acts on what other nodes commit, as the store reports it (PostgreSQL's
+/// LISTEN/NOTIFY): runnable jobs wake the producer, so an idle node starts a
+/// job dispatched through another within milliseconds instead of at its next
+/// poll; a cancel stops the run here at once, not at the next lease renewal.
+/// Nothing to do on a store that has no notices (SQLite: one node); the
+/// task stays (a task that ends means a broken node, see `stopped_task`).
+pub(crate) async fn notices(shared: Arc<Shared>) {
+    loop {
+        let mut notices = match shared.store.notices().await {
+            Ok(Some(notices)) => notices,
+            Ok(None) => return std::future::pending().await,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for other nodes' changes; polling meanwhile");
+                tokio::time::sleep(shared.settings.lease / 3).await;
+                continue;
+            }
+        };
+        // A connection just made may have missed notices: claim once.
+        shared.wake.notify_one();
+        while let Some(notice) = notices.recv().await {
+            match notice {
+                Notice::JobsRunnable => shared.wake.notify_one(),
+                Notice::Cancelled(id) => {
+                    if shared.cancel_running(&id) {
+                        tracing::info!(job = %id, "cancelled through another node; stopping its run");
+                    }
+                }
+            }
         }
     }
 }

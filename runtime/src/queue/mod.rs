@@ -143,6 +143,19 @@ pub(crate) struct Shared {
     pub(crate) grants: Option<Arc<crate::capabilities::Grants>>,
 }
 
+impl Shared {
+    /// Stops this node's runs of job `id` (see `Queue::cancel_running`).
+    pub(crate) fn cancel_running(&self, id: &str) -> bool {
+        let running = self.running.lock().expect("running lock");
+        let mut found = false;
+        for run in running.iter().filter(|(lease, _)| lease.id == id).map(|(_, run)| run) {
+            run.stop();
+            found = true;
+        }
+        found
+    }
+}
+
 /// How this node stops one run.
 #[derive(Clone)]
 pub(crate) struct RunHandle {
@@ -263,6 +276,7 @@ impl Queue {
             alive.push(("runner", tasks.spawn(buffer::runner(shared.clone()))));
         }
         alive.push(("heartbeat", tasks.spawn(maintenance::heartbeat(shared.clone()))));
+        alive.push(("notices", tasks.spawn(maintenance::notices(shared.clone()))));
         alive.push(("rescuer", tasks.spawn(maintenance::rescuer(shared.clone()))));
         alive.push(("pruner", tasks.spawn(maintenance::pruner(shared.clone()))));
         let queue = Queue { shared: shared.clone(), tasks: alive.into() };
@@ -277,13 +291,7 @@ impl Queue {
     /// Interrupts every run of a job on this node (after the store marked it
     /// cancelled): a stale run not yet stopped as well as the current one.
     pub fn cancel_running(&self, id: &str) -> bool {
-        let running = self.shared.running.lock().expect("running lock");
-        let mut found = false;
-        for run in running.iter().filter(|(lease, _)| lease.id == id).map(|(_, run)| run) {
-            run.stop();
-            found = true;
-        }
-        found
+        self.shared.cancel_running(id)
     }
 
     /// Jobs running in a sandbox on this node now.

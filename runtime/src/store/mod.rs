@@ -23,6 +23,7 @@ pub use tenants::*;
 pub use usage::*;
 
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
 use crate::domain::{AliasName, Digest, KvStoreName, TenantId};
 
@@ -43,6 +44,17 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
             redacted(url)
         ))),
     }
+}
+
+/// A change committed by some node that every node should act on now, not at
+/// its next poll or lease renewal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// Jobs became runnable (inserted, retried, requeued): claim. Also sent
+    /// after the stream lost its connection, since what it missed is unknown.
+    JobsRunnable,
+    /// The running job with this id was cancelled: stop its run if it is here.
+    Cancelled(String),
 }
 
 /// `url` as it may be shown (logs, errors): its password, if any, masked.
@@ -261,6 +273,13 @@ pub trait Store: Send + Sync + 'static {
     /// Checks cheaply that the database answers reads and that its file is the
     /// one opened at start (for `/readyz`); an error says what is wrong.
     async fn store_ping(&self) -> StoreResult<()>;
+
+    /// What any node commits that the others should act on at once (see
+    /// [`Notice`]), as a stream; `None` for a backend only one node uses
+    /// (SQLite), whose own changes reach its queue in process.
+    async fn notices(&self) -> StoreResult<Option<mpsc::Receiver<Notice>>> {
+        Ok(None)
+    }
 
     /// Creates a tenant; `Conflict` if the id is taken.
     async fn tenant_create(&self, p: TenantCreate) -> StoreResult<TenantRecord>;

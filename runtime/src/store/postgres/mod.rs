@@ -46,6 +46,7 @@ mod kv;
 mod leases;
 mod list;
 mod modules;
+mod notices;
 mod tenants;
 mod usage;
 
@@ -251,6 +252,10 @@ impl Store for PgStore {
         // A read of the schema: the server answers, and this is a wasmq database.
         sqlx::query("SELECT 1 FROM tenants LIMIT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn notices(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<crate::store::Notice>>> {
+        Ok(Some(notices::listen(self).await?))
     }
 
     async fn tenant_create(&self, p: TenantCreate) -> StoreResult<TenantRecord> {

@@ -1,0 +1,113 @@
+//! Several `wasmq serve` processes on one PostgreSQL database: what one node
+//! commits reaches the others through the database's notices (LISTEN/NOTIFY),
+//! not at their next poll or lease renewal. PostgreSQL only: under `CI=true`
+//! these fail without it, elsewhere they are skipped, saying so.
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::support::{Serve, ServeProcess, postgres_database, register_over_http};
+
+/// Whether PostgreSQL is there to test against (see the module doc).
+fn postgres_here() -> bool {
+    let admin = std::env::var("WASMQ_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let url = url::Url::parse(&admin).expect("WASMQ_TEST_POSTGRES is a URL");
+    let addr = format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(5432));
+    let reachable = std::net::TcpStream::connect(addr).is_ok();
+    if !reachable {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "PostgreSQL at {admin} is required under CI=true"
+        );
+        eprintln!("SKIPPED: no PostgreSQL at {admin} (WASMQ_TEST_POSTGRES)");
+    }
+    reachable
+}
+
+/// `n` nodes of one worker each on one fresh PostgreSQL database, sharing a
+/// callback key; the lease is long, so only a notice can be quick.
+async fn cluster(n: usize) -> Vec<ServeProcess> {
+    let shared = Arc::new(tempfile::tempdir().unwrap());
+    let url = postgres_database(shared.path());
+    let key = shared.path().join("callback-key").display().to_string();
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        let args = ["--listen", "127.0.0.1:0", "--database", &url, "--callback-key-file", &key];
+        let node = Serve::as_operator().args(&args).args(&["--workers", "1", "--lease", "60s"]).start().await;
+        nodes.push(node);
+    }
+    nodes
+}
+
+async fn dispatch(client: &reqwest::Client, node: &ServeProcess, payload: Value) -> String {
+    let r = client.post(format!("{}/v1/jobs", node.url)).json(&json!({"alias": "bench", "payload": payload}));
+    let body: Value = r.send().await.unwrap().json().await.unwrap();
+    body["id"].as_str().unwrap_or_else(|| panic!("no job id in {body}")).to_string()
+}
+
+async fn job(client: &reqwest::Client, node: &ServeProcess, id: &str) -> Value {
+    client.get(format!("{}/v1/jobs/{id}", node.url)).send().await.unwrap().json().await.unwrap()
+}
+
+async fn until_status(client: &reqwest::Client, node: &ServeProcess, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = job(client, node, id).await;
+        if job["status"] == status {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job {id} never became {status}: {job}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_through_one_node_stops_the_run_on_another_at_once() {
+    if !postgres_here() {
+        return;
+    }
+    let mut nodes = cluster(2).await;
+    let client = reqwest::Client::new();
+    register_over_http(&client, &nodes[0].url, "bench", "bench-job").await;
+    // Dispatched through node 0, whose idle worker takes it in its insert.
+    let id = dispatch(&client, &nodes[0], json!({"sleep_ms": 120_000})).await;
+    until_status(&client, &nodes[0], &id, "running").await;
+    let sent = Instant::now();
+    let r = client.post(format!("{}/v1/jobs/{id}/cancel", nodes[1].url)).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK, "{}", r.text().await.unwrap());
+    // Without the notice node 0 would learn of it at its next lease renewal
+    // (every 20 s with this lease), and its worker would stay busy until then.
+    let line = nodes[0].line_with("cancelled through another node").await;
+    let took = sent.elapsed();
+    eprintln!("the cancel reached the running node after {took:?}: {line}");
+    assert!(line.contains(&id), "{line}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // Its worker is free again: the next job through node 0 runs there.
+    let next = dispatch(&client, &nodes[0], json!({})).await;
+    until_status(&client, &nodes[0], &next, "succeeded").await;
+    assert_eq!(job(&client, &nodes[1], &id).await["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn a_job_another_node_cannot_take_starts_on_an_idle_node() {
+    if !postgres_here() {
+        return;
+    }
+    let nodes = cluster(2).await;
+    let client = reqwest::Client::new();
+    register_over_http(&client, &nodes[0].url, "bench", "bench-job").await;
+    // Node 0's only worker is busy for a long while.
+    let long = dispatch(&client, &nodes[0], json!({"sleep_ms": 120_000})).await;
+    until_status(&client, &nodes[0], &long, "running").await;
+    // The next job through node 0 waits in the store, and node 1 runs it.
+    let sent = Instant::now();
+    let quick = dispatch(&client, &nodes[0], json!({})).await;
+    let done = until_status(&client, &nodes[0], &quick, "succeeded").await;
+    eprintln!("dispatched through a busy node, finished on the other after {:?}", sent.elapsed());
+    assert!(done["result"]["started_unix_us"].as_u64().is_some(), "{done}");
+    assert_eq!(job(&client, &nodes[0], &long).await["status"], "running", "the long job still holds node 0");
+    let r = client.post(format!("{}/v1/jobs/{long}/cancel", nodes[0].url)).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+}
