@@ -359,6 +359,195 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<String>>;
 }
 
+/// The [`Store`] impl of a backend (`impl_store!(SqliteStore, { ... })`):
+/// every method hands its call to the backend's module function of the same
+/// concept (`modules::put`, `jobs::insert`, ...), which each backend names
+/// alike, so the delegation is written once here; the block adds the methods
+/// that differ (`job_list`, `store_ping`, `notices`).
+macro_rules! impl_store {
+    ($store:ty, { $($own:tt)* }) => {
+        #[async_trait::async_trait]
+        impl Store for $store {
+            $($own)*
+
+            async fn module_put(&self, p: ModulePut) -> StoreResult<(ModuleRecord, bool)> {
+                modules::put(self, p).await
+            }
+            async fn module_get(&self, tenant: &TenantId, digest: &Digest) -> StoreResult<ModuleRecord> {
+                modules::get(self, tenant, digest).await
+            }
+            async fn module_bytes(&self, tenant: &TenantId, digest: &Digest) -> StoreResult<Vec<u8>> {
+                modules::bytes(self, tenant, digest).await
+            }
+            async fn module_list(&self, tenant: &TenantId) -> StoreResult<Vec<ModuleRecord>> {
+                modules::list(self, tenant).await
+            }
+            async fn module_delete(&self, tenant: &TenantId, digest: &Digest) -> StoreResult<()> {
+                modules::delete(self, tenant, digest).await
+            }
+
+            async fn alias_set(&self, p: AliasSet) -> StoreResult<AliasRecord> {
+                aliases::set(self, p).await
+            }
+            async fn alias_get(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<AliasRecord> {
+                aliases::get(self, tenant, name).await
+            }
+            async fn alias_history(&self, p: AliasHistory) -> StoreResult<Vec<AliasVersion>> {
+                aliases::history(self, p).await
+            }
+            async fn alias_list(&self, tenant: &TenantId) -> StoreResult<Vec<AliasRecord>> {
+                aliases::list(self, tenant).await
+            }
+            async fn alias_rollback(&self, p: AliasRollback) -> StoreResult<AliasRecord> {
+                aliases::rollback(self, p).await
+            }
+            async fn alias_delete(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<()> {
+                aliases::delete(self, tenant, name).await
+            }
+
+            async fn job_insert(&self, new: Vec<NewJob>, batch: Option<NewBatch>) -> StoreResult<Vec<Inserted>> {
+                jobs::insert(self, new, batch).await
+            }
+            async fn job_get(&self, tenant: &TenantId, id: &str) -> StoreResult<JobRecord> {
+                jobs::get(self, tenant, id).await
+            }
+            async fn job_watch(&self, tenant: &TenantId, id: &str) -> StoreResult<JobWatch> {
+                jobs::watch(self, tenant, id).await
+            }
+            async fn job_claim(&self, p: JobClaim) -> StoreResult<Vec<JobRecord>> {
+                claim::claim(self, p).await
+            }
+            async fn job_heartbeat(&self, p: JobHeartbeat) -> StoreResult<Vec<Lease>> {
+                leases::heartbeat(self, p).await
+            }
+            async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Vec<Lease>> {
+                leases::complete(self, completions).await
+            }
+            async fn job_progress(&self, lease: &Lease, percent: u8, message: &str) -> StoreResult<bool> {
+                leases::progress(self, lease, percent, message).await
+            }
+            async fn job_cancel(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
+                jobs::cancel(self, tenant, id, now).await
+            }
+            async fn job_retry(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
+                jobs::retry(self, tenant, id, now).await
+            }
+            async fn job_rescue_expired(&self, now: i64) -> StoreResult<Rescued> {
+                leases::rescue_expired(self, now).await
+            }
+            async fn job_release(&self, owner: &str) -> StoreResult<u64> {
+                leases::release(self, owner).await
+            }
+            async fn job_waiting(&self) -> StoreResult<Vec<(TenantId, u64)>> {
+                jobs::waiting(self).await
+            }
+            async fn job_prune(&self, finished_before: i64, limit: u32) -> StoreResult<u64> {
+                jobs::prune(self, finished_before, limit).await
+            }
+            async fn job_next_due(&self) -> StoreResult<Option<i64>> {
+                jobs::next_due(self).await
+            }
+
+            async fn callback_due(&self, p: CallbackClaim) -> StoreResult<Vec<CallbackDue>> {
+                callbacks::due(self, p).await
+            }
+            async fn callback_record(&self, p: CallbackRecord) -> StoreResult<()> {
+                callbacks::record(self, p).await
+            }
+
+            async fn batch_get(&self, tenant: &TenantId, id: &str) -> StoreResult<BatchRecord> {
+                batches::get(self, tenant, id).await
+            }
+
+            async fn status_counts(&self, tenant: &TenantId) -> StoreResult<StatusCounts> {
+                jobs::status_counts(self, tenant).await
+            }
+
+            async fn tenant_create(&self, p: TenantCreate) -> StoreResult<TenantRecord> {
+                tenants::create(self, p).await
+            }
+            async fn tenant_get(&self, id: &TenantId) -> StoreResult<TenantRecord> {
+                tenants::get(self, id).await
+            }
+            async fn tenant_list(&self) -> StoreResult<Vec<TenantRecord>> {
+                tenants::list(self).await
+            }
+            async fn tenant_update(&self, p: TenantUpdate) -> StoreResult<TenantRecord> {
+                tenants::update(self, p).await
+            }
+            async fn tenant_delete(&self, id: &TenantId) -> StoreResult<()> {
+                tenants::delete(self, id).await
+            }
+            async fn token_create(&self, p: TokenCreate) -> StoreResult<TokenRecord> {
+                tenants::token_create(self, p).await
+            }
+            async fn token_list(&self, tenant: &TenantId) -> StoreResult<Vec<TokenRecord>> {
+                tenants::token_list(self, tenant).await
+            }
+            async fn token_revoke(&self, tenant: &TenantId, id: &str) -> StoreResult<()> {
+                tenants::token_revoke(self, tenant, id).await
+            }
+            async fn token_lookup(&self, hash: &blake3::Hash, now: i64) -> StoreResult<Option<TokenGrant>> {
+                tenants::token_lookup(self, hash, now).await
+            }
+
+            async fn usage_list(&self, q: UsageQuery) -> StoreResult<Vec<UsageRecord>> {
+                usage::list(self, q).await
+            }
+            async fn key_create(&self, p: KeyCreate) -> StoreResult<KeyRecord> {
+                keys::create(self, p).await
+            }
+            async fn key_list(&self, tenant: &TenantId) -> StoreResult<Vec<KeyRecord>> {
+                keys::list(self, tenant).await
+            }
+            async fn key_revoke(&self, tenant: &TenantId, id: &str) -> StoreResult<()> {
+                keys::revoke(self, tenant, id).await
+            }
+            async fn key_lookup(&self, id: &str) -> StoreResult<Option<KeyGrant>> {
+                keys::lookup(self, id).await
+            }
+
+            async fn kv_get(&self, k: &KvKey) -> StoreResult<Option<Vec<u8>>> {
+                kv::get(self, k).await
+            }
+            async fn kv_set(&self, p: KvSet) -> StoreResult<()> {
+                kv::set(self, p).await
+            }
+            async fn kv_delete(&self, k: &KvKey, now: i64) -> StoreResult<bool> {
+                kv::delete(self, k, now).await
+            }
+            async fn kv_increment(&self, p: KvIncrement) -> StoreResult<i64> {
+                kv::increment(self, p).await
+            }
+            async fn kv_list(&self, p: KvList) -> StoreResult<Vec<String>> {
+                kv::list(self, p).await
+            }
+            async fn kv_size(&self, tenant: &TenantId, store: &KvStoreName) -> StoreResult<KvStoreSize> {
+                kv::size(self, tenant, store).await
+            }
+
+            async fn secret_put(&self, p: SecretPut) -> StoreResult<SecretRecord> {
+                kv::secret_put(self, p).await
+            }
+            async fn secret_list(&self, tenant: &TenantId, alias: &AliasName) -> StoreResult<Vec<SecretRecord>> {
+                kv::secret_list(self, tenant, alias).await
+            }
+            async fn secret_delete(&self, tenant: &TenantId, alias: &AliasName, key: &str) -> StoreResult<()> {
+                kv::secret_delete(self, tenant, alias, key).await
+            }
+            async fn secret_get(
+                &self,
+                tenant: &TenantId,
+                alias: &AliasName,
+                key: &str,
+            ) -> StoreResult<Option<String>> {
+                kv::secret_get(self, tenant, alias, key).await
+            }
+        }
+    };
+}
+pub(crate) use impl_store;
+
 #[cfg(test)]
 mod tests {
     use super::*;
