@@ -26,19 +26,24 @@ fn postgres_here() -> bool {
     reachable
 }
 
-/// `n` nodes of one worker each on one fresh PostgreSQL database, sharing a
-/// callback key; the lease is long, so only a notice can be quick.
-async fn cluster(n: usize) -> Vec<ServeProcess> {
+/// Nodes on one fresh PostgreSQL database, sharing a callback key, each
+/// started with its own extra flags; the lease is long, so only a notice can
+/// be quick.
+async fn nodes(roles: &[&[&str]]) -> Vec<ServeProcess> {
     let shared = Arc::new(tempfile::tempdir().unwrap());
     let url = postgres_database(shared.path());
     let key = shared.path().join("callback-key").display().to_string();
     let mut nodes = Vec::new();
-    for _ in 0..n {
+    for role in roles {
         let args = ["--listen", "127.0.0.1:0", "--database", &url, "--callback-key-file", &key];
-        let node = Serve::as_operator().args(&args).args(&["--workers", "1", "--lease", "60s"]).start().await;
-        nodes.push(node);
+        nodes.push(Serve::as_operator().args(&args).args(&["--lease", "60s"]).args(role).start().await);
     }
     nodes
+}
+
+/// `n` nodes of one worker each (see `nodes`).
+async fn cluster(n: usize) -> Vec<ServeProcess> {
+    nodes(&vec![&["--workers", "1"][..]; n]).await
 }
 
 async fn dispatch(client: &reqwest::Client, node: &ServeProcess, payload: Value) -> String {
@@ -110,4 +115,27 @@ async fn a_job_another_node_cannot_take_starts_on_an_idle_node() {
     assert_eq!(job(&client, &nodes[0], &long).await["status"], "running", "the long job still holds node 0");
     let r = client.post(format!("{}/v1/jobs/{long}/cancel", nodes[0].url)).send().await.unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_api_only_node_takes_dispatches_that_a_worker_node_runs() {
+    if !postgres_here() {
+        return;
+    }
+    // `--workers 4` too: the role wins over a count.
+    let nodes = nodes(&[&["--no-workers", "--workers", "4"], &["--workers", "2"]]).await;
+    let client = reqwest::Client::new();
+    register_over_http(&client, &nodes[0].url, "bench", "bench-job").await;
+    let status = client.get(format!("{}/v1/status", nodes[0].url)).send().await.unwrap();
+    let status: Value = status.json().await.unwrap();
+    assert_eq!(status["workers"]["max"], 0, "{status}");
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(dispatch(&client, &nodes[0], json!({})).await);
+    }
+    // Only the worker node can have run them.
+    for id in &ids {
+        let job = until_status(&client, &nodes[0], id, "succeeded").await;
+        assert_eq!(job["attempt"], 1, "{job}");
+    }
 }

@@ -30,7 +30,7 @@ pub struct Cli {
 enum Command {
     /// Run one plugin on one JSON payload, locally, in the sandbox.
     Run(RunArgs),
-    /// Start the job server (HTTP API, workers, callbacks) on SQLite.
+    /// Start the job server (HTTP API, workers, callbacks) on SQLite or PostgreSQL.
     Serve(Box<crate::config::ServeArgs>),
     /// Signing secrets for signed requests: `wasmq secret generate` writes
     /// WASMQ_SECRET to ./.env (read by `wasmq serve`).

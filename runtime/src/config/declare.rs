@@ -40,6 +40,12 @@ macro_rules! settings {
         pub struct ServeArgs {
             #[arg(long, env = "WASMQ_CONFIG", help = "TOML file with any of the settings below, and `token`")]
             config: Option<std::path::PathBuf>,
+            #[arg(
+                long,
+                help = "API only: this node runs no jobs; other nodes on its PostgreSQL database run them \
+                        (it still takes dispatches, delivers callbacks and rescues lapsed leases)"
+            )]
+            no_workers: bool,
             $(
                 #[arg(
                     long,
@@ -63,6 +69,7 @@ macro_rules! settings {
                 use $crate::config::values::SettingValue as _;
                 Ok(Self {
                     config: None,
+                    no_workers: false,
                     $(
                         $key: table
                             .remove(stringify!($key))
@@ -74,19 +81,24 @@ macro_rules! settings {
 
             /// Each setting from this layer if it has it, else from `lower`.
             fn or(self, lower: Self) -> Self {
-                Self { config: self.config.or(lower.config), $($key: self.$key.or(lower.$key),)+ }
+                Self {
+                    config: self.config.or(lower.config),
+                    no_workers: self.no_workers || lower.no_workers,
+                    $($key: self.$key.or(lower.$key),)+
+                }
             }
 
             /// The declared defaults (`described` ones stay unset).
             fn declared_defaults() -> Self {
                 use $crate::config::declare::declared_default;
-                Self { config: None, $($key: declared_default!($how $kind, $shown),)+ }
+                Self { config: None, no_workers: false, $($key: declared_default!($how $kind, $shown),)+ }
             }
 
             /// Checks and writes every setting this layer has into `s`; an
             /// error names the setting.
             #[allow(clippy::redundant_closure_call)]
             fn apply_to(self, s: &mut Settings) -> Result<(), String> {
+                let no_workers = self.no_workers;
                 $(
                     if let Some($v) = self.$key {
                         let $s = &mut *s;
@@ -97,6 +109,10 @@ macro_rules! settings {
                         .map_err(|e| format!("{} {e}", stringify!($key)))?;
                     }
                 )+
+                // After `workers`: the role wins over a count from any layer.
+                if no_workers {
+                    s.queue.workers = 0;
+                }
                 Ok(())
             }
         }

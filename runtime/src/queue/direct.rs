@@ -19,7 +19,8 @@
 //!
 //! What only the claim can decide stays queued: delayed jobs, jobs of a queue
 //! with a limit of its own, and jobs of a tenant with a `max_running` bound
-//! (the claim counts those across the server in its transaction).
+//! (the claim counts those across the server in its transaction). A node
+//! without workers (`--no-workers`) leases nothing to itself.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -47,7 +48,11 @@ impl Queue {
     pub fn reserve(&self, tenant: &TenantId, bounded: bool, jobs: &mut [NewJob], now: i64) -> Reservation {
         let shared = &self.shared;
         let mut reservation = Reservation { shared: shared.clone(), tenant: tenant.clone(), slots: 0 };
-        if bounded || shared.settings.tenant_max_running.is_some() || shared.stopping.is_cancelled() {
+        if bounded
+            || shared.settings.workers == 0
+            || shared.settings.tenant_max_running.is_some()
+            || shared.stopping.is_cancelled()
+        {
             shared.backlog_clear.store(false, Ordering::Relaxed);
             return reservation;
         }
