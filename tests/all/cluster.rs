@@ -27,8 +27,7 @@ fn postgres_here() -> bool {
 }
 
 /// Nodes on one fresh PostgreSQL database, sharing a callback key, each
-/// started with its own extra flags; the lease is long, so only a notice can
-/// be quick.
+/// started with its own extra flags.
 async fn nodes(roles: &[&[&str]]) -> Vec<ServeProcess> {
     let shared = Arc::new(tempfile::tempdir().unwrap());
     let url = postgres_database(shared.path());
@@ -36,14 +35,15 @@ async fn nodes(roles: &[&[&str]]) -> Vec<ServeProcess> {
     let mut nodes = Vec::new();
     for role in roles {
         let args = ["--listen", "127.0.0.1:0", "--database", &url, "--callback-key-file", &key];
-        nodes.push(Serve::as_operator().args(&args).args(&["--lease", "60s"]).args(role).start().await);
+        nodes.push(Serve::as_operator().args(&args).args(role).start().await);
     }
     nodes
 }
 
-/// `n` nodes of one worker each (see `nodes`).
+/// `n` nodes of one worker each (see `nodes`); the lease is long, so only a
+/// notice can be quick.
 async fn cluster(n: usize) -> Vec<ServeProcess> {
-    nodes(&vec![&["--workers", "1"][..]; n]).await
+    nodes(&vec![&["--workers", "1", "--lease", "60s"][..]; n]).await
 }
 
 async fn dispatch(client: &reqwest::Client, node: &ServeProcess, payload: Value) -> String {
@@ -138,4 +138,67 @@ async fn an_api_only_node_takes_dispatches_that_a_worker_node_runs() {
         let job = until_status(&client, &nodes[0], id, "succeeded").await;
         assert_eq!(job["attempt"], 1, "{job}");
     }
+}
+
+/// 1 API node and 2 worker nodes; 2,000 jobs; one worker SIGKILLed mid-run.
+#[tokio::test]
+async fn a_worker_killed_mid_run_loses_no_job_and_its_jobs_run_again_only_after_it_died() {
+    if !postgres_here() {
+        return;
+    }
+    // A short lease: the killed node's jobs are rescued within seconds.
+    let mut nodes = nodes(&[
+        &["--no-workers", "--lease", "2s"],
+        &["--workers", "2", "--lease", "2s"],
+        &["--workers", "2", "--lease", "2s"],
+    ])
+    .await;
+    let client = reqwest::Client::new();
+    let api = &nodes[0].url.clone();
+    register_over_http(&client, api, "bench", "bench-job").await;
+    let jobs = vec![json!({"alias": "bench", "payload": {"sleep_ms": 5}}); 1000];
+    let mut batches = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = client.post(format!("{api}/v1/batches")).json(&json!({ "jobs": jobs })).send().await.unwrap();
+        let created: Value = r.json().await.unwrap();
+        batches.push(created["id"].as_str().unwrap().to_string());
+        ids.extend(created["job_ids"].as_array().unwrap().iter().map(|id| id.as_str().unwrap().to_string()));
+    }
+    assert_eq!(ids.len(), 2000);
+    let succeeded = async |client: &reqwest::Client| {
+        let mut n = 0;
+        for b in &batches {
+            let view: Value =
+                client.get(format!("{api}/v1/batches/{b}")).send().await.unwrap().json().await.unwrap();
+            n += view["counts"]["succeeded"].as_u64().unwrap_or(0);
+        }
+        n
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while succeeded(&client).await < 400 {
+        assert!(Instant::now() < deadline, "the workers never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    nodes[1].kill();
+    let killed_us =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
+    while succeeded(&client).await < 2000 {
+        assert!(Instant::now() < deadline, "jobs were lost: {} of 2000 succeeded", succeeded(&client).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every job once, correct; those the killed node held ran again, and
+    // only after it died (never on two nodes at once).
+    let mut again = 0;
+    for id in &ids {
+        let job = job(&client, &nodes[0], id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let started = job["result"]["started_unix_us"].as_u64().unwrap_or_else(|| panic!("result: {job}"));
+        if job["attempt"].as_u64() != Some(1) {
+            again += 1;
+            assert!(started > killed_us, "a rescued job ran again before its node died: {job}");
+        }
+    }
+    eprintln!("{again} of 2000 jobs held by the killed node ran again on the other");
+    assert!(again > 0, "the killed node held no job: the test proved nothing");
 }
