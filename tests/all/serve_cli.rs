@@ -146,3 +146,12 @@ async fn the_server_logs_each_finished_job_by_default_and_each_request_with_v() 
     let seen = server.stop().await;
     assert!(!seen.iter().any(|l| l.contains("hunter2")), "a query string reached the log: {seen:#?}");
 }
+
+#[tokio::test]
+async fn a_server_that_keeps_finished_jobs_forever_is_ready() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let server = serve(&dir, &["--listen", "127.0.0.1:0", "--retention", "forever"], &[]).await;
+    let ready = reqwest::get(format!("{}/readyz", server.url)).await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK, "{}", ready.text().await.unwrap());
+    server.stop().await;
+}

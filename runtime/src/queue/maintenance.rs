@@ -125,8 +125,10 @@ const PRUNE_CHUNK: u32 = 1000;
 
 /// Deletes finished jobs older than the retention, in chunks, every minute.
 pub(crate) async fn pruner(shared: Arc<Shared>) {
+    // Kept forever: nothing to do, but the task stays (one that ends makes
+    // `/readyz` report the node broken, see `Queue::stopped_task`).
     let Some(retention) = shared.settings.retention else {
-        return;
+        return std::future::pending().await;
     };
     loop {
         let before = now_ms() - retention.as_millis() as i64;
