@@ -29,15 +29,33 @@ fn postgres_here() -> bool {
 /// Nodes on one fresh PostgreSQL database, sharing a callback key, each
 /// started with its own extra flags.
 async fn nodes(roles: &[&[&str]]) -> Vec<ServeProcess> {
-    let shared = Arc::new(tempfile::tempdir().unwrap());
-    let url = postgres_database(shared.path());
-    let key = shared.path().join("callback-key").display().to_string();
+    let db = Database::new();
     let mut nodes = Vec::new();
     for role in roles {
-        let args = ["--listen", "127.0.0.1:0", "--database", &url, "--callback-key-file", &key];
-        nodes.push(Serve::as_operator().args(&args).args(role).start().await);
+        nodes.push(db.node(role).await);
     }
     nodes
+}
+
+/// One fresh PostgreSQL database and the callback key its nodes share.
+struct Database {
+    dir: Arc<tempfile::TempDir>,
+    url: String,
+}
+
+impl Database {
+    fn new() -> Database {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let url = postgres_database(dir.path());
+        Database { dir, url }
+    }
+
+    /// Starts a node on it with `role`'s extra flags.
+    async fn node(&self, role: &[&str]) -> ServeProcess {
+        let key = self.dir.path().join("callback-key").display().to_string();
+        let args = ["--listen", "127.0.0.1:0", "--database", &self.url, "--callback-key-file", &key];
+        Serve::as_operator().args(&args).args(role).start().await
+    }
 }
 
 /// `n` nodes of one worker each (see `nodes`); the lease is long, so only a
@@ -201,4 +219,78 @@ async fn a_worker_killed_mid_run_loses_no_job_and_its_jobs_run_again_only_after_
     }
     eprintln!("{again} of 2000 jobs held by the killed node ran again on the other");
     assert!(again > 0, "the killed node held no job: the test proved nothing");
+}
+
+#[tokio::test]
+async fn two_nodes_racing_one_idempotency_key_make_one_job() {
+    if !postgres_here() {
+        return;
+    }
+    let nodes = cluster(2).await;
+    let client = reqwest::Client::new();
+    register_over_http(&client, &nodes[0].url, "bench", "bench-job").await;
+    for round in 0..5 {
+        let body = json!({"alias": "bench", "payload": {}, "idempotency_key": format!("order-{round}")});
+        let sends = (0..50).map(|i| {
+            let url = format!("{}/v1/jobs", nodes[i % 2].url);
+            client.post(url).json(&body).send()
+        });
+        let mut created = 0;
+        let mut ids = std::collections::HashSet::new();
+        for r in futures_util::future::join_all(sends).await {
+            let r = r.unwrap();
+            match r.status().as_u16() {
+                201 => created += 1,
+                200 => {}
+                other => panic!("answered {other}: {}", r.text().await.unwrap()),
+            }
+            ids.insert(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
+        }
+        assert_eq!((created, ids.len()), (1, 1), "round {round}: one job, created once");
+    }
+}
+
+#[tokio::test]
+async fn a_rolling_restart_of_every_node_with_work_in_flight_loses_no_job() {
+    if !postgres_here() {
+        return;
+    }
+    let db = Database::new();
+    let role: &[&str] = &["--workers", "2", "--lease", "2s"];
+    let mut nodes = [db.node(role).await, db.node(role).await];
+    let client = reqwest::Client::new();
+    register_over_http(&client, &nodes[0].url, "bench", "bench-job").await;
+    let jobs = vec![json!({"alias": "bench", "payload": {"sleep_ms": 10}}); 600];
+    let r = client.post(format!("{}/v1/batches", nodes[0].url)).json(&json!({ "jobs": jobs })).send().await;
+    let created: Value = r.unwrap().json().await.unwrap();
+    let batch = created["id"].as_str().unwrap().to_string();
+    // Each node in turn stops gracefully (SIGTERM) with jobs in flight and
+    // comes back, while the other keeps working.
+    for i in 0..2 {
+        let other = nodes[1 - i].url.clone();
+        nodes[i].signal("-TERM");
+        let status = nodes[i].exited(Duration::from_secs(30)).await;
+        assert!(status.success(), "node {i} stopped with {status}");
+        let view: Value =
+            client.get(format!("{other}/v1/batches/{batch}")).send().await.unwrap().json().await.unwrap();
+        assert!(view["done"] == false, "the restart came too late to test anything: {view}");
+        nodes[i] = db.node(role).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let view = loop {
+        let view: Value = client
+            .get(format!("{}/v1/batches/{batch}", nodes[0].url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if view["done"] == true {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "jobs were lost: {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(view["counts"]["succeeded"], 600, "{view}");
 }
