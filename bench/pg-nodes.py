@@ -38,7 +38,8 @@ def start(wasmq, url, key, tmp, workers):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with open(err.name, "rb") as f:
-            for line in f.read().decode(errors="replace").splitlines():
+            # Whole lines only: the server may be halfway through writing one.
+            for line in f.read().decode(errors="replace").split("\n")[:-1]:
                 if "listening on http://" in line:
                     return proc, line.split("listening on http://")[1].strip()
         if proc.poll() is not None:

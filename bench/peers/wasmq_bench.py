@@ -67,7 +67,8 @@ class Server:
             if self.proc.poll() is not None:
                 bl.fail(f"wasmq serve exited with {self.proc.returncode}; see {self.stderr_path}")
             with open(self.stderr_path, "rb") as f:
-                for line in f.read().decode(errors="replace").splitlines():
+                # Whole lines only: the server may be halfway through writing one.
+                for line in f.read().decode(errors="replace").split("\n")[:-1]:
                     if line.startswith("wasmq listening on "):
                         return line.split()[-1]
             time.sleep(0.02)
