@@ -7,12 +7,11 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::{Serve, ServeProcess, postgres_database, register_over_http};
+use crate::support::{Serve, ServeProcess, postgres_admin_url, postgres_database, register_over_http};
 
 /// Whether PostgreSQL is there to test against (see the module doc).
 fn postgres_here() -> bool {
-    let admin = std::env::var("WASMQ_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = postgres_admin_url();
     let url = url::Url::parse(&admin).expect("WASMQ_TEST_POSTGRES is a URL");
     let addr = format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(5432));
     let reachable = std::net::TcpStream::connect(addr).is_ok();

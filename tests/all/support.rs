@@ -148,6 +148,12 @@ pub fn database_url(dir: &Path) -> String {
     }
 }
 
+/// The maintenance URL of the test PostgreSQL server (`WASMQ_TEST_POSTGRES`).
+pub fn postgres_admin_url() -> String {
+    std::env::var("WASMQ_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
 /// The PostgreSQL database of the test whose files live in `dir`: created on
 /// first use through the maintenance URL (`WASMQ_TEST_POSTGRES`, default
 /// `postgres://postgres@127.0.0.1:5432/postgres`) and named in `dir`, so a
@@ -160,8 +166,7 @@ pub fn postgres_database(dir: &Path) -> String {
     if let Ok(url) = std::fs::read_to_string(&named) {
         return url;
     }
-    let admin = std::env::var("WASMQ_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = postgres_admin_url();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let name = format!("wasmq_s_{now}_{:08x}", fastrand::u32(..));
     static SWEPT: OnceLock<()> = OnceLock::new();

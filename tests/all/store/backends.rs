@@ -15,6 +15,8 @@ use std::pin::Pin;
 
 use sqlx::{Connection, PgConnection};
 
+use crate::support::postgres_admin_url;
+
 /// A fresh database being made: its URL, or why it cannot be.
 pub type Making = Pin<Box<dyn Future<Output = Result<Fresh, String>> + Send>>;
 
@@ -67,12 +69,6 @@ impl Drop for Fresh {
             eprintln!("could not drop the test database {name}: {done:?}");
         }
     }
-}
-
-/// The maintenance URL of the test PostgreSQL server.
-pub fn postgres_admin_url() -> String {
-    std::env::var("WASMQ_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 async fn fresh_postgres() -> Result<Fresh, String> {
