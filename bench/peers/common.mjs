@@ -184,6 +184,13 @@ export function forkWorker(script, args, stderrPath) {
     kill() {
       if (exited === null) child.kill("SIGKILL");
     },
+    /** SIGKILLs the worker and resolves once it has exited (its connections are gone). */
+    stop() {
+      if (exited !== null) return Promise.resolve();
+      const gone = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGKILL");
+      return gone;
+    },
   };
 }
 

@@ -75,9 +75,23 @@ async function workerMain() {
 async function setup() {
   await dropDb();
   await admin(`CREATE DATABASE ${dbName}`);
-  const utils = await makeWorkerUtils({ connectionString });
+  // Our own pool, so its errors have a handler: the database is dropped WITH (FORCE) after
+  // each run, and a client the pool still holds then gets "terminating connection due to
+  // administrator command"; unhandled, that event ended this process with exit 1.
+  const pgPool = new pg.Pool({ connectionString });
+  pgPool.on("error", () => {});
+  const utils = await makeWorkerUtils({ pgPool });
   await utils.migrate();
+  utils.pgPool = pgPool;
   return utils;
+}
+
+/** Stops the worker (waiting for its exit), closes the pool, then drops the database. */
+async function teardown(utils, w) {
+  if (w) await w.stop();
+  await utils.release();
+  await utils.pgPool.end();
+  await dropDb();
 }
 
 function startWorker(expect) {
@@ -123,9 +137,7 @@ async function backlog(n, identifier, payload) {
     if (a.chunk) out.checkpoints = done.checkpoints;
     return out;
   } finally {
-    if (w) w.kill();
-    await utils.release();
-    await dropDb();
+    await teardown(utils, w);
   }
 }
 
@@ -143,9 +155,7 @@ async function latency() {
     }
     return c.latencySummary(samples);
   } finally {
-    w.kill();
-    await utils.release();
-    await dropDb();
+    await teardown(utils, w);
   }
 }
 
@@ -165,9 +175,7 @@ async function rss() {
     });
     return c.memoryResult(idle, busy, running, a.n);
   } finally {
-    w.kill();
-    await utils.release();
-    await dropDb();
+    await teardown(utils, w);
   }
 }
 
