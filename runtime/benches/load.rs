@@ -64,7 +64,7 @@ async fn start(workers: usize) -> Server {
         settings.engine.pool_keep_resident = keep.parse().expect("LOAD_KEEP_RESIDENT is a byte count");
     }
     let app = App::build(settings).await.unwrap();
-    let url = format!("http://{}", app.local_addr());
+    let url = format!("http://{}", app.local_addr().expect("a server listens"));
     let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;

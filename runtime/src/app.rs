@@ -11,14 +11,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::capabilities::Grants;
-use crate::config::Settings;
-use crate::queue::{Queue, QueueTasks};
+use crate::config::{Role, Settings};
+use crate::queue::{NodeInfo, Queue, QueueTasks};
 use crate::sandbox::Engine;
 use crate::store::Store;
 
-/// A built server, listening but not yet serving.
+/// A built node, listening (unless it is a worker) but not yet serving.
 pub struct App {
-    listener: TcpListener,
+    /// The HTTP API's listener (`None`: a worker node has no API).
+    listener: Option<TcpListener>,
     state: AppState,
     tasks: QueueTasks,
     callbacks: tokio::task::JoinHandle<()>,
@@ -27,11 +28,13 @@ pub struct App {
 }
 
 impl App {
-    /// Binds the listener, opens the database (migrating it), and starts the
-    /// workers and the callback sender. Refuses to listen beyond loopback
-    /// without a token.
+    /// Binds the listener (not for a worker), opens the database (migrating
+    /// it), registers the node and starts the workers and the callback
+    /// sender. Refuses to listen beyond loopback without a token.
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
-        if !settings.listen.ip().is_loopback()
+        let serves_api = settings.role != Role::Worker;
+        if serves_api
+            && !settings.listen.ip().is_loopback()
             && settings.token.is_none()
             && settings.operator_token.is_none()
             && settings.signing_secret.is_none()
@@ -53,9 +56,15 @@ impl App {
                 format!("opening database {}", crate::store::redacted(&settings.database_url))
             })?;
         let engine = Engine::new(settings.engine.clone()).context("starting the sandbox engine")?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("binding {}", settings.listen))?;
+        let listener = match serves_api {
+            true => Some(
+                TcpListener::bind(settings.listen)
+                    .await
+                    .with_context(|| format!("binding {}", settings.listen))?,
+            ),
+            false => None,
+        };
+        let addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
         let callbacks_wake = Arc::new(Notify::new());
         let aliases = Arc::new(api::AliasCache::default());
         let quotas = Arc::new(api::Quotas::new(settings.tenant_quotas.clone(), settings.alias_history));
@@ -72,7 +81,9 @@ impl App {
             settings.queue.clone(),
             callbacks_wake.clone(),
             Some(grants.clone()),
+            NodeInfo::new(settings.role, addr),
         );
+        queue.register().await.context("registering this node in the node registry")?;
         let callbacks = tokio::spawn(crate::callbacks::run_sender(
             store.clone(),
             settings.callbacks.clone(),
@@ -111,9 +122,15 @@ impl App {
         Ok(App { listener, state, tasks, callbacks, drain: settings.queue.shutdown_grace })
     }
 
-    /// The bound address (useful with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+    /// The bound address of the HTTP API (useful with port 0); `None` for a
+    /// worker, which has none.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// This node's id in the node registry.
+    pub fn node_id(&self) -> &str {
+        self.state.queue.node_id()
     }
 
     /// Serves until `shutdown` resolves. Then, at once and side by side: the
@@ -127,8 +144,6 @@ impl App {
     ) -> anyhow::Result<()> {
         let stopping = self.state.shutdown.clone();
         let http = self.state.http.clone();
-        let router = api::router(self.state);
-        tracing::info!(addr = %self.listener.local_addr()?, "wasmq listening");
         let signal = {
             let stopping = stopping.clone();
             async move {
@@ -141,7 +156,17 @@ impl App {
             stopping.cancelled().await;
             tasks.stop().await;
         };
-        tokio::join!(api::server::serve(self.listener, router, &http, self.drain, signal), queue);
+        match self.listener {
+            Some(listener) => {
+                tracing::info!(addr = %listener.local_addr()?, node = %self.state.queue.node_id(), "wasmq listening");
+                let router = api::router(self.state);
+                tokio::join!(api::server::serve(listener, router, &http, self.drain, signal), queue);
+            }
+            None => {
+                tracing::info!(node = %self.state.queue.node_id(), "wasmq worker running");
+                tokio::join!(signal, queue);
+            }
+        }
         self.callbacks.abort();
         Ok(())
     }

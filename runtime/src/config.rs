@@ -26,7 +26,7 @@ use crate::queue::QueueSettings;
 use crate::sandbox::{CompileMode, EngineSettings};
 use declare::settings;
 use values::{Bytes, Unlimited, at_least, at_most_100_years, between, database_url, positive};
-pub use values::{CallbackAllow, QueueLimits, Retention, default_cache_dir, parse_bytes};
+pub use values::{CallbackAllow, QueueLimits, QueueList, Retention, default_cache_dir, parse_bytes};
 
 /// The secrets the environment gives (read by `main`, passed in so tests
 /// need not set process variables).
@@ -99,10 +99,15 @@ settings! {
     /// idle workers (strict priorities across nodes).
     prefetch: usize, env "WASMQ_PREFETCH", default "256",
         |s, v| s.queue.prefetch = v;
-    /// Per-queue concurrency limits on this node, e.g. `gpu=1,mail=4` (in the
-    /// file a table, `queue_limits = { gpu = 1 }`).
+    /// Per-queue concurrency limits across all nodes, e.g. `gpu=1,mail=4` (in
+    /// the file a table, `queue_limits = { gpu = 1 }`; 0 holds a queue's
+    /// jobs); give every node the same.
     queue_limits: QueueLimits, env "WASMQ_QUEUE_LIMITS", described "none",
         |s, v| s.queue.queue_limits = v.0;
+    /// The queues this node runs jobs of, e.g. `default,gpu` (in the file an
+    /// array); other queues' jobs are left to the nodes that consume them.
+    queues: QueueList, env "WASMQ_QUEUES", described "every queue",
+        |s, v| s.queue.queues = Some(v.0);
     /// Most jobs of one tenant running at once across the server, for tenants
     /// whose quota sets no `max_running`; holds even when that tenant's work
     /// is the only work.
@@ -281,9 +286,37 @@ settings! {
         |s, v| s.http.max_connections = at_least(1, v)?;
 }
 
+/// What a node does (`wasmq serve`, `wasmq serve --no-workers`, `wasmq worker`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The HTTP API and workers.
+    #[default]
+    Server,
+    /// The HTTP API only: other nodes on its database run the jobs.
+    Api,
+    /// Workers only: no HTTP API; it runs jobs dispatched through other nodes.
+    Worker,
+}
+
+impl Role {
+    /// The name shown in listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        }
+    }
+}
+
 /// Everything `App::build` needs, resolved.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// What this node does.
+    pub role: Role,
     /// Listen address (port 0 picks a free port).
     pub listen: SocketAddr,
     /// Database URL.
@@ -341,6 +374,7 @@ impl Settings {
     /// The declared defaults over the layers' own (core counts, cache path).
     fn defaults(compiler: PathBuf) -> Self {
         let mut s = Self {
+            role: Role::Server,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: String::new(),
             token: None,
@@ -431,6 +465,26 @@ impl Settings {
         let slots = u32::try_from(s.queue.workers).unwrap_or(u32::MAX).saturating_add(POOL_HEADROOM);
         s.engine.max_instances = s.engine.max_instances.max(slots);
         Ok(s)
+    }
+}
+
+impl Settings {
+    /// These settings for `wasmq worker`: workers only, no HTTP API (its
+    /// `listen` and tokens are not used). A worker shares its queue with the
+    /// nodes that take dispatches, so it needs a database several processes
+    /// share: PostgreSQL.
+    pub fn into_worker(mut self) -> anyhow::Result<Self> {
+        if self.role == Role::Api {
+            bail!("`wasmq worker` runs jobs: --no-workers belongs to `wasmq serve` (an API-only node)");
+        }
+        let scheme = self.database_url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
+            bail!(
+                "`wasmq worker` takes its jobs from a database its `wasmq serve` nodes share: give it                  --database postgres://... (WASMQ_DATABASE_URL); on SQLite, `wasmq serve` runs the workers"
+            );
+        }
+        self.role = Role::Worker;
+        Ok(self)
     }
 }
 

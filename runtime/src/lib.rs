@@ -34,7 +34,8 @@
 //!   a node-local priority buffer, `workers` runner tasks drain it through the
 //!   executor (which runs a job in the engine and decides retry or death), the
 //!   completer writes outcomes in batches, the inserter group-commits dispatches,
-//!   maintenance renews leases and rescues expired ones.
+//!   maintenance renews leases and rescues expired ones, and the registry keeps
+//!   this node's row in the node registry (`GET /v1/nodes`).
 //! - [`callbacks`]: signed webhook delivery with retries, off the workers, in a
 //!   pool capped per receiver; targets checked against the `NetPolicy` (the
 //!   server's, widened by the tenant's `callback_allow`) at dispatch and on
@@ -60,7 +61,8 @@
 //! - [`config`] and [`app`]: settings (one table row each; flags > env > TOML > defaults) and the
 //!   wiring `App::build(settings).await?.run_until_stopped(shutdown)`.
 //! - [`cli`]: the `wasmq` command line (`run`, which grants capabilities from its
-//!   flags through `cli::capabilities`, `serve`, `secret generate`, and the hidden
+//!   flags through `cli::capabilities`, `serve` and `worker` (the node roles,
+//!   [`config::Role`]), `secret generate`, and the hidden
 //!   `__compile` child the engine uses to compile untrusted modules).
 //!
 //! A job flows: `POST /v1/jobs` (api: auth resolves the tenant) -> `api::submit`:

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::{Serve, ServeProcess, postgres_admin_url, postgres_database, register_over_http};
+use crate::support::{
+    Serve, ServeProcess, postgres_admin_url, postgres_database, register_over_http, run_wasmq,
+};
 
 /// Whether PostgreSQL is there to test against (see the module doc).
 fn postgres_here() -> bool {
@@ -54,6 +56,13 @@ impl Database {
         let key = self.dir.path().join("callback-key").display().to_string();
         let args = ["--listen", "127.0.0.1:0", "--database", &self.url, "--callback-key-file", &key];
         Serve::as_operator().args(&args).args(role).start().await
+    }
+
+    /// Starts a `wasmq worker` on it with these extra flags.
+    async fn worker(&self, flags: &[&str]) -> ServeProcess {
+        let key = self.dir.path().join("callback-key").display().to_string();
+        let args = ["--database", &self.url, "--callback-key-file", &key];
+        Serve::worker().args(&args).args(flags).start().await
     }
 }
 
@@ -292,4 +301,171 @@ async fn a_rolling_restart_of_every_node_with_work_in_flight_loses_no_job() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(view["counts"]["succeeded"], 600, "{view}");
+}
+
+async fn nodes_listed(client: &reqwest::Client, via: &ServeProcess) -> Vec<Value> {
+    let r = client.get(format!("{}/v1/nodes", via.url)).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let list: Value = r.json().await.unwrap();
+    assert_eq!((list["heartbeat_ms"].as_u64(), list["lost_after_ms"].as_u64()), (Some(2_000), Some(7_000)));
+    list["nodes"].as_array().unwrap().clone()
+}
+
+/// Polls `GET /v1/nodes` until the node `pid` has `status`.
+async fn until_node(client: &reqwest::Client, via: &ServeProcess, pid: u32, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let nodes = nodes_listed(client, via).await;
+        if let Some(node) = nodes.iter().find(|n| n["pid"] == pid && n["status"] == status) {
+            return node.clone();
+        }
+        assert!(Instant::now() < deadline, "node {pid} never {status}: {nodes:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_worker_node_runs_only_its_queues_and_every_node_is_listed() {
+    if !postgres_here() {
+        return;
+    }
+    let db = Database::new();
+    let api = db.node(&["--no-workers"]).await;
+    let mut gpu = db.worker(&["--queues", "gpu", "--workers", "2"]).await;
+    let client = reqwest::Client::new();
+    register_over_http(&client, &api.url, "bench", "bench-job").await;
+    let send = |queue: &'static str| {
+        let r = client.post(format!("{}/v1/jobs", api.url));
+        r.json(&json!({"alias": "bench", "payload": {}, "queue": queue})).send()
+    };
+    let plain: Value = send("default").await.unwrap().json().await.unwrap();
+    let on_gpu: Value = send("gpu").await.unwrap().json().await.unwrap();
+    until_status(&client, &api, on_gpu["id"].as_str().unwrap(), "succeeded").await;
+    // The worker woke for both and claimed only its own queue's job.
+    let plain_id = plain["id"].as_str().unwrap();
+    assert_eq!(job(&client, &api, plain_id).await["status"], "queued");
+
+    let nodes = nodes_listed(&client, &api).await;
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    let by_role =
+        |role: &str| nodes.iter().find(|n| n["role"] == role).unwrap_or_else(|| panic!("{nodes:?}"));
+    let (a, w) = (by_role("api"), by_role("worker"));
+    assert_eq!((&a["status"], &a["slots"], &a["addr"]), (&json!("up"), &json!(0), &json!(api.addr())));
+    assert!(a.get("queues").is_none(), "an API node lists no queues: {a}");
+    assert_eq!((&w["status"], &w["slots"], &w["queues"]), (&json!("up"), &json!(2), &json!(["gpu"])));
+    assert!(w.get("addr").is_none(), "a worker has no API: {w}");
+    assert_eq!(w["version"], env!("CARGO_PKG_VERSION"));
+    assert!(!w["host"].as_str().unwrap().is_empty() && w["id"].as_str().unwrap().starts_with("node-"));
+
+    // A node for every queue runs the job the worker left.
+    let mut all = db.node(&["--workers", "1"]).await;
+    until_status(&client, &api, plain_id, "succeeded").await;
+
+    // Killed, the worker is listed as lost once it missed three beats; a
+    // node stopped cleanly is listed as stopped at once.
+    let worker_pid = w["pid"].as_u64().unwrap() as u32;
+    gpu.kill();
+    let lost = until_node(&client, &api, worker_pid, "lost").await;
+    assert!(lost["heartbeat_age_ms"].as_i64().unwrap() > 7_000, "{lost}");
+    let all_pid = nodes_listed(&client, &api).await.iter().find(|n| n["role"] == "server").unwrap()["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    all.signal("-TERM");
+    assert!(all.exited(Duration::from_secs(30)).await.success());
+    let stopped = until_node(&client, &api, all_pid, "stopped").await;
+    assert!(stopped["stopped_at"].is_string(), "{stopped}");
+
+    // `wasmq nodes` shows the same (the default tenant's admin: no tokens here).
+    let out = run_wasmq(&["nodes".into(), "--server".into(), api.url.clone()], &[], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("ID") && text.lines().count() == 4, "{text}");
+    for line in [("worker", "lost"), ("server", "stopped"), ("api", "up")] {
+        assert!(text.lines().any(|l| l.contains(line.0) && l.contains(line.1)), "{line:?} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_worker_refuses_sqlite_and_the_api_only_role() {
+    let sqlite = Serve::worker().args(&["--database", "sqlite://w.db"]).exit().await;
+    let err = String::from_utf8_lossy(&sqlite.stderr);
+    assert!(!sqlite.status.success() && err.contains("postgres://"), "{err}");
+    let api =
+        Serve::worker().args(&["--database", "postgres://u@127.0.0.1:1/x", "--no-workers"]).exit().await;
+    let err = String::from_utf8_lossy(&api.stderr);
+    assert!(!api.status.success() && err.contains("--no-workers"), "{err}");
+}
+
+#[tokio::test]
+async fn a_queue_limit_holds_across_nodes() {
+    if !postgres_here() {
+        return;
+    }
+    let role: &[&str] = &["--workers", "3", "--queue-limits", "gpu=1"];
+    let nodes = nodes(&[role, role]).await;
+    let client = reqwest::Client::new();
+    register_over_http(&client, &nodes[0].url, "bench", "bench-job").await;
+    let mut gpu = Vec::new();
+    let mut other = Vec::new();
+    for k in 0..8 {
+        let node = &nodes[k % 2];
+        for (queue, ids) in [("gpu", &mut gpu), ("default", &mut other)] {
+            let body = json!({"alias": "bench", "payload": {"sleep_ms": 100}, "queue": queue});
+            let r = client.post(format!("{}/v1/jobs", node.url)).json(&body).send().await.unwrap();
+            let made: Value = r.json().await.unwrap();
+            ids.push(made["id"].as_str().unwrap().to_string());
+        }
+    }
+    let mut runs = Vec::new();
+    for id in &gpu {
+        let done = until_status(&client, &nodes[0], id, "succeeded").await;
+        runs.push((
+            done["started_at"].as_str().unwrap().to_string(),
+            done["finished_at"].as_str().unwrap().to_string(),
+        ));
+    }
+    for id in &other {
+        until_status(&client, &nodes[1], id, "succeeded").await;
+    }
+    // One gpu job at a time across both nodes: each starts once the one
+    // before it has finished (RFC 3339 in ms, UTC: they sort as text).
+    runs.sort();
+    for pair in runs.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "two gpu jobs ran at once: {pair:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_signed_request_replayed_to_another_node_is_refused() {
+    if !postgres_here() {
+        return;
+    }
+    let secret = "0123456789abcdef0123456789abcdef-cluster";
+    let db = Database::new();
+    let key = db.dir.path().join("callback-key").display().to_string();
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let args = ["--listen", "127.0.0.1:0", "--database", &db.url, "--callback-key-file", &key];
+        nodes.push(Serve::as_operator().args(&args).env("WASMQ_SECRET", secret).start().await);
+    }
+    let client = reqwest::Client::new();
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let signature = wasmq::api::auth::signed::sign(secret.as_bytes(), t, "GET", "/v1/status", b"");
+    let send = |node: &ServeProcess| {
+        client
+            .get(format!("{}/v1/status", node.url))
+            .header("x-wasmq-key", "default")
+            .header("x-wasmq-signature", signature.clone())
+            .send()
+    };
+    assert_eq!(send(&nodes[0]).await.unwrap().status(), reqwest::StatusCode::OK);
+    let replay = send(&nodes[1]).await.unwrap();
+    assert_eq!(replay.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let body: Value = replay.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("already"), "{body}");
+    assert_eq!(
+        send(&nodes[0]).await.unwrap().status(),
+        reqwest::StatusCode::UNAUTHORIZED,
+        "and on the first"
+    );
 }

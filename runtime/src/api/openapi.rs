@@ -16,7 +16,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    AppState, aliases, batches, events, jobs, kv, modules, secrets, status, tenant_keys, tenants, usage,
+    AppState, aliases, batches, events, jobs, kv, modules, nodes, secrets, status, tenant_keys, tenants,
+    usage,
 };
 
 /// Tag descriptions, and what every document starts with.
@@ -31,7 +32,7 @@ use super::{
         (name = "kv", description = "A tenant's key-value stores, as its jobs see them: the tenant's admin and the operator."),
         (name = "tenants", description = "Tenants and their tokens: the operator token only."),
         (name = "usage", description = "Usage per tenant per UTC day: job outcomes, fuel, run time, module storage, callbacks."),
-        (name = "server", description = "Status, health, readiness and this document."),
+        (name = "server", description = "Status, the cluster's nodes, health, readiness and this document."),
     )
 )]
 struct ApiDoc;
@@ -59,6 +60,7 @@ pub(super) fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(batches::create))
         .routes(routes!(batches::show))
         .routes(routes!(status::status))
+        .routes(routes!(nodes::list))
         .routes(routes!(tenants::create, tenants::list))
         .routes(routes!(tenants::show, tenants::update, tenants::delete))
         .routes(routes!(tenants::create_token, tenants::list_tokens))

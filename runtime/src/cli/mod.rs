@@ -32,6 +32,10 @@ enum Command {
     Run(RunArgs),
     /// Start the job server (HTTP API, workers, callbacks) on SQLite or PostgreSQL.
     Serve(Box<crate::config::ServeArgs>),
+    /// Start a worker node: runs jobs (and delivers callbacks) from the
+    /// PostgreSQL database its `serve` nodes share, with no HTTP API.
+    /// `--queues a,b` chooses the queues it runs. Takes `serve`'s settings.
+    Worker(Box<crate::config::ServeArgs>),
     /// Signing secrets for signed requests: `wasmq secret generate` writes
     /// WASMQ_SECRET to ./.env (read by `wasmq serve`).
     Secret(secret::SecretArgs),
@@ -59,7 +63,8 @@ enum Command {
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(args) => run::main(args),
-        Command::Serve(args) => serve::main(*args),
+        Command::Serve(args) => serve::main(*args, false),
+        Command::Worker(args) => serve::main(*args, true),
         Command::Secret(args) => secret::main(args),
         Command::Client(command) => client::main(command),
         Command::Compile { settings, expect_hash, component, module: _ } => {
@@ -68,14 +73,14 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-/// Parses the command line. `wasmq serve` first reads `./.env`, if there is
+/// Parses the command line. `wasmq serve` (and `worker`) first reads `./.env`, if there is
 /// one (`KEY=value` lines, as `wasmq secret generate` writes), into the
 /// environment without overriding variables already set, so its `WASMQ_*`
 /// values count as environment variables (flags still win). Other commands
 /// do not read it.
 pub fn parse() -> Cli {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Worker(_)) {
         return cli;
     }
     match dotenv(std::path::Path::new(".env")) {
@@ -104,7 +109,10 @@ pub fn dotenv(path: &std::path::Path) -> Result<bool, dotenvy::Error> {
 /// request the server answers), `-vv` trace.
 pub fn init_tracing(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
-    let quiet = if matches!(cli.command, Command::Serve(_)) { "wasmq=info" } else { "wasmq=warn" };
+    let quiet = match cli.command {
+        Command::Serve(_) | Command::Worker(_) => "wasmq=info",
+        _ => "wasmq=warn",
+    };
     let default = match cli.verbose {
         0 => quiet,
         1 => "wasmq=debug",

@@ -1,12 +1,15 @@
-//! `wasmq serve`: the job server.
+//! `wasmq serve` (the job server: API and workers, or with `--no-workers`
+//! the API only) and `wasmq worker` (workers only, no API).
 
 use std::process::ExitCode;
 
 use crate::app::App;
 use crate::config::{SecretEnv, ServeArgs, Settings};
 
-pub(super) fn main(args: ServeArgs) -> ExitCode {
-    let settings = match Settings::resolve(args, SecretEnv::from_process()) {
+/// Runs a node: `worker` says whether it is `wasmq worker`.
+pub(super) fn main(args: ServeArgs, worker: bool) -> ExitCode {
+    let resolved = Settings::resolve(args, SecretEnv::from_process());
+    let settings = match resolved.and_then(|s| if worker { s.into_worker() } else { Ok(s) }) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -21,8 +24,12 @@ pub(super) fn main(args: ServeArgs) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let role = settings.role;
         let app = App::build(settings).await?;
-        eprintln!("wasmq listening on http://{}", app.local_addr());
+        match app.local_addr() {
+            Some(addr) => eprintln!("wasmq listening on http://{addr}"),
+            None => eprintln!("wasmq worker {} running ({})", app.node_id(), role.as_str()),
+        }
         app.run_until_stopped(shutdown_signal()).await
     });
     match result {

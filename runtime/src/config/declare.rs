@@ -111,6 +111,7 @@ macro_rules! settings {
                 )+
                 // After `workers`: the role wins over a count from any layer.
                 if no_workers {
+                    s.role = $crate::config::Role::Api;
                     s.queue.workers = 0;
                 }
                 Ok(())

@@ -324,3 +324,24 @@ fn tenant_quota_defaults_come_from_flags_or_the_file_and_may_be_unlimited() {
     let err = Settings::resolve(args(&["--tenant-max-memory", "1kB"]), SecretEnv::default()).unwrap_err();
     assert!(err.to_string().contains("tenant_max_memory must be at least 1MiB"), "{err}");
 }
+
+#[test]
+fn the_role_follows_the_command_and_a_worker_needs_postgres() {
+    let s = Settings::resolve(args(&[]), SecretEnv::default()).unwrap();
+    assert_eq!((s.role, s.queue.queues.clone()), (Role::Server, None));
+    let s = Settings::resolve(args(&["--no-workers", "--workers", "4"]), SecretEnv::default()).unwrap();
+    assert_eq!((s.role, s.queue.workers), (Role::Api, 0), "the role wins over a count");
+    let err = s.into_worker().unwrap_err().to_string();
+    assert!(err.contains("--no-workers"), "{err}");
+    let sqlite = Settings::resolve(args(&["--queues", "gpu"]), SecretEnv::default()).unwrap();
+    let err = sqlite.into_worker().unwrap_err().to_string();
+    assert!(err.contains("postgres://") && err.contains("wasmq serve"), "{err}");
+    let f = file("queues = [\"mail\", \"gpu\"]\ndatabase = \"postgresql://u@db/wasmq\"\n");
+    let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), SecretEnv::default()).unwrap();
+    let w = s.into_worker().unwrap();
+    assert_eq!(w.role, Role::Worker);
+    assert_eq!(w.queue.queues, Some(vec!["gpu".to_string(), "mail".to_string()]));
+    assert!(w.queue.consumes("gpu") && !w.queue.consumes("default"));
+    let err = Cli::try_parse_from(["serve", "--queues", "Bad Name"]).err().unwrap().to_string();
+    assert!(err.contains("--queues") && err.contains("WASMQ_QUEUES"), "{err}");
+}

@@ -128,7 +128,7 @@ impl SettingValue for QueueLimits {
             let (name, n) = part.split_once('=').ok_or_else(|| format!("expected queue=N, got {part:?}"))?;
             let n =
                 usize::parse(n).map_err(|_| format!("limit of queue {name} must be a number, got {n:?}"))?;
-            map.insert(name.trim().to_string(), n);
+            map.insert(queue_name(name)?, n);
         }
         Ok(QueueLimits(map))
     }
@@ -139,12 +139,51 @@ impl SettingValue for QueueLimits {
                 .into_iter()
                 .map(|(name, n)| {
                     let n = usize::from_toml(n).map_err(|e| format!("limit of queue {name}: {e}"))?;
-                    Ok((name, n))
+                    Ok((queue_name(&name)?, n))
                 })
                 .collect::<Result<_, String>>()
                 .map(QueueLimits),
             toml::Value::String(s) => Self::parse(&s),
             other => Err(format!("expected a table like {{ gpu = 1 }}, got {}", other.type_str())),
+        }
+    }
+}
+
+/// A queue's name as a setting names it, checked like a dispatch's `queue`.
+fn queue_name(name: &str) -> Result<String, String> {
+    crate::domain::QueueName::parse(name.trim()).map(|q| q.as_str().to_string()).map_err(|e| e.to_string())
+}
+
+/// The queues a node consumes: `default,gpu`, or a TOML array of names.
+#[derive(Debug, Clone, Default)]
+pub struct QueueList(pub Vec<String>);
+
+impl SettingValue for QueueList {
+    fn parse(s: &str) -> Result<Self, String> {
+        let mut names: Vec<String> =
+            s.split(',').filter(|p| !p.trim().is_empty()).map(queue_name).collect::<Result<_, _>>()?;
+        names.sort();
+        names.dedup();
+        if names.is_empty() {
+            return Err("must name at least one queue".into());
+        }
+        Ok(QueueList(names))
+    }
+
+    fn from_toml(v: toml::Value) -> Result<Self, String> {
+        match v {
+            toml::Value::Array(items) => {
+                let names = items
+                    .into_iter()
+                    .map(|item| match item {
+                        toml::Value::String(s) => Ok(s),
+                        other => Err(format!("expected queue names as strings, got {}", other.type_str())),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Self::parse(&names.join(","))
+            }
+            toml::Value::String(s) => Self::parse(&s),
+            other => Err(format!("expected an array of queue names, got {}", other.type_str())),
         }
     }
 }
@@ -316,6 +355,12 @@ mod tests {
             QueueLimits::from_toml(toml::from_str::<toml::Table>("q = { gpu = 1 }").unwrap()["q"].clone());
         assert_eq!(q.unwrap().0.get("gpu"), Some(&1));
         assert!(QueueLimits::parse("gpu").is_err());
+        assert_eq!(QueueLimits::parse("held=0").unwrap().0["held"], 0, "0 holds a queue's jobs");
+        assert!(QueueLimits::parse("GPU=1").is_err(), "queue names are checked as dispatches check them");
+        assert_eq!(QueueList::parse("mail, gpu,mail").unwrap().0, ["gpu", "mail"]);
+        assert!(QueueList::parse(" , ").is_err());
+        let t = toml::from_str::<toml::Table>("q = [\"gpu\"]").unwrap();
+        assert_eq!(QueueList::from_toml(t["q"].clone()).unwrap().0, ["gpu"]);
         assert_eq!(CallbackAllow::parse("10.0.0.0/8, ::1").unwrap().0.len(), 2);
         assert!(Retention::parse("forever").unwrap().0.is_none());
         assert_eq!(Unlimited::<u64>::parse("unlimited").unwrap(), Unlimited(None));

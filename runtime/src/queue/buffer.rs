@@ -163,12 +163,6 @@ impl Buffer {
         }
         drop_one(&mut self.running_per_tenant, tenant);
     }
-
-    /// Jobs of `queue` held or running (for the producer's per-queue limit).
-    pub(crate) fn count(&self, queue: &str) -> usize {
-        self.running_per_queue.get(queue).copied().unwrap_or(0)
-            + self.held.iter().filter(|s| s.held.job.queue == queue).count()
-    }
 }
 
 fn bump(counts: &mut HashMap<TenantId, usize>, tenant: &TenantId) {

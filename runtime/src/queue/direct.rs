@@ -71,7 +71,8 @@ impl Queue {
         for job in jobs.iter_mut() {
             let eligible = job.status == JobStatus::Queued
                 && job.run_at <= now
-                && !settings.queue_limits.contains_key(job.queue.as_str());
+                && !settings.queue_limits.contains_key(job.queue.as_str())
+                && settings.consumes(job.queue.as_str());
             if eligible && room > 0 {
                 job.lease = Some(NewLease {
                     owner: shared.node.clone(),

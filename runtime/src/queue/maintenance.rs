@@ -123,29 +123,38 @@ pub(crate) async fn rescuer(shared: Arc<Shared>) {
 /// Finished jobs deleted per statement (short transactions: the writer is shared).
 const PRUNE_CHUNK: u32 = 1000;
 
-/// Deletes finished jobs older than the retention, in chunks, every minute.
+/// Every minute: deletes finished jobs older than the retention (none with
+/// `--retention forever`), in chunks, and on a shared store the tags of
+/// signed requests whose replay window has ended.
 pub(crate) async fn pruner(shared: Arc<Shared>) {
-    // Kept forever: nothing to do, but the task stays (one that ends makes
-    // `/readyz` report the node broken, see `Queue::stopped_task`).
-    let Some(retention) = shared.settings.retention else {
-        return std::future::pending().await;
-    };
     loop {
-        let before = now_ms() - retention.as_millis() as i64;
-        loop {
-            match shared.store.job_prune(before, PRUNE_CHUNK).await {
-                Ok(n) if n == u64::from(PRUNE_CHUNK) => tokio::task::yield_now().await,
-                Ok(0) => break,
-                Ok(n) => {
-                    tracing::debug!(jobs = n, "pruned finished jobs past their retention");
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "pruning finished jobs failed");
-                    break;
-                }
+        if let Some(retention) = shared.settings.retention {
+            prune_jobs(&shared, now_ms() - retention.as_millis() as i64).await;
+        }
+        if shared.store.shared() {
+            match shared.store.signature_prune(now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(tags = n, "forgot signed requests past their replay window"),
+                Err(e) => tracing::error!(error = %e, "pruning seen signatures failed"),
             }
         }
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    }
+}
+
+async fn prune_jobs(shared: &Shared, before: i64) {
+    loop {
+        match shared.store.job_prune(before, PRUNE_CHUNK).await {
+            Ok(n) if n == u64::from(PRUNE_CHUNK) => tokio::task::yield_now().await,
+            Ok(0) => break,
+            Ok(n) => {
+                tracing::debug!(jobs = n, "pruned finished jobs past their retention");
+                break;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "pruning finished jobs failed");
+                break;
+            }
+        }
     }
 }

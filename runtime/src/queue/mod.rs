@@ -15,6 +15,7 @@
 //!   claim this node lost) and rescues jobs whose lease expired (their worker
 //!   died or stalled): requeued, or `dead` on their last attempt.
 //! - `inserter`: group commit for dispatches.
+//! - `registry`: this node's row in the node registry, renewed every beat.
 //! - `direct`: claim in the insert: a dispatch this node has room for is
 //!   inserted leased to it and buffered at once, without a claim write.
 //! - `events`: publishes claims, progress, completions and cancels in-process
@@ -36,11 +37,13 @@ mod inserter;
 mod maintenance;
 mod producer;
 mod progress;
+mod registry;
 
 pub use direct::Reservation;
 pub use events::{JobEvents, WatchCounts};
 pub use follow::Follow;
 pub use inserter::Inserter;
+pub use registry::{NODE_BEAT, NODE_LOST, NodeInfo};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -62,8 +65,11 @@ pub struct QueueSettings {
     /// The node adapts below this: it holds about `HELD_WORK` of work per
     /// worker, judged by recent run times, so long jobs are not hoarded.
     pub prefetch: usize,
-    /// Most jobs of one queue running at once on this node (queues not listed:
-    /// only `workers` bounds them).
+    /// The queues this node runs jobs of (`None`: every queue).
+    pub queues: Option<Vec<String>>,
+    /// Most jobs of one queue running at once across the cluster (queues not
+    /// listed: only the workers bound them). Each node applies the limits it
+    /// was given in its claims, so every node should be given the same.
     pub queue_limits: HashMap<String, usize>,
     /// Most jobs of one tenant running at once across the server, for tenants
     /// whose quota sets no `max_running` (`None`: unbounded).
@@ -85,11 +91,19 @@ pub struct QueueSettings {
     pub retention: Option<Duration>,
 }
 
+impl QueueSettings {
+    /// Whether this node runs jobs of `queue`.
+    pub fn consumes(&self, queue: &str) -> bool {
+        self.queues.as_ref().is_none_or(|only| only.iter().any(|q| q == queue))
+    }
+}
+
 impl Default for QueueSettings {
     fn default() -> Self {
         Self {
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             prefetch: 256,
+            queues: None,
             queue_limits: HashMap::new(),
             tenant_max_running: None,
             lease: Duration::from_secs(30),
@@ -141,6 +155,8 @@ pub(crate) struct Shared {
     pub(crate) callbacks_wake: Arc<Notify>,
     /// What a job's alias grants its run (`None`: nothing, as in unit tests).
     pub(crate) grants: Option<Arc<crate::capabilities::Grants>>,
+    /// What this node says of itself in the node registry.
+    pub(crate) info: NodeInfo,
 }
 
 impl Shared {
@@ -232,6 +248,7 @@ impl Queue {
         settings: QueueSettings,
         callbacks_wake: Arc<Notify>,
         grants: Option<Arc<crate::capabilities::Grants>>,
+        node: NodeInfo,
     ) -> (Queue, QueueTasks) {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -254,6 +271,7 @@ impl Queue {
             completions: tx,
             callbacks_wake,
             grants,
+            info: node,
         });
         let completer = tokio::spawn(completer::run(
             shared.store.clone(),
@@ -279,6 +297,8 @@ impl Queue {
         alive.push(("notices", tasks.spawn(maintenance::notices(shared.clone()))));
         alive.push(("rescuer", tasks.spawn(maintenance::rescuer(shared.clone()))));
         alive.push(("pruner", tasks.spawn(maintenance::pruner(shared.clone()))));
+        // Not among the tasks that must stay alive: it ends when shutdown begins.
+        tasks.spawn(registry::run(shared.clone()));
         let queue = Queue { shared: shared.clone(), tasks: alive.into() };
         (queue, QueueTasks { shared, tasks, completer })
     }
@@ -297,6 +317,18 @@ impl Queue {
     /// Jobs running in a sandbox on this node now.
     pub fn busy(&self) -> usize {
         self.shared.busy.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Writes this node's row in the node registry (at start, before the
+    /// node serves; its beats renew it from then on).
+    pub async fn register(&self) -> StoreResult<()> {
+        registry::register(&self.shared).await
+    }
+
+    /// This node's id: its row in the node registry and the lease owner of
+    /// the jobs it claims.
+    pub fn node_id(&self) -> &str {
+        &self.shared.node
     }
 
     /// Worker slots of this node.
@@ -369,5 +401,6 @@ impl QueueTasks {
                 tracing::error!(error = %e, "could not release interrupted jobs; their leases will expire")
             }
         }
+        registry::stopped(&shared).await;
     }
 }

@@ -33,7 +33,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         if shared.stopping.is_cancelled() {
             return;
         }
-        let (free, exclude) = capacity(&shared, shared_claim);
+        let (free, idle) = capacity(&shared, shared_claim);
         let mut sleep_for = shared.settings.poll_interval;
         if free > 0 {
             let now = now_ms();
@@ -42,7 +42,14 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 now,
                 lease_expires_at: now + shared.settings.lease.as_millis() as i64,
                 limit: free as u32,
-                exclude_queues: exclude,
+                queues: shared.settings.queues.clone(),
+                queue_limits: shared
+                    .settings
+                    .queue_limits
+                    .iter()
+                    .map(|(q, n)| (q.clone(), *n as u64))
+                    .collect(),
+                limited_slots: idle as u32,
                 default_max_running: shared.settings.tenant_max_running,
             };
             // Claims are published in commit order with rescues and completions.
@@ -123,16 +130,17 @@ pub(crate) fn prefetch(shared: &Shared) -> usize {
     per_worker.saturating_mul(shared.settings.workers).min(shared.settings.prefetch)
 }
 
-/// Free claim slots (workers plus prefetch, minus jobs held), and the queues
-/// that reached their own limit. No prefetch while several tenants have work
-/// (`shared_claim`, or the buffer holds several): see the module doc.
-fn capacity(shared: &Shared, shared_claim: bool) -> (usize, Vec<String>) {
+/// Free claim slots (workers plus prefetch, minus jobs held), and the
+/// workers that would idle with what the node holds (the most jobs of limited
+/// queues it may claim: those are never held ahead). No prefetch while several
+/// tenants have work (`shared_claim`, or the buffer holds several): see the
+/// module doc.
+fn capacity(shared: &Shared, shared_claim: bool) -> (usize, usize) {
     let (several, reserved) = {
         let buffer = shared.buffer.lock().expect("buffer lock");
         (shared_claim || buffer.tenants() > 1, buffer.reserved())
     };
-    let running = shared.running.lock().expect("running lock");
-    let held = running.len() + reserved;
+    let held = shared.running.lock().expect("running lock").len() + reserved;
     let limit = shared.settings.workers + if several { 0 } else { prefetch(shared) };
     // Claim when workers would otherwise idle or a quarter of the window is
     // free, so claims come in batches rather than one job per completion.
@@ -141,15 +149,5 @@ fn capacity(shared: &Shared, shared_claim: bool) -> (usize, Vec<String>) {
     } else {
         0
     };
-    drop(running);
-    let buffer = shared.buffer.lock().expect("buffer lock");
-    // Do not hold more of a limited queue than its limit allows to run.
-    let exclude = shared
-        .settings
-        .queue_limits
-        .iter()
-        .filter(|(q, limit)| buffer.count(q) >= **limit)
-        .map(|(q, _)| q.clone())
-        .collect();
-    (free, exclude)
+    (free, shared.settings.workers.saturating_sub(held))
 }

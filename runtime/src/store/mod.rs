@@ -281,6 +281,16 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Writes a node's registry row (registering it, or renewing its
+    /// heartbeat and counts; a node that stopped and beats again is running
+    /// again), and deletes the rows of nodes silent since before
+    /// `p.forget_before`.
+    async fn node_beat(&self, p: NodeBeat) -> StoreResult<()>;
+    /// Marks a node stopped (a clean shutdown); an unknown node: nothing.
+    async fn node_stop(&self, id: &str, now: i64) -> StoreResult<()>;
+    /// Every registered node, by id.
+    async fn node_list(&self) -> StoreResult<Vec<NodeRecord>>;
+
     /// Creates a tenant; `Conflict` if the id is taken.
     async fn tenant_create(&self, p: TenantCreate) -> StoreResult<TenantRecord>;
     /// One tenant.
@@ -323,6 +333,18 @@ pub trait Store: Send + Sync + 'static {
     /// deletes its keys). Read so that a key made or revoked a moment ago is
     /// seen at once.
     async fn key_lookup(&self, id: &str) -> StoreResult<Option<KeyGrant>>;
+    /// Records the tag of a signed request of `tenant` until `expires_at`
+    /// (unix ms); `false` if it was recorded already, through any node: a
+    /// replay. Only a store several nodes share is asked (see [`Store::shared`]).
+    async fn signature_first_use(&self, tenant: &TenantId, tag: &str, expires_at: i64) -> StoreResult<bool>;
+    /// Deletes the signature tags that expired before `now`; how many.
+    async fn signature_prune(&self, now: i64) -> StoreResult<u64>;
+    /// Whether several nodes may share this store (PostgreSQL): what a node
+    /// keeps in memory alone (the signatures it has seen) must then go
+    /// through the store too.
+    fn shared(&self) -> bool {
+        false
+    }
 
     /// The value of a key-value key, if set. Read so that a value written a
     /// moment ago (by a job on another node too) is seen at once.
@@ -403,6 +425,16 @@ macro_rules! impl_store {
             }
             async fn alias_delete(&self, tenant: &TenantId, name: &AliasName) -> StoreResult<()> {
                 aliases::delete(self, tenant, name).await
+            }
+
+            async fn node_beat(&self, p: NodeBeat) -> StoreResult<()> {
+                nodes::beat(self, p).await
+            }
+            async fn node_stop(&self, id: &str, now: i64) -> StoreResult<()> {
+                nodes::stop(self, id, now).await
+            }
+            async fn node_list(&self) -> StoreResult<Vec<NodeRecord>> {
+                nodes::list(self).await
             }
 
             async fn job_insert(&self, new: Vec<NewJob>, batch: Option<NewBatch>) -> StoreResult<Vec<Inserted>> {
@@ -505,6 +537,12 @@ macro_rules! impl_store {
             }
             async fn key_lookup(&self, id: &str) -> StoreResult<Option<KeyGrant>> {
                 keys::lookup(self, id).await
+            }
+            async fn signature_first_use(&self, tenant: &TenantId, tag: &str, expires_at: i64) -> StoreResult<bool> {
+                keys::first_use(self, tenant, tag, expires_at).await
+            }
+            async fn signature_prune(&self, now: i64) -> StoreResult<u64> {
+                keys::prune(self, now).await
             }
 
             async fn kv_get(&self, k: &KvKey) -> StoreResult<Option<Vec<u8>>> {

@@ -16,6 +16,7 @@ mod fairness;
 mod fencing;
 mod isolation;
 mod misc_faults;
+mod nodes;
 mod openapi;
 mod queue;
 mod quotas;
@@ -122,7 +123,7 @@ pub async fn spawn_app_with(opts: Options, tweak: impl FnOnce(&mut Settings)) ->
     tweak(&mut settings);
     let database_url = settings.database_url.clone();
     let app = App::build(settings).await.expect("server builds");
-    let url = format!("http://{}", app.local_addr());
+    let url = format!("http://{}", app.local_addr().expect("a server listens"));
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;

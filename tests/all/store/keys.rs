@@ -64,3 +64,16 @@ pub async fn exercise_keys(store: Arc<dyn Store>) {
     store.tenant_delete(&acme).await.unwrap();
     assert_eq!(store.key_lookup("k2").await.unwrap(), None, "a tenant's keys go with it");
 }
+
+/// A signed request's tag is accepted once until its window ends, whichever
+/// store handle sees it; pruning forgets only the tags past their window.
+pub async fn exercise_seen_signatures(store: Arc<dyn Store>) {
+    let t = TenantId::default_tenant();
+    assert!(store.signature_first_use(&t, "tag-a", 5_000).await.unwrap());
+    assert!(!store.signature_first_use(&t, "tag-a", 5_000).await.unwrap(), "a replay");
+    assert!(store.signature_first_use(&t, "tag-b", 9_000).await.unwrap());
+    assert_eq!(store.signature_prune(5_000).await.unwrap(), 0, "tag-a's window ends at 5000, inclusive");
+    assert_eq!(store.signature_prune(5_001).await.unwrap(), 1);
+    assert!(!store.signature_first_use(&t, "tag-b", 9_000).await.unwrap(), "tag-b is still in its window");
+    assert!(store.signature_first_use(&t, "tag-a", 5_000).await.unwrap(), "forgotten once pruned");
+}

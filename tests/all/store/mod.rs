@@ -18,6 +18,7 @@ mod keys;
 mod kv;
 mod lifecycle;
 mod pages;
+mod queues;
 mod sqlite;
 mod support;
 mod tenants;
@@ -96,6 +97,7 @@ cases! {
     sums_a_completion_batch_per_tenant_and_day => usage::exercise_two_tenants,
     counts_waiting_jobs_per_tenant => waiting::exercise_waiting_per_tenant,
     keeps_signing_keys_per_tenant => keys::exercise_keys,
+    remembers_signed_requests_within_their_window => keys::exercise_seen_signatures,
     keeps_key_value_state_per_tenant_and_store => kv::exercise_kv,
     holds_key_value_writes_to_their_limits_and_counts_them => kv::exercise_kv_limits,
     keeps_write_only_secrets_per_alias => kv::exercise_secrets,
@@ -104,6 +106,10 @@ cases! {
     claims_hold_max_running_even_when_alone => fairness::max_running_holds_even_alone,
     claims_give_no_share_to_delayed_work => fairness::delayed_work_takes_no_share,
     keeps_every_scoped_record_to_its_tenant => isolation::exercise_tenant_isolation,
+    claims_only_the_queues_a_node_consumes => queues::chosen_queues,
+    claims_hold_a_queue_limit_counted_across_nodes => queues::queue_limit_counts_every_node,
+    claims_take_limited_jobs_only_for_idle_workers => queues::limited_jobs_only_for_idle_workers,
+    keeps_the_node_registry => queues::node_registry,
 }
 
 url_cases! {
@@ -113,4 +119,5 @@ url_cases! {
     two_stores_deliver_each_callback_once => concurrency::callbacks_delivered_once,
     a_batch_ended_through_two_stores_at_once_is_due => concurrency::batch_ended_by_both,
     a_stale_completion_from_another_store_is_fenced => concurrency::stale_completion_fenced,
+    concurrent_claims_through_two_stores_hold_a_queue_limit => queues::queue_limit_holds_under_concurrent_claims,
 }

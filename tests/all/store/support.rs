@@ -44,7 +44,9 @@ pub fn claim(owner: &str, now: i64, limit: u32) -> JobClaim {
         now,
         lease_expires_at: now + 1_000,
         limit,
-        exclude_queues: vec![],
+        queues: None,
+        queue_limits: vec![],
+        limited_slots: limit,
         default_max_running: None,
     }
 }

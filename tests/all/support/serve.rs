@@ -28,12 +28,20 @@ pub struct Serve {
     /// No `--listen`, `--database` nor key file from the builder.
     operator: bool,
     nofile: Option<u32>,
+    /// `wasmq worker` (no HTTP API) instead of `wasmq serve`.
+    worker: bool,
 }
 
 impl Serve {
     /// `wasmq serve` with the defaults above.
     pub fn new() -> Serve {
-        Serve { args: Vec::new(), env: Vec::new(), dir: None, operator: false, nofile: None }
+        Serve { args: Vec::new(), env: Vec::new(), dir: None, operator: false, nofile: None, worker: false }
+    }
+
+    /// `wasmq worker` as an operator starts it (only the test's flags): it
+    /// has no API, so its `ServeProcess` has no URL.
+    pub fn worker() -> Serve {
+        Serve { worker: true, ..Serve::as_operator() }
     }
 
     /// As an operator starts it: only the flags and variables the test gives
@@ -69,7 +77,7 @@ impl Serve {
 
     /// The command, and the database URL it names (none as an operator).
     fn command(&self, dir: &std::path::Path) -> (Command, Option<String>) {
-        let mut args = vec!["serve".to_string()];
+        let mut args = vec![if self.worker { "worker" } else { "serve" }.to_string()];
         let mut database = None;
         if !self.operator {
             let url = database_url(dir);
@@ -111,8 +119,10 @@ impl Serve {
         tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
     }
 
-    /// Starts it; returns once it listens and answers `/healthz`.
+    /// Starts it; returns once it listens and answers `/healthz` (a worker:
+    /// once it says it runs).
     pub async fn start(mut self) -> ServeProcess {
+        let worker = self.worker;
         let dir = self.take_dir();
         let (mut command, database_url) = self.command(dir.path());
         let mut child = command
@@ -135,6 +145,10 @@ impl Serve {
             }
         });
         let mut server = ServeProcess { url: String::new(), dir, database_url, child, lines, output };
+        if worker {
+            server.line_with("wasmq worker ").await;
+            return server;
+        }
         let line = server.line_with("wasmq listening on http://").await;
         server.url = line.split("listening on ").nth(1).unwrap().trim().to_string();
         server.until_healthy().await;
@@ -142,9 +156,9 @@ impl Serve {
     }
 }
 
-/// A running `wasmq serve`; killed (and reaped) when dropped.
+/// A running `wasmq serve` (or `worker`); killed (and reaped) when dropped.
 pub struct ServeProcess {
-    /// `http://host:port`.
+    /// `http://host:port` (empty for a worker).
     pub url: String,
     /// Its working directory, where its database lives by default.
     pub dir: Arc<tempfile::TempDir>,

@@ -106,3 +106,32 @@ impl<St: Send + Sync> FromRequestParts<St> for Operator {
         }
     }
 }
+
+/// Whoever may see the cluster itself (its nodes): the operator; on a server
+/// with no operator token, the admin of the `default` tenant, who runs it.
+/// A tenant's token on a shared server gets 403: the machines behind it are
+/// the operator's.
+pub struct ClusterReader;
+
+impl FromRequestParts<crate::api::AppState> for ClusterReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &crate::api::AppState) -> Result<Self, ApiError> {
+        match caller(parts)? {
+            Caller::Operator { .. } => Ok(ClusterReader),
+            Caller::Tenant { tenant, scope }
+                if !state.auth.has_operator()
+                    && *tenant == TenantId::default_tenant()
+                    && scope.allows(Scope::Admin) =>
+            {
+                Ok(ClusterReader)
+            }
+            Caller::Tenant { .. } if state.auth.has_operator() => {
+                Err(ApiError::forbidden("operator token required"))
+            }
+            Caller::Tenant { .. } => Err(ApiError::forbidden(
+                "this operation needs the `default` tenant's admin token (or the operator token)",
+            )),
+        }
+    }
+}

@@ -25,7 +25,7 @@ mod caller;
 pub mod signed;
 pub mod tokens;
 
-pub use caller::{Admin, Caller, Dispatch, NeedsScope, Operator, Read, Tenant};
+pub use caller::{Admin, Caller, ClusterReader, Dispatch, NeedsScope, Operator, Read, Tenant};
 pub use tokens::{TokenCache, new_secret};
 
 use axum::extract::{Request, State};
@@ -71,6 +71,12 @@ impl Authenticator {
     pub fn with_default_key(mut self, secret: Option<&str>) -> Self {
         self.default_key = secret.map(|s| s.trim().as_bytes().to_vec());
         self
+    }
+
+    /// Whether an operator token is configured (else the server has one
+    /// tenant that matters, `default`, and its admin runs the server).
+    pub fn has_operator(&self) -> bool {
+        self.operator.is_some()
     }
 
     /// Whether nothing is configured (loopback-only, everyone admin of `default`).

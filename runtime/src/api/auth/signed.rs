@@ -76,8 +76,9 @@ pub fn sign(secret: &[u8], t: i64, method: &str, path: &str, body: &[u8]) -> Str
 }
 
 /// The signatures seen within the window, so each is accepted once. In
-/// memory, on this node: across nodes a replay sent to another node is not
-/// caught until the seen set lives in the shared store (later work).
+/// memory, on this node; where several nodes share the store
+/// ([`Store::shared`](crate::store::Store::shared)) each accepted tag is also
+/// recorded there, so a replay sent to another node is refused too.
 pub struct SeenSignatures {
     inner: Mutex<HashMap<TenantId, Seen>>,
     /// Signatures kept at most per tenant ([`MAX_SEEN`]).
@@ -209,6 +210,12 @@ pub(super) async fn verify(state: &AppState, req: Request) -> Result<(Caller, Re
                 ),
             )
             .retry_after(5));
+        }
+    }
+    if state.store.shared() {
+        let expires_ms = t.saturating_add(WINDOW_S).saturating_mul(1000);
+        if !state.store.signature_first_use(&tenant, &hex::encode(tag), expires_ms).await? {
+            return Err(ApiError::unauthorized_because(REPLAY_MESSAGE));
         }
     }
     Ok((Caller::Tenant { tenant, scope }, Request::from_parts(parts, Body::from(bytes))))

@@ -19,6 +19,7 @@ mod key;
 mod kv;
 mod model;
 mod modules;
+mod nodes;
 mod output;
 mod push;
 mod quota;
@@ -36,6 +37,7 @@ pub use jobs::{JobsArgs, JobsCommand, OrderArg};
 pub use key::{KeyArgs, KeyCommand};
 pub use kv::{KvArgs, KvCommand};
 pub use modules::{ModulesArgs, ModulesCommand};
+pub use nodes::NodesArgs;
 pub use push::PushArgs;
 pub use quota::{Limit, QuotaFlags};
 pub use status::StatusArgs;
@@ -120,6 +122,10 @@ pub enum ClientCommand {
     Usage(UsageArgs),
     /// Get, set, delete and list keys of the tenant's key-value stores.
     Kv(KvArgs),
+    /// The nodes sharing the server's database: role, status, slots, busy
+    /// workers, queues, last heartbeat, version (the operator token, or the
+    /// `default` tenant's admin token on a server without one).
+    Nodes(NodesArgs),
 }
 
 impl ClientCommand {
@@ -137,19 +143,21 @@ impl ClientCommand {
             ClientCommand::Key(a) => &a.client,
             ClientCommand::Usage(a) => &a.client,
             ClientCommand::Kv(a) => &a.client,
+            ClientCommand::Nodes(a) => &a.client,
         }
     }
 
     /// Whether the command is the operator's (sends the operator token).
     /// `usage` is either: a tenant's own usage with a tenant's credentials,
     /// and every tenant's with the operator token when no tenant credential
-    /// (`--token-file`, `WASMQ_TOKEN`, `WASMQ_KEY_ID`) is given.
+    /// (`--token-file`, `WASMQ_TOKEN`, `WASMQ_KEY_ID`) is given. `nodes` too:
+    /// the operator's, or the `default` admin's on a server without one.
     fn operator(&self) -> bool {
         match self {
             ClientCommand::Tenant(_) | ClientCommand::Token(_) | ClientCommand::Key(_) => true,
-            ClientCommand::Usage(a) => {
+            ClientCommand::Usage(_) | ClientCommand::Nodes(_) => {
                 let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-                a.client.token_file.is_none()
+                self.opts().token_file.is_none()
                     && !set("WASMQ_TOKEN")
                     && !set("WASMQ_KEY_ID")
                     && (set("WASMQ_OPERATOR_TOKEN") || set("WASMQ_OPERATOR_TOKEN_FILE"))
@@ -189,6 +197,7 @@ pub fn main(command: ClientCommand) -> ExitCode {
             ClientCommand::Key(a) => key::run(&client, a).await,
             ClientCommand::Usage(a) => usage::run(&client, a).await,
             ClientCommand::Kv(a) => kv::run(&client, a).await,
+            ClientCommand::Nodes(_) => nodes::run(&client).await,
         }
     });
     match result {

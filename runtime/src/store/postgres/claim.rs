@@ -12,7 +12,9 @@
 //! keys, so two claims never wait for each other in a cycle), then counts
 //! what they run in a statement of its own: the claimer before it has
 //! committed by then, and its claims are counted. Unbounded tenants take no
-//! lock.
+//! lock. A queue with a cluster-wide limit is treated the same way: its
+//! lock, then its running jobs counted, then at most its room claimed
+//! (`rules::queues`).
 
 use sqlx::{PgConnection, Postgres};
 use std::collections::HashSet;
@@ -20,7 +22,7 @@ use std::sync::LazyLock;
 
 use super::PgStore;
 use crate::store::rows::{JOB_COLUMNS, JobRow, jobs};
-use crate::store::rules::{self, FairClaim, RUNNABLE, RUNNING, TenantLoad};
+use crate::store::rules::{self, FairClaim, QueueFilter, RUNNABLE, RUNNING, TenantLoad};
 use crate::store::{JobClaim, JobRecord, StoreResult};
 
 /// The tenants with waiting jobs, each with its weight, its `max_running`
@@ -51,12 +53,18 @@ static LOADS: LazyLock<String> = LazyLock::new(|| {
 /// One tenant's share of a claim: its first `$4` runnable jobs in claim
 /// order that no other claimer holds (`$1` now, `$2` owner, `$3` lease end,
 /// `$5` queues to leave, `$6` the tenant). Rendered once: the hot path.
-static CLAIM: LazyLock<String> = LazyLock::new(|| {
+static CLAIM: LazyLock<String> = LazyLock::new(|| claim_sql(""));
+
+/// [`CLAIM`] reading only the queues `$7` names: a statement of its own, so
+/// that its plan, generic or not, walks `jobs_queue_runnable`.
+static CLAIM_ONLY: LazyLock<String> = LazyLock::new(|| claim_sql("AND queue = ANY($7::text[])"));
+
+fn claim_sql(only: &str) -> String {
     format!(
         "WITH picked AS (
         SELECT id FROM jobs
         WHERE tenant = $6 AND status IN {RUNNABLE} AND run_at <= $1 AND attempt < max_attempts
-          AND queue <> ALL($5::text[])
+          AND queue <> ALL($5::text[]) {only}
         ORDER BY {CLAIM_ORDER} LIMIT $4
         FOR NO KEY UPDATE SKIP LOCKED)
      UPDATE jobs SET status = {RUNNING}, attempt = attempt + 1, lease_token = lease_token + 1,
@@ -66,14 +74,23 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
      RETURNING {JOB_COLUMNS}",
         CLAIM_ORDER = rules::CLAIM_ORDER
     )
+}
+
+/// The jobs of each of `$1`'s queues running now, on any node.
+static QUEUE_RUNNING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT queue, COUNT(*) FROM jobs WHERE status = {RUNNING} AND queue = ANY($1::text[]) GROUP BY queue"
+    )
 });
 
 pub(super) async fn claim(s: &PgStore, p: JobClaim) -> StoreResult<Vec<JobRecord>> {
     if p.limit == 0 {
         return Ok(Vec::new());
     }
-    // The common install: one tenant, no bound. Its claim is one statement
-    // on its own (the skipped locks keep it from any other claimer).
+    let (limited, filter) = rules::claim_queues(&p);
+    // The common install: one tenant, no bound, no limited queue. Its claim
+    // is one statement on its own (the skipped locks keep it from any other
+    // claimer).
     let mut conn = s.pool.acquire().await?;
     let first = loads(&mut conn, &p).await?;
     let bounded: Vec<String> =
@@ -82,43 +99,75 @@ pub(super) async fn claim(s: &PgStore, p: JobClaim) -> StoreResult<Vec<JobRecord
     if plan.round().is_empty() {
         return Ok(Vec::new());
     }
-    if plan.is_plain() {
-        return claim_tenant(&mut conn, &p, plan.tenant(0), p.limit).await;
+    if plan.is_plain() && limited.is_empty() {
+        return claim_tenant(&mut conn, &p, &filter, plan.tenant(0), p.limit).await;
     }
     drop(conn);
     let mut tx = s.tx().await?;
-    lock_bounded(&mut tx, &bounded).await?;
+    let queues: Vec<String> = limited.iter().map(|(q, _)| q.clone()).collect();
+    lock_claims(&mut tx, &bounded, &queues).await?;
     // Counted again under the locks. A bounded tenant that had no waiting
     // work a moment ago is left to the next claim: its lock was not taken.
     let locked: HashSet<&str> = bounded.iter().map(String::as_str).collect();
     let loads = loads(&mut tx, &p).await?;
     let loads = loads.into_iter().filter(|l| l.max_running.is_none() || locked.contains(l.tenant.as_str()));
-    let mut plan = FairClaim::new(loads.collect(), p.limit);
+    let (mut claimed, mut loads) = fair(&mut tx, &p, loads.collect(), p.limit, &filter).await?;
+    if !limited.is_empty() {
+        let running: Vec<(String, i64)> =
+            sqlx::query_as(&QUEUE_RUNNING).bind(&queues).fetch_all(&mut *tx).await?;
+        let mut slots = p.limited_slots.min(p.limit.saturating_sub(claimed.len() as u32));
+        for (queue, room) in rules::queue_rooms(&limited, &running.into_iter().collect()) {
+            let take = u32::try_from(room).unwrap_or(u32::MAX).min(slots);
+            if take == 0 {
+                break;
+            }
+            let got;
+            (got, loads) = fair(&mut tx, &p, loads, take, &QueueFilter::one(&queue)).await?;
+            slots -= got.len() as u32;
+            claimed.extend(got);
+        }
+    }
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// Claims up to `limit` jobs over the tenants in `loads` by fair share, from
+/// the queues `filter` lets through; returns them and the loads with them.
+async fn fair(
+    conn: &mut PgConnection,
+    p: &JobClaim,
+    loads: Vec<TenantLoad>,
+    limit: u32,
+    filter: &QueueFilter,
+) -> StoreResult<(Vec<JobRecord>, Vec<TenantLoad>)> {
+    let mut plan = FairClaim::new(loads, limit);
     loop {
         let round = plan.round();
         if round.is_empty() {
             break;
         }
         for (index, asked) in round {
-            let got = claim_tenant(&mut tx, &p, plan.tenant(index), asked).await?;
+            let got = claim_tenant(conn, p, filter, plan.tenant(index), asked).await?;
             plan.record(index, asked, got);
         }
     }
-    tx.commit().await?;
-    Ok(plan.into_jobs())
+    Ok(plan.into_parts())
 }
 
-/// Takes the claim locks of `tenants` for the rest of the transaction, in the
-/// order of their keys.
-async fn lock_bounded(conn: &mut PgConnection, tenants: &[String]) -> StoreResult<()> {
-    if tenants.is_empty() {
+/// Takes the claim locks of bounded `tenants` and of limited `queues` for
+/// the rest of the transaction, all in one statement in the order of their
+/// keys, so two claims never wait for each other in a cycle. A queue's key
+/// is its name after a space, which no tenant id holds.
+async fn lock_claims(conn: &mut PgConnection, tenants: &[String], queues: &[String]) -> StoreResult<()> {
+    if tenants.is_empty() && queues.is_empty() {
         return Ok(());
     }
+    let keys: Vec<String> = tenants.iter().cloned().chain(queues.iter().map(|q| format!(" {q}"))).collect();
     sqlx::query(
         "SELECT pg_advisory_xact_lock(k) FROM (
             SELECT DISTINCT hashtextextended(t, 0) AS k FROM unnest($1::text[]) AS t ORDER BY k OFFSET 0) AS keys",
     )
-    .bind(tenants)
+    .bind(keys)
     .execute(conn)
     .await?;
     Ok(())
@@ -139,18 +188,23 @@ async fn loads(conn: &mut PgConnection, p: &JobClaim) -> StoreResult<Vec<TenantL
 async fn claim_tenant(
     conn: &mut PgConnection,
     p: &JobClaim,
+    filter: &QueueFilter,
     tenant: &str,
     limit: u32,
 ) -> StoreResult<Vec<JobRecord>> {
-    let rows = sqlx::query_as::<Postgres, JobRow>(&CLAIM)
+    let statement = if filter.only.is_some() { &CLAIM_ONLY } else { &CLAIM };
+    let query = sqlx::query_as::<Postgres, JobRow>(statement)
         .bind(p.now)
         .bind(&p.owner)
         .bind(p.lease_expires_at)
         .bind(i64::from(limit))
-        .bind(&p.exclude_queues)
-        .bind(tenant)
-        .fetch_all(conn)
-        .await?;
+        .bind(&filter.exclude)
+        .bind(tenant);
+    let query = match &filter.only {
+        Some(only) => query.bind(only),
+        None => query,
+    };
+    let rows = query.fetch_all(conn).await?;
     let mut claimed = jobs(rows)?;
     // RETURNING gives no order: restore the claim order.
     rules::claim_order(&mut claimed);

@@ -46,6 +46,7 @@ mod kv;
 mod leases;
 mod list;
 mod modules;
+mod nodes;
 mod notices;
 mod tenants;
 mod usage;
@@ -153,6 +154,9 @@ pub(super) async fn lock(conn: &mut PgConnection, what: Lock<'_>) -> StoreResult
 super::impl_store!(PgStore, {
     async fn job_list(&self, p: JobList) -> StoreResult<JobListPage> {
         list::job_list(&self.pool, p).await
+    }
+    fn shared(&self) -> bool {
+        true
     }
     async fn store_ping(&self) -> StoreResult<()> {
         // A read of the schema: the server answers, and this is a wasmq database.

@@ -25,8 +25,16 @@ pub struct JobClaim {
     pub lease_expires_at: i64,
     /// Most jobs to claim.
     pub limit: u32,
-    /// Queues whose concurrency limit is reached: claim none from them.
-    pub exclude_queues: Vec<String>,
+    /// The queues this node consumes (`None`: every queue).
+    pub queues: Option<Vec<String>>,
+    /// Concurrency limits of queues across the whole cluster: a job of a
+    /// listed queue is claimed only while fewer of that queue's jobs are
+    /// `running` in the store (held by any node) than its limit.
+    pub queue_limits: Vec<(String, u64)>,
+    /// Most jobs of limited queues this claim may take: the node's idle
+    /// workers. A limited queue's job is never held ahead of a worker, where
+    /// it would wait while another node could run it.
+    pub limited_slots: u32,
     /// Most jobs of one tenant running at once across the server, for tenants
     /// whose quota sets no `max_running` (`None`: unbounded).
     pub default_max_running: Option<u64>,

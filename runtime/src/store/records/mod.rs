@@ -9,6 +9,7 @@ mod kv;
 mod leases;
 mod list;
 mod modules;
+mod nodes;
 
 pub use aliases::*;
 pub use batches::*;
@@ -18,3 +19,4 @@ pub use kv::*;
 pub use leases::*;
 pub use list::*;
 pub use modules::*;
+pub use nodes::*;

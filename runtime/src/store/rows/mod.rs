@@ -7,10 +7,12 @@
 //! 64-bit integer for every number).
 
 mod json;
+mod nodes;
 mod tenants;
 mod usage;
 
 pub(super) use json::*;
+pub(super) use nodes::*;
 pub(super) use tenants::*;
 pub(super) use usage::*;
 

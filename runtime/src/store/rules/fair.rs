@@ -106,6 +106,13 @@ impl<T> FairClaim<T> {
         self.claimed[index].extend(jobs);
     }
 
+    /// Every job claimed (as `into_jobs`), and the loads with them counted
+    /// as running: what a further claim in the same transaction starts from.
+    pub(in crate::store) fn into_parts(self) -> (Vec<T>, Vec<TenantLoad>) {
+        let loads = self.loads.clone();
+        (self.into_jobs(), loads)
+    }
+
     /// Every job claimed, tenants interleaved in the order their slots were
     /// won (each tenant's own jobs kept in the order recorded).
     pub(in crate::store) fn into_jobs(mut self) -> Vec<T> {

@@ -4,19 +4,21 @@
 //! the module-delete and alias-rollback checks, alias pruning, batch
 //! completion and counts, idempotent reuse, the byte budget of a list page,
 //! the assembly of due callbacks, the fair share of a claim across tenants
-//! (`fair`), and the wording of errors (`errors`). A backend runs
+//! (`fair`) and the queues it reads (`queues`), and the wording of errors (`errors`). A backend runs
 //! the statements and hands what it read to these functions; it decides no
 //! outcome and words no error itself.
 
 mod errors;
 mod fair;
 mod kv;
+mod queues;
 mod sql;
 mod usage;
 
 pub(super) use errors::*;
 pub(super) use fair::{FairClaim, TenantLoad};
 pub(super) use kv::*;
+pub(super) use queues::{QueueFilter, claim_queues, queue_rooms};
 pub(super) use sql::*;
 pub(super) use usage::*;
 

@@ -2,14 +2,14 @@
 //! what they run (`LOADS`), then one `CLAIM` per tenant for the share the
 //! rules give it (`rules::FairClaim`), all in one `BEGIN IMMEDIATE`
 //! transaction so that two claimers never both count a tenant below its
-//! `max_running`.
+//! `max_running`, nor a limited queue below its limit (`rules::queues`).
 
 use sqlx::{Sqlite, SqliteConnection};
 use std::sync::LazyLock;
 
 use super::SqliteStore;
 use crate::store::rows::{JOB_COLUMNS, JobRow, jobs};
-use crate::store::rules::{self, FairClaim, RUNNABLE, RUNNING, TenantLoad};
+use crate::store::rules::{self, FairClaim, QueueFilter, RUNNABLE, RUNNING, TenantLoad};
 use crate::store::{JobClaim, JobRecord, StoreResult};
 
 /// The tenants with waiting jobs, each with its weight, its `max_running`
@@ -35,7 +35,8 @@ pub(super) static LOADS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// One tenant's share of a claim: the hot path, so rendered once.
+/// One tenant's share of a claim: the hot path, so rendered once. `?5` the
+/// queues to leave out, `?7` the only queues to read or NULL (JSON arrays).
 pub(super) static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE jobs SET status = {RUNNING}, attempt = attempt + 1, lease_token = lease_token + 1,
@@ -45,9 +46,18 @@ pub(super) static CLAIM: LazyLock<String> = LazyLock::new(|| {
         SELECT id FROM jobs
         WHERE tenant = ?6 AND status IN {RUNNABLE} AND run_at <= ?1 AND attempt < max_attempts
           AND queue NOT IN (SELECT value FROM json_each(?5))
+          AND (?7 IS NULL OR queue IN (SELECT value FROM json_each(?7)))
         ORDER BY {CLAIM_ORDER} LIMIT ?4)
      RETURNING {JOB_COLUMNS}",
         CLAIM_ORDER = rules::CLAIM_ORDER
+    )
+});
+
+/// The jobs of each of `?1`'s queues (a JSON array) running now.
+static QUEUE_RUNNING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT queue, COUNT(*) FROM jobs
+         WHERE status = {RUNNING} AND queue IN (SELECT value FROM json_each(?1)) GROUP BY queue"
     )
 });
 
@@ -55,32 +65,78 @@ pub(super) async fn claim(s: &SqliteStore, p: JobClaim) -> StoreResult<Vec<JobRe
     if p.limit == 0 {
         return Ok(Vec::new());
     }
-    let excluded = serde_json::to_string(&p.exclude_queues).expect("strings serialize");
-    // The common install: one tenant, no bound. Its claim is one statement
-    // on its own (nothing to keep consistent with the loads read before).
+    let (limited, filter) = rules::claim_queues(&p);
+    let filter = Filter::of(&filter);
+    // The common install: one tenant, no bound, no limited queue. Its claim
+    // is one statement on its own (nothing to keep consistent with the loads
+    // read before).
     let mut conn = s.writer.acquire().await?;
     let plan: FairClaim<JobRecord> = FairClaim::new(loads(&mut conn, &p).await?, p.limit);
     if plan.round().is_empty() {
         return Ok(Vec::new());
     }
-    if plan.is_plain() {
-        return claim_tenant(&mut conn, &p, &excluded, plan.tenant(0), p.limit).await;
+    if plan.is_plain() && limited.is_empty() {
+        return claim_tenant(&mut conn, &p, &filter, plan.tenant(0), p.limit).await;
     }
     drop(conn);
     let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
-    let mut plan = FairClaim::new(loads(&mut tx, &p).await?, p.limit);
+    let loads = loads(&mut tx, &p).await?;
+    let (mut claimed, mut loads) = fair(&mut tx, &p, loads, p.limit, &filter).await?;
+    if !limited.is_empty() {
+        let queues: Vec<&str> = limited.iter().map(|(q, _)| q.as_str()).collect();
+        let queues = serde_json::to_string(&queues).expect("strings serialize");
+        let running: Vec<(String, i64)> =
+            sqlx::query_as(&QUEUE_RUNNING).bind(queues).fetch_all(&mut *tx).await?;
+        let mut slots = p.limited_slots.min(p.limit.saturating_sub(claimed.len() as u32));
+        for (queue, room) in rules::queue_rooms(&limited, &running.into_iter().collect()) {
+            let take = u32::try_from(room).unwrap_or(u32::MAX).min(slots);
+            if take == 0 {
+                break;
+            }
+            let got;
+            (got, loads) = fair(&mut tx, &p, loads, take, &Filter::of(&QueueFilter::one(&queue))).await?;
+            slots -= got.len() as u32;
+            claimed.extend(got);
+        }
+    }
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// A [`QueueFilter`] as the statement binds it: JSON arrays.
+struct Filter {
+    exclude: String,
+    only: Option<String>,
+}
+
+impl Filter {
+    fn of(f: &QueueFilter) -> Self {
+        let json = |v: &Vec<String>| serde_json::to_string(v).expect("strings serialize");
+        Self { exclude: json(&f.exclude), only: f.only.as_ref().map(json) }
+    }
+}
+
+/// Claims up to `limit` jobs over the tenants in `loads` by fair share, from
+/// the queues `filter` lets through; returns them and the loads with them.
+async fn fair(
+    conn: &mut SqliteConnection,
+    p: &JobClaim,
+    loads: Vec<TenantLoad>,
+    limit: u32,
+    filter: &Filter,
+) -> StoreResult<(Vec<JobRecord>, Vec<TenantLoad>)> {
+    let mut plan = FairClaim::new(loads, limit);
     loop {
         let round = plan.round();
         if round.is_empty() {
             break;
         }
         for (index, asked) in round {
-            let got = claim_tenant(&mut tx, &p, &excluded, plan.tenant(index), asked).await?;
+            let got = claim_tenant(conn, p, filter, plan.tenant(index), asked).await?;
             plan.record(index, asked, got);
         }
     }
-    tx.commit().await?;
-    Ok(plan.into_jobs())
+    Ok(plan.into_parts())
 }
 
 async fn loads(conn: &mut SqliteConnection, p: &JobClaim) -> StoreResult<Vec<TenantLoad>> {
@@ -98,7 +154,7 @@ async fn loads(conn: &mut SqliteConnection, p: &JobClaim) -> StoreResult<Vec<Ten
 async fn claim_tenant(
     conn: &mut SqliteConnection,
     p: &JobClaim,
-    excluded: &str,
+    filter: &Filter,
     tenant: &str,
     limit: u32,
 ) -> StoreResult<Vec<JobRecord>> {
@@ -107,8 +163,9 @@ async fn claim_tenant(
         .bind(&p.owner)
         .bind(p.lease_expires_at)
         .bind(limit)
-        .bind(excluded)
+        .bind(&filter.exclude)
         .bind(tenant)
+        .bind(&filter.only)
         .fetch_all(conn)
         .await?;
     let mut claimed = jobs(rows)?;

@@ -61,3 +61,31 @@ pub(super) async fn lookup(s: &SqliteStore, id: &str) -> StoreResult<Option<KeyG
     })
     .transpose()
 }
+
+/// `seen_signatures`: a signed request's tag, kept until its window ends.
+pub(super) async fn first_use(
+    s: &SqliteStore,
+    tenant: &TenantId,
+    tag: &str,
+    expires_at: i64,
+) -> StoreResult<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO seen_signatures (tag, tenant, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT (tag) DO NOTHING",
+    )
+    .bind(tag)
+    .bind(tenant.as_str())
+    .bind(expires_at)
+    .execute(&s.writer)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+pub(super) async fn prune(s: &SqliteStore, now: i64) -> StoreResult<u64> {
+    let deleted = sqlx::query("DELETE FROM seen_signatures WHERE expires_at < ?1")
+        .bind(now)
+        .execute(&s.writer)
+        .await?
+        .rows_affected();
+    Ok(deleted)
+}

@@ -23,6 +23,7 @@ mod kv;
 mod leases;
 mod list;
 mod modules;
+mod nodes;
 mod tenants;
 mod usage;
 

@@ -50,7 +50,9 @@ pub fn need(operation_id: &str) -> Need {
         "uploadModule" | "deleteModule" | "setAlias" | "deleteAlias" | "rollbackAlias" | "setAliasSecret"
         | "deleteAliasSecret" | "getKv" | "setKv" | "deleteKv" | "listKvKeys" => Need::Admin,
         "listTenants" | "createTenant" | "getTenant" | "updateTenant" | "deleteTenant" | "createToken"
-        | "listTokens" | "revokeToken" | "createKey" | "listKeys" | "revokeKey" => Need::Operator,
+        | "listTokens" | "revokeToken" | "createKey" | "listKeys" | "revokeKey" | "listNodes" => {
+            Need::Operator
+        }
         other => panic!(
             "the document has a new operation `{other}`: teach tests/all/server/isolation/doc.rs::need \
              which scope it needs (and Records::path_value its path parameters)"
