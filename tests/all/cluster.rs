@@ -469,3 +469,41 @@ async fn a_signed_request_replayed_to_another_node_is_refused() {
         "and on the first"
     );
 }
+
+async fn compiles_started(client: &reqwest::Client, node: &ServeProcess) -> u64 {
+    let status: Value =
+        client.get(format!("{}/v1/status", node.url)).send().await.unwrap().json().await.unwrap();
+    status["compiler"]["started"].as_u64().unwrap_or_else(|| panic!("{status}"))
+}
+
+#[tokio::test]
+async fn each_node_compiles_a_module_once_and_keeps_it_in_its_own_cache() {
+    if !postgres_here() {
+        return;
+    }
+    let db = Database::new();
+    let caches: Vec<String> =
+        (0..2).map(|i| db.dir.path().join(format!("cache-{i}")).display().to_string()).collect();
+    let uploader = db.node(&["--workers", "1", "--cache-dir", &caches[0]]).await;
+    let runner_flags = ["--workers", "2", "--cache-dir", &caches[1]];
+    let mut runner = db.node(&runner_flags).await;
+    let client = reqwest::Client::new();
+    register_over_http(&client, &uploader.url, "bench", "bench-job").await;
+    assert_eq!(compiles_started(&client, &uploader).await, 1, "the upload compiled it");
+    // Dispatched through the other node, which takes them in its inserts:
+    // it compiles the module on its first job only.
+    let ids: Vec<String> =
+        futures_util::future::join_all((0..20).map(|_| dispatch(&client, &runner, json!({})))).await;
+    for id in &ids {
+        until_status(&client, &runner, id, "succeeded").await;
+    }
+    assert_eq!(compiles_started(&client, &runner).await, 1, "one compile for 20 jobs");
+    // Restarted, it loads the artifact from its disk cache: no compile.
+    runner.signal("-TERM");
+    assert!(runner.exited(Duration::from_secs(30)).await.success());
+    let runner = db.node(&runner_flags).await;
+    let id = dispatch(&client, &runner, json!({})).await;
+    until_status(&client, &runner, &id, "succeeded").await;
+    assert_eq!(compiles_started(&client, &runner).await, 0, "the artifact came from its own cache");
+    assert!(std::fs::read_dir(&caches[1]).unwrap().next().is_some(), "its cache holds the artifact");
+}

@@ -192,6 +192,89 @@ pub async fn idempotency_key_races(url: String) {
     assert_eq!(counts.by_status.values().sum::<u64>(), 50, "one job per key");
 }
 
+/// Two nodes insert batches of the same 20 idempotency keys at once, one in
+/// the keys' order and one in reverse, 10 times over: both succeed (each
+/// waits for the other's keys in one order, never in a cycle), every key
+/// makes one job, and each answer lists the jobs in its request's order.
+pub async fn batches_sharing_keys_in_opposite_orders(url: String) {
+    let stores = two(&url).await;
+    let digest = Digest::of(b"opposite orders");
+    for round in 0..10 {
+        let answers = at_once(&stores, 2, |store, i| {
+            let mut keys: Vec<String> = (0..20).map(|k| format!("r{round}-k{k:02}")).collect();
+            if i == 1 {
+                keys.reverse();
+            }
+            let jobs: Vec<NewJob> = keys
+                .iter()
+                .map(|key| NewJob {
+                    idempotency_key: Some(IdempotencyKey::parse(key).unwrap()),
+                    idempotency_fingerprint: Some("fp".into()),
+                    ..new_job(&format!("{key}-by-{i}"), digest, 1, 1_000)
+                })
+                .collect();
+            async move {
+                let got = store.job_insert(jobs, None).await.expect("no deadlock, no error");
+                (keys, got)
+            }
+            .boxed()
+        })
+        .await;
+        let mut made = 0;
+        for (keys, got) in &answers {
+            for (key, inserted) in keys.iter().zip(got) {
+                assert!(inserted.job.id.starts_with(&format!("{key}-by-")), "{key}: {}", inserted.job.id);
+                made += usize::from(inserted.created);
+            }
+        }
+        assert_eq!(made, 20, "round {round}: one job per key");
+    }
+}
+
+/// A tenant deleted through one node while another inserts its job, 20
+/// times over: either the insert wins (and the deletion is refused, the
+/// tenant has unfinished work) or the deletion wins (and the insert finds
+/// no tenant); never a job left behind for a tenant that is gone.
+pub async fn tenant_deleted_while_its_job_is_inserted(url: String) {
+    let stores = two(&url).await;
+    let digest = Digest::of(b"deleted tenant");
+    for k in 0..20 {
+        let t = TenantId::parse(format!("gone-{k}")).unwrap();
+        let p = TenantCreate {
+            id: t.clone(),
+            weight: 1,
+            quotas: TenantQuotas::default(),
+            callback_allow: vec![],
+            now: 1,
+        };
+        stores.0.tenant_create(p).await.unwrap();
+        let answers = at_once(&stores, 2, |store, i| {
+            let t = t.clone();
+            async move {
+                if i == 0 {
+                    store.tenant_delete(&t).await.is_ok()
+                } else {
+                    let job = NewJob { tenant: t, ..new_job(&format!("gone-{k}-job"), digest, 0, 1_000) };
+                    match store.job_insert(vec![job], None).await {
+                        Ok(_) => true,
+                        Err(StoreError::NotFound(what)) => {
+                            assert!(what.contains("tenant"), "{what}");
+                            false
+                        }
+                        Err(e) => panic!("round {k}: {e:?}"),
+                    }
+                }
+            }
+            .boxed()
+        })
+        .await;
+        let (deleted, inserted) = (answers[0], answers[1]);
+        assert!(deleted != inserted, "round {k}: exactly one wins (deleted {deleted}, inserted {inserted})");
+        let left: u64 = stores.1.status_counts(&t).await.unwrap().by_status.values().sum();
+        assert_eq!(left, u64::from(inserted), "round {k}: jobs of the tenant");
+    }
+}
+
 /// 40 job callbacks and 4 batch callbacks become due; four senders on two
 /// handles claim and deliver until nothing is due. Each is delivered once:
 /// by one sender, with one recorded attempt.

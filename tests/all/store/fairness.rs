@@ -109,7 +109,7 @@ pub async fn max_running_holds_even_alone(store: Arc<dyn Store>) {
 
     // The server's default binds tenants whose quota says nothing, and a
     // capped tenant's slots go to the others.
-    let other = tenant("other");
+    let other = create(&*store, "other", 1, None).await;
     flood(&*store, &other, 10, 0).await;
     let with_default = |now| JobClaim { default_max_running: Some(3), ..claim("n1", now, 10) };
     let got = store.job_claim(with_default(2_300)).await.unwrap();
@@ -117,7 +117,7 @@ pub async fn max_running_holds_even_alone(store: Arc<dyn Store>) {
     assert!(store.job_claim(with_default(2_400)).await.unwrap().is_empty());
 
     // Concurrent claims never take a tenant past its quota together.
-    let many = tenant("many");
+    let many = create(&*store, "many", 1, None).await;
     flood(&*store, &many, 20, 0).await;
     let claims = (0..6).map(|k| {
         let store = store.clone();
@@ -134,7 +134,7 @@ pub async fn max_running_holds_even_alone(store: Arc<dyn Store>) {
 
 pub async fn delayed_work_takes_no_share(store: Arc<dyn Store>) {
     let later = create(&*store, "later", 10, None).await;
-    let now = tenant("now");
+    let now = create(&*store, "now", 1, None).await;
     let digest = Digest::of(b"fairness module");
     let delayed = (0..5)
         .map(|k| NewJob {

@@ -116,6 +116,8 @@ url_cases! {
     concurrent_claims_through_two_stores_take_each_job_once => concurrency::claims_take_each_job_once,
     concurrent_claims_through_two_stores_hold_max_running => concurrency::claims_hold_max_running,
     racing_inserts_of_one_idempotency_key_make_one_job => concurrency::idempotency_key_races,
+    batches_sharing_keys_in_opposite_orders_both_succeed => concurrency::batches_sharing_keys_in_opposite_orders,
+    a_tenant_deleted_while_its_job_is_inserted_leaves_no_job => concurrency::tenant_deleted_while_its_job_is_inserted,
     two_stores_deliver_each_callback_once => concurrency::callbacks_delivered_once,
     a_batch_ended_through_two_stores_at_once_is_due => concurrency::batch_ended_by_both,
     a_stale_completion_from_another_store_is_fenced => concurrency::stale_completion_fenced,

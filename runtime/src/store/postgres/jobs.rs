@@ -24,6 +24,14 @@ pub(super) async fn insert(
     batch: Option<NewBatch>,
 ) -> StoreResult<Vec<Inserted>> {
     let mut tx = s.tx().await?;
+    // Each tenant's row held (FOR KEY SHARE) until the commit: a deletion of
+    // the tenant (FOR UPDATE) waits for this insert, or this insert for it
+    // and then finds the tenant gone.
+    for tenant in rules::tenants_to_hold(&new) {
+        if !super::tenants::exists_in(&mut tx, tenant).await? {
+            return Err(rules::tenant_missing(tenant));
+        }
+    }
     if let Some(b) = &batch {
         sqlx::query(
             "INSERT INTO batches (id, tenant, total, callback, callback_state, created_at)
@@ -40,19 +48,31 @@ pub(super) async fn insert(
     }
     // Jobs without an idempotency key go in with one statement (the rows are
     // passed as one JSON array); each keyed job goes in on its own, settled
-    // by the unique index on its key.
-    let mut out = Vec::with_capacity(new.len());
+    // by the unique index on its key. Keyed jobs go in in key order, not the
+    // request's: two batches sharing keys in opposite orders would otherwise
+    // each wait on a key the other inserted first, a deadlock PostgreSQL
+    // ends by failing one of them.
+    let mut out: Vec<Option<Inserted>> = Vec::with_capacity(new.len());
     let mut bulk = Vec::new();
-    for job in &new {
+    let mut keyed_at = Vec::new();
+    for (i, job) in new.iter().enumerate() {
         match &job.idempotency_key {
             None => {
                 let record = record_of(job);
                 bulk.push(insert_row(job, &record));
-                out.push(Inserted { job: record, created: true });
+                out.push(Some(Inserted { job: record, created: true }));
             }
-            Some(key) => out.push(insert_keyed(&mut tx, job, key).await?),
+            Some(key) => {
+                keyed_at.push((key, i));
+                out.push(None);
+            }
         }
     }
+    keyed_at.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    for (key, i) in keyed_at {
+        out[i] = Some(insert_keyed(&mut tx, &new[i], key).await?);
+    }
+    let out: Vec<Inserted> = out.into_iter().map(|o| o.expect("every job was inserted")).collect();
     insert_rows(&mut tx, &bulk, &INSERT).await?;
     if let Some(b) = &batch {
         // The batch owns the jobs inserted with it, not the earlier jobs
@@ -202,13 +222,16 @@ pub(super) async fn waiting(s: &PgStore) -> StoreResult<Vec<(TenantId, u64)>> {
 }
 
 pub(super) async fn prune(s: &PgStore, finished_before: i64, limit: u32) -> StoreResult<u64> {
-    // Finished jobs found through `jobs_finished`, oldest first.
+    // Finished jobs found through `jobs_finished`, oldest first. Rows another
+    // node's pruner (or anything else) holds are skipped, not waited for:
+    // the pruners of several nodes share the work instead of queueing on it.
     let jobs = sqlx::query(&format!(
         "DELETE FROM jobs WHERE id IN (
             SELECT id FROM jobs
             WHERE status IN {TERMINAL} AND finished_at < $1
               AND (callback_state IS NULL OR callback_state IN {CALLBACK_SETTLED})
-            ORDER BY finished_at LIMIT $2)"
+            ORDER BY finished_at LIMIT $2
+            FOR UPDATE SKIP LOCKED)"
     ))
     .bind(finished_before)
     .bind(i64::from(limit))
@@ -222,7 +245,8 @@ pub(super) async fn prune(s: &PgStore, finished_before: i64, limit: u32) -> Stor
             WHERE created_at < $1
               AND (callback_state IS NULL OR callback_state IN {CALLBACK_SETTLED})
               AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id)
-            LIMIT $2)"
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED)"
     ))
     .bind(finished_before)
     .bind(i64::from(limit))

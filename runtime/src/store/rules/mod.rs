@@ -31,6 +31,19 @@ use super::{
 };
 use crate::domain::{AliasName, Callback, CallbackState, Digest, IdempotencyKey, JobStatus, TenantId};
 
+/// The tenants an insert must find (and hold) before it writes their jobs:
+/// every tenant of `jobs` but `default`, which is never deleted. Sorted, so
+/// inserts take their locks in one order. Without this, a dispatch
+/// authenticated before its tenant's deletion and written after it would
+/// leave jobs of a tenant that no longer exists.
+pub(super) fn tenants_to_hold(jobs: &[crate::store::NewJob]) -> Vec<&TenantId> {
+    let default = TenantId::default_tenant();
+    let mut tenants: Vec<&TenantId> = jobs.iter().map(|j| &j.tenant).filter(|t| **t != default).collect();
+    tenants.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    tenants.dedup();
+    tenants
+}
+
 /// Sorts claimed jobs into [`CLAIM_ORDER`] (an `UPDATE ... RETURNING` gives
 /// its rows in no particular order).
 pub(super) fn claim_order(jobs: &mut [JobRecord]) {

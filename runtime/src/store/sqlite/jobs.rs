@@ -20,10 +20,12 @@ pub(super) async fn insert(
     new: Vec<NewJob>,
     batch: Option<NewBatch>,
 ) -> StoreResult<Vec<Inserted>> {
-    // The common dispatch (no batch, no idempotency key) is one statement,
-    // atomic on its own: no BEGIN and COMMIT round trips to the writer's
-    // thread, which were most of an idle dispatch's insert.
-    if batch.is_none() && new.iter().all(|job| job.idempotency_key.is_none()) {
+    // The common dispatch (no batch, no idempotency key, the `default`
+    // tenant, which is never deleted) is one statement, atomic on its own: no
+    // BEGIN and COMMIT round trips to the writer's thread, which were most of
+    // an idle dispatch's insert.
+    let hold = rules::tenants_to_hold(&new);
+    if batch.is_none() && hold.is_empty() && new.iter().all(|job| job.idempotency_key.is_none()) {
         let (rows, out): (Vec<_>, Vec<_>) = new
             .iter()
             .map(|job| {
@@ -35,6 +37,12 @@ pub(super) async fn insert(
         return Ok(out);
     }
     let mut tx = s.tx().await?;
+    // Inside the write transaction: a tenant deleted before it began is gone.
+    for tenant in hold {
+        if !super::tenants::exists_in(&mut tx, tenant).await? {
+            return Err(rules::tenant_missing(tenant));
+        }
+    }
     if let Some(b) = &batch {
         sqlx::query(
             "INSERT INTO batches (id, tenant, total, callback, callback_state, created_at)
