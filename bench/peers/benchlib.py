@@ -8,6 +8,8 @@ so children need no cleanup of their own beyond what would outlive the group (da
 """
 
 import argparse
+import csv
+import io
 import json
 import os
 import subprocess
@@ -69,6 +71,38 @@ def checkpoints_from_times(times, t0, chunk):
     if chunk <= 0:
         return []
     return [[i, times[i - 1] - t0] for i in range(chunk, len(times) + 1, chunk)]
+
+
+# ---- PostgreSQL (psql: the adapters stay stdlib only) ---------------------------------
+
+# The local server, without a database; the same variable as the Node adapters' (common.mjs).
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+
+
+def _pg_value(text):
+    if text == "":
+        return None  # NULL (psql's CSV also prints an empty string so: the callers read no text)
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def psql(sql, db="postgres", timeout=60):
+    """The rows of one SQL statement on $BENCH_PG/db, as tuples of int, float, str or None (NULL).
+
+    Each call is a psql process and a server backend (tens of ms): for set-up, teardown and polls
+    a few times a second, not for anything timed."""
+    argv = ["psql", f"{PG}/{db}", "-X", "--csv", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        fail(f"psql {db}: {sql[:200]}: {e}")
+    if r.returncode != 0:
+        fail(f"psql {db}: {sql[:200]} failed ({r.returncode}): {r.stderr.strip()[-1000:]}")
+    return [tuple(_pg_value(v) for v in row) for row in csv.reader(io.StringIO(r.stdout))]
 
 
 # ---- memory of a process tree ------------------------------------------------

@@ -5,6 +5,11 @@ Each workload starts its own `wasmq serve` on a fresh SQLite file in --tmp, regi
 plugins with `wasmq push`, drives the HTTP API with keep-alive `http.client` connections, and
 reads start and finish times from the SQLite file afterwards (the server's clock, unix ms).
 
+With `--database postgres` the node runs on a fresh database on the local PostgreSQL ($BENCH_PG,
+default postgres://postgres@127.0.0.1:5432; dropped once the nodes have exited), with a callback
+key file shared by the nodes, and the times are read through psql. `--nodes 2` adds a
+`wasmq worker` (jobs only, no HTTP API) on the same database; each node has --concurrency workers.
+
     wasmq_bench.py drain   --n N [--payload progress] [--chunk K]   # backlog due at one instant
     wasmq_bench.py http    --n N                                    # 64 clients / batches, until finished
     wasmq_bench.py cpu     --n N [--target-ms 10]                   # primes calibrated to ~10 ms
@@ -36,43 +41,120 @@ def extra_args(p):
     p.add_argument("--insert-rate", type=float, default=0.0,
                    help="drain: batch insert rate (jobs/s) seen before; 0 = probe it first")
     p.add_argument("--clients", type=int, default=64, help="http: concurrent single-dispatch clients")
+    p.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite",
+                   help="a fresh SQLite file in --tmp, or a fresh database on $BENCH_PG (dropped afterwards)")
+    p.add_argument("--nodes", type=int, choices=[1, 2], default=1,
+                   help="postgres: 1 = `wasmq serve`; 2 = `wasmq serve` + `wasmq worker` on the same database")
 
 
 # ---- the server ---------------------------------------------------------------------
 
-class Server:
-    """One `wasmq serve` on 127.0.0.1:0 with its own database, cache and stderr file."""
+class Node:
+    """One wasmq process (`serve` or `worker`) with its own stderr file."""
 
-    def __init__(self, args, name, workers, extra=()):
-        self.args = args
-        self.dir = os.path.join(args.tmp, name)
-        os.makedirs(self.dir, exist_ok=True)
-        self.db = os.path.join(self.dir, "wasmq.db")
-        self.stderr_path = os.path.join(self.dir, "server.stderr")
-        self._err = open(self.stderr_path, "wb")
-        argv = [args.wasmq, "serve", "--listen", "127.0.0.1:0", "--database", f"sqlite://{self.db}",
-                "--cache-dir", os.path.join(args.tmp, "cache"), "--workers", str(workers),
-                # The 1,000,000-job backlog is past both defaults (100,000 per tenant).
-                "--max-queued-jobs", "5000000", "--tenant-max-waiting", "5000000", *extra]
+    def __init__(self, args, argv, stderr_path, cwd):
+        self.stderr_path = stderr_path
+        self._terminated = False
+        self._err = open(stderr_path, "wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("WASMQ_")}
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self._err, env=env,
-                                     cwd=self.dir)
-        self.url = self._wait_listening()
-        host, port = self.url.split("//", 1)[1].split(":")
-        self.host, self.port = host, int(port)
+        self.proc = subprocess.Popen([args.wasmq, *argv], stdout=subprocess.DEVNULL, stderr=self._err, env=env,
+                                     cwd=cwd)
 
-    def _wait_listening(self, timeout=60):
+    def wait_line(self, accept, what, timeout=60):
+        """The first whole stderr line for which accept(line) is true."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                bl.fail(f"wasmq serve exited with {self.proc.returncode}; see {self.stderr_path}")
+                bl.fail(f"wasmq {what} exited with {self.proc.returncode}; see {self.stderr_path}")
             with open(self.stderr_path, "rb") as f:
                 # Whole lines only: the server may be halfway through writing one.
                 for line in f.read().decode(errors="replace").split("\n")[:-1]:
-                    if line.startswith("wasmq listening on "):
-                        return line.split()[-1]
+                    if accept(line):
+                        return line
             time.sleep(0.02)
-        bl.fail(f"wasmq serve did not print its address within {timeout} s; see {self.stderr_path}")
+        bl.fail(f"wasmq {what} did not say it was ready within {timeout} s; see {self.stderr_path}")
+
+    def check_running(self, what):
+        if self.proc.poll() is not None:
+            bl.fail(f"wasmq {what} exited with {self.proc.returncode}; see {self.stderr_path}")
+
+    def finished_attempts(self):
+        """How many job attempts this node ran to their end (its "job attempt finished" log lines)."""
+        with open(self.stderr_path, "rb") as f:
+            return f.read().count(b"job attempt finished")
+
+    def terminate(self):
+        if self.proc.poll() is None and not self._terminated:
+            self.proc.send_signal(signal.SIGTERM)
+            self._terminated = True
+
+    def stop(self):
+        self.terminate()
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._err.close()
+
+
+def pg_name(ns, name):
+    """A database name for this run (the driver drops any `wasmq_bench_<ns>_...` left behind)."""
+    return "wasmq_bench_" + "".join(c if c.isalnum() else "_" for c in f"{ns}_{name}").lower()
+
+
+def write_key_file(path):
+    """The key that seals callback secrets, shared by every node: 32 random bytes as 64 hex digits, 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+
+
+class Server:
+    """`wasmq serve` on 127.0.0.1:0 with its own database and cache; on PostgreSQL (--database
+    postgres) a fresh database, and with --nodes 2 a `wasmq worker` beside it on the same one.
+
+    The serve node has the HTTP API and runs jobs; a worker node runs jobs only. Each node has
+    `workers` workers. Stopping waits for every node to exit, then drops the PostgreSQL database."""
+
+    def __init__(self, args, name, workers, extra=()):
+        self.args = args
+        self.pg = args.database == "postgres"
+        self.dir = os.path.join(args.tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.nodes = []
+        self.pg_db = None
+        try:
+            if self.pg:
+                db = pg_name(args.ns, name)
+                bl.psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+                bl.psql(f"CREATE DATABASE {db}")
+                self.pg_db = db  # from here on stop() drops it
+                key = os.path.join(self.dir, "callback-key")
+                write_key_file(key)
+                database = ["--database", f"{bl.PG}/{db}", "--callback-key-file", key]
+            else:
+                self.db = os.path.join(self.dir, "wasmq.db")
+                database = ["--database", f"sqlite://{self.db}"]
+            common = [*database, "--cache-dir", os.path.join(args.tmp, "cache"), "--workers", str(workers),
+                      # The 1,000,000-job backlog is past both defaults (100,000 per tenant).
+                      "--max-queued-jobs", "5000000", "--tenant-max-waiting", "5000000", *extra]
+            serve = Node(args, ["serve", "--listen", "127.0.0.1:0", *common],
+                         os.path.join(self.dir, "server.stderr"), self.dir)
+            self.nodes.append(serve)
+            self.url = serve.wait_line(lambda ln: ln.startswith("wasmq listening on "), "serve").split()[-1]
+            for i in range(2, args.nodes + 1):
+                worker = Node(args, ["worker", *common], os.path.join(self.dir, f"worker{i}.stderr"), self.dir)
+                self.nodes.append(worker)
+                worker.wait_line(lambda ln: ln.startswith("wasmq worker ") and " running" in ln, "worker")
+        except BaseException:
+            self.stop()
+            raise
+        self.proc = serve.proc
+        self.stderr_path = serve.stderr_path
+        host, port = self.url.split("//", 1)[1].split(":")
+        self.host, self.port = host, int(port)
 
     def push(self, name, alias):
         path = os.path.join(self.args.plugins, name)
@@ -87,39 +169,63 @@ class Server:
     def conn(self):
         return Client(self.host, self.port, self.stderr_path)
 
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._err.close()
+    def pids(self):
+        return [n.proc.pid for n in self.nodes]
 
-    # Reads of the SQLite file (WAL: a reader does not block the server's writer).
+    def check_running(self):
+        for i, n in enumerate(self.nodes):
+            n.check_running("serve" if i == 0 else "worker")
+
+    def jobs_per_node(self):
+        return [n.finished_attempts() for n in self.nodes]
+
+    def stop(self):
+        for n in self.nodes:
+            n.terminate()  # all at once: they finish their runs in parallel
+        for n in self.nodes:
+            n.stop()
+        if self.pg_db:
+            # Only after every node has exited: none of their pooled connections is cut.
+            bl.psql(f"DROP DATABASE IF EXISTS {self.pg_db} WITH (FORCE)")
+            self.pg_db = None
+
+    # Reads of the database: the SQLite file (WAL: a reader does not block the server's writer)
+    # or PostgreSQL through psql. Same tables and columns (started_at, finished_at: unix ms).
 
     def query(self, sql, params=()):
+        if self.pg:
+            assert not params, "psql takes no parameters"
+            return bl.psql(sql, db=self.pg_db, timeout=120)
         con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
         try:
             return con.execute(sql, params).fetchall()
         finally:
             con.close()
 
+    def db_bytes(self):
+        if self.pg:
+            (size,), = self.query("SELECT pg_database_size(current_database())")
+            return size
+        return os.path.getsize(self.db)
+
     def unfinished(self):
-        # Both counts run on partial indexes (jobs_waiting_tenant, jobs_running): cheap at 1M rows.
-        (waiting,), = self.query("SELECT count(*) FROM jobs WHERE status IN ('queued','scheduled','failed')")
-        (running,), = self.query("SELECT count(*) FROM jobs WHERE status = 'running'")
-        return waiting + running
+        # Both counts run on partial indexes (waiting, running) in either backend: cheap at 1M rows.
+        # One statement: on PostgreSQL each query is a psql process.
+        (unfinished,), = self.query(
+            "SELECT (SELECT count(*) FROM jobs WHERE status IN ('queued','scheduled','failed'))"
+            " + (SELECT count(*) FROM jobs WHERE status = 'running')")
+        return unfinished
 
     def wait_all_finished(self, timeout):
         deadline = time.monotonic() + timeout
+        # psql costs a process and a backend per poll: fewer polls there (the drain's end is read from
+        # finished_at afterwards, so the poll interval does not enter the figures).
+        every = 0.2 if self.pg else 0.05
         while self.unfinished() > 0:
-            if self.proc.poll() is not None:
-                bl.fail(f"wasmq serve exited with {self.proc.returncode}; see {self.stderr_path}")
+            self.check_running()
             if time.monotonic() > deadline:
                 bl.fail(f"jobs still unfinished after {timeout:.0f} s; see {self.stderr_path}")
-            time.sleep(0.05)
+            time.sleep(every)
 
     def check_all_succeeded(self, n):
         rows = dict(self.query("SELECT status, count(*) FROM jobs GROUP BY status"))
@@ -220,7 +326,9 @@ def backlog(args, n, alias, payload, plugin, name, chunk=0):
             seconds = max(last_finish - due, 1) / 1000.0
             out = {"jobs": n, "seconds": seconds, "jobs_per_s": n / seconds,
                    "insert_jobs_per_s": n / insert_s, "first_start_after_due_ms": first_start - due,
-                   "mean_run_ms": mean_ms, "db_bytes": os.path.getsize(s.db)}
+                   "mean_run_ms": mean_ms, "db_bytes": s.db_bytes()}
+            if len(s.nodes) > 1:
+                out["jobs_per_node"] = s.jobs_per_node()
             if chunk:
                 ends = [r[0] for r in s.query("SELECT finished_at FROM jobs ORDER BY finished_at")]
                 out["checkpoints"] = bl.checkpoints_from_times([e / 1000.0 for e in ends], due / 1000.0, chunk)
@@ -273,6 +381,11 @@ def latency(args):
     try:
         s.push("bench-job.wasm", "bench")
         c = s.conn()
+        if len(s.nodes) > 1:
+            # Warm every node (any may claim a job): a burst each node takes a share of.
+            warm = 4 * args.concurrency * len(s.nodes)
+            post_batches(c, warm, {"sleep_ms": 20})
+            s.wait_all_finished(timeout=60)
         for _ in range(3):  # warm: first instantiation, connection
             job = c.call("POST", "/v1/jobs", {"alias": "bench", "payload": {}})
             c.call("GET", f"/v1/jobs/{job['id']}/wait?timeout_ms=10000")
@@ -285,7 +398,10 @@ def latency(args):
                 bl.fail(f"latency job ended {done.get('status')}: {done.get('error')}; see {s.stderr_path}")
             samples.append(done["result"]["started_unix_us"] - sent_us)
         c.close()
-        return bl.latency_summary(samples)
+        out = bl.latency_summary(samples)
+        if len(s.nodes) > 1:
+            out["jobs_per_node"] = s.jobs_per_node()  # warm-ups included
+        return out
     finally:
         s.stop()
 
@@ -337,7 +453,7 @@ def http_phase(args, name, run_clients):
     s = Server(args, f"http-{name}", 2)
     try:
         s.push("bench-job.wasm", "bench")
-        server_cpu0 = cpu_seconds(s.proc.pid)
+        server_cpu0 = sum(cpu_seconds(pid) for pid in s.pids())
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.time()
         run_clients(s)
@@ -347,7 +463,7 @@ def http_phase(args, name, run_clients):
         s.check_all_succeeded(args.n)
         (last,), = s.query("SELECT max(finished_at) FROM jobs")
         seconds = max(last / 1000.0 - t0, 0.001)
-        server_cpu = cpu_seconds(s.proc.pid) - server_cpu0
+        server_cpu = sum(cpu_seconds(pid) for pid in s.pids()) - server_cpu0
         client_cpu = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
         return {"jobs_per_s": args.n / seconds, "accepted_per_s": args.n / accepted_s, "seconds": seconds,
                 "server_cpu_s": server_cpu, "client_cpu_s": client_cpu}
@@ -400,7 +516,7 @@ def rss(args):
         c = s.conn()
         c.call("POST", "/v1/jobs", {"alias": "bench", "payload": {}})  # one run: the pool is touched
         time.sleep(0.5)
-        idle = bl.sample_memory([s.proc.pid], seconds=1.0)
+        idle = bl.sample_memory(s.pids(), seconds=1.0)
         post_batches(c, args.n, {"sleep_ms": args.sleep_ms})
         # Wait until the workers are full (or everything runs), then sample while they sleep.
         want = min(workers, args.n)
@@ -411,7 +527,7 @@ def rss(args):
             if running >= want:
                 break
             time.sleep(0.05)
-        busy = bl.sample_memory([s.proc.pid], seconds=min(1.0, args.sleep_ms / 2000))
+        busy = bl.sample_memory(s.pids(), seconds=min(1.0, args.sleep_ms / 2000))
         st = c.call("GET", "/v1/status")
         c.close()
         failed = {k: v for k, v in st["jobs"].items() if k in ("failed", "dead", "cancelled") and v}
@@ -428,4 +544,6 @@ WORKLOADS = {"drain": drain, "http": http_api, "cpu": cpu, "latency": latency, "
 
 if __name__ == "__main__":
     a = bl.parse_args(list(WORKLOADS), extra_args)
+    if a.nodes > 1 and a.database != "postgres":
+        bl.fail("--nodes 2 needs --database postgres (`wasmq worker` shares a PostgreSQL database)")
     bl.emit(WORKLOADS[a.workload](a))
