@@ -148,6 +148,15 @@ echo "# schemathesis"
 (cd "$work" && SCHEMATHESIS_HOOKS="$work/hooks.py" timeout 600 "$venv/schemathesis" --config-file "$work/schemathesis.toml" run "$url/openapi.json" \
   --checks all --max-examples "${WASMQ_CONFORMANCE_EXAMPLES:-25}" --seed "${WASMQ_CONFORMANCE_SEED:-1}" --no-color)
 
+# schemathesis calls every operation, pauses and limits of queues among them
+# (any name its generator makes, `default` too): put every queue back before
+# the generated client dispatches.
+queues=$(op "$url/v1/queues" | "$venv/python" -c "import json, sys; print(*(q['name'] for q in json.load(sys.stdin)['queues']))")
+for q in $queues; do
+  op -X POST "$url/v1/queues/$q/resume" >/dev/null
+  op -X PUT -d '{}' "$url/v1/queues/$q/limits" >/dev/null
+done
+
 # A client generated from the document does what a user does: upload, alias,
 # dispatch, wait, array results. openapi-python-client has no built-in
 # application/wasm; its content_type_overrides treats it as the bytes it is.

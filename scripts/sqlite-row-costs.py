@@ -42,9 +42,10 @@ INSERT = """WITH r AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1))
 CLAIM = f"""UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
     started_at = ?1, lease_owner = ?2, lease_expires_at = ?3, progress_percent = NULL, progress_message = NULL,
     fuel_used = NULL
-  WHERE id IN (SELECT id FROM jobs WHERE tenant = ?6 AND status IN ('queued', 'scheduled', 'failed') AND run_at <= ?1
-    AND attempt < max_attempts AND queue NOT IN (SELECT value FROM json_each(?5))
-    AND (?7 IS NULL OR queue IN (SELECT value FROM json_each(?7))) ORDER BY priority DESC, run_at, id LIMIT ?4)
+  WHERE id IN (SELECT id FROM jobs WHERE tenant = ?5 AND status IN ('queued', 'scheduled', 'failed') AND run_at <= ?1
+    AND attempt < max_attempts
+    AND queue NOT IN (SELECT name FROM queues WHERE paused OR concurrency IS NOT NULL OR rate_max IS NOT NULL)
+    AND (?6 IS NULL OR queue IN (SELECT value FROM json_each(?6))) ORDER BY priority DESC, run_at, id LIMIT ?4)
   RETURNING {COLS}"""
 
 COMPLETE = """WITH r AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1))
@@ -115,7 +116,7 @@ def main():
     done = 0
     while done < N:
         t = time.perf_counter()
-        got = con.execute(CLAIM, (2, "node-1", 99999, 256, "[]", "default", None)).fetchall()
+        got = con.execute(CLAIM, (2, "node-1", 99999, 256, "default", None)).fetchall()
         claim += time.perf_counter() - t
         if not got:
             break

@@ -26,7 +26,7 @@ use crate::queue::QueueSettings;
 use crate::sandbox::{CompileMode, EngineSettings};
 use declare::settings;
 use values::{Bytes, Unlimited, at_least, at_most_100_years, between, database_url, positive};
-pub use values::{CallbackAllow, QueueLimits, QueueList, Retention, default_cache_dir, parse_bytes};
+pub use values::{CallbackAllow, QueueList, Retention, default_cache_dir, parse_bytes};
 
 /// The secrets the environment gives (read by `main`, passed in so tests
 /// need not set process variables).
@@ -99,11 +99,6 @@ settings! {
     /// idle workers (strict priorities across nodes).
     prefetch: usize, env "WASMQ_PREFETCH", default "256",
         |s, v| s.queue.prefetch = v;
-    /// Per-queue concurrency limits across all nodes, e.g. `gpu=1,mail=4` (in
-    /// the file a table, `queue_limits = { gpu = 1 }`; 0 holds a queue's
-    /// jobs); give every node the same.
-    queue_limits: QueueLimits, env "WASMQ_QUEUE_LIMITS", described "none",
-        |s, v| s.queue.queue_limits = v.0;
     /// The queues this node runs jobs of, e.g. `default,gpu` (in the file an
     /// array); other queues' jobs are left to the nodes that consume them.
     queues: QueueList, env "WASMQ_QUEUES", described "every queue",
@@ -531,6 +526,14 @@ fn read_file(path: &std::path::Path) -> anyhow::Result<(ServeArgs, FileSecrets)>
     };
     let file = ServeArgs::take_from(&mut table)
         .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
+    if table.contains_key("queue_limits") {
+        bail!(
+            "config file {}: `queue_limits` is no longer a node setting: a queue's limits are the \
+             cluster's, set once with `wasmq queue limit NAME --concurrency N` (PUT /v1/queues/NAME/limits) \
+             or `wasmq apply`",
+            path.display()
+        );
+    }
     if let Some(unknown) = table.keys().next() {
         bail!(
             "config file {}: unknown setting `{unknown}` (known: token, operator_token, secret, {})",

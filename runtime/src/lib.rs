@@ -34,8 +34,10 @@
 //!   a node-local priority buffer, `workers` runner tasks drain it through the
 //!   executor (which runs a job in the engine and decides retry or death), the
 //!   completer writes outcomes in batches, the inserter group-commits dispatches,
-//!   maintenance renews leases and rescues expired ones, and the registry keeps
-//!   this node's row in the node registry (`GET /v1/nodes`).
+//!   maintenance renews leases and rescues expired ones, the registry keeps
+//!   this node's row in the node registry (`GET /v1/nodes`), and `controls`
+//!   caches the queues' pause and cluster-wide limits (`/v1/queues`, enforced
+//!   by the claim itself in `store/rules/queues.rs`).
 //! - [`callbacks`]: signed webhook delivery with retries, off the workers, in a
 //!   pool capped per receiver; targets checked against the `NetPolicy` (the
 //!   server's, widened by the tenant's `callback_allow`) at dispatch and on

@@ -16,8 +16,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    AppState, aliases, batches, events, jobs, kv, modules, nodes, secrets, status, tenant_keys, tenants,
-    usage,
+    AppState, aliases, batches, events, jobs, kv, modules, nodes, queues, secrets, status, tenant_keys,
+    tenants, usage,
 };
 
 /// Tag descriptions, and what every document starts with.
@@ -30,6 +30,7 @@ use super::{
         (name = "jobs", description = "Dispatch, inspect, wait for, cancel and retry jobs."),
         (name = "batches", description = "Many jobs in one request, with one callback when all have ended."),
         (name = "kv", description = "A tenant's key-value stores, as its jobs see them: the tenant's admin and the operator."),
+        (name = "queues", description = "Queues as resources: depth, pause and resume, limits across the cluster."),
         (name = "tenants", description = "Tenants and their tokens: the operator token only."),
         (name = "usage", description = "Usage per tenant per UTC day: job outcomes, fuel, run time, module storage, callbacks."),
         (name = "server", description = "Status, the cluster's nodes, health, readiness and this document."),
@@ -61,6 +62,10 @@ pub(super) fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(batches::show))
         .routes(routes!(status::status))
         .routes(routes!(nodes::list))
+        .routes(routes!(queues::list))
+        .routes(routes!(queues::pause))
+        .routes(routes!(queues::resume))
+        .routes(routes!(queues::set_limits))
         .routes(routes!(tenants::create, tenants::list))
         .routes(routes!(tenants::show, tenants::update, tenants::delete))
         .routes(routes!(tenants::create_token, tenants::list_tokens))

@@ -73,9 +73,7 @@ fn unknown_file_keys_and_bad_values_are_errors_naming_them() {
     assert_eq!(s.engine.max_instances, 1000 + POOL_HEADROOM);
     let s = Settings::resolve(args(&["--workers", "2"]), SecretEnv::default()).unwrap();
     assert_eq!(s.engine.max_instances, 128, "the default pool");
-    assert!(Cli::try_parse_from(["serve", "--queue-limits", "gpu=x"]).is_err());
-    let s = Settings::resolve(args(&["--queue-limits", "gpu=1, mail=4"]), SecretEnv::default()).unwrap();
-    assert_eq!(s.queue.queue_limits.get("mail"), Some(&4));
+    assert!(Cli::try_parse_from(["serve", "--queue-limits", "gpu=1"]).is_err(), "limits are the cluster's");
     assert_eq!(s.queue.retention, Some(Duration::from_secs(7 * 24 * 3600)), "default retention");
     let s = Settings::resolve(args(&["--retention", "forever"]), SecretEnv::default()).unwrap();
     assert_eq!(s.queue.retention, None);
@@ -153,7 +151,6 @@ fn every_declared_default_parses_and_applies() {
     assert_eq!(s.listen.to_string(), "127.0.0.1:7700");
     assert_eq!(s.database_url, "sqlite://wasmq.db");
     assert_eq!(s.queue.prefetch, 256);
-    assert!(s.queue.queue_limits.is_empty());
     assert_eq!(s.engine.max_module_bytes, 32 << 20);
     assert_eq!(s.max_body_bytes, 16 << 20);
     assert_eq!(s.default_limits.fuel, Some(1_000_000_000));
@@ -200,12 +197,16 @@ fn serve_help_lists_every_setting_with_its_default_and_variable() {
 #[test]
 fn file_values_take_their_toml_form_or_the_flag_syntax() {
     let f = file(
-        "max_body_size = 1024\nmax_module_size = \"1MiB\"\nqueue_limits = \"gpu=2\"\n\
+        "max_body_size = 1024\nmax_module_size = \"1MiB\"\nqueues = \"gpu,mail\"\n\
          callback_allow = \"::1\"\n",
     );
     let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), SecretEnv::default()).unwrap();
     assert_eq!((s.max_body_bytes, s.engine.max_module_bytes), (1024, 1 << 20));
-    assert_eq!(s.queue.queue_limits.get("gpu"), Some(&2));
+    assert_eq!(s.queue.queues.as_deref(), Some(&["gpu".to_string(), "mail".to_string()][..]));
+    let f = file("queue_limits = { gpu = 1 }\n");
+    let err =
+        Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), SecretEnv::default()).unwrap_err();
+    assert!(err.to_string().contains("wasmq queue limit"), "{err}");
     assert_eq!(s.callbacks.policy.allowed().len(), 1);
     let f = file("workers = \"three\"\n");
     let err =

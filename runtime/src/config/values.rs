@@ -5,7 +5,6 @@
 //! least 1, at most 100 years) are checked when the value is applied, so the
 //! error names the setting.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -114,38 +113,6 @@ impl SettingValue for Retention {
         humantime::parse_duration(s)
             .map(|d| Retention(Some(d)))
             .map_err(|e| format!("expected e.g. 7d or forever: {e}"))
-    }
-}
-
-/// Per-queue concurrency limits: `gpu=1,mail=4`, or a TOML table `{ gpu = 1 }`.
-#[derive(Debug, Clone, Default)]
-pub struct QueueLimits(pub HashMap<String, usize>);
-
-impl SettingValue for QueueLimits {
-    fn parse(s: &str) -> Result<Self, String> {
-        let mut map = HashMap::new();
-        for part in s.split(',').filter(|p| !p.trim().is_empty()) {
-            let (name, n) = part.split_once('=').ok_or_else(|| format!("expected queue=N, got {part:?}"))?;
-            let n =
-                usize::parse(n).map_err(|_| format!("limit of queue {name} must be a number, got {n:?}"))?;
-            map.insert(queue_name(name)?, n);
-        }
-        Ok(QueueLimits(map))
-    }
-
-    fn from_toml(v: toml::Value) -> Result<Self, String> {
-        match v {
-            toml::Value::Table(t) => t
-                .into_iter()
-                .map(|(name, n)| {
-                    let n = usize::from_toml(n).map_err(|e| format!("limit of queue {name}: {e}"))?;
-                    Ok((queue_name(&name)?, n))
-                })
-                .collect::<Result<_, String>>()
-                .map(QueueLimits),
-            toml::Value::String(s) => Self::parse(&s),
-            other => Err(format!("expected a table like {{ gpu = 1 }}, got {}", other.type_str())),
-        }
     }
 }
 
@@ -351,12 +318,7 @@ mod tests {
         assert!(u32::from_toml(toml::Value::String("3".into())).is_err(), "counts are TOML integers");
         assert_eq!(Duration::parse("5s").unwrap(), Duration::from_secs(5));
         assert!(Duration::from_toml(toml::Value::Integer(5)).is_err(), "durations carry their unit");
-        let q =
-            QueueLimits::from_toml(toml::from_str::<toml::Table>("q = { gpu = 1 }").unwrap()["q"].clone());
-        assert_eq!(q.unwrap().0.get("gpu"), Some(&1));
-        assert!(QueueLimits::parse("gpu").is_err());
-        assert_eq!(QueueLimits::parse("held=0").unwrap().0["held"], 0, "0 holds a queue's jobs");
-        assert!(QueueLimits::parse("GPU=1").is_err(), "queue names are checked as dispatches check them");
+        assert!(QueueList::parse("GPU").is_err(), "queue names are checked as dispatches check them");
         assert_eq!(QueueList::parse("mail, gpu,mail").unwrap().0, ["gpu", "mail"]);
         assert!(QueueList::parse(" , ").is_err());
         let t = toml::from_str::<toml::Table>("q = [\"gpu\"]").unwrap();

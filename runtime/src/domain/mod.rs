@@ -12,6 +12,7 @@ mod limits;
 mod names;
 mod net_policy;
 mod outcome;
+mod queue_limits;
 mod tenant;
 pub mod time;
 
@@ -29,4 +30,5 @@ pub use limits::{Limits, LimitsError};
 pub use names::{AliasName, IdempotencyKey, KvStoreName, NameError, QueueName, TenantId};
 pub use net_policy::{NetPolicy, Refused, special_range};
 pub use outcome::{Captured, JobInfo, LogEntry, LogLevel, Outcome, PluginKind, Progress, RunError};
+pub use queue_limits::{Bucket, MAX_RATE, MAX_RATE_WINDOW_MS, QueueLimits, Rate};
 pub use tenant::{DispatchRate, Scope, TenantQuotas};

@@ -194,7 +194,8 @@ pub(crate) async fn runner(shared: Arc<Shared>) {
         if shared.stopping.is_cancelled() {
             return;
         }
-        let next = shared.buffer.lock().expect("buffer lock").take(&shared.settings.queue_limits);
+        let known = shared.controls.known();
+        let next = shared.buffer.lock().expect("buffer lock").take(&known.concurrency);
         match next {
             Some(held) => {
                 let (queue, tenant) = (held.job.queue.clone(), held.job.tenant.clone());

@@ -58,6 +58,7 @@ impl Queue {
         }
         let held = shared.running.lock().expect("running lock").len();
         let settings = &shared.settings;
+        let known = shared.controls.known();
         // Only while the store holds nothing this node would claim first (the
         // claim would take these very jobs next) does the window count.
         let window = match shared.backlog_clear.load(Ordering::Relaxed) {
@@ -71,7 +72,7 @@ impl Queue {
         for job in jobs.iter_mut() {
             let eligible = job.status == JobStatus::Queued
                 && job.run_at <= now
-                && !settings.queue_limits.contains_key(job.queue.as_str())
+                && !known.is_governed(job.queue.as_str())
                 && settings.consumes(job.queue.as_str());
             if eligible && room > 0 {
                 job.lease = Some(NewLease {

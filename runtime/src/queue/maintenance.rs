@@ -68,6 +68,10 @@ pub(crate) async fn notices(shared: Arc<Shared>) {
         while let Some(notice) = notices.recv().await {
             match notice {
                 Notice::JobsRunnable => shared.wake.notify_one(),
+                Notice::QueuesChanged => {
+                    shared.controls.invalidate();
+                    shared.wake.notify_one();
+                }
                 Notice::Cancelled(id) => {
                     if shared.cancel_running(&id) {
                         tracing::info!(job = %id, "cancelled through another node; stopping its run");

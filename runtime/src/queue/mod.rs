@@ -5,7 +5,7 @@
 //!   held), woken in-process by dispatches and completions instead of polling;
 //!   sleeps until the next delayed job is due.
 //! - `buffer`: the node-local priority buffer of claimed jobs and the `workers`
-//!   runner tasks that drain it (per-queue limits enforced there).
+//!   runner tasks that drain it (a queue's concurrency limit holds there too).
 //! - `executor`: runs one claimed job in the engine and decides what its outcome
 //!   means (succeeded, failed and retried with backoff, dead).
 //! - `progress`: a running job's progress, written delayed and throttled (a short
@@ -16,6 +16,8 @@
 //!   died or stalled): requeued, or `dead` on their last attempt.
 //! - `inserter`: group commit for dispatches.
 //! - `registry`: this node's row in the node registry, renewed every beat.
+//! - `controls`: the queues' controls (pause, cluster-wide concurrency and
+//!   rate) as this node last read them, which route its claims.
 //! - `direct`: claim in the insert: a dispatch this node has room for is
 //!   inserted leased to it and buffered at once, without a claim write.
 //! - `events`: publishes claims, progress, completions and cancels in-process
@@ -29,6 +31,7 @@
 
 mod buffer;
 mod completer;
+mod controls;
 mod direct;
 mod events;
 mod executor;
@@ -39,6 +42,7 @@ mod producer;
 mod progress;
 mod registry;
 
+pub use controls::{CONTROLS_TTL, Known, QueueControls};
 pub use direct::Reservation;
 pub use events::{JobEvents, WatchCounts};
 pub use follow::Follow;
@@ -67,10 +71,6 @@ pub struct QueueSettings {
     pub prefetch: usize,
     /// The queues this node runs jobs of (`None`: every queue).
     pub queues: Option<Vec<String>>,
-    /// Most jobs of one queue running at once across the cluster (queues not
-    /// listed: only the workers bound them). Each node applies the limits it
-    /// was given in its claims, so every node should be given the same.
-    pub queue_limits: HashMap<String, usize>,
     /// Most jobs of one tenant running at once across the server, for tenants
     /// whose quota sets no `max_running` (`None`: unbounded).
     pub tenant_max_running: Option<u64>,
@@ -104,7 +104,6 @@ impl Default for QueueSettings {
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             prefetch: 256,
             queues: None,
-            queue_limits: HashMap::new(),
             tenant_max_running: None,
             lease: Duration::from_secs(30),
             retry_base: Duration::from_secs(1),
@@ -157,6 +156,8 @@ pub(crate) struct Shared {
     pub(crate) grants: Option<Arc<crate::capabilities::Grants>>,
     /// What this node says of itself in the node registry.
     pub(crate) info: NodeInfo,
+    /// The queues' controls as this node last read them.
+    pub(crate) controls: QueueControls,
 }
 
 impl Shared {
@@ -272,6 +273,7 @@ impl Queue {
             callbacks_wake,
             grants,
             info: node,
+            controls: QueueControls::default(),
         });
         let completer = tokio::spawn(completer::run(
             shared.store.clone(),
@@ -312,6 +314,15 @@ impl Queue {
     /// cancelled): a stale run not yet stopped as well as the current one.
     pub fn cancel_running(&self, id: &str) -> bool {
         self.shared.cancel_running(id)
+    }
+
+    /// A queue's controls changed (through this node): read them again now
+    /// (before this node's next dispatch may start a job in its insert), and
+    /// claim (a resumed queue's jobs may start).
+    pub async fn queues_changed(&self) {
+        self.shared.controls.invalidate();
+        self.shared.controls.fresh(&*self.shared.store).await;
+        self.shared.wake.notify_one();
     }
 
     /// Jobs running in a sandbox on this node now.

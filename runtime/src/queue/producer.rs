@@ -36,6 +36,12 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         let (free, idle) = capacity(&shared, shared_claim);
         let mut sleep_for = shared.settings.poll_interval;
         if free > 0 {
+            let known = shared.controls.fresh(&*shared.store).await;
+            if let Some(wake) = known.token_wake {
+                // A rated queue earns tokens as time passes, which nothing
+                // else would wake the producer for.
+                sleep_for = sleep_for.min(wake);
+            }
             let now = now_ms();
             let claim = JobClaim {
                 owner: shared.node.clone(),
@@ -43,12 +49,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 lease_expires_at: now + shared.settings.lease.as_millis() as i64,
                 limit: free as u32,
                 queues: shared.settings.queues.clone(),
-                queue_limits: shared
-                    .settings
-                    .queue_limits
-                    .iter()
-                    .map(|(q, n)| (q.clone(), *n as u64))
-                    .collect(),
+                governed: known.governed.clone(),
                 limited_slots: idle as u32,
                 default_max_running: shared.settings.tenant_max_running,
             };

@@ -55,6 +55,9 @@ pub enum Notice {
     JobsRunnable,
     /// The running job with this id was cancelled: stop its run if it is here.
     Cancelled(String),
+    /// A queue's controls changed (paused, resumed, limited): read them
+    /// again before the next claim, and claim.
+    QueuesChanged,
 }
 
 /// `url` as it may be shown (logs, errors): its password, if any, masked.
@@ -291,6 +294,17 @@ pub trait Store: Send + Sync + 'static {
     /// Every registered node, by id.
     async fn node_list(&self) -> StoreResult<Vec<NodeRecord>>;
 
+    /// Every queue's controls (the queues something was set on), by name.
+    async fn queue_list(&self) -> StoreResult<Vec<QueueRecord>>;
+    /// Pauses, resumes or limits a queue (creating its row); the queue's row
+    /// after the change. Every node's next claim obeys it (PostgreSQL tells
+    /// the other nodes at once).
+    async fn queue_update(&self, p: QueueUpdate) -> StoreResult<QueueRecord>;
+    /// The jobs not yet finished per queue and status: of `tenant`, or of
+    /// every tenant (`None`). Counted along the indexes of the waiting and
+    /// running jobs, never over the finished ones.
+    async fn queue_depths(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<QueueDepth>>;
+
     /// Creates a tenant; `Conflict` if the id is taken.
     async fn tenant_create(&self, p: TenantCreate) -> StoreResult<TenantRecord>;
     /// One tenant.
@@ -435,6 +449,16 @@ macro_rules! impl_store {
             }
             async fn node_list(&self) -> StoreResult<Vec<NodeRecord>> {
                 nodes::list(self).await
+            }
+
+            async fn queue_list(&self) -> StoreResult<Vec<QueueRecord>> {
+                queues::list(self).await
+            }
+            async fn queue_update(&self, p: QueueUpdate) -> StoreResult<QueueRecord> {
+                queues::update(self, p).await
+            }
+            async fn queue_depths(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<QueueDepth>> {
+                queues::depths(self, tenant).await
             }
 
             async fn job_insert(&self, new: Vec<NewJob>, batch: Option<NewBatch>) -> StoreResult<Vec<Inserted>> {

@@ -9,7 +9,8 @@ use crate::support::{Serve, ServeProcess};
 
 #[tokio::test]
 async fn queued_jobs_survive_a_restart() {
-    // A queue with concurrency 0 holds its jobs; the restart lifts the limit.
+    // A queue with concurrency 0 holds its jobs, across the restart too
+    // (limits are the database's); lifting it then runs them.
     let held = Options { queue_limits: vec![("held", 0)], ..Options::default() };
     let app = spawn_app(held).await;
     app.register("echo", "echo").await;
@@ -23,6 +24,10 @@ async fn queued_jobs_survive_a_restart() {
     let dir = app.stop().await;
 
     let app = spawn_app(Options { dir: Some(dir), ..Options::default() }).await;
+    let (_, status) = app.get("/v1/status").await;
+    assert_eq!(status["queues"]["held"]["queued"], 50, "still held: {status}");
+    let (status, queue) = app.put("/v1/queues/held/limits", &json!({})).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{queue}");
     for (i, id) in ids.iter().enumerate() {
         let job = app.wait(id).await;
         assert_eq!(job["status"], "succeeded");

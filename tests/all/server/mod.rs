@@ -48,6 +48,8 @@ pub struct Options {
     pub token: Option<String>,
     /// The operator token (manages tenants).
     pub operator_token: Option<String>,
+    /// Concurrency limits set through the API once the server is up (0
+    /// holds a queue's jobs).
     pub queue_limits: Vec<(&'static str, usize)>,
     pub lease: Duration,
     pub retry_base: Duration,
@@ -89,7 +91,6 @@ pub fn settings(opts: &Options, dir: &tempfile::TempDir) -> Settings {
     s.token = opts.token.clone().map(Secret::new);
     s.operator_token = opts.operator_token.clone().map(Secret::new);
     s.queue.workers = opts.workers;
-    s.queue.queue_limits = opts.queue_limits.iter().map(|(q, n)| (q.to_string(), *n)).collect();
     s.queue.lease = opts.lease;
     s.queue.retry_base = opts.retry_base;
     s.queue.poll_interval = Duration::from_millis(200);
@@ -128,17 +129,29 @@ pub async fn spawn_app_with(opts: Options, tweak: impl FnOnce(&mut Settings)) ->
     let handle = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
     }));
-    TestApp {
+    let app = TestApp {
         url,
         // Pooled connections go before the server's 10 s idle close, so a
         // request never races it (hyper::Error(IncompleteMessage)).
         client: reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(4)).build().unwrap(),
         dir,
         database_url,
-        token: opts.token,
+        token: opts.token.clone(),
         shutdown: Some(tx),
         handle: Some(handle),
+    };
+    let admin = opts.operator_token.or(opts.token);
+    for (queue, n) in &opts.queue_limits {
+        let path = format!("/v1/queues/{queue}/limits");
+        let r = app.client.put(format!("{}{path}", app.url)).json(&serde_json::json!({ "concurrency": n }));
+        let r = match &admin {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        };
+        let (status, body) = app.send(r).await;
+        assert_eq!(status, StatusCode::OK, "PUT {path}: {body}");
     }
+    app
 }
 
 impl TestApp {

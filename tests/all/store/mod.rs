@@ -110,6 +110,10 @@ cases! {
     claims_hold_a_queue_limit_counted_across_nodes => queues::queue_limit_counts_every_node,
     claims_take_limited_jobs_only_for_idle_workers => queues::limited_jobs_only_for_idle_workers,
     keeps_the_node_registry => queues::node_registry,
+    starts_nothing_of_a_paused_queue => queues::paused_queue_starts_nothing,
+    spends_a_queue_rate_from_one_bucket => queues::rate_is_one_bucket_for_every_claimer,
+    holds_a_queue_to_the_smaller_of_its_limits => queues::concurrency_and_rate_together,
+    lists_queue_controls_and_depths => queues::queue_controls_and_depths,
 }
 
 url_cases! {

@@ -45,7 +45,7 @@ pub fn claim(owner: &str, now: i64, limit: u32) -> JobClaim {
         lease_expires_at: now + 1_000,
         limit,
         queues: None,
-        queue_limits: vec![],
+        governed: vec![],
         limited_slots: limit,
         default_max_running: None,
     }

@@ -22,6 +22,7 @@ mod modules;
 mod nodes;
 mod output;
 mod push;
+mod queue;
 mod quota;
 mod signer;
 mod status;
@@ -39,6 +40,7 @@ pub use kv::{KvArgs, KvCommand};
 pub use modules::{ModulesArgs, ModulesCommand};
 pub use nodes::NodesArgs;
 pub use push::PushArgs;
+pub use queue::{QueueArgs, QueueCommand};
 pub use quota::{Limit, QuotaFlags};
 pub use status::StatusArgs;
 pub use tenant::{TenantArgs, TenantCommand};
@@ -126,6 +128,10 @@ pub enum ClientCommand {
     /// workers, queues, last heartbeat, version (the operator token, or the
     /// `default` tenant's admin token on a server without one).
     Nodes(NodesArgs),
+    /// Queues: depth by status, pause and limits; pause, resume and limit
+    /// them across the cluster (the operator token, or the `default`
+    /// tenant's admin token on a server without one).
+    Queue(QueueArgs),
 }
 
 impl ClientCommand {
@@ -144,18 +150,20 @@ impl ClientCommand {
             ClientCommand::Usage(a) => &a.client,
             ClientCommand::Kv(a) => &a.client,
             ClientCommand::Nodes(a) => &a.client,
+            ClientCommand::Queue(a) => &a.client,
         }
     }
 
     /// Whether the command is the operator's (sends the operator token).
     /// `usage` is either: a tenant's own usage with a tenant's credentials,
     /// and every tenant's with the operator token when no tenant credential
-    /// (`--token-file`, `WASMQ_TOKEN`, `WASMQ_KEY_ID`) is given. `nodes` too:
+    /// (`--token-file`, `WASMQ_TOKEN`, `WASMQ_KEY_ID`) is given. `nodes` and
+    /// `queue` too:
     /// the operator's, or the `default` admin's on a server without one.
     fn operator(&self) -> bool {
         match self {
             ClientCommand::Tenant(_) | ClientCommand::Token(_) | ClientCommand::Key(_) => true,
-            ClientCommand::Usage(_) | ClientCommand::Nodes(_) => {
+            ClientCommand::Usage(_) | ClientCommand::Nodes(_) | ClientCommand::Queue(_) => {
                 let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
                 self.opts().token_file.is_none()
                     && !set("WASMQ_TOKEN")
@@ -198,6 +206,7 @@ pub fn main(command: ClientCommand) -> ExitCode {
             ClientCommand::Usage(a) => usage::run(&client, a).await,
             ClientCommand::Kv(a) => kv::run(&client, a).await,
             ClientCommand::Nodes(_) => nodes::run(&client).await,
+            ClientCommand::Queue(a) => queue::run(&client, a).await,
         }
     });
     match result {

@@ -9,8 +9,8 @@ use crate::domain::{Captured, HttpCall, LogEntry};
 pub(crate) use crate::api::{
     AliasRequest, AliasView as Alias, BatchCreated, BatchView as Batch, JobPage, JobRequest, JobView as Job,
     KeyCreated, KeyRequest, KeyView, KvEntry, KvKeysPage, KvRequest, ModuleView as Module, NodeList,
-    SecretRequest, SecretView, StatusView as Status, TenantPatch, TenantRequest, TenantView as Tenant,
-    TokenCreated, TokenRequest, TokenView,
+    QueueList, QueueView, SecretRequest, SecretView, StatusView as Status, TenantPatch, TenantRequest,
+    TenantView as Tenant, TokenCreated, TokenRequest, TokenView,
 };
 pub(crate) use crate::domain::Scope;
 pub(crate) use crate::store::AliasConfig;

@@ -12,8 +12,9 @@
 //! keys, so two claims never wait for each other in a cycle), then counts
 //! what they run in a statement of its own: the claimer before it has
 //! committed by then, and its claims are counted. Unbounded tenants take no
-//! lock. A queue with a cluster-wide limit is treated the same way: its
-//! lock, then its running jobs counted, then at most its room claimed
+//! lock. A governed queue (paused, or limited across the cluster) is treated
+//! the same way: its lock, then its controls read and its running jobs
+//! counted, then at most its room claimed and its rate's tokens spent
 //! (`rules::queues`).
 
 use sqlx::{PgConnection, Postgres};
@@ -21,8 +22,8 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use super::PgStore;
-use crate::store::rows::{JOB_COLUMNS, JobRow, jobs};
-use crate::store::rules::{self, FairClaim, QueueFilter, RUNNABLE, RUNNING, TenantLoad};
+use crate::store::rows::{JOB_COLUMNS, JobRow, QUEUE_COLUMNS, QueueRow, jobs};
+use crate::store::rules::{self, FairClaim, GOVERNED_QUEUES, QueueFilter, RUNNABLE, RUNNING, TenantLoad};
 use crate::store::{JobClaim, JobRecord, StoreResult};
 
 /// The tenants with waiting jobs, each with its weight, its `max_running`
@@ -52,19 +53,22 @@ static LOADS: LazyLock<String> = LazyLock::new(|| {
 
 /// One tenant's share of a claim: its first `$4` runnable jobs in claim
 /// order that no other claimer holds (`$1` now, `$2` owner, `$3` lease end,
-/// `$5` queues to leave, `$6` the tenant). Rendered once: the hot path.
-static CLAIM: LazyLock<String> = LazyLock::new(|| claim_sql(""));
+/// `$5` the tenant), of the queues not governed. Rendered once: the hot path.
+static CLAIM: LazyLock<String> = LazyLock::new(|| claim_sql(&format!("AND queue NOT IN {GOVERNED_QUEUES}")));
 
-/// [`CLAIM`] reading only the queues `$7` names: a statement of its own, so
+/// [`CLAIM`] reading only the queues `$6` names: a statement of its own, so
 /// that its plan, generic or not, walks `jobs_queue_runnable`.
-static CLAIM_ONLY: LazyLock<String> = LazyLock::new(|| claim_sql("AND queue = ANY($7::text[])"));
+static CLAIM_ONLY: LazyLock<String> =
+    LazyLock::new(|| claim_sql(&format!("AND queue = ANY($6::text[]) AND queue NOT IN {GOVERNED_QUEUES}")));
 
-fn claim_sql(only: &str) -> String {
+/// The claim of one governed queue `$6`, as much as its controls allow.
+static CLAIM_ONE: LazyLock<String> = LazyLock::new(|| claim_sql("AND queue = $6"));
+
+fn claim_sql(queues: &str) -> String {
     format!(
         "WITH picked AS (
         SELECT id FROM jobs
-        WHERE tenant = $6 AND status IN {RUNNABLE} AND run_at <= $1 AND attempt < max_attempts
-          AND queue <> ALL($5::text[]) {only}
+        WHERE tenant = $5 AND status IN {RUNNABLE} AND run_at <= $1 AND attempt < max_attempts {queues}
         ORDER BY {CLAIM_ORDER} LIMIT $4
         FOR NO KEY UPDATE SKIP LOCKED)
      UPDATE jobs SET status = {RUNNING}, attempt = attempt + 1, lease_token = lease_token + 1,
@@ -87,8 +91,8 @@ pub(super) async fn claim(s: &PgStore, p: JobClaim) -> StoreResult<Vec<JobRecord
     if p.limit == 0 {
         return Ok(Vec::new());
     }
-    let (limited, filter) = rules::claim_queues(&p);
-    // The common install: one tenant, no bound, no limited queue. Its claim
+    let (governed, filter) = rules::claim_queues(&p);
+    // The common install: one tenant, no bound, no governed queue. Its claim
     // is one statement on its own (the skipped locks keep it from any other
     // claimer).
     let mut conn = s.pool.acquire().await?;
@@ -99,30 +103,48 @@ pub(super) async fn claim(s: &PgStore, p: JobClaim) -> StoreResult<Vec<JobRecord
     if plan.round().is_empty() {
         return Ok(Vec::new());
     }
-    if plan.is_plain() && limited.is_empty() {
+    if plan.is_plain() && governed.is_empty() {
         return claim_tenant(&mut conn, &p, &filter, plan.tenant(0), p.limit).await;
     }
     drop(conn);
     let mut tx = s.tx().await?;
-    let queues: Vec<String> = limited.iter().map(|(q, _)| q.clone()).collect();
-    lock_claims(&mut tx, &bounded, &queues).await?;
+    lock_claims(&mut tx, &bounded, &governed).await?;
     // Counted again under the locks. A bounded tenant that had no waiting
     // work a moment ago is left to the next claim: its lock was not taken.
     let locked: HashSet<&str> = bounded.iter().map(String::as_str).collect();
     let loads = loads(&mut tx, &p).await?;
     let loads = loads.into_iter().filter(|l| l.max_running.is_none() || locked.contains(l.tenant.as_str()));
     let (mut claimed, mut loads) = fair(&mut tx, &p, loads.collect(), p.limit, &filter).await?;
-    if !limited.is_empty() {
+    if !governed.is_empty() {
+        // The queues' controls and what they run, read under their locks:
+        // the claimer before us has committed what it took and spent.
+        let rows: Vec<QueueRow> = sqlx::query_as(&format!(
+            "SELECT {QUEUE_COLUMNS} FROM queues WHERE name = ANY($1::text[]) ORDER BY name"
+        ))
+        .bind(&governed)
+        .fetch_all(&mut *tx)
+        .await?;
         let running: Vec<(String, i64)> =
-            sqlx::query_as(&QUEUE_RUNNING).bind(&queues).fetch_all(&mut *tx).await?;
+            sqlx::query_as(&QUEUE_RUNNING).bind(&governed).fetch_all(&mut *tx).await?;
         let mut slots = p.limited_slots.min(p.limit.saturating_sub(claimed.len() as u32));
-        for (queue, room) in rules::queue_rooms(&limited, &running.into_iter().collect()) {
-            let take = u32::try_from(room).unwrap_or(u32::MAX).min(slots);
+        for room in rules::queue_rooms(&rows, &running.into_iter().collect(), p.now)? {
+            let take = u32::try_from(room.room).unwrap_or(u32::MAX).min(slots);
             if take == 0 {
                 break;
             }
             let got;
-            (got, loads) = fair(&mut tx, &p, loads, take, &QueueFilter::one(&queue)).await?;
+            (got, loads) = fair(&mut tx, &p, loads, take, &QueueFilter::One(room.queue.clone())).await?;
+            if let Some((_, bucket)) = room.bucket
+                && !got.is_empty()
+            {
+                let left = bucket.spend(got.len() as u64);
+                sqlx::query("UPDATE queues SET tokens = $1, refilled_at = $2 WHERE name = $3")
+                    .bind(left.tokens)
+                    .bind(left.refilled_at)
+                    .bind(&room.queue)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             slots -= got.len() as u32;
             claimed.extend(got);
         }
@@ -192,17 +214,21 @@ async fn claim_tenant(
     tenant: &str,
     limit: u32,
 ) -> StoreResult<Vec<JobRecord>> {
-    let statement = if filter.only.is_some() { &CLAIM_ONLY } else { &CLAIM };
+    let statement = match filter {
+        QueueFilter::Free(None) => &CLAIM,
+        QueueFilter::Free(Some(_)) => &CLAIM_ONLY,
+        QueueFilter::One(_) => &CLAIM_ONE,
+    };
     let query = sqlx::query_as::<Postgres, JobRow>(statement)
         .bind(p.now)
         .bind(&p.owner)
         .bind(p.lease_expires_at)
         .bind(i64::from(limit))
-        .bind(&filter.exclude)
         .bind(tenant);
-    let query = match &filter.only {
-        Some(only) => query.bind(only),
-        None => query,
+    let query = match filter {
+        QueueFilter::Free(None) => query,
+        QueueFilter::Free(Some(only)) => query.bind(only),
+        QueueFilter::One(queue) => query.bind(queue),
     };
     let rows = query.fetch_all(conn).await?;
     let mut claimed = jobs(rows)?;

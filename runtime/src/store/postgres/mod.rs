@@ -48,6 +48,7 @@ mod list;
 mod modules;
 mod nodes;
 mod notices;
+mod queues;
 mod tenants;
 mod usage;
 

@@ -15,6 +15,8 @@ use crate::store::{Notice, StoreResult};
 const JOBS: &str = "wasmq_jobs";
 /// A running job was cancelled; the payload is its id.
 const CANCEL: &str = "wasmq_cancel";
+/// A queue's controls changed; the payload is its name.
+const QUEUES: &str = "wasmq_queues";
 
 /// Notices buffered for a queue that is slow to take them; past this the
 /// listener waits (the notices are hints: a late one costs a poll's delay).
@@ -22,7 +24,7 @@ const BUFFERED: usize = 1024;
 
 pub(super) async fn listen(s: &PgStore) -> StoreResult<mpsc::Receiver<Notice>> {
     let mut listener = PgListener::connect_with(&s.pool).await?;
-    listener.listen_all([JOBS, CANCEL]).await?;
+    listener.listen_all([JOBS, CANCEL, QUEUES]).await?;
     let (tx, rx) = mpsc::channel(BUFFERED);
     tokio::spawn(async move {
         loop {
@@ -54,6 +56,7 @@ fn notice(n: &PgNotification) -> Option<Notice> {
     match n.channel() {
         JOBS => Some(Notice::JobsRunnable),
         CANCEL => Some(Notice::Cancelled(n.payload().to_string())),
+        QUEUES => Some(Notice::QueuesChanged),
         _ => None,
     }
 }

@@ -27,11 +27,14 @@ pub struct JobClaim {
     pub limit: u32,
     /// The queues this node consumes (`None`: every queue).
     pub queues: Option<Vec<String>>,
-    /// Concurrency limits of queues across the whole cluster: a job of a
-    /// listed queue is claimed only while fewer of that queue's jobs are
-    /// `running` in the store (held by any node) than its limit.
-    pub queue_limits: Vec<(String, u64)>,
-    /// Most jobs of limited queues this claim may take: the node's idle
+    /// The queues this node knows to be governed (paused, or limited in
+    /// concurrency or rate: `Store::queue_update`). Their jobs are claimed
+    /// only as their controls, read under the queue's claim lock, allow;
+    /// every other claim statement leaves out whatever queue the store holds
+    /// governed, so a node that has not heard of a change yet starts none of
+    /// its jobs.
+    pub governed: Vec<String>,
+    /// Most jobs of governed queues this claim may take: the node's idle
     /// workers. A limited queue's job is never held ahead of a worker, where
     /// it would wait while another node could run it.
     pub limited_slots: u32,

@@ -10,6 +10,7 @@ mod leases;
 mod list;
 mod modules;
 mod nodes;
+mod queues;
 
 pub use aliases::*;
 pub use batches::*;
@@ -20,3 +21,4 @@ pub use leases::*;
 pub use list::*;
 pub use modules::*;
 pub use nodes::*;
+pub use queues::*;

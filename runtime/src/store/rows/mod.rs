@@ -8,11 +8,13 @@
 
 mod json;
 mod nodes;
+mod queues;
 mod tenants;
 mod usage;
 
 pub(super) use json::*;
 pub(super) use nodes::*;
+pub(super) use queues::*;
 pub(super) use tenants::*;
 pub(super) use usage::*;
 

@@ -132,6 +132,12 @@ pub(in crate::store) const LEASE_LOST: &str =
 /// then earliest due, then oldest id. `rules::claim_order` is the same order.
 pub(in crate::store) const CLAIM_ORDER: &str = "priority DESC, run_at, id";
 
+/// The queues the store holds governed (paused, or limited in concurrency or
+/// rate): the first phase of a claim leaves their jobs out, whatever the
+/// claiming node knows (see `rules::queues`).
+pub(in crate::store) const GOVERNED_QUEUES: &str =
+    "(SELECT name FROM queues WHERE paused OR concurrency IS NOT NULL OR rate_max IS NOT NULL)";
+
 #[cfg(test)]
 mod tests {
     use super::*;

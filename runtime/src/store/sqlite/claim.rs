@@ -2,14 +2,14 @@
 //! what they run (`LOADS`), then one `CLAIM` per tenant for the share the
 //! rules give it (`rules::FairClaim`), all in one `BEGIN IMMEDIATE`
 //! transaction so that two claimers never both count a tenant below its
-//! `max_running`, nor a limited queue below its limit (`rules::queues`).
+//! `max_running`, nor a governed queue past its limits (`rules::queues`).
 
 use sqlx::{Sqlite, SqliteConnection};
 use std::sync::LazyLock;
 
 use super::SqliteStore;
-use crate::store::rows::{JOB_COLUMNS, JobRow, jobs};
-use crate::store::rules::{self, FairClaim, QueueFilter, RUNNABLE, RUNNING, TenantLoad};
+use crate::store::rows::{JOB_COLUMNS, JobRow, QUEUE_COLUMNS, QueueRow, jobs};
+use crate::store::rules::{self, FairClaim, GOVERNED_QUEUES, QueueFilter, RUNNABLE, RUNNING, TenantLoad};
 use crate::store::{JobClaim, JobRecord, StoreResult};
 
 /// The tenants with waiting jobs, each with its weight, its `max_running`
@@ -36,22 +36,30 @@ pub(super) static LOADS: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// One tenant's share of a claim: the hot path, so rendered once. `?5` the
-/// queues to leave out, `?7` the only queues to read or NULL (JSON arrays).
+/// tenant, `?6` the only queues to read or NULL (a JSON array); governed
+/// queues are left out.
 pub(super) static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    claim_sql(&format!(
+        "AND queue NOT IN {GOVERNED_QUEUES} AND (?6 IS NULL OR queue IN (SELECT value FROM json_each(?6)))"
+    ))
+});
+
+/// The claim of one governed queue `?6`, as much as its controls allow.
+static CLAIM_ONE: LazyLock<String> = LazyLock::new(|| claim_sql("AND queue = ?6"));
+
+fn claim_sql(queues: &str) -> String {
     format!(
         "UPDATE jobs SET status = {RUNNING}, attempt = attempt + 1, lease_token = lease_token + 1,
         started_at = ?1, lease_owner = ?2, lease_expires_at = ?3, progress_percent = NULL,
         progress_message = NULL, fuel_used = NULL
      WHERE id IN (
         SELECT id FROM jobs
-        WHERE tenant = ?6 AND status IN {RUNNABLE} AND run_at <= ?1 AND attempt < max_attempts
-          AND queue NOT IN (SELECT value FROM json_each(?5))
-          AND (?7 IS NULL OR queue IN (SELECT value FROM json_each(?7)))
+        WHERE tenant = ?5 AND status IN {RUNNABLE} AND run_at <= ?1 AND attempt < max_attempts {queues}
         ORDER BY {CLAIM_ORDER} LIMIT ?4)
      RETURNING {JOB_COLUMNS}",
         CLAIM_ORDER = rules::CLAIM_ORDER
     )
-});
+}
 
 /// The jobs of each of `?1`'s queues (a JSON array) running now.
 static QUEUE_RUNNING: LazyLock<String> = LazyLock::new(|| {
@@ -65,9 +73,9 @@ pub(super) async fn claim(s: &SqliteStore, p: JobClaim) -> StoreResult<Vec<JobRe
     if p.limit == 0 {
         return Ok(Vec::new());
     }
-    let (limited, filter) = rules::claim_queues(&p);
+    let (governed, filter) = rules::claim_queues(&p);
     let filter = Filter::of(&filter);
-    // The common install: one tenant, no bound, no limited queue. Its claim
+    // The common install: one tenant, no bound, no governed queue. Its claim
     // is one statement on its own (nothing to keep consistent with the loads
     // read before).
     let mut conn = s.writer.acquire().await?;
@@ -75,26 +83,43 @@ pub(super) async fn claim(s: &SqliteStore, p: JobClaim) -> StoreResult<Vec<JobRe
     if plan.round().is_empty() {
         return Ok(Vec::new());
     }
-    if plan.is_plain() && limited.is_empty() {
+    if plan.is_plain() && governed.is_empty() {
         return claim_tenant(&mut conn, &p, &filter, plan.tenant(0), p.limit).await;
     }
     drop(conn);
     let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
     let loads = loads(&mut tx, &p).await?;
     let (mut claimed, mut loads) = fair(&mut tx, &p, loads, p.limit, &filter).await?;
-    if !limited.is_empty() {
-        let queues: Vec<&str> = limited.iter().map(|(q, _)| q.as_str()).collect();
-        let queues = serde_json::to_string(&queues).expect("strings serialize");
+    if !governed.is_empty() {
+        let names = serde_json::to_string(&governed).expect("strings serialize");
+        let rows: Vec<QueueRow> = sqlx::query_as(&format!(
+            "SELECT {QUEUE_COLUMNS} FROM queues WHERE name IN (SELECT value FROM json_each(?1)) ORDER BY name"
+        ))
+        .bind(&names)
+        .fetch_all(&mut *tx)
+        .await?;
         let running: Vec<(String, i64)> =
-            sqlx::query_as(&QUEUE_RUNNING).bind(queues).fetch_all(&mut *tx).await?;
+            sqlx::query_as(&QUEUE_RUNNING).bind(&names).fetch_all(&mut *tx).await?;
         let mut slots = p.limited_slots.min(p.limit.saturating_sub(claimed.len() as u32));
-        for (queue, room) in rules::queue_rooms(&limited, &running.into_iter().collect()) {
-            let take = u32::try_from(room).unwrap_or(u32::MAX).min(slots);
+        for room in rules::queue_rooms(&rows, &running.into_iter().collect(), p.now)? {
+            let take = u32::try_from(room.room).unwrap_or(u32::MAX).min(slots);
             if take == 0 {
                 break;
             }
+            let one = Filter::of(&QueueFilter::One(room.queue.clone()));
             let got;
-            (got, loads) = fair(&mut tx, &p, loads, take, &Filter::of(&QueueFilter::one(&queue))).await?;
+            (got, loads) = fair(&mut tx, &p, loads, take, &one).await?;
+            if let Some((_, bucket)) = room.bucket
+                && !got.is_empty()
+            {
+                let left = bucket.spend(got.len() as u64);
+                sqlx::query("UPDATE queues SET tokens = ?1, refilled_at = ?2 WHERE name = ?3")
+                    .bind(left.tokens)
+                    .bind(left.refilled_at)
+                    .bind(&room.queue)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             slots -= got.len() as u32;
             claimed.extend(got);
         }
@@ -103,16 +128,21 @@ pub(super) async fn claim(s: &SqliteStore, p: JobClaim) -> StoreResult<Vec<JobRe
     Ok(claimed)
 }
 
-/// A [`QueueFilter`] as the statement binds it: JSON arrays.
+/// A [`QueueFilter`] as a statement binds it: which statement, and its `?6`.
 struct Filter {
-    exclude: String,
-    only: Option<String>,
+    one: bool,
+    queues: Option<String>,
 }
 
 impl Filter {
     fn of(f: &QueueFilter) -> Self {
-        let json = |v: &Vec<String>| serde_json::to_string(v).expect("strings serialize");
-        Self { exclude: json(&f.exclude), only: f.only.as_ref().map(json) }
+        match f {
+            QueueFilter::Free(only) => Self {
+                one: false,
+                queues: only.as_ref().map(|v| serde_json::to_string(v).expect("strings serialize")),
+            },
+            QueueFilter::One(queue) => Self { one: true, queues: Some(queue.clone()) },
+        }
     }
 }
 
@@ -158,14 +188,14 @@ async fn claim_tenant(
     tenant: &str,
     limit: u32,
 ) -> StoreResult<Vec<JobRecord>> {
-    let rows = sqlx::query_as::<Sqlite, JobRow>(&CLAIM)
+    let statement = if filter.one { &CLAIM_ONE } else { &CLAIM };
+    let rows = sqlx::query_as::<Sqlite, JobRow>(statement)
         .bind(p.now)
         .bind(&p.owner)
         .bind(p.lease_expires_at)
         .bind(limit)
-        .bind(&filter.exclude)
         .bind(tenant)
-        .bind(&filter.only)
+        .bind(&filter.queues)
         .fetch_all(conn)
         .await?;
     let mut claimed = jobs(rows)?;

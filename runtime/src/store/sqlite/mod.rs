@@ -24,6 +24,7 @@ mod leases;
 mod list;
 mod modules;
 mod nodes;
+mod queues;
 mod tenants;
 mod usage;
 

@@ -45,14 +45,15 @@ pub fn need(operation_id: &str) -> Need {
     match operation_id {
         "getHealth" | "getReady" | "getOpenApi" => Need::Public,
         "listModules" | "getModule" | "listAliases" | "getAlias" | "listJobs" | "getJob" | "waitJob"
-        | "streamJobEvents" | "getBatch" | "getStatus" | "getUsage" | "listAliasSecrets" => Need::Read,
+        | "streamJobEvents" | "getBatch" | "getStatus" | "getUsage" | "listAliasSecrets" | "listQueues" => {
+            Need::Read
+        }
         "createJob" | "dispatchJob" | "createBatch" | "cancelJob" | "retryJob" => Need::Dispatch,
         "uploadModule" | "deleteModule" | "setAlias" | "deleteAlias" | "rollbackAlias" | "setAliasSecret"
         | "deleteAliasSecret" | "getKv" | "setKv" | "deleteKv" | "listKvKeys" => Need::Admin,
         "listTenants" | "createTenant" | "getTenant" | "updateTenant" | "deleteTenant" | "createToken"
-        | "listTokens" | "revokeToken" | "createKey" | "listKeys" | "revokeKey" | "listNodes" => {
-            Need::Operator
-        }
+        | "listTokens" | "revokeToken" | "createKey" | "listKeys" | "revokeKey" | "listNodes"
+        | "pauseQueue" | "resumeQueue" | "setQueueLimits" => Need::Operator,
         other => panic!(
             "the document has a new operation `{other}`: teach tests/all/server/isolation/doc.rs::need \
              which scope it needs (and Records::path_value its path parameters)"
@@ -128,6 +129,8 @@ impl Records {
             ("aliases", "key") => "api_key",
             ("kv", "store") => "a-private-store",
             ("kv", "key") => "a-private-key",
+            // Queues are the cluster's (the operator's), not a tenant's.
+            ("queues", "name") => "a-private-queue",
             _ => panic!(
                 "{path} has a path parameter `{param}` this test cannot fill: teach \
                  tests/all/server/isolation/doc.rs::Records::path_value which record it names"
