@@ -306,6 +306,73 @@ async fn a_dead_job_exits_3_with_its_error() {
     assert!(stderr(&out).contains("failed on purpose"), "{}", stderr(&out));
 }
 
+/// `jobs retry|delete` with a filter, `batch delete`, and the `queue`
+/// commands, as a user types them.
+#[tokio::test]
+async fn bulk_job_commands_and_queue_controls() {
+    let app = spawn_app(Options::default()).await;
+    push(&app, "fail", "fail").await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let out =
+            wasmq(&app, &["dispatch", "fail", r#"{"mode":"error"}"#, "--max-attempts", "1", "--wait"]).await;
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        ids.push(job_line(&stderr(&out)));
+    }
+    let out = wasmq(&app, &["jobs", "retry"]).await;
+    assert!(!out.status.success(), "an id or a filter is required: {}", stdout(&out));
+    let out = wasmq(&app, &["jobs", "retry", &ids[0], "--status", "dead"]).await;
+    assert!(!out.status.success(), "an id and a filter at once: {}", stdout(&out));
+    let out = wasmq(&app, &["jobs", "delete", "--all"]).await;
+    assert_eq!(ok(&out), "delete jobs: 3\n", "dead jobs are ended: all three go");
+    for _ in 0..2 {
+        let out =
+            wasmq(&app, &["dispatch", "fail", r#"{"mode":"error"}"#, "--max-attempts", "1", "--wait"]).await;
+        assert_eq!(out.status.code(), Some(3));
+    }
+    assert_eq!(
+        ok(&wasmq(&app, &["jobs", "retry", "--status", "dead", "--alias", "fail"]).await),
+        "retry jobs: 2\n"
+    );
+    let v = ok_json(
+        &wasmq(&app, &["jobs", "cancel", "--status", "queued", "--status", "failed", "--json"]).await,
+    );
+    assert_eq!(v["action"], "cancel");
+
+    let paused = ok(&wasmq(&app, &["queue", "pause", "mail"]).await);
+    assert_eq!((field(&paused, "queue"), field(&paused, "paused")), ("mail".into(), "true".into()));
+    let limited = ok(&wasmq(&app, &["queue", "limit", "mail", "--concurrency", "2", "--rate", "10/s"]).await);
+    assert_eq!(field(&limited, "limits"), "concurrency 2, rate 10/1s (burst 1)");
+    let list = ok(&wasmq(&app, &["queue", "list"]).await);
+    assert_eq!(row(&list, "mail")[1], "yes", "{list}");
+    let out = wasmq(&app, &["queue", "limit", "mail", "--rate", "10"]).await;
+    assert!(!out.status.success() && stderr(&out).contains("MAX/WINDOW"), "{}", stderr(&out));
+    let resumed = ok(&wasmq(&app, &["queue", "resume", "mail"]).await);
+    assert_eq!(field(&resumed, "paused"), "false");
+    let cleared = ok(&wasmq(&app, &["queue", "limit", "mail"]).await);
+    assert_eq!(field(&cleared, "limits"), "none");
+
+    let batch = ok(&wasmq_with(
+        &app.url,
+        &["batch", "-"],
+        &[],
+        Some("{\"alias\":\"fail\",\"payload\":{\"mode\":\"ok\"}}\n"),
+    )
+    .await);
+    let batch_id = field(&batch, "id");
+    for _ in 0..100 {
+        let out = wasmq(&app, &["batch", "delete", &batch_id]).await;
+        if out.status.success() {
+            assert_eq!(stdout(&out), format!("deleted batch {batch_id} with 1 jobs\n"));
+            return;
+        }
+        // Its job has not ended yet.
+        assert!(stderr(&out).contains("not ended"), "{}", stderr(&out));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the batch's job never ended");
+}
+
 #[tokio::test]
 async fn an_invalid_payload_is_refused_locally() {
     let app = spawn_app(Options::default()).await;

@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    AppState, aliases, batches, events, jobs, kv, modules, nodes, queues, secrets, status, tenant_keys,
+    AppState, aliases, batches, bulk, events, jobs, kv, modules, nodes, queues, secrets, status, tenant_keys,
     tenants, usage,
 };
 
@@ -52,14 +52,17 @@ pub(super) fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(aliases::set, aliases::show, aliases::delete))
         .routes(routes!(aliases::rollback))
         .routes(routes!(jobs::create, jobs::list))
-        .routes(routes!(jobs::show))
+        .routes(routes!(jobs::show, bulk::delete_job))
+        .routes(routes!(bulk::retry))
+        .routes(routes!(bulk::cancel))
+        .routes(routes!(bulk::delete))
         .routes(routes!(jobs::wait))
         .routes(routes!(events::events))
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::retry))
         .routes(routes!(jobs::dispatch))
         .routes(routes!(batches::create))
-        .routes(routes!(batches::show))
+        .routes(routes!(batches::show, bulk::delete_batch))
         .routes(routes!(status::status))
         .routes(routes!(nodes::list))
         .routes(routes!(queues::list))

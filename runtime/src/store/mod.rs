@@ -233,6 +233,18 @@ pub trait Store: Send + Sync + 'static {
     /// Queues a failed, dead or cancelled job again with a fresh attempt budget
     /// (its fencing token keeps counting: the next claim still gets a new one).
     async fn job_retry(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord>;
+    /// One step of a bulk action: up to `p.limit` of the tenant's jobs the
+    /// filter matches, after `p.after` in id order, retried, cancelled or
+    /// deleted (each only if the action still applies to it when written);
+    /// the ids changed, and where the next step starts. A bulk action is
+    /// these steps in a loop, each a short transaction of its own.
+    async fn job_bulk(&self, p: JobBulk) -> StoreResult<BulkStep>;
+    /// Deletes an ended job whose callback is settled; `Conflict` naming
+    /// its status otherwise.
+    async fn job_delete(&self, tenant: &TenantId, id: &str) -> StoreResult<()>;
+    /// Deletes a finished batch (every job ended, every callback settled)
+    /// with its jobs; how many jobs went. `Conflict` while any has not.
+    async fn batch_delete(&self, tenant: &TenantId, id: &str) -> StoreResult<u64>;
     /// Ends the claims of running jobs whose lease lapsed before `now` (their
     /// worker died or stalled): a job with attempts left goes back to `queued`,
     /// one on its last attempt becomes `dead`; both record the error
@@ -487,6 +499,15 @@ macro_rules! impl_store {
             }
             async fn job_retry(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
                 jobs::retry(self, tenant, id, now).await
+            }
+            async fn job_bulk(&self, p: JobBulk) -> StoreResult<BulkStep> {
+                bulk::step(self, p).await
+            }
+            async fn job_delete(&self, tenant: &TenantId, id: &str) -> StoreResult<()> {
+                bulk::delete_job(self, tenant, id).await
+            }
+            async fn batch_delete(&self, tenant: &TenantId, id: &str) -> StoreResult<u64> {
+                bulk::delete_batch(self, tenant, id).await
             }
             async fn job_rescue_expired(&self, now: i64) -> StoreResult<Rescued> {
                 leases::rescue_expired(self, now).await

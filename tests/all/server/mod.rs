@@ -4,6 +4,7 @@
 
 mod api;
 mod attempts;
+mod bulk;
 mod callback_secrets;
 mod callbacks;
 mod capabilities;

@@ -8,6 +8,7 @@
 
 mod aliases;
 mod backends;
+mod bulk;
 mod callbacks;
 mod concurrency;
 mod fairness;
@@ -114,6 +115,9 @@ cases! {
     spends_a_queue_rate_from_one_bucket => queues::rate_is_one_bucket_for_every_claimer,
     holds_a_queue_to_the_smaller_of_its_limits => queues::concurrency_and_rate_together,
     lists_queue_controls_and_depths => queues::queue_controls_and_depths,
+    retries_cancels_and_deletes_what_a_filter_matches => bulk::bulk_actions_take_what_their_filter_matches,
+    bounds_bulk_actions_by_creation_time => bulk::bulk_filters_by_creation_time,
+    deletes_ended_jobs_and_finished_batches => bulk::deletes_ended_jobs_and_finished_batches,
 }
 
 url_cases! {

@@ -51,6 +51,11 @@ pub enum BatchCommand {
         /// The batch's id (`wasmq batch` prints it).
         id: String,
     },
+    /// Delete a finished batch with its jobs.
+    Delete {
+        /// The batch's id.
+        id: String,
+    },
 }
 
 /// `POST /v1/batches` as the client sends it: `BatchRequest`'s fields, with
@@ -64,8 +69,19 @@ struct Body<'a> {
 }
 
 pub(super) async fn run(client: &Client, args: BatchArgs) -> Outcome {
-    if let Some(BatchCommand::Show { id }) = &args.command {
-        return show(client, id).await;
+    match &args.command {
+        Some(BatchCommand::Show { id }) => return show(client, id).await,
+        Some(BatchCommand::Delete { id }) => {
+            let reply = client.delete(&format!("/v1/batches/{}", super::http::segment(id))).await?;
+            if client.json {
+                reply.print_raw();
+            } else {
+                let done: super::model::BatchDeleted = reply.parse()?;
+                println!("deleted batch {} with {} jobs", done.id, done.jobs);
+            }
+            return Ok(());
+        }
+        None => {}
     }
     let Some(file) = &args.file else {
         return Err(Failure::other("give the JSON Lines file of jobs (or `-` for stdin)"));

@@ -1,5 +1,5 @@
-//! `wasmq jobs`: list, show, read the logs of, follow, wait for, cancel and
-//! retry jobs.
+//! `wasmq jobs`: list, show, read the logs of, follow, wait for, cancel,
+//! retry and delete jobs, one or every one a filter matches.
 
 use clap::{Args, Subcommand, ValueEnum};
 use std::time::Duration;
@@ -95,16 +95,100 @@ pub enum JobsCommand {
         #[arg(long, value_name = "DURATION", value_parser = units::millis)]
         timeout: Option<u64>,
     },
-    /// Cancel a job that has not ended (a running one is interrupted).
+    /// Cancel a job that has not ended (a running one is interrupted), or
+    /// every job a filter matches (`--status queued --alias x`, `--all`).
     Cancel {
-        /// The job's id.
-        id: String,
+        /// The job's id (or a filter instead).
+        #[arg(required_unless_present = "bulk", conflicts_with = "bulk")]
+        id: Option<String>,
+        /// Every job the filter matches.
+        #[command(flatten)]
+        filter: FilterFlags,
     },
-    /// Queue a failed, dead or cancelled job again with a fresh attempt budget.
+    /// Queue a failed, dead or cancelled job again with a fresh attempt
+    /// budget, or every one a filter matches (`--status dead --alias x`).
     Retry {
-        /// The job's id.
-        id: String,
+        /// The job's id (or a filter instead).
+        #[arg(required_unless_present = "bulk", conflicts_with = "bulk")]
+        id: Option<String>,
+        /// Every job the filter matches.
+        #[command(flatten)]
+        filter: FilterFlags,
     },
+    /// Delete an ended job, or every ended job a filter matches (jobs not
+    /// ended, and callbacks still being delivered, are left).
+    Delete {
+        /// The job's id (or a filter instead).
+        #[arg(required_unless_present = "bulk", conflicts_with = "bulk")]
+        id: Option<String>,
+        /// Every job the filter matches.
+        #[command(flatten)]
+        filter: FilterFlags,
+    },
+}
+
+/// Which jobs a bulk `cancel`, `retry` or `delete` takes (conditions combine).
+#[derive(Debug, Args)]
+#[group(id = "bulk", multiple = true)]
+pub struct FilterFlags {
+    /// Only jobs with this status (repeatable).
+    #[arg(long, value_parser = JobStatus::ALL.map(JobStatus::as_str))]
+    status: Vec<String>,
+    /// Only jobs of this alias.
+    #[arg(long)]
+    alias: Option<String>,
+    /// Only jobs in this queue.
+    #[arg(long)]
+    queue: Option<String>,
+    /// Only jobs with this context tag.
+    #[arg(long)]
+    context: Option<String>,
+    /// Only jobs created at or after this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    created_after: Option<String>,
+    /// Only jobs created before this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    created_before: Option<String>,
+    /// Every job the action applies to (no other condition).
+    #[arg(long)]
+    all: bool,
+}
+
+impl FilterFlags {
+    fn body(self) -> Outcome<serde_json::Value> {
+        let mut body = serde_json::Map::new();
+        if !self.status.is_empty() {
+            body.insert("status".into(), self.status.into());
+        }
+        for (key, value) in [
+            ("alias", self.alias),
+            ("queue", self.queue),
+            ("context", self.context),
+            ("created_after", self.created_after),
+            ("created_before", self.created_before),
+        ] {
+            if let Some(v) = value {
+                body.insert(key.into(), v.into());
+            }
+        }
+        if body.is_empty() && !self.all {
+            return Err(super::http::Failure::other("give a filter (--status, --alias, ...) or --all"));
+        }
+        Ok(body.into())
+    }
+}
+
+/// A bulk action over `filter` (`POST /v1/jobs/{action}`): prints how many
+/// jobs it took.
+async fn bulk(client: &Client, action: &str, filter: FilterFlags) -> Outcome {
+    let reply = client.post(&format!("/v1/jobs/{action}"), Some(&filter.body()?)).await?;
+    if client.json {
+        reply.print_raw();
+        return Ok(());
+    }
+    let done: super::model::BulkDone = reply.parse()?;
+    println!("{} jobs: {}", done.action, done.affected);
+    Ok(())
 }
 
 pub(super) async fn run(client: &Client, args: JobsArgs) -> Outcome {
@@ -170,14 +254,23 @@ pub(super) async fn run(client: &Client, args: JobsArgs) -> Outcome {
             let (reply, job) = dispatch::wait(client, &id, timeout.map(Duration::from_millis)).await?;
             return dispatch::report_end(client, &reply, &job);
         }
-        JobsCommand::Cancel { id } => {
+        JobsCommand::Cancel { id: Some(id), .. } => {
             let reply = client.post::<()>(&path(&id, "/cancel"), None).await?;
             brief(client, &reply)?;
         }
-        JobsCommand::Retry { id } => {
+        JobsCommand::Retry { id: Some(id), .. } => {
             let reply = client.post::<()>(&path(&id, "/retry"), None).await?;
             brief(client, &reply)?;
         }
+        JobsCommand::Delete { id: Some(id), .. } => {
+            client.delete(&path(&id, "")).await?;
+            if !client.json {
+                println!("deleted job {id}");
+            }
+        }
+        JobsCommand::Cancel { id: None, filter } => bulk(client, "cancel", filter).await?,
+        JobsCommand::Retry { id: None, filter } => bulk(client, "retry", filter).await?,
+        JobsCommand::Delete { id: None, filter } => bulk(client, "delete", filter).await?,
     }
     Ok(())
 }

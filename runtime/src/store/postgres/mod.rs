@@ -38,6 +38,7 @@ use std::time::Duration;
 
 mod aliases;
 mod batches;
+mod bulk;
 mod callbacks;
 mod claim;
 mod jobs;

@@ -3,6 +3,7 @@
 
 mod aliases;
 mod batches;
+mod bulk;
 mod callbacks;
 mod jobs;
 mod kv;
@@ -14,6 +15,7 @@ mod queues;
 
 pub use aliases::*;
 pub use batches::*;
+pub use bulk::*;
 pub use callbacks::*;
 pub use jobs::*;
 pub use kv::*;

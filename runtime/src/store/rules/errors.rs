@@ -79,6 +79,35 @@ pub(in crate::store) fn retry_refused(id: &str, status: JobStatus) -> StoreError
     StoreError::Conflict(format!("job {id} is {}; only {allowed} jobs can be retried", status.as_str()))
 }
 
+/// A deletion found the job not ended, or its callback still due.
+pub(in crate::store) fn delete_refused(id: &str, status: JobStatus) -> StoreError {
+    if status.is_terminal() {
+        StoreError::Conflict(format!(
+            "job {id} is {} but its callback is still being delivered",
+            status.as_str()
+        ))
+    } else {
+        StoreError::Conflict(format!(
+            "job {id} is {}: only an ended job can be deleted (cancel it first)",
+            status.as_str()
+        ))
+    }
+}
+
+/// A batch deletion found `unsettled` jobs of the batch not ended (or with
+/// callbacks still due), or the batch's own callback still due.
+pub(in crate::store) fn batch_busy(id: &str, unsettled: i64, callback_settled: bool) -> StoreError {
+    if unsettled > 0 {
+        StoreError::Conflict(format!(
+            "batch {id} has {unsettled} jobs not ended or with callbacks still being delivered: only a finished \
+             batch can be deleted"
+        ))
+    } else {
+        debug_assert!(!callback_settled);
+        StoreError::Conflict(format!("batch {id}'s callback is still being delivered"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

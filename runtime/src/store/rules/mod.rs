@@ -8,6 +8,7 @@
 //! the statements and hands what it read to these functions; it decides no
 //! outcome and words no error itself.
 
+mod bulk;
 mod errors;
 mod fair;
 mod kv;
@@ -15,6 +16,7 @@ mod queues;
 mod sql;
 mod usage;
 
+pub(super) use bulk::{bulk_select, bulk_takes};
 pub(super) use errors::*;
 pub(super) use fair::{FairClaim, TenantLoad};
 pub(super) use kv::*;

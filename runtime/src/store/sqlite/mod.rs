@@ -15,6 +15,7 @@ use std::time::Duration;
 
 mod aliases;
 mod batches;
+mod bulk;
 mod callbacks;
 mod claim;
 mod jobs;

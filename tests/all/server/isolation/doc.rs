@@ -48,9 +48,11 @@ pub fn need(operation_id: &str) -> Need {
         | "streamJobEvents" | "getBatch" | "getStatus" | "getUsage" | "listAliasSecrets" | "listQueues" => {
             Need::Read
         }
-        "createJob" | "dispatchJob" | "createBatch" | "cancelJob" | "retryJob" => Need::Dispatch,
+        "createJob" | "dispatchJob" | "createBatch" | "cancelJob" | "retryJob" | "cancelJobs"
+        | "retryJobs" => Need::Dispatch,
         "uploadModule" | "deleteModule" | "setAlias" | "deleteAlias" | "rollbackAlias" | "setAliasSecret"
-        | "deleteAliasSecret" | "getKv" | "setKv" | "deleteKv" | "listKvKeys" => Need::Admin,
+        | "deleteAliasSecret" | "getKv" | "setKv" | "deleteKv" | "listKvKeys" | "deleteJob"
+        | "deleteJobs" | "deleteBatch" => Need::Admin,
         "listTenants" | "createTenant" | "getTenant" | "updateTenant" | "deleteTenant" | "createToken"
         | "listTokens" | "revokeToken" | "createKey" | "listKeys" | "revokeKey" | "listNodes"
         | "pauseQueue" | "resumeQueue" | "setQueueLimits" => Need::Operator,

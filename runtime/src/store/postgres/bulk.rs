@@ -1,0 +1,161 @@
+//! Many jobs at once (see `Store::job_bulk`), and deleting ended jobs and
+//! finished batches. Each step is one short transaction; its rows are taken
+//! `FOR UPDATE SKIP LOCKED`, so a step never waits on a claim or completion
+//! in flight (a job skipped so is left to the next bulk action, as one that
+//! changed state in between is).
+
+use super::PgStore;
+use super::batches::schedule_done_batches;
+use super::jobs::get;
+use crate::domain::{JobStatus, TenantId};
+use crate::store::rules::{
+    self, CALLBACK_ON_END, CALLBACK_PENDING, CALLBACK_SETTLED, CANCELLED, QUEUED, TERMINAL, bulk_select,
+    bulk_takes,
+};
+use crate::store::{BulkAction, BulkStep, JobBulk, StoreResult};
+
+/// A bulk step's parameter `n` with the type PostgreSQL needs where it may
+/// be NULL.
+fn param(n: u8) -> String {
+    match n {
+        2..=4 | 7 => format!("${n}::text"),
+        5 | 6 => format!("${n}::bigint"),
+        _ => format!("${n}"),
+    }
+}
+
+pub(super) async fn step(s: &PgStore, p: JobBulk) -> StoreResult<BulkStep> {
+    if p.action.statuses(&p.filter.statuses).is_empty() {
+        return Ok(BulkStep::default());
+    }
+    let f = &p.filter;
+    let mut tx = s.tx().await?;
+    let ids: Vec<String> = sqlx::query_scalar(&bulk_select(&p, param))
+        .bind(f.tenant.as_str())
+        .bind(&f.alias)
+        .bind(&f.queue)
+        .bind(&f.context)
+        .bind(f.created_after)
+        .bind(f.created_before)
+        .bind(&p.after)
+        .bind(i64::from(p.limit))
+        .fetch_all(&mut *tx)
+        .await?;
+    let next = (ids.len() == p.limit as usize).then(|| ids.last().cloned()).flatten();
+    if ids.is_empty() {
+        return Ok(BulkStep { done: Vec::new(), next });
+    }
+    let takes = bulk_takes(&p);
+    // The rows no claim, completion or other step holds now, locked for
+    // this step.
+    let free = format!("SELECT id FROM jobs WHERE id = ANY($2::text[]) AND {takes} FOR UPDATE SKIP LOCKED");
+    let mut done: Vec<String> = match p.action {
+        BulkAction::Retry => {
+            sqlx::query_scalar(&format!(
+                "UPDATE jobs SET status = {QUEUED}, attempt = 0, run_at = $1, finished_at = NULL, started_at = NULL,
+                    result = NULL, error_kind = NULL, error_message = NULL, progress_percent = NULL,
+                    progress_message = NULL,
+                    callback_state = CASE WHEN callback IS NOT NULL THEN {CALLBACK_PENDING} ELSE NULL END,
+                    callback_attempts = 0, callback_last_error = NULL, callback_next_at = NULL
+                 WHERE id IN ({free})
+                 RETURNING id"
+            ))
+            .bind(p.now)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+        }
+        BulkAction::Cancel => {
+            let rows: Vec<(String, Option<String>)> = sqlx::query_as(&format!(
+                "UPDATE jobs SET status = {CANCELLED}, finished_at = $1, lease_owner = NULL, lease_expires_at = NULL,
+                    error_kind = $3, error_message = $4,
+                    {CALLBACK_ON_END} CASE WHEN callback IS NOT NULL THEN $1 ELSE NULL END
+                 WHERE id IN ({free})
+                 RETURNING id, batch_id"
+            ))
+            .bind(p.now)
+            .bind(&ids)
+            .bind(rules::CANCELLED_BY_REQUEST.0)
+            .bind(rules::CANCELLED_BY_REQUEST.1)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut batches: Vec<String> = rows.iter().filter_map(|(_, b)| b.clone()).collect();
+            batches.sort();
+            batches.dedup();
+            schedule_done_batches(&mut tx, &batches, p.now).await?;
+            let mut tally = rules::UsageTally::default();
+            for _ in &rows {
+                tally.outcome(&f.tenant, JobStatus::Cancelled, p.now);
+            }
+            super::usage::add(&mut tx, &tally).await?;
+            rows.into_iter().map(|(id, _)| id).collect()
+        }
+        BulkAction::Delete => {
+            let free = free.replace("$2", "$1");
+            sqlx::query_scalar(&format!("DELETE FROM jobs WHERE id IN ({free}) RETURNING id"))
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?
+        }
+    };
+    tx.commit().await?;
+    // RETURNING gives no order: the ids in the order the step took them.
+    done.sort();
+    Ok(BulkStep { done, next })
+}
+
+pub(super) async fn delete_job(s: &PgStore, tenant: &TenantId, id: &str) -> StoreResult<()> {
+    let deleted = sqlx::query(&format!(
+        "DELETE FROM jobs WHERE tenant = $1 AND id = $2 AND status IN {TERMINAL}
+           AND (callback_state IS NULL OR callback_state IN {CALLBACK_SETTLED})"
+    ))
+    .bind(tenant.as_str())
+    .bind(id)
+    .execute(&s.pool)
+    .await?
+    .rows_affected();
+    if deleted == 0 {
+        let job = get(s, tenant, id).await?;
+        return Err(rules::delete_refused(id, job.status));
+    }
+    Ok(())
+}
+
+pub(super) async fn delete_batch(s: &PgStore, tenant: &TenantId, id: &str) -> StoreResult<u64> {
+    let mut tx = s.tx().await?;
+    // The batch row locked first: a job of it that ends now schedules the
+    // batch's callback through this row, and waits for us.
+    let settled: Option<bool> = sqlx::query_scalar(&format!(
+        "SELECT callback_state IS NULL OR callback_state IN {CALLBACK_SETTLED} FROM batches
+         WHERE tenant = $1 AND id = $2 FOR UPDATE"
+    ))
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let settled = settled.ok_or_else(|| rules::batch_missing(id))?;
+    let unsettled: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM jobs WHERE batch_id = $1 AND (status NOT IN {TERMINAL}
+           OR (callback_state IS NOT NULL AND callback_state NOT IN {CALLBACK_SETTLED}))"
+    ))
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if unsettled > 0 || !settled {
+        return Err(rules::batch_busy(id, unsettled, settled));
+    }
+    let jobs = sqlx::query(&format!(
+        "DELETE FROM jobs WHERE batch_id = $1 AND status IN {TERMINAL}
+           AND (callback_state IS NULL OR callback_state IN {CALLBACK_SETTLED})"
+    ))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query("DELETE FROM batches WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM jobs WHERE batch_id = $1)")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(jobs)
+}
