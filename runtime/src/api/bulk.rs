@@ -29,9 +29,10 @@ pub const BULK_STEP: u32 = 500;
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobFilterRequest {
-    /// Only these statuses (of those the action applies to: retry `failed`,
-    /// `dead`, `cancelled`; cancel `queued`, `scheduled`, `running`,
-    /// `failed`; delete `succeeded`, `dead`, `cancelled`).
+    /// Only these statuses, of those the action applies to (retry: `failed`,
+    /// `dead`, `cancelled`; cancel: `queued`, `scheduled`, `running`,
+    /// `failed`; delete: `succeeded`, `dead`, `cancelled`); the others take
+    /// nothing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 7)]
     pub status: Vec<JobStatus>,
@@ -46,13 +47,13 @@ pub struct JobFilterRequest {
     /// Only this context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
-    /// Only jobs created at or after this time (RFC 3339).
+    /// Only jobs created at or after this time (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|\+00:00)$")]
     pub created_after: Option<String>,
-    /// Only jobs created before this time (RFC 3339).
+    /// Only jobs created before this time (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|\+00:00)$")]
     pub created_before: Option<String>,
 }
 
@@ -75,9 +76,9 @@ pub struct BatchDeleted {
 }
 
 impl JobFilterRequest {
-    /// The filter for `tenant`, checked for `action`: names as dispatches
-    /// check them, times as RFC 3339, and statuses the action applies to.
-    pub fn into_filter(self, tenant: &TenantId, action: BulkAction) -> ApiResult<JobFilter> {
+    /// The filter for `tenant`: names checked as dispatches check them,
+    /// times as RFC 3339.
+    pub fn into_filter(self, tenant: &TenantId) -> ApiResult<JobFilter> {
         let time = |field: &str, v: Option<String>| {
             v.map(|s| {
                 parse_rfc3339(&s).ok_or_else(|| {
@@ -94,16 +95,6 @@ impl JobFilterRequest {
         if let Some(queue) = &self.queue {
             QueueName::parse(queue.as_str()).map_err(|e| ApiError::invalid(e.to_string()))?;
         }
-        if let Some(bad) = self.status.iter().find(|s| !action.applies_to(**s)) {
-            let applies: Vec<&str> =
-                JobStatus::ALL.iter().filter(|s| action.applies_to(**s)).map(|s| s.as_str()).collect();
-            return Err(ApiError::invalid(format!(
-                "status: {} jobs cannot be {}; this action takes {}",
-                bad.as_str(),
-                done_word(action),
-                applies.join(", ")
-            )));
-        }
         Ok(JobFilter {
             tenant: tenant.clone(),
             statuses: self.status,
@@ -113,14 +104,6 @@ impl JobFilterRequest {
             created_after: time("created_after", self.created_after)?,
             created_before: time("created_before", self.created_before)?,
         })
-    }
-}
-
-fn done_word(action: BulkAction) -> &'static str {
-    match action {
-        BulkAction::Retry => "retried",
-        BulkAction::Cancel => "cancelled",
-        BulkAction::Delete => "deleted",
     }
 }
 
@@ -169,7 +152,7 @@ pub(super) async fn retry(
     tenant: Tenant<Dispatch>,
     ApiJson(req): ApiJson<JobFilterRequest>,
 ) -> ApiResult<Json<BulkDone>> {
-    let filter = req.into_filter(&tenant, BulkAction::Retry)?;
+    let filter = req.into_filter(&tenant)?;
     run(&state, filter, BulkAction::Retry).await
 }
 
@@ -184,7 +167,7 @@ pub(super) async fn cancel(
     tenant: Tenant<Dispatch>,
     ApiJson(req): ApiJson<JobFilterRequest>,
 ) -> ApiResult<Json<BulkDone>> {
-    let filter = req.into_filter(&tenant, BulkAction::Cancel)?;
+    let filter = req.into_filter(&tenant)?;
     run(&state, filter, BulkAction::Cancel).await
 }
 
@@ -199,7 +182,7 @@ pub(super) async fn delete(
     tenant: Tenant<Admin>,
     ApiJson(req): ApiJson<JobFilterRequest>,
 ) -> ApiResult<Json<BulkDone>> {
-    let filter = req.into_filter(&tenant, BulkAction::Delete)?;
+    let filter = req.into_filter(&tenant)?;
     run(&state, filter, BulkAction::Delete).await
 }
 

@@ -31,8 +31,9 @@ pub struct KeyRequest {
     #[schema(max_length = 100)]
     pub name: Option<String>,
     /// The secret, if the operator chooses it (32 to 1024 bytes, no control
-    /// characters); by default the server makes one (256 random bits, in hex).
-    #[schema(min_length = 32, max_length = 1024)]
+    /// characters; printable ASCII is what every client can send as it is);
+    /// by default the server makes one (256 random bits, in hex).
+    #[schema(min_length = 32, max_length = 1024, pattern = r"^[\x20-\x7E]+$")]
     pub secret: Option<String>,
 }
 
