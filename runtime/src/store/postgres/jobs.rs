@@ -23,6 +23,24 @@ pub(super) async fn insert(
     new: Vec<NewJob>,
     batch: Option<NewBatch>,
 ) -> StoreResult<Vec<Inserted>> {
+    // The common dispatch (no batch, no idempotency key, the `default`
+    // tenant, which is never deleted) is one statement, atomic on its own:
+    // no BEGIN and COMMIT round trips, which were most of an idle dispatch's
+    // insert after the commit's own flush.
+    if batch.is_none()
+        && rules::tenants_to_hold(&new).is_empty()
+        && new.iter().all(|job| job.idempotency_key.is_none())
+    {
+        let (rows, out): (Vec<_>, Vec<_>) = new
+            .iter()
+            .map(|job| {
+                let record = record_of(job);
+                (insert_row(job, &record), Inserted { job: record, created: true })
+            })
+            .unzip();
+        insert_rows(&s.pool, &rows, &INSERT).await?;
+        return Ok(out);
+    }
     let mut tx = s.tx().await?;
     // Each tenant's row held (FOR KEY SHARE) until the commit: a deletion of
     // the tenant (FOR UPDATE) waits for this insert, or this insert for it
@@ -73,7 +91,7 @@ pub(super) async fn insert(
         out[i] = Some(insert_keyed(&mut tx, &new[i], key).await?);
     }
     let out: Vec<Inserted> = out.into_iter().map(|o| o.expect("every job was inserted")).collect();
-    insert_rows(&mut tx, &bulk, &INSERT).await?;
+    insert_rows(&mut *tx, &bulk, &INSERT).await?;
     if let Some(b) = &batch {
         // The batch owns the jobs inserted with it, not the earlier jobs
         // returned for an existing key (they belong to whoever made them).
@@ -104,7 +122,7 @@ async fn insert_keyed(
     // A row that conflicted but is gone when read (pruned in between) is
     // raced again; a few tries settle it.
     for _ in 0..3 {
-        if insert_rows(tx, &[keyed(insert_row(job, &record), job)], &KEYED).await? == 1 {
+        if insert_rows(&mut **tx, &[keyed(insert_row(job, &record), job)], &KEYED).await? == 1 {
             return Ok(Inserted { job: record, created: true });
         }
         let existing = sqlx::query_as::<_, KeyedJobRow>(&format!(
@@ -298,8 +316,8 @@ static KEYED: LazyLock<String> = LazyLock::new(|| {
 
 /// Inserts many jobs with one `statement` ([`INSERT`] or [`KEYED`]); returns
 /// how many went in.
-async fn insert_rows(
-    tx: &mut Transaction<'_, Postgres>,
+async fn insert_rows<'c>(
+    conn: impl sqlx::Executor<'c, Database = Postgres>,
     rows: &[serde_json::Value],
     statement: &str,
 ) -> StoreResult<u64> {
@@ -307,5 +325,5 @@ async fn insert_rows(
         return Ok(0);
     }
     let rows = serde_json::Value::Array(rows.to_vec()).to_string();
-    Ok(sqlx::query(statement).bind(rows).execute(&mut **tx).await?.rows_affected())
+    Ok(sqlx::query(statement).bind(rows).execute(conn).await?.rows_affected())
 }
