@@ -65,15 +65,7 @@ async fn setup(store: &dyn Store) {
     assert_eq!(store.job_complete(ends).await.unwrap().len(), 6);
     store.job_insert(vec![job("q-0", "a", 1_020), job("c-0", "a", 1_030)], None).await.unwrap();
     store.job_cancel(&tenant(), "c-0", 2_200).await.unwrap();
-    let other = TenantId::parse("other").unwrap();
-    let create = TenantCreate {
-        id: other.clone(),
-        weight: 1,
-        quotas: Default::default(),
-        callback_allow: vec![],
-        now: 1,
-    };
-    store.tenant_create(create).await.unwrap();
+    let other = create_tenant(store, "other").await;
     store.job_insert(vec![NewJob { tenant: other, ..job("o-0", "a", 1_000) }], None).await.unwrap();
 }
 

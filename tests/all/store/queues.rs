@@ -8,7 +8,7 @@
 use futures_util::FutureExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use wasmq::domain::{Digest, JobStatus, QueueLimits, QueueName, Rate, TenantId};
+use wasmq::domain::{Digest, JobStatus, QueueLimits, QueueName, Rate};
 use wasmq::store::*;
 
 use super::support::*;
@@ -238,15 +238,7 @@ pub async fn queue_controls_and_depths(store: Arc<dyn Store>) {
     assert!(!cleared.governed());
 
     store.job_insert(vec![in_queue("a-1", "mail", 0), in_queue("a-2", "mail", 0)], None).await.unwrap();
-    let other = TenantId::parse("other").unwrap();
-    let create = TenantCreate {
-        id: other.clone(),
-        weight: 1,
-        quotas: Default::default(),
-        callback_allow: vec![],
-        now: 1,
-    };
-    store.tenant_create(create).await.unwrap();
+    let other = create_tenant(&*store, "other").await;
     let theirs = NewJob { tenant: other.clone(), ..in_queue("b-1", "mail", 0) };
     store.job_insert(vec![theirs], None).await.unwrap();
     let got = store.job_claim(claim("n1", 2_000, 1)).await.unwrap();

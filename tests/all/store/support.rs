@@ -92,3 +92,16 @@ pub async fn all_jobs(store: &dyn Store, t: &TenantId) -> Vec<JobRecord> {
     };
     store.job_list(list).await.unwrap().jobs
 }
+
+/// Creates tenant `id` (weight 1, no quotas) and returns it.
+pub async fn create_tenant(store: &dyn Store, id: &str) -> TenantId {
+    let id = TenantId::parse(id).unwrap();
+    let p = TenantCreate {
+        id: id.clone(),
+        weight: 1,
+        quotas: Default::default(),
+        callback_allow: vec![],
+        now: 1,
+    };
+    store.tenant_create(p).await.unwrap().id
+}

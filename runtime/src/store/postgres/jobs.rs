@@ -23,14 +23,8 @@ pub(super) async fn insert(
     new: Vec<NewJob>,
     batch: Option<NewBatch>,
 ) -> StoreResult<Vec<Inserted>> {
-    // The common dispatch (no batch, no idempotency key, the `default`
-    // tenant, which is never deleted) is one statement, atomic on its own:
-    // no BEGIN and COMMIT round trips, which were most of an idle dispatch's
-    // insert after the commit's own flush.
-    if batch.is_none()
-        && rules::tenants_to_hold(&new).is_empty()
-        && new.iter().all(|job| job.idempotency_key.is_none())
-    {
+    // The common dispatch: one statement (`rules::lone_insert`).
+    if rules::lone_insert(&new, &batch) {
         let (rows, out): (Vec<_>, Vec<_>) = new
             .iter()
             .map(|job| {

@@ -46,6 +46,32 @@ pub(super) fn tenants_to_hold(jobs: &[crate::store::NewJob]) -> Vec<&TenantId> {
     tenants
 }
 
+/// Whether an insert is the common dispatch that needs no transaction: no
+/// batch, no idempotency key, no tenant to hold (see [`tenants_to_hold`]).
+/// One statement inserts it, atomic on its own; no BEGIN and COMMIT round
+/// trips, which were most of an idle dispatch's insert.
+pub(super) fn lone_insert(jobs: &[crate::store::NewJob], batch: &Option<super::NewBatch>) -> bool {
+    batch.is_none() && tenants_to_hold(jobs).is_empty() && jobs.iter().all(|j| j.idempotency_key.is_none())
+}
+
+/// What jobs a bulk cancel ended mean beyond their rows (`(id, batch)` as
+/// its statement returns them): the batches that may now be done (sorted,
+/// once each), and the usage of `tenant` the cancels count.
+pub(super) fn bulk_cancelled(
+    rows: &[(String, Option<String>)],
+    tenant: &TenantId,
+    now: i64,
+) -> (Vec<String>, UsageTally) {
+    let mut batches: Vec<String> = rows.iter().filter_map(|(_, b)| b.clone()).collect();
+    batches.sort();
+    batches.dedup();
+    let mut tally = UsageTally::default();
+    for _ in rows {
+        tally.outcome(tenant, JobStatus::Cancelled, now);
+    }
+    (batches, tally)
+}
+
 /// Sorts claimed jobs into [`CLAIM_ORDER`] (an `UPDATE ... RETURNING` gives
 /// its rows in no particular order).
 pub(super) fn claim_order(jobs: &mut [JobRecord]) {

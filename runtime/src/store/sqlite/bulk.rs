@@ -5,7 +5,7 @@
 use super::SqliteStore;
 use super::batches::schedule_done_batches;
 use super::jobs::get;
-use crate::domain::{JobStatus, TenantId};
+use crate::domain::TenantId;
 use crate::store::rules::{
     self, CALLBACK_ON_END, CALLBACK_PENDING, CALLBACK_SETTLED, CANCELLED, QUEUED, TERMINAL, bulk_select,
     bulk_takes,
@@ -65,14 +65,8 @@ pub(super) async fn step(s: &SqliteStore, p: JobBulk) -> StoreResult<BulkStep> {
             .bind(rules::CANCELLED_BY_REQUEST.1)
             .fetch_all(&mut *tx)
             .await?;
-            let mut batches: Vec<String> = rows.iter().filter_map(|(_, b)| b.clone()).collect();
-            batches.sort();
-            batches.dedup();
+            let (batches, tally) = rules::bulk_cancelled(&rows, &f.tenant, p.now);
             schedule_done_batches(&mut tx, &batches, p.now).await?;
-            let mut tally = rules::UsageTally::default();
-            for _ in &rows {
-                tally.outcome(&f.tenant, JobStatus::Cancelled, p.now);
-            }
             super::usage::add(&mut tx, &tally).await?;
             rows.into_iter().map(|(id, _)| id).collect()
         }

@@ -20,12 +20,9 @@ pub(super) async fn insert(
     new: Vec<NewJob>,
     batch: Option<NewBatch>,
 ) -> StoreResult<Vec<Inserted>> {
-    // The common dispatch (no batch, no idempotency key, the `default`
-    // tenant, which is never deleted) is one statement, atomic on its own: no
-    // BEGIN and COMMIT round trips to the writer's thread, which were most of
-    // an idle dispatch's insert.
-    let hold = rules::tenants_to_hold(&new);
-    if batch.is_none() && hold.is_empty() && new.iter().all(|job| job.idempotency_key.is_none()) {
+    // The common dispatch: one statement (`rules::lone_insert`), no round
+    // trips to the writer's thread for BEGIN and COMMIT.
+    if rules::lone_insert(&new, &batch) {
         let (rows, out): (Vec<_>, Vec<_>) = new
             .iter()
             .map(|job| {
@@ -38,7 +35,7 @@ pub(super) async fn insert(
     }
     let mut tx = s.tx().await?;
     // Inside the write transaction: a tenant deleted before it began is gone.
-    for tenant in hold {
+    for tenant in rules::tenants_to_hold(&new) {
         if !super::tenants::exists_in(&mut tx, tenant).await? {
             return Err(rules::tenant_missing(tenant));
         }
