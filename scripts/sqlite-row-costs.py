@@ -30,13 +30,13 @@ COLS = ("id, tenant, alias, module, status, priority, queue, context, payload, a
 INSERT = """WITH r AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1))
   INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
     limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback, callback_state,
-    attempt, lease_token, started_at, lease_owner, lease_expires_at)
+    attempt, lease_token, started_at, lease_owner, lease_expires_at, unique_key)
   SELECT v ->> 'id', v ->> 'tenant', v ->> 'alias', v ->> 'module', v ->> 'status',
     v ->> 'priority', v ->> 'queue', v ->> 'context', v ->> 'payload', v ->> 'max_attempts',
     v ->> 'limits', v ->> 'run_at', v ->> 'created_at', v ->> 'idempotency_key',
     v ->> 'idempotency_fingerprint', v ->> 'batch_id', v ->> 'callback', v ->> 'callback_state',
     v ->> 'attempt', v ->> 'lease_token', v ->> 'started_at', v ->> 'lease_owner',
-    v ->> 'lease_expires_at'
+    v ->> 'lease_expires_at', v ->> 'unique_key'
   FROM r"""
 
 CLAIM = f"""UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
@@ -103,7 +103,7 @@ def main():
              "run_at": 1, "created_at": 1, "idempotency_key": None, "idempotency_fingerprint": None,
              "batch_id": "batch-1", "callback": None, "callback_state": None,
              "attempt": 0, "lease_token": 0, "started_at": None, "lease_owner": None,
-             "lease_expires_at": None} for k in range(N)]
+             "lease_expires_at": None, "unique_key": None} for k in range(N)]
 
     t = time.perf_counter()
     for k in range(0, N, 1000):

@@ -39,6 +39,7 @@ fn job(n: u64) -> NewJob {
         idempotency_fingerprint: None,
         batch_id: None,
         callback: None,
+        unique: None,
         lease: None,
     }
 }

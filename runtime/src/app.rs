@@ -151,6 +151,7 @@ impl App {
                 stopping.cancel();
             }
         };
+        let scheduler = tokio::spawn(crate::api::scheduler::run(self.state.clone()));
         let tasks = self.tasks;
         let queue = async move {
             stopping.cancelled().await;
@@ -168,6 +169,7 @@ impl App {
             }
         }
         self.callbacks.abort();
+        scheduler.abort();
         Ok(())
     }
 }

@@ -229,16 +229,14 @@ async fn a_worker_killed_mid_run_loses_no_job_and_its_jobs_run_again_only_after_
     assert!(again > 0, "the killed node held no job: the test proved nothing");
 }
 
-#[tokio::test]
-async fn two_nodes_racing_one_idempotency_key_make_one_job() {
-    if !postgres_here() {
-        return;
-    }
+/// Sends `body(round)` 50 times at once, alternating between two nodes, 5
+/// rounds over: each round makes one job, created once, answered to all.
+async fn race_through_two_nodes(body: impl Fn(usize) -> Value) {
     let nodes = cluster(2).await;
     let client = reqwest::Client::new();
     register_over_http(&client, &nodes[0].url, "bench", "bench-job").await;
     for round in 0..5 {
-        let body = json!({"alias": "bench", "payload": {}, "idempotency_key": format!("order-{round}")});
+        let body = body(round);
         let sends = (0..50).map(|i| {
             let url = format!("{}/v1/jobs", nodes[i % 2].url);
             client.post(url).json(&body).send()
@@ -256,6 +254,31 @@ async fn two_nodes_racing_one_idempotency_key_make_one_job() {
         }
         assert_eq!((created, ids.len()), (1, 1), "round {round}: one job, created once");
     }
+}
+
+#[tokio::test]
+async fn two_nodes_racing_one_idempotency_key_make_one_job() {
+    if !postgres_here() {
+        return;
+    }
+    race_through_two_nodes(
+        |round| json!({"alias": "bench", "payload": {}, "idempotency_key": format!("order-{round}")}),
+    )
+    .await;
+}
+
+/// Unique by alias and payload: the job stays scheduled while the others
+/// arrive, so every one of them matches it.
+#[tokio::test]
+async fn fifty_unique_dispatches_through_two_nodes_make_one_job() {
+    if !postgres_here() {
+        return;
+    }
+    race_through_two_nodes(|round| {
+        json!({"alias": "bench", "payload": {"round": round}, "delay_ms": 60_000,
+               "unique": {"by": ["alias", "payload"]}})
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -627,4 +650,46 @@ async fn each_node_compiles_a_module_once_and_keeps_it_in_its_own_cache() {
     until_status(&client, &runner, &id, "succeeded").await;
     assert_eq!(compiles_started(&client, &runner).await, 0, "the artifact came from its own cache");
     assert!(std::fs::read_dir(&caches[1]).unwrap().next().is_some(), "its cache holds the artifact");
+}
+
+/// A one-second schedule on 3 nodes for 30 s, one node killed (SIGKILL) and
+/// started again halfway: every due time from the first to the last has
+/// exactly one job (the due time is its `run_at`), none twice, none missing.
+#[tokio::test]
+async fn a_one_second_schedule_on_three_nodes_fires_each_due_time_once() {
+    if !postgres_here() {
+        return;
+    }
+    let db = Database::new();
+    let role: &[&str] = &["--workers", "2"];
+    let mut nodes = [db.node(role).await, db.node(role).await, db.node(role).await];
+    let client = reqwest::Client::new();
+    register_over_http(&client, &nodes[0].url, "bench", "bench-job").await;
+    let body = json!({"alias": "bench", "payload": {}, "every_ms": 1000, "catch_up": "all"});
+    let r = client.put(format!("{}/v1/schedules/tick", nodes[1].url)).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    nodes[2].signal("-KILL");
+    nodes[2].exited(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    nodes[2] = db.node(role).await;
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    let r = client.post(format!("{}/v1/schedules/tick/pause", nodes[0].url)).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT idempotency_key, run_at FROM jobs WHERE idempotency_key LIKE 'schedule:tick:%' ORDER BY run_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let dues: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    assert!(dues.len() >= 25, "30 s of a one-second schedule: {} jobs", dues.len());
+    for (key, run_at) in &rows {
+        assert_eq!(key, &format!("schedule:tick:{run_at}"), "the key names the due time");
+    }
+    assert!(
+        dues.windows(2).all(|w| w[1] - w[0] == 1000),
+        "one job per due time, none twice or missing: {dues:?}"
+    );
 }

@@ -261,6 +261,7 @@ pub fn planted_job(
         idempotency_fingerprint: None,
         batch_id: None,
         callback: None,
+        unique: None,
         lease: None,
     }
 }

@@ -33,14 +33,15 @@ pub struct BatchCreated {
     /// The batch's id.
     pub id: String,
     /// Jobs the batch owns: those it created. Jobs that existed already under
-    /// their idempotency key are not counted, and the batch (and its callback)
+    /// their idempotency key (or matched their `unique`) are not counted, and the batch (and its callback)
     /// does not wait for them; a batch that owns none is done at once.
     pub total: usize,
     /// The jobs' ids, in request order (an existing job's id where its key
     /// matched one).
     pub job_ids: Vec<String>,
     /// The ids among `job_ids` of jobs that already existed under their
-    /// idempotency key and so are not part of this batch (each once).
+    /// idempotency key (or matched their `unique`) and so are not part of
+    /// this batch (each once).
     pub existing: Vec<String>,
 }
 

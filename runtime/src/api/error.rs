@@ -43,6 +43,11 @@ impl ApiError {
         Self { status, code, message: message.into(), retry_after: None }
     }
 
+    /// What went wrong, as the client is told it.
+    pub fn message(&self) -> String {
+        self.message.clone()
+    }
+
     /// 400: a field breaks its rule (the message names field and rule).
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_field", message)

@@ -40,6 +40,16 @@ pub(super) fn fingerprint(alias: &str, payload: &RawValue, opts: &JobOptions) ->
         "memory_mb": opts.memory_mb,
         "callback": callback,
     }));
+    // Added only when given: the fingerprints stored before `unique` existed
+    // stay the fingerprints of the same requests.
+    let request = match &opts.unique {
+        Some(u) => {
+            let mut request = request;
+            request["unique"] = sorted(serde_json::to_value(u).expect("a unique option serializes"));
+            request
+        }
+        None => request,
+    };
     let mut hasher = blake3::Hasher::new();
     serde_json::to_writer(&mut hasher, &request).expect("hashing cannot fail");
     Some(hasher.finalize().to_hex().to_string())
@@ -47,7 +57,7 @@ pub(super) fn fingerprint(alias: &str, payload: &RawValue, opts: &JobOptions) ->
 
 /// `v` with every object's keys in sorted order (whatever map type serde_json
 /// was built with).
-fn sorted(v: Value) -> Value {
+pub(super) fn sorted(v: Value) -> Value {
     match v {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map.into_iter().collect();

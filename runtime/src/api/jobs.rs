@@ -14,6 +14,7 @@ use super::auth::{Dispatch, Read, Tenant};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery, body_bytes, parse_json};
 use super::submit::{CallbackForm, JobOptions, Submission, check_range, submit};
+use super::unique::UniqueRequest;
 use super::{ApiError, ApiResult, AppState, JobPage, JobView};
 use crate::domain::{Callback, JobStatus, json_int, time::now_ms};
 use crate::store::{JobCursor, JobList, JobOrder, JobWatch};
@@ -86,6 +87,9 @@ pub struct JobRequest {
     /// Where to POST the outcome when the job ends.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback: Option<Callback>,
+    /// Answer an existing matching job (200) instead of creating one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unique: Option<UniqueRequest>,
 }
 
 /// Options of `POST /v1/dispatch/{alias}`, as query parameters.
@@ -149,6 +153,7 @@ impl From<JobRequest> for Submission {
             memory_mb: r.memory_mb,
             idempotency_key: r.idempotency_key,
             callback: r.callback,
+            unique: r.unique,
         };
         Submission { alias: r.alias, payload: r.payload, options, form: CallbackForm::Body }
     }
@@ -174,17 +179,18 @@ impl DispatchQuery {
             memory_mb: self.memory_mb,
             idempotency_key: self.idempotency_key,
             callback,
+            unique: None,
         };
         Ok(Submission { alias, payload, options, form: CallbackForm::Query })
     }
 }
 
 /// Dispatches a job: 201 with the job, or 200 with the first job when the
-/// same request came before with its idempotency key; 409 when the key came
-/// with a different request.
+/// same request came before with its idempotency key (or with the existing
+/// job its `unique` matched); 409 when the key came with a different request.
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs", operation_id = "createJob", request_body = JobRequest,
     responses((status = 201, description = "Dispatched: the new job, `running` already when a worker of this node had room for it (it was claimed in its insert), else `queued` or `scheduled`.", body = JobView),
-              (status = 200, description = "The job first dispatched with this idempotency key.", body = JobView),
+              (status = 200, description = "The job first dispatched with this idempotency key, or the existing job its `unique` matched.", body = JobView),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 408, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
               (status = 429, body = ErrorBody)))]

@@ -16,8 +16,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    AppState, aliases, batches, bulk, events, jobs, kv, modules, nodes, queues, secrets, status, tenant_keys,
-    tenants, usage,
+    AppState, aliases, batches, bulk, events, jobs, kv, modules, nodes, queues, schedules, secrets, status,
+    tenant_keys, tenants, usage,
 };
 
 /// Tag descriptions, and what every document starts with.
@@ -31,6 +31,7 @@ use super::{
         (name = "batches", description = "Many jobs in one request, with one callback when all have ended."),
         (name = "kv", description = "A tenant's key-value stores, as its jobs see them: the tenant's admin and the operator."),
         (name = "queues", description = "Queues as resources: depth, pause and resume, limits across the cluster."),
+        (name = "schedules", description = "Recurring dispatches (cron or interval): one job per due time across every node."),
         (name = "tenants", description = "Tenants and their tokens: the operator token only."),
         (name = "usage", description = "Usage per tenant per UTC day: job outcomes, fuel, run time, module storage, callbacks."),
         (name = "server", description = "Status, the cluster's nodes, health, readiness and this document."),
@@ -69,6 +70,10 @@ pub(super) fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(queues::pause))
         .routes(routes!(queues::resume))
         .routes(routes!(queues::set_limits))
+        .routes(routes!(schedules::list))
+        .routes(routes!(schedules::set, schedules::show, schedules::delete))
+        .routes(routes!(schedules::pause))
+        .routes(routes!(schedules::resume))
         .routes(routes!(tenants::create, tenants::list))
         .routes(routes!(tenants::show, tenants::update, tenants::delete))
         .routes(routes!(tenants::create_token, tenants::list_tokens))

@@ -51,6 +51,7 @@ pub(super) struct JobOptions {
     pub(super) memory_mb: Option<u64>,
     pub(super) idempotency_key: Option<String>,
     pub(super) callback: Option<Callback>,
+    pub(super) unique: Option<super::unique::UniqueRequest>,
 }
 
 /// How the client spelled the callback's fields (for the message of a 400).
@@ -100,7 +101,7 @@ pub(super) async fn submit(state: &AppState, tenant: &TenantId, job: Submission)
 /// submission), admits them past backpressure, inserts them (with `batch`,
 /// in one transaction) and wakes the workers if any job is new. Answers one
 /// entry per job, in request order: the new job, or the one its idempotency
-/// key named already. With a batch, errors about one job name it as `jobs[i]`.
+/// key named already (or its `unique` matched). With a batch, errors about one job name it as `jobs[i]`.
 pub(super) async fn submit_many(
     state: &AppState,
     tenant: &TenantId,
@@ -188,7 +189,7 @@ fn conflicting(keys: &[Option<(String, Option<String>)>], key: &str) -> Option<u
 /// fingerprint of the request as given. The alias is resolved and its module
 /// pinned here, so a later rollback never changes queued work. The callback
 /// is checked first: it needs no lookup.
-async fn prepare(
+pub(super) async fn prepare(
     state: &AppState,
     tenant: &TenantId,
     quotas: &TenantQuotas,
@@ -232,6 +233,10 @@ async fn prepare(
         .transpose()
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let limits = limits(state, cfg, &opts, quotas)?;
+    let unique = match &opts.unique {
+        Some(u) => Some(u.check(alias.as_str(), &payload, queue.as_str(), opts.context.as_deref(), now)?),
+        None => None,
+    };
     let id = uuid::Uuid::now_v7().to_string();
     let callback = opts.callback.map(|c| stored_callback(state, c, &id));
     Ok(NewJob {
@@ -253,6 +258,7 @@ async fn prepare(
         idempotency_fingerprint: fingerprint,
         batch_id,
         callback,
+        unique,
     })
 }
 

@@ -13,8 +13,10 @@ mod names;
 mod net_policy;
 mod outcome;
 mod queue_limits;
+pub mod schedule;
 mod tenant;
 pub mod time;
+mod unique;
 
 pub use capabilities::{
     CapabilityLimits, EnvSource, KvLimits, check_config_key, check_env_name, check_kv_key,
@@ -27,8 +29,10 @@ pub use http_grant::{
 };
 pub use job::{Callback, CallbackState, JobStatus, retry_backoff};
 pub use limits::{Limits, LimitsError};
-pub use names::{AliasName, IdempotencyKey, KvStoreName, NameError, QueueName, TenantId};
+pub use names::{AliasName, IdempotencyKey, KvStoreName, NameError, QueueName, ScheduleName, TenantId};
 pub use net_policy::{NetPolicy, Refused, special_range};
 pub use outcome::{Captured, JobInfo, LogEntry, LogLevel, Outcome, PluginKind, Progress, RunError};
 pub use queue_limits::{Bucket, MAX_RATE, MAX_RATE_WINDOW_MS, QueueLimits, Rate};
+pub use schedule::{CatchUp, Recurrence};
 pub use tenant::{DispatchRate, Scope, TenantQuotas};
+pub use unique::{DEFAULT_UNIQUE_STATES, UniqueField, UniqueFields, unique_key};

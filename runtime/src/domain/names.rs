@@ -90,6 +90,12 @@ name_type!(
     "kv_store"
 );
 
+name_type!(
+    /// A tenant's schedule (`nightly-report`).
+    ScheduleName,
+    "schedule"
+);
+
 impl QueueName {
     /// The queue of jobs that name none.
     pub fn default_queue() -> Self {

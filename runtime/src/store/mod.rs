@@ -317,6 +317,38 @@ pub trait Store: Send + Sync + 'static {
     /// running jobs, never over the finished ones.
     async fn queue_depths(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<QueueDepth>>;
 
+    /// Creates or replaces a tenant's schedule; the schedule as stored (see
+    /// `SchedulePut::next_due_at` for what a second put keeps).
+    async fn schedule_put(&self, p: SchedulePut) -> StoreResult<ScheduleRecord>;
+    /// One schedule; `NotFound` for an unknown one.
+    async fn schedule_get(&self, tenant: &TenantId, name: &str) -> StoreResult<ScheduleRecord>;
+    /// A page of a tenant's schedules by name, after `after`.
+    async fn schedule_list(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<ScheduleRecord>>;
+    /// Deletes a schedule (jobs it made stay); `NotFound` for an unknown one.
+    async fn schedule_delete(&self, tenant: &TenantId, name: &str) -> StoreResult<()>;
+    /// Resumes a schedule from `next_due_at` (`Some`), or pauses it (`None`).
+    async fn schedule_enable(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        next_due_at: Option<i64>,
+        now: i64,
+    ) -> StoreResult<ScheduleRecord>;
+    /// The enabled schedules due at `now` (every tenant's), soonest first.
+    async fn schedule_due(&self, now: i64, limit: u32) -> StoreResult<Vec<ScheduleRecord>>;
+    /// The soonest due time of any enabled schedule.
+    async fn schedule_next_due(&self) -> StoreResult<Option<i64>>;
+    /// Fires a schedule: moves its next due time on if it is still
+    /// `f.expected_next_due` and inserts the jobs, in one transaction; else
+    /// (another node fired it first, or it changed) does nothing. Each due
+    /// time fires once however many nodes race for it.
+    async fn schedule_fire(&self, f: ScheduleFiring) -> StoreResult<Fired>;
+
     /// Creates a tenant; `Conflict` if the id is taken.
     async fn tenant_create(&self, p: TenantCreate) -> StoreResult<TenantRecord>;
     /// One tenant.
@@ -471,6 +503,42 @@ macro_rules! impl_store {
             }
             async fn queue_depths(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<QueueDepth>> {
                 queues::depths(self, tenant).await
+            }
+
+            async fn schedule_put(&self, p: SchedulePut) -> StoreResult<ScheduleRecord> {
+                schedules::put(self, p).await
+            }
+            async fn schedule_get(&self, tenant: &TenantId, name: &str) -> StoreResult<ScheduleRecord> {
+                schedules::get(self, tenant, name).await
+            }
+            async fn schedule_list(
+                &self,
+                tenant: &TenantId,
+                after: Option<&str>,
+                limit: u32,
+            ) -> StoreResult<Vec<ScheduleRecord>> {
+                schedules::list(self, tenant, after, limit).await
+            }
+            async fn schedule_delete(&self, tenant: &TenantId, name: &str) -> StoreResult<()> {
+                schedules::delete(self, tenant, name).await
+            }
+            async fn schedule_enable(
+                &self,
+                tenant: &TenantId,
+                name: &str,
+                next_due_at: Option<i64>,
+                now: i64,
+            ) -> StoreResult<ScheduleRecord> {
+                schedules::enable(self, tenant, name, next_due_at, now).await
+            }
+            async fn schedule_due(&self, now: i64, limit: u32) -> StoreResult<Vec<ScheduleRecord>> {
+                schedules::due(self, now, limit).await
+            }
+            async fn schedule_next_due(&self) -> StoreResult<Option<i64>> {
+                schedules::next_due(self).await
+            }
+            async fn schedule_fire(&self, f: ScheduleFiring) -> StoreResult<Fired> {
+                schedules::fire(self, f).await
             }
 
             async fn job_insert(&self, new: Vec<NewJob>, batch: Option<NewBatch>) -> StoreResult<Vec<Inserted>> {

@@ -51,7 +51,7 @@ async fn tenant(app: &TestApp, tenant: &str, scopes: &[&str]) -> Vec<(String, St
 }
 
 /// Tenant A's records: a module, an alias on it, a finished job with a
-/// context and a queue of its own, a batch, and a token.
+/// context and a queue of its own, a batch, a schedule, and a token.
 async fn a_records(app: &TestApp, admin: &str, token_id: String) -> Records {
     let upload = app
         .client
@@ -87,6 +87,11 @@ async fn a_records(app: &TestApp, admin: &str, token_id: String) -> Records {
     let (status, body) =
         app.call(admin, Method::PUT, "/v1/kv/a-private-store/a-private-key", Some(&kv)).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // Due once a year: its view stays the same while the test runs.
+    let schedule = json!({ "alias": alias, "payload": { "secret": A_PAYLOAD }, "cron": "0 0 1 1 *" });
+    let (status, body) =
+        app.call(admin, Method::PUT, "/v1/schedules/a-private-schedule", Some(&schedule)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     Records { tenant: "tenant-a".into(), digest, alias, job, batch, token: token_id }
 }
 
@@ -99,6 +104,8 @@ async fn snapshot(app: &TestApp, admin: &str, a: &Records) -> Vec<(StatusCode, V
         format!("/v1/jobs/{}", a.job),
         format!("/v1/aliases/{}/secrets", a.alias),
         "/v1/kv/a-private-store/a-private-key".to_string(),
+        "/v1/schedules/a-private-schedule".to_string(),
+        "/v1/schedules".to_string(),
     ] {
         seen.push(app.call(admin, Method::GET, &path, None).await);
     }

@@ -24,11 +24,13 @@ mod quotas;
 mod red_signed;
 mod red_tenants;
 mod review;
+mod schedules;
 mod signed;
 mod ssrf;
 mod streams;
 mod tenant_callbacks;
 mod tenants;
+mod unique;
 mod usage;
 
 use reqwest::StatusCode;

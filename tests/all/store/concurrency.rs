@@ -18,14 +18,14 @@ use wasmq::store::*;
 use super::support::*;
 
 /// Two handles on the database at `url`.
-async fn two(url: &str) -> (Arc<dyn Store>, Arc<dyn Store>) {
+pub(super) async fn two(url: &str) -> (Arc<dyn Store>, Arc<dyn Store>) {
     let open = || async { wasmq::store::connect(url).await.unwrap_or_else(|e| panic!("opening {url}: {e}")) };
     (open().await, open().await)
 }
 
 /// Runs `work(store, index)` in `n` tasks at once, alternating between the
 /// two handles, and returns what each answered.
-async fn at_once<T, F>(stores: &(Arc<dyn Store>, Arc<dyn Store>), n: usize, work: F) -> Vec<T>
+pub(super) async fn at_once<T, F>(stores: &(Arc<dyn Store>, Arc<dyn Store>), n: usize, work: F) -> Vec<T>
 where
     T: Send + 'static,
     F: Fn(Arc<dyn Store>, usize) -> futures_util::future::BoxFuture<'static, T>,

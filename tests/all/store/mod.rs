@@ -20,9 +20,11 @@ mod kv;
 mod lifecycle;
 mod pages;
 mod queues;
+mod schedules;
 mod sqlite;
 mod support;
 mod tenants;
+mod unique;
 mod usage;
 mod waiting;
 
@@ -118,12 +120,17 @@ cases! {
     retries_cancels_and_deletes_what_a_filter_matches => bulk::bulk_actions_take_what_their_filter_matches,
     bounds_bulk_actions_by_creation_time => bulk::bulk_filters_by_creation_time,
     deletes_ended_jobs_and_finished_batches => bulk::deletes_ended_jobs_and_finished_batches,
+    answers_the_matching_job_of_a_unique_insert => unique::matching_jobs_are_answered_instead_of_inserted,
+    makes_one_job_per_unique_key_in_a_batch => unique::a_batch_makes_one_job_per_key,
+    keeps_lists_and_fires_schedules => schedules::schedules_are_kept_listed_and_fired,
 }
 
 url_cases! {
     concurrent_claims_through_two_stores_take_each_job_once => concurrency::claims_take_each_job_once,
     concurrent_claims_through_two_stores_hold_max_running => concurrency::claims_hold_max_running,
     racing_inserts_of_one_idempotency_key_make_one_job => concurrency::idempotency_key_races,
+    racing_unique_inserts_through_two_stores_make_one_job => unique::racing_unique_inserts_make_one_job,
+    racing_firings_through_two_stores_fire_each_due_time_once => schedules::racing_firings_fire_each_due_time_once,
     batches_sharing_keys_in_opposite_orders_both_succeed => concurrency::batches_sharing_keys_in_opposite_orders,
     a_tenant_deleted_while_its_job_is_inserted_leaves_no_job => concurrency::tenant_deleted_while_its_job_is_inserted,
     two_stores_deliver_each_callback_once => concurrency::callbacks_delivered_once,

@@ -26,6 +26,7 @@ pub fn new_job(id: &str, module: Digest, priority: i32, run_at: i64) -> NewJob {
         idempotency_fingerprint: None,
         batch_id: None,
         callback: None,
+        unique: None,
         lease: None,
     }
 }

@@ -11,7 +11,8 @@ use super::http::{Client, Failure, Outcome, Reply, segment};
 use super::model::{Job, JobRequest};
 use super::output::Fields;
 use super::{ClientOpts, WAIT_EXIT_CODES_HELP, units};
-use crate::domain::JobStatus;
+use crate::api::UniqueRequest;
+use crate::domain::{JobStatus, UniqueField};
 
 /// Per-job options of `dispatch` (each defaults to the alias's, then the
 /// server's). They become the server's own [`JobRequest`], whose ranges the
@@ -33,6 +34,19 @@ pub struct JobFlags {
     /// A repeated key returns the first job instead of creating another.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
+    /// Answer an existing job instead of making one while a job matching on
+    /// these fields is pending: any of `alias`, `payload`, `queue`,
+    /// `context`, comma-separated (`--unique-for` and `--unique-states`
+    /// alone imply `alias,payload,queue`).
+    #[arg(long, value_name = "FIELDS", value_delimiter = ',', value_parser = unique_field)]
+    pub unique_by: Option<Vec<UniqueField>>,
+    /// Only a job created within this long matches, e.g. `10m`, `1h`.
+    #[arg(long, value_name = "DURATION", value_parser = units::millis)]
+    pub unique_for: Option<u64>,
+    /// The states a matching job blocks in (default: those before the end),
+    /// comma-separated, e.g. `queued,running,succeeded`.
+    #[arg(long, value_name = "STATES", value_delimiter = ',', value_parser = job_status)]
+    pub unique_states: Option<Vec<JobStatus>>,
     /// Attempts before the job is dead (1..=100).
     #[arg(long)]
     pub max_attempts: Option<u32>,
@@ -45,6 +59,20 @@ pub struct JobFlags {
     /// Memory limit, in whole MiB, e.g. `64MiB`, `1GiB`.
     #[arg(long, value_name = "SIZE", value_parser = units::mebibytes)]
     pub memory: Option<u64>,
+}
+
+/// A `--unique-by` field.
+fn unique_field(s: &str) -> Result<UniqueField, String> {
+    serde_json::from_value(serde_json::Value::String(s.into()))
+        .map_err(|_| format!("{s:?} is not one of alias, payload, queue, context"))
+}
+
+/// A `--unique-states` status.
+fn job_status(s: &str) -> Result<JobStatus, String> {
+    JobStatus::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("{s:?} is not a job status ({})", all.join(", "))
+    })
 }
 
 impl JobFlags {
@@ -64,6 +92,12 @@ impl JobFlags {
             memory_mb: self.memory,
             idempotency_key: self.idempotency_key,
             callback: None,
+            unique: (self.unique_by.is_some() || self.unique_for.is_some() || self.unique_states.is_some())
+                .then_some(UniqueRequest {
+                    by: self.unique_by,
+                    period_ms: self.unique_for,
+                    states: self.unique_states,
+                }),
         }
     }
 }
@@ -123,7 +157,7 @@ pub(super) async fn run(client: &Client, args: DispatchArgs) -> Outcome {
 }
 
 /// The payload argument (`-` is stdin), checked to be JSON before it is sent.
-fn read_payload(arg: &str) -> Outcome<Box<RawValue>> {
+pub(super) fn read_payload(arg: &str) -> Outcome<Box<RawValue>> {
     let (text, source) = if arg == "-" {
         let mut s = String::new();
         std::io::stdin()

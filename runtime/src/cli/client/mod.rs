@@ -24,6 +24,7 @@ mod output;
 mod push;
 mod queue;
 mod quota;
+mod schedule;
 mod signer;
 mod status;
 mod tenant;
@@ -42,6 +43,7 @@ pub use nodes::NodesArgs;
 pub use push::PushArgs;
 pub use queue::{QueueArgs, QueueCommand};
 pub use quota::{Limit, QuotaFlags};
+pub use schedule::{ScheduleArgs, ScheduleCommand};
 pub use status::StatusArgs;
 pub use tenant::{TenantArgs, TenantCommand};
 pub use token::{TokenArgs, TokenCommand};
@@ -132,6 +134,9 @@ pub enum ClientCommand {
     /// them across the cluster (the operator token, or the `default`
     /// tenant's admin token on a server without one).
     Queue(QueueArgs),
+    /// Recurring dispatches: set (cron or interval), list, show with the
+    /// next due times, pause, resume and delete schedules.
+    Schedule(ScheduleArgs),
 }
 
 impl ClientCommand {
@@ -151,6 +156,7 @@ impl ClientCommand {
             ClientCommand::Kv(a) => &a.client,
             ClientCommand::Nodes(a) => &a.client,
             ClientCommand::Queue(a) => &a.client,
+            ClientCommand::Schedule(a) => &a.client,
         }
     }
 
@@ -207,6 +213,7 @@ pub fn main(command: ClientCommand) -> ExitCode {
             ClientCommand::Kv(a) => kv::run(&client, a).await,
             ClientCommand::Nodes(_) => nodes::run(&client).await,
             ClientCommand::Queue(a) => queue::run(&client, a).await,
+            ClientCommand::Schedule(a) => schedule::run(&client, a).await,
         }
     });
     match result {

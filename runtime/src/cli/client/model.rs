@@ -9,8 +9,9 @@ use crate::domain::{Captured, HttpCall, LogEntry};
 pub(crate) use crate::api::{
     AliasRequest, AliasView as Alias, BatchCreated, BatchDeleted, BatchView as Batch, BulkDone, JobPage,
     JobRequest, JobView as Job, KeyCreated, KeyRequest, KeyView, KvEntry, KvKeysPage, KvRequest,
-    ModuleView as Module, NodeList, QueueList, QueueView, SecretRequest, SecretView, StatusView as Status,
-    TenantPatch, TenantRequest, TenantView as Tenant, TokenCreated, TokenRequest, TokenView,
+    ModuleView as Module, NodeList, QueueList, QueueView, SchedulePage, ScheduleRequest, ScheduleView,
+    SecretRequest, SecretView, StatusView as Status, TenantPatch, TenantRequest, TenantView as Tenant,
+    TokenCreated, TokenRequest, TokenView,
 };
 pub(crate) use crate::domain::Scope;
 pub(crate) use crate::store::AliasConfig;

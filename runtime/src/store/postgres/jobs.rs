@@ -36,15 +36,27 @@ pub(super) async fn insert(
         return Ok(out);
     }
     let mut tx = s.tx().await?;
+    let out = insert_in(&mut tx, &new, batch.as_ref()).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// [`insert`] inside `tx` (not committed here): the jobs of one dispatch or
+/// batch, or of a schedule's firing.
+pub(super) async fn insert_in(
+    tx: &mut Transaction<'_, Postgres>,
+    new: &[NewJob],
+    batch: Option<&NewBatch>,
+) -> StoreResult<Vec<Inserted>> {
     // Each tenant's row held (FOR KEY SHARE) until the commit: a deletion of
     // the tenant (FOR UPDATE) waits for this insert, or this insert for it
     // and then finds the tenant gone.
-    for tenant in rules::tenants_to_hold(&new) {
-        if !super::tenants::exists_in(&mut tx, tenant).await? {
+    for tenant in rules::tenants_to_hold(new) {
+        if !super::tenants::exists_in(tx, tenant).await? {
             return Err(rules::tenant_missing(tenant));
         }
     }
-    if let Some(b) = &batch {
+    if let Some(b) = batch {
         sqlx::query(
             "INSERT INTO batches (id, tenant, total, callback, callback_state, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -55,51 +67,101 @@ pub(super) async fn insert(
         .bind(callback_json(&b.callback))
         .bind(rules::initial_callback_state(&b.callback).map(CallbackState::as_str))
         .bind(b.created_at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    // Jobs without an idempotency key go in with one statement (the rows are
-    // passed as one JSON array); each keyed job goes in on its own, settled
-    // by the unique index on its key. Keyed jobs go in in key order, not the
-    // request's: two batches sharing keys in opposite orders would otherwise
-    // each wait on a key the other inserted first, a deadlock PostgreSQL
-    // ends by failing one of them.
+    // Jobs without an idempotency key or uniqueness go in with one statement
+    // (the rows are passed as one JSON array); each keyed job goes in on its
+    // own, settled by the unique index on its key. Keyed jobs go in in key
+    // order, not the request's: two batches sharing keys in opposite orders
+    // would otherwise each wait on a key the other inserted first, a
+    // deadlock PostgreSQL ends by failing one of them.
     let mut out: Vec<Option<Inserted>> = Vec::with_capacity(new.len());
     let mut bulk = Vec::new();
     let mut keyed_at = Vec::new();
     for (i, job) in new.iter().enumerate() {
-        match &job.idempotency_key {
-            None => {
+        match (&job.idempotency_key, &job.unique) {
+            (_, Some(_)) => out.push(None),
+            (None, None) => {
                 let record = record_of(job);
                 bulk.push(insert_row(job, &record));
                 out.push(Some(Inserted { job: record, created: true }));
             }
-            Some(key) => {
+            (Some(key), None) => {
                 keyed_at.push((key, i));
                 out.push(None);
             }
         }
     }
+    insert_unique(tx, new, &mut out).await?;
     keyed_at.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
     for (key, i) in keyed_at {
-        out[i] = Some(insert_keyed(&mut tx, &new[i], key).await?);
+        out[i] = Some(insert_keyed(tx, &new[i], key).await?);
     }
     let out: Vec<Inserted> = out.into_iter().map(|o| o.expect("every job was inserted")).collect();
-    insert_rows(&mut *tx, &bulk, &INSERT).await?;
-    if let Some(b) = &batch {
+    insert_rows(&mut **tx, &bulk, &INSERT).await?;
+    if let Some(b) = batch {
         // The batch owns the jobs inserted with it, not the earlier jobs
         // returned for an existing key (they belong to whoever made them).
         sqlx::query(
             "UPDATE batches SET total = (SELECT COUNT(*) FROM jobs WHERE batch_id = $1) WHERE id = $1",
         )
         .bind(&b.id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         // A batch that owns no job is done now: its callback is due.
-        schedule_done_batches(&mut tx, std::slice::from_ref(&b.id), b.created_at).await?;
+        schedule_done_batches(tx, std::slice::from_ref(&b.id), b.created_at).await?;
     }
-    tx.commit().await?;
     Ok(out)
+}
+
+/// Inserts the jobs of `new` that carry a uniqueness, in request order, each
+/// unless a matching job exists (then `out` gets that job). The advisory
+/// locks of all their keys are taken first, in lock order (no deadlock with
+/// another insert taking some of the same), and held to the commit: an
+/// insert racing on a key through another node waits, then sees this job.
+async fn insert_unique(
+    tx: &mut Transaction<'_, Postgres>,
+    new: &[NewJob],
+    out: &mut [Option<Inserted>],
+) -> StoreResult<()> {
+    let mut locks: Vec<i64> =
+        new.iter().filter_map(|j| Some(rules::unique_lock(&j.tenant, &j.unique.as_ref()?.key))).collect();
+    if locks.is_empty() {
+        return Ok(());
+    }
+    locks.sort_unstable();
+    locks.dedup();
+    // `unnest` yields the sorted array in its order.
+    sqlx::query("SELECT pg_advisory_xact_lock(l) FROM unnest($1::bigint[]) AS l")
+        .bind(&locks)
+        .execute(&mut **tx)
+        .await?;
+    for (i, job) in new.iter().enumerate() {
+        let Some(unique) = &job.unique else { continue };
+        let states: Vec<&str> = unique.states.iter().map(|s| s.as_str()).collect();
+        let existing = sqlx::query_as::<_, JobRow>(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs
+             WHERE tenant = $1 AND unique_key = $2 AND status = ANY($3::text[]) AND created_at >= $4
+             ORDER BY created_at DESC LIMIT 1"
+        ))
+        .bind(job.tenant.as_str())
+        .bind(&unique.key)
+        .bind(&states)
+        .bind(unique.since.unwrap_or(i64::MIN))
+        .fetch_optional(&mut **tx)
+        .await?;
+        out[i] = Some(match (existing, &job.idempotency_key) {
+            (Some(row), _) => Inserted { job: row.try_into()?, created: false },
+            (None, Some(key)) => insert_keyed(tx, job, key).await?,
+            (None, None) => {
+                let record = record_of(job);
+                insert_rows(&mut **tx, &[insert_row(job, &record)], &INSERT).await?;
+                Inserted { job: record, created: true }
+            }
+        });
+    }
+    Ok(())
 }
 
 /// Inserts a keyed job unless its key is taken: the insert does nothing on a
@@ -290,7 +352,7 @@ pub(super) async fn status_counts(s: &PgStore, tenant: &TenantId) -> StoreResult
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     let columns = "id, tenant, alias, module, status, priority, queue, context, payload, max_attempts, \
         limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback, \
-        callback_state, attempt, lease_token, started_at, lease_owner, lease_expires_at";
+        callback_state, attempt, lease_token, started_at, lease_owner, lease_expires_at, unique_key";
     format!(
         "INSERT INTO jobs ({columns})
      SELECT {columns}
@@ -298,7 +360,7 @@ static INSERT: LazyLock<String> = LazyLock::new(|| {
         priority bigint, queue text, context text, payload text, max_attempts bigint, limits text,
         run_at bigint, created_at bigint, idempotency_key text, idempotency_fingerprint text,
         batch_id text, callback text, callback_state text, attempt bigint, lease_token bigint,
-        started_at bigint, lease_owner text, lease_expires_at bigint)"
+        started_at bigint, lease_owner text, lease_expires_at bigint, unique_key text)"
     )
 });
 

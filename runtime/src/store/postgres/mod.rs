@@ -50,6 +50,7 @@ mod modules;
 mod nodes;
 mod notices;
 mod queues;
+mod schedules;
 mod tenants;
 mod usage;
 

@@ -141,6 +141,7 @@ pub(super) async fn delete(s: &PgStore, id: &TenantId) -> StoreResult<()> {
             .await?;
     for table in [
         "tokens",
+        "schedules",
         "jobs",
         "batches",
         "alias_secrets",

@@ -43,10 +43,27 @@ pub struct NewJob {
     pub batch_id: Option<String>,
     /// Where to report its end.
     pub callback: Option<Callback>,
+    /// Not inserted while a matching job exists (see [`UniqueCheck`]).
+    pub unique: Option<UniqueCheck>,
     /// Inserted already claimed by this lease holder (a node with room for it
     /// right now): stored `running` on its first attempt under fencing token 1,
     /// so no claim write follows. `None`: queued for a claim.
     pub lease: Option<NewLease>,
+}
+
+/// The uniqueness of a new job: while a job of its tenant with the same
+/// `key` is in one of `states` (and was created at or after `since`), the
+/// insert answers that job (`Inserted::created` false) instead. Settled by
+/// the store under a lock on the key, so racing inserts through any number
+/// of nodes leave one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UniqueCheck {
+    /// `domain::unique_key` of the chosen fields.
+    pub key: String,
+    /// States in which a matching job blocks the insert (not empty).
+    pub states: Vec<JobStatus>,
+    /// Only jobs created at or after this time match (unix ms); `None`: any.
+    pub since: Option<i64>,
 }
 
 /// The claim a job is inserted under (see `NewJob::lease`).
@@ -68,7 +85,8 @@ impl NewLease {
 pub struct Inserted {
     /// The stored job.
     pub job: JobRecord,
-    /// False when an earlier job had the same idempotency key.
+    /// False when an earlier job had the same idempotency key, or matched
+    /// the job's uniqueness.
     pub created: bool,
 }
 

@@ -12,6 +12,7 @@ mod list;
 mod modules;
 mod nodes;
 mod queues;
+mod schedules;
 
 pub use aliases::*;
 pub use batches::*;
@@ -24,3 +25,4 @@ pub use list::*;
 pub use modules::*;
 pub use nodes::*;
 pub use queues::*;
+pub use schedules::*;

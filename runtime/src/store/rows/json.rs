@@ -23,6 +23,7 @@ pub(in crate::store) fn insert_row(job: &NewJob, record: &JobRecord) -> serde_js
         "callback_state": record.callback_state.map(CallbackState::as_str),
         "attempt": record.attempt, "lease_token": record.lease_token, "started_at": record.started_at,
         "lease_owner": record.lease_owner, "lease_expires_at": job.lease.as_ref().map(|l| l.expires_at),
+        "unique_key": job.unique.as_ref().map(|u| &u.key),
     })
 }
 

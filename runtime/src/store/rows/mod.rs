@@ -9,12 +9,14 @@
 mod json;
 mod nodes;
 mod queues;
+mod schedules;
 mod tenants;
 mod usage;
 
 pub(super) use json::*;
 pub(super) use nodes::*;
 pub(super) use queues::*;
+pub(super) use schedules::*;
 pub(super) use tenants::*;
 pub(super) use usage::*;
 

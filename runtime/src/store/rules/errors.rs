@@ -25,6 +25,11 @@ pub(in crate::store) fn alias_missing(name: &AliasName) -> StoreError {
     StoreError::NotFound(format!("alias {name}"))
 }
 
+/// No such schedule.
+pub(in crate::store) fn schedule_missing(name: &str) -> StoreError {
+    StoreError::NotFound(format!("schedule {name}"))
+}
+
 /// No such tenant.
 pub(in crate::store) fn tenant_missing(id: &TenantId) -> StoreError {
     StoreError::NotFound(format!("tenant {id}"))

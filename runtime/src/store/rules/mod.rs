@@ -46,12 +46,26 @@ pub(super) fn tenants_to_hold(jobs: &[crate::store::NewJob]) -> Vec<&TenantId> {
     tenants
 }
 
+/// The advisory lock of a uniqueness key of `tenant` (PostgreSQL's locks
+/// are named by one `bigint`): the first 8 bytes of blake3 over both.
+pub(super) fn unique_lock(tenant: &TenantId, key: &str) -> i64 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(tenant.as_str().as_bytes());
+    hasher.update(&[0]);
+    hasher.update(key.as_bytes());
+    let bytes: [u8; 8] = hasher.finalize().as_bytes()[..8].try_into().expect("8 of 32 bytes");
+    i64::from_le_bytes(bytes)
+}
+
 /// Whether an insert is the common dispatch that needs no transaction: no
-/// batch, no idempotency key, no tenant to hold (see [`tenants_to_hold`]).
+/// batch, no idempotency key, no uniqueness, no tenant to hold (see
+/// [`tenants_to_hold`]).
 /// One statement inserts it, atomic on its own; no BEGIN and COMMIT round
 /// trips, which were most of an idle dispatch's insert.
 pub(super) fn lone_insert(jobs: &[crate::store::NewJob], batch: &Option<super::NewBatch>) -> bool {
-    batch.is_none() && tenants_to_hold(jobs).is_empty() && jobs.iter().all(|j| j.idempotency_key.is_none())
+    batch.is_none()
+        && tenants_to_hold(jobs).is_empty()
+        && jobs.iter().all(|j| j.idempotency_key.is_none() && j.unique.is_none())
 }
 
 /// What jobs a bulk cancel ended mean beyond their rows (`(id, batch)` as

@@ -1,7 +1,7 @@
 //! `jobs`: inserting, reading, cancelling, retrying and pruning jobs (claims
 //! and completions are in `leases`, listing in `list`).
 
-use sqlx::Sqlite;
+use sqlx::{Sqlite, Transaction};
 
 use super::SqliteStore;
 use super::batches::schedule_done_batches;
@@ -34,13 +34,25 @@ pub(super) async fn insert(
         return Ok(out);
     }
     let mut tx = s.tx().await?;
+    let out = insert_in(&mut tx, &new, batch.as_ref()).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// [`insert`] inside `tx` (not committed here): the jobs of one dispatch or
+/// batch, or of a schedule's firing.
+pub(super) async fn insert_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    new: &[NewJob],
+    batch: Option<&NewBatch>,
+) -> StoreResult<Vec<Inserted>> {
     // Inside the write transaction: a tenant deleted before it began is gone.
-    for tenant in rules::tenants_to_hold(&new) {
-        if !super::tenants::exists_in(&mut tx, tenant).await? {
+    for tenant in rules::tenants_to_hold(new) {
+        if !super::tenants::exists_in(tx, tenant).await? {
             return Err(rules::tenant_missing(tenant));
         }
     }
-    if let Some(b) = &batch {
+    if let Some(b) = batch {
         sqlx::query(
             "INSERT INTO batches (id, tenant, total, callback, callback_state, created_at)
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -51,14 +63,43 @@ pub(super) async fn insert(
         .bind(callback_json(&b.callback))
         .bind(rules::initial_callback_state(&b.callback).map(CallbackState::as_str))
         .bind(b.created_at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
     // Jobs without an idempotency key go in with one statement (the rows are
     // passed as one JSON array); keyed jobs need their duplicate check first.
     let mut out: Vec<Option<Inserted>> = Vec::with_capacity(new.len());
     let mut bulk = Vec::new();
-    for job in &new {
+    for job in new {
+        if let Some(unique) = &job.unique {
+            // Inside the write transaction: no other insert runs between
+            // this look and this insert.
+            let states = serde_json::to_string(&unique.states).expect("statuses serialize");
+            let existing = sqlx::query_as::<_, JobRow>(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs
+                 WHERE tenant = ? AND unique_key = ? AND status IN (SELECT value FROM json_each(?))
+                   AND created_at >= ?
+                 ORDER BY created_at DESC LIMIT 1"
+            ))
+            .bind(job.tenant.as_str())
+            .bind(&unique.key)
+            .bind(states)
+            .bind(unique.since.unwrap_or(i64::MIN))
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(row) = existing {
+                out.push(Some(Inserted { job: row.try_into()?, created: false }));
+                continue;
+            }
+            if job.idempotency_key.is_none() {
+                // Inserted now, not with the bulk: a later job of this
+                // submission with the same key must see it.
+                let record = record_of(job);
+                insert_rows(&mut **tx, vec![insert_row(job, &record)]).await?;
+                out.push(Some(Inserted { job: record, created: true }));
+                continue;
+            }
+        }
         match &job.idempotency_key {
             None => {
                 let record = record_of(job);
@@ -72,7 +113,7 @@ pub(super) async fn insert(
                 ))
                 .bind(job.tenant.as_str())
                 .bind(key.as_str())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
                 match existing {
                     Some(row) => {
@@ -86,15 +127,15 @@ pub(super) async fn insert(
                     }
                     None => {
                         let record = record_of(job);
-                        insert_rows(&mut *tx, vec![keyed(insert_row(job, &record), job)]).await?;
+                        insert_rows(&mut **tx, vec![keyed(insert_row(job, &record), job)]).await?;
                         out.push(Some(Inserted { job: record, created: true }));
                     }
                 }
             }
         }
     }
-    insert_rows(&mut *tx, bulk).await?;
-    if let Some(b) = &batch {
+    insert_rows(&mut **tx, bulk).await?;
+    if let Some(b) = batch {
         // The batch owns the jobs inserted with it, not the earlier jobs
         // returned for an existing key (they belong to whoever made them):
         // counting those would leave the batch waiting forever.
@@ -102,14 +143,12 @@ pub(super) async fn insert(
             "UPDATE batches SET total = (SELECT COUNT(*) FROM jobs WHERE batch_id = ?1) WHERE id = ?1",
         )
         .bind(&b.id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         // A batch that owns no job is done now: its callback is due.
-        schedule_done_batches(&mut tx, std::slice::from_ref(&b.id), b.created_at).await?;
+        schedule_done_batches(tx, std::slice::from_ref(&b.id), b.created_at).await?;
     }
-    let out: Vec<Inserted> = out.into_iter().flatten().collect();
-    tx.commit().await?;
-    Ok(out)
+    Ok(out.into_iter().flatten().collect())
 }
 
 pub(super) async fn get(s: &SqliteStore, tenant: &TenantId, id: &str) -> StoreResult<JobRecord> {
@@ -252,17 +291,17 @@ pub(super) async fn status_counts(s: &SqliteStore, tenant: &TenantId) -> StoreRe
 /// The bulk insert: the new jobs travel as one JSON array of `rows::insert_row`s.
 /// Each row is taken out of the array once, in SQLite's binary JSON (`r`,
 /// materialized): `json_each`'s `value` would render the row as text again
-/// for every field read from it (23 here), which cost more than the insert.
+/// for every field read from it (24 here), which cost more than the insert.
 pub(super) const INSERT: &str = "WITH r AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1))
      INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
         limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback,
-        callback_state, attempt, lease_token, started_at, lease_owner, lease_expires_at)
+        callback_state, attempt, lease_token, started_at, lease_owner, lease_expires_at, unique_key)
      SELECT v ->> 'id', v ->> 'tenant', v ->> 'alias', v ->> 'module', v ->> 'status',
         v ->> 'priority', v ->> 'queue', v ->> 'context', v ->> 'payload',
         v ->> 'max_attempts', v ->> 'limits', v ->> 'run_at', v ->> 'created_at',
         v ->> 'idempotency_key', v ->> 'idempotency_fingerprint', v ->> 'batch_id',
         v ->> 'callback', v ->> 'callback_state', v ->> 'attempt', v ->> 'lease_token',
-        v ->> 'started_at', v ->> 'lease_owner', v ->> 'lease_expires_at'
+        v ->> 'started_at', v ->> 'lease_owner', v ->> 'lease_expires_at', v ->> 'unique_key'
      FROM r";
 
 /// Inserts many jobs with one statement.

@@ -26,6 +26,7 @@ mod list;
 mod modules;
 mod nodes;
 mod queues;
+mod schedules;
 mod tenants;
 mod usage;
 

@@ -135,6 +135,7 @@ pub(super) async fn delete(s: &SqliteStore, id: &TenantId) -> StoreResult<()> {
     }
     for table in [
         "tokens",
+        "schedules",
         "jobs",
         "batches",
         "alias_secrets",

@@ -45,14 +45,14 @@ pub fn need(operation_id: &str) -> Need {
     match operation_id {
         "getHealth" | "getReady" | "getOpenApi" => Need::Public,
         "listModules" | "getModule" | "listAliases" | "getAlias" | "listJobs" | "getJob" | "waitJob"
-        | "streamJobEvents" | "getBatch" | "getStatus" | "getUsage" | "listAliasSecrets" | "listQueues" => {
-            Need::Read
-        }
+        | "streamJobEvents" | "getBatch" | "getStatus" | "getUsage" | "listAliasSecrets" | "listQueues"
+        | "listSchedules" | "getSchedule" => Need::Read,
         "createJob" | "dispatchJob" | "createBatch" | "cancelJob" | "retryJob" | "cancelJobs"
         | "retryJobs" => Need::Dispatch,
         "uploadModule" | "deleteModule" | "setAlias" | "deleteAlias" | "rollbackAlias" | "setAliasSecret"
         | "deleteAliasSecret" | "getKv" | "setKv" | "deleteKv" | "listKvKeys" | "deleteJob"
-        | "deleteJobs" | "deleteBatch" => Need::Admin,
+        | "deleteJobs" | "deleteBatch" | "setSchedule" | "deleteSchedule" | "pauseSchedule"
+        | "resumeSchedule" => Need::Admin,
         "listTenants" | "createTenant" | "getTenant" | "updateTenant" | "deleteTenant" | "createToken"
         | "listTokens" | "revokeToken" | "createKey" | "listKeys" | "revokeKey" | "listNodes"
         | "pauseQueue" | "resumeQueue" | "setQueueLimits" => Need::Operator,
@@ -131,6 +131,7 @@ impl Records {
             ("aliases", "key") => "api_key",
             ("kv", "store") => "a-private-store",
             ("kv", "key") => "a-private-key",
+            ("schedules", "name") => "a-private-schedule",
             // Queues are the cluster's (the operator's), not a tenant's.
             ("queues", "name") => "a-private-queue",
             _ => panic!(
