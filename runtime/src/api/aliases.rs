@@ -100,6 +100,12 @@ pub struct AliasRequest {
     /// `--http-max-*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<crate::domain::HttpLimits>,
+    /// How its jobs wait between attempts after a retryable failure:
+    /// `base_ms * factor^(attempt-1)`, at most `max_ms`, the fraction
+    /// `jitter` of it random (absent: the server's backoff). Pinned on each
+    /// job at dispatch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<crate::domain::RetryPolicy>,
 }
 
 impl AliasRequest {
@@ -116,6 +122,7 @@ impl AliasRequest {
             env: self.env.clone(),
             allowed_hosts: self.allowed_hosts.clone(),
             http: self.http.clone(),
+            retry: self.retry,
         }
     }
 }
@@ -174,6 +181,9 @@ pub(super) fn check_config(state: &AppState, c: &AliasConfig, quotas: &TenantQuo
         return Err(ApiError::invalid(format!("max_attempts must be between 1 and 100, got {a}")));
     }
     crate::domain::check_allowed_hosts(&c.allowed_hosts).map_err(ApiError::invalid)?;
+    if let Some(r) = &c.retry {
+        r.validate().map_err(ApiError::invalid)?;
+    }
     super::submit::limits(state, c, &Default::default(), quotas).map(drop)
 }
 

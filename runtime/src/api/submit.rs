@@ -309,6 +309,8 @@ pub(super) fn limits(
     l.http =
         crate::domain::HttpGrant::of_alias(&alias.allowed_hosts, alias.http.as_ref(), &state.http_ceilings)
             .map_err(ApiError::invalid)?;
+    // The alias's retry policy, pinned like its grant.
+    l.retry = alias.retry;
     state.engine.validate_limits(&l).map_err(|e| ApiError::invalid(e.to_string()))?;
     Ok(l)
 }

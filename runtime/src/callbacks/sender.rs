@@ -22,7 +22,7 @@ use super::secrets::SecretBox;
 use super::signature::{SIGNATURE_HEADER, sign};
 use super::target;
 use super::tenant_policy::TenantClients;
-use crate::domain::{CallbackState, NetPolicy, retry_backoff, time::now_ms};
+use crate::domain::{CallbackState, NetPolicy, RetryPolicy, time::now_ms};
 use crate::store::{CallbackClaim, CallbackDue, CallbackOwner, CallbackRecord, Store};
 
 /// Delivery policy.
@@ -293,12 +293,8 @@ impl Deliverer {
             }
             Err(failure) => {
                 let error = failure.to_string();
-                let delay = retry_backoff(
-                    attempts,
-                    self.settings.retry_base,
-                    self.settings.retry_max,
-                    fastrand::f64(),
-                );
+                let delay = RetryPolicy::doubling(self.settings.retry_base, self.settings.retry_max)
+                    .delay(attempts, fastrand::f64());
                 tracing::debug!(id = %due.id, %error, attempts, ?delay, "callback will be retried");
                 CallbackRecord {
                     owner: due.owner,

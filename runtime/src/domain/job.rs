@@ -153,19 +153,107 @@ impl CallbackState {
     }
 }
 
-/// Exponential backoff with full jitter for retries: attempt `n` (1-based, the
-/// attempt that just failed) waits a random time in `[base*2^(n-1)/2, base*2^(n-1)]`,
-/// capped at `max`. Jitter spreads retries of jobs that failed together.
-pub fn retry_backoff(attempt: u32, base: Duration, max: Duration, unit_random: f64) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-    let ceiling = exp.min(max);
-    let half = ceiling / 2;
-    half + half.mul_f64(unit_random.clamp(0.0, 1.0))
+/// Longest retry delay a policy may set: one day.
+pub const MAX_RETRY_DELAY_MS: u64 = 24 * 3600 * 1000;
+
+/// How a job waits before its next attempt after a retryable failure (an
+/// alias's `retry`, pinned on its jobs at dispatch): attempt `n` (1-based,
+/// the attempt that just failed) waits `base_ms * factor^(n-1)`, at most
+/// `max_ms`, of which the fraction `jitter` is random (0: exactly that;
+/// 0.5: between half and all of it; 1: anything up to it). Jitter spreads
+/// the retries of jobs that failed together.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Delay after the first failed attempt, in ms (1..=86400000).
+    #[serde(deserialize_with = "crate::domain::json_int::exact")]
+    #[schema(minimum = 1, maximum = 86400000)]
+    pub base_ms: u64,
+    /// Longest delay, in ms (base_ms..=86400000).
+    #[serde(deserialize_with = "crate::domain::json_int::exact")]
+    #[schema(minimum = 1, maximum = 86400000)]
+    pub max_ms: u64,
+    /// Growth per attempt (1 = a constant delay; 2 doubles), 1..=10.
+    #[schema(minimum = 1.0, maximum = 10.0)]
+    pub factor: f64,
+    /// Random fraction of each delay, 0..=1.
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub jitter: f64,
+}
+
+// Its floats are checked finite (`validate`) before any is kept: equality
+// is total on them.
+impl Eq for RetryPolicy {}
+
+impl RetryPolicy {
+    /// The server's default shape (`retry_base`, `retry_max`): doubling,
+    /// half of each delay random.
+    pub fn doubling(base: Duration, max: Duration) -> Self {
+        Self { base_ms: base.as_millis() as u64, max_ms: max.as_millis() as u64, factor: 2.0, jitter: 0.5 }
+    }
+
+    /// Each field within its range; the error names the field
+    /// (`retry.factor must be ...`).
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_RETRY_DELAY_MS).contains(&self.base_ms) {
+            return Err(format!(
+                "retry.base_ms must be between 1 and {MAX_RETRY_DELAY_MS}, got {}",
+                self.base_ms
+            ));
+        }
+        if !(self.base_ms..=MAX_RETRY_DELAY_MS).contains(&self.max_ms) {
+            return Err(format!(
+                "retry.max_ms must be between retry.base_ms ({}) and {MAX_RETRY_DELAY_MS}, got {}",
+                self.base_ms, self.max_ms
+            ));
+        }
+        if !(1.0..=10.0).contains(&self.factor) {
+            return Err(format!("retry.factor must be between 1 and 10, got {}", self.factor));
+        }
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err(format!("retry.jitter must be between 0 and 1, got {}", self.jitter));
+        }
+        Ok(())
+    }
+
+    /// The wait after failed attempt `attempt` (1-based), `unit_random` in
+    /// [0, 1] drawing the jitter.
+    pub fn delay(&self, attempt: u32, unit_random: f64) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(64) as i32;
+        let full = (self.base_ms as f64 * self.factor.powi(exponent)).min(self.max_ms as f64);
+        let random = full * self.jitter * unit_random.clamp(0.0, 1.0);
+        Duration::from_millis((full - random).round().max(0.0) as u64)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_policy_grows_caps_and_jitters() {
+        let constant = RetryPolicy { base_ms: 1_000, max_ms: 1_000, factor: 1.0, jitter: 0.0 };
+        assert_eq!(constant.delay(1, 0.7), Duration::from_secs(1));
+        assert_eq!(constant.delay(9, 0.7), Duration::from_secs(1));
+        let tripling = RetryPolicy { base_ms: 100, max_ms: 10_000, factor: 3.0, jitter: 0.0 };
+        assert_eq!(tripling.delay(3, 0.0), Duration::from_millis(900));
+        assert_eq!(tripling.delay(30, 0.0), Duration::from_secs(10), "capped, no overflow");
+        let half = RetryPolicy { jitter: 0.5, ..tripling };
+        assert_eq!(half.delay(2, 1.0), Duration::from_millis(150));
+        assert_eq!(half.delay(2, 0.0), Duration::from_millis(300));
+        // The server's default shape: doubling, between half and all of it.
+        let doubling = RetryPolicy::doubling(Duration::from_secs(1), Duration::from_secs(60));
+        assert_eq!(doubling.delay(1, 0.0), Duration::from_secs(1));
+        assert_eq!(doubling.delay(1, 1.0), Duration::from_millis(500));
+        assert_eq!(doubling.delay(4, 0.0), Duration::from_secs(8));
+        assert_eq!(doubling.delay(30, 0.0), Duration::from_secs(60));
+        assert_eq!(doubling.delay(30, 1.0), Duration::from_secs(30));
+        assert!(RetryPolicy { factor: 11.0, ..constant }.validate().unwrap_err().contains("retry.factor"));
+        assert!(RetryPolicy { jitter: -0.1, ..constant }.validate().unwrap_err().contains("retry.jitter"));
+        assert!(RetryPolicy { max_ms: 10, ..constant }.validate().unwrap_err().contains("retry.max_ms"));
+        assert!(RetryPolicy { base_ms: 0, ..constant }.validate().unwrap_err().contains("retry.base_ms"));
+        assert!(RetryPolicy { factor: f64::NAN, ..constant }.validate().is_err());
+    }
 
     #[test]
     fn statuses_round_trip() {
@@ -185,16 +273,5 @@ mod tests {
         }
         assert_eq!(CallbackState::parse("sent"), None);
         assert!(CallbackState::Failed.is_settled() && !CallbackState::Sending.is_settled());
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let base = Duration::from_secs(1);
-        let max = Duration::from_secs(60);
-        assert_eq!(retry_backoff(1, base, max, 1.0), Duration::from_secs(1));
-        assert_eq!(retry_backoff(1, base, max, 0.0), Duration::from_millis(500));
-        assert_eq!(retry_backoff(4, base, max, 1.0), Duration::from_secs(8));
-        assert_eq!(retry_backoff(30, base, max, 1.0), max);
-        assert_eq!(retry_backoff(30, base, max, 0.0), max / 2);
     }
 }

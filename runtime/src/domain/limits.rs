@@ -31,6 +31,10 @@ pub struct Limits {
     /// alias at dispatch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<super::HttpGrant>,
+    /// How the job waits between attempts (`None`: the server's backoff),
+    /// pinned from the alias at dispatch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<super::RetryPolicy>,
 }
 
 /// Default fuel: about a second of CPU-heavy guest code on this class of machine.
@@ -47,6 +51,7 @@ impl Default for Limits {
             max_result_bytes: 1 << 20,
             max_log_bytes: 64 << 10,
             http: None,
+            retry: None,
         }
     }
 }

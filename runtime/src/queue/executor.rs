@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::progress::ProgressHooks;
 use super::{CompleterMsg, RunHandle, Shared};
-use crate::domain::{JobInfo, JobStatus, Outcome, RunError, retry_backoff, time::now_ms};
+use crate::domain::{JobInfo, JobStatus, Outcome, RetryPolicy, RunError, time::now_ms};
 use crate::sandbox::{Plugin, RunContext};
 use crate::store::{JobCompletion, JobRecord};
 
@@ -119,8 +119,10 @@ fn completion(shared: &Shared, job: &JobRecord, outcome: Outcome, started_at: i6
     let (status, run_at) = match &outcome.error {
         None => (JobStatus::Succeeded, job.run_at),
         Some(e) if e.retryable() && job.attempt < job.max_attempts => {
+            // The alias's policy, pinned on the job at dispatch; else the server's.
             let s = &shared.settings;
-            let delay = retry_backoff(job.attempt, s.retry_base, s.retry_max, fastrand::f64());
+            let policy = job.limits.retry.unwrap_or_else(|| RetryPolicy::doubling(s.retry_base, s.retry_max));
+            let delay = policy.delay(job.attempt, fastrand::f64());
             (JobStatus::Failed, now + delay.as_millis() as i64)
         }
         Some(_) => (JobStatus::Dead, job.run_at),

@@ -252,3 +252,44 @@ async fn a_cancel_through_another_node_stops_the_run() {
     b.stop().await;
     a.stop().await;
 }
+
+/// An alias's retry policy is pinned on its jobs: a constant 1.5 s wait
+/// between attempts here, where the server's own backoff (20 ms in these
+/// tests) applies to the jobs of an alias without one.
+#[tokio::test]
+async fn an_alias_retry_policy_sets_the_wait_between_attempts() {
+    let app = spawn_app(Options::default()).await;
+    app.register("fail", "fail").await;
+    let (_, fail) = app.get("/v1/aliases/fail").await;
+    let policy = json!({"base_ms": 1500, "max_ms": 1500, "factor": 1.0, "jitter": 0.0});
+    let body = json!({"module": fail["module"], "retry": policy});
+    let (status, alias) = app.put("/v1/aliases/patient", &body).await;
+    assert_eq!(status, StatusCode::OK, "{alias}");
+    assert_eq!(alias["retry"], policy);
+    let ms = |v: &Value| wasmq::domain::time::parse_rfc3339(v.as_str().unwrap()).unwrap();
+    let job = app.dispatch("patient", json!({"mode": "retryable"}), json!({"max_attempts": 2})).await;
+    let waiting = app.until_status(id(&job), "failed").await;
+    let wait = ms(&waiting["run_at"]) - ms(&waiting["started_at"]);
+    assert!((1_500..2_500).contains(&wait), "the alias's 1.5 s: {wait} ms: {waiting}");
+    let done = app.wait(id(&job)).await;
+    assert_eq!((done["status"].as_str(), done["attempt"].as_u64()), (Some("dead"), Some(2)));
+
+    let job = app.dispatch("fail", json!({"mode": "retryable"}), json!({"max_attempts": 2})).await;
+    let done = app.wait(id(&job)).await;
+    assert_eq!(done["attempt"], 2);
+    let took = ms(&done["finished_at"]) - ms(&done["created_at"]);
+    assert!(took < 1_500, "the server's backoff, not the other alias's: {took} ms");
+
+    for (policy, names) in [
+        (json!({"base_ms": 0, "max_ms": 10, "factor": 2, "jitter": 0}), "retry.base_ms"),
+        (json!({"base_ms": 100, "max_ms": 10, "factor": 2, "jitter": 0}), "retry.max_ms"),
+        (json!({"base_ms": 100, "max_ms": 1000, "factor": 0.5, "jitter": 0}), "retry.factor"),
+        (json!({"base_ms": 100, "max_ms": 1000, "factor": 2, "jitter": 2}), "retry.jitter"),
+        (json!({"base_ms": 100, "max_ms": 1000, "factor": 2}), "jitter"),
+    ] {
+        let (status, answer) =
+            app.put("/v1/aliases/patient", &json!({"module": fail["module"], "retry": policy})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{policy}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains(names), "{policy}: {answer}");
+    }
+}

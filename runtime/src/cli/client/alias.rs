@@ -6,7 +6,7 @@ use super::http::{Client, Outcome, segment};
 use super::model::{Alias, AliasConfig, AliasRequest};
 use super::output::{Fields, Table, short_digest};
 use super::{ClientOpts, digest, units};
-use crate::domain::{HttpLimits, KvStoreName, QueueName};
+use crate::domain::{HttpLimits, KvStoreName, QueueName, RetryPolicy};
 
 /// Arguments of `wasmq alias`.
 #[derive(Debug, Args)]
@@ -21,6 +21,8 @@ pub struct AliasArgs {
 }
 
 /// The `wasmq alias` subcommands.
+// Parsed once per process: the size of `Set` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum AliasCommand {
     /// Point an alias at an uploaded module (a new version), with defaults for its jobs.
@@ -75,6 +77,12 @@ pub enum AliasCommand {
         /// Bytes of outbound response bodies per job, e.g. `10MiB`.
         #[arg(long, value_name = "SIZE", value_parser = units::bytes)]
         http_max_response_size: Option<u64>,
+        /// How its jobs wait between attempts:
+        /// `base=1s[,max=10m][,factor=2][,jitter=0.5]` (the delay after
+        /// attempt n is base*factor^(n-1), at most max (default 1h), the
+        /// fraction jitter of it random). Absent: the server's backoff.
+        #[arg(long, value_name = "POLICY", value_parser = retry_policy)]
+        retry: Option<RetryPolicy>,
     },
     /// Set, list or delete an alias's secrets (write-only: values are never shown).
     Secret {
@@ -107,6 +115,32 @@ pub enum AliasCommand {
     },
 }
 
+/// `--retry base=1s,max=10m,factor=2,jitter=0.5` (only `base` required).
+fn retry_policy(s: &str) -> Result<RetryPolicy, String> {
+    let mut policy = RetryPolicy { base_ms: 0, max_ms: 3_600_000, factor: 2.0, jitter: 0.5 };
+    let mut base = false;
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = part.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got {part:?}"))?;
+        let number = |v: &str| v.parse::<f64>().map_err(|_| format!("{key} must be a number, got {v:?}"));
+        match key {
+            "base" => {
+                policy.base_ms = units::millis(value)?;
+                base = true;
+            }
+            "max" => policy.max_ms = units::millis(value)?,
+            "factor" => policy.factor = number(value)?,
+            "jitter" => policy.jitter = number(value)?,
+            other => return Err(format!("unknown key {other:?} (base, max, factor, jitter)")),
+        }
+    }
+    if !base {
+        return Err("give base=DURATION, e.g. base=1s".into());
+    }
+    policy.max_ms = policy.max_ms.max(policy.base_ms);
+    policy.validate()?;
+    Ok(policy)
+}
+
 pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
     match args.command {
         AliasCommand::Set {
@@ -125,6 +159,7 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
             http_max_requests,
             http_max_request_size,
             http_max_response_size,
+            retry,
         } => {
             // The server checks every range and names the field it refuses.
             let module = digest::resolve(client, &digest).await?;
@@ -148,6 +183,7 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
                     max_request_bytes: http_max_request_size,
                     max_response_bytes: http_max_response_size,
                 }),
+                retry,
             };
             let reply = client.put(&path(&name), &request).await?;
             if client.json {
@@ -261,6 +297,9 @@ fn settings(c: &AliasConfig) -> String {
         c.http.as_ref().and_then(|h| h.max_requests).map(|v| format!("http_max_requests={v}")),
         c.http.as_ref().and_then(|h| h.max_request_bytes).map(|v| format!("http_max_request_size={v}")),
         c.http.as_ref().and_then(|h| h.max_response_bytes).map(|v| format!("http_max_response_size={v}")),
+        c.retry.map(|r| {
+            format!("retry=base={}ms,max={}ms,factor={},jitter={}", r.base_ms, r.max_ms, r.factor, r.jitter)
+        }),
     ]
     .into_iter()
     .flatten()

@@ -75,6 +75,11 @@ pub struct AliasConfig {
     /// Outbound HTTP limits per job (each absent: the server's ceiling).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpLimits>,
+    /// How its jobs wait between attempts after a retryable failure
+    /// (absent: the server's backoff, doubling from `--retry-base`).
+    /// Pinned on each job at dispatch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<crate::domain::RetryPolicy>,
 }
 
 /// An alias: a name pointing at a module, with defaults.
