@@ -141,6 +141,20 @@ pub(super) async fn show(
     Ok(Json(state.store.module_get(&tenant, &digest).await?.into()))
 }
 
+/// A module's bytes as uploaded (what `wasmq jobs run` runs locally).
+#[utoipa::path(get, path = "/v1/modules/{digest}/wasm", tag = "modules", operation_id = "downloadModule", params(("digest" = String, Path, description = "`blake3:` and 64 lowercase hex digits.", pattern = r"^blake3:[0-9a-f]{64}$")),
+    responses((status = 200, description = "The module's bytes.", content_type = "application/wasm", body = ModuleBytes),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn download(
+    State(state): State<AppState>,
+    tenant: Tenant<Read>,
+    Path(digest): Path<String>,
+) -> ApiResult<([(axum::http::HeaderName, &'static str); 1], Vec<u8>)> {
+    let digest = parse_digest(&digest)?;
+    let bytes = state.store.module_bytes(&tenant, &digest).await?;
+    Ok(([(CONTENT_TYPE, "application/wasm")], bytes))
+}
+
 /// Deletes a module; 409 while an alias points to it or unfinished jobs use it.
 /// Its compiled code goes too: from memory and from the artifact cache on disk.
 #[utoipa::path(delete, path = "/v1/modules/{digest}", tag = "modules", operation_id = "deleteModule", params(("digest" = String, Path, description = "`blake3:` and 64 lowercase hex digits.", pattern = r"^blake3:[0-9a-f]{64}$")),

@@ -49,6 +49,7 @@ pub(super) fn module_routes() -> OpenApiRouter<AppState> {
 pub(super) fn v1_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(modules::show, modules::delete))
+        .routes(routes!(modules::download))
         .routes(routes!(aliases::list))
         .routes(routes!(aliases::set, aliases::show, aliases::delete))
         .routes(routes!(aliases::rollback))

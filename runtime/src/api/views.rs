@@ -128,6 +128,31 @@ pub struct CallbackView {
     pub last_error: Option<String>,
 }
 
+/// The limits of a job's attempts.
+#[derive(Serialize, Deserialize, ToSchema, Default, Debug, Clone, PartialEq, Eq)]
+pub struct JobLimitsView {
+    /// Fuel per attempt (absent: unmetered, only the timeout bounds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    /// Wall-clock limit per attempt, in ms.
+    pub timeout_ms: u64,
+    /// Linear memory, in bytes.
+    pub memory_bytes: u64,
+    /// Largest result, in bytes.
+    pub max_result_bytes: u64,
+}
+
+impl From<&crate::domain::Limits> for JobLimitsView {
+    fn from(l: &crate::domain::Limits) -> Self {
+        Self {
+            fuel: l.fuel,
+            timeout_ms: l.timeout.as_millis() as u64,
+            memory_bytes: l.memory_bytes,
+            max_result_bytes: l.max_result_bytes,
+        }
+    }
+}
+
 /// A job.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct JobView {
@@ -149,6 +174,9 @@ pub struct JobView {
     pub attempt: u32,
     /// Attempts allowed.
     pub max_attempts: u32,
+    /// The limits of each attempt, as pinned at dispatch.
+    #[serde(default)]
+    pub limits: JobLimitsView,
     /// The JSON payload: any JSON value.
     #[schema(value_type = Value)]
     pub payload: Box<RawValue>,
@@ -202,6 +230,7 @@ impl From<JobRecord> for JobView {
     fn from(j: JobRecord) -> Self {
         Self {
             callback: callback_view(j.callback, j.callback_state, j.callback_attempts, j.callback_last_error),
+            limits: (&j.limits).into(),
             module: j.module.to_string(),
             payload: raw(j.payload),
             result: j.result.map(raw),

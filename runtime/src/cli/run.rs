@@ -210,17 +210,20 @@ impl HostHooks for StderrHooks {
 pub(super) fn main(args: RunArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+        Err(e) => return ExitCode::from(fail(format!("cannot start the async runtime: {e}"))),
     };
-    runtime.block_on(run(args))
+    ExitCode::from(runtime.block_on(run(args)))
 }
 
-fn fail(message: String) -> ExitCode {
+fn fail(message: String) -> u8 {
     eprintln!("error: {message}");
-    ExitCode::from(exit::ERROR)
+    exit::ERROR
 }
 
-async fn run(args: RunArgs) -> ExitCode {
+/// Runs the plugin as `args` say, reports the outcome (stdout, stderr, the
+/// exit code of [`exit`]) and returns the exit code. `wasmq jobs run` runs a
+/// stored job through here too.
+pub(crate) async fn run(args: RunArgs) -> u8 {
     let bytes = match std::fs::read(&args.plugin) {
         Ok(b) => b,
         Err(e) => return fail(format!("cannot read {}: {e}", args.plugin.display())),
@@ -297,7 +300,7 @@ async fn run(args: RunArgs) -> ExitCode {
     code
 }
 
-fn report(outcome: &Outcome, json: bool) -> ExitCode {
+fn report(outcome: &Outcome, json: bool) -> u8 {
     let mut stdout = std::io::stdout().lock();
     if json {
         let text = serde_json::to_string_pretty(outcome).expect("outcome serializes");
@@ -328,7 +331,7 @@ fn report(outcome: &Outcome, json: bool) -> ExitCode {
         }
     }
     let _ = stdout.flush();
-    ExitCode::from(exit_code(outcome.error.as_ref()))
+    exit_code(outcome.error.as_ref())
 }
 
 /// The exit code for an outcome.

@@ -152,3 +152,52 @@ async fn dispatch_takes_limits_in_units() {
     assert_eq!(stdout(&out), "");
     assert!(field(&ok(&wasmq(&app, &["status"]).await), "workers").starts_with("2 max"));
 }
+
+/// `jobs run` reproduces a job's end here: a plugin error with its message
+/// and exit code 10, a fuel budget that ran out with 12 (the job's own fuel,
+/// unless overridden), a success with its result; the job on the server is
+/// left as it was.
+#[tokio::test]
+async fn jobs_run_reproduces_a_failed_job_here() {
+    let app = spawn_app(Options::default()).await;
+    push(&app, "fail", "fail").await;
+    push(&app, "infinite-loop", "spin").await;
+    push(&app, "echo", "echo").await;
+
+    let out =
+        wasmq(&app, &["dispatch", "fail", r#"{"mode": "error"}"#, "--max-attempts", "1", "--wait"]).await;
+    let id = job_line(&stderr(&out));
+    let (_, before) = app.get(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(before["status"], "dead");
+    let here =
+        wasmq(&app, &["jobs", "run", &id, "--cache-dir", app.dir.path().join("cache").to_str().unwrap()])
+            .await;
+    assert_eq!(here.status.code(), Some(10), "plugin_error: {}", stderr(&here));
+    let message = before["error"]["message"].as_str().unwrap();
+    assert!(stderr(&here).contains(&format!("error (plugin_error): {message}")), "{}", stderr(&here));
+    assert!(stderr(&here).contains(&format!("running job {id} here")), "{}", stderr(&here));
+    let (_, after) = app.get(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(
+        (after["status"].clone(), after["attempt"].clone()),
+        (before["status"].clone(), before["attempt"].clone())
+    );
+
+    let out =
+        wasmq(&app, &["dispatch", "spin", "{}", "--fuel", "100000", "--max-attempts", "1", "--wait"]).await;
+    let id = job_line(&stderr(&out));
+    let here = wasmq(&app, &["jobs", "run", &id]).await;
+    assert_eq!(here.status.code(), Some(12), "the job's own fuel ran out: {}", stderr(&here));
+    let here = wasmq(&app, &["jobs", "run", &id, "--fuel", "1000", "--json"]).await;
+    assert_eq!(here.status.code(), Some(12));
+    let outcome: serde_json::Value = serde_json::from_str(&stdout(&here)).unwrap();
+    assert_eq!(outcome["error"]["kind"], "fuel_exhausted", "{outcome}");
+
+    let out = wasmq(&app, &["dispatch", "echo", r#"{"b": [1, 2]}"#, "--wait"]).await;
+    let id = job_line(&stderr(&out));
+    let here = wasmq(&app, &["jobs", "run", &id]).await;
+    assert_eq!(ok(&here), "{\"b\":[1,2]}\n");
+
+    let missing = wasmq(&app, &["jobs", "run", "01900000-0000-7000-8000-000000000000"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("not found"), "{}", stderr(&missing));
+}

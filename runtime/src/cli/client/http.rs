@@ -28,6 +28,9 @@ pub(crate) enum Failure {
     JobFailed,
     /// Ctrl-C stopped a wait; what to do next is already printed.
     Interrupted,
+    /// A local run (`jobs run`) ended with this exit code of `wasmq run`;
+    /// its outcome is already printed.
+    Exit(u8),
 }
 
 impl Failure {
@@ -191,6 +194,12 @@ impl Client {
             None => r,
         })
         .await
+    }
+
+    /// `GET path` of a binary body (a module's bytes).
+    pub(crate) async fn get_bytes(&self, path: &str) -> Outcome<Vec<u8>> {
+        let response = self.open(self.request(Method::GET, path)).await?;
+        Ok(response.bytes().await.map_err(|e| self.transport(&e))?.to_vec())
     }
 
     /// `PUT path` with a JSON body.

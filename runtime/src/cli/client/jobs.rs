@@ -10,6 +10,15 @@ use super::output::{Fields, Table, or_dash};
 use super::{ClientOpts, WAIT_EXIT_CODES_HELP, dispatch, follow, units};
 use crate::domain::JobStatus;
 
+/// Exit codes of `jobs run` (those of `wasmq run`).
+const RUN_EXIT_CODES_HELP: &str = "\
+Exit codes (as wasmq run):
+  0   success: the result is on stdout
+  1   wasmq failed (unreachable server, unknown job, internal error)
+  10  plugin_error      11  trap             12  fuel_exhausted
+  13  timeout           14  memory_limit     15  output_too_large
+  16  cancelled         17  invalid_payload  18  invalid_module";
+
 /// Arguments of `wasmq jobs`.
 #[derive(Debug, Args)]
 pub struct JobsArgs {
@@ -114,6 +123,18 @@ pub enum JobsCommand {
         /// Every job the filter matches.
         #[command(flatten)]
         filter: FilterFlags,
+    },
+    /// Run a stored job here, as `wasmq run` runs a file: its module,
+    /// payload and limits (and its alias's configuration values) from the
+    /// server, its output on this console, `wasmq run`'s exit codes. The
+    /// job on the server is left as it is.
+    #[command(after_help = RUN_EXIT_CODES_HELP)]
+    Run {
+        /// The job's id.
+        id: String,
+        /// Limits instead of the job's own.
+        #[command(flatten)]
+        overrides: super::job_run::RunOverrides,
     },
     /// Delete an ended job, or every ended job a filter matches (jobs not
     /// ended, and callbacks still being delivered, are left).
@@ -250,6 +271,7 @@ pub(super) async fn run(client: &Client, args: JobsArgs) -> Outcome {
             }
         }
         JobsCommand::Follow { id } => return follow::run(client, &id).await,
+        JobsCommand::Run { id, overrides } => return super::job_run::run(client, &id, overrides).await,
         JobsCommand::Wait { id, timeout } => {
             let (reply, job) = dispatch::wait(client, &id, timeout.map(Duration::from_millis)).await?;
             return dispatch::report_end(client, &reply, &job);

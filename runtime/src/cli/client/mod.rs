@@ -14,6 +14,7 @@ mod digest;
 mod dispatch;
 mod follow;
 mod http;
+mod job_run;
 mod jobs;
 mod key;
 mod kv;
@@ -263,5 +264,6 @@ fn report(failure: Failure, hint: Hint) -> ExitCode {
         }
         Failure::JobFailed => ExitCode::from(exit::JOB_FAILED),
         Failure::Interrupted => ExitCode::from(exit::INTERRUPTED),
+        Failure::Exit(code) => ExitCode::from(code),
     }
 }

@@ -44,9 +44,9 @@ impl Need {
 pub fn need(operation_id: &str) -> Need {
     match operation_id {
         "getHealth" | "getReady" | "getOpenApi" => Need::Public,
-        "listModules" | "getModule" | "listAliases" | "getAlias" | "listJobs" | "getJob" | "waitJob"
-        | "streamJobEvents" | "getBatch" | "getStatus" | "getUsage" | "listAliasSecrets" | "listQueues"
-        | "listSchedules" | "getSchedule" => Need::Read,
+        "listModules" | "getModule" | "downloadModule" | "listAliases" | "getAlias" | "listJobs"
+        | "getJob" | "waitJob" | "streamJobEvents" | "getBatch" | "getStatus" | "getUsage"
+        | "listAliasSecrets" | "listQueues" | "listSchedules" | "getSchedule" => Need::Read,
         "createJob" | "dispatchJob" | "createBatch" | "cancelJob" | "retryJob" | "cancelJobs"
         | "retryJobs" => Need::Dispatch,
         "uploadModule" | "deleteModule" | "setAlias" | "deleteAlias" | "rollbackAlias" | "setAliasSecret"
