@@ -4,6 +4,7 @@
 //! server on an ephemeral port; `live` runs them on a pseudo-terminal and
 //! watches their output as it comes.
 
+mod apply;
 mod capabilities;
 mod errors;
 mod inspect;

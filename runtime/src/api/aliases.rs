@@ -26,7 +26,7 @@ const MAX_HISTORY_PAGE: u32 = 100;
 /// alias's jobs ([`AliasConfig`]'s fields, listed here rather than flattened:
 /// serde cannot say which field of a flattened struct failed, and a 400 must
 /// name it).
-#[derive(Default, Serialize, Deserialize, ToSchema)]
+#[derive(Default, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AliasRequest {
     /// `blake3:<hex>` of an uploaded module.
@@ -109,7 +109,8 @@ pub struct AliasRequest {
 }
 
 impl AliasRequest {
-    fn config(&self) -> AliasConfig {
+    /// The defaults it sets (all but the module).
+    pub fn config(&self) -> AliasConfig {
         AliasConfig {
             fuel: self.fuel,
             timeout_ms: self.timeout_ms,

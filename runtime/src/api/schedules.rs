@@ -22,7 +22,7 @@ const SHOWN_DUE: usize = 5;
 const MAX_PAGE: u32 = 1000;
 
 /// `PUT /v1/schedules/{name}` body.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleRequest {
     /// Alias its jobs run (it must exist).

@@ -9,6 +9,7 @@
 
 mod alias;
 mod alias_secret;
+mod apply;
 mod batch;
 mod digest;
 mod dispatch;
@@ -34,6 +35,7 @@ mod units;
 mod usage;
 
 pub use alias::{AliasArgs, AliasCommand};
+pub use apply::ApplyArgs;
 pub use batch::{BatchArgs, BatchCommand};
 pub use dispatch::{DispatchArgs, JobFlags};
 pub use jobs::{JobsArgs, JobsCommand, OrderArg};
@@ -138,6 +140,9 @@ pub enum ClientCommand {
     /// Recurring dispatches: set (cron or interval), list, show with the
     /// next due times, pause, resume and delete schedules.
     Schedule(ScheduleArgs),
+    /// Apply a file of modules, aliases, queue limits and schedules: the
+    /// plan first, then only what differs (`--dry-run`: the plan alone).
+    Apply(ApplyArgs),
 }
 
 impl ClientCommand {
@@ -158,6 +163,7 @@ impl ClientCommand {
             ClientCommand::Nodes(a) => &a.client,
             ClientCommand::Queue(a) => &a.client,
             ClientCommand::Schedule(a) => &a.client,
+            ClientCommand::Apply(a) => &a.client,
         }
     }
 
@@ -215,6 +221,7 @@ pub fn main(command: ClientCommand) -> ExitCode {
             ClientCommand::Nodes(_) => nodes::run(&client).await,
             ClientCommand::Queue(a) => queue::run(&client, a).await,
             ClientCommand::Schedule(a) => schedule::run(&client, a).await,
+            ClientCommand::Apply(a) => apply::run(&client, a).await,
         }
     });
     match result {
