@@ -50,7 +50,11 @@
 //!   `/v1/usage`), per-tenant quotas at admission (`api::quota`: the tenant's own
 //!   over the server's defaults, cached; dispatch rate, backpressure and watch caps
 //!   per tenant), the dispatch rules every form of dispatch (job, short form, batch)
-//!   shares (`api::submit`: validate -> backpressure -> insert -> wake), and the
+//!   shares (`api::submit`: validate -> backpressure -> insert -> wake; a job's
+//!   `unique` option in `api::unique`, settled by the store), schedules
+//!   (`api::schedules`, fired by [`api::scheduler`], which every node runs:
+//!   no leader, the store's compare-and-set of a schedule's next due time
+//!   decides who fires it; due times from `domain::schedule`), and the
 //!   OpenAPI document built from the same route list as the router
 //!   (`api::openapi`); [`api::server`] is the serving loop
 //!   (hyper connections with header deadlines, a connection limit sized to the
@@ -65,7 +69,10 @@
 //! - [`cli`]: the `wasmq` command line (`run`, which grants capabilities from its
 //!   flags through `cli::capabilities`, `serve` and `worker` (the node roles,
 //!   [`config::Role`]), `secret generate`, and the hidden
-//!   `__compile` child the engine uses to compile untrusted modules).
+//!   `__compile` child the engine uses to compile untrusted modules), and the
+//!   API client (`cli::client`: one module per command; `apply` plans and
+//!   applies a file of modules, aliases, queues and schedules through the
+//!   API, `jobs run` runs a stored job locally through `run`).
 //!
 //! A job flows: `POST /v1/jobs` (api: auth resolves the tenant) -> `api::submit`:
 //! alias resolved, module pinned ->

@@ -61,7 +61,7 @@ pub struct ScheduleRequest {
     pub enabled: Option<bool>,
     /// What runs of the due times missed while no node could fire it (a
     /// due time reached more than 5 s late): `none`, `one` (the latest;
-    /// default) or `all` (each, at most 1,000 per second).
+    /// default) or `all` (each, oldest first; the latest 1,000 at most).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_up: Option<CatchUp>,
 }

@@ -16,8 +16,9 @@ use std::str::FromStr;
 /// How late a due time may be reached and still be on time.
 pub const ON_TIME_MS: i64 = 5_000;
 
-/// Most due times one firing of a schedule starts; a schedule further behind
-/// (catch-up `all` after a long stop) fires the rest at the next tick.
+/// Most due times one firing of a schedule starts, and most missed times
+/// catch-up `all` runs (the latest ones): a schedule further behind skips
+/// the older missed times.
 pub const MAX_FIRED: usize = 1_000;
 
 /// Shortest `every_ms`.
@@ -35,7 +36,7 @@ pub enum CatchUp {
     /// One job, for the latest missed time.
     #[default]
     One,
-    /// A job for every missed time (at most 1,000 per tick, oldest first).
+    /// A job for every missed time, oldest first (the latest 1,000 at most).
     All,
 }
 
@@ -176,20 +177,38 @@ pub struct Firing {
 
 /// Fires a schedule whose next due time is `next_due` (at or before `now`):
 /// every due time up to `now` is on time unless reached more than
-/// [`ON_TIME_MS`] late; the missed ones run as `catch_up` says. At most
-/// [`MAX_FIRED`] due times fire; the rest wait for the next firing. Missed
-/// times that do not run are skipped without walking them (a one-second
-/// schedule after a month's stop costs nothing).
+/// [`ON_TIME_MS`] late; the missed ones run as `catch_up` says (`all`: the
+/// latest [`MAX_FIRED`] of them). At most [`MAX_FIRED`] due times fire at
+/// once; the rest wait for the next firing. Missed times that do not run are
+/// skipped without walking them (a one-second schedule after a month's stop
+/// costs a thousand steps at most).
 pub fn fire(recurrence: &Recurrence, catch_up: CatchUp, next_due: i64, now: i64) -> Firing {
     // Due times at or after this are on time.
     let window = now - ON_TIME_MS;
     let mut due = Vec::new();
     let mut at = Some(next_due);
-    if next_due < window && catch_up != CatchUp::All {
-        if catch_up == CatchUp::One {
-            due.extend(recurrence.last_before(window));
+    if next_due < window {
+        match catch_up {
+            CatchUp::None => at = recurrence.next_after(window - 1),
+            CatchUp::One => {
+                due.extend(recurrence.last_before(window));
+                at = recurrence.next_after(window - 1);
+            }
+            // The latest MAX_FIRED missed times at most: a one-second
+            // schedule after a month's stop does not make 2.6 million jobs.
+            CatchUp::All => {
+                let mut first = window;
+                for _ in 0..MAX_FIRED {
+                    match recurrence.last_before(first) {
+                        Some(d) if d >= next_due => first = d,
+                        _ => break,
+                    }
+                }
+                if first < window {
+                    at = Some(first);
+                }
+            }
         }
-        at = recurrence.next_after(window - 1);
     }
     while let Some(d) = at.filter(|d| *d <= now) {
         if due.len() >= MAX_FIRED {
@@ -271,9 +290,13 @@ mod tests {
     #[test]
     fn a_long_stop_is_fired_in_bounded_steps() {
         let day = 86_400_000;
+        // `all`: the latest 1,000 missed times, then the on-time ones.
         let all = fire(&SECOND, CatchUp::All, 1_000, day);
         assert_eq!(all.due.len(), MAX_FIRED);
-        assert_eq!(all.next_due, Some(1_001_000));
+        let first = day - 5_000 - 1_000 * MAX_FIRED as i64;
+        assert_eq!((all.due[0], all.next_due), (first, Some(first + 1_000 * MAX_FIRED as i64)));
+        let rest = fire(&SECOND, CatchUp::All, all.next_due.unwrap(), day);
+        assert_eq!(rest.due, (day - 5_000..=day).step_by(1_000).collect::<Vec<_>>());
         let one = fire(&SECOND, CatchUp::One, 1_000, day);
         assert_eq!(one.due.len(), 7, "one missed, then the on-time window: {:?}", one.due.first());
         assert_eq!(one.next_due, Some(day + 1_000));

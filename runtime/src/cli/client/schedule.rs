@@ -29,7 +29,7 @@ pub enum CatchUpArg {
     None,
     /// One job for the latest missed due time.
     One,
-    /// A job for every missed due time.
+    /// A job for every missed due time (the latest 1,000 at most).
     All,
 }
 
