@@ -45,6 +45,8 @@ CLAIM = f"""UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_tok
   WHERE id IN (SELECT id FROM jobs WHERE tenant = ?5 AND status IN ('queued', 'scheduled', 'failed') AND run_at <= ?1
     AND attempt < max_attempts
     AND queue NOT IN (SELECT name FROM queues WHERE paused OR concurrency IS NOT NULL OR rate_max IS NOT NULL)
+    AND ('@' || tenant || '/' || alias) NOT IN
+      (SELECT name FROM queues WHERE paused OR concurrency IS NOT NULL OR rate_max IS NOT NULL)
     AND (?6 IS NULL OR queue IN (SELECT value FROM json_each(?6))) ORDER BY priority DESC, run_at, id LIMIT ?4)
   RETURNING {COLS}"""
 

@@ -36,8 +36,9 @@
 //!   completer writes outcomes in batches, the inserter group-commits dispatches,
 //!   maintenance renews leases and rescues expired ones, the registry keeps
 //!   this node's row in the node registry (`GET /v1/nodes`), and `controls`
-//!   caches the queues' pause and cluster-wide limits (`/v1/queues`, enforced
-//!   by the claim itself in `store/rules/queues.rs`).
+//!   caches the queues' pause and cluster-wide limits (`/v1/queues`, and
+//!   aliases' limits, `/v1/aliases/{name}/limits`, kept in the same table;
+//!   enforced by the claim itself in `store/rules/queues.rs`).
 //! - [`callbacks`]: signed webhook delivery with retries, off the workers, in a
 //!   pool capped per receiver; targets checked against the `NetPolicy` (the
 //!   server's, widened by the tenant's `callback_allow`) at dispatch and on

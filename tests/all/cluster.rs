@@ -693,3 +693,53 @@ async fn a_one_second_schedule_on_three_nodes_fires_each_due_time_once() {
         "one job per due time, none twice or missing: {dues:?}"
     );
 }
+
+/// An alias limited to 2 running at once, its 40 jobs dispatched to 2 nodes
+/// with 4 workers each, both claiming: never more than 2 run anywhere
+/// (sampled from the database), and all finish. (Which node runs them is
+/// the claims' race: the node that frees a slot claims again at once.)
+#[tokio::test]
+async fn an_alias_limit_holds_across_two_nodes() {
+    if !postgres_here() {
+        return;
+    }
+    let db = Database::new();
+    let role: &[&str] = &["--workers", "4"];
+    let nodes = [db.node(role).await, db.node(role).await];
+    let client = reqwest::Client::new();
+    register_over_http(&client, &nodes[0].url, "bench", "bench-job").await;
+    let r = client
+        .put(format!("{}/v1/aliases/bench/limits", nodes[0].url))
+        .json(&json!({"concurrency": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let jobs: Vec<Value> = (0..40).map(|_| json!({"alias": "bench", "payload": {"sleep_ms": 30}})).collect();
+    for (i, chunk) in jobs.chunks(20).enumerate() {
+        let url = format!("{}/v1/batches", nodes[i % 2].url);
+        let r = client.post(url).json(&json!({"jobs": chunk})).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut most, mut owners) = (0, std::collections::HashSet::new());
+    loop {
+        let running: Vec<(String,)> = sqlx::query_as("SELECT lease_owner FROM jobs WHERE status = 'running'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        most = most.max(running.len());
+        owners.extend(running.into_iter().map(|r| r.0));
+        let (done,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE status = 'succeeded'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if done == 40 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{done} of 40 done");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!((1..=2).contains(&most), "at most 2 running anywhere, saw {most}");
+}

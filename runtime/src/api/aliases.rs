@@ -13,9 +13,12 @@ use super::extract::{ApiJson, ApiQuery};
 use super::{AliasView, ApiError, ApiResult, AppState};
 use crate::domain::capabilities::{MAX_CONFIG_ENTRIES, MAX_CONFIG_VALUE_BYTES, MAX_ENV_ENTRIES};
 use crate::domain::{
-    AliasName, Digest, EnvSource, KvStoreName, TenantQuotas, check_config_key, check_env_name, time::now_ms,
+    AliasName, Digest, EnvSource, KvStoreName, QueueLimits, TenantId, TenantQuotas, check_config_key,
+    check_env_name, time::now_ms,
 };
-use crate::store::{AliasConfig, AliasHistory, AliasRollback, AliasSet};
+use crate::store::{
+    AliasConfig, AliasHistory, AliasRollback, AliasSet, QueueChange, QueueUpdate, alias_limits_name,
+};
 
 /// Versions per history page unless `limit` says otherwise.
 const DEFAULT_HISTORY_PAGE: u32 = 20;
@@ -280,7 +283,55 @@ pub(super) async fn show(
     let more = history.len() > limit as usize;
     history.truncate(limit as usize);
     let next = more.then(|| history.last().map(|v| v.version.to_string())).flatten();
-    Ok(Json(AliasView::new(alias, Some(history)).with_history_cursor(next)))
+    let limits = alias_limits(&state, &tenant, alias.name.as_str()).await?;
+    Ok(Json(AliasView::new(alias, Some(history)).with_history_cursor(next).with_limits(limits)))
+}
+
+/// The limits set on a tenant's alias, if any.
+async fn alias_limits(state: &AppState, tenant: &TenantId, alias: &str) -> ApiResult<Option<QueueLimits>> {
+    let name = alias_limits_name(tenant.as_str(), alias);
+    Ok(state.store.queue_list().await?.into_iter().find(|r| r.name == name).map(|r| r.limits))
+}
+
+/// An alias's limits across the cluster.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AliasLimitsView {
+    /// The alias.
+    pub alias: String,
+    /// Its limits (absent fields: none).
+    pub limits: QueueLimits,
+}
+
+/// Replaces the limits of an alias's jobs, which hold across all nodes
+/// together: at most `concurrency` of them running at once, at most
+/// `rate.max` started per `rate.per_ms` (`rate.burst` at once; one token
+/// bucket shared by every node). They combine with the limits of the queue
+/// a job runs in (both must have room). `{}` removes them; deleting the
+/// alias does too.
+#[utoipa::path(put, path = "/v1/aliases/{name}/limits", tag = "aliases", operation_id = "setAliasLimits",
+    params(("name" = String, Path, description = "The alias's name.", pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")),
+    request_body = QueueLimits,
+    responses((status = 200, description = "The alias's new limits.", body = AliasLimitsView),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 408, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+pub(super) async fn set_limits(
+    State(state): State<AppState>,
+    tenant: Tenant<Admin>,
+    Path(name): Path<String>,
+    ApiJson(limits): ApiJson<QueueLimits>,
+) -> ApiResult<Json<AliasLimitsView>> {
+    let name = parse_alias(&name)?;
+    limits.validate().map_err(ApiError::invalid)?;
+    state.store.alias_get(&tenant, &name).await?;
+    let update = QueueUpdate {
+        name: alias_limits_name(tenant.as_str(), name.as_str()),
+        change: QueueChange::Limits(limits),
+        now: now_ms(),
+    };
+    let record = state.store.queue_update(update).await?;
+    // This node at once; the others by the database's notice (PostgreSQL).
+    state.queue.queues_changed().await;
+    Ok(Json(AliasLimitsView { alias: name.to_string(), limits: record.limits }))
 }
 
 /// Re-applies the previous version as a new version (queued jobs keep the

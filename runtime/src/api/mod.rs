@@ -36,7 +36,7 @@ mod views;
 mod watch_caps;
 
 pub use alias_cache::AliasCache;
-pub use aliases::AliasRequest;
+pub use aliases::{AliasLimitsView, AliasRequest};
 pub use backpressure::Backpressure;
 pub use batches::BatchCreated;
 pub use bulk::{BULK_STEP, BatchDeleted, BulkDone, JobFilterRequest};

@@ -53,6 +53,7 @@ pub(super) fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(aliases::list))
         .routes(routes!(aliases::set, aliases::show, aliases::delete))
         .routes(routes!(aliases::rollback))
+        .routes(routes!(aliases::set_limits))
         .routes(routes!(jobs::create, jobs::list))
         .routes(routes!(jobs::show, bulk::delete_job))
         .routes(routes!(bulk::retry))

@@ -95,6 +95,9 @@ pub(super) async fn list(
     let tenant = counted(&caller);
     let (records, depths) =
         tokio::try_join!(state.store.queue_list(), state.store.queue_depths(tenant.as_ref()))?;
+    // Aliases' limits share the table; they show on their alias.
+    let records: Vec<QueueRecord> =
+        records.into_iter().filter(|r| crate::store::alias_of_limits_name(&r.name).is_none()).collect();
     let mut by_name: BTreeMap<String, QueueDepths> = BTreeMap::new();
     for r in &records {
         by_name.entry(r.name.clone()).or_default();

@@ -51,6 +51,10 @@ pub struct AliasView {
     /// Pass as `cursor` for the next (older) page of `history`; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history_next_cursor: Option<String>,
+    /// Its jobs' limits across the cluster (on `GET /v1/aliases/{name}`;
+    /// absent: none), set with `PUT /v1/aliases/{name}/limits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::domain::QueueLimits>,
 }
 
 /// One version of an alias.
@@ -86,7 +90,14 @@ impl AliasView {
                     .collect()
             }),
             history_next_cursor: None,
+            limits: None,
         }
+    }
+
+    /// The same view with its limits (`None`: none set).
+    pub(crate) fn with_limits(mut self, limits: Option<crate::domain::QueueLimits>) -> Self {
+        self.limits = limits.filter(|l| l.any());
+        self
     }
 
     /// The same view with the cursor of the history's next page.

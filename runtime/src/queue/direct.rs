@@ -73,6 +73,7 @@ impl Queue {
             let eligible = job.status == JobStatus::Queued
                 && job.run_at <= now
                 && !known.is_governed(job.queue.as_str())
+                && !known.is_governed(&crate::store::alias_limits_name(tenant.as_str(), job.alias.as_str()))
                 && settings.consumes(job.queue.as_str());
             if eligible && room > 0 {
                 job.lease = Some(NewLease {

@@ -2,6 +2,7 @@
 //! temp database (SQLite unless `WASMQ_TEST_DATABASE_URL` says otherwise, see
 //! `support::database_url`), real plugins, and a real callback receiver.
 
+mod alias_limits;
 mod api;
 mod attempts;
 mod bulk;

@@ -6,6 +6,7 @@
 //! (several nodes) takes the database's URL instead (`url_cases!`). A new
 //! backend adds a line to `BACKENDS` (`backends.rs`), not cases.
 
+mod alias_limits;
 mod aliases;
 mod backends;
 mod bulk;
@@ -123,6 +124,9 @@ cases! {
     answers_the_matching_job_of_a_unique_insert => unique::matching_jobs_are_answered_instead_of_inserted,
     makes_one_job_per_unique_key_in_a_batch => unique::a_batch_makes_one_job_per_key,
     keeps_lists_and_fires_schedules => schedules::schedules_are_kept_listed_and_fired,
+    holds_an_alias_limit_across_claimers => alias_limits::an_alias_limit_holds_across_claimers,
+    bounds_an_alias_by_its_limits_and_its_queues => alias_limits::an_alias_and_its_queue_both_bound_it,
+    spends_an_alias_rate_from_one_bucket => alias_limits::an_alias_rate_is_one_bucket,
 }
 
 url_cases! {

@@ -103,6 +103,23 @@ pub enum AliasCommand {
         #[arg(long)]
         cursor: Option<String>,
     },
+    /// Set the limits of an alias's jobs across the cluster; they replace
+    /// the ones it had (no flag: no limits) and combine with its queue's.
+    Limit {
+        /// The alias name.
+        name: String,
+        /// Most of its jobs running at once on all nodes (0 holds them).
+        #[arg(long, value_name = "N")]
+        concurrency: Option<u64>,
+        /// Most of its jobs started per window on all nodes: `100/s`,
+        /// `5/min`, `20/500ms`.
+        #[arg(long, value_name = "MAX/WINDOW", value_parser = super::queue::parse_rate)]
+        rate: Option<crate::domain::Rate>,
+        /// With `--rate`: most jobs started at once after a quiet spell
+        /// (default: a tenth of MAX, at least 1).
+        #[arg(long, value_name = "N", requires = "rate")]
+        burst: Option<u64>,
+    },
     /// Re-apply the previous version as a new version (queued jobs keep their module).
     Rollback {
         /// The alias name.
@@ -192,6 +209,22 @@ pub(super) async fn run(client: &Client, args: AliasArgs) -> Outcome {
                 alias_fields(&reply.parse()?).print();
             }
         }
+        AliasCommand::Limit { name, concurrency, rate, burst } => {
+            let limits = crate::domain::QueueLimits {
+                concurrency,
+                rate: rate.map(|r| crate::domain::Rate { burst, ..r }),
+            };
+            let reply = client.put(&format!("{}/limits", path(&name)), &limits).await?;
+            if client.json {
+                reply.print_raw();
+            } else {
+                let view: super::model::AliasLimitsView = reply.parse()?;
+                Fields::new()
+                    .add("alias", &view.alias)
+                    .add("limits", super::queue::describe(&view.limits))
+                    .print();
+            }
+        }
         AliasCommand::List => {
             let reply = client.get("/v1/aliases").await?;
             if client.json {
@@ -274,12 +307,16 @@ pub(super) fn path(name: &str) -> String {
 }
 
 fn alias_fields(a: &Alias) -> Fields {
-    Fields::new()
+    let fields = Fields::new()
         .add("name", &a.name)
         .add("version", a.version)
         .add("module", &a.module)
-        .add("settings", settings(&a.config))
-        .add("updated", &a.updated_at)
+        .add("settings", settings(&a.config));
+    let fields = match &a.limits {
+        Some(limits) => fields.add("limits", super::queue::describe(limits)),
+        None => fields,
+    };
+    fields.add("updated", &a.updated_at)
 }
 
 /// `fuel=… timeout=5s memory=64MiB …` in the syntax of the flags that set

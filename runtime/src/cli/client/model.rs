@@ -7,11 +7,11 @@ use serde::Deserialize;
 use crate::domain::{Captured, HttpCall, LogEntry};
 
 pub(crate) use crate::api::{
-    AliasRequest, AliasView as Alias, BatchCreated, BatchDeleted, BatchView as Batch, BulkDone, JobPage,
-    JobRequest, JobView as Job, KeyCreated, KeyRequest, KeyView, KvEntry, KvKeysPage, KvRequest,
-    ModuleView as Module, NodeList, QueueList, QueueView, SchedulePage, ScheduleRequest, ScheduleView,
-    SecretRequest, SecretView, StatusView as Status, TenantPatch, TenantRequest, TenantView as Tenant,
-    TokenCreated, TokenRequest, TokenView,
+    AliasLimitsView, AliasRequest, AliasView as Alias, BatchCreated, BatchDeleted, BatchView as Batch,
+    BulkDone, JobPage, JobRequest, JobView as Job, KeyCreated, KeyRequest, KeyView, KvEntry, KvKeysPage,
+    KvRequest, ModuleView as Module, NodeList, QueueList, QueueView, SchedulePage, ScheduleRequest,
+    ScheduleView, SecretRequest, SecretView, StatusView as Status, TenantPatch, TenantRequest,
+    TenantView as Tenant, TokenCreated, TokenRequest, TokenView,
 };
 pub(crate) use crate::domain::Scope;
 pub(crate) use crate::store::AliasConfig;

@@ -60,7 +60,7 @@ pub enum QueueCommand {
 
 /// `MAX/WINDOW`: a count and a duration (`s`, `min`, `h` alone mean one of
 /// them).
-fn parse_rate(s: &str) -> Result<Rate, String> {
+pub(super) fn parse_rate(s: &str) -> Result<Rate, String> {
     let (max, per) = s.split_once('/').ok_or_else(|| format!("expected MAX/WINDOW like 100/s, got {s:?}"))?;
     let max: u64 =
         max.trim().parse().map_err(|_| format!("the rate's count must be a whole number, got {max:?}"))?;
@@ -93,7 +93,7 @@ fn path(name: &str, action: &str) -> String {
     format!("/v1/queues/{}/{action}", segment(name))
 }
 
-fn describe(limits: &QueueLimits) -> String {
+pub(super) fn describe(limits: &QueueLimits) -> String {
     let mut parts = Vec::new();
     if let Some(n) = limits.concurrency {
         parts.push(format!("concurrency {n}"));

@@ -121,6 +121,8 @@ pub(super) async fn delete(s: &PgStore, tenant: &TenantId, name: &AliasName) -> 
         "DELETE FROM alias_versions WHERE tenant = $1 AND name = $2",
         // A new alias of the same name starts without the old one's secrets.
         "DELETE FROM alias_secrets WHERE tenant = $1 AND alias = $2",
+        // ... and without its limits (`store::alias_limits_name`).
+        "DELETE FROM queues WHERE name = '@' || $1 || '/' || $2",
     ] {
         sqlx::query(delete).bind(tenant.as_str()).bind(name.as_str()).execute(&mut *tx).await?;
     }

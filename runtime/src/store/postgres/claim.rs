@@ -23,7 +23,9 @@ use std::sync::LazyLock;
 
 use super::PgStore;
 use crate::store::rows::{JOB_COLUMNS, JobRow, QUEUE_COLUMNS, QueueRow, jobs};
-use crate::store::rules::{self, FairClaim, GOVERNED_QUEUES, QueueFilter, RUNNABLE, RUNNING, TenantLoad};
+use crate::store::rules::{
+    self, ALIAS_KEY, FairClaim, GOVERNED_QUEUES, QueueFilter, RUNNABLE, RUNNING, TenantLoad,
+};
 use crate::store::{JobClaim, JobRecord, StoreResult};
 
 /// The tenants with waiting jobs, each with its weight, its `max_running`
@@ -53,16 +55,35 @@ static LOADS: LazyLock<String> = LazyLock::new(|| {
 
 /// One tenant's share of a claim: its first `$4` runnable jobs in claim
 /// order that no other claimer holds (`$1` now, `$2` owner, `$3` lease end,
-/// `$5` the tenant), of the queues not governed. Rendered once: the hot path.
-static CLAIM: LazyLock<String> = LazyLock::new(|| claim_sql(&format!("AND queue NOT IN {GOVERNED_QUEUES}")));
+/// `$5` the tenant), of the queues and aliases not governed. Rendered once:
+/// the hot path.
+static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    claim_sql(&format!("AND queue NOT IN {GOVERNED_QUEUES} AND {ALIAS_KEY} NOT IN {GOVERNED_QUEUES}"))
+});
 
 /// [`CLAIM`] reading only the queues `$6` names: a statement of its own, so
 /// that its plan, generic or not, walks `jobs_queue_runnable`.
-static CLAIM_ONLY: LazyLock<String> =
-    LazyLock::new(|| claim_sql(&format!("AND queue = ANY($6::text[]) AND queue NOT IN {GOVERNED_QUEUES}")));
+static CLAIM_ONLY: LazyLock<String> = LazyLock::new(|| {
+    claim_sql(&format!(
+        "AND queue = ANY($6::text[]) AND queue NOT IN {GOVERNED_QUEUES} AND {ALIAS_KEY} NOT IN {GOVERNED_QUEUES}"
+    ))
+});
 
-/// The claim of one governed queue `$6`, as much as its controls allow.
-static CLAIM_ONE: LazyLock<String> = LazyLock::new(|| claim_sql("AND queue = $6"));
+/// The claim of one governed queue `$6`, as much as its controls allow (its
+/// jobs of a governed alias are the alias's claims).
+static CLAIM_ONE: LazyLock<String> =
+    LazyLock::new(|| claim_sql(&format!("AND queue = $6 AND {ALIAS_KEY} NOT IN {GOVERNED_QUEUES}")));
+
+/// The claim of a governed alias `$6` of tenant `$5` in the queues not
+/// governed (of `$7` only, unless NULL).
+static CLAIM_ALIAS: LazyLock<String> = LazyLock::new(|| {
+    claim_sql(&format!(
+        "AND alias = $6 AND queue NOT IN {GOVERNED_QUEUES} AND ($7::text[] IS NULL OR queue = ANY($7::text[]))"
+    ))
+});
+
+/// The claim of a governed alias `$6` in the governed queue `$7`.
+static CLAIM_ALIAS_IN: LazyLock<String> = LazyLock::new(|| claim_sql("AND alias = $6 AND queue = $7"));
 
 fn claim_sql(queues: &str) -> String {
     format!(
@@ -80,10 +101,14 @@ fn claim_sql(queues: &str) -> String {
     )
 }
 
-/// The jobs of each of `$1`'s queues running now, on any node.
+/// The jobs of each of `$1`'s queues and aliases (as `ALIAS_KEY`) running
+/// now, on any node.
 static QUEUE_RUNNING: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT queue, COUNT(*) FROM jobs WHERE status = {RUNNING} AND queue = ANY($1::text[]) GROUP BY queue"
+        "SELECT queue, COUNT(*) FROM jobs WHERE status = {RUNNING} AND queue = ANY($1::text[]) GROUP BY queue
+         UNION ALL
+         SELECT {ALIAS_KEY}, COUNT(*) FROM jobs WHERE status = {RUNNING} AND {ALIAS_KEY} = ANY($1::text[])
+         GROUP BY 1"
     )
 });
 
@@ -126,27 +151,25 @@ pub(super) async fn claim(s: &PgStore, p: JobClaim) -> StoreResult<Vec<JobRecord
         .await?;
         let running: Vec<(String, i64)> =
             sqlx::query_as(&QUEUE_RUNNING).bind(&governed).fetch_all(&mut *tx).await?;
-        let mut slots = p.limited_slots.min(p.limit.saturating_sub(claimed.len() as u32));
-        for room in rules::queue_rooms(&rows, &running.into_iter().collect(), p.now)? {
-            let take = u32::try_from(room.room).unwrap_or(u32::MAX).min(slots);
-            if take == 0 {
-                break;
-            }
+        let slots = p.limited_slots.min(p.limit.saturating_sub(claimed.len() as u32));
+        let rooms = rules::queue_rooms(&rows, &running.into_iter().collect(), p.now)?;
+        let mut governed = rules::Governed::new(rooms, slots, p.queues.clone());
+        while let Some(step) = governed.next_step() {
             let got;
-            (got, loads) = fair(&mut tx, &p, loads, take, &QueueFilter::One(room.queue.clone())).await?;
-            if let Some((_, bucket)) = room.bucket
-                && !got.is_empty()
-            {
-                let left = bucket.spend(got.len() as u64);
-                sqlx::query("UPDATE queues SET tokens = $1, refilled_at = $2 WHERE name = $3")
-                    .bind(left.tokens)
-                    .bind(left.refilled_at)
-                    .bind(&room.queue)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            slots -= got.len() as u32;
+            (got, loads) = match &step.tenant {
+                None => fair(&mut tx, &p, loads, step.take, &step.filter).await?,
+                Some(tenant) => fair_one(&mut tx, &p, loads, tenant, step.take, &step.filter).await?,
+            };
+            governed.record(&step, got.len());
             claimed.extend(got);
+        }
+        for (name, left) in governed.buckets() {
+            sqlx::query("UPDATE queues SET tokens = $1, refilled_at = $2 WHERE name = $3")
+                .bind(left.tokens)
+                .bind(left.refilled_at)
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
         }
     }
     tx.commit().await?;
@@ -174,6 +197,22 @@ async fn fair(
         }
     }
     Ok(plan.into_parts())
+}
+
+/// [`fair`] over `tenant` alone (a governed alias's claim): the other
+/// tenants' loads pass through untouched.
+async fn fair_one(
+    conn: &mut PgConnection,
+    p: &JobClaim,
+    loads: Vec<TenantLoad>,
+    tenant: &str,
+    limit: u32,
+    filter: &QueueFilter,
+) -> StoreResult<(Vec<JobRecord>, Vec<TenantLoad>)> {
+    let (mine, mut rest): (Vec<_>, Vec<_>) = loads.into_iter().partition(|l| l.tenant == tenant);
+    let (got, mine) = fair(conn, p, mine, limit, filter).await?;
+    rest.extend(mine);
+    Ok((got, rest))
 }
 
 /// Takes the claim locks of bounded `tenants` and of limited `queues` for
@@ -218,6 +257,8 @@ async fn claim_tenant(
         QueueFilter::Free(None) => &CLAIM,
         QueueFilter::Free(Some(_)) => &CLAIM_ONLY,
         QueueFilter::One(_) => &CLAIM_ONE,
+        QueueFilter::AliasFree(..) => &CLAIM_ALIAS,
+        QueueFilter::AliasIn(..) => &CLAIM_ALIAS_IN,
     };
     let query = sqlx::query_as::<Postgres, JobRow>(statement)
         .bind(p.now)
@@ -229,6 +270,8 @@ async fn claim_tenant(
         QueueFilter::Free(None) => query,
         QueueFilter::Free(Some(only)) => query.bind(only),
         QueueFilter::One(queue) => query.bind(queue),
+        QueueFilter::AliasFree(alias, only) => query.bind(alias).bind(only),
+        QueueFilter::AliasIn(alias, queue) => query.bind(alias).bind(queue),
     };
     let rows = query.fetch_all(conn).await?;
     let mut claimed = jobs(rows)?;

@@ -156,6 +156,11 @@ pub(super) async fn delete(s: &PgStore, id: &TenantId) -> StoreResult<()> {
             .execute(&mut *tx)
             .await?;
     }
+    // Its aliases' limits (`store::alias_limits_name`).
+    sqlx::query("DELETE FROM queues WHERE substr(name, 1, length($1)) = $1")
+        .bind(format!("@{}/", id.as_str()))
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await?;
     // Its usage stays (it is billed on); its module and key-value storage end today.
     if stored > 0 {

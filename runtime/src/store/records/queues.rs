@@ -25,6 +25,19 @@ impl QueueRecord {
     }
 }
 
+/// The name of the `queues` row that holds the limits of a tenant's alias:
+/// `@<tenant>/<alias>`. No queue can be named so (`@` and `/` are outside a
+/// queue name's characters); `queue_update` on it limits the alias on every
+/// node, `queue_list` lists it beside the queues.
+pub fn alias_limits_name(tenant: &str, alias: &str) -> String {
+    format!("@{tenant}/{alias}")
+}
+
+/// The tenant and alias of an [`alias_limits_name`]; `None` for a queue's name.
+pub fn alias_of_limits_name(name: &str) -> Option<(&str, &str)> {
+    name.strip_prefix('@')?.split_once('/')
+}
+
 /// A change to one queue's controls (`queue_update`; the row is created on
 /// first change).
 #[derive(Debug, Clone, PartialEq, Eq)]

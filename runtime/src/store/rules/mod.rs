@@ -20,7 +20,7 @@ pub(super) use bulk::{bulk_select, bulk_takes};
 pub(super) use errors::*;
 pub(super) use fair::{FairClaim, TenantLoad};
 pub(super) use kv::*;
-pub(super) use queues::{QueueFilter, claim_queues, queue_rooms};
+pub(super) use queues::{Governed, QueueFilter, claim_queues, queue_rooms};
 pub(super) use sql::*;
 pub(super) use usage::*;
 

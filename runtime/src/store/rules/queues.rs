@@ -10,6 +10,12 @@
 //! concurrency limit minus its `running` jobs, and its rate's tokens, all
 //! read under the lock that serializes claims of that queue; never more than
 //! the node's idle workers in all (`JobClaim::limited_slots`).
+//!
+//! An alias of a tenant may be limited the same way: its limits are the row
+//! `@<tenant>/<alias>` of the same table ([`crate::store::alias_limits_name`]), its jobs left out
+//! of every other claim statement and claimed in the second phase, in the
+//! queues not governed and then in each governed queue, counted against
+//! both the alias's room and the queue's ([`Governed`]).
 
 use std::collections::HashMap;
 
@@ -17,7 +23,9 @@ use crate::domain::{Bucket, Rate};
 use crate::store::rows::QueueRow;
 use crate::store::{JobClaim, StoreResult};
 
-/// The queue condition of one claim statement.
+/// The queue condition of one claim statement. Every statement also leaves
+/// out the jobs of aliases governed in the store, except the alias phases'
+/// own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(in crate::store) enum QueueFilter {
     /// The first phase: every queue not governed in the store, of these
@@ -25,13 +33,106 @@ pub(in crate::store) enum QueueFilter {
     Free(Option<Vec<String>>),
     /// The second phase: this governed queue alone.
     One(String),
+    /// A governed alias's jobs (of the claim's tenant) in the queues not
+    /// governed, of these only (`None`: all).
+    AliasFree(String, Option<Vec<String>>),
+    /// A governed alias's jobs in one governed queue.
+    AliasIn(String, String),
+}
+
+pub(in crate::store) use crate::store::alias_of_limits_name as alias_of;
+
+/// One claim of the second phase: `take` jobs at most through `filter`,
+/// of `tenant` alone (an alias's claim) or by fair share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::store) struct GovernedStep {
+    /// The tenant an alias's claim reads; `None`: every tenant, fairly.
+    pub(in crate::store) tenant: Option<String>,
+    /// Which jobs.
+    pub(in crate::store) filter: QueueFilter,
+    /// How many at most.
+    pub(in crate::store) take: u32,
+    /// The rooms (indexes) its claims count against.
+    rooms: Vec<usize>,
+}
+
+/// The second phase of a claim, planned above the backends: each governed
+/// queue's own jobs (not those of a governed alias), then each governed
+/// alias's jobs in queues not governed, then its jobs in each governed queue
+/// (counted against both). Never more than a room allows, nor than the
+/// node's idle slots in all.
+pub(in crate::store) struct Governed {
+    rooms: Vec<Room>,
+    spent: Vec<u64>,
+    slots: u32,
+    steps: std::vec::IntoIter<(Option<String>, QueueFilter, Vec<usize>)>,
+}
+
+impl Governed {
+    /// Plans the claims of `rooms` for at most `slots` jobs.
+    pub(in crate::store) fn new(rooms: Vec<Room>, slots: u32, only: Option<Vec<String>>) -> Self {
+        let mut steps = Vec::new();
+        let is_alias = |r: &Room| alias_of(&r.queue).is_some();
+        for (i, room) in rooms.iter().enumerate().filter(|(_, r)| !is_alias(r)) {
+            steps.push((None, QueueFilter::One(room.queue.clone()), vec![i]));
+        }
+        for (a, room) in rooms.iter().enumerate() {
+            let Some((tenant, alias)) = alias_of(&room.queue) else { continue };
+            steps.push((
+                Some(tenant.to_string()),
+                QueueFilter::AliasFree(alias.to_string(), only.clone()),
+                vec![a],
+            ));
+            for (q, queue) in rooms.iter().enumerate().filter(|(_, r)| !is_alias(r)) {
+                let filter = QueueFilter::AliasIn(alias.to_string(), queue.queue.clone());
+                steps.push((Some(tenant.to_string()), filter, vec![a, q]));
+            }
+        }
+        let spent = vec![0; rooms.len()];
+        Self { rooms, spent, slots, steps: steps.into_iter() }
+    }
+
+    /// The next claim to make; `None` when no slot or no room is left.
+    pub(in crate::store) fn next_step(&mut self) -> Option<GovernedStep> {
+        while self.slots > 0 {
+            let (tenant, filter, rooms) = self.steps.next()?;
+            let room = rooms.iter().map(|&i| self.rooms[i].room.saturating_sub(self.spent[i])).min()?;
+            let take = u32::try_from(room).unwrap_or(u32::MAX).min(self.slots);
+            if take > 0 {
+                return Some(GovernedStep { tenant, filter, take, rooms });
+            }
+        }
+        None
+    }
+
+    /// Counts what a step claimed.
+    pub(in crate::store) fn record(&mut self, step: &GovernedStep, got: usize) {
+        for &i in &step.rooms {
+            self.spent[i] += got as u64;
+        }
+        self.slots = self.slots.saturating_sub(got as u32);
+    }
+
+    /// The buckets to store: each rated room's that starts were taken from,
+    /// after spending them.
+    pub(in crate::store) fn buckets(&self) -> Vec<(String, crate::domain::Bucket)> {
+        self.rooms
+            .iter()
+            .zip(&self.spent)
+            .filter(|(_, spent)| **spent > 0)
+            .filter_map(|(room, spent)| Some((room.queue.clone(), room.bucket.as_ref()?.1.spend(*spent))))
+            .collect()
+    }
 }
 
 /// The governed queues a claim reads in its second phase (those it consumes,
 /// sorted by name: the order their locks are taken in), and the filter of
 /// its first phase.
 pub(in crate::store) fn claim_queues(p: &JobClaim) -> (Vec<String>, QueueFilter) {
-    let consumed = |q: &str| p.queues.as_ref().is_none_or(|only| only.iter().any(|o| o == q));
+    // An alias's limits concern every node; which of its jobs a node takes,
+    // the queues it consumes decide (`QueueFilter::AliasFree`).
+    let consumed =
+        |q: &str| alias_of(q).is_some() || p.queues.as_ref().is_none_or(|only| only.iter().any(|o| o == q));
     let mut governed: Vec<String> = p.governed.iter().filter(|q| consumed(q)).cloned().collect();
     governed.sort();
     governed.dedup();

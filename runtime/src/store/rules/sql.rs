@@ -138,6 +138,10 @@ pub(in crate::store) const CLAIM_ORDER: &str = "priority DESC, run_at, id";
 pub(in crate::store) const GOVERNED_QUEUES: &str =
     "(SELECT name FROM queues WHERE paused OR concurrency IS NOT NULL OR rate_max IS NOT NULL)";
 
+/// A job's alias as the name of the `queues` row that limits it
+/// (`store::alias_limits_name`): `@<tenant>/<alias>`.
+pub(in crate::store) const ALIAS_KEY: &str = "('@' || tenant || '/' || alias)";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,6 +114,8 @@ pub(super) async fn delete(s: &SqliteStore, tenant: &TenantId, name: &AliasName)
         "DELETE FROM alias_versions WHERE tenant = ? AND name = ?",
         // A new alias of the same name starts without the old one's secrets.
         "DELETE FROM alias_secrets WHERE tenant = ? AND alias = ?",
+        // ... and without its limits (`store::alias_limits_name`).
+        "DELETE FROM queues WHERE name = '@' || ? || '/' || ?",
     ] {
         sqlx::query(delete).bind(tenant.as_str()).bind(name.as_str()).execute(&mut *tx).await?;
     }

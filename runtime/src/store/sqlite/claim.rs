@@ -9,7 +9,9 @@ use std::sync::LazyLock;
 
 use super::SqliteStore;
 use crate::store::rows::{JOB_COLUMNS, JobRow, QUEUE_COLUMNS, QueueRow, jobs};
-use crate::store::rules::{self, FairClaim, GOVERNED_QUEUES, QueueFilter, RUNNABLE, RUNNING, TenantLoad};
+use crate::store::rules::{
+    self, ALIAS_KEY, FairClaim, GOVERNED_QUEUES, QueueFilter, RUNNABLE, RUNNING, TenantLoad,
+};
 use crate::store::{JobClaim, JobRecord, StoreResult};
 
 /// The tenants with waiting jobs, each with its weight, its `max_running`
@@ -37,15 +39,30 @@ pub(super) static LOADS: LazyLock<String> = LazyLock::new(|| {
 
 /// One tenant's share of a claim: the hot path, so rendered once. `?5` the
 /// tenant, `?6` the only queues to read or NULL (a JSON array); governed
-/// queues are left out.
+/// queues and aliases are left out.
 pub(super) static CLAIM: LazyLock<String> = LazyLock::new(|| {
     claim_sql(&format!(
-        "AND queue NOT IN {GOVERNED_QUEUES} AND (?6 IS NULL OR queue IN (SELECT value FROM json_each(?6)))"
+        "AND queue NOT IN {GOVERNED_QUEUES} AND {ALIAS_KEY} NOT IN {GOVERNED_QUEUES}
+         AND (?6 IS NULL OR queue IN (SELECT value FROM json_each(?6)))"
     ))
 });
 
-/// The claim of one governed queue `?6`, as much as its controls allow.
-static CLAIM_ONE: LazyLock<String> = LazyLock::new(|| claim_sql("AND queue = ?6"));
+/// The claim of one governed queue `?6`, as much as its controls allow (its
+/// jobs of a governed alias are the alias's claims).
+static CLAIM_ONE: LazyLock<String> =
+    LazyLock::new(|| claim_sql(&format!("AND queue = ?6 AND {ALIAS_KEY} NOT IN {GOVERNED_QUEUES}")));
+
+/// The claim of a governed alias `?6` of tenant `?5` in the queues not
+/// governed (of `?7` only, a JSON array, unless NULL).
+static CLAIM_ALIAS: LazyLock<String> = LazyLock::new(|| {
+    claim_sql(&format!(
+        "AND alias = ?6 AND queue NOT IN {GOVERNED_QUEUES}
+         AND (?7 IS NULL OR queue IN (SELECT value FROM json_each(?7)))"
+    ))
+});
+
+/// The claim of a governed alias `?6` in the governed queue `?7`.
+static CLAIM_ALIAS_IN: LazyLock<String> = LazyLock::new(|| claim_sql("AND alias = ?6 AND queue = ?7"));
 
 fn claim_sql(queues: &str) -> String {
     format!(
@@ -61,11 +78,15 @@ fn claim_sql(queues: &str) -> String {
     )
 }
 
-/// The jobs of each of `?1`'s queues (a JSON array) running now.
+/// The jobs of each of `?1`'s queues and aliases (as `ALIAS_KEY`; a JSON
+/// array) running now.
 static QUEUE_RUNNING: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT queue, COUNT(*) FROM jobs
-         WHERE status = {RUNNING} AND queue IN (SELECT value FROM json_each(?1)) GROUP BY queue"
+         WHERE status = {RUNNING} AND queue IN (SELECT value FROM json_each(?1)) GROUP BY queue
+         UNION ALL
+         SELECT {ALIAS_KEY}, COUNT(*) FROM jobs
+         WHERE status = {RUNNING} AND {ALIAS_KEY} IN (SELECT value FROM json_each(?1)) GROUP BY 1"
     )
 });
 
@@ -100,48 +121,54 @@ pub(super) async fn claim(s: &SqliteStore, p: JobClaim) -> StoreResult<Vec<JobRe
         .await?;
         let running: Vec<(String, i64)> =
             sqlx::query_as(&QUEUE_RUNNING).bind(&names).fetch_all(&mut *tx).await?;
-        let mut slots = p.limited_slots.min(p.limit.saturating_sub(claimed.len() as u32));
-        for room in rules::queue_rooms(&rows, &running.into_iter().collect(), p.now)? {
-            let take = u32::try_from(room.room).unwrap_or(u32::MAX).min(slots);
-            if take == 0 {
-                break;
-            }
-            let one = Filter::of(&QueueFilter::One(room.queue.clone()));
+        let slots = p.limited_slots.min(p.limit.saturating_sub(claimed.len() as u32));
+        let rooms = rules::queue_rooms(&rows, &running.into_iter().collect(), p.now)?;
+        let mut governed = rules::Governed::new(rooms, slots, p.queues.clone());
+        while let Some(step) = governed.next_step() {
+            let filter = Filter::of(&step.filter);
             let got;
-            (got, loads) = fair(&mut tx, &p, loads, take, &one).await?;
-            if let Some((_, bucket)) = room.bucket
-                && !got.is_empty()
-            {
-                let left = bucket.spend(got.len() as u64);
-                sqlx::query("UPDATE queues SET tokens = ?1, refilled_at = ?2 WHERE name = ?3")
-                    .bind(left.tokens)
-                    .bind(left.refilled_at)
-                    .bind(&room.queue)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            slots -= got.len() as u32;
+            (got, loads) = match &step.tenant {
+                None => fair(&mut tx, &p, loads, step.take, &filter).await?,
+                Some(tenant) => fair_one(&mut tx, &p, loads, tenant, step.take, &filter).await?,
+            };
+            governed.record(&step, got.len());
             claimed.extend(got);
+        }
+        for (name, left) in governed.buckets() {
+            sqlx::query("UPDATE queues SET tokens = ?1, refilled_at = ?2 WHERE name = ?3")
+                .bind(left.tokens)
+                .bind(left.refilled_at)
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
         }
     }
     tx.commit().await?;
     Ok(claimed)
 }
 
-/// A [`QueueFilter`] as a statement binds it: which statement, and its `?6`.
+/// A [`QueueFilter`] as a statement binds it: which statement, its `?6` and
+/// its `?7`.
 struct Filter {
-    one: bool,
-    queues: Option<String>,
+    statement: &'static LazyLock<String>,
+    six: Option<String>,
+    seven: Option<String>,
 }
 
 impl Filter {
     fn of(f: &QueueFilter) -> Self {
+        let list = |only: &Option<Vec<String>>| {
+            only.as_ref().map(|v| serde_json::to_string(v).expect("strings serialize"))
+        };
         match f {
-            QueueFilter::Free(only) => Self {
-                one: false,
-                queues: only.as_ref().map(|v| serde_json::to_string(v).expect("strings serialize")),
-            },
-            QueueFilter::One(queue) => Self { one: true, queues: Some(queue.clone()) },
+            QueueFilter::Free(only) => Self { statement: &CLAIM, six: list(only), seven: None },
+            QueueFilter::One(queue) => Self { statement: &CLAIM_ONE, six: Some(queue.clone()), seven: None },
+            QueueFilter::AliasFree(alias, only) => {
+                Self { statement: &CLAIM_ALIAS, six: Some(alias.clone()), seven: list(only) }
+            }
+            QueueFilter::AliasIn(alias, queue) => {
+                Self { statement: &CLAIM_ALIAS_IN, six: Some(alias.clone()), seven: Some(queue.clone()) }
+            }
         }
     }
 }
@@ -169,6 +196,22 @@ async fn fair(
     Ok(plan.into_parts())
 }
 
+/// [`fair`] over `tenant` alone (a governed alias's claim): the other
+/// tenants' loads pass through untouched.
+async fn fair_one(
+    conn: &mut SqliteConnection,
+    p: &JobClaim,
+    loads: Vec<TenantLoad>,
+    tenant: &str,
+    limit: u32,
+    filter: &Filter,
+) -> StoreResult<(Vec<JobRecord>, Vec<TenantLoad>)> {
+    let (mine, mut rest): (Vec<_>, Vec<_>) = loads.into_iter().partition(|l| l.tenant == tenant);
+    let (got, mine) = fair(conn, p, mine, limit, filter).await?;
+    rest.extend(mine);
+    Ok((got, rest))
+}
+
 async fn loads(conn: &mut SqliteConnection, p: &JobClaim) -> StoreResult<Vec<TenantLoad>> {
     let rows: Vec<(String, Option<i64>, Option<i64>, i64)> =
         sqlx::query_as(&LOADS).fetch_all(&mut *conn).await?;
@@ -188,14 +231,14 @@ async fn claim_tenant(
     tenant: &str,
     limit: u32,
 ) -> StoreResult<Vec<JobRecord>> {
-    let statement = if filter.one { &CLAIM_ONE } else { &CLAIM };
-    let rows = sqlx::query_as::<Sqlite, JobRow>(statement)
+    let rows = sqlx::query_as::<Sqlite, JobRow>(filter.statement)
         .bind(p.now)
         .bind(&p.owner)
         .bind(p.lease_expires_at)
         .bind(limit)
         .bind(tenant)
-        .bind(&filter.queues)
+        .bind(&filter.six)
+        .bind(&filter.seven)
         .fetch_all(conn)
         .await?;
     let mut claimed = jobs(rows)?;

@@ -150,6 +150,11 @@ pub(super) async fn delete(s: &SqliteStore, id: &TenantId) -> StoreResult<()> {
             .execute(&mut *tx)
             .await?;
     }
+    // Its aliases' limits (`store::alias_limits_name`).
+    sqlx::query("DELETE FROM queues WHERE substr(name, 1, length(?1)) = ?1")
+        .bind(format!("@{}/", id.as_str()))
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM tenants WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(())

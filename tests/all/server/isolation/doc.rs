@@ -51,8 +51,8 @@ pub fn need(operation_id: &str) -> Need {
         | "retryJobs" => Need::Dispatch,
         "uploadModule" | "deleteModule" | "setAlias" | "deleteAlias" | "rollbackAlias" | "setAliasSecret"
         | "deleteAliasSecret" | "getKv" | "setKv" | "deleteKv" | "listKvKeys" | "deleteJob"
-        | "deleteJobs" | "deleteBatch" | "setSchedule" | "deleteSchedule" | "pauseSchedule"
-        | "resumeSchedule" => Need::Admin,
+        | "deleteJobs" | "deleteBatch" | "setAliasLimits" | "setSchedule" | "deleteSchedule"
+        | "pauseSchedule" | "resumeSchedule" => Need::Admin,
         "listTenants" | "createTenant" | "getTenant" | "updateTenant" | "deleteTenant" | "createToken"
         | "listTokens" | "revokeToken" | "createKey" | "listKeys" | "revokeKey" | "listNodes"
         | "pauseQueue" | "resumeQueue" | "setQueueLimits" => Need::Operator,
