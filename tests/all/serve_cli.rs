@@ -155,3 +155,64 @@ async fn a_server_that_keeps_finished_jobs_forever_is_ready() {
     assert_eq!(ready.status(), StatusCode::OK, "{}", ready.text().await.unwrap());
     server.stop().await;
 }
+
+/// `--log-format json`: every stderr line the server logs is one JSON
+/// object, and a finished job's line names its id, alias and status.
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_naming_the_job() {
+    let mut server = Serve::new().args(&["--workers", "1", "--log-format", "json"]).start().await;
+    let client = reqwest::Client::new();
+    crate::support::register_over_http(&client, &server.url, "echo", "echo").await;
+    let job: Value = client
+        .post(format!("{}/v1/jobs", server.url))
+        .json(&json!({"alias": "echo", "payload": {"n": 1}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = job["id"].as_str().unwrap();
+    let line = server.line_with("job attempt finished").await;
+    let parsed: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!((parsed["job"].as_str(), parsed["alias"].as_str()), (Some(id), Some("echo")), "{parsed}");
+    assert_eq!((parsed["level"].as_str(), parsed["status"].as_str()), (Some("INFO"), Some("succeeded")));
+    let seen = server.stop().await;
+    for line in seen.iter().filter(|l| l.starts_with('{')) {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    let logged: Vec<&String> = seen.iter().filter(|l| l.contains("\"level\"")).collect();
+    assert!(logged.len() >= 2, "{seen:#?}");
+    assert!(
+        seen.iter().all(|l| l.starts_with('{') || l.starts_with("wasmq listening on")),
+        "every log line is JSON: {seen:#?}"
+    );
+}
+
+/// Shell completions for bash, zsh and fish, and the manual page, come from
+/// the same definitions as `--help`: every subcommand is in them.
+#[test]
+fn completions_and_the_manual_page_know_every_command() {
+    let run = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let out = crate::support::run_wasmq(&args, &[], None);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let commands =
+        ["serve", "worker", "dispatch", "jobs", "schedule", "apply", "queue", "completions", "man"];
+    for shell in ["bash", "zsh", "fish"] {
+        let script = run(&["completions", shell]);
+        for command in commands {
+            assert!(script.contains(command), "{shell} completion lacks {command}");
+        }
+    }
+    assert!(run(&["completions", "bash"]).contains("complete -F _wasmq"));
+    let man = run(&["man"]);
+    assert!(man.starts_with(".ie") && man.contains(".TH wasmq 1"), "{}", &man[..200]);
+    for command in commands {
+        assert!(man.contains(&format!("wasmq\\-{command}")) || man.contains(command), "man lacks {command}");
+    }
+    let bad = crate::support::run_wasmq(&["completions".into(), "powershell".into()], &[], None);
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -1,7 +1,10 @@
 //! The `wasmq` command line. Each subcommand lives in its own module; the
 //! client commands (`push`, `alias`, `modules`, `dispatch`, `jobs`, `batch`, `status`,
-//! `usage`, and the operator's `tenant`, `token` and `key`)
+//! `usage`, `queue`, `schedule`, `apply`, and the operator's `tenant`, `token` and `key`)
 //! live in [`client`] and talk to a running `wasmq serve` over HTTP.
+//! `completions` and `man` print a shell completion script and the manual
+//! page, generated from these same definitions (`clap_complete`,
+//! `clap_mangen`).
 
 pub mod capabilities;
 pub mod client;
@@ -22,8 +25,31 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// How log lines are written on stderr: `human` (the default; colours on
+    /// a terminal) or `json` (one JSON object per line, with the fields of
+    /// the line and of the spans around it, e.g. a job's id).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "WASMQ_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `key=value` lines, coloured on a terminal.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `wasmq completions` shells.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,6 +67,16 @@ enum Command {
     Secret(secret::SecretArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
+    /// Print a shell completion script: `wasmq completions bash >
+    /// /etc/bash_completion.d/wasmq`, or `source <(wasmq completions zsh)`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page (roff), generated from the same definitions as
+    /// `--help`: `wasmq man | man -l -`.
+    Man,
     /// Internal: compile a module read from stdin (the engine's compiler child).
     #[command(name = "__compile", hide = true)]
     Compile {
@@ -67,8 +103,45 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Worker(args) => serve::main(*args, true),
         Command::Secret(args) => secret::main(args),
         Command::Client(command) => client::main(command),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "wasmq", &mut script);
+            print_all(&script)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                Ok(()) => print_all(&page),
+                Err(e) => {
+                    eprintln!("error: rendering the manual page: {e}");
+                    ExitCode::from(exit::ERROR)
+                }
+            }
+        }
         Command::Compile { settings, expect_hash, component, module: _ } => {
             crate::sandbox::compile_child_main(&settings, &expect_hash, component)
+        }
+    }
+}
+
+/// Writes `bytes` to stdout; a reader that stopped early (`| head`) is not
+/// an error.
+fn print_all(bytes: &[u8]) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: writing to stdout: {e}");
+            ExitCode::from(exit::ERROR)
         }
     }
 }
@@ -119,11 +192,16 @@ pub fn init_tracing(cli: &Cli) {
         _ => "wasmq=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // Colours only on a terminal: a log file or a pipe gets plain `key=value`.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match cli.log_format {
+        // Colours only on a terminal: a log file or a pipe gets plain `key=value`.
+        LogFormat::Human => {
+            builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init()
+        }
+        // The fields of the enclosing spans on every line: a job's id on
+        // each line its run logs.
+        LogFormat::Json => {
+            builder.json().flatten_event(true).with_current_span(false).with_span_list(true).try_init()
+        }
+    };
 }
