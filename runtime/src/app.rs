@@ -75,6 +75,7 @@ impl App {
             None => None,
         };
         let grants = Grants::new(store.clone(), aliases.clone(), quotas.clone(), secrets, settings.kv);
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         let (queue, tasks) = Queue::start(
             store.clone(),
             engine.clone(),
@@ -82,6 +83,7 @@ impl App {
             callbacks_wake.clone(),
             Some(grants.clone()),
             NodeInfo::new(settings.role, addr),
+            metrics.clone(),
         );
         queue.register().await.context("registering this node in the node registry")?;
         let callbacks = tokio::spawn(crate::callbacks::run_sender(
@@ -90,6 +92,7 @@ impl App {
             callback_secrets.clone(),
             callbacks_wake,
             settings.queue.poll_interval,
+            metrics.clone(),
         ));
         let state = AppState::new(crate::api::AppContext {
             store: store.clone(),
@@ -118,6 +121,7 @@ impl App {
             watch_caps: Arc::new(api::WatchCaps::new(settings.max_waits, settings.max_event_streams)),
             shutdown: CancellationToken::new(),
             http: settings.http.clone(),
+            metrics,
         });
         Ok(App { listener, state, tasks, callbacks, drain: settings.queue.shutdown_grace })
     }

@@ -65,6 +65,10 @@
 //!   secrets opened on request, a command plugin's environment, key-value
 //!   state with its limits), the server's implementation of
 //!   [`sandbox::Capabilities`], built per job by the executor.
+//! - [`metrics`]: what a node counts for `GET /metrics` (job attempts, run
+//!   time and fuel per alias, compiles, callback deliveries, HTTP requests by
+//!   route), counted by the queue, the callbacks and the API (`api::metrics`
+//!   also counts every request), encoded by `prometheus-client`.
 //! - [`config`] and [`app`]: settings (one table row each; flags > env > TOML > defaults) and the
 //!   wiring `App::build(settings).await?.run_until_stopped(shutdown)`.
 //! - [`cli`]: the `wasmq` command line (`run`, which grants capabilities from its
@@ -92,6 +96,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod metrics;
 pub mod queue;
 pub mod sandbox;
 pub mod store;

@@ -15,6 +15,7 @@ mod guard;
 mod idempotency;
 mod jobs;
 mod kv;
+mod metrics;
 mod modules;
 mod nodes;
 mod openapi;
@@ -132,6 +133,8 @@ pub struct AppContext {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Limits of client connections (the body deadline is applied here).
     pub http: HttpSettings,
+    /// This node's metrics (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The API router: the routes listed in [`openapi`], each with its documentation.
@@ -147,7 +150,9 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
     let (public, _) = openapi::public_routes().split_for_parts();
     guard(v1.merge(public), body_timeout)
+        .route_layer(axum::middleware::from_fn(metrics::note_route))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::extract::Request| {

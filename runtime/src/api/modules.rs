@@ -65,7 +65,10 @@ pub(super) async fn upload(
         Ok(existing) => existing.kind,
         Err(crate::store::StoreError::NotFound(_)) => {
             check_room(&state, &tenant, bytes.len() as u64, &quotas).await?;
-            state.engine.load_upload(bytes.to_vec()).await?.kind()
+            let compiling = std::time::Instant::now();
+            let kind = state.engine.load_upload(bytes.to_vec()).await?.kind();
+            state.metrics.compiled(compiling.elapsed());
+            kind
         }
         Err(e) => return Err(e.into()),
     };

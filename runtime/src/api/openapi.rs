@@ -16,8 +16,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    AppState, aliases, batches, bulk, events, jobs, kv, modules, nodes, queues, schedules, secrets, status,
-    tenant_keys, tenants, usage,
+    AppState, aliases, batches, bulk, events, jobs, kv, metrics, modules, nodes, queues, schedules, secrets,
+    status, tenant_keys, tenants, usage,
 };
 
 /// Tag descriptions, and what every document starts with.
@@ -67,6 +67,7 @@ pub(super) fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(batches::create))
         .routes(routes!(batches::show, bulk::delete_batch))
         .routes(routes!(status::status))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(nodes::list))
         .routes(routes!(queues::list))
         .routes(routes!(queues::pause))
@@ -109,7 +110,8 @@ pub(super) fn build(state: &AppState) -> utoipa::openapi::OpenApi {
 }
 
 /// What applies to many operations at once, so the annotations need not
-/// repeat it: the bearer requirement and its 401 on every `/v1` route, a
+/// repeat it: the bearer requirement and its 401 on every `/v1` route (and
+/// `/metrics`), a
 /// description on every error response, and the server's memory ceiling.
 fn finish(doc: &mut utoipa::openapi::OpenApi, max_memory_mb: u64) {
     let components = doc.components.get_or_insert_with(Default::default);
@@ -134,7 +136,7 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, max_memory_mb: u64) {
         ))),
     );
     for (path, item) in doc.paths.paths.iter_mut() {
-        let authenticated = path.starts_with("/v1/");
+        let authenticated = path.starts_with("/v1/") || path == "/metrics";
         for op in operations(item) {
             if authenticated {
                 op.security = Some(vec![

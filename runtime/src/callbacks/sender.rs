@@ -111,6 +111,7 @@ pub async fn run(
     secrets: SecretBox,
     wake: Arc<Notify>,
     poll: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     let http = match client::build(&settings, &settings.policy) {
         Ok(c) => c,
@@ -120,7 +121,7 @@ pub async fn run(
         }
     };
     let clients = TenantClients::new(settings.clone(), http);
-    let shared = Arc::new(Deliverer { store, settings, secrets, clients });
+    let shared = Arc::new(Deliverer { store, settings, secrets, clients, metrics });
     let mut pool = Pool::new(shared.clone());
     loop {
         pool.unpark();
@@ -266,12 +267,19 @@ struct Deliverer {
     secrets: SecretBox,
     /// The server's client, and tenants' with their own callback ranges.
     clients: TenantClients,
+    /// Deliveries by outcome.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Deliverer {
     async fn deliver(&self, due: CallbackDue) {
         let outcome = self.attempt(&due).await;
         let attempts = due.attempts + 1;
+        self.metrics.callback(match &outcome {
+            Ok(()) => "delivered",
+            Err(f) if !f.retryable() || attempts >= self.settings.max_attempts => "failed",
+            Err(_) => "retry",
+        });
         let record = match outcome {
             Ok(()) => CallbackRecord {
                 owner: due.owner,

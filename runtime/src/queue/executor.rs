@@ -110,7 +110,11 @@ async fn plugin(shared: &Shared, job: &JobRecord) -> Result<Plugin, RunError> {
     let bytes = shared.store.module_bytes(&job.tenant, &job.module).await.map_err(|e| {
         RunError::InvalidModule { reason: format!("module {} could not be read: {e}", job.module) }
     })?;
-    shared.engine.load(bytes).await.map_err(|e| RunError::InvalidModule { reason: e.to_string() })
+    let compiling = std::time::Instant::now();
+    let plugin =
+        shared.engine.load(bytes).await.map_err(|e| RunError::InvalidModule { reason: e.to_string() })?;
+    shared.metrics.compiled(compiling.elapsed());
+    Ok(plugin)
 }
 
 /// What an outcome means for the job: the error decides the retry.
@@ -127,6 +131,13 @@ fn completion(shared: &Shared, job: &JobRecord, outcome: Outcome, started_at: i6
         }
         Some(_) => (JobStatus::Dead, job.run_at),
     };
+    shared.metrics.job_attempt(
+        job.tenant.as_str(),
+        &job.alias,
+        status.as_str(),
+        outcome.duration,
+        outcome.fuel_used,
+    );
     // Most jobs log nothing: store nothing then (rows stay small on the hot path).
     let quiet = outcome.logs.is_empty()
         && outcome.stdout.text.is_empty()

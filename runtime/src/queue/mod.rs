@@ -118,6 +118,8 @@ impl Default for QueueSettings {
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) engine: Engine,
+    /// This node's metrics (finished attempts, compiles).
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) settings: QueueSettings,
     /// Lease owner name of this node.
     pub(crate) node: String,
@@ -250,11 +252,13 @@ impl Queue {
         callbacks_wake: Arc<Notify>,
         grants: Option<Arc<crate::capabilities::Grants>>,
         node: NodeInfo,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> (Queue, QueueTasks) {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             store,
             engine,
+            metrics,
             buffer: Mutex::new(buffer::Buffer::default()),
             ready: Notify::new(),
             busy: std::sync::atomic::AtomicUsize::new(0),

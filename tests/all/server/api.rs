@@ -255,7 +255,7 @@ async fn the_openapi_document_describes_every_endpoint() {
         (Some(0), Some(1000))
     );
     // Every operation: a unique readable id, a resource tag, a description on
-    // every response; the bearer token (and its 401) on `/v1` only.
+    // every response; the bearer token (and its 401) on `/v1` and `/metrics` only.
     let mut ids = std::collections::HashSet::new();
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
@@ -268,7 +268,8 @@ async fn the_openapi_document_describes_every_endpoint() {
                 assert!(!description.is_empty(), "{method} {path} {status}: no description");
             }
             let secured = op["security"].is_array();
-            assert_eq!(secured, path.starts_with("/v1/"), "{method} {path}: security {}", op["security"]);
+            let behind_token = path.starts_with("/v1/") || path == "/metrics";
+            assert_eq!(secured, behind_token, "{method} {path}: security {}", op["security"]);
             assert_eq!(op["responses"]["401"].is_object(), secured, "{method} {path}: 401");
             for p in op["parameters"].as_array().into_iter().flatten() {
                 let expected = if path.contains(&format!("{{{}}}", p["name"].as_str().unwrap())) {

@@ -17,6 +17,7 @@ mod edge_process;
 mod fairness;
 mod fencing;
 mod isolation;
+mod metrics;
 mod misc_faults;
 mod nodes;
 mod openapi;

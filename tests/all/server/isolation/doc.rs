@@ -55,7 +55,7 @@ pub fn need(operation_id: &str) -> Need {
         | "pauseSchedule" | "resumeSchedule" => Need::Admin,
         "listTenants" | "createTenant" | "getTenant" | "updateTenant" | "deleteTenant" | "createToken"
         | "listTokens" | "revokeToken" | "createKey" | "listKeys" | "revokeKey" | "listNodes"
-        | "pauseQueue" | "resumeQueue" | "setQueueLimits" => Need::Operator,
+        | "getMetrics" | "pauseQueue" | "resumeQueue" | "setQueueLimits" => Need::Operator,
         other => panic!(
             "the document has a new operation `{other}`: teach tests/all/server/isolation/doc.rs::need \
              which scope it needs (and Records::path_value its path parameters)"
