@@ -137,6 +137,20 @@ pub struct AppContext {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
+/// `/docs`: an interactive reference of the API (Swagger UI, its assets
+/// built into the binary by `utoipa-swagger-ui`'s vendored copy: no CDN),
+/// reading `/openapi.json`; its Authorize button sets the bearer token (or
+/// signed-request headers) for the requests it sends, kept across reloads.
+fn reference_page() -> Router<AppState> {
+    use utoipa_swagger_ui::{Config, SwaggerUi};
+    // No validator badge: it would send the document to an outside service.
+    let config = Config::new(["/openapi.json"])
+        .persist_authorization(true)
+        .try_it_out_enabled(true)
+        .validator_url("none");
+    SwaggerUi::new("/docs").config(config).into()
+}
+
 /// The API router: the routes listed in [`openapi`], each with its documentation.
 pub fn router(state: AppState) -> Router {
     let max_body = state.max_body_bytes;
@@ -149,7 +163,7 @@ pub fn router(state: AppState) -> Router {
         .merge(modules.layer(DefaultBodyLimit::max(max_module)))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
     let (public, _) = openapi::public_routes().split_for_parts();
-    guard(v1.merge(public), body_timeout)
+    guard(v1.merge(public).merge(reference_page()), body_timeout)
         .route_layer(axum::middleware::from_fn(metrics::note_route))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count))

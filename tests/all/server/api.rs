@@ -322,3 +322,36 @@ async fn a_plugin_built_against_contract_0_1_0_runs_through_the_server() {
     assert_eq!(done["result"], json!({"n": 2}));
     app.stop().await;
 }
+
+/// `/docs`: the interactive reference, served from the binary (every asset
+/// relative, none from a CDN), reading this server's `/openapi.json`, with
+/// the token kept across reloads; no token needed to load it.
+#[tokio::test]
+async fn the_reference_page_is_served_from_the_binary() {
+    let app = spawn_app(Options { token: Some("docs-token-0123456789".into()), ..Options::default() }).await;
+    let no_redirects =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let moved = no_redirects.get(format!("{}/docs", app.url)).send().await.unwrap();
+    assert_eq!(moved.status(), StatusCode::SEE_OTHER);
+    assert_eq!(moved.headers()["location"], "/docs/");
+    let page = reqwest::get(format!("{}/docs/", app.url)).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"src="./swagger-ui-bundle.js""#), "{html}");
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("//cdn"), "{html}");
+    let init =
+        reqwest::get(format!("{}/docs/swagger-initializer.js", app.url)).await.unwrap().text().await.unwrap();
+    for setting in
+        [r#""url": "/openapi.json""#, r#""persistAuthorization": true"#, r#""validatorUrl": "none""#]
+    {
+        assert!(init.contains(setting), "{setting}: {init}");
+    }
+    let bundle = reqwest::get(format!("{}/docs/swagger-ui-bundle.js", app.url)).await.unwrap();
+    assert_eq!(bundle.status(), StatusCode::OK);
+    assert!(bundle.headers()["content-type"].to_str().unwrap().contains("javascript"));
+    assert!(bundle.bytes().await.unwrap().len() > 100_000);
+    // The document it reads names the token scheme its Authorize button sets.
+    let doc: Value = reqwest::get(format!("{}/openapi.json", app.url)).await.unwrap().json().await.unwrap();
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+}
