@@ -28,6 +28,14 @@ async fn refused(dir: &Arc<tempfile::TempDir>, args: &[&str], env: &[(&str, &str
     stderr
 }
 
+/// Dispatches `{"n": 1}` to `echo` on `server`; the job's id.
+async fn dispatch_echo(client: &reqwest::Client, server: &ServeProcess) -> String {
+    let r =
+        client.post(format!("{}/v1/jobs", server.url)).json(&json!({"alias": "echo", "payload": {"n": 1}}));
+    let job: Value = r.send().await.unwrap().json().await.unwrap();
+    job["id"].as_str().unwrap().to_string()
+}
+
 async fn healthy(server: &ServeProcess) {
     let resp = reqwest::get(format!("{}/healthz", server.url)).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
@@ -102,16 +110,7 @@ async fn the_server_logs_each_finished_job_by_default_and_each_request_with_v() 
     let mut server = Serve::new().args(&["--workers", "1"]).start().await;
     let client = reqwest::Client::new();
     crate::support::register_over_http(&client, &server.url, "echo", "echo").await;
-    let job: Value = client
-        .post(format!("{}/v1/jobs", server.url))
-        .json(&json!({"alias": "echo", "payload": {"n": 1}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = job["id"].as_str().unwrap();
+    let id = &dispatch_echo(&client, &server).await;
     let waited: Value = client
         .get(format!("{}/v1/jobs/{id}/wait?timeout_ms=60000", server.url))
         .send()
@@ -163,19 +162,14 @@ async fn json_logs_are_one_object_per_line_naming_the_job() {
     let mut server = Serve::new().args(&["--workers", "1", "--log-format", "json"]).start().await;
     let client = reqwest::Client::new();
     crate::support::register_over_http(&client, &server.url, "echo", "echo").await;
-    let job: Value = client
-        .post(format!("{}/v1/jobs", server.url))
-        .json(&json!({"alias": "echo", "payload": {"n": 1}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = job["id"].as_str().unwrap();
+    let id = &dispatch_echo(&client, &server).await;
     let line = server.line_with("job attempt finished").await;
     let parsed: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-    assert_eq!((parsed["job"].as_str(), parsed["alias"].as_str()), (Some(id), Some("echo")), "{parsed}");
+    assert_eq!(
+        (parsed["job"].as_str(), parsed["alias"].as_str()),
+        (Some(id.as_str()), Some("echo")),
+        "{parsed}"
+    );
     assert_eq!((parsed["level"].as_str(), parsed["status"].as_str()), (Some("INFO"), Some("succeeded")));
     let seen = server.stop().await;
     for line in seen.iter().filter(|l| l.starts_with('{')) {
