@@ -16,9 +16,7 @@ use crate::domain::{
     AliasName, Digest, EnvSource, KvStoreName, QueueLimits, TenantId, TenantQuotas, check_config_key,
     check_env_name, time::now_ms,
 };
-use crate::store::{
-    AliasConfig, AliasHistory, AliasRollback, AliasSet, QueueChange, QueueUpdate, alias_limits_name,
-};
+use crate::store::{AliasConfig, AliasHistory, AliasRollback, AliasSet, QueueChange, alias_limits_name};
 
 /// Versions per history page unless `limit` says otherwise.
 const DEFAULT_HISTORY_PAGE: u32 = 20;
@@ -323,14 +321,8 @@ pub(super) async fn set_limits(
     let name = parse_alias(&name)?;
     limits.validate().map_err(ApiError::invalid)?;
     state.store.alias_get(&tenant, &name).await?;
-    let update = QueueUpdate {
-        name: alias_limits_name(tenant.as_str(), name.as_str()),
-        change: QueueChange::Limits(limits),
-        now: now_ms(),
-    };
-    let record = state.store.queue_update(update).await?;
-    // This node at once; the others by the database's notice (PostgreSQL).
-    state.queue.queues_changed().await;
+    let key = alias_limits_name(tenant.as_str(), name.as_str());
+    let record = super::queues::update_controls(&state, key, QueueChange::Limits(limits)).await?;
     Ok(Json(AliasLimitsView { alias: name.to_string(), limits: record.limits }))
 }
 

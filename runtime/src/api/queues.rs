@@ -115,14 +115,22 @@ pub(super) async fn list(
     Ok(Json(QueueList { queues }))
 }
 
+/// Stores a change to the controls row `name` (a queue's, or an alias's
+/// limits) and makes every node obey it: this node at once, the others by
+/// the database's notice (PostgreSQL).
+pub(super) async fn update_controls(
+    state: &AppState,
+    name: String,
+    change: QueueChange,
+) -> ApiResult<QueueRecord> {
+    let record = state.store.queue_update(QueueUpdate { name, change, now: now_ms() }).await?;
+    state.queue.queues_changed().await;
+    Ok(record)
+}
+
 async fn change(state: &AppState, name: &str, change: QueueChange) -> ApiResult<Json<QueueView>> {
     let name = QueueName::parse(name).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let record = state
-        .store
-        .queue_update(QueueUpdate { name: name.as_str().to_string(), change, now: now_ms() })
-        .await?;
-    // This node at once; the others by the database's notice (PostgreSQL).
-    state.queue.queues_changed().await;
+    let record = update_controls(state, name.as_str().to_string(), change).await?;
     let depths = state.store.queue_depths(None).await?;
     let mut depth = QueueDepths::default();
     for d in depths.iter().filter(|d| d.queue == record.name) {
