@@ -98,6 +98,12 @@ parameters = { id = "$job" }
 include-path-regex = "^/v1/tenants/"
 parameters = { id = "conformance", token_id = "$token_id", key_id = "$key_id" }
 
+# The node's event stream stays open until the client leaves: each generated
+# call asks it to end after half a second.
+[[operations]]
+include-operation-id = "streamEvents"
+parameters = { timeout_ms = 500 }
+
 [[operations]]
 include-operation-id = "getBatch"
 parameters = { id = "$batch" }

@@ -28,7 +28,7 @@ done
 [ -n "${url:-}" ] || { cat "$work/server.log"; echo "the server did not start" >&2; exit 1; }
 export WASMQ_URL=$url
 unset WASMQ_TOKEN
-echo "# wasmq serve on $url (database $work/wasmq.db)"
+echo "# wasmq serve on $url (database $work/wasmq.db); dashboard: $url/, API reference: $url/docs"
 
 run() { echo; echo "\$ wasmq $*"; "$wasmq" "$@"; }
 for plugin in echo wordcount thumbnail primes hello-command; do

@@ -30,13 +30,14 @@ COLS = ("id, tenant, alias, module, status, priority, queue, context, payload, a
 INSERT = """WITH r AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1))
   INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
     limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback, callback_state,
-    attempt, lease_token, started_at, lease_owner, lease_expires_at, unique_key)
+    attempt, lease_token, started_at, lease_owner, lease_expires_at, unique_key, trace)
   SELECT v ->> 'id', v ->> 'tenant', v ->> 'alias', v ->> 'module', v ->> 'status',
     v ->> 'priority', v ->> 'queue', v ->> 'context', v ->> 'payload', v ->> 'max_attempts',
     v ->> 'limits', v ->> 'run_at', v ->> 'created_at', v ->> 'idempotency_key',
     v ->> 'idempotency_fingerprint', v ->> 'batch_id', v ->> 'callback', v ->> 'callback_state',
     v ->> 'attempt', v ->> 'lease_token', v ->> 'started_at', v ->> 'lease_owner',
-    v ->> 'lease_expires_at', v ->> 'unique_key'
+    v ->> 'lease_expires_at', v ->> 'unique_key',
+    v ->> 'trace'
   FROM r"""
 
 CLAIM = f"""UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,

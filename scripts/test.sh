@@ -8,6 +8,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/setup.sh
+# The dashboard's browser test (tests/all/server/dashboard.rs) drives Chromium
+# through playwright-core, pinned by tests/dashboard's lock file.
+if command -v npm >/dev/null && [ ! -d tests/dashboard/node_modules/playwright-core ]; then
+  npm ci --prefix tests/dashboard --no-audit --no-fund --silent
+fi
 cargo test --locked --workspace "$@"
 # The integration suite again with every test server on PostgreSQL (a database
 # of its own per test, see tests/all/support.rs); the storage suite already ran

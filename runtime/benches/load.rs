@@ -8,7 +8,10 @@
 //! `LOAD_FLOOD` the fairness phase's flood, default 20000; `LOAD_FAIR_SAMPLES` its
 //! single jobs per measurement, default 200;
 //! `LOAD_KEEP_RESIDENT` overrides the pool's kept-resident bytes per slot;
-//! `LOAD_PREFETCH` the jobs claimed ahead of free workers).
+//! `LOAD_PREFETCH` the jobs claimed ahead of free workers; `LOAD_WATCH=1` keeps
+//! one `GET /v1/events` stream open and read on every server, what a dashboard
+//! or `wasmq jobs watch` costs; `LOAD_OTLP=<url>` exports traces there, with
+//! `LOAD_TRACE_RATIO` of them sampled, default 1).
 //!
 //! Phases:
 //! 1. single dispatches: `LOAD_CLIENTS` clients POST /v1/jobs until `LOAD_JOBS`
@@ -63,6 +66,10 @@ async fn start(workers: usize) -> Server {
     if let Ok(keep) = std::env::var("LOAD_KEEP_RESIDENT") {
         settings.engine.pool_keep_resident = keep.parse().expect("LOAD_KEEP_RESIDENT is a byte count");
     }
+    if let Ok(endpoint) = std::env::var("LOAD_OTLP") {
+        settings.traces.endpoint = Some(endpoint);
+        settings.traces.sample_ratio = std::env::var("LOAD_TRACE_RATIO").map_or(1.0, |r| r.parse().unwrap());
+    }
     let app = App::build(settings).await.unwrap();
     let url = format!("http://{}", app.local_addr().expect("a server listens"));
     let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
@@ -70,6 +77,12 @@ async fn start(workers: usize) -> Server {
         let _ = rx.await;
     }));
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
+    if std::env::var_os("LOAD_WATCH").is_some() {
+        // Someone watching: every event is built, rendered and sent.
+        let mut events = client.get(format!("{url}/v1/events")).send().await.unwrap();
+        assert_eq!(events.status(), 200);
+        tokio::spawn(async move { while let Ok(Some(_)) = events.chunk().await {} });
+    }
     register(&client, &url, "echo", "echo").await;
     register(&client, &url, "bench-job", "bench").await;
     let db = dir.path().join("load.db").display().to_string();

@@ -41,6 +41,7 @@ fn job(n: u64) -> NewJob {
         callback: None,
         unique: None,
         lease: None,
+        trace: None,
     }
 }
 

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState};
 use crate::capabilities::Grants;
 use crate::config::{Role, Settings};
-use crate::queue::{NodeInfo, Queue, QueueTasks};
+use crate::queue::{NodeInfo, Observers, Queue, QueueTasks};
 use crate::sandbox::Engine;
 use crate::store::Store;
 
@@ -76,14 +76,16 @@ impl App {
         };
         let grants = Grants::new(store.clone(), aliases.clone(), quotas.clone(), secrets, settings.kv);
         let metrics = Arc::new(crate::metrics::Metrics::default());
+        let node = NodeInfo::new(settings.role, addr);
+        let traces = crate::traces::Traces::start(&settings.traces, &node.id)?;
         let (queue, tasks) = Queue::start(
             store.clone(),
             engine.clone(),
             settings.queue.clone(),
             callbacks_wake.clone(),
             Some(grants.clone()),
-            NodeInfo::new(settings.role, addr),
-            metrics.clone(),
+            node,
+            Observers { metrics: metrics.clone(), bus: crate::bus::Bus::new(settings.event_history), traces },
         );
         queue.register().await.context("registering this node in the node registry")?;
         let callbacks = tokio::spawn(crate::callbacks::run_sender(
@@ -93,6 +95,7 @@ impl App {
             callbacks_wake,
             settings.queue.poll_interval,
             metrics.clone(),
+            queue.traces().clone(),
         ));
         let state = AppState::new(crate::api::AppContext {
             store: store.clone(),
@@ -111,7 +114,7 @@ impl App {
             max_body_bytes: settings.max_body_bytes,
             backpressure: Arc::new(api::Backpressure::new(settings.max_queued_jobs)),
             quotas,
-            inserter: crate::queue::Inserter::start(store.clone()),
+            inserter: crate::queue::Inserter::start(store.clone(), &queue),
             aliases,
             grants,
             kv: settings.kv,
@@ -156,6 +159,7 @@ impl App {
             }
         };
         let scheduler = tokio::spawn(crate::api::scheduler::run(self.state.clone()));
+        let traces = self.state.queue.traces().clone();
         let tasks = self.tasks;
         let queue = async move {
             stopping.cancelled().await;
@@ -174,6 +178,10 @@ impl App {
         }
         self.callbacks.abort();
         scheduler.abort();
+        // The spans of the last jobs: exported before the process ends.
+        if traces.on() {
+            let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+        }
         Ok(())
     }
 }

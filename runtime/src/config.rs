@@ -25,7 +25,7 @@ use crate::domain::{DispatchRate, HttpCeilings, KvLimits, Limits, LimitsError, N
 use crate::queue::QueueSettings;
 use crate::sandbox::{CompileMode, EngineSettings};
 use declare::settings;
-use values::{Bytes, Unlimited, at_least, at_most_100_years, between, database_url, positive};
+use values::{Bytes, Unlimited, at_least, at_most_100_years, between, database_url, http_url, positive};
 pub use values::{CallbackAllow, QueueList, Retention, default_cache_dir, parse_bytes};
 
 /// The secrets the environment gives (read by `main`, passed in so tests
@@ -158,6 +158,21 @@ settings! {
     /// Most job event streams open at once; more get 503 with Retry-After.
     max_event_streams: usize, env "WASMQ_MAX_EVENT_STREAMS", default "1000",
         |s, v| s.max_event_streams = at_least(1, v)?;
+    /// Events each node holds for `GET /v1/events` clients resuming with
+    /// `Last-Event-ID` (about 300 bytes each); older ones are dropped and a
+    /// client resuming from before them is told it lagged.
+    event_history: usize, env "WASMQ_EVENT_HISTORY", default "50000",
+        |s, v| s.event_history = at_least(1, v)?;
+    /// An OpenTelemetry collector's OTLP/HTTP address (`http://localhost:4318`):
+    /// each job's trace (dispatch, claim, run, complete, callback) goes to
+    /// `<url>/v1/traces` as protobuf. `OTEL_EXPORTER_OTLP_HEADERS` adds
+    /// headers (a hosted collector's key); `OTEL_BSP_*` tune the batching.
+    otlp_endpoint: String, env "WASMQ_OTLP_ENDPOINT", described "none: no traces are exported",
+        |s, v| s.traces.endpoint = Some(http_url(&v)?);
+    /// Share of new traces exported, 0 to 1; a dispatch that carries a
+    /// `traceparent` follows its caller's sampling decision.
+    trace_sample_ratio: f64, env "WASMQ_TRACE_SAMPLE_RATIO", default "1",
+        |s, v| s.traces.sample_ratio = between(0.0, 1.0, v)?;
     /// Jobs one tenant may have waiting to run (queued, scheduled or
     /// retrying) before its dispatches get 429; the tenant's `max_waiting`
     /// quota overrides it (`max_queued_jobs` still caps the whole server).
@@ -346,6 +361,10 @@ pub struct Settings {
     pub max_waits: usize,
     /// Event streams open at once before 503.
     pub max_event_streams: usize,
+    /// Events held per node for resuming streams.
+    pub event_history: usize,
+    /// OpenTelemetry export (off without an endpoint).
+    pub traces: crate::traces::TraceSettings,
     /// Every tenant's quotas unless its own say otherwise (`None`: unlimited).
     pub tenant_quotas: TenantQuotas,
     /// Client connections: header and body deadlines, connection limit.
@@ -390,6 +409,8 @@ impl Settings {
             alias_history: 0,
             max_waits: 0,
             max_event_streams: 0,
+            event_history: 0,
+            traces: crate::traces::TraceSettings::default(),
             tenant_quotas: TenantQuotas::default(),
             http: HttpSettings::default(),
             kv: KvLimits::default(),

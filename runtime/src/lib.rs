@@ -39,6 +39,11 @@
 //!   caches the queues' pause and cluster-wide limits (`/v1/queues`, and
 //!   aliases' limits, `/v1/aliases/{name}/limits`, kept in the same table;
 //!   enforced by the claim itself in `store/rules/queues.rs`).
+//! - [`bus`]: the node's event stream (`GET /v1/events`, `api::stream`): job,
+//!   batch, worker and node events published by the queue, the inserter and
+//!   the API after their changes commit, numbered in a bounded ring that each
+//!   stream reads at its own pace (a stalled client lags, it never blocks a
+//!   publisher); `Last-Event-ID` resumes from the ring.
 //! - [`callbacks`]: signed webhook delivery with retries, off the workers, in a
 //!   pool capped per receiver; targets checked against the `NetPolicy` (the
 //!   server's, widened by the tenant's `callback_allow`) at dispatch and on
@@ -55,7 +60,10 @@
 //!   `unique` option in `api::unique`, settled by the store), schedules
 //!   (`api::schedules`, fired by [`api::scheduler`], which every node runs:
 //!   no leader, the store's compare-and-set of a schedule's next due time
-//!   decides who fires it; due times from `domain::schedule`), and the
+//!   decides who fires it; due times from `domain::schedule`), the
+//!   node's event stream (`api::stream`, `GET /v1/events`), the dashboard
+//!   at `/` (`api::dashboard`: a single page over the API, its files built
+//!   into the binary; `api::whoami` tells it what the caller may do), and the
 //!   OpenAPI document built from the same route list as the router
 //!   (`api::openapi`); [`api::server`] is the serving loop
 //!   (hyper connections with header deadlines, a connection limit sized to the
@@ -69,6 +77,11 @@
 //!   time and fuel per alias, compiles, callback deliveries, HTTP requests by
 //!   route), counted by the queue, the callbacks and the API (`api::metrics`
 //!   also counts every request), encoded by `prometheus-client`.
+//! - [`traces`]: OpenTelemetry traces of each job (off unless
+//!   `--otlp-endpoint`): the dispatch's span and, from the times the queue
+//!   records, claim, run, complete and callback spans; the job keeps its
+//!   `traceparent`, and callbacks send it on, so a job is one trace across
+//!   nodes and federated instances.
 //! - [`config`] and [`app`]: settings (one table row each; flags > env > TOML > defaults) and the
 //!   wiring `App::build(settings).await?.run_until_stopped(shutdown)`.
 //! - [`cli`]: the `wasmq` command line (`run`, which grants capabilities from its
@@ -91,6 +104,7 @@
 
 pub mod api;
 pub mod app;
+pub mod bus;
 pub mod callbacks;
 pub mod capabilities;
 pub mod cli;
@@ -100,3 +114,4 @@ pub mod metrics;
 pub mod queue;
 pub mod sandbox;
 pub mod store;
+pub mod traces;

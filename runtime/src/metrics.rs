@@ -71,6 +71,7 @@ pub struct Metrics {
     registry: Registry,
     jobs: Family<JobLabels, Counter>,
     run_seconds: Histograms<AliasLabels>,
+    instantiate_seconds: Histograms<AliasLabels>,
     fuel: Histograms<AliasLabels>,
     compile_seconds: Histogram,
     callbacks: Family<CallbackLabels, Counter>,
@@ -101,6 +102,12 @@ impl Default for Metrics {
             "job_run_duration_seconds",
             "Wall time of job attempts (instantiation included), per alias",
             run_seconds.clone(),
+        );
+        let instantiate_seconds: Histograms<AliasLabels> = Family::new_with_constructor(seconds);
+        registry.register(
+            "job_instantiate_duration_seconds",
+            "Time from a job attempt's start until its fresh instance was ready (of the run time), per alias",
+            instantiate_seconds.clone(),
         );
         let fuel_used: Histograms<AliasLabels> = Family::new_with_constructor(fuel);
         registry.register("job_fuel_used", "Fuel used by job attempts, per alias", fuel_used.clone());
@@ -134,6 +141,7 @@ impl Default for Metrics {
             registry,
             jobs,
             run_seconds,
+            instantiate_seconds,
             fuel: fuel_used,
             compile_seconds,
             callbacks,
@@ -147,10 +155,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A finished job attempt.
-    pub fn job_attempt(&self, tenant: &str, alias: &str, status: &str, run: Duration, fuel_used: u64) {
+    /// A finished job attempt: its outcome's status, run time, time to
+    /// instantiate (zero: it never got that far, not counted) and fuel.
+    pub fn job_attempt(&self, tenant: &str, alias: &str, status: &str, outcome: &crate::domain::Outcome) {
         let labels = AliasLabels { tenant: tenant.to_string(), alias: alias.to_string() };
-        self.run_seconds.get_or_create(&labels).observe(run.as_secs_f64());
+        self.run_seconds.get_or_create(&labels).observe(outcome.duration.as_secs_f64());
+        if !outcome.instantiate.is_zero() {
+            self.instantiate_seconds.get_or_create(&labels).observe(outcome.instantiate.as_secs_f64());
+        }
+        let fuel_used = outcome.fuel_used;
         self.fuel.get_or_create(&labels).observe(fuel_used as f64);
         let AliasLabels { tenant, alias } = labels;
         self.jobs.get_or_create(&JobLabels { tenant, alias, status: status.to_string() }).inc();
@@ -205,8 +218,14 @@ mod tests {
     #[test]
     fn counts_show_in_the_text_format_with_their_labels() {
         let m = Metrics::default();
-        m.job_attempt("default", "echo", "succeeded", Duration::from_millis(3), 12_000);
-        m.job_attempt("default", "echo", "succeeded", Duration::from_millis(5), 14_000);
+        let ran = |ms, instantiate_us, fuel_used| crate::domain::Outcome {
+            duration: Duration::from_millis(ms),
+            instantiate: Duration::from_micros(instantiate_us),
+            fuel_used,
+            ..crate::domain::Outcome::rejected(crate::domain::RunError::Cancelled)
+        };
+        m.job_attempt("default", "echo", "succeeded", &ran(3, 40, 12_000));
+        m.job_attempt("default", "echo", "succeeded", &ran(5, 0, 14_000));
         m.callback("delivered");
         m.http_request("POST", "/v1/jobs", 201, Duration::from_millis(1));
         m.gauge_workers(1, 4);
@@ -218,6 +237,10 @@ mod tests {
         assert!(
             text.contains(r#"wasmq_job_run_duration_seconds_count{tenant="default",alias="echo"} 2"#),
             "{text}"
+        );
+        assert!(
+            text.contains(r#"wasmq_job_instantiate_duration_seconds_count{tenant="default",alias="echo"} 1"#),
+            "only the attempt that got that far: {text}"
         );
         assert!(text.contains(r#"wasmq_callback_deliveries_total{outcome="delivered"} 1"#), "{text}");
         assert!(

@@ -120,6 +120,8 @@ fn json_prints_the_whole_outcome() {
     assert_eq!(v["result"]["count"], 168);
     assert!(v["fuel_used"].as_u64().unwrap() > 0);
     assert!(v["duration_us"].as_u64().is_some());
+    let instantiate = v["instantiate_us"].as_u64().unwrap();
+    assert!(instantiate > 0 && instantiate <= v["duration_us"].as_u64().unwrap(), "{v}");
     assert!(v["peak_memory_bytes"].as_u64().unwrap() > 0);
     assert_eq!(v["progress"][0]["percent"], 100);
     assert!(v.get("error").is_none());

@@ -743,3 +743,59 @@ async fn an_alias_limit_holds_across_two_nodes() {
     }
     assert!((1..=2).contains(&most), "at most 2 running anywhere, saw {most}");
 }
+
+/// Events of `stream` until one satisfies `done` (which it returns), within a minute.
+async fn event_where(
+    stream: &mut crate::server::sse::Events,
+    done: impl Fn(&crate::server::sse::Frame) -> bool,
+) -> crate::server::sse::Frame {
+    loop {
+        let frame = stream.frame().await.expect("the stream stays open");
+        if done(&frame) {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_api_nodes_event_stream_shows_the_jobs_its_workers_run_and_the_nodes_coming_and_going() {
+    if !postgres_here() {
+        return;
+    }
+    let db = Database::new();
+    let api = db.node(&["--no-workers"]).await;
+    let client = reqwest::Client::new();
+    register_over_http(&client, &api.url, "bench", "bench-job").await;
+    let mut events = crate::server::sse::Events::request(client.get(format!("{}/v1/events", api.url))).await;
+    let mut worker = db.worker(&["--workers", "2"]).await;
+    let joined = event_where(&mut events, |f| f.event == "node.joined" && f.data["role"] == "worker").await;
+    let worker_id = joined.data["node"].as_str().unwrap().to_string();
+    let started = event_where(&mut events, |f| f.event == "worker.started").await;
+    assert_eq!(
+        (started.data["node"].as_str(), &started.data["slots"]),
+        (Some(worker_id.as_str()), &json!(2))
+    );
+    // Jobs dispatched through the API node run on the worker: their starts
+    // and ends reach this stream through the relay.
+    for _ in 0..5 {
+        let id = dispatch(&client, &api, json!({})).await;
+        let start =
+            event_where(&mut events, |f| f.event == "job.started" && f.data["job"] == id.as_str()).await;
+        assert_eq!(start.data["node"], worker_id.as_str(), "{}", start.data);
+        let ends = ["job.succeeded", "job.dead", "job.cancelled"];
+        let end =
+            event_where(&mut events, |f| f.data["job"] == id.as_str() && ends.contains(&f.event.as_str()))
+                .await;
+        assert_eq!(end.event, "job.succeeded", "{}", end.data);
+    }
+    // A worker stopping cleanly, and one killed.
+    worker.signal("-TERM");
+    worker.exited(Duration::from_secs(30)).await;
+    let stopped = event_where(&mut events, |f| f.event == "worker.stopped").await;
+    assert_eq!(stopped.data["node"], worker_id.as_str());
+    let mut doomed = db.worker(&["--workers", "1"]).await;
+    let joined = event_where(&mut events, |f| f.event == "node.joined" && f.data["role"] == "worker").await;
+    doomed.kill();
+    let lost = event_where(&mut events, |f| f.event == "node.lost").await;
+    assert_eq!(lost.data["node"], joined.data["node"], "{}", lost.data);
+}

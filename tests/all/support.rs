@@ -263,5 +263,6 @@ pub fn planted_job(
         callback: None,
         unique: None,
         lease: None,
+        trace: None,
     }
 }

@@ -6,15 +6,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Dispatch, Read, Tenant};
 use super::error::ErrorBody;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiQuery, TraceParent};
 use super::jobs::JobRequest;
-use super::submit::{BatchSpec, Submission, submit_many};
-use super::{ApiResult, AppState, BatchView};
+use super::submit::{BatchSpec, Origin, Submission, check_range, submit_many};
+use super::{ApiError, ApiResult, AppState, BatchPage, BatchView};
 use crate::domain::Callback;
+use crate::store::BatchList;
 
 /// `POST /v1/batches` body.
 #[derive(Deserialize, ToSchema)]
@@ -56,12 +57,14 @@ pub struct BatchCreated {
 pub(super) async fn create(
     State(state): State<AppState>,
     tenant: Tenant<Dispatch>,
+    TraceParent(traceparent): TraceParent,
     ApiJson(req): ApiJson<BatchRequest>,
 ) -> ApiResult<(StatusCode, Json<BatchCreated>)> {
     let jobs = req.jobs.into_iter().map(Submission::from).collect();
     let batch = BatchSpec::new(req.callback);
     let id = batch.id.clone();
-    let inserted = submit_many(&state, &tenant, jobs, Some(batch)).await?;
+    let origin = Origin { traceparent, route: "/v1/batches" };
+    let inserted = submit_many(&state, &tenant, jobs, Some(batch), origin).await?;
     // Same accounting as the store's: the distinct jobs created with this batch.
     let mut owned = HashSet::new();
     let (mut existing, mut seen) = (Vec::new(), HashSet::new());
@@ -75,6 +78,46 @@ pub(super) async fn create(
     let total = owned.len();
     let job_ids = inserted.iter().map(|i| i.job.id.clone()).collect();
     Ok((StatusCode::CREATED, Json(BatchCreated { id, total, job_ids, existing })))
+}
+
+/// `GET /v1/batches` parameters.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BatchListQuery {
+    /// Most batches in the page (1 to 1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page (absent or empty: the first page).
+    #[param(pattern = r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$")]
+    pub cursor: Option<String>,
+}
+
+/// The tenant's batches, newest first (keyset pages: stable under new
+/// batches). Each shows its size, whether it is done and its callback, read
+/// from the batch alone: `GET /v1/batches/{id}` counts a batch's jobs by status.
+#[utoipa::path(get, path = "/v1/batches", tag = "batches", operation_id = "listBatches", params(BatchListQuery),
+    responses((status = 200, description = "A page of batches.", body = BatchPage), (status = 400, body = ErrorBody)))]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    tenant: Tenant<Read>,
+    ApiQuery(q): ApiQuery<BatchListQuery>,
+) -> ApiResult<Json<BatchPage>> {
+    let limit = q.limit.unwrap_or(50);
+    check_range("limit", u64::from(limit), 1, 1000)?;
+    let before = q.cursor.filter(|c| !c.is_empty());
+    if let Some(c) = &before
+        && uuid::Uuid::parse_str(c).is_err()
+    {
+        return Err(ApiError::invalid(format!("cursor must be a batch id from next_cursor, got {c:?}")));
+    }
+    // One more than asked tells whether a next page exists.
+    let mut batches =
+        state.store.batch_list(BatchList { tenant: tenant.0, before, limit: limit + 1 }).await?;
+    let more = batches.len() > limit as usize;
+    batches.truncate(limit as usize);
+    let next_cursor = more.then(|| batches.last().map(|b| b.id.clone())).flatten();
+    Ok(Json(BatchPage { batches: batches.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
 /// A batch: counts per status and whether it is done.

@@ -123,12 +123,13 @@ async fn run(state: &AppState, filter: JobFilter, action: BulkAction) -> ApiResu
         let step = JobBulk { filter: filter.clone(), action, after, limit: BULK_STEP, now: now_ms() };
         let step = state.store.job_bulk(step).await?;
         affected += step.done.len() as u64;
-        for id in &step.done {
+        for (job, _) in &step.done {
             if action == BulkAction::Cancel {
-                state.queue.cancel_running(id);
+                state.queue.cancel_running(&job.id);
             }
-            state.queue.events().changed(id);
+            state.queue.events().changed(&job.id);
         }
+        state.queue.announce_bulk(action, &step).await;
         if action == BulkAction::Retry && !step.done.is_empty() {
             state.queue.notify_dispatch();
         }

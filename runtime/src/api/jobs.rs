@@ -12,8 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Dispatch, Read, Tenant};
 use super::error::ErrorBody;
-use super::extract::{ApiJson, ApiQuery, body_bytes, parse_json};
-use super::submit::{CallbackForm, JobOptions, Submission, check_range, submit};
+use super::extract::{ApiJson, ApiQuery, TraceParent, body_bytes, parse_json};
+use super::submit::{CallbackForm, JobOptions, Origin, Submission, check_range, submit};
 use super::unique::UniqueRequest;
 use super::{ApiError, ApiResult, AppState, JobPage, JobView};
 use crate::domain::{Callback, JobStatus, json_int, time::now_ms};
@@ -197,9 +197,11 @@ impl DispatchQuery {
 pub(super) async fn create(
     State(state): State<AppState>,
     tenant: Tenant<Dispatch>,
+    TraceParent(traceparent): TraceParent,
     ApiJson(req): ApiJson<JobRequest>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
-    let inserted = submit(&state, &tenant, req.into()).await?;
+    let origin = Origin { traceparent, route: "/v1/jobs" };
+    let inserted = submit(&state, &tenant, req.into(), origin).await?;
     let status = if inserted.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(inserted.job.into())))
 }
@@ -217,11 +219,13 @@ pub(super) async fn dispatch(
     tenant: Tenant<Dispatch>,
     Path(alias): Path<String>,
     ApiQuery(q): ApiQuery<DispatchQuery>,
+    TraceParent(traceparent): TraceParent,
     req: Request,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
     let bytes = body_bytes(req, &state).await?;
     let payload: Box<RawValue> = parse_json(&bytes)?;
-    let inserted = submit(&state, &tenant, q.into_dispatch(alias, payload)?).await?;
+    let origin = Origin { traceparent, route: "/v1/dispatch/{alias}" };
+    let inserted = submit(&state, &tenant, q.into_dispatch(alias, payload)?, origin).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { id: inserted.job.id })))
 }
 
@@ -400,10 +404,11 @@ pub(super) async fn cancel(
     tenant: Tenant<Dispatch>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
-    let job = state.store.job_cancel(&tenant, &id, now_ms()).await?;
+    let cancelled = state.store.job_cancel(&tenant, &id, now_ms()).await?;
     state.queue.cancel_running(&id);
-    state.queue.events().publish(&id, JobWatch::from(&job));
-    Ok(Json(job.into()))
+    state.queue.events().publish(&id, JobWatch::from(&cancelled.job));
+    state.queue.announce_cancelled(&cancelled).await;
+    Ok(Json(cancelled.job.into()))
 }
 
 /// Queues a failed, dead or cancelled job again with a fresh attempt budget.
@@ -417,6 +422,7 @@ pub(super) async fn retry(
 ) -> ApiResult<Json<JobView>> {
     let job = state.store.job_retry(&tenant, &id, now_ms()).await?;
     state.queue.events().changed(&id);
+    state.queue.announce_retried(&job).await;
     state.queue.notify_dispatch();
     Ok(Json(job.into()))
 }

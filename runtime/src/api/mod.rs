@@ -8,6 +8,7 @@ pub mod auth;
 mod backpressure;
 mod batches;
 mod bulk;
+mod dashboard;
 mod error;
 mod events;
 mod extract;
@@ -27,6 +28,7 @@ mod schedules;
 mod secrets;
 pub mod server;
 mod status;
+mod stream;
 mod submit;
 mod tenant_keys;
 mod tenant_views;
@@ -35,6 +37,7 @@ mod unique;
 mod usage;
 mod views;
 mod watch_caps;
+mod whoami;
 
 pub use alias_cache::AliasCache;
 pub use aliases::{AliasLimitsView, AliasRequest};
@@ -163,7 +166,7 @@ pub fn router(state: AppState) -> Router {
         .merge(modules.layer(DefaultBodyLimit::max(max_module)))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
     let (public, _) = openapi::public_routes().split_for_parts();
-    guard(v1.merge(public).merge(reference_page()), body_timeout)
+    guard(v1.merge(public).merge(reference_page()).merge(dashboard::routes()), body_timeout)
         .route_layer(axum::middleware::from_fn(metrics::note_route))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count))

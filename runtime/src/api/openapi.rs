@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 
 use super::{
     AppState, aliases, batches, bulk, events, jobs, kv, metrics, modules, nodes, queues, schedules, secrets,
-    status, tenant_keys, tenants, usage,
+    status, stream, tenant_keys, tenants, usage, whoami,
 };
 
 /// Tag descriptions, and what every document starts with.
@@ -61,12 +61,14 @@ pub(super) fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(bulk::delete))
         .routes(routes!(jobs::wait))
         .routes(routes!(events::events))
+        .routes(routes!(stream::events))
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::retry))
         .routes(routes!(jobs::dispatch))
-        .routes(routes!(batches::create))
+        .routes(routes!(batches::create, batches::list))
         .routes(routes!(batches::show, bulk::delete_batch))
         .routes(routes!(status::status))
+        .routes(routes!(whoami::whoami))
         .routes(routes!(metrics::metrics))
         .routes(routes!(nodes::list))
         .routes(routes!(queues::list))

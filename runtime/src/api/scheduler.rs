@@ -78,10 +78,15 @@ async fn fire(state: &AppState, record: ScheduleRecord, now: i64) -> crate::stor
             schedule::Firing { due: vec![], next_due: None }
         }
     };
-    let (jobs, error) = match jobs_of(state, &record, &firing.due, now).await {
+    let (mut jobs, error) = match jobs_of(state, &record, &firing.due, now).await {
         Ok(jobs) => (jobs, None),
         Err(message) => (Vec::new(), Some(message)),
     };
+    // Each firing that makes jobs is the root of their trace.
+    let span = (!jobs.is_empty()).then(|| state.queue.traces().schedule(&record.name));
+    for job in &mut jobs {
+        job.trace = span.as_ref().and_then(|s| s.trace()).map(str::to_string);
+    }
     if let Some(message) = &error {
         tracing::warn!(schedule = %record.name, tenant = %record.tenant, error = %message, "a schedule's due time made no job");
     }
@@ -94,10 +99,17 @@ async fn fire(state: &AppState, record: ScheduleRecord, now: i64) -> crate::stor
         jobs,
         error,
     };
-    if let Fired::Fired(inserted) = state.store.schedule_fire(f).await?
-        && inserted.iter().any(|i| i.created)
-    {
-        state.queue.notify_dispatch();
+    let fired = state.store.schedule_fire(f).await?;
+    if let Fired::Fired(inserted) = &fired {
+        if let Some(span) = span {
+            let created: Vec<&str> =
+                inserted.iter().filter(|i| i.created).map(|i| i.job.id.as_str()).collect();
+            span.end(&created, None);
+        }
+        if inserted.iter().any(|i| i.created) {
+            state.queue.announce_fired(inserted).await;
+            state.queue.notify_dispatch();
+        }
     }
     Ok(())
 }

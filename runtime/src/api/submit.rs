@@ -91,10 +91,40 @@ impl BatchSpec {
     }
 }
 
+/// Where a submission came from, for its trace (see `traces`): the request's
+/// `traceparent` header and the route it came in by.
+pub(super) struct Origin {
+    pub(super) traceparent: Option<String>,
+    pub(super) route: &'static str,
+}
+
 /// [`submit_many`] for one job without a batch.
-pub(super) async fn submit(state: &AppState, tenant: &TenantId, job: Submission) -> ApiResult<Inserted> {
-    let mut inserted = submit_many(state, tenant, vec![job], None).await?;
+pub(super) async fn submit(
+    state: &AppState,
+    tenant: &TenantId,
+    job: Submission,
+    origin: Origin,
+) -> ApiResult<Inserted> {
+    let mut inserted = submit_many(state, tenant, vec![job], None, origin).await?;
     inserted.pop().ok_or_else(|| ApiError::internal("the inserter answered no job for one"))
+}
+
+/// [`insert_many`] inside the dispatch's span (`wasmq.dispatch`), whose
+/// `traceparent` the jobs store.
+pub(super) async fn submit_many(
+    state: &AppState,
+    tenant: &TenantId,
+    jobs: Vec<Submission>,
+    batch: Option<BatchSpec>,
+    origin: Origin,
+) -> ApiResult<Vec<Inserted>> {
+    let dispatch = state.queue.traces().dispatch(origin.traceparent.as_deref(), origin.route);
+    let inserted = insert_many(state, tenant, jobs, batch, dispatch.trace()).await;
+    match &inserted {
+        Ok(jobs) => dispatch.end(&jobs.iter().map(|i| i.job.id.as_str()).collect::<Vec<_>>(), None),
+        Err(e) => dispatch.end(&[], Some((e.status().as_u16(), &e.message()))),
+    }
+    inserted
 }
 
 /// Validates every job (all or none: the first bad one refuses the whole
@@ -102,11 +132,13 @@ pub(super) async fn submit(state: &AppState, tenant: &TenantId, job: Submission)
 /// in one transaction) and wakes the workers if any job is new. Answers one
 /// entry per job, in request order: the new job, or the one its idempotency
 /// key named already (or its `unique` matched). With a batch, errors about one job name it as `jobs[i]`.
-pub(super) async fn submit_many(
+/// New jobs store `trace` as their parent.
+async fn insert_many(
     state: &AppState,
     tenant: &TenantId,
     jobs: Vec<Submission>,
     batch: Option<BatchSpec>,
+    trace: Option<&str>,
 ) -> ApiResult<Vec<Inserted>> {
     if jobs.is_empty() || jobs.len() > MAX_BATCH {
         return Err(ApiError::invalid(format!(
@@ -127,6 +159,7 @@ pub(super) async fn submit_many(
                 id: b.id,
                 tenant: tenant.clone(),
                 created_at: now,
+                trace: trace.map(str::to_string),
             })
         }
         None => None,
@@ -135,8 +168,9 @@ pub(super) async fn submit_many(
     let quotas = state.quotas.of(state.store.as_ref(), tenant).await?;
     let mut prepared = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.into_iter().enumerate() {
-        let job =
+        let mut job =
             prepare(state, tenant, &quotas, job, batch_id.clone(), now).await.map_err(|e| name(i, e))?;
+        job.trace = trace.map(str::to_string);
         prepared.push(job);
     }
     let n = prepared.len() as u64;
@@ -258,6 +292,7 @@ pub(super) async fn prepare(
         idempotency_fingerprint: fingerprint,
         batch_id,
         callback,
+        trace: None,
         unique,
     })
 }

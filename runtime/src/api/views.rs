@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 use crate::domain::{CallbackState, JobStatus, PluginKind, time::rfc3339};
-use crate::store::{AliasConfig, AliasRecord, AliasVersion, BatchRecord, JobRecord, ModuleRecord};
+use crate::store::{
+    AliasConfig, AliasRecord, AliasVersion, BatchRecord, BatchSummary, JobRecord, ModuleRecord,
+};
 
 /// A stored module.
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -305,6 +307,46 @@ pub struct BatchView {
     pub callback: Option<CallbackView>,
     /// RFC 3339.
     pub created_at: String,
+}
+
+/// A batch as listed: its row, without counting its jobs (`GET
+/// /v1/batches/{id}` counts them).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BatchSummaryView {
+    /// UUIDv7.
+    pub id: String,
+    /// Jobs in it.
+    pub total: u64,
+    /// Every job has ended.
+    pub done: bool,
+    /// RFC 3339: when its last job ended (absent until then).
+    pub done_at: Option<String>,
+    /// Callback and its delivery.
+    pub callback: Option<CallbackView>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<BatchSummary> for BatchSummaryView {
+    fn from(b: BatchSummary) -> Self {
+        Self {
+            callback: callback_view(b.callback, b.callback_state, b.callback_attempts, b.callback_last_error),
+            id: b.id,
+            total: b.total,
+            done: b.done_at.is_some(),
+            done_at: b.done_at.map(rfc3339),
+            created_at: rfc3339(b.created_at),
+        }
+    }
+}
+
+/// A page of batches, newest first.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BatchPage {
+    /// The batches.
+    pub batches: Vec<BatchSummaryView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
 impl From<BatchRecord> for BatchView {

@@ -57,7 +57,8 @@ type TenantCounts = Arc<Mutex<HashMap<(TenantId, Kind), u64>>>;
 #[derive(Debug)]
 pub struct WatchSlot {
     _server: OwnedSemaphorePermit,
-    _tenant: TenantSlot,
+    /// `None` for the operator's all-tenant stream (no tenant's quota).
+    _tenant: Option<TenantSlot>,
 }
 
 /// One slot of a tenant's count, given back on drop.
@@ -127,7 +128,13 @@ impl WatchCaps {
         }
         // Given back however this ends, also when the server's cap refuses.
         let tenant = TenantSlot { counts: self.tenants.clone(), key };
-        Ok(WatchSlot { _server: cap.admit()?, _tenant: tenant })
+        Ok(WatchSlot { _server: cap.admit()?, _tenant: Some(tenant) })
+    }
+
+    /// A slot for one event stream of the operator over every tenant: the
+    /// server's cap only.
+    pub(super) fn operator_stream(&self) -> ApiResult<WatchSlot> {
+        Ok(WatchSlot { _server: self.streams.admit()?, _tenant: None })
     }
 
     /// Waits and event streams open now.

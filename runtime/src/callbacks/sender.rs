@@ -112,6 +112,7 @@ pub async fn run(
     wake: Arc<Notify>,
     poll: Duration,
     metrics: Arc<crate::metrics::Metrics>,
+    traces: crate::traces::Traces,
 ) {
     let http = match client::build(&settings, &settings.policy) {
         Ok(c) => c,
@@ -121,7 +122,7 @@ pub async fn run(
         }
     };
     let clients = TenantClients::new(settings.clone(), http);
-    let shared = Arc::new(Deliverer { store, settings, secrets, clients, metrics });
+    let shared = Arc::new(Deliverer { store, settings, secrets, clients, metrics, traces });
     let mut pool = Pool::new(shared.clone());
     loop {
         pool.unpark();
@@ -269,6 +270,8 @@ struct Deliverer {
     clients: TenantClients,
     /// Deliveries by outcome.
     metrics: Arc<crate::metrics::Metrics>,
+    /// A span per delivery of a traced job; its `traceparent` on the request.
+    traces: crate::traces::Traces,
 }
 
 impl Deliverer {
@@ -333,14 +336,29 @@ impl Deliverer {
         let url = target::check_stored(&callback, &policy)
             .map_err(|e| if e.refused_by_policy { Failure::Refused } else { Failure::Invalid(e.message) })?;
         let body = serde_json::to_vec(&body(due)).expect("callback body serializes");
+        let (trace, of) = match (&due.job, &due.batch) {
+            (Some(job), _) => (job.trace.as_deref(), ("wasmq.job.id", due.id.as_str())),
+            (None, batch) => {
+                (batch.as_ref().and_then(|b| b.trace.as_deref()), ("wasmq.batch.id", due.id.as_str()))
+            }
+        };
+        let delivery = self.traces.callback(trace, of, &url, due.attempts + 1);
         let mut request = http.post(url).header("content-type", "application/json");
         for (name, value) in &callback.headers {
-            request = request.header(name, value);
+            // The job's trace, not one a client fixed at dispatch.
+            if delivery.traceparent().is_none() || !name.eq_ignore_ascii_case(crate::traces::TRACEPARENT) {
+                request = request.header(name, value);
+            }
+        }
+        if let Some(traceparent) = delivery.traceparent() {
+            request = request.header(crate::traces::TRACEPARENT, traceparent);
         }
         if let Some(sealed) = &due.callback.secret {
             let secret = self.secrets.open(sealed, &due.id).map_err(|_| Failure::Secret)?;
             request = request.header(SIGNATURE_HEADER, sign(&secret, now_ms() / 1000, &body));
         }
-        client::send(request.body(body)).await
+        let sent = client::send(request.body(body)).await;
+        delivery.end(sent.as_ref().err().map(|f| f.to_string()).as_deref());
+        sent
     }
 }

@@ -191,6 +191,8 @@ pub fn init_tracing(cli: &Cli) {
         1 => "wasmq=debug",
         _ => "wasmq=trace",
     };
+    // The trace exporter's own failures (a collector down or refusing).
+    let default = format!("{default},opentelemetry_sdk=warn,opentelemetry_otlp=warn");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match cli.log_format {

@@ -346,3 +346,25 @@ fn the_role_follows_the_command_and_a_worker_needs_postgres() {
     let err = Cli::try_parse_from(["serve", "--queues", "Bad Name"]).err().unwrap().to_string();
     assert!(err.contains("--queues") && err.contains("WASMQ_QUEUES"), "{err}");
 }
+
+#[test]
+fn traces_are_off_by_default_and_their_settings_are_checked() {
+    let s = Settings::resolve(args(&[]), SecretEnv::default()).unwrap();
+    assert_eq!((s.traces.endpoint.as_deref(), s.traces.sample_ratio), (None, 1.0));
+    let f = file("otlp_endpoint = \"http://collector:4318/\"\ntrace_sample_ratio = 0.25\n");
+    let s = Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), SecretEnv::default()).unwrap();
+    assert_eq!((s.traces.endpoint.as_deref(), s.traces.sample_ratio), (Some("http://collector:4318"), 0.25));
+    for (flag, value, says) in [
+        ("--otlp-endpoint", "ftp://collector", "otlp_endpoint expected an http or https URL"),
+        ("--otlp-endpoint", "collector:4318", "otlp_endpoint expected an http or https URL"),
+        ("--otlp-endpoint", "http://c:4318/?key=1", "otlp_endpoint expected a URL without query"),
+        ("--trace-sample-ratio", "1.5", "trace_sample_ratio must be between 0 and 1"),
+    ] {
+        let err = Settings::resolve(args(&[flag, value]), SecretEnv::default()).unwrap_err();
+        assert!(format!("{err:#}").contains(says), "{flag} {value}: {err:#}");
+    }
+    let f = file("trace_sample_ratio = nan\n");
+    let err =
+        Settings::resolve(args(&["--config", f.path().to_str().unwrap()]), SecretEnv::default()).unwrap_err();
+    assert!(format!("{err:#}").contains("expected a number"), "{err:#}");
+}

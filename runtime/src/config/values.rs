@@ -47,6 +47,25 @@ macro_rules! count {
 }
 count!(u32, u64, usize);
 
+/// A fraction (`trace_sample_ratio = 0.1`): a TOML float or integer.
+impl SettingValue for f64 {
+    fn parse(s: &str) -> Result<Self, String> {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .ok_or_else(|| format!("expected a number, got {s:?}"))
+    }
+
+    fn from_toml(v: toml::Value) -> Result<Self, String> {
+        match v {
+            toml::Value::Float(f) if f.is_finite() => Ok(f),
+            toml::Value::Integer(n) => Ok(n as f64),
+            other => Err(format!("expected a number, got {other}")),
+        }
+    }
+}
+
 impl SettingValue for Duration {
     fn parse(s: &str) -> Result<Self, String> {
         humantime::parse_duration(s).map_err(|e| format!("expected a duration like 5s or 2m: {e}"))
@@ -282,6 +301,18 @@ pub(super) fn at_least<T: PartialOrd + std::fmt::Display>(min: T, n: T) -> Resul
         return Err(format!("must be at least {min}"));
     }
     Ok(n)
+}
+
+/// An `http` or `https` base URL with a host and no query or fragment.
+pub(super) fn http_url(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("expected a URL like http://localhost:4318: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("expected an http or https URL with a host, got {s:?}"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("expected a URL without query or fragment, got {s:?}"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 pub(super) fn between<T: PartialOrd + std::fmt::Display>(min: T, max: T, n: T) -> Result<T, String> {

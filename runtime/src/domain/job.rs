@@ -226,6 +226,24 @@ impl RetryPolicy {
     }
 }
 
+/// Which job something is about, with what filters and tenant scoping look
+/// at (the event stream's subject, a rescue's report).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobRef {
+    /// Job id.
+    #[serde(rename = "job")]
+    pub id: String,
+    /// Owner.
+    pub tenant: super::TenantId,
+    /// Alias it was dispatched to.
+    pub alias: String,
+    /// Queue.
+    pub queue: String,
+    /// Batch it belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ pub use http_grant::{
     HostPattern, HttpCall, HttpCeilings, HttpGrant, HttpLimits, HttpUsage, MAX_RECORDED_CALLS,
     check_allowed_hosts,
 };
-pub use job::{Callback, CallbackState, JobStatus, MAX_RETRY_DELAY_MS, RetryPolicy};
+pub use job::{Callback, CallbackState, JobRef, JobStatus, MAX_RETRY_DELAY_MS, RetryPolicy};
 pub use limits::{Limits, LimitsError};
 pub use names::{AliasName, IdempotencyKey, KvStoreName, NameError, QueueName, ScheduleName, TenantId};
 pub use net_policy::{NetPolicy, Refused, special_range};

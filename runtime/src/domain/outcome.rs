@@ -193,6 +193,10 @@ pub struct Outcome {
     /// Wall time of the run, instantiation included.
     #[serde(rename = "duration_us", serialize_with = "as_micros")]
     pub duration: Duration,
+    /// Of `duration`, the time until the instance was ready to be called
+    /// (fresh store, instantiation); zero if the run never got that far.
+    #[serde(rename = "instantiate_us", serialize_with = "as_micros")]
+    pub instantiate: Duration,
     /// Largest total linear memory the guest had, in bytes.
     pub peak_memory_bytes: u64,
     /// Progress reports, oldest first (the latest 100; the latest is always kept).
@@ -227,6 +231,7 @@ impl Outcome {
             error: Some(error),
             fuel_used: 0,
             duration: Duration::ZERO,
+            instantiate: Duration::ZERO,
             peak_memory_bytes: 0,
             progress: Vec::new(),
             progress_truncated: false,

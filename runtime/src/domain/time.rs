@@ -21,9 +21,18 @@ pub fn now_ms() -> i64 {
 /// RFC 3339 with milliseconds, UTC (`2026-11-26T02:19:19.123Z`). Never panics:
 /// `ms` is clamped to 1970-01-01T00:00:00.000Z ..= 9999-12-31T23:59:59.999Z.
 pub fn rfc3339(ms: i64) -> String {
-    // In range, `as u64` is exact and the addition cannot overflow a SystemTime.
-    let clamped = ms.clamp(0, MAX_RFC3339_MS) as u64;
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(clamped)).to_string()
+    Rfc3339(ms).to_string()
+}
+
+/// [`rfc3339`] as `Display`, for writing a time without a string of its own.
+pub struct Rfc3339(pub i64);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // In range, `as u64` is exact and the addition cannot overflow a SystemTime.
+        let clamped = self.0.clamp(0, MAX_RFC3339_MS) as u64;
+        humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(clamped)).fmt(f)
+    }
 }
 
 /// Parses RFC 3339 (`2026-11-26T02:19:19Z`, offset `Z` only) into unix ms.

@@ -24,6 +24,8 @@ use crate::store::{JobRecord, Lease};
 pub(crate) struct Held {
     pub(crate) job: JobRecord,
     pub(crate) run: RunHandle,
+    /// The job's reference for its events, shared with its `job.started`.
+    pub(crate) subject: Arc<crate::domain::JobRef>,
 }
 
 /// A held job and when it arrived (in claim order across claims).
@@ -200,7 +202,7 @@ pub(crate) async fn runner(shared: Arc<Shared>) {
             Some(held) => {
                 let (queue, tenant) = (held.job.queue.clone(), held.job.tenant.clone());
                 shared.busy.fetch_add(1, Ordering::AcqRel);
-                execute(shared.clone(), held.job, held.run).await;
+                execute(shared.clone(), held).await;
                 shared.busy.fetch_sub(1, Ordering::AcqRel);
                 shared.buffer.lock().expect("buffer lock").finished(&queue, &tenant);
                 // A freed queue slot may make another held job eligible.

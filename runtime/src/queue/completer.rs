@@ -4,11 +4,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::SystemTime;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{CompleterMsg, JobEvents};
-use crate::domain::TenantId;
+use crate::bus::{Bus, Detail, Event, JobRef, Kind, Subject};
+use crate::domain::time::rfc3339;
+use crate::domain::{JobStatus, TenantId};
 use crate::store::{JobCompletion, JobWatch, Lease, Store};
+use crate::traces::{Parent, Traces};
 
 /// Most completions in one transaction.
 const MAX_BATCH: usize = 512;
@@ -25,14 +29,17 @@ const BUSY: usize = 8;
 pub(crate) async fn run(
     store: Arc<dyn Store>,
     events: JobEvents,
+    bus: Bus,
+    traces: Traces,
     callbacks_wake: Arc<Notify>,
     wake_producer: impl Fn() + Send + 'static,
     mut rx: mpsc::UnboundedReceiver<CompleterMsg>,
 ) {
     let mut pending = Pending::default();
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    // What each completion makes of its job, for watchers once it is stored.
-    let mut ends: HashMap<Lease, JobWatch> = HashMap::new();
+    // What each completion makes of its job, for watchers and the event
+    // stream once it is stored.
+    let mut ends: HashMap<Lease, End> = HashMap::new();
     let mut flushes = Vec::new();
     let mut callbacks_due = false;
     let mut last_size = 0;
@@ -49,10 +56,18 @@ pub(crate) async fn run(
         while let Ok(msg) = rx.try_recv() {
             pending.add(msg, &mut flushes);
         }
-        for (completion, attempt, callback) in pending.take(MAX_BATCH) {
+        // Events are built only while someone keeps them (see `Bus::active`).
+        let announce = bus.active();
+        for Waiting { completion, attempt, callback, job, trace } in pending.take(MAX_BATCH) {
             callbacks_due |= callback;
-            let end = JobWatch { status: completion.status, attempt, progress: completion.progress.clone() };
-            ends.insert(Lease { id: completion.id.clone(), token: completion.token }, end);
+            let watch =
+                JobWatch { status: completion.status, attempt, progress: completion.progress.clone() };
+            let event = announce.then(|| ended(&completion, attempt, job));
+            let trace = trace.map(|(parent, ended)| (parent, attempt, ended));
+            ends.insert(
+                Lease { id: completion.id.clone(), token: completion.token },
+                End { watch, event, trace },
+            );
             batch.push(completion);
         }
         last_size = batch.len();
@@ -64,16 +79,26 @@ pub(crate) async fn run(
                 // Completions are published in commit order with claims and rescues.
                 let order = events.in_order().await;
                 match store.job_complete(batch.clone()).await {
-                    Ok(applied) => {
+                    Ok(done) => {
                         // Ended or failed-and-retrying: watchers are told how
                         // the attempt ended (a retry may be claimed at once,
                         // so they must not have to read it from the store).
-                        for lease in &applied {
+                        let mut published = Vec::new();
+                        for lease in &done.applied {
                             match ends.remove(lease) {
-                                Some(end) => events.publish(&lease.id, end),
+                                Some(End { watch, event, trace }) => {
+                                    events.publish(&lease.id, watch);
+                                    published.extend(event);
+                                    if let Some((parent, attempt, finished_at)) = trace {
+                                        traces.completed(&parent, &lease.id, attempt, finished_at);
+                                    }
+                                }
                                 None => events.changed(&lease.id),
                             }
                         }
+                        let now = crate::domain::time::now_ms();
+                        published.extend(done.batches_done.iter().map(|b| Event::batch_done(b, now)));
+                        bus.publish_with(|| published);
                         drop(order);
                         wake_producer();
                         if std::mem::take(&mut callbacks_due) {
@@ -107,9 +132,45 @@ pub(crate) async fn run(
     }
 }
 
-/// A completion waiting for its transaction: the outcome, the attempt it
-/// ends, and whether a callback may be due.
-type Waiting = (JobCompletion, u32, bool);
+/// A completion waiting for its transaction.
+struct Waiting {
+    completion: JobCompletion,
+    /// The attempt it ends.
+    attempt: u32,
+    /// Whether a callback may be due.
+    callback: bool,
+    /// The job (for the event stream).
+    job: Arc<JobRef>,
+    /// The parent of its `wasmq.complete` span and the run's end, when traced.
+    trace: Option<(Parent, SystemTime)>,
+}
+
+/// What a stored completion tells: watchers its end, the event stream its
+/// event (while watched), the trace its `wasmq.complete` span (the parent,
+/// the attempt, when it ended).
+struct End {
+    watch: JobWatch,
+    event: Option<Event>,
+    trace: Option<(Parent, u32, SystemTime)>,
+}
+
+/// The event a stored completion makes (`job.succeeded`, `failed`, `dead`).
+fn ended(c: &JobCompletion, attempt: u32, job: Arc<JobRef>) -> Event {
+    let kind = Kind::of_end(c.status).unwrap_or(Kind::JobFailed);
+    let (error, message) = match &c.error {
+        Some((kind, message)) => (Some(kind.clone()), Some(message.clone())),
+        None => (None, None),
+    };
+    let detail = Detail::Ended {
+        attempt,
+        error,
+        message,
+        duration_ms: Some(c.duration_ms),
+        fuel_used: Some(c.fuel_used),
+        retry_at: (c.status == JobStatus::Failed).then(|| rfc3339(c.run_at)),
+    };
+    Event { kind, subject: Subject::Job(job), detail, at: c.finished_at }
+}
 
 /// Completions received and not yet written, in a queue per tenant. Each
 /// transaction takes them round-robin across tenants, so a tenant's one job
@@ -124,11 +185,11 @@ struct Pending {
 impl Pending {
     fn add(&mut self, msg: CompleterMsg, flushes: &mut Vec<oneshot::Sender<()>>) {
         match msg {
-            CompleterMsg::Complete { completion, attempt, callback } => {
-                let waiting = (*completion, attempt, callback);
-                match self.tenants.iter_mut().find(|(t, _)| *t == waiting.0.tenant) {
+            CompleterMsg::Complete { completion, attempt, callback, job, trace } => {
+                let waiting = Waiting { completion: *completion, attempt, callback, job, trace };
+                match self.tenants.iter_mut().find(|(t, _)| *t == waiting.completion.tenant) {
                     Some((_, queue)) => queue.push_back(waiting),
-                    None => self.tenants.push((waiting.0.tenant.clone(), VecDeque::from([waiting]))),
+                    None => self.tenants.push((waiting.completion.tenant.clone(), VecDeque::from([waiting]))),
                 }
             }
             CompleterMsg::Flush(ack) => flushes.push(ack),
@@ -158,7 +219,6 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::JobStatus;
 
     fn completion(tenant: &str, id: &str) -> CompleterMsg {
         CompleterMsg::Complete {
@@ -182,11 +242,19 @@ mod tests {
             }),
             attempt: 1,
             callback: false,
+            job: Arc::new(JobRef {
+                id: id.into(),
+                tenant: TenantId::parse(tenant).unwrap(),
+                alias: "a".into(),
+                queue: "default".into(),
+                batch: None,
+            }),
+            trace: None,
         }
     }
 
     fn ids(taken: &[Waiting]) -> Vec<&str> {
-        taken.iter().map(|(c, _, _)| c.id.as_str()).collect()
+        taken.iter().map(|w| w.completion.id.as_str()).collect()
     }
 
     #[test]

@@ -112,7 +112,8 @@ impl Queue {
         let ours = |i: &&Inserted| i.created && i.job.lease_owner.as_deref() == Some(&shared.node);
         for i in inserted.iter().filter(|_| !stopping).filter(ours) {
             let run = register(shared, &i.job);
-            buffer.push(Held { job: i.job.clone(), run });
+            let subject = Arc::new(crate::domain::JobRef::from(&i.job));
+            buffer.push(Held { job: i.job.clone(), run, subject });
         }
         buffer.reserve_done(&reservation.tenant, reservation.slots);
         reservation.slots = 0;

@@ -1,17 +1,21 @@
 //! Runs one claimed job and decides what its outcome means.
 
+use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use super::buffer::Held;
 use super::progress::ProgressHooks;
 use super::{CompleterMsg, RunHandle, Shared};
 use crate::domain::{JobInfo, JobStatus, Outcome, RetryPolicy, RunError, time::now_ms};
 use crate::sandbox::{Plugin, RunContext};
 use crate::store::{JobCompletion, JobRecord};
+use crate::traces::{JobSpan, Parent};
 
 /// Runs `job` (claimed, registered in `running`, taken from the buffer by a
 /// runner) and sends its completion, unless its claim was lost meanwhile.
-pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, run: RunHandle) {
+pub(crate) async fn execute(shared: Arc<Shared>, held: Held) {
+    let Held { job, run, subject } = held;
     let id = job.id.clone();
     if run.is_lost() {
         // The lease lapsed while the job waited in the buffer: not ours to run.
@@ -20,9 +24,11 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, run: RunHandle)
         return;
     }
     let started_at = now_ms();
+    // Spans take the run's own clock (stored times are whole milliseconds).
+    let run_started = shared.traces.on().then(SystemTime::now);
     let outcome = match plugin(&shared, &job).await {
         Ok(plugin) => {
-            let hooks = Arc::new(ProgressHooks::new(&shared, &job));
+            let hooks = Arc::new(ProgressHooks::new(&shared, &job, subject.clone()));
             let capabilities = match &shared.grants {
                 Some(grants) => grants.for_job(&job.tenant, &job.alias).await,
                 None => None,
@@ -61,6 +67,8 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, run: RunHandle)
             completion: Box::new(completion),
             attempt: job.attempt,
             callback: false,
+            job: subject,
+            trace: None,
         };
         let _ = shared.completions.send(msg);
         return;
@@ -80,9 +88,42 @@ pub(crate) async fn execute(shared: Arc<Shared>, job: JobRecord, run: RunHandle)
         fuel = completion.fuel_used,
         "job attempt finished"
     );
+    let trace = shared.traces.parent(job.trace.as_deref()).zip(run_started).map(|(parent, start)| {
+        let run = start..SystemTime::now();
+        trace_attempt(&shared, &parent, &job, &completion, run.clone());
+        (parent, run.end)
+    });
     let callback = job.callback.is_some() || job.batch_id.is_some();
-    let msg = CompleterMsg::Complete { completion: Box::new(completion), attempt: job.attempt, callback };
+    let msg = CompleterMsg::Complete {
+        completion: Box::new(completion),
+        attempt: job.attempt,
+        callback,
+        job: subject,
+        trace,
+    };
     let _ = shared.completions.send(msg);
+}
+
+/// The attempt's `wasmq.claim` (due until claimed) and `wasmq.run` spans.
+fn trace_attempt(
+    shared: &Shared,
+    parent: &Parent,
+    job: &JobRecord,
+    c: &JobCompletion,
+    run: Range<SystemTime>,
+) {
+    let span = JobSpan {
+        id: &job.id,
+        alias: &job.alias,
+        queue: &job.queue,
+        tenant: job.tenant.as_str(),
+        attempt: job.attempt,
+        node: &shared.node_name,
+        fuel_used: c.fuel_used,
+    };
+    let claimed_at = job.started_at.unwrap_or(c.started_at);
+    let queued = (job.run_at.max(job.created_at), claimed_at);
+    shared.traces.attempt(parent, &span, queued, run, c.status, c.error.as_ref());
 }
 
 /// Folds a run time into the moving average that sizes the prefetch (weight
@@ -131,13 +172,7 @@ fn completion(shared: &Shared, job: &JobRecord, outcome: Outcome, started_at: i6
         }
         Some(_) => (JobStatus::Dead, job.run_at),
     };
-    shared.metrics.job_attempt(
-        job.tenant.as_str(),
-        &job.alias,
-        status.as_str(),
-        outcome.duration,
-        outcome.fuel_used,
-    );
+    shared.metrics.job_attempt(job.tenant.as_str(), &job.alias, status.as_str(), &outcome);
     // Most jobs log nothing: store nothing then (rows stay small on the hot path).
     let quiet = outcome.logs.is_empty()
         && outcome.stdout.text.is_empty()

@@ -13,7 +13,36 @@
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use super::{JobEvents, Queue};
+use crate::bus::Bus;
 use crate::store::{Inserted, NewBatch, NewJob, Store, StoreError, StoreResult};
+
+/// Writes dispatches and publishes what each write created (`job.queued`;
+/// `job.started` for a job claimed in its insert), in commit order with the
+/// node's claims and completions while anyone watches: a stream never shows
+/// a job start before it was queued.
+#[derive(Clone)]
+struct Writer {
+    store: Arc<dyn Store>,
+    events: JobEvents,
+    bus: Bus,
+    node: Arc<str>,
+}
+
+impl Writer {
+    async fn job_insert(&self, jobs: Vec<NewJob>, batch: Option<NewBatch>) -> StoreResult<Vec<Inserted>> {
+        // The order matters only to the event stream's readers: while nobody
+        // watches, inserts do not wait for claims and completions (on
+        // PostgreSQL they run side by side on their own connections).
+        let _order = match self.bus.active() {
+            true => Some(self.events.in_order().await),
+            false => None,
+        };
+        let inserted = self.store.job_insert(jobs, batch).await?;
+        super::announce::inserted(&self.bus, &inserted, "dispatched", &self.node);
+        Ok(inserted)
+    }
+}
 
 /// Most jobs combined into one transaction.
 const MAX_GROUP: usize = 1024;
@@ -28,14 +57,22 @@ struct Request {
 #[derive(Clone)]
 pub struct Inserter {
     tx: mpsc::Sender<Request>,
-    store: Arc<dyn Store>,
+    store: Writer,
     /// Held by whoever writes now: the group task or a lone request.
     writing: Arc<Semaphore>,
 }
 
 impl Inserter {
-    /// Starts the group-commit task.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    /// Starts the group-commit task, writing to `store` and publishing on
+    /// `queue`'s event stream.
+    pub fn start(store: Arc<dyn Store>, queue: &Queue) -> Self {
+        let shared = &queue.shared;
+        let store = Writer {
+            store,
+            events: shared.events.clone(),
+            bus: shared.bus.clone(),
+            node: shared.node_name.clone(),
+        };
         let (tx, rx) = mpsc::channel(4096);
         let writing = Arc::new(Semaphore::new(1));
         tokio::spawn(run(store.clone(), rx, writing.clone()));
@@ -58,7 +95,7 @@ fn closed() -> crate::store::StoreError {
     crate::store::StoreError::Conflict("the server is shutting down".into())
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Request>, writing: Arc<Semaphore>) {
+async fn run(store: Writer, mut rx: mpsc::Receiver<Request>, writing: Arc<Semaphore>) {
     let mut carry: Option<Request> = None;
     loop {
         let first = match carry.take() {
@@ -91,11 +128,11 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Request>, writing: Ar
                 Err(_) => break,
             }
         }
-        commit(store.as_ref(), group).await;
+        commit(&store, group).await;
     }
 }
 
-async fn commit(store: &dyn Store, mut group: Vec<Request>) {
+async fn commit(store: &Writer, mut group: Vec<Request>) {
     loop {
         if group.len() == 1 {
             let r = group.into_iter().next().expect("one request");
@@ -138,7 +175,7 @@ async fn commit(store: &dyn Store, mut group: Vec<Request>) {
 }
 
 /// Isolates a failure: each request alone gets its own answer.
-async fn one_by_one(store: &dyn Store, group: Vec<Request>, e: StoreError) {
+async fn one_by_one(store: &Writer, group: Vec<Request>, e: StoreError) {
     tracing::warn!(error = %e, requests = group.len(), "group insert failed; retrying one by one");
     for r in group {
         let _ = r.reply.send(store.job_insert(r.jobs, None).await);

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::Shared;
+use crate::bus::{Detail, Event, Kind};
 use crate::domain::JobStatus;
 use crate::domain::time::now_ms;
 use crate::store::{JobHeartbeat, JobWatch, Lease, Notice};
@@ -65,6 +66,8 @@ pub(crate) async fn notices(shared: Arc<Shared>) {
         };
         // A connection just made may have missed notices: claim once.
         shared.wake.notify_one();
+        // Other nodes listen too: this node's event stream trades events with theirs.
+        crate::bus::relay::start(&shared.bus, shared.store.clone(), shared.node_name.clone());
         while let Some(notice) = notices.recv().await {
             match notice {
                 Notice::JobsRunnable => shared.wake.notify_one(),
@@ -76,6 +79,9 @@ pub(crate) async fn notices(shared: Arc<Shared>) {
                     if shared.cancel_running(&id) {
                         tracing::info!(job = %id, "cancelled through another node; stopping its run");
                     }
+                }
+                Notice::Relayed(message) => {
+                    crate::bus::relay::receive(&shared.bus, &shared.node_name, message)
                 }
             }
         }
@@ -92,13 +98,14 @@ pub(crate) async fn rescuer(shared: Arc<Shared>) {
         if let Ok(rescued) = &rescued {
             // Watchers see the attempt end (`queued` again, or `dead`) before
             // the next claim, which may follow at once, starts another.
-            for (id, attempt) in &rescued.requeued {
+            for (job, attempt) in &rescued.requeued {
                 let requeued = JobWatch { status: JobStatus::Queued, attempt: *attempt, progress: None };
-                shared.events.publish(id, requeued);
+                shared.events.publish(&job.id, requeued);
             }
-            for id in &rescued.dead {
-                shared.events.changed(id);
+            for (job, _) in &rescued.dead {
+                shared.events.changed(&job.id);
             }
+            shared.bus.publish_with(|| rescue_events(rescued, now_ms()));
         }
         drop(order);
         match rescued {
@@ -161,4 +168,27 @@ async fn prune_jobs(shared: &Shared, before: i64) {
             }
         }
     }
+}
+
+/// The events of a rescue: `job.queued` (reason `rescued`) for a requeued
+/// job, `job.dead` (`lease_expired`) for one out of attempts, `batch.done`.
+fn rescue_events(rescued: &crate::store::Rescued, now: i64) -> Vec<Event> {
+    let detail = Detail::requeued(now, "rescued");
+    let requeued = rescued
+        .requeued
+        .iter()
+        .map(|(job, _)| Event::job(Kind::JobQueued, &Arc::new(job.clone()), detail.clone(), now));
+    let dead = rescued.dead.iter().map(|(job, attempt)| {
+        let detail = Detail::Ended {
+            attempt: *attempt,
+            error: Some("lease_expired".to_string()),
+            message: Some(format!("the worker running attempt {attempt} stopped renewing its lease")),
+            duration_ms: None,
+            fuel_used: None,
+            retry_at: None,
+        };
+        Event::job(Kind::JobDead, &Arc::new(job.clone()), detail, now)
+    });
+    let batches = rescued.batches_done.iter().map(|b| Event::batch_done(b, now));
+    requeued.chain(dead).chain(batches).collect()
 }

@@ -29,6 +29,7 @@
 //! its claim (even to a new claim of the same job on this node) is stopped and
 //! its outcome never lands.
 
+mod announce;
 mod buffer;
 mod completer;
 mod controls;
@@ -147,6 +148,12 @@ pub(crate) struct Shared {
     /// Progress writes scheduled for running jobs (see `progress`).
     pub(crate) progress: progress::Board,
     pub(crate) events: JobEvents,
+    /// The node's event stream (`GET /v1/events`).
+    pub(crate) bus: crate::bus::Bus,
+    /// The node's OpenTelemetry tracer (spans of claims, runs, completions).
+    pub(crate) traces: crate::traces::Traces,
+    /// This node's id, shared by the events that name it.
+    pub(crate) node_name: Arc<str>,
     /// Set when shutdown starts: claim nothing more.
     pub(crate) stopping: CancelToken,
     /// Set when the grace period is over: interrupted jobs are released, not failed.
@@ -223,9 +230,23 @@ pub(crate) enum CompleterMsg {
         attempt: u32,
         /// Whether a callback may now be due.
         callback: bool,
+        /// The job (for the event stream).
+        job: Arc<crate::bus::JobRef>,
+        /// The parent of its `wasmq.complete` span and the run's end, when traced.
+        trace: Option<(crate::traces::Parent, std::time::SystemTime)>,
     },
     /// Answer once everything sent before is committed.
     Flush(oneshot::Sender<()>),
+}
+
+/// Where a node's queue reports what it does.
+pub struct Observers {
+    /// Counters and histograms (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The event stream (`/v1/events`).
+    pub bus: crate::bus::Bus,
+    /// OpenTelemetry traces (off unless an endpoint is set).
+    pub traces: crate::traces::Traces,
 }
 
 /// The worker pool of one node. Cheap to clone.
@@ -252,9 +273,11 @@ impl Queue {
         callbacks_wake: Arc<Notify>,
         grants: Option<Arc<crate::capabilities::Grants>>,
         node: NodeInfo,
-        metrics: Arc<crate::metrics::Metrics>,
+        observed: Observers,
     ) -> (Queue, QueueTasks) {
+        let Observers { metrics, bus, traces } = observed;
         let (tx, rx) = mpsc::unbounded_channel();
+        let node_id = node.id.clone();
         let shared = Arc::new(Shared {
             store,
             engine,
@@ -267,10 +290,13 @@ impl Queue {
             backlog_clear: std::sync::atomic::AtomicBool::new(false),
             progress: progress::Board::default(),
             settings,
-            node: format!("node-{}", uuid::Uuid::now_v7()),
+            node_name: Arc::from(node_id.as_str()),
+            node: node_id,
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
             events: JobEvents::default(),
+            bus,
+            traces,
             stopping: CancelToken::new(),
             abandoning: CancelToken::new(),
             completions: tx,
@@ -282,6 +308,8 @@ impl Queue {
         let completer = tokio::spawn(completer::run(
             shared.store.clone(),
             shared.events.clone(),
+            shared.bus.clone(),
+            shared.traces.clone(),
             shared.callbacks_wake.clone(),
             {
                 let shared = Arc::downgrade(&shared);
@@ -346,6 +374,11 @@ impl Queue {
         &self.shared.node
     }
 
+    /// This node's tracer.
+    pub fn traces(&self) -> &crate::traces::Traces {
+        &self.shared.traces
+    }
+
     /// Worker slots of this node.
     pub fn workers(&self) -> usize {
         self.shared.settings.workers
@@ -354,6 +387,11 @@ impl Queue {
     /// The in-process publication of job changes.
     pub fn events(&self) -> &JobEvents {
         &self.shared.events
+    }
+
+    /// The node's event stream.
+    pub fn bus(&self) -> &crate::bus::Bus {
+        &self.shared.bus
     }
 
     /// Follows one job for a request (`NotFound` if it does not exist): pushed

@@ -22,8 +22,15 @@ use std::time::Duration;
 use super::Shared;
 use super::buffer::Held;
 use super::executor::register;
+use crate::bus::{Detail, Event, JobRef, Kind};
 use crate::domain::time::now_ms;
-use crate::store::{JobClaim, JobWatch};
+use crate::store::{JobClaim, JobRecord, JobWatch};
+
+/// The `job.started` event of a job this node claimed.
+fn started(shared: &Shared, job: &JobRecord, subject: &Arc<JobRef>) -> Event {
+    let detail = Detail::Started { attempt: job.attempt, node: shared.node_name.clone() };
+    Event::job(Kind::JobStarted, subject, detail, job.started_at.unwrap_or(job.run_at))
+}
 
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut failures = 0u32;
@@ -56,10 +63,16 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             // Claims are published in commit order with rescues and completions.
             let order = shared.events.in_order().await;
             let claimed = shared.store.job_claim(claim).await;
+            // Each job's reference, built once for its run and its events.
+            let mut subjects = Vec::new();
             if let Ok(jobs) = &claimed {
+                subjects = jobs.iter().map(|job| Arc::new(JobRef::from(job))).collect();
                 for job in jobs {
                     shared.events.publish(&job.id, JobWatch::from(job));
                 }
+                shared.bus.publish_with(|| {
+                    jobs.iter().zip(&subjects).map(|(job, subject)| started(&shared, job, subject))
+                });
             }
             drop(order);
             match claimed {
@@ -83,9 +96,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                         if shared.stopping.is_cancelled() {
                             return;
                         }
-                        for job in jobs {
+                        for (job, subject) in jobs.into_iter().zip(subjects) {
                             let run = register(&shared, &job);
-                            buffer.push(Held { job, run });
+                            buffer.push(Held { job, run, subject });
                         }
                         drop(buffer);
                         shared.ready.notify_waiters();

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Shared;
-use crate::domain::{JobStatus, LogLevel};
+use crate::bus::{Detail, Event, Kind};
+use crate::domain::{JobRef, JobStatus, LogLevel, time::now_ms};
 use crate::sandbox::HostHooks;
 use crate::store::{JobRecord, JobWatch, Lease};
 
@@ -54,8 +55,15 @@ impl Throttle {
     }
 }
 
+/// Log lines of one attempt shown live on the event stream (`job.log`); the
+/// rest are in the job's logs only (a plugin logging in a loop must not flush
+/// every other job's events out of the node's ring).
+const LIVE_LOG_LINES: u32 = 100;
+/// Longest message of a live `job.log` event, in bytes (cut at a character).
+const LIVE_LOG_BYTES: usize = 1024;
+
 /// The sandbox's hooks for one run: progress as above, plugin logs to tracing
-/// (the logs themselves travel with the outcome).
+/// and to the event stream (the logs themselves travel with the outcome).
 pub(super) struct ProgressHooks {
     inner: Arc<Inner>,
 }
@@ -63,6 +71,10 @@ pub(super) struct ProgressHooks {
 struct Inner {
     shared: Arc<Shared>,
     id: String,
+    /// The job, for its events.
+    job: Arc<JobRef>,
+    /// Log lines shown live so far.
+    logged: std::sync::atomic::AtomicU32,
     /// Fencing token of the run's claim: a stale run's progress is not stored.
     token: u64,
     /// The attempt running (what the progress belongs to, for watchers).
@@ -74,11 +86,13 @@ struct Inner {
 }
 
 impl ProgressHooks {
-    pub(super) fn new(shared: &Arc<Shared>, job: &JobRecord) -> ProgressHooks {
+    pub(super) fn new(shared: &Arc<Shared>, job: &JobRecord, subject: Arc<JobRef>) -> ProgressHooks {
         ProgressHooks {
             inner: Arc::new(Inner {
                 shared: shared.clone(),
                 id: job.id.clone(),
+                job: subject,
+                logged: std::sync::atomic::AtomicU32::new(0),
                 token: job.lease_token,
                 attempt: job.attempt,
                 ended: AtomicBool::new(false),
@@ -108,7 +122,28 @@ impl HostHooks for ProgressHooks {
     }
 
     fn log(&self, level: LogLevel, message: &str) {
-        tracing::debug!(job = %self.inner.id, ?level, message, "plugin log");
+        let inner = &self.inner;
+        tracing::debug!(job = %inner.id, ?level, message, "plugin log");
+        let line = inner.logged.fetch_add(1, Ordering::Relaxed) + 1;
+        if line > LIVE_LOG_LINES || !inner.shared.bus.active() {
+            return;
+        }
+        let mut shown = message;
+        if shown.len() > LIVE_LOG_BYTES {
+            let mut cut = LIVE_LOG_BYTES;
+            while !shown.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            shown = &shown[..cut];
+        }
+        let detail = Detail::Log {
+            attempt: inner.attempt,
+            level,
+            message: shown.to_string(),
+            truncated: shown.len() < message.len(),
+            more: (line == LIVE_LOG_LINES).then_some("later lines are in the job's logs"),
+        };
+        inner.shared.bus.publish(Event::job(Kind::JobLog, &inner.job, detail, now_ms()));
     }
 }
 
@@ -181,6 +216,11 @@ impl Inner {
         match self.shared.store.job_progress(&lease, percent, &message).await {
             Ok(true) => {
                 // Pushed after the write, so a watcher's read never lags the push.
+                self.shared.bus.publish_with(|| {
+                    let detail =
+                        Detail::Progress { attempt: self.attempt, percent, message: message.clone() };
+                    [Event::job(Kind::JobProgress, &self.job, detail, now_ms())]
+                });
                 let progress = Some((percent, message));
                 let watch = JobWatch { status: JobStatus::Running, attempt: self.attempt, progress };
                 self.shared.events.publish(&lease.id, watch);

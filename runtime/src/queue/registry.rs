@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use std::collections::HashSet;
+
 use super::Shared;
+use crate::bus::{Detail, Event, Kind, Subject};
 use crate::config::Role;
 use crate::domain::time::now_ms;
 use crate::store::{NodeBeat, StoreResult};
@@ -26,6 +29,8 @@ pub const NODE_FORGET: Duration = Duration::from_secs(24 * 3600);
 /// What a node says of itself beyond its queue's settings.
 #[derive(Debug, Clone)]
 pub struct NodeInfo {
+    /// Its id in the registry (`node-<uuid v7>`), new on every start.
+    pub id: String,
     /// What it does.
     pub role: Role,
     /// Where its HTTP API listens (`None`: it has none).
@@ -37,7 +42,7 @@ pub struct NodeInfo {
 impl NodeInfo {
     /// A node with `role`, its API (if any) at `addr`, starting now.
     pub fn new(role: Role, addr: Option<std::net::SocketAddr>) -> Self {
-        Self { role, addr, started_at: now_ms() }
+        Self { id: format!("node-{}", uuid::Uuid::now_v7()), role, addr, started_at: now_ms() }
     }
 }
 
@@ -77,11 +82,14 @@ fn host_name() -> String {
 /// lasts.
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut failing = false;
+    let mut nodes = Membership::default();
+    nodes.seen(&shared).await;
     loop {
         tokio::select! {
             () = tokio::time::sleep(NODE_BEAT) => {}
             () = shared.stopping.cancelled() => return,
         }
+        nodes.seen(&shared).await;
         match register(&shared).await {
             Ok(()) if failing => {
                 tracing::info!("node registry reachable again");
@@ -95,6 +103,62 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             Err(_) => {}
         }
     }
+}
+
+/// Which nodes this node last saw up, to publish `node.joined`,
+/// `worker.started`, `worker.stopped` and `node.lost` as the registry
+/// changes. Every node does, for its own event stream, so these are never
+/// relayed: each node's stream shows the same cluster within a beat.
+#[derive(Default)]
+struct Membership {
+    /// Ids of the nodes up at the last look (`None`: not looked yet).
+    up: Option<HashSet<String>>,
+}
+
+impl Membership {
+    async fn seen(&mut self, shared: &Shared) {
+        let Ok(rows) = shared.store.node_list().await else { return };
+        let now = now_ms();
+        let lost_after = NODE_LOST.as_millis() as i64;
+        let up_now: HashSet<String> = rows
+            .iter()
+            .filter(|r| r.stopped_at.is_none() && now.saturating_sub(r.heartbeat_at) <= lost_after)
+            .map(|r| r.beat.id.clone())
+            .collect();
+        let first = self.up.is_none();
+        let before = self.up.replace(up_now.clone()).unwrap_or_default();
+        let mut events = Vec::new();
+        for row in &rows {
+            let id = &row.beat.id;
+            // At the first look only this node itself is news.
+            let joined = up_now.contains(id) && !before.contains(id) && (!first || *id == shared.node);
+            let workers = row.beat.slots > 0;
+            if joined {
+                events.push(node_event(Kind::NodeJoined, &row.beat, now));
+                if workers {
+                    events.push(node_event(Kind::WorkerStarted, &row.beat, now));
+                }
+            } else if before.contains(id) && !up_now.contains(id) {
+                match row.stopped_at {
+                    Some(at) if workers => events.push(node_event(Kind::WorkerStopped, &row.beat, at)),
+                    Some(_) => {}
+                    None => events.push(node_event(Kind::NodeLost, &row.beat, now)),
+                }
+            }
+        }
+        shared.bus.publish_local(events);
+    }
+}
+
+/// A `node.*` or `worker.*` event about the node that wrote `beat`.
+fn node_event(kind: Kind, beat: &NodeBeat, at: i64) -> Event {
+    let detail = Detail::Node {
+        role: beat.role.clone(),
+        host: beat.host.clone(),
+        slots: beat.slots,
+        queues: beat.queues.clone(),
+    };
+    Event { kind, subject: Subject::Node { id: beat.id.clone() }, detail, at }
 }
 
 /// Marks the node stopped (at the end of a clean shutdown).

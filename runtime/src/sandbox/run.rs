@@ -115,6 +115,7 @@ impl Engine {
             hooks: ctx.hooks,
             capabilities: ctx.capabilities.clone(),
             started,
+            instantiate: None,
             progress: Default::default(),
             progress_truncated: false,
             logs: Vec::new(),
@@ -181,6 +182,7 @@ impl Engine {
                 self.drive(state, &limits, &cancel, deadline, async |store| {
                     let call = async {
                         let command = pre.instantiate_async(&mut *store).await?;
+                        store.data_mut().run.instantiated();
                         command.wasi_cli_run().call_run(&mut *store).await
                     };
                     match call.await {
@@ -196,6 +198,7 @@ impl Engine {
                 self.drive(state, &limits, &cancel, deadline, async |store| {
                     let call = async {
                         let instance = pre.instantiate_async(&mut *store).await?;
+                        store.data_mut().run.instantiated();
                         let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
                         start.call_async(&mut *store, ()).await
                     };
@@ -218,6 +221,7 @@ impl Engine {
             result: result.ok(),
             fuel_used,
             duration: started.elapsed(),
+            instantiate: state.instantiate.unwrap_or_default(),
             peak_memory_bytes: state.limiter.peak_memory,
             progress: state.progress.into(),
             progress_truncated: state.progress_truncated,

@@ -49,6 +49,8 @@ pub(crate) struct RunState {
     /// (`None`: nothing granted).
     pub(crate) capabilities: Option<Arc<dyn Capabilities>>,
     pub(crate) started: Instant,
+    /// How long after `started` the instance was ready (see `instantiated`).
+    pub(crate) instantiate: Option<std::time::Duration>,
     pub(crate) progress: VecDeque<Progress>,
     pub(crate) progress_truncated: bool,
     pub(crate) logs: Vec<LogEntry>,
@@ -63,6 +65,11 @@ pub(crate) struct RunState {
 }
 
 impl RunState {
+    /// The instance is ready to be called: the time it took is reported.
+    pub(crate) fn instantiated(&mut self) {
+        self.instantiate.get_or_insert_with(|| self.started.elapsed());
+    }
+
     pub(crate) fn record_progress(&mut self, percent: u8, message: String) {
         let percent = percent.min(100);
         let message = truncate(message);

@@ -58,6 +58,23 @@ pub enum Notice {
     /// A queue's controls changed (paused, resumed, limited): read them
     /// again before the next claim, and claim.
     QueuesChanged,
+    /// Another node's event-stream traffic (see [`Relay`]).
+    Relayed(Relay),
+}
+
+/// What the nodes of a cluster tell each other for their event streams
+/// (`GET /v1/events`): best effort, never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relay {
+    /// Events a node published: its id on the first line, then one event's
+    /// JSON per line.
+    Events(String),
+    /// The node with this id has event streams open (or had, lately):
+    /// relay your events for a while.
+    Demand(String),
+    /// The node with this id started relaying: whoever has streams open,
+    /// say so now.
+    Hello(String),
 }
 
 /// `url` as it may be shown (logs, errors): its password, if any, masked.
@@ -224,12 +241,12 @@ pub trait Store: Send + Sync + 'static {
     /// while its claim is the job's current one (running, same `owner`, same
     /// `token`); one from a stale run (cancelled, or rescued after a stall and
     /// perhaps claimed again) is ignored. Returns the claims that were applied.
-    async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Vec<Lease>>;
+    async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Completed>;
     /// Stores the latest progress of a running job, if `lease` is still its
     /// current claim; returns whether it was stored.
     async fn job_progress(&self, lease: &Lease, percent: u8, message: &str) -> StoreResult<bool>;
     /// Cancels a job that has not finished; `Conflict` if it has.
-    async fn job_cancel(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord>;
+    async fn job_cancel(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<Cancelled>;
     /// Queues a failed, dead or cancelled job again with a fresh attempt budget
     /// (its fencing token keeps counting: the next claim still gets a new one).
     async fn job_retry(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord>;
@@ -281,6 +298,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// A batch with its per-status counts.
     async fn batch_get(&self, tenant: &TenantId, id: &str) -> StoreResult<BatchRecord>;
+    /// A tenant's batches, newest first, without counting their jobs.
+    async fn batch_list(&self, p: BatchList) -> StoreResult<Vec<BatchSummary>>;
 
     /// Counts per status and per queue.
     async fn status_counts(&self, tenant: &TenantId) -> StoreResult<StatusCounts>;
@@ -294,6 +313,13 @@ pub trait Store: Send + Sync + 'static {
     /// (SQLite), whose own changes reach its queue in process.
     async fn notices(&self) -> StoreResult<Option<mpsc::Receiver<Notice>>> {
         Ok(None)
+    }
+
+    /// Tells every node listening to [`notices`](Store::notices) (none on a
+    /// backend only one node uses, where this does nothing).
+    async fn relay(&self, message: Relay) -> StoreResult<()> {
+        let _ = message;
+        Ok(())
     }
 
     /// Writes a node's registry row (registering it, or renewing its
@@ -556,13 +582,13 @@ macro_rules! impl_store {
             async fn job_heartbeat(&self, p: JobHeartbeat) -> StoreResult<Vec<Lease>> {
                 leases::heartbeat(self, p).await
             }
-            async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Vec<Lease>> {
+            async fn job_complete(&self, completions: Vec<JobCompletion>) -> StoreResult<Completed> {
                 leases::complete(self, completions).await
             }
             async fn job_progress(&self, lease: &Lease, percent: u8, message: &str) -> StoreResult<bool> {
                 leases::progress(self, lease, percent, message).await
             }
-            async fn job_cancel(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
+            async fn job_cancel(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<Cancelled> {
                 jobs::cancel(self, tenant, id, now).await
             }
             async fn job_retry(&self, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
@@ -602,6 +628,9 @@ macro_rules! impl_store {
 
             async fn batch_get(&self, tenant: &TenantId, id: &str) -> StoreResult<BatchRecord> {
                 batches::get(self, tenant, id).await
+            }
+            async fn batch_list(&self, p: BatchList) -> StoreResult<Vec<BatchSummary>> {
+                batches::list(self, p).await
             }
 
             async fn status_counts(&self, tenant: &TenantId) -> StoreResult<StatusCounts> {

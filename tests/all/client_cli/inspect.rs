@@ -3,6 +3,7 @@
 
 use super::{field, job_line, ok, ok_json, push, row, stderr, stdout, wasmq};
 use crate::server::{Options, spawn_app};
+use serde_json::Value;
 
 #[tokio::test]
 async fn jobs_show_and_logs_print_what_a_plugin_logged_and_printed() {
@@ -200,4 +201,36 @@ async fn jobs_run_reproduces_a_failed_job_here() {
     let missing = wasmq(&app, &["jobs", "run", "01900000-0000-7000-8000-000000000000"]).await;
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("not found"), "{}", stderr(&missing));
+}
+
+#[tokio::test]
+async fn output_formats_table_json_and_json_lines() {
+    let app = spawn_app(Options::default()).await;
+    push(&app, "echo", "echo").await;
+    push(&app, "echo", "second").await;
+    for n in 0..3 {
+        ok(&wasmq(&app, &["dispatch", "echo", &format!(r#"{{"n":{n}}}"#), "--wait"]).await);
+    }
+    // JSON Lines: one job per line, the page's cursor as a note on stderr.
+    let out = wasmq(&app, &["jobs", "list", "--limit", "2", "-o", "jsonl"]).await;
+    let lines: Vec<Value> = ok(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{}", ok(&out));
+    assert!(lines.iter().all(|j| j["alias"] == "echo" && j["status"] == "succeeded"), "{lines:?}");
+    assert!(stderr(&out).contains("note: more follow: --cursor "), "{}", stderr(&out));
+    // A plain list: each alias on its line.
+    let aliases = ok(&wasmq(&app, &["alias", "list", "-o", "jsonl"]).await);
+    let names: Vec<String> = aliases
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["name"].as_str().unwrap().into())
+        .collect();
+    assert_eq!(names, ["echo", "second"]);
+    // -o json is --json: the server's answer as sent; -o table the default view.
+    let json = ok(&wasmq(&app, &["jobs", "list", "-o", "json"]).await);
+    assert_eq!(json, ok(&wasmq(&app, &["jobs", "list", "--json"]).await));
+    assert!(serde_json::from_str::<Value>(&json).unwrap()["jobs"].is_array());
+    let table = ok(&wasmq(&app, &["jobs", "list", "-o", "table"]).await);
+    assert_eq!(table, ok(&wasmq(&app, &["jobs", "list"]).await));
+    let bad = wasmq(&app, &["jobs", "list", "-o", "yaml"]).await;
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("jsonl"), "names the choices: {}", stderr(&bad));
 }

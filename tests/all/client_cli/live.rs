@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{field, job_line, ok, ok_json, push, stderr, wasmq};
+use super::{field, job_line, ok, ok_json, push, stderr, stdout, wasmq};
 use crate::server::{Options, spawn_app};
 
 /// Generous: the output awaited is due within a second or two.
@@ -239,4 +239,138 @@ async fn a_wait_cut_off_by_the_server_leaves_the_job_id_to_wait_again() {
     let app = spawn_app(Options { dir: Some(dir), ..Options::default() }).await;
     assert_eq!(field(&ok(&wasmq(&app, &["jobs", "show", &id]).await), "status"), "scheduled");
     assert!(field(&ok(&wasmq(&app, &["status"]).await), "workers").starts_with("2 max"));
+}
+
+#[tokio::test]
+async fn batch_wait_shows_its_progress_and_ends_with_the_counts() {
+    let app = spawn_app(Options::default()).await;
+    push(&app, "echo", "echo").await;
+    push(&app, "fail", "fail").await;
+    push(&app, "bench-job", "sleepy").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mixed = dir.path().join("mixed.jsonl");
+    let mut lines: Vec<String> =
+        (0..20).map(|i| format!(r#"{{"alias":"echo","payload":{{"i":{i}}}}}"#)).collect();
+    lines.push(r#"{"alias":"fail","payload":{"mode":"error"}}"#.into());
+    std::fs::write(&mixed, lines.join("\n")).unwrap();
+    // On a pipe: no bar, the counts at the end, exit 3 for the job that failed.
+    let out = wasmq(&app, &["batch", mixed.to_str().unwrap(), "--wait"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(field(&stdout(&out), "ended"), "20 succeeded, 1 dead");
+    assert!(stderr(&out).contains("1 of 21 jobs did not succeed"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains('\x1b'), "no escape codes on a pipe: {:?}", stderr(&out));
+
+    // On a terminal: a bar over the batch while its jobs run, then exit 0.
+    let slow = dir.path().join("slow.jsonl");
+    let lines: Vec<String> =
+        (0..4).map(|_| r#"{"alias":"sleepy","payload":{"sleep_ms":400}}"#.to_string()).collect();
+    std::fs::write(&slow, lines.join("\n")).unwrap();
+    let (url, file) = (app.url.clone(), slow.to_str().unwrap().to_string());
+    let (status, all, _) =
+        tokio::task::spawn_blocking(move || Live::wasmq_on_tty(&url, &["batch", &file, "--wait"]).finish())
+            .await
+            .unwrap();
+    assert_eq!(status.code(), Some(0), "{all:?}");
+    assert!(all.contains("/4 ended") && all.contains('['), "a bar over the batch: {all:?}");
+    assert!(all.contains("4 succeeded"), "{all:?}");
+}
+
+#[tokio::test]
+async fn jobs_watch_prints_each_event_as_it_happens() {
+    let app = spawn_app(Options::default()).await;
+    push(&app, "echo", "echo").await;
+    let url = app.url.clone();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let watcher = tokio::task::spawn_blocking(move || {
+        let mut live = Live::wasmq(&url, &["jobs", "watch", "--alias", "echo"]);
+        // The stream is open once the command runs; the id comes from the test.
+        let id = rx.recv().unwrap();
+        let seen = live.until("the job's end", |s| s.contains("job.succeeded") && s.contains(&id));
+        live.child.kill().unwrap();
+        (id, seen)
+    });
+    // Give the command its stream before dispatching: its first connection
+    // is what `jobs watch` starts with (a later one resumes by id).
+    let deadline = Instant::now() + PATIENCE;
+    while ok(&wasmq(&app, &["status", "--json"]).await).contains("\"event_streams\":0") {
+        assert!(Instant::now() < deadline, "jobs watch never opened its stream");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = ok(&wasmq(&app, &["dispatch", "echo", r#"{"w":1}"#]).await);
+    tx.send(field(&out, "id")).unwrap();
+    let (id, seen) = watcher.await.unwrap();
+    let lines: Vec<&str> = seen.lines().filter(|l| l.contains(&id)).collect();
+    assert_eq!(lines.len(), 3, "queued, started, succeeded: {seen:?}");
+    assert!(lines[0].contains("job.queued") && lines[0].contains("echo@default"), "{seen:?}");
+    assert!(lines[2].contains("job.succeeded") && lines[2].contains("attempt 1"), "{seen:?}");
+}
+
+#[tokio::test]
+async fn jobs_watch_on_a_terminal_keeps_a_table_redrawn_in_place() {
+    let app = spawn_app(Options::default()).await;
+    push(&app, "echo", "echo").await;
+    let url = app.url.clone();
+    let (opened_tx, opened) = tokio::sync::oneshot::channel::<()>();
+    let (id_tx, id_rx) = std::sync::mpsc::channel::<String>();
+    let watcher = tokio::task::spawn_blocking(move || {
+        let mut tty = Live::wasmq_on_tty(&url, &["jobs", "watch"]);
+        // The table is first drawn once the stream is open.
+        tty.until("the table's header", |s| s.contains("ALIAS@QUEUE"));
+        opened_tx.send(()).unwrap();
+        let id = id_rx.recv().unwrap();
+        // The row itself in the latest frame: the header's count says
+        // "succeeded" too, and a read may end before the table under it.
+        let drawn = tty.until("the job's end", |s| {
+            let frame = s.rsplit("\x1b[H\x1b[2J").next().unwrap_or("");
+            frame.lines().any(|l| l.contains(&id) && l.contains("succeeded\x1b[0m"))
+        });
+        tty.send(b"\x03");
+        let (status, _, _) = tty.finish();
+        (id, drawn, status)
+    });
+    opened.await.unwrap();
+    let out = ok(&wasmq(&app, &["dispatch", "echo", r#"{"t":1}"#]).await);
+    id_tx.send(field(&out, "id")).unwrap();
+    let (id, drawn, status) = watcher.await.unwrap();
+    assert_eq!(status.code(), Some(0), "Ctrl-C ends the watch: {drawn:?}");
+    assert!(drawn.contains("\x1b[H\x1b[2J"), "redrawn in place: {drawn:?}");
+    let last = drawn.rsplit("\x1b[H\x1b[2J").next().unwrap();
+    let row = last.lines().find(|l| l.contains(&id)).unwrap_or_else(|| panic!("{last:?}"));
+    assert!(row.contains("echo@default") && row.contains("\x1b[32msucceeded\x1b[0m"), "coloured: {row:?}");
+}
+
+#[tokio::test]
+async fn tables_are_coloured_on_a_terminal_and_plain_on_a_pipe_or_with_no_color() {
+    let app = spawn_app(Options::default()).await;
+    push(&app, "echo", "echo").await;
+    ok(&wasmq(&app, &["dispatch", "echo", "{}", "--wait"]).await);
+    let url = app.url.clone();
+    let (tty, no_color) = tokio::task::spawn_blocking(move || {
+        let (_, tty, _) = Live::wasmq_on_tty(&url, &["jobs", "list"]).finish();
+        let mut plain = Command::new("script");
+        plain.args([
+            "-q",
+            "-e",
+            "-f",
+            "-c",
+            &format!("{} jobs list", env!("CARGO_BIN_EXE_wasmq")),
+            "/dev/null",
+        ]);
+        plain.env("WASMQ_URL", &url).env("TERM", "xterm").env("NO_COLOR", "1").env_remove("WASMQ_TOKEN");
+        let (_, no_color, _) = Live::spawn(plain).finish();
+        (tty, no_color)
+    })
+    .await
+    .unwrap();
+    assert!(tty.contains("\x1b[1mSTATUS\x1b[0m"), "a bold header: {tty:?}");
+    assert!(tty.contains("\x1b[32msucceeded\x1b[0m"), "a green status: {tty:?}");
+    assert!(!no_color.contains('\x1b') && no_color.contains("succeeded"), "NO_COLOR: {no_color:?}");
+    let piped = ok(&wasmq(&app, &["jobs", "list"]).await);
+    assert!(!piped.contains('\x1b') && piped.contains("succeeded"), "a pipe: {piped:?}");
+    // Columns line up on the visible text, escapes aside.
+    let strip =
+        |s: &str| s.replace("\x1b[1m", "").replace("\x1b[32m", "").replace("\x1b[0m", "").replace('\r', "");
+    let header = strip(&tty).lines().find(|l| l.contains("STATUS")).unwrap().to_string();
+    let row = strip(&tty).lines().find(|l| l.contains("succeeded")).unwrap().to_string();
+    assert_eq!(header.find("ALIAS"), row.find("echo"), "{header:?} / {row:?}");
 }

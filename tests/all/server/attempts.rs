@@ -48,7 +48,10 @@ async fn retries_claimed_at_once_still_show_each_attempt_ending() {
     .await;
     app.register("fail", "fail").await;
     app.register("busy-spin", "busy-spin").await;
-    let blocker = app.dispatch("busy-spin", json!({}), json!({"queue": "gate", "timeout_ms": 600_000})).await;
+    // Fuel for far longer than the test: a blocker that ran out of its
+    // default fuel on a loaded machine was dead before the cancel below.
+    let limits = json!({"queue": "gate", "timeout_ms": 600_000, "fuel": 1_000_000_000_000_000u64});
+    let blocker = app.dispatch("busy-spin", json!({}), limits).await;
     let blocker = blocker["id"].as_str().unwrap().to_string();
     app.until_status(&blocker, "running").await;
     let job =

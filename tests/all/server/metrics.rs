@@ -28,6 +28,7 @@ async fn metrics_show_jobs_callbacks_requests_and_queues() {
         r#"wasmq_job_attempts_total{tenant="default",alias="echo",status="succeeded"} 1"#,
         r#"wasmq_job_run_duration_seconds_count{tenant="default",alias="echo"} 1"#,
         r#"wasmq_job_fuel_used_count{tenant="default",alias="echo"} 1"#,
+        r#"wasmq_job_instantiate_duration_seconds_count{tenant="default",alias="echo"} 1"#,
         r#"wasmq_callback_deliveries_total{outcome="delivered"} 1"#,
         r#"wasmq_http_requests_total{method="POST",route="/v1/jobs",status="201"} 2"#,
         r#"wasmq_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 use tokio::task::JoinSet;
 
+use super::sse::Events;
 use super::{Options, TestApp, spawn_app};
 
 fn id(job: &Value) -> String {
@@ -49,57 +50,6 @@ async fn still_serves(app: &TestApp) {
     let job = app.dispatch("echo", json!({"after": true}), json!({})).await;
     let done = app.wait(&id(&job)).await;
     assert_eq!((done["status"].as_str(), &done["result"]), (Some("succeeded"), &json!({"after": true})));
-}
-
-/// Server-sent events read as they arrive, parsed into `(name, data)`.
-struct Events {
-    response: reqwest::Response,
-    buffer: String,
-    /// Bytes of `buffer` known to hold no event end: a 15 MiB `end` arrives
-    /// in many chunks, and rescanning it whole per chunk made this reader so
-    /// slow that it read the stream's last bytes more than the server's idle
-    /// timeout after the server sent them, and then reused a connection the
-    /// server had closed (IncompleteMessage).
-    scanned: usize,
-}
-
-impl Events {
-    async fn open(app: &TestApp, job: &str) -> Events {
-        let response = app.raw(reqwest::Method::GET, &format!("/v1/jobs/{job}/events")).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        Events { response, buffer: String::new(), scanned: 0 }
-    }
-
-    /// The next event, or `None` once the stream ended.
-    async fn next(&mut self) -> Option<(String, Value)> {
-        loop {
-            while let Some(at) = self.buffer[self.scanned.saturating_sub(1)..].find("\n\n") {
-                let at = at + self.scanned.saturating_sub(1);
-                self.scanned = 0;
-                let block: String = self.buffer.drain(..at + 2).collect();
-                let field = |key: &str| {
-                    block.lines().find_map(|l| l.strip_prefix(key)).map(|v| v.trim_start().to_string())
-                };
-                if let (Some(name), Some(data)) = (field("event:"), field("data:")) {
-                    return Some((name, serde_json::from_str(&data).unwrap()));
-                }
-            }
-            self.scanned = self.buffer.len();
-            let chunk = tokio::time::timeout(Duration::from_secs(60), self.response.chunk())
-                .await
-                .expect("an event within a minute")
-                .unwrap()?;
-            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    }
-
-    async fn all(mut self) -> Vec<(String, Value)> {
-        let mut events = Vec::new();
-        while let Some(e) = self.next().await {
-            events.push(e);
-        }
-        events
-    }
 }
 
 #[tokio::test]

@@ -38,7 +38,7 @@ async fn run(store: &dyn Store, filter: JobFilter, action: BulkAction, limit: u3
             .job_bulk(JobBulk { filter: filter.clone(), action, after, limit, now: 5_000 })
             .await
             .unwrap();
-        done.extend(step.done);
+        done.extend(step.done.into_iter().map(|(job, _)| job.id));
         match step.next {
             Some(next) => after = Some(next),
             None => return (done, steps),
@@ -62,7 +62,7 @@ async fn setup(store: &dyn Store) {
     let mut ends: Vec<JobCompletion> =
         (0..5).map(|k| done(&format!("d-{k}"), "n", JobStatus::Dead, 2_100)).collect();
     ends.push(done("s-0", "n", JobStatus::Succeeded, 2_100));
-    assert_eq!(store.job_complete(ends).await.unwrap().len(), 6);
+    assert_eq!(store.job_complete(ends).await.unwrap().applied.len(), 6);
     store.job_insert(vec![job("q-0", "a", 1_020), job("c-0", "a", 1_030)], None).await.unwrap();
     store.job_cancel(&tenant(), "c-0", 2_200).await.unwrap();
     let other = create_tenant(store, "other").await;
@@ -122,7 +122,8 @@ pub async fn deletes_ended_jobs_and_finished_batches(store: Arc<dyn Store>) {
     let other = TenantId::parse("other").unwrap();
     assert!(matches!(store.job_delete(&other, "d-3").await, Err(StoreError::NotFound(_))), "not its job");
 
-    let batch = NewBatch { id: "b-1".into(), tenant: tenant(), callback: None, created_at: 3_000 };
+    let batch =
+        NewBatch { id: "b-1".into(), tenant: tenant(), callback: None, created_at: 3_000, trace: None };
     let jobs = vec![
         NewJob { batch_id: Some("b-1".into()), ..job("b-job-0", "a", 3_000) },
         NewJob { batch_id: Some("b-1".into()), ..job("b-job-1", "a", 3_000) },

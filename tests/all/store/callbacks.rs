@@ -83,8 +83,13 @@ pub async fn exercise_callback_states(store: Arc<dyn Store>) {
 
     // A batch's callback: pending until its jobs end, then every recorded
     // state reads back too.
-    let batch =
-        NewBatch { id: "cb-batch".into(), tenant: t.clone(), callback: Some(hook()), created_at: 1_000 };
+    let batch = NewBatch {
+        id: "cb-batch".into(),
+        tenant: t.clone(),
+        callback: Some(hook()),
+        created_at: 1_000,
+        trace: None,
+    };
     let member = NewJob { batch_id: Some("cb-batch".into()), ..new_job("cb-member", digest, 1, 1_000) };
     store.job_insert(vec![member], Some(batch)).await.unwrap();
     assert_eq!(store.batch_get(&t, "cb-batch").await.unwrap().callback_state, Some(CallbackState::Pending));
@@ -95,4 +100,74 @@ pub async fn exercise_callback_states(store: Arc<dyn Store>) {
         let b = store.batch_get(&t, "cb-batch").await.unwrap();
         assert_eq!((b.callback_state, b.callback_attempts), (Some(state), n as u32 + 1));
     }
+}
+
+/// The write that ends a batch's last job reports the batch done, once,
+/// whatever ends it (completion, cancel, rescue, bulk cancel), with or
+/// without a callback; a batch whose jobs still run is not reported.
+pub async fn reports_each_batch_done_once(store: Arc<dyn Store>) {
+    let digest = Digest::of(b"batches done");
+    let t = tenant();
+    let insert = |batch: &'static str, jobs: &[&'static str], callback: bool| {
+        let store = store.clone();
+        let (t, digest, jobs) = (t.clone(), digest, jobs.to_vec());
+        async move {
+            let b = NewBatch {
+                id: batch.into(),
+                tenant: t,
+                callback: callback.then(hook),
+                created_at: 1_000,
+                trace: None,
+            };
+            let jobs = jobs
+                .into_iter()
+                .map(|id| NewJob { batch_id: Some(batch.into()), ..new_job(id, digest, 1, 1_000) })
+                .collect();
+            store.job_insert(jobs, Some(b)).await.unwrap();
+        }
+    };
+    let done = |id: &str| vec![DoneBatch { tenant: tenant(), id: id.into() }];
+    // Completions: the first leaves one job running, the second ends it.
+    insert("by-completion", &["c1", "c2"], false).await;
+    let claimed = store.job_claim(claim("n1", 2_000, 10)).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let first = store.job_complete(vec![super::support::done("c1", "n1", JobStatus::Succeeded, 2_100)]).await;
+    assert_eq!(first.unwrap().batches_done, []);
+    let second = store.job_complete(vec![super::support::done("c2", "n1", JobStatus::Dead, 2_200)]).await;
+    assert_eq!(second.unwrap().batches_done, done("by-completion"));
+    assert!(store.batch_get(&t, "by-completion").await.unwrap().done);
+    // A cancel of the last job, with a callback.
+    insert("by-cancel", &["x1"], true).await;
+    assert_eq!(store.job_cancel(&t, "x1", 3_000).await.unwrap().batches_done, done("by-cancel"));
+    // A retry and a second end of the same batch report nothing more.
+    store.job_retry(&t, "x1", 3_100).await.unwrap();
+    assert_eq!(store.job_cancel(&t, "x1", 3_200).await.unwrap().batches_done, []);
+    // A rescue that ends the last attempt dead.
+    insert("by-rescue", &["r1"], false).await;
+    let claimed = store.job_claim(claim("n2", 4_000, 10)).await.unwrap();
+    assert_eq!(claimed.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["r1"]);
+    // Lapsed on each attempt until it has none left.
+    let mut reported = Vec::new();
+    let mut now = 4_000 + 60_000;
+    for _ in 0..3 {
+        let rescued = store.job_rescue_expired(now).await.unwrap();
+        reported.extend(rescued.batches_done);
+        store.job_claim(claim("n2", now + 1, 10)).await.unwrap();
+        now += 120_000;
+    }
+    reported.extend(store.job_rescue_expired(now).await.unwrap().batches_done);
+    assert_eq!(reported, done("by-rescue"));
+    // A bulk cancel.
+    insert("by-bulk", &["b1", "b2"], false).await;
+    let filter = JobFilter {
+        tenant: t.clone(),
+        statuses: vec![],
+        alias: None,
+        queue: None,
+        context: None,
+        created_after: None,
+        created_before: None,
+    };
+    let step = JobBulk { filter, action: BulkAction::Cancel, after: None, limit: 10, now: 900_000 };
+    assert_eq!(store.job_bulk(step).await.unwrap().batches_done, done("by-bulk"));
 }

@@ -142,8 +142,8 @@ pub async fn claims_hold_max_running(url: String) {
             };
             (if k % 2 == 0 { &mut done_by.0 } else { &mut done_by.1 }).push(c);
         }
-        let applied = stores.0.job_complete(done_by.0).await.unwrap().len()
-            + stores.1.job_complete(done_by.1).await.unwrap().len();
+        let applied = stores.0.job_complete(done_by.0).await.unwrap().applied.len()
+            + stores.1.job_complete(done_by.1).await.unwrap().applied.len();
         assert_eq!(applied, got.len(), "every claim completes");
     }
     for t in [&capped, &open] {
@@ -293,6 +293,7 @@ pub async fn callbacks_delivered_once(url: String) {
             tenant: t.clone(),
             callback: Some(hook.clone()),
             created_at: 1_000,
+            trace: None,
         };
         let job =
             NewJob { batch_id: Some(batch.id.clone()), ..new_job(&format!("cbb-{b}-job"), digest, 1, 1_000) };
@@ -360,6 +361,7 @@ pub async fn batch_ended_by_both(url: String) {
             tenant: t.clone(),
             callback: Some(hook.clone()),
             created_at: 1_000,
+            trace: None,
         };
         let jobs = (0..2)
             .map(|k| NewJob {
@@ -371,7 +373,7 @@ pub async fn batch_ended_by_both(url: String) {
         assert_eq!(stores.1.job_claim(claim("n1", 2_000, 2)).await.unwrap().len(), 2);
         let applied = at_once(&stores, 2, |store, k| {
             let c = done(&format!("b-{b}-{k}"), "n1", JobStatus::Succeeded, 2_100);
-            async move { store.job_complete(vec![c]).await.unwrap().len() }.boxed()
+            async move { store.job_complete(vec![c]).await.unwrap().applied.len() }.boxed()
         })
         .await;
         assert_eq!(applied, [1, 1]);
@@ -393,13 +395,17 @@ pub async fn stale_completion_fenced(url: String) {
     let first = stores.0.job_claim(claim("n1", 2_000, 1)).await.unwrap();
     assert_eq!(first[0].lease(), lease("stale", 1));
     let rescued = stores.1.job_rescue_expired(3_500).await.unwrap();
-    assert_eq!(rescued.requeued, [("stale".to_string(), 1)]);
+    assert_eq!(rescued_ids(&rescued).0, [("stale".to_string(), 1)]);
     let second = stores.1.job_claim(claim("n2", 3_600, 1)).await.unwrap();
     assert_eq!((second[0].lease(), second[0].attempt), (lease("stale", 2), 2));
 
     let stale = done("stale", "n1", JobStatus::Succeeded, 3_700);
     for store in [&stores.0, &stores.1] {
-        assert_eq!(store.job_complete(vec![stale.clone()]).await.unwrap(), [], "the stale run is fenced");
+        assert_eq!(
+            store.job_complete(vec![stale.clone()]).await.unwrap().applied,
+            [],
+            "the stale run is fenced"
+        );
         assert_eq!(store.job_heartbeat(beat("n1", &[lease("stale", 1)], 3_700, 9_000)).await.unwrap(), []);
         assert!(!store.job_progress(&lease("stale", 1), 50, "stale").await.unwrap());
     }
@@ -414,7 +420,7 @@ pub async fn stale_completion_fenced(url: String) {
     };
     let answers = at_once(&stores, 2, |store, _| {
         let c = current.clone();
-        async move { store.job_complete(vec![c]).await.unwrap() }.boxed()
+        async move { store.job_complete(vec![c]).await.unwrap().applied }.boxed()
     })
     .await;
     let applied: Vec<&Vec<Lease>> = answers.iter().filter(|a| !a.is_empty()).collect();

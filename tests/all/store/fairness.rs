@@ -59,7 +59,7 @@ pub async fn claims_share_by_weight(store: Arc<dyn Store>) {
         .filter(|j| j.tenant == light)
         .map(|j| done(&j.id, "n1", JobStatus::Succeeded, 2_100))
         .collect();
-    assert_eq!(store.job_complete(light_done).await.unwrap().len(), 2);
+    assert_eq!(store.job_complete(light_done).await.unwrap().applied.len(), 2);
     let third = store.job_claim(claim("n1", 2_200, 2)).await.unwrap();
     assert_eq!(tenants_of(&third), ["light", "light"]);
 

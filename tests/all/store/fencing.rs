@@ -21,7 +21,8 @@ pub async fn fencing(store: Arc<dyn Store>) {
         ..new_job("once", digest, 1, 1_000)
     };
     store.job_insert(vec![twice], None).await.unwrap();
-    let batch = NewBatch { id: "fb".into(), tenant: t.clone(), callback: Some(hook), created_at: 1_000 };
+    let batch =
+        NewBatch { id: "fb".into(), tenant: t.clone(), callback: Some(hook), created_at: 1_000, trace: None };
     store.job_insert(vec![once], Some(batch)).await.unwrap();
     let first = store.job_claim(claim("n1", 2_000, 10)).await.unwrap();
     let mut claims: Vec<(String, u32, u64)> =
@@ -38,7 +39,14 @@ pub async fn fencing(store: Arc<dyn Store>) {
     // The rescue: attempts left -> queued; the last attempt -> dead, with the
     // reason, and ending as every terminal transition does.
     let rescued = store.job_rescue_expired(3_500).await.unwrap();
-    assert_eq!(rescued, Rescued { requeued: vec![("twice".into(), 1)], dead: vec!["once".into()] });
+    assert_eq!(rescued_ids(&rescued), (vec![("twice".into(), 1)], vec!["once".into()]));
+    let (twice, once) = (&rescued.requeued[0].0, &rescued.dead[0].0);
+    assert_eq!(
+        (twice.alias.as_str(), twice.queue.as_str(), &twice.tenant),
+        ("echo", "default", &t),
+        "{twice:?}"
+    );
+    assert_eq!(rescued.dead[0].1, 1, "{once:?}: its last attempt");
     let once = store.job_get(&t, "once").await.unwrap();
     assert_eq!((once.status, once.finished_at, once.lease_owner), (JobStatus::Dead, Some(3_500), None));
     let reason = "the worker running attempt 1 of 1 stopped renewing its lease";
@@ -69,7 +77,7 @@ pub async fn fencing(store: Arc<dyn Store>) {
         []
     );
     assert!(!store.job_progress(&stale, 50, "stale").await.unwrap());
-    assert_eq!(store.job_complete(vec![stale_done(JobStatus::Succeeded, 3_600)]).await.unwrap(), []);
+    assert_eq!(store.job_complete(vec![stale_done(JobStatus::Succeeded, 3_600)]).await.unwrap().applied, []);
     let twice = store.job_get(&t, "twice").await.unwrap();
     assert_eq!((twice.status, twice.result, twice.progress), (JobStatus::Queued, None, None));
 
@@ -87,13 +95,14 @@ pub async fn fencing(store: Arc<dyn Store>) {
         error: Some(("cancelled".into(), "cancelled".into())),
         ..stale_done(JobStatus::Dead, 3_900)
     };
-    assert_eq!(store.job_complete(vec![stale_cancel]).await.unwrap(), []);
+    assert_eq!(store.job_complete(vec![stale_cancel]).await.unwrap().applied, []);
     let twice = store.job_get(&t, "twice").await.unwrap();
     assert_eq!((twice.status, twice.attempt), (JobStatus::Running, 2));
     assert_eq!(twice.progress, Some((60, "current".into())));
     // In one batch with the current run's completion, only that one applies.
     let current_done = JobCompletion { token: 2, ..done("twice", "n1", JobStatus::Succeeded, 4_000) };
-    let applied = store.job_complete(vec![stale_done(JobStatus::Dead, 4_000), current_done]).await.unwrap();
+    let applied =
+        store.job_complete(vec![stale_done(JobStatus::Dead, 4_000), current_done]).await.unwrap().applied;
     assert_eq!(applied, [lease("twice", 2)]);
     let twice = store.job_get(&t, "twice").await.unwrap();
     assert_eq!((twice.status, twice.result.as_deref()), (JobStatus::Succeeded, Some("{\"ok\":true}")));
@@ -109,13 +118,13 @@ pub async fn fencing(store: Arc<dyn Store>) {
     assert_eq!((fourth[0].attempt, fourth[0].lease_token), (1, 3));
     for token in [1, 2] {
         let old = JobCompletion { token, ..done("once", "n3", JobStatus::Succeeded, 5_200) };
-        assert_eq!(store.job_complete(vec![old]).await.unwrap(), [], "token {token}");
+        assert_eq!(store.job_complete(vec![old]).await.unwrap().applied, [], "token {token}");
     }
     let fenced = store.job_heartbeat(beat("n3", &[lease("once", 2), lease("once", 3)], 5_200, 6_200)).await;
     assert_eq!(fenced.unwrap(), [lease("once", 3)]);
     // A lease lapsing on the last attempt after a retry: dead again, same reason.
     let rescued = store.job_rescue_expired(7_000).await.unwrap();
-    assert_eq!(rescued, Rescued { requeued: vec![], dead: vec!["once".into()] });
+    assert_eq!(rescued_ids(&rescued), (vec![], vec!["once".into()]));
     let once = store.job_get(&t, "once").await.unwrap();
     assert_eq!((once.status, once.attempt, once.finished_at), (JobStatus::Dead, 1, Some(7_000)));
 }
@@ -162,14 +171,15 @@ pub async fn leased_in_the_insert(store: Arc<dyn Store>) {
     );
 
     // It completes under its token like a claimed job.
-    let applied = store.job_complete(vec![done("direct", "n1", JobStatus::Succeeded, 1_700)]).await.unwrap();
+    let applied =
+        store.job_complete(vec![done("direct", "n1", JobStatus::Succeeded, 1_700)]).await.unwrap().applied;
     assert_eq!(applied, [direct_lease]);
     assert_eq!(store.job_get(&t, "direct").await.unwrap().status, JobStatus::Succeeded);
 
     // A lapsed lease of the insert is rescued like any other.
     store.job_insert(vec![NewJob { max_attempts: 2, ..leased("lapsed") }], None).await.unwrap();
     let rescued = store.job_rescue_expired(2_500).await.unwrap();
-    assert_eq!(rescued.requeued.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["lapsed"]);
+    assert_eq!(rescued_ids(&rescued).0, [("lapsed".to_string(), 1)]);
     let again = store.job_claim(claim("n2", 2_600, 10)).await.unwrap();
     assert_eq!(
         again.iter().map(|j| (j.id.as_str(), j.attempt, j.lease_token)).collect::<Vec<_>>(),

@@ -49,6 +49,7 @@ pub async fn exercise_idempotency_and_batch_totals(store: Arc<dyn Store>) {
         tenant: t.clone(),
         callback: Some(hook.clone()),
         created_at: 2_000,
+        trace: None,
     };
     let in_batch = |job: NewJob, batch: &str| NewJob { batch_id: Some(batch.into()), ..job };
     let jobs = vec![

@@ -54,7 +54,13 @@ pub async fn exercise_tenant_isolation(store: Arc<dyn Store>) {
     };
     store.secret_put(secret(&a)).await.unwrap();
     let hook = Callback { url: "http://127.0.0.1:9/hook".into(), headers: Default::default(), secret: None };
-    let batch = NewBatch { id: "a-batch".into(), tenant: a.clone(), callback: Some(hook), created_at: 1 };
+    let batch = NewBatch {
+        id: "a-batch".into(),
+        tenant: a.clone(),
+        callback: Some(hook),
+        created_at: 1,
+        trace: None,
+    };
     let in_batch =
         NewJob { tenant: a.clone(), batch_id: Some("a-batch".into()), ..new_job("a-job", digest, 1, 1) };
     let ended = NewJob { tenant: a.clone(), ..new_job("a-ended", digest, 1, 1) };

@@ -74,7 +74,8 @@ pub async fn exercise(store: Arc<dyn Store>) {
             done("b", "intruder", JobStatus::Succeeded, 2_100),
         ])
         .await
-        .unwrap();
+        .unwrap()
+        .applied;
     assert_eq!(applied, vec![lease("c", 1)]);
     let c = store.job_get(&t, "c").await.unwrap();
     assert_eq!(
@@ -90,10 +91,9 @@ pub async fn exercise(store: Arc<dyn Store>) {
     assert_eq!((again[0].id.as_str(), again[0].attempt, again[0].lease_token), ("b", 2, 2));
 
     // Expired leases are rescued; released jobs do not lose an attempt.
-    let mut rescued = store.job_rescue_expired(3_900).await.unwrap();
-    rescued.requeued.sort();
+    let rescued = store.job_rescue_expired(3_900).await.unwrap();
     let requeued = vec![("a".into(), 1), ("b".into(), 2)];
-    assert_eq!(rescued, Rescued { requeued, dead: vec![] }, "a (n2) and b (n1) expired, with their attempts");
+    assert_eq!(rescued_ids(&rescued), (requeued, vec![]), "a (n2) and b (n1) expired, with their attempts");
     let a = store.job_get(&t, "a").await.unwrap();
     assert_eq!((a.status, a.lease_owner.as_deref()), (JobStatus::Queued, None));
     let reclaimed = store.job_claim(claim("n3", 3_950, 10)).await.unwrap();
@@ -104,7 +104,7 @@ pub async fn exercise(store: Arc<dyn Store>) {
 
     // Cancel and retry.
     let cancelled = store.job_cancel(&t, "a", 4_000).await.unwrap();
-    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    assert_eq!(cancelled.job.status, JobStatus::Cancelled);
     assert!(matches!(store.job_cancel(&t, "a", 4_001).await, Err(StoreError::Conflict(_))));
     assert!(matches!(store.job_cancel(&t, "zzz", 4_001).await, Err(StoreError::NotFound(_))));
     let retried = store.job_retry(&t, "a", 4_100).await.unwrap();
@@ -125,8 +125,13 @@ pub async fn exercise(store: Arc<dyn Store>) {
         headers: Default::default(),
         secret: Some("s".into()),
     };
-    let batch =
-        NewBatch { id: "batch-1".into(), tenant: t.clone(), callback: Some(hook.clone()), created_at: 5_000 };
+    let batch = NewBatch {
+        id: "batch-1".into(),
+        tenant: t.clone(),
+        callback: Some(hook.clone()),
+        created_at: 5_000,
+        trace: None,
+    };
     let in_batch = |id: &str| NewJob {
         batch_id: Some("batch-1".into()),
         callback: Some(hook.clone()),
@@ -248,7 +253,7 @@ pub async fn exercise(store: Arc<dyn Store>) {
 
     // A finished batch goes with its jobs, but only once its callback is final.
     for (batch, callback) in [("batch-2", None), ("batch-3", Some(hook.clone()))] {
-        let b = NewBatch { id: batch.into(), tenant: t.clone(), callback, created_at: 20_000 };
+        let b = NewBatch { id: batch.into(), tenant: t.clone(), callback, created_at: 20_000, trace: None };
         let job =
             NewJob { batch_id: Some(batch.into()), ..new_job(&format!("{batch}-job"), digest, 900, 20_000) };
         store.job_insert(vec![job], Some(b)).await.unwrap();

@@ -96,6 +96,7 @@ cases! {
     keeps_a_bounded_alias_history => aliases::exercise_alias_history,
     keeps_tenants_and_their_tokens => tenants::exercise_tenants,
     records_every_callback_state => callbacks::exercise_callback_states,
+    reports_each_batch_done_once => callbacks::reports_each_batch_done_once,
     counts_usage_of_completions_cancels_modules_and_callbacks => usage::exercise_completions,
     counts_the_fuel_of_fenced_runs_once => usage::exercise_fenced_runs,
     sums_a_completion_batch_per_tenant_and_day => usage::exercise_two_tenants,

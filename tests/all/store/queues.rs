@@ -76,7 +76,8 @@ pub async fn queue_limit_counts_every_node(store: Arc<dyn Store>) {
     assert_eq!((gpu.len(), first.len()), (2, 5), "2 of gpu, every default job: {:?}", ids(&first));
     let second = store.job_claim(governed(&limits, 10, claim("n2", 2_000, 10))).await.unwrap();
     assert!(second.is_empty(), "gpu is at its limit everywhere: {:?}", ids(&second));
-    let ended = store.job_complete(vec![done(&gpu[0].id, "n1", JobStatus::Succeeded, 2_100)]).await.unwrap();
+    let ended =
+        store.job_complete(vec![done(&gpu[0].id, "n1", JobStatus::Succeeded, 2_100)]).await.unwrap().applied;
     assert_eq!(ended.len(), 1);
     let third = store.job_claim(governed(&limits, 10, claim("n2", 2_200, 10))).await.unwrap();
     assert_eq!(third.len(), 1, "one gpu slot freed: {:?}", ids(&third));
@@ -212,12 +213,12 @@ pub async fn concurrency_and_rate_together(store: Arc<dyn Store>) {
     assert_eq!(got.len(), 2, "concurrency 2 under a bucket of 5");
     let ended =
         store.job_complete(got.iter().map(|j| done(&j.id, "n1", JobStatus::Succeeded, 2_001)).collect());
-    assert_eq!(ended.await.unwrap().len(), 2);
+    assert_eq!(ended.await.unwrap().applied.len(), 2);
     let got = store.job_claim(governed(&["both"], 10, claim("n1", 2_002, 10))).await.unwrap();
     assert_eq!(got.len(), 2);
     let ended =
         store.job_complete(got.iter().map(|j| done(&j.id, "n1", JobStatus::Succeeded, 2_003)).collect());
-    assert_eq!(ended.await.unwrap().len(), 2);
+    assert_eq!(ended.await.unwrap().applied.len(), 2);
     let got = store.job_claim(governed(&["both"], 10, claim("n1", 2_004, 10))).await.unwrap();
     assert_eq!(got.len(), 1, "the bucket's last token");
 }

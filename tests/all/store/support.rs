@@ -28,6 +28,7 @@ pub fn new_job(id: &str, module: Digest, priority: i32, run_at: i64) -> NewJob {
         callback: None,
         unique: None,
         lease: None,
+        trace: None,
     }
 }
 
@@ -105,4 +106,13 @@ pub async fn create_tenant(store: &dyn Store, id: &str) -> TenantId {
         now: 1,
     };
     store.tenant_create(p).await.unwrap().id
+}
+
+/// A rescue's report as `(requeued id, attempt)` and dead ids, each sorted.
+pub fn rescued_ids(r: &wasmq::store::Rescued) -> (Vec<(String, u32)>, Vec<String>) {
+    let mut requeued: Vec<(String, u32)> = r.requeued.iter().map(|(j, a)| (j.id.clone(), *a)).collect();
+    let mut dead: Vec<String> = r.dead.iter().map(|(j, _)| j.id.clone()).collect();
+    requeued.sort();
+    dead.sort();
+    (requeued, dead)
 }

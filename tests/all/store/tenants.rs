@@ -106,7 +106,8 @@ pub async fn exercise_tenants(store: Arc<dyn Store>) {
     store.alias_set(set(&a)).await.unwrap();
     store.alias_set(set(&default)).await.unwrap();
     let job = NewJob { tenant: a.clone(), ..new_job("tenant-job", digest, 0, 0) };
-    let batch = NewBatch { id: "tenant-batch".into(), tenant: a.clone(), callback: None, created_at: 1 };
+    let batch =
+        NewBatch { id: "tenant-batch".into(), tenant: a.clone(), callback: None, created_at: 1, trace: None };
     store.job_insert(vec![NewJob { batch_id: Some(batch.id.clone()), ..job }], Some(batch)).await.unwrap();
     let other = new_job("default-job", digest, 0, 0);
     store.job_insert(vec![other], None).await.unwrap();

@@ -66,7 +66,8 @@ pub async fn a_batch_makes_one_job_per_key(store: Arc<dyn Store>) {
             ..new_job(&format!("b-{i}"), digest, 1, 1_000)
         })
         .collect();
-    let batch = NewBatch { id: "ub".into(), tenant: tenant(), callback: None, created_at: 1_000 };
+    let batch =
+        NewBatch { id: "ub".into(), tenant: tenant(), callback: None, created_at: 1_000, trace: None };
     let got = store.job_insert(jobs, Some(batch)).await.unwrap();
     let ids: Vec<&str> = got.iter().map(|i| i.job.id.as_str()).collect();
     assert_eq!(ids, ["b-0", "b-1", "b-0", "b-1", "b-0", "b-1"]);

@@ -57,7 +57,7 @@ pub async fn exercise_completions(store: Arc<dyn Store>) {
     let mut ok = ran("ok", &t, 1, JobStatus::Succeeded, at, 100);
     ok.http = wasmq::domain::HttpUsage { requests: 3, sent_bytes: 40, received_bytes: 500 };
     let batch = vec![ok, retry, ran("dead", &t, 1, JobStatus::Dead, at, 300)];
-    assert_eq!(store.job_complete(batch.clone()).await.unwrap().len(), 3);
+    assert_eq!(store.job_complete(batch.clone()).await.unwrap().applied.len(), 3);
     let want = UsageCounters {
         runs: 3,
         succeeded: 1,
@@ -73,7 +73,7 @@ pub async fn exercise_completions(store: Arc<dyn Store>) {
     };
     assert_eq!(on(store.as_ref(), &t, at).await.counters, want);
     // Written again (a commit whose answer was lost): nothing applies, nothing counts twice.
-    assert_eq!(store.job_complete(batch).await.unwrap(), []);
+    assert_eq!(store.job_complete(batch).await.unwrap().applied, []);
     assert_eq!(on(store.as_ref(), &t, at).await.counters, want);
 
     // A cancel counts on its day; nothing ran.
@@ -134,7 +134,7 @@ pub async fn exercise_fenced_runs(store: Arc<dyn Store>) {
         ..ran("cancelled", &t, 1, JobStatus::Dead, D0 + 200, 4_000)
     };
     for _ in 0..2 {
-        assert_eq!(store.job_complete(vec![stopped.clone()]).await.unwrap(), [], "fenced off");
+        assert_eq!(store.job_complete(vec![stopped.clone()]).await.unwrap().applied, [], "fenced off");
     }
     let want =
         UsageCounters { runs: 1, cancelled: 1, fuel_used: 4_000, run_ms: 400, ..UsageCounters::default() };
@@ -144,16 +144,16 @@ pub async fn exercise_fenced_runs(store: Arc<dyn Store>) {
     // Rescued after its lease lapsed (a failed attempt), claimed again and
     // finished; the stalled first run reports afterwards: counted too, once.
     let rescued = store.job_rescue_expired(D0 + 5_000).await.unwrap();
-    assert_eq!(rescued.requeued, vec![("rescued".to_string(), 1)]);
+    assert_eq!(rescued_ids(&rescued).0, vec![("rescued".to_string(), 1)]);
     let again = store.job_claim(claim("n2", D0 + 6_000, 1)).await.unwrap();
     assert_eq!(again[0].lease_token, 2);
     let second =
         JobCompletion { owner: "n2".into(), ..ran("rescued", &t, 2, JobStatus::Succeeded, D0 + 7_000, 20) };
-    assert_eq!(store.job_complete(vec![second]).await.unwrap().len(), 1);
+    assert_eq!(store.job_complete(vec![second]).await.unwrap().applied.len(), 1);
     let stale =
         JobCompletion { usage_only: true, ..ran("rescued", &t, 1, JobStatus::Succeeded, D0 + 8_000, 70) };
     for _ in 0..2 {
-        assert_eq!(store.job_complete(vec![stale.clone()]).await.unwrap(), []);
+        assert_eq!(store.job_complete(vec![stale.clone()]).await.unwrap().applied, []);
     }
     let want = UsageCounters {
         runs: 3,
@@ -181,7 +181,7 @@ pub async fn exercise_fenced_runs(store: Arc<dyn Store>) {
         usage_only: true,
         ..ran("cancelled", &t, third[0].lease_token, JobStatus::Dead, D0 + 9_500, 5)
     };
-    assert_eq!(store.job_complete(vec![interrupted]).await.unwrap(), []);
+    assert_eq!(store.job_complete(vec![interrupted]).await.unwrap().applied, []);
     assert_eq!(store.job_get(&t, "cancelled").await.unwrap().status, JobStatus::Running);
     assert_eq!(store.job_release("n3").await.unwrap(), 1);
     let counted = on(store.as_ref(), &t, D0).await.counters;
@@ -221,7 +221,7 @@ pub async fn exercise_two_tenants(store: Arc<dyn Store>) {
         ran("a3", &a, 1, JobStatus::Dead, D0 + DAY, 40),
         ran("b3", &b, 1, JobStatus::Succeeded, late, 3_000),
     ];
-    assert_eq!(store.job_complete(batch).await.unwrap().len(), 6);
+    assert_eq!(store.job_complete(batch).await.unwrap().applied.len(), 6);
 
     let shown = |records: Vec<UsageRecord>| -> Vec<(String, String, u64, u64, u64, u64, u64)> {
         records

@@ -25,6 +25,20 @@ pub enum Caller {
     },
 }
 
+impl Caller {
+    /// Whether it may see the cluster itself (nodes, `/metrics`, node and
+    /// worker events): the operator; on a server with no operator token
+    /// (`operator_configured` false), the admin of the `default` tenant, who runs it.
+    pub fn sees_cluster(&self, operator_configured: bool) -> bool {
+        match self {
+            Caller::Operator { .. } => true,
+            Caller::Tenant { tenant, scope } => {
+                !operator_configured && *tenant == TenantId::default_tenant() && scope.allows(Scope::Admin)
+            }
+        }
+    }
+}
+
 /// A scope a handler needs, as a type: [`Read`], [`Dispatch`], [`Admin`].
 pub trait NeedsScope: Send + Sync + 'static {
     /// The least scope that passes.
@@ -117,15 +131,12 @@ impl FromRequestParts<crate::api::AppState> for ClusterReader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &crate::api::AppState) -> Result<Self, ApiError> {
-        match caller(parts)? {
+        let caller = caller(parts)?;
+        if caller.sees_cluster(state.auth.has_operator()) {
+            return Ok(ClusterReader);
+        }
+        match caller {
             Caller::Operator { .. } => Ok(ClusterReader),
-            Caller::Tenant { tenant, scope }
-                if !state.auth.has_operator()
-                    && *tenant == TenantId::default_tenant()
-                    && scope.allows(Scope::Admin) =>
-            {
-                Ok(ClusterReader)
-            }
             Caller::Tenant { .. } if state.auth.has_operator() => {
                 Err(ApiError::forbidden("operator token required"))
             }

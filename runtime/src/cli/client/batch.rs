@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::ClientOpts;
-use super::http::{Client, Failure, Outcome, segment};
+use super::http::{Client, Failure, Outcome, Reply, segment};
 use super::model::{Batch, BatchCreated};
 use super::output::{Fields, Table};
 use crate::domain::{Callback, CallbackState, JobStatus};
@@ -41,6 +41,11 @@ pub struct BatchArgs {
     /// POST the batch's outcome here once every job has ended.
     #[arg(long, value_name = "URL")]
     pub callback_url: Option<String>,
+
+    /// Wait until every job has ended, with a progress bar on a terminal;
+    /// then print the batch's counts (exit 3 if any job did not succeed).
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// The `wasmq batch` subcommands.
@@ -92,6 +97,11 @@ pub(super) async fn run(client: &Client, args: BatchArgs) -> Outcome {
     let callback =
         args.callback_url.clone().map(|url| Callback { url, headers: Default::default(), secret: None });
     let body = Body { jobs: &jobs, callback };
+    // Opened before the batch is sent, so no job of it ends unseen.
+    let events = match args.wait {
+        true => open_events(client).await,
+        false => None,
+    };
     let reply = match client.post("/v1/batches", Some(&body)).await {
         Ok(r) => r,
         Err(Failure::Api { status, code, message }) => {
@@ -99,13 +109,137 @@ pub(super) async fn run(client: &Client, args: BatchArgs) -> Outcome {
         }
         Err(e) => return Err(e),
     };
+    let batch: BatchCreated = reply.parse()?;
+    if args.wait {
+        eprintln!("batch {} ({} jobs)", batch.id, batch.total);
+        let done = wait(client, &batch.id, batch.total as u64, events).await?;
+        return finish(client, &done);
+    }
     if client.json {
         reply.print_raw();
         return Ok(());
     }
-    let batch: BatchCreated = reply.parse()?;
     Fields::new().add("id", &batch.id).add("total", batch.total).print();
     Ok(())
+}
+
+/// The batch's counts until every job ended: read again whenever one of its
+/// jobs ends (as the event stream, opened before the batch was sent, tells;
+/// at most every 200 ms) and at least every second, so the progress is the
+/// server's own count even when the stream drops or lags.
+async fn wait(
+    client: &Client,
+    id: &str,
+    total: u64,
+    mut events: Option<EventStream>,
+) -> Outcome<(Reply, Batch)> {
+    use futures_util::StreamExt;
+    let bar = bar(total);
+    let path = format!("/v1/batches/{}", segment(id));
+    let result = async {
+        loop {
+            let reply = client.get(&path).await?;
+            let b: Batch = reply.parse()?;
+            let ended: u64 = ["succeeded", "dead", "cancelled"].iter().filter_map(|s| b.counts.get(*s)).sum();
+            bar.set_position(ended);
+            bar.set_message(summary(&b));
+            if b.done {
+                return Ok((reply, b));
+            }
+            let pause = tokio::time::sleep(std::time::Duration::from_millis(200));
+            let woken = async {
+                match events.as_mut() {
+                    Some(stream) => loop {
+                        match tokio::time::timeout(std::time::Duration::from_secs(1), stream.next()).await {
+                            Ok(Some(Ok(e))) if e.data.contains(id) => return,
+                            Ok(Some(Ok(_))) => {}
+                            Ok(_) => {
+                                events = None; // the stream ended: poll only
+                                return;
+                            }
+                            Err(_) => return,
+                        }
+                    },
+                    None => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+                }
+            };
+            let ((), ()) = tokio::join!(pause, woken);
+        }
+    };
+    let result = tokio::select! {
+        r = result => r,
+        _ = tokio::signal::ctrl_c() => {
+            bar.finish_and_clear();
+            eprintln!("interrupted: batch {id} goes on; `wasmq batch show {id}` shows how far it got");
+            return Err(Failure::Interrupted);
+        }
+    };
+    bar.finish_and_clear();
+    result
+}
+
+/// Jobs per status, in lifecycle order (those with any).
+fn summary(b: &Batch) -> String {
+    JobStatus::ALL
+        .iter()
+        .filter_map(|s| b.counts.get(s.as_str()).filter(|n| **n > 0).map(|n| format!("{n} {}", s.as_str())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn bar(total: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    let style = indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} ended {wide_msg}")
+        .expect("the template is valid")
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+/// The batch as it ended: its counts (or, with --json, the server's answer);
+/// exit 3 if any job did not succeed.
+fn finish(client: &Client, (reply, b): &(Reply, Batch)) -> Outcome {
+    if client.json {
+        reply.print_raw();
+    } else {
+        Fields::new().add("id", &b.id).add("total", b.total).add("ended", summary(b)).print();
+    }
+    let succeeded = b.counts.get("succeeded").copied().unwrap_or(0);
+    if succeeded == b.total {
+        return Ok(());
+    }
+    eprintln!(
+        "error: {} of {} jobs did not succeed; `wasmq jobs list --batch {}` lists them",
+        b.total - succeeded,
+        b.total,
+        b.id
+    );
+    Err(Failure::JobFailed)
+}
+
+/// The caller's job-end and batch events (`None` if the server offers no
+/// stream: the wait then polls).
+type EventStream = std::pin::Pin<
+    Box<
+        dyn futures_util::Stream<
+                Item = Result<
+                    eventsource_stream::Event,
+                    eventsource_stream::EventStreamError<reqwest::Error>,
+                >,
+            > + Send,
+    >,
+>;
+
+async fn open_events(client: &Client) -> Option<EventStream> {
+    use eventsource_stream::Eventsource;
+    let request = client.stream_request("/v1/events?types=job.succeeded,job.dead,job.cancelled,batch.done");
+    let response = client.open(request).await.ok()?;
+    Some(Box::pin(response.bytes_stream().eventsource()))
 }
 
 async fn show(client: &Client, id: &str) -> Outcome {

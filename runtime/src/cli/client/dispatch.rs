@@ -171,15 +171,39 @@ pub(super) fn read_payload(arg: &str) -> Outcome<Box<RawValue>> {
         .map_err(|e| Failure::other(format!("{source} is not valid JSON: {e}; nothing was dispatched")))
 }
 
-/// Long-polls until the job is terminal (or `limit` passes), drawing its
-/// progress on stderr when stderr is a terminal. Returns the final answer.
+/// Follows the job's event stream until it is terminal (or `limit` passes),
+/// drawing its progress on stderr when stderr is a terminal (each `status`
+/// and `progress` event as it comes); falls back to long-polling if the
+/// stream ends early (a server shutting down). Returns the final answer.
 ///
 /// Ctrl-C stops the wait, not the job: it ends in [`Failure::Interrupted`]
 /// after saying how to wait again or cancel.
 pub(super) async fn wait(client: &Client, id: &str, limit: Option<Duration>) -> Outcome<(Reply, Job)> {
     let bar = progress_bar();
+    let deadline = limit.map(|l| Instant::now() + l);
+    let followed = async {
+        match follow(client, id, &bar).await? {
+            Some(done) => Ok(done),
+            None => {
+                poll(client, id, deadline.map(|d| d.saturating_duration_since(Instant::now())), &bar).await
+            }
+        }
+    };
+    let bounded = async {
+        match deadline {
+            None => followed.await,
+            Some(d) => match tokio::time::timeout_at(d.into(), followed).await {
+                Ok(done) => done,
+                Err(_) => {
+                    let job: Job = client.get(&format!("/v1/jobs/{}", segment(id))).await?.parse()?;
+                    let waited = humantime::format_duration(limit.unwrap_or_default());
+                    Err(Failure::other(format!("job {id} is still {} after {waited}", job.status.as_str())))
+                }
+            },
+        }
+    };
     let result = tokio::select! {
-        r = poll(client, id, limit, &bar) => r,
+        r = bounded => r,
         _ = tokio::signal::ctrl_c() => {
             bar.finish_and_clear();
             eprintln!(
@@ -218,6 +242,44 @@ async fn poll(
             return Err(Failure::other(format!("job {id} is still {} after {waited}", job.status.as_str())));
         }
     }
+}
+
+/// The job's events until `end` (its final answer); `None` if the stream
+/// ended without one.
+async fn follow(client: &Client, id: &str, bar: &ProgressBar) -> Outcome<Option<(Reply, Job)>> {
+    use eventsource_stream::Eventsource;
+    use futures_util::StreamExt;
+    let request = client.stream_request(&format!("/v1/jobs/{}/events", segment(id)));
+    let mut events = client.open(request).await?.bytes_stream().eventsource();
+    let mut attempt = 0;
+    while let Some(Ok(event)) = events.next().await {
+        let data: serde_json::Value = serde_json::from_str(&event.data).unwrap_or_default();
+        match event.event.as_str() {
+            "status" => {
+                attempt = data["attempt"].as_u64().unwrap_or(0);
+                let status = data["status"].as_str().unwrap_or("");
+                bar.set_message(match status {
+                    "running" => format!("running (attempt {attempt})"),
+                    "failed" => format!("attempt {attempt} failed, retrying"),
+                    other => other.to_string(),
+                });
+            }
+            "progress" => {
+                bar.set_position(data["percent"].as_u64().unwrap_or(0).min(100));
+                match data["message"].as_str().filter(|m| !m.is_empty()) {
+                    Some(message) => bar.set_message(message.to_string()),
+                    None => bar.set_message(format!("running (attempt {attempt})")),
+                }
+            }
+            "end" => {
+                let reply = Reply { status: StatusCode::OK, body: event.data };
+                let job: Job = reply.parse()?;
+                return Ok(Some((reply, job)));
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
 }
 
 fn progress_bar() -> ProgressBar {

@@ -69,9 +69,48 @@ impl Reply {
             .map_err(|e| Failure::other(format!("unexpected answer from the server ({e}): {}", self.body)))
     }
 
-    /// Prints the body as received (for `--json`).
+    /// Prints the body as received (for `-o json`), or as JSON Lines (for
+    /// `-o jsonl`): an array's items, or the items of an object's one list
+    /// (`{"jobs": [...], "next_cursor"}`: the cursor goes to stderr), one per
+    /// line; anything else on one line.
     pub(crate) fn print_raw(&self) {
-        println!("{}", self.body.trim_end());
+        if !JSON_LINES.load(std::sync::atomic::Ordering::Relaxed) {
+            println!("{}", self.body.trim_end());
+            return;
+        }
+        for line in json_lines(&self.body) {
+            println!("{line}");
+        }
+    }
+}
+
+/// `-o jsonl` was chosen (set once, when the client is made).
+static JSON_LINES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `body` as JSON Lines (see [`Reply::print_raw`]).
+fn json_lines(body: &str) -> Vec<String> {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
+        return vec![body.trim_end().to_string()];
+    };
+    let items = match &value {
+        serde_json::Value::Array(items) => Some(items),
+        serde_json::Value::Object(map) => {
+            let mut lists = map.values().filter_map(|v| v.as_array());
+            match (lists.next(), lists.next()) {
+                (Some(items), None) => {
+                    if let Some(cursor) = map.get("next_cursor").and_then(|c| c.as_str()) {
+                        eprintln!("note: more follow: --cursor {cursor}");
+                    }
+                    Some(items)
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    match items {
+        Some(items) => items.iter().map(|v| v.to_string()).collect(),
+        None => vec![value.to_string()],
     }
 }
 
@@ -154,7 +193,14 @@ impl Client {
         // by silence instead (the server sends a keep-alive every 15 s).
         let http = built(builder().timeout(REQUEST_TIMEOUT).build())?;
         let streams = built(builder().read_timeout(STREAM_READ_TIMEOUT).build())?;
-        Ok(Self { http, streams, base, token, signer, json: opts.json })
+        let output = match (opts.output, opts.json) {
+            (Some(chosen), _) => chosen,
+            (None, true) => super::OutputFormat::Json,
+            (None, false) => super::OutputFormat::Table,
+        };
+        JSON_LINES.store(output == super::OutputFormat::Jsonl, std::sync::atomic::Ordering::Relaxed);
+        let json = output != super::OutputFormat::Table;
+        Ok(Self { http, streams, base, token, signer, json })
     }
 
     /// A token or a signing key is configured.

@@ -95,6 +95,11 @@ pub enum JobsCommand {
         /// The job's id.
         id: String,
     },
+    /// The server's events as they happen (jobs queued, started, progressing,
+    /// logging and ending; batches done; with the operator's token, workers
+    /// and nodes), one line each (--json: one JSON object per line), until
+    /// Ctrl-C. A dropped connection resumes where it left off.
+    Watch(super::watch::WatchArgs),
     /// Wait until a job ends and print its result (like `dispatch --wait`).
     #[command(after_help = WAIT_EXIT_CODES_HELP)]
     Wait {
@@ -271,6 +276,7 @@ pub(super) async fn run(client: &Client, args: JobsArgs) -> Outcome {
             }
         }
         JobsCommand::Follow { id } => return follow::run(client, &id).await,
+        JobsCommand::Watch(args) => return super::watch::run(client, args).await,
         JobsCommand::Run { id, overrides } => return super::job_run::run(client, &id, overrides).await,
         JobsCommand::Wait { id, timeout } => {
             let (reply, job) = dispatch::wait(client, &id, timeout.map(Duration::from_millis)).await?;

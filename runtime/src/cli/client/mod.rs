@@ -3,8 +3,10 @@
 //! thin layer over the HTTP API of a running `wasmq serve`. They authenticate
 //! with a bearer token, or sign each request with a signing key ([`signer`]).
 //!
-//! Every command prints a human view by default and the server's JSON with
-//! `--json`; API errors show the HTTP status, the server's error code and its
+//! Every command prints a human view by default (`-o table`), the server's
+//! JSON with `-o json` (or `--json`), and JSON Lines with `-o jsonl` (a list
+//! one item per line, for `jq -c`, `grep` and line-by-line scripts); API
+//! errors show the HTTP status, the server's error code and its
 //! own message: `error (409 idempotency_conflict): ...`.
 
 mod alias;
@@ -33,6 +35,7 @@ mod tenant;
 mod token;
 mod units;
 mod usage;
+mod watch;
 
 pub use alias::{AliasArgs, AliasCommand};
 pub use apply::ApplyArgs;
@@ -97,9 +100,27 @@ pub struct ClientOpts {
     #[arg(long, global = true, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
 
-    /// Print the server's JSON responses instead of tables (for scripts).
+    /// Print the server's JSON responses instead of tables (for scripts):
+    /// the same as `-o json`.
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// Output: `table` (for people; the default), `json` (the server's
+    /// answer as it sent it) or `jsonl` (one JSON value per line: a list's
+    /// items each on its own line).
+    #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+}
+
+/// What `-o` chooses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Tables and `key: value` lines.
+    Table,
+    /// The server's JSON.
+    Json,
+    /// JSON Lines.
+    Jsonl,
 }
 
 /// The client subcommands, flattened into the top-level command line.

@@ -31,34 +31,80 @@ impl Table {
         self.rows.push(cells);
     }
 
-    /// Prints the table on stdout.
+    /// Prints the table on stdout: on a terminal (unless `NO_COLOR`) with a
+    /// bold header and the job statuses of its `STATUS` column coloured;
+    /// plain on a pipe.
     pub(crate) fn print(&self) {
-        print!("{self}");
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stdout()) && colour_wanted();
+        print!("{}", Painted(self, colour));
     }
 }
 
+/// Whether colour is welcome: `NO_COLOR` unset or empty (no-color.org), and
+/// not a `dumb` terminal.
+pub(crate) fn colour_wanted() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}
+
+/// A job status in its colour (one palette for tables and `jobs watch`):
+/// green succeeded, yellow failed (retrying), red dead or cancelled, blue
+/// running, magenta waiting. Every status is painted, so cells carry the same
+/// escape bytes and columns stay aligned.
+pub(crate) fn paint_status(status: &str, colour: bool) -> String {
+    let code = match status {
+        "succeeded" => "32",
+        "failed" => "33",
+        "dead" | "cancelled" => "31",
+        "running" => "34",
+        _ => "35",
+    };
+    if colour { format!("\x1b[{code}m{status}\x1b[0m") } else { status.to_string() }
+}
+
+/// A table rendered with or without colour.
+struct Painted<'a>(&'a Table, bool);
+
 impl fmt::Display for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Painted(self, false).fmt(f)
+    }
+}
+
+impl fmt::Display for Painted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Painted(table, colour) = *self;
+        let status_column = table.headers.iter().position(|h| h == "STATUS");
         let width = |c: usize| {
-            std::iter::once(&self.headers[c])
-                .chain(self.rows.iter().map(|r| &r[c]))
+            std::iter::once(&table.headers[c])
+                .chain(table.rows.iter().map(|r| &r[c]))
                 .map(|s| s.chars().count())
                 .max()
                 .unwrap_or(0)
         };
-        let widths: Vec<usize> = (0..self.headers.len()).map(width).collect();
-        for row in std::iter::once(&self.headers).chain(&self.rows) {
+        let widths: Vec<usize> = (0..table.headers.len()).map(width).collect();
+        for (r, row) in std::iter::once(&table.headers).chain(&table.rows).enumerate() {
             let mut line = String::new();
             for (c, cell) in row.iter().enumerate() {
                 if c > 0 {
                     line.push_str("  ");
                 }
+                // Padding counts the text; the escapes around it take no room.
                 let pad = widths[c] - cell.chars().count();
-                if self.right[c] {
+                let shown = match (r, colour) {
+                    (0, true) => format!("\x1b[1m{cell}\x1b[0m"),
+                    (_, true)
+                        if Some(c) == status_column && crate::domain::JobStatus::parse(cell).is_some() =>
+                    {
+                        paint_status(cell, true)
+                    }
+                    _ => cell.clone(),
+                };
+                if table.right[c] {
                     line.extend(std::iter::repeat_n(' ', pad));
-                    line.push_str(cell);
+                    line.push_str(&shown);
                 } else {
-                    line.push_str(cell);
+                    line.push_str(&shown);
                     line.extend(std::iter::repeat_n(' ', pad));
                 }
             }

@@ -91,10 +91,12 @@ impl JobPre {
         Ok(match self {
             Self::V0_1(pre) => {
                 let instance = pre.instantiate_async(&mut *store).await?;
+                store.data_mut().run.instantiated();
                 instance.call_run(&mut *store, payload).await?.map_err(|e| (e.message, e.retryable))
             }
             Self::V0_2(pre) => {
                 let instance = pre.instantiate_async(&mut *store).await?;
+                store.data_mut().run.instantiated();
                 instance.call_run(&mut *store, payload).await?.map_err(|e| (e.message, e.retryable))
             }
         })

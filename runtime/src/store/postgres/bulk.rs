@@ -8,6 +8,7 @@ use super::PgStore;
 use super::batches::schedule_done_batches;
 use super::jobs::get;
 use crate::domain::TenantId;
+use crate::store::rows::{JOB_REF_COLUMNS, JobRefRow};
 use crate::store::rules::{
     self, CALLBACK_ON_END, CALLBACK_PENDING, CALLBACK_SETTLED, CANCELLED, QUEUED, TERMINAL, bulk_select,
     bulk_takes,
@@ -43,22 +44,22 @@ pub(super) async fn step(s: &PgStore, p: JobBulk) -> StoreResult<BulkStep> {
         .await?;
     let next = (ids.len() == p.limit as usize).then(|| ids.last().cloned()).flatten();
     if ids.is_empty() {
-        return Ok(BulkStep { done: Vec::new(), next });
+        return Ok(BulkStep { done: Vec::new(), next, batches_done: Vec::new() });
     }
     let takes = bulk_takes(&p);
     // The rows no claim, completion or other step holds now, locked for
     // this step.
     let free = format!("SELECT id FROM jobs WHERE id = ANY($2::text[]) AND {takes} FOR UPDATE SKIP LOCKED");
-    let mut done: Vec<String> = match p.action {
+    let done: Vec<JobRefRow> = match p.action {
         BulkAction::Retry => {
-            sqlx::query_scalar(&format!(
+            sqlx::query_as(&format!(
                 "UPDATE jobs SET status = {QUEUED}, attempt = 0, run_at = $1, finished_at = NULL, started_at = NULL,
                     result = NULL, error_kind = NULL, error_message = NULL, progress_percent = NULL,
                     progress_message = NULL,
                     callback_state = CASE WHEN callback IS NOT NULL THEN {CALLBACK_PENDING} ELSE NULL END,
                     callback_attempts = 0, callback_last_error = NULL, callback_next_at = NULL
                  WHERE id IN ({free})
-                 RETURNING id"
+                 RETURNING {JOB_REF_COLUMNS}"
             ))
             .bind(p.now)
             .bind(&ids)
@@ -66,12 +67,12 @@ pub(super) async fn step(s: &PgStore, p: JobBulk) -> StoreResult<BulkStep> {
             .await?
         }
         BulkAction::Cancel => {
-            let rows: Vec<(String, Option<String>)> = sqlx::query_as(&format!(
+            let rows: Vec<JobRefRow> = sqlx::query_as(&format!(
                 "UPDATE jobs SET status = {CANCELLED}, finished_at = $1, lease_owner = NULL, lease_expires_at = NULL,
                     error_kind = $3, error_message = $4,
                     {CALLBACK_ON_END} CASE WHEN callback IS NOT NULL THEN $1 ELSE NULL END
                  WHERE id IN ({free})
-                 RETURNING id, batch_id"
+                 RETURNING {JOB_REF_COLUMNS}"
             ))
             .bind(p.now)
             .bind(&ids)
@@ -79,23 +80,23 @@ pub(super) async fn step(s: &PgStore, p: JobBulk) -> StoreResult<BulkStep> {
             .bind(rules::CANCELLED_BY_REQUEST.1)
             .fetch_all(&mut *tx)
             .await?;
+            let rows = rules::bulk_changed(rows)?;
             let (batches, tally) = rules::bulk_cancelled(&rows, &f.tenant, p.now);
-            schedule_done_batches(&mut tx, &batches, p.now).await?;
+            let batches_done = schedule_done_batches(&mut tx, &batches, p.now).await?;
             super::usage::add(&mut tx, &tally).await?;
-            rows.into_iter().map(|(id, _)| id).collect()
+            tx.commit().await?;
+            return Ok(BulkStep { done: rows, next, batches_done });
         }
         BulkAction::Delete => {
             let free = free.replace("$2", "$1");
-            sqlx::query_scalar(&format!("DELETE FROM jobs WHERE id IN ({free}) RETURNING id"))
+            sqlx::query_as(&format!("DELETE FROM jobs WHERE id IN ({free}) RETURNING {JOB_REF_COLUMNS}"))
                 .bind(&ids)
                 .fetch_all(&mut *tx)
                 .await?
         }
     };
     tx.commit().await?;
-    // RETURNING gives no order: the ids in the order the step took them.
-    done.sort();
-    Ok(BulkStep { done, next })
+    Ok(BulkStep { done: rules::bulk_changed(done)?, next, batches_done: Vec::new() })
 }
 
 pub(super) async fn delete_job(s: &PgStore, tenant: &TenantId, id: &str) -> StoreResult<()> {

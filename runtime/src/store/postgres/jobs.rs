@@ -15,7 +15,8 @@ use crate::store::rules::{
     RUNNABLE, TERMINAL,
 };
 use crate::store::{
-    BackendError, Inserted, JobRecord, JobWatch, NewBatch, NewJob, StatusCounts, StoreError, StoreResult,
+    BackendError, Cancelled, Inserted, JobRecord, JobWatch, NewBatch, NewJob, StatusCounts, StoreError,
+    StoreResult,
 };
 
 pub(super) async fn insert(
@@ -58,8 +59,8 @@ pub(super) async fn insert_in(
     }
     if let Some(b) = batch {
         sqlx::query(
-            "INSERT INTO batches (id, tenant, total, callback, callback_state, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO batches (id, tenant, total, callback, callback_state, created_at, trace)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&b.id)
         .bind(b.tenant.as_str())
@@ -67,6 +68,7 @@ pub(super) async fn insert_in(
         .bind(callback_json(&b.callback))
         .bind(rules::initial_callback_state(&b.callback).map(CallbackState::as_str))
         .bind(b.created_at)
+        .bind(&b.trace)
         .execute(&mut **tx)
         .await?;
     }
@@ -227,7 +229,7 @@ pub(super) async fn watch(s: &PgStore, tenant: &TenantId, id: &str) -> StoreResu
     .try_into()
 }
 
-pub(super) async fn cancel(s: &PgStore, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
+pub(super) async fn cancel(s: &PgStore, tenant: &TenantId, id: &str, now: i64) -> StoreResult<Cancelled> {
     let mut tx = s.tx().await?;
     let row = sqlx::query_as::<_, JobRow>(&format!(
         "UPDATE jobs SET status = {CANCELLED}, finished_at = $1, lease_owner = NULL, lease_expires_at = NULL,
@@ -249,14 +251,15 @@ pub(super) async fn cancel(s: &PgStore, tenant: &TenantId, id: &str, now: i64) -
         return Err(rules::cancel_refused(id, job.status));
     };
     let job: JobRecord = row.try_into()?;
-    if let Some(b) = &job.batch_id {
-        schedule_done_batches(&mut tx, std::slice::from_ref(b), now).await?;
-    }
+    let batches_done = match &job.batch_id {
+        Some(b) => schedule_done_batches(&mut tx, std::slice::from_ref(b), now).await?,
+        None => Vec::new(),
+    };
     let mut tally = rules::UsageTally::default();
     tally.outcome(tenant, JobStatus::Cancelled, now);
     super::usage::add(&mut tx, &tally).await?;
     tx.commit().await?;
-    Ok(job)
+    Ok(Cancelled { job, batches_done })
 }
 
 pub(super) async fn retry(s: &PgStore, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
@@ -352,7 +355,7 @@ pub(super) async fn status_counts(s: &PgStore, tenant: &TenantId) -> StoreResult
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     let columns = "id, tenant, alias, module, status, priority, queue, context, payload, max_attempts, \
         limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback, \
-        callback_state, attempt, lease_token, started_at, lease_owner, lease_expires_at, unique_key";
+        callback_state, attempt, lease_token, started_at, lease_owner, lease_expires_at, unique_key, trace";
     format!(
         "INSERT INTO jobs ({columns})
      SELECT {columns}
@@ -360,7 +363,7 @@ static INSERT: LazyLock<String> = LazyLock::new(|| {
         priority bigint, queue text, context text, payload text, max_attempts bigint, limits text,
         run_at bigint, created_at bigint, idempotency_key text, idempotency_fingerprint text,
         batch_id text, callback text, callback_state text, attempt bigint, lease_token bigint,
-        started_at bigint, lease_owner text, lease_expires_at bigint, unique_key text)"
+        started_at bigint, lease_owner text, lease_expires_at bigint, unique_key text, trace text)"
     )
 });
 

@@ -15,12 +15,12 @@ use std::sync::LazyLock;
 use super::PgStore;
 use super::batches::schedule_done_batches;
 use super::usage;
-use crate::domain::{JobStatus, TenantId};
-use crate::store::rows::{completions_json, corrupt, leases_json};
+use crate::domain::JobStatus;
+use crate::store::rows::{JOB_REF_COLUMNS, JobRefRow, completions_json, leases_json};
 use crate::store::rules::{
     self, CALLBACK_ON_END, CALLBACK_SENDING, DEAD, LEASE_LOST, QUEUED, RUNNABLE, RUNNING, UsageTally,
 };
-use crate::store::{JobCompletion, JobHeartbeat, Lease, Rescued, StoreResult};
+use crate::store::{Completed, JobCompletion, JobHeartbeat, Lease, Rescued, StoreResult};
 
 /// The completion of a batch of attempts (see `complete_in`): `$1` is the
 /// JSON array of `rows::completions_json`. Only rows still running under the
@@ -76,9 +76,9 @@ pub(super) async fn heartbeat(s: &PgStore, p: JobHeartbeat) -> StoreResult<Vec<L
     Ok(rows.into_iter().map(|(id, token)| Lease { id, token: token as u64 }).collect())
 }
 
-pub(super) async fn complete(s: &PgStore, completions: Vec<JobCompletion>) -> StoreResult<Vec<Lease>> {
+pub(super) async fn complete(s: &PgStore, completions: Vec<JobCompletion>) -> StoreResult<Completed> {
     if completions.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Completed::default());
     }
     let completions: Vec<JobCompletion> = completions.into_iter().map(text_safe).collect();
     let mut tx = s.tx().await?;
@@ -130,19 +130,19 @@ pub(super) async fn rescue_expired(s: &PgStore, now: i64) -> StoreResult<Rescued
     // On the last attempt: dead, ending like any other terminal transition.
     // Then the waiting jobs with no attempt left. Then the rest, which have
     // attempts left: back to the queue.
-    let mut dead: Vec<(String, Option<String>, String)> = Vec::new();
+    let mut dead: Vec<JobRefRow> = Vec::new();
     for lapsed in [
         format!("status = {RUNNING} AND lease_expires_at < $1 AND attempt >= max_attempts"),
         format!("status IN {RUNNABLE} AND attempt >= max_attempts"),
     ] {
         dead.extend(
-            sqlx::query_as::<_, (String, Option<String>, String)>(&format!(
+            sqlx::query_as::<_, JobRefRow>(&format!(
                 "WITH lapsed AS (SELECT id FROM jobs WHERE {lapsed} ORDER BY id FOR NO KEY UPDATE SKIP LOCKED)
                  UPDATE jobs SET status = {DEAD}, finished_at = $1, lease_owner = NULL,
                     lease_expires_at = NULL, {LEASE_LOST},
                     {CALLBACK_ON_END} CASE WHEN callback IS NOT NULL THEN $1 ELSE NULL END
                  WHERE id IN (SELECT id FROM lapsed)
-                 RETURNING id, batch_id, tenant"
+                 RETURNING {JOB_REF_COLUMNS}"
             ))
             .bind(now)
             .fetch_all(&mut *tx)
@@ -152,33 +152,25 @@ pub(super) async fn rescue_expired(s: &PgStore, now: i64) -> StoreResult<Rescued
     // Only jobs with attempts left: a last attempt skipped above (its row was
     // held, e.g. by a heartbeat that then found the lease lapsed) is free by
     // now, and must end dead at the next rescue, not be queued again.
-    let requeued: Vec<(String, i64, String)> = sqlx::query_as(&format!(
+    let requeued: Vec<JobRefRow> = sqlx::query_as(&format!(
         "WITH lapsed AS (
             SELECT id FROM jobs WHERE status = {RUNNING} AND lease_expires_at < $1
               AND attempt < max_attempts
             ORDER BY id FOR NO KEY UPDATE SKIP LOCKED)
          UPDATE jobs SET status = {QUEUED}, lease_owner = NULL, lease_expires_at = NULL, {LEASE_LOST}
          WHERE id IN (SELECT id FROM lapsed)
-         RETURNING id, attempt, tenant"
+         RETURNING {JOB_REF_COLUMNS}"
     ))
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
     // Batches before usage: every write transaction takes jobs, then
     // batches, then usage rows.
-    let batches = rules::ended_batches(dead.iter().map(|(_, b, _)| (JobStatus::Dead, b.as_ref())));
-    schedule_done_batches(&mut tx, &batches, now).await?;
-    // Usage: a lost attempt with another to come failed; one on its last
-    // attempt ended the job dead.
-    let mut tally = UsageTally::default();
-    let ended = requeued.iter().map(|(_, _, t)| (t, JobStatus::Failed));
-    for (tenant, status) in ended.chain(dead.iter().map(|(_, _, t)| (t, JobStatus::Dead))) {
-        tally.outcome(&TenantId::parse(tenant.as_str()).map_err(corrupt)?, status, now);
-    }
+    let (rescued, tally, batches) = rules::rescued(requeued, dead, now)?;
+    let batches_done = schedule_done_batches(&mut tx, &batches, now).await?;
     usage::add(&mut tx, &tally).await?;
     tx.commit().await?;
-    let requeued = requeued.into_iter().map(|(id, attempt, _)| (id, attempt as u32)).collect();
-    Ok(Rescued { requeued, dead: dead.into_iter().map(|(id, _, _)| id).collect() })
+    Ok(Rescued { batches_done, ..rescued })
 }
 
 pub(super) async fn release(s: &PgStore, owner: &str) -> StoreResult<u64> {
@@ -201,7 +193,7 @@ pub(super) async fn release(s: &PgStore, owner: &str) -> StoreResult<u64> {
 async fn complete_in(
     tx: &mut Transaction<'_, Postgres>,
     completions: &[JobCompletion],
-) -> StoreResult<Vec<Lease>> {
+) -> StoreResult<Completed> {
     let now = completions.iter().map(|c| c.finished_at).max().unwrap_or_default();
     let mut tally = UsageTally::default();
     let applying: Vec<&JobCompletion> = completions.iter().filter(|c| !c.usage_only).collect();
@@ -213,7 +205,7 @@ async fn complete_in(
     let batches = rules::ended_batches(
         applied.iter().filter_map(|(_, _, b, s)| Some((JobStatus::parse(s)?, b.as_ref()))),
     );
-    schedule_done_batches(tx, &batches, now).await?;
+    let batches_done = schedule_done_batches(tx, &batches, now).await?;
     let applied: HashSet<Lease> =
         applied.into_iter().map(|(id, token, _, _)| Lease { id, token: token as u64 }).collect();
     // Report in the order given, and count each applied run and outcome once.
@@ -222,5 +214,5 @@ async fn complete_in(
     // claim counted once however often it is reported.
     usage::count_fenced_runs(tx, &fenced, &mut tally).await?;
     usage::add(tx, &tally).await?;
-    Ok(reported)
+    Ok(Completed { applied: reported, batches_done })
 }

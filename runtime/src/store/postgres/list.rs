@@ -8,7 +8,6 @@
 
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
-use crate::domain::JobStatus;
 use crate::store::rows::{JOB_COLUMNS, JobRow, jobs};
 use crate::store::rules;
 use crate::store::{JobList, JobListPage, JobOrder, StoreResult};
@@ -24,7 +23,7 @@ pub(super) async fn job_list(pool: &PgPool, p: JobList) -> StoreResult<JobListPa
         QueryBuilder::new(format!("SELECT id, {SIZE} FROM jobs WHERE tenant = "));
     sql.push_bind(p.tenant.as_str());
     if let Some(status) = p.status {
-        sql.push(" AND status = ").push_bind(JobStatus::as_str(status));
+        sql.push(rules::status_is(status));
     }
     if let Some(alias) = &p.alias {
         sql.push(" AND alias = ").push_bind(alias);

@@ -170,6 +170,10 @@ super::impl_store!(PgStore, {
     async fn notices(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<crate::store::Notice>>> {
         Ok(Some(notices::listen(self).await?))
     }
+
+    async fn relay(&self, message: crate::store::Relay) -> StoreResult<()> {
+        notices::relay(self, message).await
+    }
 });
 
 #[cfg(test)]

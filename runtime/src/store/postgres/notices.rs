@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::PgStore;
-use crate::store::{Notice, StoreResult};
+use crate::store::{Notice, Relay, StoreResult};
 
 /// Jobs became runnable.
 const JOBS: &str = "wasmq_jobs";
@@ -17,6 +17,12 @@ const JOBS: &str = "wasmq_jobs";
 const CANCEL: &str = "wasmq_cancel";
 /// A queue's controls changed; the payload is its name.
 const QUEUES: &str = "wasmq_queues";
+/// Events a node relays to the others' event streams (`Relay::Events`).
+const EVENTS: &str = "wasmq_events";
+/// A node wants the others' events (`Relay::Demand`); the payload is its id.
+const DEMAND: &str = "wasmq_events_demand";
+/// A node started relaying (`Relay::Hello`); the payload is its id.
+const HELLO: &str = "wasmq_events_hello";
 
 /// Notices buffered for a queue that is slow to take them; past this the
 /// listener waits (the notices are hints: a late one costs a poll's delay).
@@ -24,7 +30,7 @@ const BUFFERED: usize = 1024;
 
 pub(super) async fn listen(s: &PgStore) -> StoreResult<mpsc::Receiver<Notice>> {
     let mut listener = PgListener::connect_with(&s.pool).await?;
-    listener.listen_all([JOBS, CANCEL, QUEUES]).await?;
+    listener.listen_all([JOBS, CANCEL, QUEUES, EVENTS, DEMAND, HELLO]).await?;
     let (tx, rx) = mpsc::channel(BUFFERED);
     tokio::spawn(async move {
         loop {
@@ -42,9 +48,18 @@ pub(super) async fn listen(s: &PgStore) -> StoreResult<mpsc::Receiver<Notice>> {
                     Some(Notice::JobsRunnable)
                 }
             };
-            if let Some(notice) = notice
-                && tx.send(notice).await.is_err()
-            {
+            let sent = match notice {
+                // Relayed events are best effort: a queue slow to take them
+                // loses some (its streams' clients re-read), never the
+                // notices that start and stop jobs behind them.
+                Some(notice @ Notice::Relayed(_)) => match tx.try_send(notice) {
+                    Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+                    _ => Ok(()),
+                },
+                Some(notice) => tx.send(notice).await.map_err(|_| ()),
+                None => Ok(()),
+            };
+            if sent.is_err() {
                 return; // the queue stopped listening
             }
         }
@@ -57,6 +72,21 @@ fn notice(n: &PgNotification) -> Option<Notice> {
         JOBS => Some(Notice::JobsRunnable),
         CANCEL => Some(Notice::Cancelled(n.payload().to_string())),
         QUEUES => Some(Notice::QueuesChanged),
+        EVENTS => Some(Notice::Relayed(Relay::Events(n.payload().to_string()))),
+        DEMAND => Some(Notice::Relayed(Relay::Demand(n.payload().to_string()))),
+        HELLO => Some(Notice::Relayed(Relay::Hello(n.payload().to_string()))),
         _ => None,
     }
+}
+
+/// Sends `message` to every listening node (committed at once: the pool's
+/// connection is in autocommit).
+pub(super) async fn relay(s: &PgStore, message: Relay) -> StoreResult<()> {
+    let (channel, payload) = match &message {
+        Relay::Events(payload) => (EVENTS, payload),
+        Relay::Demand(node) => (DEMAND, node),
+        Relay::Hello(node) => (HELLO, node),
+    };
+    sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(payload).execute(&s.pool).await?;
+    Ok(())
 }

@@ -71,8 +71,12 @@ pub struct JobBulk {
 /// What one step of a bulk action did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BulkStep {
-    /// The jobs it changed (retried, cancelled or deleted), by id.
-    pub done: Vec<String>,
+    /// The jobs it changed (retried, cancelled or deleted) in id order, each
+    /// with its attempt as the step left it (a cancel's: the attempt it
+    /// stopped; a retry's: 0).
+    pub done: Vec<(crate::domain::JobRef, u32)>,
     /// Where the next step starts (`None`: the filter has nothing more).
     pub next: Option<String>,
+    /// Batches the step finished (a cancel's).
+    pub batches_done: Vec<super::DoneBatch>,
 }

@@ -43,6 +43,8 @@ pub struct NewJob {
     pub batch_id: Option<String>,
     /// Where to report its end.
     pub callback: Option<Callback>,
+    /// The W3C `traceparent` of the dispatch (see `traces`).
+    pub trace: Option<String>,
     /// Not inserted while a matching job exists (see [`UniqueCheck`]).
     pub unique: Option<UniqueCheck>,
     /// Inserted already claimed by this lease holder (a node with room for it
@@ -155,6 +157,8 @@ pub struct JobRecord {
     pub callback_attempts: u32,
     /// Last delivery error.
     pub callback_last_error: Option<String>,
+    /// The W3C `traceparent` its spans and callbacks continue (see `traces`).
+    pub trace: Option<String>,
 }
 
 /// What watchers of a job follow (`wait`, event streams): `job_watch` reads
@@ -179,5 +183,17 @@ impl JobRecord {
     /// The claim this record was read under: job id and fencing token.
     pub fn lease(&self) -> Lease {
         Lease { id: self.id.clone(), token: self.lease_token }
+    }
+}
+
+impl From<&JobRecord> for crate::domain::JobRef {
+    fn from(j: &JobRecord) -> Self {
+        Self {
+            id: j.id.clone(),
+            tenant: j.tenant.clone(),
+            alias: j.alias.clone(),
+            queue: j.queue.clone(),
+            batch: j.batch_id.clone(),
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Claims of jobs and what runs under them: claim, heartbeat, completion,
 //! rescue.
 
-use crate::domain::{JobStatus, TenantId};
+use super::DoneBatch;
+use crate::domain::{JobRef, JobStatus, TenantId};
 
 /// One claim of one job: its id and the fencing token the claim was given.
 /// Writes on behalf of a run (heartbeat, progress, completion) present it; the
@@ -59,11 +60,31 @@ pub struct JobHeartbeat {
 /// What `job_rescue_expired` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rescued {
-    /// Jobs returned to `queued` for another attempt: id and the attempt
-    /// whose lease lapsed.
-    pub requeued: Vec<(String, u32)>,
-    /// Jobs that had no attempt left and are now `dead` (ids).
-    pub dead: Vec<String>,
+    /// Jobs returned to `queued` for another attempt, with the attempt whose
+    /// lease lapsed.
+    pub requeued: Vec<(JobRef, u32)>,
+    /// Jobs that had no attempt left and are now `dead`, with their last attempt.
+    pub dead: Vec<(JobRef, u32)>,
+    /// Batches these deaths finished.
+    pub batches_done: Vec<DoneBatch>,
+}
+
+/// What `job_complete` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Completed {
+    /// The completions applied (those whose claim was still the job's).
+    pub applied: Vec<Lease>,
+    /// Batches they finished.
+    pub batches_done: Vec<DoneBatch>,
+}
+
+/// What `job_cancel` did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cancelled {
+    /// The job, cancelled.
+    pub job: super::JobRecord,
+    /// Its batch, if this cancel finished it.
+    pub batches_done: Vec<DoneBatch>,
 }
 
 /// How one attempt ended.

@@ -11,7 +11,7 @@ use crate::store::{JobCompletion, JobRecord, Lease, NewJob};
 /// a lease is stored as its claim would leave it). Its idempotency key and
 /// fingerprint are null here; a keyed insert sets them (`keyed`).
 pub(in crate::store) fn insert_row(job: &NewJob, record: &JobRecord) -> serde_json::Value {
-    serde_json::json!({
+    let mut row = serde_json::json!({
         "id": job.id, "tenant": job.tenant.as_str(), "alias": job.alias.as_str(),
         "module": job.module.to_string(), "status": record.status.as_str(), "priority": job.priority,
         "queue": job.queue.as_str(), "context": job.context, "payload": job.payload,
@@ -24,7 +24,12 @@ pub(in crate::store) fn insert_row(job: &NewJob, record: &JobRecord) -> serde_js
         "attempt": record.attempt, "lease_token": record.lease_token, "started_at": record.started_at,
         "lease_owner": record.lease_owner, "lease_expires_at": job.lease.as_ref().map(|l| l.expires_at),
         "unique_key": job.unique.as_ref().map(|u| &u.key),
-    })
+    });
+    // Most jobs are untraced: an absent field reads as NULL.
+    if let Some(trace) = &job.trace {
+        row["trace"] = trace.as_str().into();
+    }
+    row
 }
 
 /// [`insert_row`] with the job's idempotency key and fingerprint.

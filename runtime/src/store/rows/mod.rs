@@ -32,7 +32,39 @@ use crate::store::{
 pub(super) const JOB_COLUMNS: &str = "id, tenant, alias, module, status, priority, queue, context, payload, \
     attempt, max_attempts, limits, run_at, created_at, started_at, finished_at, lease_owner, result, error_kind, \
     error_message, progress_percent, progress_message, logs, fuel_used, duration_ms, idempotency_key, \
-    batch_id, callback, callback_state, callback_attempts, callback_last_error, lease_token";
+    batch_id, callback, callback_state, callback_attempts, callback_last_error, lease_token, trace";
+
+/// Columns of `jobs` in the order `JobRefRow` reads them.
+pub(super) const JOB_REF_COLUMNS: &str = "id, tenant, alias, queue, batch_id, attempt";
+
+/// A job a rescue or a bulk step changed ([`JOB_REF_COLUMNS`]).
+#[derive(FromRow)]
+pub(super) struct JobRefRow {
+    pub(super) id: String,
+    pub(super) tenant: String,
+    pub(super) alias: String,
+    pub(super) queue: String,
+    pub(super) batch_id: Option<String>,
+    pub(super) attempt: i64,
+}
+
+impl JobRefRow {
+    /// The job and its attempt (for a rescue, the one whose lease lapsed).
+    pub(super) fn into_refs(rows: Vec<JobRefRow>) -> StoreResult<Vec<(crate::domain::JobRef, u32)>> {
+        rows.into_iter().map(JobRefRow::into_ref).collect()
+    }
+
+    fn into_ref(self) -> StoreResult<(crate::domain::JobRef, u32)> {
+        let job = crate::domain::JobRef {
+            id: self.id,
+            tenant: TenantId::parse(&self.tenant).map_err(corrupt)?,
+            alias: self.alias,
+            queue: self.queue,
+            batch: self.batch_id,
+        };
+        Ok((job, self.attempt as u32))
+    }
+}
 
 /// A job row with its idempotency fingerprint (read only by `job_insert`).
 #[derive(FromRow)]
@@ -77,6 +109,7 @@ pub(super) struct JobRow {
     callback_attempts: i64,
     callback_last_error: Option<String>,
     lease_token: i64,
+    trace: Option<String>,
 }
 
 pub(super) fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -133,6 +166,7 @@ impl TryFrom<JobRow> for JobRecord {
             batch_id: r.batch_id,
             callback_attempts: r.callback_attempts as u32,
             callback_last_error: r.callback_last_error,
+            trace: r.trace,
         })
     }
 }
@@ -256,6 +290,37 @@ pub(super) struct BatchRow {
     pub(super) callback_attempts: i64,
     pub(super) callback_last_error: Option<String>,
     pub(super) created_at: i64,
+    pub(super) trace: Option<String>,
+}
+
+/// A row of `batches` as listed ([`BATCH_SUMMARY_COLUMNS`]).
+#[derive(FromRow)]
+pub(super) struct BatchSummaryRow {
+    id: String,
+    done_at: Option<i64>,
+    #[sqlx(flatten)]
+    row: BatchRow,
+}
+
+/// Columns of `batches` in the order `BatchSummaryRow` reads them.
+pub(super) const BATCH_SUMMARY_COLUMNS: &str =
+    "id, done_at, total, callback, callback_state, callback_attempts, callback_last_error, created_at, trace";
+
+impl TryFrom<BatchSummaryRow> for crate::store::BatchSummary {
+    type Error = StoreError;
+
+    fn try_from(r: BatchSummaryRow) -> StoreResult<Self> {
+        Ok(Self {
+            id: r.id,
+            total: r.row.total as u64,
+            done_at: r.done_at,
+            callback: parse_callback(r.row.callback)?,
+            callback_state: callback_state(r.row.callback_state.as_deref()),
+            callback_attempts: r.row.callback_attempts as u32,
+            callback_last_error: r.row.callback_last_error,
+            created_at: r.row.created_at,
+        })
+    }
 }
 
 /// A stored status.
@@ -307,6 +372,7 @@ pub(super) fn record_of(job: &NewJob) -> JobRecord {
         callback_state: super::rules::initial_callback_state(&job.callback),
         callback_attempts: 0,
         callback_last_error: None,
+        trace: job.trace.clone(),
     }
 }
 

@@ -72,11 +72,11 @@ pub(super) fn lone_insert(jobs: &[crate::store::NewJob], batch: &Option<super::N
 /// its statement returns them): the batches that may now be done (sorted,
 /// once each), and the usage of `tenant` the cancels count.
 pub(super) fn bulk_cancelled(
-    rows: &[(String, Option<String>)],
+    rows: &[(crate::domain::JobRef, u32)],
     tenant: &TenantId,
     now: i64,
 ) -> (Vec<String>, UsageTally) {
-    let mut batches: Vec<String> = rows.iter().filter_map(|(_, b)| b.clone()).collect();
+    let mut batches: Vec<String> = rows.iter().filter_map(|(job, _)| job.batch.clone()).collect();
     batches.sort();
     batches.dedup();
     let mut tally = UsageTally::default();
@@ -84,6 +84,16 @@ pub(super) fn bulk_cancelled(
         tally.outcome(tenant, JobStatus::Cancelled, now);
     }
     (batches, tally)
+}
+
+/// The jobs a bulk step changed, read back with [`JOB_REF_COLUMNS`](super::rows::JOB_REF_COLUMNS),
+/// in id order (the order the step took them; `RETURNING` gives none).
+pub(super) fn bulk_changed(
+    rows: Vec<super::rows::JobRefRow>,
+) -> StoreResult<Vec<(crate::domain::JobRef, u32)>> {
+    let mut done = super::rows::JobRefRow::into_refs(rows)?;
+    done.sort_by(|(a, _), (b, _)| a.id.cmp(&b.id));
+    Ok(done)
 }
 
 /// Sorts claimed jobs into [`CLAIM_ORDER`] (an `UPDATE ... RETURNING` gives
@@ -185,6 +195,30 @@ pub(super) fn initial_callback_state(callback: &Option<Callback>) -> Option<Call
     callback.as_ref().map(|_| CallbackState::Pending)
 }
 
+/// What a rescue did, from the rows it changed (`requeued`: back to the
+/// queue; `dead`: out of attempts): the report (its finished batches still
+/// to be found), the usage to add (a lost attempt with another to come
+/// failed, one on its last ended the job dead; the lost run's own fuel is
+/// counted if its node ever reports it, keyed by its claim), and the batches
+/// to check for completion.
+pub(super) fn rescued(
+    requeued: Vec<super::rows::JobRefRow>,
+    dead: Vec<super::rows::JobRefRow>,
+    now: i64,
+) -> StoreResult<(super::Rescued, UsageTally, Vec<String>)> {
+    let requeued = super::rows::JobRefRow::into_refs(requeued)?;
+    let dead = super::rows::JobRefRow::into_refs(dead)?;
+    let mut tally = UsageTally::default();
+    for (job, _) in &requeued {
+        tally.outcome(&job.tenant, JobStatus::Failed, now);
+    }
+    for (job, _) in &dead {
+        tally.outcome(&job.tenant, JobStatus::Dead, now);
+    }
+    let batches = ended_batches(dead.iter().map(|(j, _)| (JobStatus::Dead, j.batch.as_ref())));
+    Ok((super::Rescued { requeued, dead, batches_done: Vec::new() }, tally, batches))
+}
+
 /// The batches to check for completion after jobs changed status: those of
 /// the jobs (`(status, batch)`) that are now terminal, each once.
 pub(super) fn ended_batches<'a>(
@@ -218,6 +252,7 @@ pub(super) fn batch_record(id: &str, row: BatchRow, counted: Vec<(String, i64)>)
         callback_attempts: row.callback_attempts as u32,
         callback_last_error: row.callback_last_error,
         created_at: row.created_at,
+        trace: row.trace,
     })
 }
 

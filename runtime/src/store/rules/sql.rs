@@ -128,6 +128,25 @@ pub(in crate::store) const LEASE_LOST: &str =
     "error_kind = 'lease_expired', error_message = 'the worker running attempt ' || attempt
     || ' of ' || max_attempts || ' stopped renewing its lease'";
 
+/// A job list's status condition, the status written in as a literal (it
+/// is one of `JobStatus`'s own names, never client text), so the planner
+/// can use the partial index `jobs_tenant_ended_badly` (migrations: sqlite
+/// 0020, postgres 0009) for failed, dead and cancelled jobs: a bound
+/// parameter would hide the status from it, and SQLite uses a partial index
+/// only when the query repeats the index's own condition, so that is added.
+pub(in crate::store) fn status_is(status: JobStatus) -> String {
+    let status = status.as_str();
+    if ENDED_BADLY.contains(&status) {
+        format!(" AND status = '{status}' AND status IN ('failed', 'dead', 'cancelled')")
+    } else {
+        format!(" AND status = '{status}'")
+    }
+}
+
+/// The statuses `jobs_tenant_ended_badly` holds (its condition is
+/// `status IN ('failed', 'dead', 'cancelled')`).
+const ENDED_BADLY: [&str; 3] = ["failed", "dead", "cancelled"];
+
 /// The order claims take runnable jobs in, as SQL: highest priority first,
 /// then earliest due, then oldest id. `rules::claim_order` is the same order.
 pub(in crate::store) const CLAIM_ORDER: &str = "priority DESC, run_at, id";

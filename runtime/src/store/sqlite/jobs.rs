@@ -13,7 +13,7 @@ use crate::store::rules::{
     self, CALLBACK_ON_END, CALLBACK_PENDING, CALLBACK_SETTLED, CANCELLED, DELAYED, QUEUED, RETRYABLE,
     RUNNABLE, TERMINAL,
 };
-use crate::store::{Inserted, JobRecord, JobWatch, NewBatch, NewJob, StatusCounts, StoreResult};
+use crate::store::{Cancelled, Inserted, JobRecord, JobWatch, NewBatch, NewJob, StatusCounts, StoreResult};
 
 pub(super) async fn insert(
     s: &SqliteStore,
@@ -54,8 +54,8 @@ pub(super) async fn insert_in(
     }
     if let Some(b) = batch {
         sqlx::query(
-            "INSERT INTO batches (id, tenant, total, callback, callback_state, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO batches (id, tenant, total, callback, callback_state, created_at, trace)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&b.id)
         .bind(b.tenant.as_str())
@@ -63,6 +63,7 @@ pub(super) async fn insert_in(
         .bind(callback_json(&b.callback))
         .bind(rules::initial_callback_state(&b.callback).map(CallbackState::as_str))
         .bind(b.created_at)
+        .bind(&b.trace)
         .execute(&mut **tx)
         .await?;
     }
@@ -173,7 +174,7 @@ pub(super) async fn watch(s: &SqliteStore, tenant: &TenantId, id: &str) -> Store
     .try_into()
 }
 
-pub(super) async fn cancel(s: &SqliteStore, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
+pub(super) async fn cancel(s: &SqliteStore, tenant: &TenantId, id: &str, now: i64) -> StoreResult<Cancelled> {
     let mut tx = s.tx().await?;
     let row = sqlx::query_as::<_, JobRow>(&format!(
         "UPDATE jobs SET status = {CANCELLED}, finished_at = ?1, lease_owner = NULL, lease_expires_at = NULL,
@@ -195,14 +196,15 @@ pub(super) async fn cancel(s: &SqliteStore, tenant: &TenantId, id: &str, now: i6
         return Err(rules::cancel_refused(id, job.status));
     };
     let job: JobRecord = row.try_into()?;
-    if let Some(b) = &job.batch_id {
-        schedule_done_batches(&mut tx, std::slice::from_ref(b), now).await?;
-    }
+    let batches_done = match &job.batch_id {
+        Some(b) => schedule_done_batches(&mut tx, std::slice::from_ref(b), now).await?,
+        None => Vec::new(),
+    };
     let mut tally = rules::UsageTally::default();
     tally.outcome(tenant, JobStatus::Cancelled, now);
     super::usage::add(&mut tx, &tally).await?;
     tx.commit().await?;
-    Ok(job)
+    Ok(Cancelled { job, batches_done })
 }
 
 pub(super) async fn retry(s: &SqliteStore, tenant: &TenantId, id: &str, now: i64) -> StoreResult<JobRecord> {
@@ -295,13 +297,14 @@ pub(super) async fn status_counts(s: &SqliteStore, tenant: &TenantId) -> StoreRe
 pub(super) const INSERT: &str = "WITH r AS MATERIALIZED (SELECT jsonb(value) AS v FROM json_each(?1))
      INSERT INTO jobs (id, tenant, alias, module, status, priority, queue, context, payload, max_attempts,
         limits, run_at, created_at, idempotency_key, idempotency_fingerprint, batch_id, callback,
-        callback_state, attempt, lease_token, started_at, lease_owner, lease_expires_at, unique_key)
+        callback_state, attempt, lease_token, started_at, lease_owner, lease_expires_at, unique_key, trace)
      SELECT v ->> 'id', v ->> 'tenant', v ->> 'alias', v ->> 'module', v ->> 'status',
         v ->> 'priority', v ->> 'queue', v ->> 'context', v ->> 'payload',
         v ->> 'max_attempts', v ->> 'limits', v ->> 'run_at', v ->> 'created_at',
         v ->> 'idempotency_key', v ->> 'idempotency_fingerprint', v ->> 'batch_id',
         v ->> 'callback', v ->> 'callback_state', v ->> 'attempt', v ->> 'lease_token',
-        v ->> 'started_at', v ->> 'lease_owner', v ->> 'lease_expires_at', v ->> 'unique_key'
+        v ->> 'started_at', v ->> 'lease_owner', v ->> 'lease_expires_at', v ->> 'unique_key',
+        v ->> 'trace'
      FROM r";
 
 /// Inserts many jobs with one statement.

@@ -8,12 +8,12 @@ use std::sync::LazyLock;
 use super::SqliteStore;
 use super::batches::schedule_done_batches;
 use super::usage;
-use crate::domain::{JobStatus, TenantId};
-use crate::store::rows::{completions_json, corrupt, leases_json};
+use crate::domain::JobStatus;
+use crate::store::rows::{JOB_REF_COLUMNS, JobRefRow, completions_json, leases_json};
 use crate::store::rules::{
     self, CALLBACK_ON_END, CALLBACK_SENDING, DEAD, LEASE_LOST, QUEUED, RUNNABLE, RUNNING, UsageTally,
 };
-use crate::store::{JobCompletion, JobHeartbeat, Lease, Rescued, StoreResult};
+use crate::store::{Completed, JobCompletion, JobHeartbeat, Lease, Rescued, StoreResult};
 
 /// The completion of a batch of attempts (see `complete_in`), rendered once.
 /// Each row is read from binary JSON taken out once (see `jobs::INSERT`).
@@ -66,9 +66,9 @@ pub(super) async fn heartbeat(s: &SqliteStore, p: JobHeartbeat) -> StoreResult<V
     Ok(rows.into_iter().map(|(id, token)| Lease { id, token: token as u64 }).collect())
 }
 
-pub(super) async fn complete(s: &SqliteStore, completions: Vec<JobCompletion>) -> StoreResult<Vec<Lease>> {
+pub(super) async fn complete(s: &SqliteStore, completions: Vec<JobCompletion>) -> StoreResult<Completed> {
     if completions.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Completed::default());
     }
     let mut tx = s.tx().await?;
     let applied = complete_in(&mut tx, &completions).await?;
@@ -100,18 +100,18 @@ pub(super) async fn rescue_expired(s: &SqliteStore, now: i64) -> StoreResult<Res
     let mut tx = s.tx().await?;
     // On the last attempt: dead, ending like any other terminal transition.
     // Then the waiting jobs with no attempt left (see the migration 0003).
-    let mut dead: Vec<(String, Option<String>, String)> = Vec::new();
+    let mut dead: Vec<JobRefRow> = Vec::new();
     for lapsed in [
         format!("status = {RUNNING} AND lease_expires_at < ?1 AND attempt >= max_attempts"),
         format!("status IN {RUNNABLE} AND attempt >= max_attempts"),
     ] {
         dead.extend(
-            sqlx::query_as::<_, (String, Option<String>, String)>(&format!(
+            sqlx::query_as::<_, JobRefRow>(&format!(
                 "UPDATE jobs SET status = {DEAD}, finished_at = ?1, lease_owner = NULL,
                     lease_expires_at = NULL, {LEASE_LOST},
                     {CALLBACK_ON_END} CASE WHEN callback IS NOT NULL THEN ?1 ELSE NULL END
                  WHERE {lapsed}
-                 RETURNING id, batch_id, tenant"
+                 RETURNING {JOB_REF_COLUMNS}"
             ))
             .bind(now)
             .fetch_all(&mut *tx)
@@ -119,28 +119,19 @@ pub(super) async fn rescue_expired(s: &SqliteStore, now: i64) -> StoreResult<Res
         );
     }
     // The rest have attempts left: back to the queue.
-    let requeued: Vec<(String, i64, String)> = sqlx::query_as(&format!(
+    let requeued: Vec<JobRefRow> = sqlx::query_as(&format!(
         "UPDATE jobs SET status = {QUEUED}, lease_owner = NULL, lease_expires_at = NULL, {LEASE_LOST}
          WHERE status = {RUNNING} AND lease_expires_at < ?1
-         RETURNING id, attempt, tenant"
+         RETURNING {JOB_REF_COLUMNS}"
     ))
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
-    // Usage: a lost attempt with another to come failed; one on its last
-    // attempt ended the job dead. (The lost run's own fuel is counted if its
-    // node ever reports it, keyed by its claim.)
-    let mut tally = UsageTally::default();
-    let ended = requeued.iter().map(|(_, _, t)| (t, JobStatus::Failed));
-    for (tenant, status) in ended.chain(dead.iter().map(|(_, _, t)| (t, JobStatus::Dead))) {
-        tally.outcome(&TenantId::parse(tenant.as_str()).map_err(corrupt)?, status, now);
-    }
+    let (rescued, tally, batches) = rules::rescued(requeued, dead, now)?;
+    let batches_done = schedule_done_batches(&mut tx, &batches, now).await?;
     usage::add(&mut tx, &tally).await?;
-    let requeued = requeued.into_iter().map(|(id, attempt, _)| (id, attempt as u32)).collect();
-    let batches = rules::ended_batches(dead.iter().map(|(_, b, _)| (JobStatus::Dead, b.as_ref())));
-    schedule_done_batches(&mut tx, &batches, now).await?;
     tx.commit().await?;
-    Ok(Rescued { requeued, dead: dead.into_iter().map(|(id, _, _)| id).collect() })
+    Ok(Rescued { batches_done, ..rescued })
 }
 
 pub(super) async fn release(s: &SqliteStore, owner: &str) -> StoreResult<u64> {
@@ -161,9 +152,9 @@ pub(super) async fn release(s: &SqliteStore, owner: &str) -> StoreResult<u64> {
 pub(super) async fn complete_in(
     tx: &mut Transaction<'_, Sqlite>,
     completions: &[JobCompletion],
-) -> StoreResult<Vec<Lease>> {
+) -> StoreResult<Completed> {
     if completions.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Completed::default());
     }
     let now = completions.iter().map(|c| c.finished_at).max().unwrap_or_default();
     let mut tally = UsageTally::default();
@@ -179,7 +170,7 @@ pub(super) async fn complete_in(
     let batches = rules::ended_batches(
         applied.iter().filter_map(|(_, _, b, s)| Some((JobStatus::parse(s)?, b.as_ref()))),
     );
-    schedule_done_batches(tx, &batches, now).await?;
+    let batches_done = schedule_done_batches(tx, &batches, now).await?;
     let applied: std::collections::HashSet<Lease> =
         applied.into_iter().map(|(id, token, _, _)| Lease { id, token: token as u64 }).collect();
     // Report in the order given, and count each applied run and outcome once.
@@ -188,5 +179,5 @@ pub(super) async fn complete_in(
     // claim counted once however often it is reported.
     usage::count_fenced_runs(tx, &fenced, &mut tally).await?;
     usage::add(tx, &tally).await?;
-    Ok(reported)
+    Ok(Completed { applied: reported, batches_done })
 }

@@ -8,7 +8,6 @@
 
 use sqlx::SqlitePool;
 
-use crate::domain::JobStatus;
 use crate::store::rows::{JOB_COLUMNS, JobRow, jobs};
 use crate::store::rules;
 use crate::store::{JobList, JobListPage, JobOrder, StoreResult};
@@ -21,8 +20,8 @@ const SIZE: &str = "octet_length(payload) + ifnull(octet_length(result), 0) + if
 
 pub(super) async fn job_list(reader: &SqlitePool, p: JobList) -> StoreResult<JobListPage> {
     let mut sql = format!("SELECT id, {SIZE} FROM jobs WHERE tenant = ?1");
-    if p.status.is_some() {
-        sql.push_str(" AND status = ?2");
+    if let Some(status) = p.status {
+        sql.push_str(&rules::status_is(status));
     }
     if p.alias.is_some() {
         sql.push_str(" AND alias = ?3");
@@ -51,7 +50,7 @@ pub(super) async fn job_list(reader: &SqlitePool, p: JobList) -> StoreResult<Job
     let mut tx = reader.begin().await?;
     let sized: Vec<(String, i64)> = sqlx::query_as(&sql)
         .bind(p.tenant.as_str())
-        .bind(p.status.map(JobStatus::as_str))
+        .bind(None::<&str>) // ?2: the status is written in (see `rules::status_is`)
         .bind(&p.alias)
         .bind(&p.queue)
         .bind(&p.context)

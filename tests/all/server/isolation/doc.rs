@@ -45,8 +45,9 @@ pub fn need(operation_id: &str) -> Need {
     match operation_id {
         "getHealth" | "getReady" | "getOpenApi" => Need::Public,
         "listModules" | "getModule" | "downloadModule" | "listAliases" | "getAlias" | "listJobs"
-        | "getJob" | "waitJob" | "streamJobEvents" | "getBatch" | "getStatus" | "getUsage"
-        | "listAliasSecrets" | "listQueues" | "listSchedules" | "getSchedule" => Need::Read,
+        | "getJob" | "waitJob" | "streamJobEvents" | "streamEvents" | "getWhoami" | "getBatch"
+        | "listBatches" | "getStatus" | "getUsage" | "listAliasSecrets" | "listQueues" | "listSchedules"
+        | "getSchedule" => Need::Read,
         "createJob" | "dispatchJob" | "createBatch" | "cancelJob" | "retryJob" | "cancelJobs"
         | "retryJobs" => Need::Dispatch,
         "uploadModule" | "deleteModule" | "setAlias" | "deleteAlias" | "rollbackAlias" | "setAliasSecret"
