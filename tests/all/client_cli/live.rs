@@ -37,7 +37,11 @@ impl Live {
             std::iter::once(env!("CARGO_BIN_EXE_wasmq")).chain(args.iter().copied()).map(quote).collect();
         let mut command = Command::new("script");
         // -q: no banner; -e: its exit code is the command's; -f: copy output at once.
-        command.args(["-q", "-e", "-f", "-c", &line.join(" "), "/dev/null"]);
+        // `exec`: the shell `script` starts ($SHELL, else /bin/sh) becomes the
+        // command. dash would stay as its parent, in the same process group,
+        // and die of the Ctrl-C a test types, making the exit code 130
+        // whatever the command did (CI runs without $SHELL set).
+        command.args(["-q", "-e", "-f", "-c", &format!("exec {}", line.join(" ")), "/dev/null"]);
         command.env("WASMQ_URL", url).env("TERM", "xterm").env_remove("WASMQ_TOKEN");
         Live::spawn(command)
     }
@@ -353,7 +357,7 @@ async fn tables_are_coloured_on_a_terminal_and_plain_on_a_pipe_or_with_no_color(
             "-e",
             "-f",
             "-c",
-            &format!("{} jobs list", env!("CARGO_BIN_EXE_wasmq")),
+            &format!("exec {} jobs list", env!("CARGO_BIN_EXE_wasmq")),
             "/dev/null",
         ]);
         plain.env("WASMQ_URL", &url).env("TERM", "xterm").env("NO_COLOR", "1").env_remove("WASMQ_TOKEN");
