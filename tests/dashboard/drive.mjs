@@ -82,7 +82,9 @@ try {
   step('cancel a running job from its page');
   const long = await dispatch('sleepy', { sleep_ms: 120000 });
   await page.goto(`${url}/#/jobs/${long.id}`);
-  await page.locator('.status.running').first().waitFor({ timeout: 15000 });
+  // This job's page, not the last one's (whose refreshes may still be due).
+  const longPanel = page.locator('.panel').filter({ has: page.locator('h2', { hasText: long.id }) });
+  await longPanel.locator('.status.running').first().waitFor({ timeout: 15000 });
   await page.getByRole('button', { name: 'Cancel' }).click();
   await page.locator('.status.cancelled').first().waitFor({ timeout: 15000 });
   if ((await api('GET', `/v1/jobs/${long.id}`)).status !== 'cancelled') throw new Error('the job was not cancelled');

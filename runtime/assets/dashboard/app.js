@@ -139,10 +139,19 @@ const TERMINAL = ['succeeded', 'dead', 'cancelled'];
 const EVENT_STATUS = { 'job.queued': 'queued', 'job.started': 'running', 'job.succeeded': 'succeeded',
   'job.failed': 'failed', 'job.dead': 'dead', 'job.cancelled': 'cancelled' };
 
+// Loads `load()` now and whenever `deps` change. A response is shown only
+// while its `deps` are still the current ones: a slow answer for the page
+// left behind (or a refresh a timer started there) never overwrites the
+// page now shown.
 function useLoad(load, deps) {
   const [state, setState] = useState({ data: null, error: null });
+  const key = JSON.stringify(deps);
+  const current = useRef(key);
+  current.current = key;
   const reload = useCallback(async () => {
-    try { setState({ data: await load(), error: null }); } catch (e) { setState((s) => ({ data: s.data, error: e })); }
+    let next;
+    try { next = { data: await load(), error: null }; } catch (e) { next = (s) => ({ data: s.data, error: e }); }
+    if (current.current === key) setState(next);
   }, deps);
   useEffect(() => { reload(); }, [reload]);
   return [state.data, state.error, reload];
@@ -379,7 +388,7 @@ function Job({ who, id }) {
 // ---------------------------------------------------------------- batches
 
 function Batches({ id }) {
-  return id ? html`<${Batch} id=${id} />` : html`<${BatchList} />`;
+  return id ? html`<${Batch} id=${id} key=${id} />` : html`<${BatchList} />`;
 }
 
 // The tenant's batches, newest first: each row is the batch's own record (no
@@ -441,7 +450,7 @@ function Batch({ id }) {
 function Aliases({ who, name }) {
   const [aliases, error] = useLoad(() => api('GET', '/v1/aliases'), []);
   const [modules] = useLoad(() => api('GET', '/v1/modules'), []);
-  return html`${name ? html`<${Alias} who=${who} name=${name} />` : null}
+  return html`${name ? html`<${Alias} who=${who} name=${name} key=${name} />` : null}
     <div class="panel"><h2>Aliases</h2><${Err} e=${error} />
     <table><thead><tr><th>name</th><th class="num">version</th><th>module</th><th>updated</th></tr></thead>
     <tbody>${(aliases || []).map((a) => html`<tr class="click" onClick=${() => { location.hash = `#/aliases/${a.name}`; }}>
@@ -614,9 +623,11 @@ function App() {
   const [page, arg] = r.parts;
   const current = page || (tenantPages ? '' : who.cluster ? 'nodes' : '');
   let view;
+  // Detail pages are keyed by what they show: another job's page starts afresh
+  // (its events, its pending refreshes), never with the last one's data.
   if (!tenantPages && ['', 'jobs', 'batches', 'aliases', 'schedules'].includes(current)) {
     view = html`<div class="panel">Choose a tenant to act for (top right) to see its jobs.</div>`;
-  } else if (current === 'jobs' && arg) view = html`<${Job} who=${who} id=${arg} />`;
+  } else if (current === 'jobs' && arg) view = html`<${Job} who=${who} id=${arg} key=${arg} />`;
   else if (current === 'jobs') view = html`<${Jobs} who=${who} params=${r.params} key=${location.hash} />`;
   else if (current === 'batches') view = html`<${Batches} id=${arg} />`;
   else if (current === 'aliases') view = html`<${Aliases} who=${who} name=${arg} />`;
