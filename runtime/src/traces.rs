@@ -10,9 +10,11 @@
 //! request carries the span as its `traceparent`: the receiver (another
 //! wasmq's dispatch, for submit/response) continues the same trace.
 //!
-//! The job's parent travels with the job as a W3C `traceparent` (the `trace`
-//! column), so a job claimed by another node, retried or delivered later
-//! stays in its trace. Spans after the dispatch are built from the times the
+//! The job's parent travels with the job as its W3C trace context (the
+//! `trace` column: the `traceparent`, and the `tracestate` vendors keep
+//! there, see [`Parent::trace`]), so a job claimed by another node, retried
+//! or delivered later stays in its trace, and a caller's `tracestate` comes
+//! back on the job's callbacks. Spans after the dispatch are built from the times the
 //! queue recorded, when the step is over: no span stays open across tasks.
 //!
 //! With traces off nothing is built, and a `traceparent` a client sent is
@@ -41,6 +43,38 @@ use crate::domain::JobStatus;
 
 /// The W3C header a trace travels in.
 pub const TRACEPARENT: &str = "traceparent";
+/// The W3C header vendors keep their own trace state in.
+pub const TRACESTATE: &str = "tracestate";
+
+/// The longest `tracestate` kept (what W3C Trace Context asks every platform
+/// to pass on at least): past it, whole entries are dropped from its end,
+/// the oldest, as the specification has it.
+const MAX_TRACESTATE: usize = 512;
+
+/// A request's trace context as a job stores it (see [`Parent::trace`]):
+/// its one `traceparent` header (two of them are no context) and its
+/// `tracestate` headers, joined as W3C Trace Context joins several. `None`
+/// without a `traceparent`. Validated later, by [`Parent::parse`].
+pub fn incoming(headers: &http::HeaderMap) -> Option<String> {
+    let mut parents = headers.get_all(TRACEPARENT).iter();
+    let traceparent = parents.next()?.to_str().ok()?;
+    if parents.next().is_some() {
+        return None;
+    }
+    let states: Vec<&str> = headers.get_all(TRACESTATE).iter().filter_map(|v| v.to_str().ok()).collect();
+    let state = states.join(",");
+    Some(join(traceparent, &state))
+}
+
+/// `traceparent`, then a newline and `tracestate` when it says anything (a
+/// newline never occurs in a header value).
+fn join(traceparent: &str, tracestate: &str) -> String {
+    if tracestate.trim().is_empty() {
+        traceparent.to_string()
+    } else {
+        format!("{traceparent}\n{tracestate}")
+    }
+}
 
 /// Where and how this node exports traces.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,11 +165,11 @@ impl Traces {
     }
 
     /// Starts the span of a dispatch request (`route`, as the router names
-    /// it) under the request's `traceparent` header, if any.
+    /// it) under the request's trace context ([`incoming`]), if any.
     pub fn dispatch(&self, incoming: Option<&str>, route: &'static str) -> Dispatch {
         let parent = incoming.and_then(Parent::parse);
         let Some(inner) = &self.inner else {
-            return Dispatch { span: None, trace: parent.map(|p| p.traceparent()) };
+            return Dispatch { span: None, trace: parent.map(|p| p.trace()) };
         };
         let cx = parent.map_or_else(Context::new, |p| p.0);
         let span = inner
@@ -165,7 +199,7 @@ impl Traces {
         Dispatch { span: Some(span), trace }
     }
 
-    /// The parent of a job's spans, from its stored `traceparent`; `None`
+    /// The parent of a job's spans, from its stored trace context; `None`
     /// when traces are off, the job has none, or its trace was not sampled
     /// (its spans would all be dropped: none is built).
     pub fn parent(&self, trace: Option<&str>) -> Option<Parent> {
@@ -233,7 +267,8 @@ impl Traces {
     /// Starts the span of one callback delivery to `url` under the `trace`
     /// of the job or batch it reports (`of`: the attribute naming it and its
     /// id, `wasmq.job.id` or `wasmq.batch.id`). Its [`Delivery::traceparent`]
-    /// goes on the request; with traces off that is `trace`, passed on.
+    /// and [`Delivery::tracestate`] go on the request; with traces off those
+    /// are `trace`'s, passed on.
     pub fn callback(
         &self,
         trace: Option<&str>,
@@ -242,17 +277,14 @@ impl Traces {
         attempt: u32,
     ) -> Delivery {
         let Some(inner) = &self.inner else {
-            return Delivery {
-                span: None,
-                traceparent: trace.and_then(Parent::parse).map(|p| p.traceparent()),
-            };
+            return Delivery { span: None, trace: trace.and_then(Parent::parse).map(|p| p.trace()) };
         };
         let Some(parent) = trace.and_then(Parent::parse) else {
-            return Delivery { span: None, traceparent: None };
+            return Delivery { span: None, trace: None };
         };
         if !parent.sampled() {
             // Passed on as it is: the receiver keeps the caller's decision.
-            return Delivery { span: None, traceparent: Some(parent.traceparent()) };
+            return Delivery { span: None, trace: Some(parent.trace()) };
         }
         let mut attributes = vec![
             KeyValue::new(key, id.to_string()),
@@ -269,8 +301,8 @@ impl Traces {
             .with_kind(SpanKind::Client)
             .with_attributes(attributes)
             .start_with_context(&inner.tracer, &parent.0);
-        let traceparent = Some(header_of(&span));
-        Delivery { span: Some(span), traceparent }
+        let trace = Some(header_of(&span));
+        Delivery { span: Some(span), trace }
     }
 }
 
@@ -307,14 +339,20 @@ impl JobSpan<'_> {
     }
 }
 
-/// A parsed `traceparent`: the parent of a job's spans.
+/// A parsed trace context: the parent of a job's spans.
 #[derive(Clone, Debug)]
 pub struct Parent(Context);
 
 impl Parent {
-    /// `None` unless `header` is a valid W3C `traceparent`.
-    pub fn parse(header: &str) -> Option<Parent> {
-        let carrier = HashMap::from([(TRACEPARENT.to_string(), header.to_string())]);
+    /// `None` unless `trace` (as [`Parent::trace`] writes it) starts with a
+    /// valid W3C `traceparent`; a `tracestate` after it that is not valid is
+    /// dropped and the `traceparent` kept, as W3C Trace Context says.
+    pub fn parse(trace: &str) -> Option<Parent> {
+        let (traceparent, tracestate) = trace.split_once('\n').unwrap_or((trace, ""));
+        let mut carrier = HashMap::from([(TRACEPARENT.to_string(), traceparent.to_string())]);
+        if !tracestate.is_empty() {
+            carrier.insert(TRACESTATE.to_string(), tracestate.to_string());
+        }
         let cx = TraceContextPropagator::new().extract(&carrier);
         cx.span().span_context().is_valid().then_some(Parent(cx))
     }
@@ -324,14 +362,16 @@ impl Parent {
         self.0.span().span_context().is_sampled()
     }
 
-    /// The header again, normalized.
-    pub fn traceparent(&self) -> String {
+    /// The context, normalized, as a job stores it: the `traceparent`, then,
+    /// when the caller's vendors keep state in it, a newline and the
+    /// `tracestate` (at most 512 bytes of it).
+    pub fn trace(&self) -> String {
         format(&self.0)
     }
 }
 
 /// A dispatch request's span (ended when dropped or by [`Dispatch::end`])
-/// and the `traceparent` its jobs store.
+/// and the trace context its jobs store.
 pub struct Dispatch {
     span: Option<opentelemetry_sdk::trace::Span>,
     trace: Option<String>,
@@ -364,13 +404,19 @@ impl Dispatch {
 /// One callback delivery's span.
 pub struct Delivery {
     span: Option<opentelemetry_sdk::trace::Span>,
-    traceparent: Option<String>,
+    /// The context it sends, as [`Parent::trace`] writes it.
+    trace: Option<String>,
 }
 
 impl Delivery {
     /// The `traceparent` header the delivery sends, if any.
     pub fn traceparent(&self) -> Option<&str> {
-        self.traceparent.as_deref()
+        self.trace.as_deref().map(|t| t.split_once('\n').map_or(t, |(parent, _)| parent))
+    }
+
+    /// The `tracestate` header it sends with it, if any.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.trace.as_deref()?.split_once('\n').map(|(_, state)| state)
     }
 
     /// Ends the span: delivered, or failed with `error`.
@@ -389,7 +435,8 @@ fn traces_url(endpoint: &str) -> String {
     format!("{}/v1/traces", endpoint.trim_end_matches('/'))
 }
 
-/// The `traceparent` that makes `span` the parent.
+/// The context (as [`Parent::trace`] writes it) that makes `span` the
+/// parent; a span keeps its parent's `tracestate`.
 fn header_of(span: &opentelemetry_sdk::trace::Span) -> String {
     format(&Context::new().with_remote_span_context(span.span_context().clone()))
 }
@@ -397,7 +444,12 @@ fn header_of(span: &opentelemetry_sdk::trace::Span) -> String {
 fn format(cx: &Context) -> String {
     let mut carrier = HashMap::new();
     TraceContextPropagator::new().inject_context(cx, &mut carrier);
-    carrier.remove(TRACEPARENT).unwrap_or_default()
+    let traceparent = carrier.remove(TRACEPARENT).unwrap_or_default();
+    let mut tracestate = carrier.remove(TRACESTATE).unwrap_or_default();
+    while tracestate.len() > MAX_TRACESTATE {
+        tracestate.truncate(tracestate.rfind(',').unwrap_or(0));
+    }
+    join(&traceparent, &tracestate)
 }
 
 /// The URL without credentials, query or fragment: those may hold secrets.
@@ -451,7 +503,7 @@ mod tests {
     #[test]
     fn a_traceparent_is_parsed_normalized_and_refused_when_invalid() {
         let header = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-        assert_eq!(Parent::parse(header).unwrap().traceparent(), header);
+        assert_eq!(Parent::parse(header).unwrap().trace(), header);
         for bad in [
             "",
             "00-00000000000000000000000000000000-b7ad6b7169203331-01",
@@ -461,6 +513,36 @@ mod tests {
         ] {
             assert!(Parent::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_tracestate_is_kept_with_its_traceparent_dropped_when_invalid_and_cut_at_512_bytes() {
+        let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let trace = format!("{parent}\nrojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+        assert_eq!(Parent::parse(&trace).unwrap().trace(), trace);
+        assert_eq!(Parent::parse(&format!("{parent}\nnot a state")).unwrap().trace(), parent);
+        assert!(Parent::parse("garbage\nrojo=1").is_none());
+        // 32 entries of 20 bytes: whole entries go from the end until it fits.
+        let long: Vec<String> = (0..32).map(|i| format!("vendor{i:02}=0123456789ab")).collect();
+        let kept = Parent::parse(&format!("{parent}\n{}", long.join(","))).unwrap().trace();
+        let (_, state) = kept.split_once('\n').unwrap();
+        assert!(state.len() <= MAX_TRACESTATE, "{}", state.len());
+        assert_eq!(state, long[..state.split(',').count()].join(","));
+        assert!(state.split(',').count() >= 20, "{state}");
+    }
+
+    #[test]
+    fn a_requests_context_is_its_one_traceparent_and_its_tracestates_joined() {
+        let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(incoming(&headers), None);
+        headers.append(TRACESTATE, "rojo=1".parse().unwrap());
+        assert_eq!(incoming(&headers), None, "no traceparent, no context");
+        headers.append(TRACEPARENT, parent.parse().unwrap());
+        headers.append(TRACESTATE, "congo=2".parse().unwrap());
+        assert_eq!(incoming(&headers).unwrap(), format!("{parent}\nrojo=1,congo=2"));
+        headers.append(TRACEPARENT, parent.parse().unwrap());
+        assert_eq!(incoming(&headers), None, "two traceparents are none");
     }
 
     #[test]
@@ -475,6 +557,12 @@ mod tests {
         let url = url::Url::parse("http://example.com/hook").unwrap();
         assert_eq!(off.callback(Some(header), ("wasmq.job.id", "j"), &url, 1).traceparent(), Some(header));
         assert_eq!(off.callback(None, ("wasmq.job.id", "j"), &url, 1).traceparent(), None);
+        let with_state = format!("{header}\nrojo=00f067aa0ba902b7");
+        let delivery = off.callback(Some(&with_state), ("wasmq.job.id", "j"), &url, 1);
+        assert_eq!(
+            (delivery.traceparent(), delivery.tracestate()),
+            (Some(header), Some("rojo=00f067aa0ba902b7"))
+        );
     }
 
     #[tokio::test]

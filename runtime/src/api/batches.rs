@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Dispatch, Read, Tenant};
 use super::error::ErrorBody;
-use super::extract::{ApiJson, ApiQuery, TraceParent};
+use super::extract::{ApiJson, ApiQuery, TraceContext};
 use super::jobs::JobRequest;
 use super::submit::{BatchSpec, Origin, Submission, check_range, submit_many};
 use super::{ApiError, ApiResult, AppState, BatchPage, BatchView};
@@ -57,13 +57,13 @@ pub struct BatchCreated {
 pub(super) async fn create(
     State(state): State<AppState>,
     tenant: Tenant<Dispatch>,
-    TraceParent(traceparent): TraceParent,
+    TraceContext(trace): TraceContext,
     ApiJson(req): ApiJson<BatchRequest>,
 ) -> ApiResult<(StatusCode, Json<BatchCreated>)> {
     let jobs = req.jobs.into_iter().map(Submission::from).collect();
     let batch = BatchSpec::new(req.callback);
     let id = batch.id.clone();
-    let origin = Origin { traceparent, route: "/v1/batches" };
+    let origin = Origin { trace, route: "/v1/batches" };
     let inserted = submit_many(&state, &tenant, jobs, Some(batch), origin).await?;
     // Same accounting as the store's: the distinct jobs created with this batch.
     let mut owned = HashSet::new();

@@ -74,14 +74,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The request's W3C `traceparent` header, if it has one (see `traces`).
-pub struct TraceParent(pub Option<String>);
+/// The request's W3C trace context (`traceparent` and `tracestate`), if it
+/// has one (see `traces::incoming`).
+pub struct TraceContext(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for TraceParent {
+impl<S: Send + Sync> FromRequestParts<S> for TraceContext {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(crate::traces::TRACEPARENT).and_then(|v| v.to_str().ok());
-        Ok(TraceParent(header.map(str::to_string)))
+        Ok(TraceContext(crate::traces::incoming(&parts.headers)))
     }
 }

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Dispatch, Read, Tenant};
 use super::error::ErrorBody;
-use super::extract::{ApiJson, ApiQuery, TraceParent, body_bytes, parse_json};
+use super::extract::{ApiJson, ApiQuery, TraceContext, body_bytes, parse_json};
 use super::submit::{CallbackForm, JobOptions, Origin, Submission, check_range, submit};
 use super::unique::UniqueRequest;
 use super::{ApiError, ApiResult, AppState, JobPage, JobView};
@@ -197,10 +197,10 @@ impl DispatchQuery {
 pub(super) async fn create(
     State(state): State<AppState>,
     tenant: Tenant<Dispatch>,
-    TraceParent(traceparent): TraceParent,
+    TraceContext(trace): TraceContext,
     ApiJson(req): ApiJson<JobRequest>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
-    let origin = Origin { traceparent, route: "/v1/jobs" };
+    let origin = Origin { trace, route: "/v1/jobs" };
     let inserted = submit(&state, &tenant, req.into(), origin).await?;
     let status = if inserted.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(inserted.job.into())))
@@ -219,12 +219,12 @@ pub(super) async fn dispatch(
     tenant: Tenant<Dispatch>,
     Path(alias): Path<String>,
     ApiQuery(q): ApiQuery<DispatchQuery>,
-    TraceParent(traceparent): TraceParent,
+    TraceContext(trace): TraceContext,
     req: Request,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
     let bytes = body_bytes(req, &state).await?;
     let payload: Box<RawValue> = parse_json(&bytes)?;
-    let origin = Origin { traceparent, route: "/v1/dispatch/{alias}" };
+    let origin = Origin { trace, route: "/v1/dispatch/{alias}" };
     let inserted = submit(&state, &tenant, q.into_dispatch(alias, payload)?, origin).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { id: inserted.job.id })))
 }

@@ -92,9 +92,9 @@ impl BatchSpec {
 }
 
 /// Where a submission came from, for its trace (see `traces`): the request's
-/// `traceparent` header and the route it came in by.
+/// trace context and the route it came in by.
 pub(super) struct Origin {
-    pub(super) traceparent: Option<String>,
+    pub(super) trace: Option<String>,
     pub(super) route: &'static str,
 }
 
@@ -110,7 +110,7 @@ pub(super) async fn submit(
 }
 
 /// [`insert_many`] inside the dispatch's span (`wasmq.dispatch`), whose
-/// `traceparent` the jobs store.
+/// trace context the jobs store.
 pub(super) async fn submit_many(
     state: &AppState,
     tenant: &TenantId,
@@ -118,7 +118,7 @@ pub(super) async fn submit_many(
     batch: Option<BatchSpec>,
     origin: Origin,
 ) -> ApiResult<Vec<Inserted>> {
-    let dispatch = state.queue.traces().dispatch(origin.traceparent.as_deref(), origin.route);
+    let dispatch = state.queue.traces().dispatch(origin.trace.as_deref(), origin.route);
     let inserted = insert_many(state, tenant, jobs, batch, dispatch.trace()).await;
     match &inserted {
         Ok(jobs) => dispatch.end(&jobs.iter().map(|i| i.job.id.as_str()).collect::<Vec<_>>(), None),

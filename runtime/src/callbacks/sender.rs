@@ -344,14 +344,20 @@ impl Deliverer {
         };
         let delivery = self.traces.callback(trace, of, &url, due.attempts + 1);
         let mut request = http.post(url).header("content-type", "application/json");
+        let traced = delivery.traceparent().is_some();
         for (name, value) in &callback.headers {
             // The job's trace, not one a client fixed at dispatch.
-            if delivery.traceparent().is_none() || !name.eq_ignore_ascii_case(crate::traces::TRACEPARENT) {
+            let trace_header = name.eq_ignore_ascii_case(crate::traces::TRACEPARENT)
+                || name.eq_ignore_ascii_case(crate::traces::TRACESTATE);
+            if !(traced && trace_header) {
                 request = request.header(name, value);
             }
         }
         if let Some(traceparent) = delivery.traceparent() {
             request = request.header(crate::traces::TRACEPARENT, traceparent);
+        }
+        if let Some(tracestate) = delivery.tracestate() {
+            request = request.header(crate::traces::TRACESTATE, tracestate);
         }
         if let Some(sealed) = &due.callback.secret {
             let secret = self.secrets.open(sealed, &due.id).map_err(|_| Failure::Secret)?;

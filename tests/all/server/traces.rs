@@ -196,26 +196,41 @@ async fn node_of(app: &TestApp) -> String {
 }
 
 #[tokio::test]
-async fn without_an_endpoint_a_callers_traceparent_reaches_the_callback_and_bad_ones_do_not() {
+async fn without_an_endpoint_a_callers_trace_context_reaches_the_callback_and_bad_ones_do_not() {
     let receiver = Receiver::start(0).await;
     let app = spawn_app_with(Options::default(), |_| {}).await;
     app.register("echo", "echo").await;
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    for (sent, expected) in
-        [(Some(traceparent), Some(traceparent)), (Some("00-zz-00f067aa0ba902b7-01"), None), (None, None)]
-    {
+    let state = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
+    // (traceparent, tracestate headers sent) -> (what the callback carries)
+    type Case<'a> = (Option<&'a str>, &'a [&'a str], Option<&'a str>, Option<&'a str>);
+    let cases: [Case; 6] = [
+        (Some(traceparent), &[], Some(traceparent), None),
+        (Some(traceparent), &[state], Some(traceparent), Some(state)),
+        // Two tracestate headers are one list, in their order.
+        (Some(traceparent), &["rojo=00f067aa0ba902b7", "congo=t61rcWkgMzE"], Some(traceparent), Some(state)),
+        // A tracestate that is not one is dropped, the traceparent kept.
+        (Some(traceparent), &["no state at all"], Some(traceparent), None),
+        (Some("00-zz-00f067aa0ba902b7-01"), &[state], None, None),
+        (None, &[state], None, None),
+    ];
+    for (sent, states, expected, expected_state) in cases {
         let mut request = app
             .raw(reqwest::Method::POST, "/v1/jobs")
             .json(&json!({"alias": "echo", "payload": {}, "callback": {"url": receiver.url}}));
         if let Some(header) = sent {
             request = request.header("traceparent", header);
         }
+        for s in states {
+            request = request.header("tracestate", *s);
+        }
         let (status, job) = app.send(request).await;
         assert_eq!(status, StatusCode::CREATED, "{job}");
         let (headers, body) = receiver.next().await;
         assert_eq!(body["job_id"], job["id"]);
-        let got = headers.get("traceparent").map(|v| v.to_str().unwrap());
-        assert_eq!(got, expected, "sent {sent:?}");
+        let got = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(got("traceparent").as_deref(), expected, "sent {sent:?} {states:?}");
+        assert_eq!(got("tracestate").as_deref(), expected_state, "sent {sent:?} {states:?}");
     }
 }
 
@@ -257,6 +272,7 @@ async fn a_batch_callback_continues_the_batchs_dispatch_trace() {
     let request = app
         .raw(reqwest::Method::POST, "/v1/batches")
         .header("traceparent", format!("00-{caller_trace}-00f067aa0ba902b7-01"))
+        .header("tracestate", "congo=t61rcWkgMzE")
         .json(
             &json!({"jobs": [{"alias": "echo", "payload": {"n": 1}}, {"alias": "echo", "payload": {"n": 2}}],
                       "callback": {"url": receiver.url}}),
@@ -267,6 +283,8 @@ async fn a_batch_callback_continues_the_batchs_dispatch_trace() {
     let (headers, body) = receiver.next().await;
     assert_eq!(body["batch_id"], batch_id.as_str());
     let sent = headers["traceparent"].to_str().unwrap().to_string();
+    // The caller's vendor state goes on with its trace, through every span.
+    assert_eq!(headers["tracestate"].to_str().unwrap(), "congo=t61rcWkgMzE");
     app.stop().await;
     let spans = spans(&collector).await;
     let dispatch = one(&spans, "the batch's dispatch", |s| {
