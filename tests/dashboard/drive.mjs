@@ -89,6 +89,31 @@ try {
   await page.locator('.status.cancelled').first().waitFor({ timeout: 15000 });
   if ((await api('GET', `/v1/jobs/${long.id}`)).status !== 'cancelled') throw new Error('the job was not cancelled');
 
+  step('events missed meanwhile: the page reads its job again');
+  // The page's next stream shows no job event and ends after 5 s; the one
+  // after it resumes from an id no server gave, so it starts with `lagged`.
+  let streams = 0;
+  await page.route('**/v1/events*', (route) => {
+    streams += 1;
+    if (streams === 1) return route.continue({ url: `${url}/v1/events?types=node.joined&timeout_ms=5000` });
+    return route.continue({ headers: { ...route.request().headers(), 'last-event-id': 'elsewhere-1' } });
+  });
+  const unseen = await dispatch('sleepy', { sleep_ms: 120000 });
+  // Running before the page loads it: the page will see no job.started.
+  for (let i = 0; (await api('GET', `/v1/jobs/${unseen.id}`)).status !== 'running'; i++) {
+    if (i > 300) throw new Error('the sleepy job never ran');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await page.goto(`${url}/#/jobs/${unseen.id}`);
+  await page.reload();
+  const unseenPanel = page.locator('.panel').filter({ has: page.locator('h2', { hasText: unseen.id }) });
+  await unseenPanel.locator('.status.running').first().waitFor({ timeout: 15000 });
+  // Cancelled behind the page's back: its stream does not show it.
+  await api('POST', `/v1/jobs/${unseen.id}/cancel`, {});
+  await unseenPanel.locator('.status.cancelled').first().waitFor({ timeout: 20000 });
+  if (streams < 2) throw new Error('the page did not open a second stream');
+  await page.unroute('**/v1/events*');
+
   step('the overview is live');
   await page.goto(url + '/#/');
   await page.getByTestId('waiting').waitFor();

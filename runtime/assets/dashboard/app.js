@@ -139,10 +139,12 @@ const TERMINAL = ['succeeded', 'dead', 'cancelled'];
 const EVENT_STATUS = { 'job.queued': 'queued', 'job.started': 'running', 'job.succeeded': 'succeeded',
   'job.failed': 'failed', 'job.dead': 'dead', 'job.cancelled': 'cancelled' };
 
-// Loads `load()` now and whenever `deps` change. A response is shown only
-// while its `deps` are still the current ones: a slow answer for the page
-// left behind (or a refresh a timer started there) never overwrites the
-// page now shown.
+// Loads `load()` now, whenever `deps` change, and after the event stream
+// said events were missed (`lagged`: the page fell behind, or came back to a
+// restarted server), since then no event may come to correct what it shows.
+// A response is shown only while its `deps` are still the current ones: a
+// slow answer for the page left behind (or a refresh a timer started there)
+// never overwrites the page now shown.
 function useLoad(load, deps) {
   const [state, setState] = useState({ data: null, error: null });
   const key = JSON.stringify(deps);
@@ -154,6 +156,7 @@ function useLoad(load, deps) {
     if (current.current === key) setState(next);
   }, deps);
   useEffect(() => { reload(); }, [reload]);
+  useEffect(() => feed.subscribe((event) => { if (event === 'lagged') reload(); }), [reload]);
   return [state.data, state.error, reload];
 }
 
