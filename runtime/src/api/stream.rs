@@ -33,7 +33,7 @@ use super::{ApiError, ApiResult, AppState};
 use crate::bus::{Delivery, Event, Kind, Stamped, Subject, Subscription};
 use crate::domain::{Scope, TenantId};
 
-/// Idle time after which a comment line is sent (proxies close silent connections).
+/// A comment line goes out this often (proxies close silent connections).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Most events taken from the ring per write.
@@ -253,7 +253,8 @@ pub(super) async fn events(
         }
     };
     let open = futures_util::stream::once(async { Ok(Bytes::from_static(b": connected\n\n")) });
-    let stream = Stream { bus, subscription, filter, _slot: slot }.into_stream();
+    let keep_alive = Box::pin(tokio::time::sleep(KEEP_ALIVE));
+    let stream = Stream { bus, subscription, filter, _slot: slot, keep_alive }.into_stream();
     let headers = [
         (header::CONTENT_TYPE, "text/event-stream"),
         (header::CACHE_CONTROL, "no-cache"),
@@ -268,20 +269,30 @@ struct Stream {
     subscription: Subscription,
     filter: Filter,
     _slot: super::watch_caps::WatchSlot,
+    /// When the next keep-alive comment is due: one timer for the stream's
+    /// life, pushed back when it fires (a busy stream sends one too, three
+    /// bytes every 15 s), not a timer made and dropped at every wake-up.
+    keep_alive: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Stream {
     fn into_stream(self) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
         futures_util::stream::unfold(self, |mut s| async move {
             loop {
-                let delivery = tokio::time::timeout(KEEP_ALIVE, s.subscription.next(BATCH)).await;
+                let delivery = tokio::select! {
+                    biased;
+                    delivery = s.subscription.next(BATCH) => delivery,
+                    () = s.keep_alive.as_mut() => {
+                        s.keep_alive.as_mut().reset(tokio::time::Instant::now() + KEEP_ALIVE);
+                        return Some((Ok(Bytes::from_static(b":\n\n")), s));
+                    }
+                };
                 let chunk = match delivery {
-                    Err(_) => Bytes::from_static(b":\n\n"),
-                    Ok(Delivery::Lagged { missed }) => {
+                    Delivery::Lagged { missed } => {
                         let data = serde_json::json!({ "missed": missed });
                         Bytes::from(format!("event: lagged\ndata: {data}\n\n"))
                     }
-                    Ok(Delivery::Events(events)) => match s.frames(&events) {
+                    Delivery::Events(events) => match s.frames(&events) {
                         Some(chunk) => chunk,
                         None => continue, // none of them for this stream
                     },
