@@ -76,6 +76,11 @@ fn join(traceparent: &str, tracestate: &str) -> String {
     }
 }
 
+/// What [`join`] joined: the `traceparent` and the `tracestate` (empty: none).
+fn split(trace: &str) -> (&str, &str) {
+    trace.split_once('\n').unwrap_or((trace, ""))
+}
+
 /// Where and how this node exports traces.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceSettings {
@@ -348,7 +353,7 @@ impl Parent {
     /// valid W3C `traceparent`; a `tracestate` after it that is not valid is
     /// dropped and the `traceparent` kept, as W3C Trace Context says.
     pub fn parse(trace: &str) -> Option<Parent> {
-        let (traceparent, tracestate) = trace.split_once('\n').unwrap_or((trace, ""));
+        let (traceparent, tracestate) = split(trace);
         let mut carrier = HashMap::from([(TRACEPARENT.to_string(), traceparent.to_string())]);
         if !tracestate.is_empty() {
             carrier.insert(TRACESTATE.to_string(), tracestate.to_string());
@@ -411,12 +416,12 @@ pub struct Delivery {
 impl Delivery {
     /// The `traceparent` header the delivery sends, if any.
     pub fn traceparent(&self) -> Option<&str> {
-        self.trace.as_deref().map(|t| t.split_once('\n').map_or(t, |(parent, _)| parent))
+        self.trace.as_deref().map(|t| split(t).0)
     }
 
     /// The `tracestate` header it sends with it, if any.
     pub fn tracestate(&self) -> Option<&str> {
-        self.trace.as_deref()?.split_once('\n').map(|(_, state)| state)
+        self.trace.as_deref().map(|t| split(t).1).filter(|state| !state.is_empty())
     }
 
     /// Ends the span: delivered, or failed with `error`.
